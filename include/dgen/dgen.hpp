@@ -1,0 +1,115 @@
+// dgen — synthetic data with exact dedup and compression ratios.
+//
+// The bytes of a dataset are a pure function of its identity (Params) and the absolute
+// offset: any range can be produced directly, by any number of threads or processes, and
+// always gives the same bytes. See docs/data-model.md for the format.
+//
+// Errors: invalid arguments throw std::invalid_argument (message names the parameter, the
+// value and the accepted range); std::out_of_range for offsets past the end.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+
+namespace dgen {
+
+inline constexpr int kFormatVersion = 1;
+inline constexpr uint64_t kPageSize = 4096;
+inline constexpr uint64_t kDefaultDedupUnit = 128 * 1024;
+inline constexpr uint64_t kMinDedupUnit = 4 * 1024;
+inline constexpr uint64_t kMaxDedupUnit = 64ull * 1024 * 1024;
+inline constexpr uint64_t kMaxSize = (1ull << 63) - 1;
+inline constexpr double kMaxRatio = 4096.0;  // dedup_ratio and compress_ratio upper bound
+
+// Dataset identity (format version 1).
+struct Params {
+  uint64_t seed = 0;
+  uint64_t size = 0;
+  double dedup_ratio = 1.0;     // >= 1; fractional values are exact
+  double compress_ratio = 1.0;  // >= 1
+  uint64_t dedup_unit = kDefaultDedupUnit;  // power of two in [4 KiB, 64 MiB]
+};
+
+// A validated dataset identity with its derived layout.
+class Dataset {
+ public:
+  explicit Dataset(const Params& p);  // throws std::invalid_argument
+
+  const Params& params() const { return params_; }
+  uint64_t size() const { return params_.size; }
+  uint64_t unit_count() const { return units_; }
+  uint64_t unique_count() const { return unique_; }
+  uint32_t random_bytes_per_page() const { return random_len_; }
+
+  // The unique unit shown at unit index i (i < unit_count()).
+  uint64_t unique_id(uint64_t unit_index) const;
+
+ private:
+  Params params_;
+  uint64_t units_ = 0;
+  uint64_t unique_ = 0;
+  uint32_t random_len_ = 0;
+  int unit_shift_ = 0;
+};
+
+// How a fill is executed; never changes the bytes.
+struct FillOptions {
+  unsigned threads = 0;        // 0: the CPUs in this process's affinity mask
+  uint64_t block_size = 0;     // 0: default (kDefaultBlockSize); work split granularity
+};
+inline constexpr uint64_t kDefaultBlockSize = 1024 * 1024;
+
+// Writes bytes [offset, offset + out.size()) of the dataset into out.
+// Throws std::out_of_range if the range extends past the dataset's size.
+void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out,
+          const FillOptions& opt = {});
+
+// Sequential reader over a dataset: the C++ twin of dgen_py.Generator.
+// Thread-safe: concurrent read() calls each claim their own contiguous range.
+class Stream {
+ public:
+  explicit Stream(const Params& p, FillOptions opt = {});
+
+  // Fills up to out.size() bytes at the current position; returns the count (0 at end).
+  uint64_t read(std::span<uint8_t> out);
+
+  // Reserves the next min(max_len, remaining) bytes for the caller to fill itself (as the
+  // Python binding does, between checks for Ctrl-C): the identity and range to generate.
+  struct Claim {
+    Dataset dataset;
+    uint64_t offset;
+    uint64_t length;
+  };
+  Claim claim(uint64_t max_len);
+  const FillOptions& options() const { return opt_; }
+  void seek(uint64_t offset);  // offset <= size; throws std::out_of_range otherwise
+  void reset() { seek(0); }
+  // New seed; the stream continues at the current position with the new seed's bytes.
+  void set_seed(uint64_t seed);
+
+  uint64_t position() const;
+  uint64_t size() const { return ds_.size(); }
+  uint64_t seed() const;
+  const Dataset& dataset() const { return ds_; }
+
+ private:
+  mutable std::mutex mu_;
+  Dataset ds_;
+  FillOptions opt_;
+  uint64_t pos_ = 0;
+};
+
+// A seed from the operating system's entropy source.
+uint64_t random_seed();
+
+// Name of the SIMD path in use: "scalar" or "avx2". DGEN_ISA=scalar|avx2 overrides
+// detection (an unsupported request falls back to the best supported path).
+const char* isa_name();
+
+// CPUs this process may run on (sched_getaffinity), at least 1.
+unsigned available_cpus();
+
+}  // namespace dgen

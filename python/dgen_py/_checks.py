@@ -1,0 +1,80 @@
+"""Argument checks: every error names the parameter, the value and the accepted range."""
+
+from __future__ import annotations
+
+import math
+import operator
+
+from . import _core
+
+MAX_SIZE = 2**63 - 1
+MAX_SEED = 2**64 - 1
+MAX_THREADS = 1024
+NUMA_MODES = ("auto", "uma", "disabled", "force")
+
+
+def integer(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}"
+        ) from None
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def ratio(name: str, value) -> float:
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    if not math.isfinite(v) or not 1.0 <= v <= _core.MAX_RATIO:
+        raise ValueError(f"{name} must be a finite number in [1, {_core.MAX_RATIO:g}], got {v!r}")
+    return v
+
+
+def size(value) -> int:
+    return integer("size", value, 0, MAX_SIZE)
+
+
+def seed(value) -> int | None:
+    return None if value is None else integer("seed", value, 0, MAX_SEED)
+
+
+def threads(value) -> int:
+    """max_threads: None means every CPU this process may use."""
+    if value is None:
+        return 0
+    return integer("max_threads", value, 1, MAX_THREADS)
+
+
+def numa_mode(value) -> str:
+    if not isinstance(value, str) or value.lower() not in NUMA_MODES:
+        raise ValueError(f"numa_mode must be one of {', '.join(NUMA_MODES)}; got {value!r}")
+    return value.lower()
+
+
+def numa_node(value, nodes: int) -> int | None:
+    if value is None:
+        return None
+    v = integer("numa_node", value, 0, MAX_SEED)
+    if v >= nodes:
+        raise ValueError(
+            f"numa_node must be one of the available nodes {list(range(nodes))}, got {v}"
+        )
+    return v
+
+
+def dedup_unit(value) -> int:
+    v = integer("dedup_unit", value, 4096, 64 * 1024 * 1024)
+    if v & (v - 1):
+        raise ValueError(
+            f"dedup_unit must be a power of two in [4096, 67108864], got {v}"
+        )
+    return v

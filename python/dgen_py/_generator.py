@@ -1,0 +1,154 @@
+"""Generator and the one-shot helpers, over the core's Stream."""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+from . import _checks, _core, _system
+from ._core import BytesView
+
+DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
+DEFAULT_DEDUP_UNIT = 128 * 1024
+
+
+def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
+            dedup_unit, block_size=None) -> _core.Stream:
+    size = _checks.size(size)
+    dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
+    compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
+    _checks.numa_mode(numa_mode)
+    threads = _checks.threads(max_threads)
+    _checks.numa_node(numa_node, _system.detect_numa_nodes())
+    seed = _checks.seed(seed)
+    if seed is None:
+        seed = secrets.randbits(64)
+    dedup_unit = _checks.dedup_unit(dedup_unit)
+    block = 0 if block_size is None else _checks.integer("block_size", block_size, 4096, 2**30)
+    return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block)
+
+
+class Generator(io.RawIOBase):
+    """A dataset of `size` bytes, read sequentially (fill_chunk, get_chunk) or as a file.
+
+    The bytes depend only on (seed, size, dedup_ratio, compress_ratio, dedup_unit) and the
+    offset: chunk sizes, threads and call patterns never change them. With seed=None a seed
+    is drawn from the OS; `seed` tells which, so the run can be reproduced.
+    """
+
+    def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
+                 max_threads=None, numa_node=None, chunk_size=None, block_size=None,
+                 seed=None, *, dedup_unit=DEFAULT_DEDUP_UNIT):
+        super().__init__()
+        self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
+                          numa_node, seed, dedup_unit, block_size)
+        self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
+                       else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
+
+    # --- the dgen-py API -------------------------------------------------------------------
+    @property
+    def chunk_size(self) -> int:
+        return self._chunk
+
+    @property
+    def seed(self) -> int:
+        return self._s.seed
+
+    def fill_chunk(self, buf) -> int:
+        """Write the next min(len(buf), remaining) bytes into buf; 0 once complete."""
+        return self._s.fill(buf)
+
+    def get_chunk(self, size=None) -> BytesView | None:
+        """The next min(size or chunk_size, remaining) bytes, or None once complete."""
+        n = self._chunk if size is None else _checks.integer("size", size, 1, _checks.MAX_SIZE)
+        view = self._s.read(n)
+        return view if len(view) else None
+
+    def reset(self) -> None:
+        self._s.seek(0)
+
+    def position(self) -> int:
+        return self._s.position
+
+    def total_size(self) -> int:
+        return self._s.size
+
+    def is_complete(self) -> bool:
+        return self._s.position >= self._s.size
+
+    def set_seed(self, seed) -> None:
+        """Use a new seed; the stream goes on from the current position with its bytes."""
+        self._s.set_seed(_checks.integer("seed", seed, 0, _checks.MAX_SEED))
+
+    @property
+    def unique_units(self) -> int:
+        """Distinct dedup units in the dataset: max(1, round(units / dedup_ratio))."""
+        return self._s.unique_units
+
+    # --- file-like: shutil.copyfileobj, io.BufferedReader, boto3 upload_fileobj ----------
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        return self._s.fill(buf)
+
+    def seek(self, offset, whence=io.SEEK_SET) -> int:
+        offset = _checks.integer("offset", offset, -_checks.MAX_SIZE, _checks.MAX_SIZE)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._s.position, io.SEEK_END: self._s.size}.get(whence)
+        if base is None:
+            raise ValueError(f"whence must be 0, 1 or 2, got {whence!r}")
+        target = base + offset
+        if not 0 <= target <= self._s.size:
+            raise ValueError(f"offset must land in [0, {self._s.size}], got {target}")
+        self._s.seek(target)
+        return target
+
+    def tell(self) -> int:
+        return self._s.position
+
+    def __repr__(self) -> str:
+        return (f"Generator(size={self._s.size}, position={self._s.position}, "
+                f"seed={self._s.seed})")
+
+
+StreamingGenerator = Generator
+
+
+def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
+                    max_threads=None, numa_node=None, seed=None, *,
+                    dedup_unit=DEFAULT_DEDUP_UNIT) -> BytesView:
+    """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
+    s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
+                dedup_unit)
+    return s.read(s.size)
+
+
+generate_data = generate_buffer
+
+
+def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
+                max_threads=None, numa_node=None, seed=None, *,
+                dedup_unit=DEFAULT_DEDUP_UNIT) -> int:
+    """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
+    try:
+        with memoryview(buf) as view:
+            n = view.nbytes
+    except TypeError:
+        raise TypeError(f"buf must be a writable buffer (bytearray, memoryview, numpy array, "
+                        f"mmap, array.array), got {type(buf).__name__}") from None
+    s = _stream(n, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
+                dedup_unit)
+    return s.fill(buf)
+
+
+generate_into_buffer = fill_buffer
+
+
+def create_bytearrays(count, size) -> list[bytearray]:
+    """`count` zeroed bytearrays of `size` bytes each, for fill_chunk/fill_buffer."""
+    count = _checks.integer("count", count, 0, 2**31)
+    size = _checks.integer("size", size, 0, _checks.MAX_SIZE)
+    return [bytearray(size) for _ in range(count)]

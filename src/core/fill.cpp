@@ -1,0 +1,90 @@
+// fill(): splits a range into blocks, runs them on the pool, and walks units and pages.
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "dgen/dgen.hpp"
+#include "kernels/kernels.hpp"
+#include "model.hpp"
+#include "pool.hpp"
+
+namespace dgen {
+namespace {
+
+// Above this many bytes per call, pages go out with non-temporal stores: the data would
+// not stay in cache anyway, and skipping the read-for-ownership saves bandwidth.
+constexpr uint64_t kStreamThreshold = 8ull << 20;
+
+// Single-threaded fill of [offset, offset + len).
+void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
+  const kernels::Table& k = kernels::active();
+  const uint64_t unit = ds.params().dedup_unit;
+  const uint64_t end = offset + len;
+  bool streamed = false;
+  while (offset < end) {
+    const uint64_t unit_index = offset / unit;
+    const uint64_t ukey = model::unit_key(ds.params().seed, ds.unique_id(unit_index));
+    const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
+    while (offset < unit_end) {
+      const uint64_t in_unit = offset % unit;
+      const uint64_t in_page = in_unit % kPageSize;
+      const uint64_t n = std::min(kPageSize - in_page, unit_end - offset);
+      const kernels::PageSpec spec{model::page_key(ukey, in_unit / kPageSize),
+                                   ds.random_bytes_per_page()};
+      if (n == kPageSize) {
+        k.page(out, spec, stream);
+        streamed |= stream;
+      } else {
+        alignas(64) uint8_t whole[kPageSize];
+        k.page(whole, spec, false);
+        std::memcpy(out, whole + in_page, n);
+      }
+      offset += n;
+      out += n;
+    }
+  }
+  if (streamed) k.fence();
+}
+
+}  // namespace
+
+void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
+  const uint64_t len = out.size();
+  if (offset > ds.size() || len > ds.size() - offset)
+    throw std::out_of_range("range [" + std::to_string(offset) + ", " +
+                            std::to_string(offset + len) + ") is past the dataset's size " +
+                            std::to_string(ds.size()));
+  if (len == 0) return;
+  const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
+  const unsigned threads = opt.threads ? opt.threads : available_cpus();
+  const bool stream = len >= kStreamThreshold;
+  // Blocks are aligned to absolute multiples of `block`, so a worker never splits a page
+  // that another worker also generates.
+  const uint64_t first = offset / block, last = (offset + len - 1) / block;
+  pool::run(last - first + 1, threads, [&](size_t i) {
+    const uint64_t b = (first + i) * block;
+    const uint64_t lo = std::max(b, offset), hi = std::min(b + block, offset + len);
+    fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
+  });
+}
+
+uint64_t random_seed() {
+  std::random_device rd;  // getrandom()/urandom on Linux
+  return (uint64_t{rd()} << 32) | rd();
+}
+
+const char* isa_name() { return kernels::active().name; }
+
+unsigned available_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return unsigned(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+}  // namespace dgen

@@ -1,0 +1,93 @@
+// AVX2 path: two 4-lane Xoshiro256++ vectors per step (64 bytes), compiled with -mavx2.
+#include <immintrin.h>
+
+#include "kernels.hpp"
+#include "page_seed.hpp"
+
+namespace dgen::kernels {
+namespace {
+
+enum class Store { Unaligned, Stream16, Stream32 };
+
+template <Store S>
+inline void put(uint8_t* p, __m256i v) {
+  if constexpr (S == Store::Stream32) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+  } else if constexpr (S == Store::Stream16) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(v));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + 16), _mm256_extracti128_si256(v, 1));
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  }
+}
+
+template <int K>
+inline __m256i rotl(__m256i x) {
+  return _mm256_or_si256(_mm256_slli_epi64(x, K), _mm256_srli_epi64(x, 64 - K));
+}
+
+struct Lanes {
+  __m256i s0, s1, s2, s3;
+  inline __m256i next() {
+    const __m256i out = _mm256_add_epi64(rotl<23>(_mm256_add_epi64(s0, s3)), s0);
+    const __m256i t = _mm256_slli_epi64(s1, 17);
+    s2 = _mm256_xor_si256(s2, s0);
+    s3 = _mm256_xor_si256(s3, s1);
+    s1 = _mm256_xor_si256(s1, s2);
+    s0 = _mm256_xor_si256(s0, s3);
+    s2 = _mm256_xor_si256(s2, t);
+    s3 = rotl<45>(s3);
+    return out;
+  }
+};
+
+inline __m256i load(const uint64_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+template <Store S>
+void page_with(uint8_t* dst, const uint64_t (&w)[kSeedWords], uint32_t r) {
+  Lanes a{load(w + 0), load(w + 8), load(w + 16), load(w + 24)};   // lanes 0-3
+  Lanes b{load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
+  const __m256i pattern = _mm256_set1_epi64x(static_cast<long long>(w[4 * kLanes]));
+
+  uint32_t j = 0;
+  for (; j + 64 <= r; j += 64) {
+    put<S>(dst + j, a.next());
+    put<S>(dst + j + 32, b.next());
+  }
+  if (j < r) {  // the step holding the end of the random part: blend in the filler
+    const __m256i rem = _mm256_set1_epi8(static_cast<char>(r - j));
+    const __m256i lo = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+                                        29, 30, 31);
+    const __m256i hi = _mm256_add_epi8(lo, _mm256_set1_epi8(32));
+    put<S>(dst + j, _mm256_blendv_epi8(pattern, a.next(), _mm256_cmpgt_epi8(rem, lo)));
+    put<S>(dst + j + 32, _mm256_blendv_epi8(pattern, b.next(), _mm256_cmpgt_epi8(rem, hi)));
+    j += 64;
+  }
+  for (; j < 4096; j += 32) put<S>(dst + j, pattern);
+}
+
+void page(uint8_t* dst, const PageSpec& spec, bool stream) {
+  uint64_t words[kSeedWords];
+  seed_page(spec.key, words);
+  const auto addr = reinterpret_cast<uintptr_t>(dst);
+  if (stream && addr % 32 == 0)
+    page_with<Store::Stream32>(dst, words, spec.random_len);
+  else if (stream && addr % 16 == 0)
+    page_with<Store::Stream16>(dst, words, spec.random_len);
+  else
+    page_with<Store::Unaligned>(dst, words, spec.random_len);
+}
+
+void fence() { _mm_sfence(); }
+
+}  // namespace
+
+const Table* avx2() {
+  static const Table t{"avx2", page, fence};
+  return &t;
+}
+
+}  // namespace dgen::kernels

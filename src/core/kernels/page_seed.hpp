@@ -1,0 +1,31 @@
+// Lane seeding shared by every kernel. Internal linkage on purpose: each ISA file gets its
+// own copy compiled with its own flags, so no -mavx2 code can leak into the scalar path.
+#pragma once
+
+#include <cstdint>
+
+namespace dgen::kernels {
+namespace {
+
+constexpr int kLanes = 8;          // independent Xoshiro256++ streams per page
+constexpr int kSeedWords = 4 * kLanes + 1;  // 32 state words + the filler pattern
+
+inline uint64_t splitmix_next(uint64_t& x) {
+  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// words[8 * w + l] is state word w of lane l; words[32] is the filler pattern, whose eight
+// bytes are all non-zero so no region of a page is ever zeros.
+inline void seed_page(uint64_t key, uint64_t (&words)[kSeedWords]) {
+  uint64_t x = key;
+  for (int i = 0; i < 4 * kLanes; ++i) words[i] = splitmix_next(x);
+  uint64_t raw = splitmix_next(x), pattern = 0;
+  for (int b = 0; b < 8; ++b) pattern |= (((raw >> (8 * b)) & 0xFF) % 255 + 1) << (8 * b);
+  words[4 * kLanes] = pattern;
+}
+
+}  // namespace
+}  // namespace dgen::kernels

@@ -1,0 +1,61 @@
+// Reference implementation: plain C++, the oracle the SIMD paths are tested against.
+#include <cstring>
+
+#include "kernels.hpp"
+#include "page_seed.hpp"
+
+namespace dgen::kernels {
+namespace {
+
+inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+inline void store_le(uint8_t* p, uint64_t v) {
+  for (int b = 0; b < 8; ++b) p[b] = uint8_t(v >> (8 * b));
+}
+
+// One Xoshiro256++ step of all lanes: 64 bytes, lane l at bytes [8l, 8l + 8).
+inline void step(uint64_t (&s)[4][kLanes], uint8_t* out) {
+  for (int l = 0; l < kLanes; ++l) {
+    store_le(out + 8 * l, rotl(s[0][l] + s[3][l], 23) + s[0][l]);
+    const uint64_t t = s[1][l] << 17;
+    s[2][l] ^= s[0][l];
+    s[3][l] ^= s[1][l];
+    s[1][l] ^= s[2][l];
+    s[0][l] ^= s[3][l];
+    s[2][l] ^= t;
+    s[3][l] = rotl(s[3][l], 45);
+  }
+}
+
+void page(uint8_t* dst, const PageSpec& spec, bool) {
+  uint64_t words[kSeedWords];
+  seed_page(spec.key, words);
+  uint64_t s[4][kLanes];
+  for (int w = 0; w < 4; ++w)
+    for (int l = 0; l < kLanes; ++l) s[w][l] = words[kLanes * w + l];
+
+  const uint32_t r = spec.random_len;
+  uint32_t j = 0;
+  for (; j + 64 <= r; j += 64) step(s, dst + j);
+  if (j < r) {
+    uint8_t tail[64];
+    step(s, tail);
+    std::memcpy(dst + j, tail, r - j);
+    j = r;
+  }
+  uint8_t pattern[8];
+  store_le(pattern, words[4 * kLanes]);
+  for (; j < 4096 && j % 8 != 0; ++j) dst[j] = pattern[j % 8];
+  for (; j < 4096; j += 8) std::memcpy(dst + j, pattern, 8);
+}
+
+void fence() {}
+
+}  // namespace
+
+const Table& scalar() {
+  static const Table t{"scalar", page, fence};
+  return t;
+}
+
+}  // namespace dgen::kernels

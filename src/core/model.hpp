@@ -1,0 +1,31 @@
+// Data model v1 internals: keys and the unit-to-unique-id permutation (docs/data-model.md).
+#pragma once
+
+#include <cstdint>
+
+namespace dgen::model {
+
+// SplitMix64's finalizer: a bijection of 64-bit words with full avalanche.
+inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+inline constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+
+inline uint64_t unit_key(uint64_t seed, uint64_t unique_id) {
+  return mix64(seed + kGolden * (unique_id + 1));
+}
+
+inline uint64_t page_key(uint64_t unit_key, uint64_t page_in_unit) {
+  return mix64(unit_key ^ (0xD1B54A32D192ED03ull * (page_in_unit + 1)));
+}
+
+// Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
+uint64_t permute(uint64_t x, uint64_t n, uint64_t key);
+
+// Random bytes per 4 KiB page for a compression ratio (the calibration).
+uint32_t random_len_for(double compress_ratio);
+
+}  // namespace dgen::model

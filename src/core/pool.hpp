@@ -1,0 +1,18 @@
+// A process-wide pool of worker threads, reused by every fill.
+//
+// Fork-safe: a pthread_atfork handler waits for the running job, joins the workers before
+// fork() and lets the next job restart them, in parent and child alike (GNU OpenMP hangs a
+// forked child instead — GCC bug 60035).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace dgen::pool {
+
+// Calls task(i) for every i in [0, n) on up to `threads` threads, the caller being one of
+// them; returns when all are done and rethrows the first exception a task threw. Calls from
+// several threads at once are run one after the other.
+void run(size_t n, unsigned threads, const std::function<void(size_t)>& task);
+
+}  // namespace dgen::pool

@@ -1,0 +1,154 @@
+// fill(): the bytes depend on the dataset identity and offset only.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <set>
+#include <thread>
+#include <stdexcept>
+#include <vector>
+
+#include "dgen/dgen.hpp"
+#include "kernels/kernels.hpp"
+
+namespace {
+
+std::vector<uint8_t> whole(const dgen::Params& p, dgen::FillOptions opt = {1, 0}) {
+  std::vector<uint8_t> v(p.size);
+  dgen::fill(dgen::Dataset(p), 0, v, opt);
+  return v;
+}
+
+dgen::Params params(uint64_t size, double dedup = 1, double compress = 1,
+                    uint64_t unit = dgen::kDefaultDedupUnit, uint64_t seed = 42) {
+  return dgen::Params{seed, size, dedup, compress, unit};
+}
+
+TEST(Kernels, EveryPathMatchesTheScalarReference) {
+  const dgen::kernels::Table* simd = dgen::kernels::avx2();
+  if (!simd) GTEST_SKIP() << "no SIMD path compiled in";
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "CPU lacks AVX2";
+  std::mt19937_64 rng(7);
+  alignas(64) uint8_t a[4096 + 64], b[4096 + 64];
+  for (int i = 0; i < 3000; ++i) {
+    const dgen::kernels::PageSpec spec{rng(), uint32_t(rng() % 4097)};
+    const size_t shift = size_t(i % 3 == 0 ? 0 : i % 3 == 1 ? 16 : 5);  // 32-, 16-, unaligned
+    dgen::kernels::scalar().page(a, spec, false);
+    simd->page(b + shift, spec, i % 2 == 0);
+    simd->fence();
+    ASSERT_EQ(0, std::memcmp(a, b + shift, 4096)) << "random_len " << spec.random_len;
+  }
+}
+
+TEST(Kernels, RandomLengthsCoverEveryValue) {
+  const dgen::kernels::Table* simd = dgen::kernels::avx2();
+  if (!simd || !__builtin_cpu_supports("avx2")) GTEST_SKIP();
+  alignas(64) uint8_t a[4096], b[4096];
+  for (uint32_t r = 0; r <= 4096; ++r) {
+    const dgen::kernels::PageSpec spec{0x1234 + r, r};
+    dgen::kernels::scalar().page(a, spec, false);
+    simd->page(b, spec, true);
+    simd->fence();
+    ASSERT_EQ(0, std::memcmp(a, b, 4096)) << "random_len " << r;
+  }
+}
+
+TEST(Fill, SizesAreExact) {
+  for (uint64_t n : {0, 1, 100, 4095, 4096, 4097, 131071, 131073, 1000003}) {
+    dgen::Dataset ds(params(n, 2, 2));
+    std::vector<uint8_t> v(n + 16, 0xEE);
+    dgen::fill(ds, 0, std::span(v).first(n));
+    for (size_t i = n; i < v.size(); ++i) ASSERT_EQ(v[i], 0xEE) << "wrote past the end";
+  }
+}
+
+TEST(Fill, ChunkingDoesNotChangeBytes) {
+  for (const auto& p : {params(3'000'001, 1, 1), params(2'500'000, 2.5, 3.3, 4096),
+                        params(5'000'000, 1.5, 1.25, 65536)}) {
+    const auto ref = whole(p);
+    std::mt19937_64 rng(p.size);
+    for (int round = 0; round < 4; ++round) {
+      std::vector<uint8_t> got(p.size);
+      dgen::Dataset ds(p);
+      for (uint64_t off = 0; off < p.size;) {
+        const uint64_t n = std::min<uint64_t>(p.size - off, 1 + rng() % (round < 2 ? 9000 : 900000));
+        dgen::fill(ds, off, std::span(got).subspan(off, n), {unsigned(1 + rng() % 4), 0});
+        off += n;
+      }
+      ASSERT_EQ(ref, got);
+    }
+  }
+}
+
+TEST(Fill, ThreadCountAndBlockSizeDoNotChangeBytes) {
+  const auto p = params(20'000'123, 2, 2);
+  const auto ref = whole(p);
+  for (unsigned t : {2u, 3u, 8u})
+    for (uint64_t block : {uint64_t{4096}, uint64_t{65536 + 4096}, uint64_t{1} << 20, uint64_t{7} << 20})
+      ASSERT_EQ(ref, whole(p, {t, block})) << t << " threads, block " << block;
+}
+
+TEST(Fill, SeedsGiveDifferentData) {
+  EXPECT_NE(whole(params(8192, 1, 1, 131072, 1)), whole(params(8192, 1, 1, 131072, 2)));
+}
+
+TEST(Fill, NoPageIsAllZeros) {
+  for (double c : {1.0, 2.0, 10.0, 100.0, 4096.0}) {
+    const auto v = whole(params(64 * 4096, 3, c, 4096));
+    for (size_t pg = 0; pg < 64; ++pg) {
+      bool zero = true;
+      for (size_t i = 0; i < 4096 && zero; ++i) zero = v[pg * 4096 + i] == 0;
+      ASSERT_FALSE(zero) << "page " << pg << " compress " << c;
+    }
+  }
+}
+
+TEST(Fill, RangePastTheEndThrows) {
+  dgen::Dataset ds(params(1000));
+  std::vector<uint8_t> v(10);
+  EXPECT_THROW(dgen::fill(ds, 995, v), std::out_of_range);
+  EXPECT_THROW(dgen::fill(ds, ~uint64_t{0} - 3, v), std::out_of_range);
+  EXPECT_NO_THROW(dgen::fill(ds, 990, v));
+}
+
+TEST(Stream, ConcurrentReadersCoverTheDatasetOnce) {
+  const auto p = params(8'000'000, 2, 2);
+  const auto ref = whole(p);
+  dgen::Stream s(p, {2, 0});
+  std::vector<uint8_t> got(p.size);
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 8; ++t)
+    readers.emplace_back([&] {
+      std::vector<uint8_t> buf(100'003);
+      for (;;) {
+        const auto c = s.claim(buf.size());
+        if (c.length == 0) return;
+        dgen::fill(c.dataset, c.offset, std::span(got).subspan(c.offset, c.length));
+      }
+    });
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(ref, got);
+  EXPECT_EQ(s.position(), p.size);
+}
+
+TEST(Stream, SeekAndSetSeed) {
+  const auto p = params(1'000'000, 1.5, 2);
+  dgen::Stream s(p);
+  std::vector<uint8_t> a(5000), b(5000);
+  s.seek(123'456);
+  s.read(a);
+  s.seek(123'456);
+  s.read(b);
+  EXPECT_EQ(a, b);
+  EXPECT_THROW(s.seek(1'000'001), std::out_of_range);
+  s.set_seed(99);
+  s.seek(0);
+  s.read(a);
+  auto q = p;
+  q.seed = 99;
+  const auto expected = whole(q);
+  EXPECT_EQ(std::vector<uint8_t>(expected.begin(), expected.begin() + 5000), a);
+}
+
+}  // namespace

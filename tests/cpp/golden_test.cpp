@@ -1,0 +1,57 @@
+// Golden vectors pin data format v1: every SIMD path and every release must reproduce them.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dgen/dgen.hpp"
+
+namespace {
+
+std::string sha256_hex(const std::vector<uint8_t>& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  char b[3];
+  for (unsigned i = 0; i < len; ++i) {
+    std::snprintf(b, sizeof b, "%02x", md[i]);
+    hex += b;
+  }
+  return hex;
+}
+
+TEST(Golden, FormatV1Vectors) {
+  std::ifstream in(DGEN_GOLDEN_FILE);
+  ASSERT_TRUE(in) << "cannot open " << DGEN_GOLDEN_FILE;
+  int rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream f(line);
+    dgen::Params p;
+    uint64_t offset, length;
+    std::string want;
+    ASSERT_TRUE(f >> p.seed >> p.size >> p.dedup_ratio >> p.compress_ratio >> p.dedup_unit >>
+                offset >> length >> want)
+        << line;
+    std::vector<uint8_t> bytes(length);
+    dgen::fill(dgen::Dataset(p), offset, bytes);
+    EXPECT_EQ(sha256_hex(bytes), want) << "isa " << dgen::isa_name() << ": " << line;
+    ++rows;
+  }
+  EXPECT_GE(rows, 8);
+}
+
+TEST(Golden, IsaOverrideIsHonoured) {
+  const char* want = std::getenv("DGEN_ISA");
+  if (want && std::string(want) == "scalar") EXPECT_STREQ(dgen::isa_name(), "scalar");
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (!want && __builtin_cpu_supports("avx2")) EXPECT_STREQ(dgen::isa_name(), "avx2");
+#endif
+}
+
+}  // namespace

@@ -1,0 +1,116 @@
+"""The dgen-py API surface: sizes, seeds, streams, buffers."""
+
+import array
+import io
+import mmap
+import shutil
+
+import numpy as np
+import pytest
+
+import dgen_py
+from conftest import reference
+
+
+def test_generate_buffer_size_is_exact():
+    for n in (0, 1, 100, 4095, 4097, 131073, 3_000_001):
+        assert len(dgen_py.generate_buffer(n, 2, 2, seed=1)) == n
+    assert len(bytes(dgen_py.generate_data(100))) == 100
+
+
+def test_bytesview_is_a_zero_copy_read_only_buffer():
+    v = dgen_py.generate_buffer(10_000, seed=3)
+    m = memoryview(v)
+    assert m.readonly and m.nbytes == 10_000 and m.contiguous
+    a = np.frombuffer(v, dtype=np.uint8)
+    assert a.ctypes.data == np.frombuffer(v, dtype=np.uint8).ctypes.data  # same memory
+    assert bytes(v) == v.tobytes() == reference(10_000, 3)
+
+
+def test_unseeded_generators_differ_and_seed_reproduces_them():
+    a, b = dgen_py.Generator(65536), dgen_py.Generator(65536)
+    assert a.seed != b.seed
+    da, db = bytes(a.get_chunk()), bytes(b.get_chunk())
+    assert da != db
+    assert da == reference(65536, a.seed)
+
+
+def test_reset_reproduces_the_stream():
+    g = dgen_py.Generator(1_000_000, 2, 2, seed=9, chunk_size=300_000)
+    first = b"".join(bytes(c) for c in iter(g.get_chunk, None))
+    assert g.is_complete() and g.position() == g.total_size() == 1_000_000
+    g.reset()
+    assert g.position() == 0 and not g.is_complete()
+    assert b"".join(bytes(c) for c in iter(g.get_chunk, None)) == first
+
+
+def test_set_seed_continues_at_the_position_with_the_new_seed():
+    g = dgen_py.Generator(200_000, 1.5, 3, seed=1)
+    head = bytearray(50_000)
+    g.fill_chunk(head)
+    g.set_seed(2)
+    assert g.seed == 2 and g.position() == 50_000
+    tail = bytearray(150_000)
+    assert g.fill_chunk(tail) == 150_000
+    assert bytes(head) == reference(200_000, 1, 1.5, 3)[:50_000]
+    assert bytes(tail) == reference(200_000, 2, 1.5, 3)[50_000:]
+    g.reset()
+    g.set_seed(2)
+    whole = bytearray(200_000)
+    g.fill_chunk(whole)
+    assert bytes(whole) == reference(200_000, 2, 1.5, 3)
+
+
+def test_fill_chunk_returns_the_remaining_count_then_zero():
+    g = dgen_py.Generator(10_000, seed=1)
+    buf = bytearray(4096)
+    assert [g.fill_chunk(buf) for _ in range(4)] == [4096, 4096, 1808, 0]
+    assert g.get_chunk() is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: bytearray(n),
+    lambda n: memoryview(bytearray(n)),
+    lambda n: np.zeros(n // 8, dtype=np.float64),
+    lambda n: np.zeros((n // 40, 10), dtype=np.int32),
+    lambda n: array.array("I", bytes(n)),
+    lambda n: mmap.mmap(-1, n),
+], ids=["bytearray", "memoryview", "numpy-f64", "numpy-2d-i32", "array", "mmap"])
+def test_any_writable_contiguous_buffer_is_filled_in_place(make):
+    buf = make(80_000)
+    assert dgen_py.fill_buffer(buf, 2, 2, seed=5) == 80_000
+    assert bytes(memoryview(buf).cast("B")) == reference(80_000, 5, 2, 2)
+    g = dgen_py.Generator(80_000, 2, 2, seed=5)
+    buf2 = make(80_000)
+    assert g.fill_chunk(buf2) == 80_000
+    assert bytes(memoryview(buf2).cast("B")) == reference(80_000, 5, 2, 2)
+
+
+def test_generator_is_a_file():
+    g = dgen_py.Generator(1_000_003, 2, 1.5, seed=4)
+    out = io.BytesIO()
+    shutil.copyfileobj(g, out, length=65_536)
+    assert out.getvalue() == reference(1_000_003, 4, 2, 1.5)
+    assert g.seek(500_000) == 500_000 and g.tell() == 500_000
+    assert g.read(10) == reference(1_000_003, 4, 2, 1.5)[500_000:500_010]
+    assert g.seek(-3, io.SEEK_END) == 1_000_000
+    r = io.BufferedReader(g, buffer_size=8192)
+    assert r.read() == reference(1_000_003, 4, 2, 1.5)[-3:]
+
+
+def test_create_bytearrays():
+    arrs = dgen_py.create_bytearrays(3, 4096)
+    assert [len(a) for a in arrs] == [4096] * 3 and all(isinstance(a, bytearray) for a in arrs)
+
+
+def test_system_info():
+    info = dgen_py.get_system_info()
+    for key in ("num_nodes", "physical_cores", "logical_cpus", "is_uma", "deployment_type", "nodes"):
+        assert key in info
+    assert info["num_nodes"] == dgen_py.detect_numa_nodes() == len(info["nodes"]) >= 1
+    assert dgen_py.get_numa_info()["num_nodes"] == info["num_nodes"]
+
+
+def test_version_and_unique_units():
+    assert dgen_py.__version__ and dgen_py.__version__ != "0+unknown"
+    assert dgen_py.Generator(1000 * 131072, dedup_ratio=3.7, seed=1).unique_units == round(1000 / 3.7)

@@ -1,0 +1,68 @@
+"""Bad input raises a clean exception naming the parameter, never crashes or hangs."""
+
+import math
+
+import numpy as np
+import pytest
+
+import dgen_py
+
+G = dgen_py.Generator
+
+CASES = [
+    ("size -1", lambda: G(-1), ValueError, "size"),
+    ("size 2^63", lambda: G(2**63), ValueError, "size"),
+    ("size float", lambda: G(1.5), TypeError, "size"),
+    ("size str", lambda: G("10"), TypeError, "size"),
+    ("size None", lambda: G(None), TypeError, "size"),
+    ("dedup 0.5", lambda: G(10, dedup_ratio=0.5), ValueError, "dedup_ratio"),
+    ("dedup 0", lambda: G(10, dedup_ratio=0), ValueError, "dedup_ratio"),
+    ("dedup nan", lambda: G(10, dedup_ratio=math.nan), ValueError, "dedup_ratio"),
+    ("dedup inf", lambda: G(10, dedup_ratio=math.inf), ValueError, "dedup_ratio"),
+    ("dedup str", lambda: G(10, dedup_ratio="2"), TypeError, "dedup_ratio"),
+    ("compress 0.99", lambda: G(10, compress_ratio=0.99), ValueError, "compress_ratio"),
+    ("compress -2", lambda: G(10, compress_ratio=-2), ValueError, "compress_ratio"),
+    ("compress nan", lambda: G(10, compress_ratio=math.nan), ValueError, "compress_ratio"),
+    ("compress huge", lambda: G(10, compress_ratio=1e9), ValueError, "compress_ratio"),
+    ("numa_mode", lambda: G(10, numa_mode="bogus"), ValueError, "numa_mode"),
+    ("numa_mode int", lambda: G(10, numa_mode=1), ValueError, "numa_mode"),
+    ("numa_node", lambda: G(10, numa_node=10_000), ValueError, "numa_node"),
+    ("numa_node -1", lambda: G(10, numa_node=-1), ValueError, "numa_node"),
+    ("max_threads 0", lambda: G(10, max_threads=0), ValueError, "max_threads"),
+    ("max_threads -4", lambda: G(10, max_threads=-4), ValueError, "max_threads"),
+    ("max_threads huge", lambda: G(10, max_threads=10**6), ValueError, "max_threads"),
+    ("chunk_size 0", lambda: G(10, chunk_size=0), ValueError, "chunk_size"),
+    ("block_size 1", lambda: G(10, block_size=1), ValueError, "block_size"),
+    ("seed -1", lambda: G(10, seed=-1), ValueError, "seed"),
+    ("seed 2^64", lambda: G(10, seed=2**64), ValueError, "seed"),
+    ("seed float", lambda: G(10, seed=1.0), TypeError, "seed"),
+    ("set_seed 2^64", lambda: G(10, seed=1).set_seed(2**64), ValueError, "seed"),
+    ("dedup_unit 3000", lambda: G(10, dedup_unit=3000), ValueError, "dedup_unit"),
+    ("dedup_unit 12288", lambda: G(10, dedup_unit=12288), ValueError, "dedup_unit"),
+    ("dedup_unit 128MiB", lambda: G(10, dedup_unit=128 << 20), ValueError, "dedup_unit"),
+    ("seek past end", lambda: G(10, seed=1).seek(11), ValueError, "offset"),
+    ("seek negative", lambda: G(10, seed=1).seek(-1), ValueError, "offset"),
+    ("get_chunk 0", lambda: G(10, seed=1).get_chunk(0), ValueError, "size"),
+    ("bytes buffer", lambda: G(10, seed=1).fill_chunk(b"0123456789"), ValueError, "read-only"),
+    ("str buffer", lambda: G(10, seed=1).fill_chunk("abc"), TypeError, "buffer"),
+    ("int buffer", lambda: dgen_py.fill_buffer(5), TypeError, "buffer"),
+    ("non-contiguous", lambda: G(10, seed=1).fill_chunk(np.zeros(20, np.uint8)[::2]), ValueError,
+     "contiguous"),
+    ("read-only numpy", lambda: G(10, seed=1).fill_chunk(np.frombuffer(b"x" * 10, np.uint8)), ValueError, "read-only"),
+    ("huge allocation", lambda: dgen_py.generate_buffer(2**62), MemoryError, ""),
+    ("bytearrays count", lambda: dgen_py.create_bytearrays(-1, 10), ValueError, "count"),
+]
+
+
+@pytest.mark.parametrize("call, exc, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_raises_a_clean_error(call, exc, needle):
+    with pytest.raises(exc) as info:
+        call()
+    assert needle in str(info.value)
+
+
+def test_a_failed_fill_leaves_the_position():
+    g = G(100, seed=1)
+    with pytest.raises(ValueError):
+        g.fill_chunk(b"x" * 10)
+    assert g.position() == 0

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds once, runs every test: C++ (default and scalar
+# SIMD path, then under ASan+UBSan and TSan) and Python (against the installed package).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in cmake g++ ninja-build pkg-config libgtest-dev libssl-dev libhwloc-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -q && $SUDO apt-get install -y -q "${need[@]}"
+fi
+python3 -m pip install -q --upgrade "scikit-build-core>=0.10" "nanobind>=2.0"
+
+# One build: the wheel's extension and the C++ tests come from build/test.
+python3 -m pip install -q --no-build-isolation -Cbuild-dir=build/test \
+  -Ccmake.define.DGEN_BUILD_TESTS=ON ".[test]"
+ctest --test-dir build/test --output-on-failure -j2
+
+for san in address,undefined thread; do
+  dir=build/san-${san%%,*}
+  cmake -S . -B "$dir" -G Ninja -DDGEN_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS="-fsanitize=$san -fno-omit-frame-pointer -fno-sanitize-recover=all" >/dev/null
+  cmake --build "$dir" --target dgen_tests
+  UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
+    ctest --test-dir "$dir" --output-on-failure -j2
+done
+
+python3 -m pytest -q tests/python

@@ -78,3 +78,10 @@ def dedup_unit(value) -> int:
             f"dedup_unit must be a power of two in [4096, 67108864], got {v}"
         )
     return v
+
+
+def method(value) -> str:
+    """dgen-py 0.3's `method` keyword: accepted for compatibility, one engine serves all."""
+    if not isinstance(value, str):
+        raise TypeError(f"method must be a string, got {type(value).__name__}")
+    return value

@@ -38,8 +38,9 @@ class Generator(io.RawIOBase):
 
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
-                 seed=None, *, dedup_unit=DEFAULT_DEDUP_UNIT):
+                 seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT):
         super().__init__()
+        _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
                           numa_node, seed, dedup_unit, block_size)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
@@ -58,9 +59,12 @@ class Generator(io.RawIOBase):
         """Write the next min(len(buf), remaining) bytes into buf; 0 once complete."""
         return self._s.fill(buf)
 
-    def get_chunk(self, size=None) -> BytesView | None:
-        """The next min(size or chunk_size, remaining) bytes, or None once complete."""
-        n = self._chunk if size is None else _checks.integer("size", size, 1, _checks.MAX_SIZE)
+    def get_chunk(self, chunk_size=None) -> BytesView | None:
+        """The next min(chunk_size, remaining) bytes, or None once complete (or for 0)."""
+        n = (self._chunk if chunk_size is None
+             else _checks.integer("chunk_size", chunk_size, 0, _checks.MAX_SIZE))
+        if n == 0:
+            return None
         view = self._s.read(n)
         return view if len(view) else None
 
@@ -118,9 +122,10 @@ StreamingGenerator = Generator
 
 
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
-                    max_threads=None, numa_node=None, seed=None, *,
+                    max_threads=None, numa_node=None, method="parallel", seed=None, *,
                     dedup_unit=DEFAULT_DEDUP_UNIT) -> BytesView:
     """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
+    _checks.method(method)
     s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
                 dedup_unit)
     return s.read(s.size)
@@ -130,9 +135,10 @@ generate_data = generate_buffer
 
 
 def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
-                max_threads=None, numa_node=None, seed=None, *,
+                max_threads=None, numa_node=None, method="parallel", seed=None, *,
                 dedup_unit=DEFAULT_DEDUP_UNIT) -> int:
     """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
+    _checks.method(method)
     try:
         with memoryview(buf) as view:
             n = view.nbytes

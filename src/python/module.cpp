@@ -74,7 +74,7 @@ PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer},
 // Fills a claimed range. Large calls release the GIL and go in slices, checking for
 // Ctrl-C between them so a multi-gigabyte call still stops within a fraction of a second.
 void fill_claim(const dgen::Stream::Claim& c, uint8_t* out, const dgen::FillOptions& opt) {
-  constexpr uint64_t kKeepGil = 256 * 1024, kSlice = 256ull << 20;
+  constexpr uint64_t kKeepGil = 256 * 1024, kSlice = 64ull << 20;
   if (c.length <= kKeepGil) {
     dgen::fill(c.dataset, c.offset, {out, c.length}, opt);
     return;

@@ -66,6 +66,7 @@ def test_fill_chunk_returns_the_remaining_count_then_zero():
     buf = bytearray(4096)
     assert [g.fill_chunk(buf) for _ in range(4)] == [4096, 4096, 1808, 0]
     assert g.get_chunk() is None
+    assert dgen_py.Generator(10, seed=1).get_chunk(0) is None  # as dgen-py 0.3 does
 
 
 @pytest.mark.parametrize("make", [

@@ -1,0 +1,91 @@
+"""Threads, fork and Ctrl-C: one Generator shared safely, no hangs."""
+
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import dgen_py
+from conftest import reference
+
+
+def test_threads_sharing_a_generator_cover_the_dataset_exactly_once():
+    size, chunk = 16 * 2**20 + 12_345, 192 * 1024 + 7
+    g = dgen_py.Generator(size, 2, 2, seed=11)
+    ref = reference(size, 11, 2, 2)
+    expected = {ref[o:o + chunk]: o for o in range(0, size, chunk)}
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def reader():
+        buf = bytearray(chunk)
+        while (n := g.fill_chunk(buf)) > 0:
+            with lock:
+                got.append(bytes(buf[:n]))
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    offsets = sorted(expected[c] for c in got)  # KeyError: a chunk from no claimed range
+    assert offsets == sorted(expected.values())  # every range once, none twice
+    assert g.is_complete()
+
+
+def _child_uses_generators(g, q):
+    buf = bytearray(4 * 2**20)
+    g.reset()
+    g.fill_chunk(buf)
+    fresh = dgen_py.generate_buffer(4 * 2**20, 2, 2, seed=g.seed)
+    q.put((bytes(buf[:64]), bytes(fresh)[:64]))
+
+
+def test_a_forked_child_uses_a_generator_made_before_the_fork():
+    g = dgen_py.Generator(4 * 2**20, 2, 2, seed=21)
+    g.fill_chunk(bytearray(4 * 2**20))  # the parent's worker threads are running now
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_uses_generators, args=(g, q))
+    p.start()
+    p.join(timeout=30)
+    if p.is_alive():
+        p.kill()
+        pytest.fail("forked child hung")
+    assert p.exitcode == 0
+    a, b = q.get(timeout=5)
+    assert a == b == reference(4 * 2**20, 21, 2, 2)[:64]
+    g.reset()  # and the parent still works
+    assert bytes(g.get_chunk(64)) == a
+
+
+def test_ctrl_c_interrupts_a_long_call_within_a_second():
+    script = textwrap.dedent("""
+        import sys, time, dgen_py
+        buf = bytearray(6 * 2**30)
+        g = dgen_py.Generator(len(buf), seed=1, max_threads=1)
+        print("start", flush=True)
+        t0 = time.monotonic()
+        try:
+            g.fill_chunk(buf)
+            print("completed", time.monotonic() - t0, flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+    """)
+    env = dict(os.environ, DGEN_ISA="scalar")  # the slow path: the call lasts seconds
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                         env=env)
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert out.startswith("interrupted"), out
+    latency = float(out.split()[1]) - sent  # CLOCK_MONOTONIC is shared by processes
+    assert latency < 1.0, f"took {latency:.2f}s to stop"

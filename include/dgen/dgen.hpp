@@ -22,7 +22,10 @@ inline constexpr uint64_t kDefaultDedupUnit = 128 * 1024;
 inline constexpr uint64_t kMinDedupUnit = 4 * 1024;
 inline constexpr uint64_t kMaxDedupUnit = 64ull * 1024 * 1024;
 inline constexpr uint64_t kMaxSize = (1ull << 63) - 1;
-inline constexpr double kMaxRatio = 4096.0;  // dedup_ratio and compress_ratio upper bound
+inline constexpr double kMaxDedupRatio = 1e6;
+// Above about 16, compressors start to disagree (lz4 cannot encode a page in fewer than
+// ~16 bytes); 64 is as far as a compress_ratio still means something.
+inline constexpr double kMaxCompressRatio = 64.0;
 
 // Dataset identity (format version 1).
 struct Params {

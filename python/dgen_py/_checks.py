@@ -27,6 +27,9 @@ def integer(name: str, value, lo: int, hi: int) -> int:
     return v
 
 
+MAX_RATIO = {"dedup_ratio": _core.MAX_DEDUP_RATIO, "compress_ratio": _core.MAX_COMPRESS_RATIO}
+
+
 def ratio(name: str, value) -> float:
     if isinstance(value, (str, bytes, bool)) or value is None:
         raise TypeError(f"{name} must be a number, got {value!r}")
@@ -34,8 +37,8 @@ def ratio(name: str, value) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
-    if not math.isfinite(v) or not 1.0 <= v <= _core.MAX_RATIO:
-        raise ValueError(f"{name} must be a finite number in [1, {_core.MAX_RATIO:g}], got {v!r}")
+    if not math.isfinite(v) or not 1.0 <= v <= MAX_RATIO[name]:
+        raise ValueError(f"{name} must be a finite number in [1, {MAX_RATIO[name]:g}], got {v!r}")
     return v
 
 

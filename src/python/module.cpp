@@ -110,7 +110,8 @@ nb::object stream_read(dgen::Stream& s, uint64_t n) {
 NB_MODULE(_core, m) {
   m.doc() = "dgen core: synthetic data with exact dedup and compression ratios";
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
-  m.attr("MAX_RATIO") = dgen::kMaxRatio;
+  m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
+  m.attr("MAX_COMPRESS_RATIO") = dgen::kMaxCompressRatio;
 
   nb::class_<BytesView>(m, "BytesView", nb::type_slots(bytesview_slots),
                         "Read-only bytes from the generator; supports the buffer protocol "

@@ -18,6 +18,7 @@ from ._generator import (
     generate_into_buffer,
 )
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
+from .analyze import analyze
 
 try:
     __version__ = version("dgen-py")
@@ -29,6 +30,7 @@ __all__ = [
     "BytesView",
     "Generator",
     "StreamingGenerator",
+    "analyze",
     "create_bytearrays",
     "detect_numa_nodes",
     "fill_buffer",

@@ -31,6 +31,13 @@ uint64_t permute(uint64_t x, uint64_t n, uint64_t key) {
   return x;
 }
 
+uint64_t round_half_even(double x) {
+  const double f = std::floor(x);
+  const double d = x - f;
+  const auto r = uint64_t(f);
+  return d > 0.5 || (d == 0.5 && (r & 1)) ? r + 1 : r;
+}
+
 uint32_t random_len_for(double ratio) {
   // The compressible filler costs each compressor a few bytes per page; subtracting that
   // keeps the measured ratio on target (benchmarks/ratios.py measures it).
@@ -71,8 +78,7 @@ Dataset::Dataset(const Params& p) : params_(p) {
         std::to_string(p.dedup_unit));
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
-  const double u = std::round(double(units_) / p.dedup_ratio);
-  unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(uint64_t(u), 1, units_);
+  unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(model::round_half_even(double(units_) / p.dedup_ratio), 1, units_);
   random_len_ = model::random_len_for(p.compress_ratio);
 }
 

@@ -25,6 +25,9 @@ inline uint64_t page_key(uint64_t unit_key, uint64_t page_in_unit) {
 // Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key);
 
+// Rounds a non-negative value to the nearest integer, ties to even (as Python's round()).
+uint64_t round_half_even(double x);
+
 // Random bytes per 4 KiB page for a compression ratio (the calibration).
 uint32_t random_len_for(double compress_ratio);
 

@@ -29,10 +29,10 @@ TEST(Model, PermuteIsABijection) {
 }
 
 TEST(Model, DistinctUnitsFollowTheFormula) {
-  for (uint64_t units : {1, 2, 3, 7, 10, 100, 999, 1000, 4321})
+  for (uint64_t units : {1, 2, 3, 7, 10, 77, 100, 999, 1000, 4321})
     for (double ratio : {1.0, 1.5, 2.0, 2.7, 3.7, 10.0, 50.0, 1000.0, 1e6}) {
       const auto ds = dataset(units * 4096 - 1, ratio, 4096);
-      const uint64_t want = std::max<uint64_t>(1, uint64_t(std::llround(units / ratio)));
+      const uint64_t want = std::max<uint64_t>(1, uint64_t(std::nearbyint(units / ratio)));
       ASSERT_EQ(ds.unit_count(), units);
       ASSERT_EQ(ds.unique_count(), want);
       std::set<uint64_t> ids;
@@ -40,6 +40,13 @@ TEST(Model, DistinctUnitsFollowTheFormula) {
       ASSERT_EQ(ids.size(), want) << units << " units, ratio " << ratio;
       ASSERT_LT(*ids.rbegin(), want);
     }
+}
+
+TEST(Model, RoundsHalfToEven) {
+  EXPECT_EQ(dgen::model::round_half_even(38.5), 38u);
+  EXPECT_EQ(dgen::model::round_half_even(39.5), 40u);
+  EXPECT_EQ(dgen::model::round_half_even(0.4999), 0u);
+  EXPECT_EQ(dgen::model::round_half_even(2.5000001), 3u);
 }
 
 TEST(Model, DuplicatesAreNotPeriodic) {

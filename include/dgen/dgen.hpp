@@ -10,9 +10,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace dgen {
 
@@ -58,17 +61,53 @@ class Dataset {
   int unit_shift_ = 0;
 };
 
-// How a fill is executed; never changes the bytes.
+// How a call is executed; never changes the bytes.
 struct FillOptions {
-  unsigned threads = 0;        // 0: the CPUs in this process's affinity mask
-  uint64_t block_size = 0;     // 0: default (kDefaultBlockSize); work split granularity
+  unsigned threads = 0;     // 0: the CPUs in this process's affinity mask
+  uint64_t block_size = 0;  // 0: kDefaultBlockSize; the unit of work handed to a thread
+  // Polled on the calling thread every few tens of milliseconds during long calls; when it
+  // returns true the call stops and throws Interrupted (Python uses it for Ctrl-C).
+  std::function<bool()> interrupted;
 };
 inline constexpr uint64_t kDefaultBlockSize = 1024 * 1024;
+inline constexpr uint64_t kMaxBlockSize = 64ull << 20;
+
+// Thrown when FillOptions::interrupted asked a call to stop; the output is then incomplete.
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
 
 // Writes bytes [offset, offset + out.size()) of the dataset into out.
 // Throws std::out_of_range if the range extends past the dataset's size.
 void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out,
           const FillOptions& opt = {});
+
+// One range of data that differs from the dataset. Ranges separated by fewer than
+// kVerifyGap matching bytes are one range, so a lost page reads as one range even where
+// its random bytes match by chance.
+struct Mismatch {
+  uint64_t offset = 0;  // dataset offset of the first differing byte
+  uint64_t length = 0;  // through the last differing byte of the range
+  bool zeros = false;   // the range reads as all zeros (lost write, thin-provisioned hole)
+  // The range is a whole dedup unit holding content that belongs at this dataset offset
+  // (a misdirected or swapped write); -1 when not found. Looked for among the reported
+  // ranges of the same call only.
+  int64_t belongs_at = -1;
+};
+inline constexpr uint64_t kVerifyGap = 64;
+
+struct VerifyResult {
+  uint64_t bytes = 0;             // bytes compared
+  uint64_t mismatched_bytes = 0;  // bytes that differ
+  uint64_t range_count = 0;       // every range found
+  std::vector<Mismatch> ranges;   // the first max_ranges of them, in offset order
+  bool ok() const { return mismatched_bytes == 0; }
+};
+
+// Compares `data` with bytes [offset, offset + data.size()) of the dataset, regenerating
+// them block by block in cache (no copy of the whole range is made).
+VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
+                    const FillOptions& opt = {}, size_t max_ranges = 20);
 
 // Sequential reader over a dataset: the C++ twin of dgen_py.Generator.
 // Thread-safe: concurrent read() calls each claim their own contiguous range.
@@ -96,7 +135,7 @@ class Stream {
   uint64_t position() const;
   uint64_t size() const { return ds_.size(); }
   uint64_t seed() const;
-  const Dataset& dataset() const { return ds_; }
+  Dataset dataset_copy() const;  // the identity in use (set_seed may change it)
 
  private:
   mutable std::mutex mu_;

@@ -7,7 +7,7 @@ and the offset; see the project's docs/data-model.md.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._core import FORMAT_VERSION, BytesView
+from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult
 from ._generator import (
     Generator,
     StreamingGenerator,
@@ -29,6 +29,8 @@ __all__ = [
     "FORMAT_VERSION",
     "BytesView",
     "Generator",
+    "Mismatch",
+    "VerifyResult",
     "StreamingGenerator",
     "analyze",
     "create_bytearrays",

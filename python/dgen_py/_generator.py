@@ -6,7 +6,7 @@ import io
 import secrets
 
 from . import _checks, _core, _system
-from ._core import BytesView
+from ._core import BytesView, VerifyResult
 
 DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
 DEFAULT_DEDUP_UNIT = 128 * 1024
@@ -24,7 +24,8 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     if seed is None:
         seed = secrets.randbits(64)
     dedup_unit = _checks.dedup_unit(dedup_unit)
-    block = 0 if block_size is None else _checks.integer("block_size", block_size, 4096, 2**30)
+    block = (0 if block_size is None
+             else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block)
 
 
@@ -83,6 +84,20 @@ class Generator(io.RawIOBase):
     def set_seed(self, seed) -> None:
         """Use a new seed; the stream goes on from the current position with its bytes."""
         self._s.set_seed(_checks.integer("seed", seed, 0, _checks.MAX_SEED))
+
+    def verify(self, buf, offset=0, *, max_ranges=20) -> VerifyResult:
+        """Compare data read back (any buffer) with bytes [offset, offset + len(buf)).
+
+        Reports exact offsets of the first `max_ranges` mismatching ranges and counts all;
+        a range that reads as zeros, or a whole unit that belongs elsewhere, says so.
+        Does not move the position.
+        """
+        offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
+        max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+        try:
+            return self._s.verify(buf, offset, max_ranges)
+        except IndexError as e:  # the core's out_of_range
+            raise ValueError(str(e)) from None
 
     @property
     def unique_units(self) -> int:

@@ -11,6 +11,7 @@
 
 #include "dgen/dgen.hpp"
 #include "kernels/kernels.hpp"
+#include "blocks.hpp"
 #include "model.hpp"
 #include "pool.hpp"
 
@@ -21,7 +22,10 @@ namespace {
 // not stay in cache anyway, and skipping the read-for-ownership saves bandwidth.
 constexpr uint64_t kStreamThreshold = 8ull << 20;
 
-// Single-threaded fill of [offset, offset + len).
+}  // namespace
+
+namespace detail {
+
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
   const kernels::Table& k = kernels::active();
   const uint64_t unit = ds.params().dedup_unit;
@@ -52,25 +56,38 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   if (streamed) k.fence();
 }
 
-}  // namespace
-
-void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
-  const uint64_t len = out.size();
+void check_range(const Dataset& ds, uint64_t offset, uint64_t len) {
   if (offset > ds.size() || len > ds.size() - offset)
     throw std::out_of_range("range [" + std::to_string(offset) + ", " +
                             std::to_string(offset + len) + ") is past the dataset's size " +
                             std::to_string(ds.size()));
+}
+
+void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
+                    const std::function<void(uint64_t, uint64_t)>& work) {
   if (len == 0) return;
   const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
   const unsigned threads = opt.threads ? opt.threads : available_cpus();
-  const bool stream = len >= kStreamThreshold;
   // Blocks are aligned to absolute multiples of `block`, so a worker never splits a page
   // that another worker also generates.
   const uint64_t first = offset / block, last = (offset + len - 1) / block;
-  pool::run(last - first + 1, threads, [&](size_t i) {
-    const uint64_t b = (first + i) * block;
-    const uint64_t lo = std::max(b, offset), hi = std::min(b + block, offset + len);
-    fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
+  pool::run(
+      last - first + 1, threads,
+      [&](size_t i) {
+        const uint64_t b = (first + i) * block;
+        work(std::max(b, offset), std::min(b + block, offset + len));
+      },
+      opt.interrupted);
+}
+
+}  // namespace detail
+
+void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
+  const uint64_t len = out.size();
+  detail::check_range(ds, offset, len);
+  const bool stream = len >= kStreamThreshold;
+  detail::for_each_block(offset, len, opt, [&](uint64_t lo, uint64_t hi) {
+    detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
   });
 }
 

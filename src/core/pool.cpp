@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "dgen/dgen.hpp"
 
 namespace dgen::pool {
 namespace {
@@ -20,9 +23,22 @@ struct Job {
   std::atomic<size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mu;
+  bool cancelled = false;
+  static constexpr auto kPollEvery = std::chrono::milliseconds(20);
 
-  void work() {
+  // The caller's loop also polls `interrupted`; workers pass nothing.
+  void work(const std::function<bool()>* interrupted = nullptr) {
+    using clock = std::chrono::steady_clock;
+    auto next_poll = clock::now() + kPollEvery;
     for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      if (interrupted && *interrupted && clock::now() >= next_poll) {
+        next_poll = clock::now() + kPollEvery;
+        if ((*interrupted)()) {
+          next.store(n, std::memory_order_relaxed);
+          cancelled = true;
+          return;
+        }
+      }
       try {
         (*task)(i);
       } catch (...) {
@@ -38,7 +54,8 @@ class Pool {
  public:
   Pool() { pthread_atfork(&Pool::before_fork, &Pool::after_fork, &Pool::after_fork); }
 
-  void run(size_t n, unsigned threads, const std::function<void(size_t)>& task) {
+  void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
+           const std::function<bool()>& interrupted) {
     std::lock_guard one_job(run_mu_);
     Job job;
     job.task = &task;
@@ -52,13 +69,14 @@ class Pool {
       ++generation_;
     }
     wake_.notify_all();
-    job.work();
+    job.work(&interrupted);
     {
       std::unique_lock lk(mu_);
       done_.wait(lk, [&] { return busy_ == 0; });
       job_ = nullptr;
     }
     if (job.error) std::rethrow_exception(job.error);
+    if (job.cancelled) throw Interrupted();
   }
 
   static Pool& get() {
@@ -119,13 +137,19 @@ class Pool {
 
 }  // namespace
 
-void run(size_t n, unsigned threads, const std::function<void(size_t)>& task) {
+void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
+         const std::function<bool()>& interrupted) {
   if (n == 0) return;
   if (threads <= 1 || n == 1) {
-    for (size_t i = 0; i < n; ++i) task(i);
+    Job job;  // inline, with the same polling and error rules
+    job.task = &task;
+    job.n = n;
+    job.work(&interrupted);
+    if (job.error) std::rethrow_exception(job.error);
+    if (job.cancelled) throw Interrupted();
     return;
   }
-  Pool::get().run(n, threads, task);
+  Pool::get().run(n, threads, task, interrupted);
 }
 
 }  // namespace dgen::pool

@@ -13,6 +13,11 @@ namespace dgen::pool {
 // Calls task(i) for every i in [0, n) on up to `threads` threads, the caller being one of
 // them; returns when all are done and rethrows the first exception a task threw. Calls from
 // several threads at once are run one after the other.
-void run(size_t n, unsigned threads, const std::function<void(size_t)>& task);
+//
+// `interrupted`, when set, is polled on the calling thread between its tasks (at most every
+// few tens of milliseconds); once it returns true no further task starts and run() throws
+// dgen::Interrupted after the running ones finish.
+void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
+         const std::function<bool()>& interrupted = {});
 
 }  // namespace dgen::pool

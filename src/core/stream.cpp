@@ -41,6 +41,11 @@ uint64_t Stream::position() const {
   return pos_;
 }
 
+Dataset Stream::dataset_copy() const {
+  std::lock_guard lk(mu_);
+  return ds_;
+}
+
 uint64_t Stream::seed() const {
   std::lock_guard lk(mu_);
   return ds_.params().seed;

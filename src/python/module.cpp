@@ -1,6 +1,8 @@
 // dgen_py._core: argument conversion, buffer checks, GIL release. No logic of its own.
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,17 +17,17 @@ using namespace nb::literals;
 
 namespace {
 
-// A caller's buffer, held for the length of one call; must be writable and C-contiguous.
-class WritableBuffer {
+// A caller's buffer, held for the length of one call: C-contiguous, and writable if asked.
+class Buffer {
  public:
-  explicit WritableBuffer(nb::handle obj) {
+  Buffer(nb::handle obj, bool writable) {
     if (!PyObject_CheckBuffer(obj.ptr()))
-      throw nb::type_error(("expected a writable buffer (bytearray, memoryview, numpy array, "
-                            "mmap, array.array), got " +
+      throw nb::type_error(("expected a buffer (bytearray, memoryview, numpy array, mmap, "
+                            "array.array), got " +
                             std::string(Py_TYPE(obj.ptr())->tp_name))
                                .c_str());
     if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_FULL_RO) != 0) throw nb::python_error();
-    if (view_.readonly) {
+    if (writable && view_.readonly) {
       PyBuffer_Release(&view_);
       throw nb::value_error("buffer is read-only; pass a writable one such as a bytearray");
     }
@@ -34,9 +36,9 @@ class WritableBuffer {
       throw nb::value_error("buffer is not C-contiguous; pass a contiguous array or a copy");
     }
   }
-  ~WritableBuffer() { PyBuffer_Release(&view_); }
-  WritableBuffer(const WritableBuffer&) = delete;
-  WritableBuffer& operator=(const WritableBuffer&) = delete;
+  ~Buffer() { PyBuffer_Release(&view_); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
 
   uint8_t* data() const { return static_cast<uint8_t*>(view_.buf); }
   uint64_t size() const { return uint64_t(view_.len); }
@@ -71,27 +73,39 @@ class BytesView {
 
 PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer}, {0, nullptr}};
 
-// Fills a claimed range. Large calls release the GIL and go in slices, checking for
-// Ctrl-C between them so a multi-gigabyte call still stops within a fraction of a second.
-void fill_claim(const dgen::Stream::Claim& c, uint8_t* out, const dgen::FillOptions& opt) {
-  constexpr uint64_t kKeepGil = 256 * 1024, kSlice = 64ull << 20;
-  if (c.length <= kKeepGil) {
-    dgen::fill(c.dataset, c.offset, {out, c.length}, opt);
-    return;
-  }
-  for (uint64_t done = 0; done < c.length;) {
-    const uint64_t n = std::min(kSlice, c.length - done);
-    {
-      nb::gil_scoped_release unlocked;
-      dgen::fill(c.dataset, c.offset + done, {out + done, n}, opt);
-    }
-    done += n;
-    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+// Calls above this size release the GIL and stop on Ctrl-C; below it the hand-off would
+// cost more than the work.
+constexpr uint64_t kKeepGil = 256 * 1024;
+
+dgen::FillOptions interruptible(dgen::FillOptions opt) {
+  opt.interrupted = [] {
+    nb::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt set for the caller
+  };
+  return opt;
+}
+
+// Runs a core call without the GIL when it is large; a signal's exception propagates.
+template <class F>
+auto run_released(uint64_t bytes, const dgen::FillOptions& opt, F&& call) {
+  if (bytes <= kKeepGil) return call(opt);
+  try {
+    nb::gil_scoped_release unlocked;
+    return call(interruptible(opt));
+  } catch (const dgen::Interrupted&) {
+    throw nb::python_error();
   }
 }
 
+void fill_claim(const dgen::Stream::Claim& c, uint8_t* out, const dgen::FillOptions& opt) {
+  run_released(c.length, opt, [&](const dgen::FillOptions& o) {
+    dgen::fill(c.dataset, c.offset, {out, c.length}, o);
+    return 0;
+  });
+}
+
 uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
-  WritableBuffer b(buf);
+  Buffer b(buf, /*writable=*/true);
   const auto c = s.claim(b.size());
   fill_claim(c, b.data(), s.options());
   return c.length;
@@ -105,11 +119,21 @@ nb::object stream_read(dgen::Stream& s, uint64_t n) {
   return owner;
 }
 
+dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offset,
+                                 size_t max_ranges) {
+  Buffer b(buf, /*writable=*/false);
+  const dgen::Dataset ds = s.dataset_copy();
+  return run_released(b.size(), s.options(), [&](const dgen::FillOptions& o) {
+    return dgen::verify(ds, offset, {b.data(), b.size()}, o, max_ranges);
+  });
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
   m.doc() = "dgen core: synthetic data with exact dedup and compression ratios";
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
+  m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
   m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
   m.attr("MAX_COMPRESS_RATIO") = dgen::kMaxCompressRatio;
 
@@ -136,13 +160,45 @@ NB_MODULE(_core, m) {
            "threads"_a, "block_size"_a)
       .def("fill", &stream_fill, "buf"_a)
       .def("read", &stream_read, "n"_a)
+      .def("verify", &stream_verify, "buf"_a, "offset"_a, "max_ranges"_a = 20)
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
       .def_prop_ro("position", &dgen::Stream::position)
       .def_prop_ro("size", &dgen::Stream::size)
       .def_prop_ro("seed", &dgen::Stream::seed)
-      .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset().unique_count(); })
-      .def_prop_ro("units", [](dgen::Stream& s) { return s.dataset().unit_count(); });
+      .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); })
+      .def_prop_ro("units", [](dgen::Stream& s) { return s.dataset_copy().unit_count(); });
+
+  nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
+      .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")
+      .def_ro("length", &dgen::Mismatch::length, "Bytes through the last differing byte.")
+      .def_ro("zeros", &dgen::Mismatch::zeros, "The range reads as all zeros.")
+      .def_prop_ro("belongs_at",
+                   [](const dgen::Mismatch& x) -> std::optional<uint64_t> {
+                     if (x.belongs_at < 0) return std::nullopt;
+                     return uint64_t(x.belongs_at);
+                   },
+                   "Offset whose content this whole dedup unit holds, or None.")
+      .def("__repr__", [](const dgen::Mismatch& x) {
+        std::string r = "Mismatch(offset=" + std::to_string(x.offset) +
+                        ", length=" + std::to_string(x.length);
+        if (x.zeros) r += ", zeros=True";
+        if (x.belongs_at >= 0) r += ", belongs_at=" + std::to_string(x.belongs_at);
+        return r + ")";
+      });
+
+  nb::class_<dgen::VerifyResult>(m, "VerifyResult", "The outcome of Generator.verify().")
+      .def_prop_ro("ok", &dgen::VerifyResult::ok, "True when every byte matched.")
+      .def_ro("bytes", &dgen::VerifyResult::bytes, "Bytes compared.")
+      .def_ro("mismatched_bytes", &dgen::VerifyResult::mismatched_bytes)
+      .def_ro("range_count", &dgen::VerifyResult::range_count, "Every mismatching range found.")
+      .def_ro("ranges", &dgen::VerifyResult::ranges, "The first max_ranges ranges, in order.")
+      .def("__repr__", [](const dgen::VerifyResult& r) {
+        return "VerifyResult(ok=" + std::string(r.ok() ? "True" : "False") +
+               ", bytes=" + std::to_string(r.bytes) +
+               ", mismatched_bytes=" + std::to_string(r.mismatched_bytes) +
+               ", range_count=" + std::to_string(r.range_count) + ")";
+      });
 
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,

@@ -115,3 +115,19 @@ def test_system_info():
 def test_version_and_unique_units():
     assert dgen_py.__version__ and dgen_py.__version__ != "0+unknown"
     assert dgen_py.Generator(1000 * 131072, dedup_ratio=3.7, seed=1).unique_units == round(1000 / 3.7)
+
+
+def test_verify_finds_damage_at_exact_offsets():
+    size = 40 * 131072
+    g = dgen_py.Generator(size, 2, 2, seed=8)
+    good = reference(size, 8, 2, 2)
+    assert g.verify(good).ok and g.verify(memoryview(good)[1000:], 1000).ok
+    bad = bytearray(good)
+    bad[777_777] ^= 0x40
+    bad[8192:12288] = bytes(4096)
+    r = g.verify(bad)
+    assert not r.ok and r.range_count == 2 and g.position() == 0
+    assert [(m.offset, m.length, m.zeros) for m in r.ranges] == [(8192, 4096, True),
+                                                                 (777_777, 1, False)]
+    with pytest.raises(ValueError, match="past"):
+        g.verify(good, 1)

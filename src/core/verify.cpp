@@ -1,0 +1,154 @@
+// verify(): regenerate block by block in a cache-sized scratch buffer and compare.
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "blocks.hpp"
+#include "dgen/dgen.hpp"
+
+namespace dgen {
+namespace {
+
+constexpr uint64_t kScratch = 64 * 1024;  // stays in L2 while it is compared
+
+struct BlockResult {
+  uint64_t mismatched = 0;
+  std::vector<Mismatch> ranges;
+};
+
+// Appends the differing runs of expected vs got (both at dataset offset `at`) to out.
+void diff(const uint8_t* expected, const uint8_t* got, uint64_t n, uint64_t at,
+          BlockResult& out) {
+  if (std::memcmp(expected, got, n) == 0) return;  // the common case, at memcmp speed
+  for (uint64_t i = 0; i < n;) {
+    // Skip equal 64-byte stretches quickly, then find the exact first differing byte.
+    const uint64_t step = std::min<uint64_t>(64, n - i);
+    if (std::memcmp(expected + i, got + i, step) == 0) {
+      i += step;
+      continue;
+    }
+    while (expected[i] == got[i]) ++i;
+    const uint64_t start = i;
+    uint64_t last = i, run_equal = 0;
+    for (; i < n && run_equal < kVerifyGap; ++i) {
+      if (expected[i] != got[i]) {
+        last = i;
+        run_equal = 0;
+        ++out.mismatched;
+      } else {
+        ++run_equal;
+      }
+    }
+    const uint64_t off = at + start, len = last - start + 1;
+    if (!out.ranges.empty() && out.ranges.back().offset + out.ranges.back().length + kVerifyGap > off)
+      out.ranges.back().length = off + len - out.ranges.back().offset;
+    else
+      out.ranges.push_back({off, len});
+  }
+}
+
+// Finds whole units of data that hold the content of another damaged unit of the same call
+// (swapped or misdirected writes) and reports each as one range with belongs_at set.
+void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
+                      std::vector<Mismatch>& ranges) {
+  constexpr size_t kMaxCandidates = 256;  // bounds the extra regeneration work
+  constexpr uint64_t kHead = 64;
+  const uint64_t unit = ds.params().dedup_unit;
+  struct Unit {
+    uint64_t start, len;
+  };
+  std::vector<Unit> units;  // damaged units starting with a difference, wholly in `data`
+  for (const Mismatch& m : ranges) {
+    const uint64_t start = m.offset / unit * unit;
+    const uint64_t len = std::min(unit, ds.size() - start);
+    if (m.offset - start < kVerifyGap && start >= offset && start + len <= offset + data.size() &&
+        (units.empty() || units.back().start != start))
+      units.push_back({start, len});
+    if (units.size() == kMaxCandidates) break;
+  }
+  if (units.size() < 2) return;
+
+  std::map<std::string, Unit> by_head;  // expected first bytes -> unit
+  std::vector<uint8_t> expected(unit);
+  for (const Unit& u : units) {
+    const uint64_t n = std::min(u.len, kHead);
+    detail::fill_range(ds, u.start, expected.data(), n, false);
+    by_head.emplace(std::string(expected.begin(), expected.begin() + n), u);
+  }
+  std::vector<Mismatch> moved;
+  for (const Unit& u : units) {
+    const uint8_t* got = data.data() + (u.start - offset);
+    const auto it = by_head.find(std::string(got, got + std::min(u.len, kHead)));
+    if (it == by_head.end() || it->second.start == u.start || it->second.len < u.len) continue;
+    detail::fill_range(ds, it->second.start, expected.data(), u.len, false);
+    if (std::memcmp(expected.data(), got, u.len) == 0)
+      moved.push_back({u.start, u.len, false, int64_t(it->second.start)});
+  }
+  if (moved.empty()) return;
+
+  // Replace what the ranges said about each moved unit with the one range for it.
+  std::vector<Mismatch> out;
+  size_t mi = 0;
+  for (Mismatch m : ranges) {
+    for (; mi < moved.size() && moved[mi].offset + moved[mi].length <= m.offset; ++mi)
+      out.push_back(moved[mi]);
+    uint64_t lo = m.offset;
+    const uint64_t hi = m.offset + m.length;
+    for (size_t k = mi; k < moved.size() && moved[k].offset < hi; ++k) {
+      if (moved[k].offset > lo) out.push_back({lo, moved[k].offset - lo, m.zeros, -1});
+      lo = std::max(lo, moved[k].offset + moved[k].length);
+    }
+    if (lo < hi) out.push_back({lo, hi - lo, m.zeros, -1});
+  }
+  for (; mi < moved.size(); ++mi) out.push_back(moved[mi]);
+  std::sort(out.begin(), out.end(), [](const Mismatch& a, const Mismatch& b) {
+    return a.offset < b.offset;
+  });
+  ranges = std::move(out);
+}
+
+}  // namespace
+
+VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
+                    const FillOptions& opt, size_t max_ranges) {
+  detail::check_range(ds, offset, data.size());
+  const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
+  const uint64_t first_block = offset / block;
+  std::vector<BlockResult> blocks(data.empty() ? 0 : (offset + data.size() - 1) / block - first_block + 1);
+  detail::for_each_block(offset, data.size(), opt, [&](uint64_t lo, uint64_t hi) {
+    alignas(64) static thread_local uint8_t expected[kScratch];
+    BlockResult& r = blocks[lo / block - first_block];
+    for (uint64_t at = lo; at < hi; at += kScratch) {
+      const uint64_t n = std::min(kScratch, hi - at);
+      detail::fill_range(ds, at, expected, n, false);
+      diff(expected, data.data() + (at - offset), n, at, r);
+    }
+  });
+
+  VerifyResult out;
+  out.bytes = data.size();
+  std::vector<Mismatch> merged;
+  for (BlockResult& b : blocks) {
+    out.mismatched_bytes += b.mismatched;
+    for (const Mismatch& m : b.ranges) {
+      if (!merged.empty() && merged.back().offset + merged.back().length + kVerifyGap > m.offset)
+        merged.back().length = m.offset + m.length - merged.back().offset;
+      else
+        merged.push_back(m);
+    }
+  }
+  find_moved_units(ds, offset, data, merged);
+  out.range_count = merged.size();
+  if (merged.size() > max_ranges) merged.resize(max_ranges);
+  for (Mismatch& m : merged) {
+    const uint8_t* p = data.data() + (m.offset - offset);
+    m.zeros = m.belongs_at < 0 && std::all_of(p, p + m.length, [](uint8_t b) { return b == 0; });
+  }
+  out.ranges = std::move(merged);
+  return out;
+}
+
+}  // namespace dgen

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "dgen/topology.hpp"
+
 namespace dgen {
 
 inline constexpr int kFormatVersion = 1;
@@ -63,8 +65,10 @@ class Dataset {
 
 // How a call is executed; never changes the bytes.
 struct FillOptions {
-  unsigned threads = 0;     // 0: the CPUs in this process's affinity mask
+  unsigned threads = 0;     // 0: the CPUs in this process's affinity mask (on numa_node)
   uint64_t block_size = 0;  // 0: kDefaultBlockSize; the unit of work handed to a thread
+  NumaMode numa_mode = NumaMode::Auto;  // see plan_workers() in topology.hpp
+  std::optional<unsigned> numa_node;    // bind workers (and allocations) to this node
   // Polled on the calling thread every few tens of milliseconds during long calls; when it
   // returns true the call stops and throws Interrupted (Python uses it for Ctrl-C).
   std::function<bool()> interrupted;

@@ -63,15 +63,14 @@ def numa_mode(value) -> str:
     return value.lower()
 
 
-def numa_node(value, nodes: int) -> int | None:
+def numa_node(value) -> int | None:
+    """Range only: the core refuses a node that does not exist, naming those that do."""
     if value is None:
         return None
-    v = integer("numa_node", value, 0, MAX_SEED)
-    if v >= nodes:
-        raise ValueError(
-            f"numa_node must be one of the available nodes {list(range(nodes))}, got {v}"
-        )
-    return v
+    nodes = [n["id"] for n in _core.topology()["nodes"]]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ValueError(f"numa_node must be one of the available nodes {nodes}, got {value!r}")
+    return value
 
 
 def dedup_unit(value) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import secrets
 
-from . import _checks, _core, _system
+from . import _checks, _core
 from ._core import BytesView, VerifyResult
 
 DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
@@ -17,16 +17,17 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
-    _checks.numa_mode(numa_mode)
+    numa_mode = _checks.numa_mode(numa_mode)
     threads = _checks.threads(max_threads)
-    _checks.numa_node(numa_node, _system.detect_numa_nodes())
+    numa_node = _checks.numa_node(numa_node)
     seed = _checks.seed(seed)
     if seed is None:
         seed = secrets.randbits(64)
     dedup_unit = _checks.dedup_unit(dedup_unit)
     block = (0 if block_size is None
              else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
-    return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block)
+    return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
+                        numa_mode, numa_node)
 
 
 class Generator(io.RawIOBase):

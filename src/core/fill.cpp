@@ -67,12 +67,17 @@ void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
                     const std::function<void(uint64_t, uint64_t)>& work) {
   if (len == 0) return;
   const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
-  const unsigned threads = opt.threads ? opt.threads : available_cpus();
   // Blocks are aligned to absolute multiples of `block`, so a worker never splits a page
   // that another worker also generates.
   const uint64_t first = offset / block, last = (offset + len - 1) / block;
+  if (first == last && !opt.numa_node) {  // small calls: no hand-off, no plan
+    work(offset, offset + len);
+    return;
+  }
+  const WorkerPlan plan = plan_workers(Topology::get(), opt.numa_mode, opt.numa_node,
+                                       opt.threads, allowed_cpus());
   pool::run(
-      last - first + 1, threads,
+      last - first + 1, plan,
       [&](size_t i) {
         const uint64_t b = (first + i) * block;
         work(std::max(b, offset), std::min(b + block, offset + len));
@@ -98,10 +103,6 @@ uint64_t random_seed() {
 
 const char* isa_name() { return kernels::active().name; }
 
-unsigned available_cpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return unsigned(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-}
+unsigned available_cpus() { return unsigned(allowed_cpus().size()); }
 
 }  // namespace dgen

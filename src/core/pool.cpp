@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,43 +17,42 @@
 namespace dgen::pool {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+constexpr auto kPollEvery = std::chrono::milliseconds(20);
+
 struct Job {
   const std::function<void(size_t)>* task = nullptr;
   size_t n = 0;
-  unsigned helpers = 0;  // workers [0, helpers) take part
+  unsigned workers = 0;   // pool workers [0, workers) take part
+  bool fixed = false;     // worker w runs tasks [w*n/workers, (w+1)*n/workers)
   std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
   std::exception_ptr error;
   std::mutex error_mu;
-  bool cancelled = false;
-  static constexpr auto kPollEvery = std::chrono::milliseconds(20);
 
-  // The caller's loop also polls `interrupted`; workers pass nothing.
-  void work(const std::function<bool()>* interrupted = nullptr) {
-    using clock = std::chrono::steady_clock;
-    auto next_poll = clock::now() + kPollEvery;
-    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
-      if (interrupted && *interrupted && clock::now() >= next_poll) {
-        next_poll = clock::now() + kPollEvery;
-        if ((*interrupted)()) {
-          next.store(n, std::memory_order_relaxed);
-          cancelled = true;
-          return;
-        }
-      }
-      try {
-        (*task)(i);
-      } catch (...) {
-        std::lock_guard lk(error_mu);
-        if (!error) error = std::current_exception();
-        next.store(n, std::memory_order_relaxed);  // stop handing out tasks
-      }
+  void run_task(size_t i) {
+    try {
+      (*task)(i);
+    } catch (...) {
+      std::lock_guard lk(error_mu);
+      if (!error) error = std::current_exception();
+      stop = true;
     }
+  }
+
+  void work(unsigned worker) {
+    if (fixed) {
+      for (size_t i = n * worker / workers, end = n * (worker + 1) / workers; i < end && !stop; ++i)
+        run_task(i);
+      return;
+    }
+    for (size_t i; !stop && (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) run_task(i);
   }
 };
 
 class Pool {
  public:
-  Pool() { pthread_atfork(&Pool::before_fork, &Pool::after_fork, &Pool::after_fork); }
+  explicit Pool(std::vector<std::vector<unsigned>> cpusets) : cpusets_(std::move(cpusets)) {}
 
   void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
            const std::function<bool()>& interrupted) {
@@ -60,53 +60,43 @@ class Pool {
     Job job;
     job.task = &task;
     job.n = n;
-    job.helpers = unsigned(std::min<size_t>(threads, n)) - 1;
-    grow(job.helpers);
+    job.fixed = !cpusets_.empty();
+    // Unbound: the caller is one of the threads. Bound: the caller only waits and polls.
+    job.workers = job.fixed ? threads : unsigned(std::min<size_t>(threads, n)) - 1;
+    grow(job.workers);
     {
       std::lock_guard lk(mu_);
       job_ = &job;
-      busy_ = job.helpers;
+      busy_ = job.workers;
       ++generation_;
     }
     wake_.notify_all();
-    job.work(&interrupted);
+    bool cancelled = false;
+    if (!job.fixed) {
+      auto next_poll = Clock::now() + kPollEvery;
+      for (size_t i; !job.stop && (i = job.next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+        job.run_task(i);
+        if (interrupted && Clock::now() >= next_poll) {
+          next_poll = Clock::now() + kPollEvery;
+          if (interrupted()) cancelled = job.stop = true;
+        }
+      }
+    }
     {
       std::unique_lock lk(mu_);
-      done_.wait(lk, [&] { return busy_ == 0; });
+      while (busy_ != 0) {
+        if (!interrupted) {
+          done_.wait(lk, [&] { return busy_ == 0; });
+        } else if (!done_.wait_for(lk, kPollEvery, [&] { return busy_ == 0; })) {
+          lk.unlock();
+          if (!cancelled && interrupted()) cancelled = job.stop = true;
+          lk.lock();
+        }
+      }
       job_ = nullptr;
     }
     if (job.error) std::rethrow_exception(job.error);
-    if (job.cancelled) throw Interrupted();
-  }
-
-  static Pool& get() {
-    static Pool* p = new Pool;  // never destroyed: workers may outlive static destructors
-    return *p;
-  }
-
- private:
-  void grow(unsigned count) {
-    std::lock_guard lk(mu_);
-    stop_ = false;
-    while (workers_.size() < count) {
-      const unsigned index = unsigned(workers_.size());
-      workers_.emplace_back([this, index, seen = generation_] { loop(index, seen); });
-    }
-  }
-
-  void loop(unsigned index, uint64_t seen) {
-    std::unique_lock lk(mu_);
-    for (;;) {
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      Job* job = job_;
-      if (!job || index >= job->helpers) continue;
-      lk.unlock();
-      job->work();
-      lk.lock();
-      if (--busy_ == 0) done_.notify_all();
-    }
+    if (cancelled) throw Interrupted();
   }
 
   void stop_all() {
@@ -119,14 +109,36 @@ class Pool {
     workers_.clear();
   }
 
-  static void before_fork() {
-    get().run_mu_.lock();  // waits for the running job
-    get().stop_all();
-  }
-  static void after_fork() { get().run_mu_.unlock(); }
-
   std::mutex run_mu_;  // one job at a time
-  std::mutex mu_;      // guards the fields below
+
+ private:
+  void grow(unsigned count) {
+    std::lock_guard lk(mu_);
+    stop_ = false;
+    while (workers_.size() < count) {
+      const unsigned index = unsigned(workers_.size());
+      workers_.emplace_back([this, index, seen = generation_] { loop(index, seen); });
+    }
+  }
+
+  void loop(unsigned index, uint64_t seen) {
+    if (!cpusets_.empty()) bind_thread(cpusets_[index % cpusets_.size()]);
+    std::unique_lock lk(mu_);
+    for (;;) {
+      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      Job* job = job_;
+      if (!job || index >= job->workers) continue;
+      lk.unlock();
+      job->work(index);
+      lk.lock();
+      if (--busy_ == 0) done_.notify_all();
+    }
+  }
+
+  const std::vector<std::vector<unsigned>> cpusets_;
+  std::mutex mu_;  // guards the fields below
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
   Job* job_ = nullptr;
@@ -135,22 +147,67 @@ class Pool {
   bool stop_ = false;
 };
 
+// Every pool, by CPU sets (the empty key is the shared unbound pool). Never destroyed:
+// workers may outlive static destructors.
+struct Registry {
+  std::mutex mu;
+  std::map<std::vector<std::vector<unsigned>>, Pool*> pools;
+
+  Registry() { pthread_atfork(&before_fork, &after_fork, &after_fork); }
+
+  Pool& get(const std::vector<std::vector<unsigned>>& cpusets) {
+    std::lock_guard lk(mu);
+    Pool*& p = pools[cpusets];
+    if (!p) p = new Pool(cpusets);
+    return *p;
+  }
+
+  static Registry& instance() {
+    static Registry* r = new Registry;
+    return *r;
+  }
+
+  static void before_fork() {
+    Registry& r = instance();
+    r.mu.lock();
+    for (auto& [key, pool] : r.pools) {
+      pool->run_mu_.lock();  // waits for its running job
+      pool->stop_all();
+    }
+  }
+
+  static void after_fork() {
+    Registry& r = instance();
+    for (auto& [key, pool] : r.pools) pool->run_mu_.unlock();
+    r.mu.unlock();
+  }
+};
+
 }  // namespace
+
+void run(size_t n, const WorkerPlan& plan, const std::function<void(size_t)>& task,
+         const std::function<bool()>& interrupted) {
+  if (n == 0) return;
+  if (plan.cpusets.empty() && (plan.threads <= 1 || n == 1)) {
+    // On the calling thread, with the same polling and error rules.
+    auto next_poll = Clock::now() + kPollEvery;
+    for (size_t i = 0; i < n; ++i) {
+      task(i);
+      if (interrupted && i + 1 < n && Clock::now() >= next_poll) {
+        next_poll = Clock::now() + kPollEvery;
+        if (interrupted()) throw Interrupted();
+      }
+    }
+    return;
+  }
+  Registry::instance().get(plan.cpusets).run(n, std::max(1u, plan.threads), task, interrupted);
+}
 
 void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
          const std::function<bool()>& interrupted) {
-  if (n == 0) return;
-  if (threads <= 1 || n == 1) {
-    Job job;  // inline, with the same polling and error rules
-    job.task = &task;
-    job.n = n;
-    job.work(&interrupted);
-    if (job.error) std::rethrow_exception(job.error);
-    if (job.cancelled) throw Interrupted();
-    return;
-  }
-  Pool::get().run(n, threads, task, interrupted);
+  WorkerPlan plan;
+  plan.threads = threads;
+  run(n, plan, task, interrupted);
 }
 
 }  // namespace dgen::pool
-

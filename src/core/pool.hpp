@@ -1,6 +1,11 @@
-// A process-wide pool of worker threads, reused by every fill.
+// Worker threads, created once and reused by every call.
 //
-// Fork-safe: a pthread_atfork handler waits for the running job, joins the workers before
+// Unbound work goes to one shared pool where the caller takes part and blocks are handed
+// out dynamically. A WorkerPlan with CPU sets gets a pool of its own whose workers are
+// bound to those CPUs; each worker then takes a fixed share of the call's blocks, so that
+// it keeps writing the pages it touched first (node-local on NUMA machines).
+//
+// Fork-safe: a pthread_atfork handler waits for running jobs, joins every worker before
 // fork() and lets the next job restart them, in parent and child alike (GNU OpenMP hangs a
 // forked child instead — GCC bug 60035).
 #pragma once
@@ -8,15 +13,21 @@
 #include <cstddef>
 #include <functional>
 
+#include "dgen/topology.hpp"
+
 namespace dgen::pool {
 
-// Calls task(i) for every i in [0, n) on up to `threads` threads, the caller being one of
-// them; returns when all are done and rethrows the first exception a task threw. Calls from
-// several threads at once are run one after the other.
+// Calls task(i) for every i in [0, n) on plan.threads threads; returns when all are done
+// and rethrows the first exception a task threw. Calls that need the same pool from
+// several threads at once run one after the other.
 //
-// `interrupted`, when set, is polled on the calling thread between its tasks (at most every
-// few tens of milliseconds); once it returns true no further task starts and run() throws
+// `interrupted`, when set, is polled on the calling thread (at most every few tens of
+// milliseconds); once it returns true no further task starts and run() throws
 // dgen::Interrupted after the running ones finish.
+void run(size_t n, const WorkerPlan& plan, const std::function<void(size_t)>& task,
+         const std::function<bool()>& interrupted = {});
+
+// Same with an unbound plan of `threads` threads.
 void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
          const std::function<bool()>& interrupted = {});
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "dgen/dgen.hpp"
+#include "dgen/topology.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -47,15 +48,17 @@ class Buffer {
   Py_buffer view_{};
 };
 
-// Read-only, zero-copy bytes produced by the generator (page-aligned memory).
+// Read-only, zero-copy bytes produced by the generator: page-aligned memory, bound to the
+// generator's NUMA node when it has one.
 class BytesView {
  public:
-  explicit BytesView(uint64_t n) : size_(n) {
-    const uint64_t bytes = (std::max<uint64_t>(n, 1) + 4095) & ~uint64_t{4095};
-    data_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)));
-    if (!data_) throw std::bad_alloc();
-  }
-  uint8_t* data() { return data_.get(); }
+  BytesView(uint64_t n, std::optional<unsigned> node)
+      : data_(static_cast<uint8_t*>(dgen::allocate(n, node))), size_(n) {}
+  ~BytesView() { dgen::free_memory(data_, size_); }
+  BytesView(const BytesView&) = delete;
+  BytesView& operator=(const BytesView&) = delete;
+
+  uint8_t* data() { return data_; }
   uint64_t size() const { return size_; }
 
   static int getbuffer(PyObject* self, Py_buffer* view, int flags) {
@@ -64,10 +67,7 @@ class BytesView {
   }
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> data_;
+  uint8_t* data_;
   uint64_t size_;
 };
 
@@ -113,7 +113,7 @@ uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
 
 nb::object stream_read(dgen::Stream& s, uint64_t n) {
   const auto c = s.claim(n);
-  auto* bv = new BytesView(c.length);
+  auto* bv = new BytesView(c.length, s.options().numa_node);
   nb::object owner = nb::cast(bv, nb::rv_policy::take_ownership);
   fill_claim(c, bv->data(), s.options());
   return owner;
@@ -152,12 +152,19 @@ NB_MODULE(_core, m) {
   nb::class_<dgen::Stream>(m, "Stream")
       .def("__init__",
            [](dgen::Stream* self, uint64_t size, double dedup_ratio, double compress_ratio,
-              uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size) {
+              uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
+              const std::string& numa_mode, std::optional<unsigned> numa_node) {
              dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit};
-             new (self) dgen::Stream(p, dgen::FillOptions{threads, block_size});
+             dgen::FillOptions opt{.threads = threads,
+                                   .block_size = block_size,
+                                   .numa_mode = dgen::parse_numa_mode(numa_mode),
+                                   .numa_node = numa_node};
+             if (numa_node)  // refuses a node that does not exist, naming those that do
+               dgen::plan_workers(dgen::Topology::get(), opt.numa_mode, numa_node, 1, {0});
+             new (self) dgen::Stream(p, opt);
            },
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
-           "threads"_a, "block_size"_a)
+           "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none())
       .def("fill", &stream_fill, "buf"_a)
       .def("read", &stream_read, "n"_a)
       .def("verify", &stream_verify, "buf"_a, "offset"_a, "max_ranges"_a = 20)
@@ -200,6 +207,36 @@ NB_MODULE(_core, m) {
                ", range_count=" + std::to_string(r.range_count) + ")";
       });
 
+  m.def("topology", [] {
+    const dgen::Topology& t = dgen::Topology::get();
+    nb::list nodes;
+    for (const dgen::NumaNode& n : t.nodes) {
+      nb::dict d;
+      d["id"] = n.id;
+      d["cpus"] = n.cpus;
+      d["memory_bytes"] = n.memory_bytes;
+      nodes.append(d);
+    }
+    nb::dict d;
+    d["nodes"] = nodes;
+    d["physical_cores"] = t.physical_cores;
+    d["logical_cpus"] = t.logical_cpus;
+    d["source"] = t.source;
+    d["can_bind"] = t.can_bind;
+    return d;
+  }, "The machine's topology (hwloc when built with it), detected once per process.");
+  m.def("worker_plan",
+        [](const std::string& numa_mode, std::optional<unsigned> numa_node, unsigned threads) {
+          const auto plan = dgen::plan_workers(dgen::Topology::get(),
+                                               dgen::parse_numa_mode(numa_mode), numa_node,
+                                               threads, dgen::allowed_cpus());
+          nb::dict d;
+          d["threads"] = plan.threads;
+          d["cpusets"] = plan.cpusets;
+          return d;
+        },
+        "numa_mode"_a = "auto", "numa_node"_a = nb::none(), "threads"_a = 0,
+        "Where the workers of a call would run: worker i on cpusets[i % len] (none: unbound).");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

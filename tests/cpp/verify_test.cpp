@@ -91,10 +91,11 @@ TEST(Interrupt, StopsALongFillAndThrows) {
   dgen::Dataset ds(dgen::Params{1, 1ull << 30, 1, 1, 131072});
   std::vector<uint8_t> v(512u << 20);  // one thread needs > 20 ms: a poll happens
   std::atomic<int> polls{0};
-  dgen::FillOptions opt{1, 65536, [&] { return ++polls >= 1; }};
+  dgen::FillOptions opt{.threads = 1, .block_size = 65536,
+                        .interrupted = [&] { return ++polls >= 1; }};
   EXPECT_THROW(dgen::fill(ds, 0, v, opt), dgen::Interrupted);
   EXPECT_EQ(polls.load(), 1);
-  dgen::FillOptions never{1, 65536, [] { return false; }};
+  dgen::FillOptions never{.threads = 1, .block_size = 65536, .interrupted = [] { return false; }};
   EXPECT_NO_THROW(dgen::fill(ds, 0, std::span(v).first(1u << 20), never));
 }
 

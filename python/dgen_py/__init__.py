@@ -18,6 +18,7 @@ from ._generator import (
     generate_into_buffer,
 )
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
+from .numa import run_per_node
 from .analyze import analyze
 
 try:
@@ -41,4 +42,5 @@ __all__ = [
     "generate_into_buffer",
     "get_numa_info",
     "get_system_info",
+    "run_per_node",
 ]

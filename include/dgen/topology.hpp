@@ -55,8 +55,10 @@ std::vector<unsigned> allowed_cpus();
 // Binds the calling thread to cpus; false (and no change) when that is not possible.
 bool bind_thread(const std::vector<unsigned>& cpus);
 
-// Page-aligned memory, bound to a NUMA node when given and possible; free with free_memory.
+// Page-aligned memory (2 MiB-aligned, huge pages, when large), bound to a NUMA node when
+// given and possible. Its contents are unspecified (freed buffers are reused). Release
+// with free_memory and the same bytes and node.
 void* allocate(uint64_t bytes, std::optional<unsigned> node);
-void free_memory(void* p, uint64_t bytes);
+void free_memory(void* p, uint64_t bytes, std::optional<unsigned> node);
 
 }  // namespace dgen

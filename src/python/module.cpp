@@ -53,8 +53,8 @@ class Buffer {
 class BytesView {
  public:
   BytesView(uint64_t n, std::optional<unsigned> node)
-      : data_(static_cast<uint8_t*>(dgen::allocate(n, node))), size_(n) {}
-  ~BytesView() { dgen::free_memory(data_, size_); }
+      : data_(static_cast<uint8_t*>(dgen::allocate(n, node))), size_(n), node_(node) {}
+  ~BytesView() { dgen::free_memory(data_, size_, node_); }
   BytesView(const BytesView&) = delete;
   BytesView& operator=(const BytesView&) = delete;
 
@@ -69,6 +69,7 @@ class BytesView {
  private:
   uint8_t* data_;
   uint64_t size_;
+  std::optional<unsigned> node_;
 };
 
 PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer}, {0, nullptr}};

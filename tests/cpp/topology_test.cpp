@@ -141,3 +141,25 @@ TEST(Topology, NumaModesGiveTheSameBytes) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Memory, LargeBuffersAreHugePageAlignedAndRecycled) {
+  const uint64_t n = 3 * (1u << 20) + 5;
+  auto* a = static_cast<uint8_t*>(dgen::allocate(n, std::nullopt));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % (2u << 20), 0u);
+  a[0] = 1;
+  a[n - 1] = 2;  // the whole length is mapped
+  dgen::free_memory(a, n, std::nullopt);
+  void* b = dgen::allocate(n, std::nullopt);
+  EXPECT_EQ(b, a) << "a freed buffer of the same size is reused";
+  void* c = dgen::allocate(n, 0u);  // another node key: not that buffer
+  EXPECT_NE(c, b);
+  dgen::free_memory(b, n, std::nullopt);
+  dgen::free_memory(c, n, 0u);
+  auto* small = static_cast<uint8_t*>(dgen::allocate(1, std::nullopt));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % 4096, 0u);
+  dgen::free_memory(small, 1, std::nullopt);
+}
+
+}  // namespace

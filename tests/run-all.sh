@@ -19,9 +19,12 @@ python3 -m pip install -q --no-build-isolation -Cbuild-dir=build/test \
   -Ccmake.define.DGEN_BUILD_TESTS=ON ".[test]"
 ctest --test-dir build/test --output-on-failure -j2
 
+# Sanitizers; the ASan build also covers a core built without hwloc (sysfs topology).
 for san in address,undefined thread; do
   dir=build/san-${san%%,*}
+  hwloc=$([ "$san" = thread ] && echo ON || echo OFF)
   cmake -S . -B "$dir" -G Ninja -DDGEN_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDGEN_WITH_HWLOC="$hwloc" \
     -DCMAKE_CXX_FLAGS="-fsanitize=$san -fno-omit-frame-pointer -fno-sanitize-recover=all" >/dev/null
   cmake --build "$dir" --target dgen_tests
   UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \

@@ -45,6 +45,9 @@ class Generator(io.RawIOBase):
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
                           numa_node, seed, dedup_unit, block_size)
+        self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
+                          numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
+                          chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
 
@@ -129,12 +132,22 @@ class Generator(io.RawIOBase):
     def tell(self) -> int:
         return self._s.position
 
+    def __reduce__(self):
+        """Pickles as identity + position, so a Generator can go to another process."""
+        return _rebuild, (self._args, self._s.seed, self._s.position)
+
     def __repr__(self) -> str:
         return (f"Generator(size={self._s.size}, position={self._s.position}, "
                 f"seed={self._s.seed})")
 
 
 StreamingGenerator = Generator
+
+
+def _rebuild(args: dict, seed: int, position: int) -> Generator:
+    g = Generator(seed=seed, **args)
+    g.seek(position)
+    return g
 
 
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",

@@ -131,3 +131,13 @@ def test_verify_finds_damage_at_exact_offsets():
                                                                  (777_777, 1, False)]
     with pytest.raises(ValueError, match="past"):
         g.verify(good, 1)
+
+
+def test_a_generator_pickles_with_its_seed_and_position():
+    import pickle
+    g = dgen_py.Generator(1_000_000, 2.5, 1.5, seed=12, dedup_unit=65536, chunk_size=4096)
+    g.get_chunk()
+    g.set_seed(13)
+    h = pickle.loads(pickle.dumps(g))
+    assert (h.seed, h.position(), h.chunk_size, h.unique_units) == (13, 4096, 4096, g.unique_units)
+    assert bytes(h.get_chunk()) == bytes(g.get_chunk())

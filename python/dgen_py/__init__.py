@@ -19,7 +19,20 @@ from ._generator import (
 )
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
 from .numa import run_per_node
-from .analyze import analyze
+from .files import verify_file, write_dataset
+
+
+
+def __getattr__(name):
+    # analyze() needs numpy, zstandard and lz4: imported on first use, so that `dgen` and
+    # plain generation start fast.
+    if name == "analyze":
+        from .analysis import analyze
+
+        globals()["analyze"] = analyze
+        return analyze
+    raise AttributeError(f"module 'dgen_py' has no attribute {name!r}")
+
 
 try:
     __version__ = version("dgen-py")
@@ -43,4 +56,6 @@ __all__ = [
     "get_numa_info",
     "get_system_info",
     "run_per_node",
+    "verify_file",
+    "write_dataset",
 ]

@@ -135,6 +135,7 @@ NB_MODULE(_core, m) {
   m.doc() = "dgen core: synthetic data with exact dedup and compression ratios";
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
   m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
+  m.attr("VERIFY_GAP") = dgen::kVerifyGap;
   m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
   m.attr("MAX_COMPRESS_RATIO") = dgen::kMaxCompressRatio;
 

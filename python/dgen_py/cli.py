@@ -1,0 +1,463 @@
+"""`dgen`: generate, write, verify, analyze and benchmark synthetic data from the shell.
+
+Exit codes: 0 ok; 1 verification found a mismatch, or an I/O error stopped the run;
+2 usage error (one line on stderr); 130 interrupted (Ctrl-C); 141 stdout closed early.
+See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import sys
+from fractions import Fraction
+
+from . import _checks, _core, bench, files
+from ._generator import DEFAULT_DEDUP_UNIT, Generator
+
+SIZE_EXAMPLES = "examples: 4096, 4KiB, 10G, 1.5TiB"
+# Like GNU dd: K/M/G/T/P/E and KiB/MiB/... are powers of 1024, KB/MB/... powers of 1000.
+UNITS = {"": 1, "b": 1,
+         **{p: 1024**i for i, p in enumerate("kmgtpe", 1)},
+         **{p + "ib": 1024**i for i, p in enumerate("kmgtpe", 1)},
+         **{p + "b": 1000**i for i, p in enumerate("kmgtpe", 1)}}
+SIZE = re.compile(r"\s*(\d+\.?\d*|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
+GENERATE_CHUNK = 8 * 1024 * 1024  # bytes per write to stdout
+
+EXAMPLES = """\
+examples:
+  dgen generate --size 1TiB --dedup-ratio 2 --compress-ratio 3 | ssh host 'cat > /dev/null'
+  dgen write /mnt/test/data --size 100GiB --files 64 --jobs 8 --direct --fsync
+  dgen verify /mnt/test/data            # identity and file list from the manifest
+  dgen analyze /mnt/test/data/part-00000 --json
+  dgen bench --threads 1,4 --size 32MiB
+  dgen info
+
+sizes: 4096, 4KiB (=4K, 1024-based, like dd and fio), 4KB (1000-based), 1.5TiB
+exit codes: 0 ok, 1 mismatch or I/O error, 2 usage error, 130 interrupted
+"""
+
+
+def parse_size(text: str) -> int:
+    """'4KiB' -> 4096. K/KiB = 1024, KB = 1000 (case-insensitive); fractions are allowed
+    when they give a whole number of bytes (1.5K = 1536)."""
+    m = SIZE.fullmatch(text)
+    if not m or m[2].lower() not in UNITS:
+        raise ValueError(f"{text!r} is not a size ({SIZE_EXAMPLES})")
+    value = Fraction(m[1]) * UNITS[m[2].lower()]
+    if value.denominator != 1:
+        raise ValueError(f"{text!r} is not a whole number of bytes ({SIZE_EXAMPLES})")
+    if value > _checks.MAX_SIZE:
+        raise ValueError(f"{text!r} is larger than the largest size, 2**63-1 bytes")
+    return int(value)
+
+
+def human(n: float) -> str:
+    """1536 -> '1.5 KiB', 4096 -> '4 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+        n /= 1024
+
+
+# --- argument types: each error names the value and what is accepted ----------------------
+def _arg(parse):
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return convert
+
+
+def _integer(lo: int, hi: int):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise ValueError(f"{text!r} is not an integer in [{lo}, {hi}]")
+        return v
+    return parse
+
+
+def _ratio(name: str):
+    hi = _checks.MAX_RATIO[name]
+
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and 1 <= v <= hi):
+            raise ValueError(f"{text!r} is not a ratio in [1, {hi:g}]")
+        return v
+    return parse
+
+
+def _dedup_unit(text):
+    v = parse_size(text)
+    if not 4096 <= v <= 64 << 20 or v & (v - 1):
+        raise ValueError(f"{text!r} is not a power of two in [4KiB, 64MiB]")
+    return v
+
+
+def _number(lo: float, hi: float, accepted: str):
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and lo < v <= hi):
+            raise ValueError(f"{text!r} is not {accepted}")
+        return v
+    return parse
+
+
+def _buffer_size(text):
+    v = parse_size(text)
+    if not 4096 <= v <= 1 << 40:
+        raise ValueError(f"{text!r} is not a buffer size in [4KiB, 1TiB]")
+    return v
+
+
+def _thread_list(text):
+    parse = _integer(1, _checks.MAX_THREADS)
+    return [parse(part) for part in text.split(",")]
+
+
+def _block_sizes(text):
+    return [parse_size(part) for part in text.split(",")]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line, no usage dump: `dgen: error: --size: '10X' is not a size (...)`."""
+        self.exit(2, f"dgen: error: {re.sub(r'^argument ', '', message)}\n")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="dgen", formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="Synthetic data with exact dedup and compression ratios.",
+               epilog=EXAMPLES)
+    from . import __version__
+    p.add_argument("--version", action="version",
+                   version=f"dgen {__version__} (format {_core.FORMAT_VERSION})")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name, help, epilog):
+        return sub.add_parser(name, help=help, description=help, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def identity(c, new: bool):
+        """The dataset identity flags; verify takes them as overrides of the manifest."""
+        def default(value, text):
+            return {"default": value, "help": text} if new else {
+                "help": "default: from the manifest"}
+        c.add_argument("--size", metavar="SIZE", type=_arg(parse_size), required=new,
+                       help=f"dataset size in bytes ({SIZE_EXAMPLES})" if new else
+                       "default: from the manifest, else the file's size")
+        c.add_argument("--dedup-ratio", metavar="R", type=_arg(_ratio("dedup_ratio")),
+                       **default(1.0, "default 1 (no duplicates)"))
+        c.add_argument("--compress-ratio", metavar="R", type=_arg(_ratio("compress_ratio")),
+                       **default(1.0, "default 1 (incompressible)"))
+        c.add_argument("--seed", metavar="N", type=_arg(_integer(0, _checks.MAX_SEED)),
+                       **default(None, "default: drawn at random"))
+        c.add_argument("--dedup-unit", metavar="SIZE", type=_arg(_dedup_unit),
+                       **default(DEFAULT_DEDUP_UNIT, "power of two in [4KiB, 64MiB], "
+                                 "default 128KiB"))
+        threads(c)
+
+    def threads(c):
+        c.add_argument("--threads", metavar="N", type=_arg(_integer(1, _checks.MAX_THREADS)),
+                       help="worker threads (default: every CPU this process may use)")
+
+    def json_flag(c):
+        c.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    c = command("generate", "Write a dataset to stdout or a file.",
+                "examples:\n  dgen generate --size 10G --dedup-ratio 2 | pv > /dev/null\n"
+                "  dgen generate --size 4KiB --seed 7 -o page.bin\n"
+                "Without --seed the seed drawn is printed on stderr.")
+    identity(c, new=True)
+    c.add_argument("-o", "--output", default="-", metavar="FILE", help="default: - (stdout)")
+    c.set_defaults(run=cmd_generate)
+
+    c = command("write", "Write a dataset of one or many files, with a manifest.",
+                "examples:\n  dgen write /mnt/test/file.bin --size 10GiB --direct\n"
+                "  dgen write /mnt/test/dir --size 1TiB --files 1024 --jobs 16 --fsync\n"
+                "The manifest (FILE.dgen.json, or DIR/dgen-manifest.json) is written last.")
+    c.add_argument("path", metavar="PATH", help="the file, or the directory for --files > 1")
+    identity(c, new=True)
+    c.add_argument("--files", metavar="N", type=_arg(_integer(1, 1_000_000)), default=1,
+                   help="cut the dataset into N files part-00000 ... in directory PATH")
+    c.add_argument("--jobs", metavar="J", type=_arg(_integer(1, _checks.MAX_THREADS)), default=1,
+                   help="parallel writers (default 1)")
+    c.add_argument("--direct", action="store_true", help="write with O_DIRECT")
+    c.add_argument("--fsync", action="store_true", help="fsync files and directory before "
+                   "the manifest")
+    json_flag(c)
+    c.set_defaults(run=cmd_write)
+
+    c = command("verify", "Read a dataset back and report every mismatching range.",
+                "examples:\n  dgen verify /mnt/test/file.bin\n"
+                "  dgen verify copy.bin --seed 42 --dedup-ratio 2    # no manifest\n"
+                "Exit code 1 when any byte differs or is missing.")
+    c.add_argument("path", metavar="PATH", help="a file or dataset directory")
+    identity(c, new=False)
+    c.add_argument("--files", metavar="N", type=_arg(_integer(1, 1_000_000)),
+                   help="without a manifest: the --files the dataset was written with")
+    c.add_argument("--direct", action="store_true", help="read with O_DIRECT")
+    c.add_argument("--max-ranges", metavar="N", type=_arg(_integer(0, 2**31)), default=20,
+                   help="ranges to list (default 20; all are counted)")
+    json_flag(c)
+    c.set_defaults(run=cmd_verify)
+
+    c = command("analyze", "Measure dedup, compression, zero pages and entropy of files.",
+                "examples:\n  dgen analyze disk.img --sample 0.1\n"
+                "  dgen analyze a.bin b.bin --block-sizes 4K,64K --json")
+    c.add_argument("paths", nargs="+", metavar="FILE")
+    c.add_argument("--block-sizes", metavar="SIZES", type=_arg(_block_sizes),
+                   help="dedup block sizes, comma-separated (default 4KiB..1MiB)")
+    c.add_argument("--frame-size", metavar="SIZE", type=_arg(parse_size), default=1 << 20,
+                   help="compression frame (default 1MiB)")
+    c.add_argument("--sample", metavar="SHARE", type=_arg(_number(0, 1, "a share in (0, 1]")),
+                   help="share of frames to compress, in (0, 1]")
+    threads(c)
+    json_flag(c)
+    c.set_defaults(run=cmd_analyze)
+
+    c = command("bench", "Generation and verification GB/s beside memset and memcmp.",
+                "examples:\n  dgen bench\n  dgen bench --threads 1,2,4 --seconds 2 --json")
+    c.add_argument("--threads", metavar="N,N", type=_arg(_thread_list),
+                   help="thread counts, comma-separated (default: every CPU, and 1)")
+    c.add_argument("--size", metavar="SIZE", type=_arg(_buffer_size), default=32 << 20,
+                   help="buffer size (default 32MiB)")
+    c.add_argument("--seconds", metavar="S", type=_arg(_number(0, math.inf, "a positive number")),
+                   default=1.0, help="time per measurement pair (default 1)")
+    json_flag(c)
+    c.set_defaults(run=cmd_bench)
+
+    c = command("info", "Topology, SIMD path and version.", "example:\n  dgen info --json")
+    json_flag(c)
+    c.set_defaults(run=cmd_info)
+    return p
+
+
+# --- output helpers -----------------------------------------------------------------------
+def say(message: str) -> None:
+    print(f"dgen: {message}", file=sys.stderr)
+
+
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2))
+
+
+@contextlib.contextmanager
+def progress(args, total: int, what: str):
+    """A progress bar with rate and ETA on a terminal; None in pipes and with --json."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+    with tqdm(total=total, desc=what, unit="B", unit_scale=True,
+              file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+        yield bar.update
+
+
+def rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / max(seconds, 1e-9) / 1e9:.2f} GB/s"
+
+
+def identity_line(i: dict) -> str:
+    return (f"seed {i['seed']}, dedup {i['dedup_ratio']:g}, compress {i['compress_ratio']:g}, "
+            f"dedup unit {human(i['dedup_unit'])}")
+
+
+# --- commands -----------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    to_stdout = args.output == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise ValueError("refusing to write binary data to a terminal; redirect stdout or "
+                         "give -o FILE")
+    gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
+                    dedup_unit=args.dedup_unit, max_threads=args.threads)
+    if args.seed is None:
+        say(f"seed {gen.seed} (pass --seed {gen.seed} to reproduce or verify this data)")
+    view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
+    with (contextlib.nullcontext(sys.stdout.buffer) if to_stdout
+          else open(args.output, "wb")) as out, \
+            progress(args, args.size, "generate") as advance:
+        while n := gen.readinto(view):
+            out.write(view[:n])
+            if advance:
+                advance(n)
+        out.flush()
+    return 0
+
+
+def cmd_write(args) -> int:
+    with progress(args, args.size, "write") as advance:
+        m = files.write_dataset(args.path, args.size, files=args.files,
+                                dedup_ratio=args.dedup_ratio,
+                                compress_ratio=args.compress_ratio, seed=args.seed,
+                                dedup_unit=args.dedup_unit, direct=args.direct,
+                                fsync=args.fsync, jobs=args.jobs, threads=args.threads,
+                                progress=advance)
+    if args.json:
+        print_json(m)
+    else:
+        size = m["identity"]["size"]
+        print(f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s) at "
+              f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}")
+        print(f"manifest {m['manifest']}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    overrides = {"seed": args.seed, "size": args.size, "files": args.files,
+                 "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
+                 "dedup_unit": args.dedup_unit}
+    total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
+    with progress(args, total, "verify") as advance:
+        r = files.verify_file(args.path, **overrides, direct=args.direct,
+                              threads=args.threads, max_ranges=args.max_ranges,
+                              progress=advance)
+    if args.json:
+        print_json(r)
+    else:
+        print(verify_report(r))
+    return 0 if r["ok"] else 1
+
+
+def verify_report(r: dict) -> str:
+    where = f"{r['path']}: {human(r['bytes'])} in {len(r['files'])} file(s)"
+    if r["ok"]:
+        return (f"OK {where} verified at {rate(r['bytes_read'], r['seconds'])}; "
+                f"{identity_line(r['identity'])}")
+    lines = [f"FAILED {where}: {r['range_count']} mismatching range(s), "
+             f"{r['mismatched_bytes']} byte(s) differ or are missing; "
+             f"{identity_line(r['identity'])}"]
+    width = max(len("file"), *(len(x["file"]) for x in r["ranges"])) if r["ranges"] else 4
+    lines.append(f"{'file':<{width}} {'file offset':>14} {'dataset offset':>16} "
+                 f"{'length':>12}  what")
+    for x in r["ranges"]:
+        lines.append(f"{x['file']:<{width}} {x['file_offset']:>14} {x['offset']:>16} "
+                     f"{x['length']:>12}  {describe(x)}")
+    if r["range_count"] > len(r["ranges"]):
+        lines.append(f"... and {r['range_count'] - len(r['ranges'])} more range(s) "
+                     f"(--max-ranges lists more)")
+    return "\n".join(lines)
+
+
+def describe(x: dict) -> str:
+    return {"differs": "differs",
+            "zeros": "reads as zeros",
+            "moved": f"holds the unit that belongs at file offset "
+                     f"{x['belongs_at_file_offset']} (dataset offset {x['belongs_at']})",
+            "missing": "missing: the file ends early",
+            "extra": "extra: the file is longer than the dataset says"}[x["kind"]]
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import analyze
+    results = []
+    for path in args.paths:
+        results.append(analyze(path, block_sizes=args.block_sizes,
+                               frame_size=args.frame_size, sample=args.sample,
+                               threads=args.threads))
+        if not args.json:
+            print(analyze_report(results[-1]))
+    if args.json:
+        print_json({"files": results})
+    return 0
+
+
+def analyze_report(a: dict) -> str:
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+    z = a["zero_pages"]
+    c = a["compression"]
+    lines = [f"{a['source']}: {human(a['bytes'])} ({a['bytes']} bytes), entropy "
+             f"{a['entropy_bits_per_byte']:.3f} bits/byte, zero pages {z['count']}"
+             + (f" ({z['share']:.2%})" if z["share"] is not None else ""),
+             f"  {'dedup block':>11} {'blocks':>12} {'unique':>12} {'ratio':>8}"]
+    lines += [f"  {human(int(size)):>11} {d['blocks']:>12} {d['unique']:>12} "
+              f"{fmt(d['ratio']):>8}" for size, d in a["dedup"].items()]
+    lines.append(f"  compression of {human(c['frame_size'])} frames "
+                 f"({c['frames_compressed']} of {c['frames']} compressed):")
+    lines += [f"  {name:>11} {fmt(ratio):>8}" for name, ratio in c["ratios"].items()]
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    result = bench.run(args.size, args.threads, args.seconds)
+    if args.json:
+        print_json(result)
+    else:
+        print(bench.report(result))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from . import __version__
+    from ._system import get_system_info
+    info = {"version": __version__, "format_version": _core.FORMAT_VERSION,
+            **get_system_info()}
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"dgen {info['version']} (format {info['format_version']}), isa {info['isa']}")
+    print(f"cpus: {info['available_cpus']} available, {info['logical_cpus']} logical, "
+          f"{info['physical_cores']} physical cores; {info['deployment_type']}")
+    for node in info["nodes"]:
+        print(f"  node {node['id']}: cpus {cpu_ranges(node['cpus'])}, "
+              f"memory {human(node['memory_bytes'])}")
+    return 0
+
+
+def cpu_ranges(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    runs: list[list[int]] = []
+    for c in sorted(cpus):
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.error("a command is required: generate, write, verify, analyze, bench or "
+                     "info (see dgen --help)")
+    try:
+        return args.run(args)
+    except files.DirectIOUnsupported as e:
+        return fail(2, e.strerror)
+    except (ValueError, TypeError, OverflowError) as e:
+        return fail(2, str(e))
+    except BrokenPipeError:
+        # The reader went away (`dgen generate | head`): stop quietly, like `yes | head`.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        return fail(1, str(e))
+    except KeyboardInterrupt:
+        return fail(130, "interrupted")
+
+
+def fail(code: int, message: str) -> int:
+    say(f"error: {message}" if code != 130 else message)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

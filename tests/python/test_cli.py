@@ -1,0 +1,392 @@
+"""The `dgen` command line, driven as installed (subprocess), and the file helpers behind it."""
+
+import fcntl
+import json
+import os
+import pty
+import random
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+
+import pytest
+
+import dgen_py
+from dgen_py import files
+from dgen_py.cli import parse_size
+
+UNIT = 128 * 1024
+DGEN = shutil.which("dgen", path=os.path.dirname(sys.executable)) or shutil.which("dgen")
+
+
+def dgen(*args, check=None, **kw):
+    """Run the installed `dgen`; check=N asserts the exit code."""
+    assert DGEN, "the `dgen` command is not installed beside this Python (pip install .)"
+    r = subprocess.run([DGEN, *map(str, args)], capture_output=True, timeout=60, **kw)
+    if check is not None:
+        assert r.returncode == check, (r.returncode, r.stderr.decode())
+    return r
+
+
+def dgen_json(*args, check=0):
+    return json.loads(dgen(*args, "--json", check=check).stdout)
+
+
+def expected(size, seed, dedup_ratio=1.0, compress_ratio=1.0):
+    return bytes(dgen_py.generate_buffer(size, dedup_ratio, compress_ratio, seed=seed))
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A written and verified 8 MiB file with no duplicate units: (path, its bytes)."""
+    path = tmp_path / "data.bin"
+    dgen("write", path, "--size", "8MiB", "--seed", 11, "--compress-ratio", 2, check=0)
+    return path, expected(8 << 20, 11, compress_ratio=2)
+
+
+# --- sizes -------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, size", [
+    ("4096", 4096), ("4KiB", 4096), ("4K", 4096), ("4k", 4096), ("4kib", 4096),
+    ("4KB", 4000), ("512M", 512 << 20), ("10G", 10 << 30), ("1.5TiB", 3 << 39),
+    ("1.5K", 1536), ("2 MiB", 2 << 20), ("0", 0), ("7B", 7), ("1EiB", 1 << 60),
+])
+def test_sizes_use_binary_units_except_kb_mb(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["10X", "", "K", "-1", "1.3K", "0x10", "1e3", "8EiB"])
+def test_bad_sizes_are_refused(text):
+    with pytest.raises(ValueError, match="size|whole number|largest"):
+        parse_size(text)
+
+
+# --- write and verify --------------------------------------------------------------------
+def test_write_then_verify_passes(dataset):
+    path, data = dataset
+    assert path.read_bytes() == data
+    manifest = json.loads((path.parent / "data.bin.dgen.json").read_text())
+    assert manifest["identity"] == {"seed": 11, "size": 8 << 20, "dedup_ratio": 1.0,
+                                    "compress_ratio": 2.0, "dedup_unit": UNIT}
+    assert manifest["files"] == [{"path": "data.bin", "offset": 0, "length": 8 << 20}]
+    assert manifest["complete"] and manifest["format_version"] == dgen_py.FORMAT_VERSION
+    r = dgen_json("verify", path)
+    assert r["ok"] and r["range_count"] == 0 and r["bytes_read"] == 8 << 20
+    assert dgen("verify", path, check=0).stdout.startswith(b"OK ")
+
+
+def test_files_are_cut_at_4k_boundaries_and_written_in_parallel(tmp_path):
+    size = 5 * 1024 * 1024 + 123
+    m = dgen_json("write", tmp_path / "set", "--size", size, "--files", 3, "--jobs", 4,
+                  "--seed", 5, "--dedup-ratio", 2, "--compress-ratio", 3)
+    assert [f["offset"] for f in m["files"]] == [0, 1744896, 3493888]
+    assert all(f["offset"] % 4096 == 0 for f in m["files"])
+    written = b"".join((tmp_path / "set" / f["path"]).read_bytes() for f in m["files"])
+    assert written == expected(size, 5, 2, 3)
+    assert dgen_json("verify", tmp_path / "set")["ok"]
+
+
+def damage_flip(path, data):
+    at = 3_000_001
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0x40]))
+    return [{"offset": at, "length": 1, "kind": "differs"}]
+
+
+def damage_zero_page(path, data):
+    page = (2 << 20) + 3 * 4096
+    with open(path, "r+b") as f:
+        f.seek(page)
+        f.write(bytes(4096))
+    # The range runs from the first to the last byte that was not zero before.
+    nonzero = [i for i in range(page, page + 4096) if data[i]]
+    return [{"offset": nonzero[0], "length": nonzero[-1] + 1 - nonzero[0], "kind": "zeros"}]
+
+
+def damage_truncate(path, data):
+    os.truncate(path, 7_000_000)
+    return [{"offset": 7_000_000, "length": len(data) - 7_000_000, "kind": "missing"}]
+
+
+def damage_swap_units(path, data):
+    a, b = 10 * UNIT, 40 * UNIT
+    with open(path, "r+b") as f:
+        f.seek(a)
+        f.write(data[b:b + UNIT])
+        f.seek(b)
+        f.write(data[a:a + UNIT])
+    return [{"offset": a, "length": UNIT, "kind": "moved", "belongs_at": b},
+            {"offset": b, "length": UNIT, "kind": "moved", "belongs_at": a}]
+
+
+@pytest.mark.parametrize("damage", [damage_flip, damage_zero_page, damage_truncate,
+                                    damage_swap_units])
+def test_verify_names_the_exact_damaged_range(dataset, damage):
+    path, data = dataset
+    want = damage(path, data)
+    r = dgen_json("verify", path, check=1)
+    assert not r["ok"] and r["range_count"] == len(want)
+    got = [{k: x[k] for k in w} for x, w in zip(r["ranges"], want)]
+    assert got == want
+    assert all(x["file"] == "data.bin" and x["file_offset"] == x["offset"] for x in r["ranges"])
+    text = dgen("verify", path, check=1).stdout.decode()
+    for w in want:
+        assert f"data.bin {w['offset']:>14} {w['offset']:>16} {w['length']:>12}" in text
+
+
+def test_verify_text_lists_every_kind_of_damage(dataset):
+    path, data = dataset
+    for damage in (damage_flip, damage_zero_page, damage_swap_units, damage_truncate):
+        damage(path, data)
+    out = dgen("verify", path, check=1).stdout.decode()
+    assert out.startswith("FAILED ") and "5 mismatching range(s)" in out
+    for words in ("3000001", "reads as zeros", "belongs at file offset 5242880",
+                  "belongs at file offset 1310720", "7000000", "the file ends early"):
+        assert words in out
+
+
+def test_missing_and_longer_files_are_mismatches(tmp_path):
+    m = dgen_json("write", tmp_path / "set", "--size", "1MiB", "--files", 4, "--seed", 1)
+    (tmp_path / "set" / "part-00001").unlink()
+    with open(tmp_path / "set" / "part-00003", "ab") as f:
+        f.write(b"x" * 10)
+    r = dgen_json("verify", tmp_path / "set", check=1)
+    assert [(x["file"], x["file_offset"], x["offset"], x["length"], x["kind"])
+            for x in r["ranges"]] == [
+        ("part-00001", 0, m["files"][1]["offset"], m["files"][1]["length"], "missing"),
+        ("part-00003", m["files"][3]["length"], 1 << 20, 10, "extra")]
+
+
+def test_verify_of_a_path_that_does_not_exist_fails_in_one_line(tmp_path):
+    r = dgen("verify", tmp_path / "nothing", check=1)
+    assert r.stderr.decode().splitlines() == [
+        f"dgen: error: [Errno 2] no such file or directory: {tmp_path / 'nothing'}"]
+
+
+def test_verify_without_manifest_takes_the_identity_as_flags(tmp_path):
+    path = tmp_path / "copy.bin"
+    r = dgen("generate", "--size", "3MiB", "--dedup-ratio", 2, "-o", path, check=0)
+    seed = int(r.stderr.split()[2])  # "dgen: seed N (...)": the one line on stderr
+    assert r.stderr.count(b"\n") == 1
+    assert dgen_json("verify", path, "--seed", seed, "--dedup-ratio", 2)["ok"]
+    assert not dgen_json("verify", path, "--seed", seed + 1, check=1)["ok"]
+    r = dgen("verify", path, check=2)
+    assert b"no manifest" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+def test_verify_reports_ranges_across_reads_as_one_call_would(tmp_path, monkeypatch):
+    """Damage around read boundaries: the same ranges as one verify() of the whole file."""
+    monkeypatch.setattr(files, "VERIFY_CHUNK", 16384)
+    size, unit, rng = 1 << 20, 4096, random.Random(7)
+    dgen_py.write_dataset(tmp_path / "p.bin", size, dedup_ratio=1.5, seed=3, dedup_unit=unit)
+    good = (tmp_path / "p.bin").read_bytes()
+    gen = dgen_py.Generator(size, 1.5, seed=3, dedup_unit=unit)
+    for _ in range(40):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 30)):
+            at, n = rng.randrange(1, 64) * 16384 + rng.randint(-90, 90), rng.randint(1, 150)
+            zero = rng.random() < 0.5
+            data[at:at + n] = bytes(n) if zero else bytes(b ^ 1 for b in data[at:at + n])
+        (tmp_path / "p.bin").write_bytes(data)
+        max_ranges = rng.choice([0, 1, 3, 1000])
+        r = dgen_py.verify_file(tmp_path / "p.bin", max_ranges=max_ranges)
+        ref = gen.verify(data, max_ranges=1000)
+        assert (r["range_count"], r["mismatched_bytes"]) == (ref.range_count, ref.mismatched_bytes)
+        assert [(x["offset"], x["length"], x["kind"] == "zeros") for x in r["ranges"]] == \
+            [(m.offset, m.length, m.zeros) for m in ref.ranges[:max_ranges]]
+
+
+# --- generate ----------------------------------------------------------------------------
+def test_generate_to_stdout_is_exactly_the_python_api_bytes():
+    r = dgen("generate", "--size", "10MiB", "--seed", 42, "--dedup-ratio", 2,
+             "--compress-ratio", 3, check=0)
+    assert len(r.stdout) == 10 << 20 and r.stderr == b""
+    assert r.stdout == expected(10 << 20, 42, 2, 3)
+
+
+def test_generate_into_a_closed_pipe_stops_quietly():
+    r = subprocess.run(f"'{DGEN}' generate --size 1GiB --seed 1 | head -c 1 >/dev/null; "
+                       "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
+                       capture_output=True, timeout=60)
+    assert r.stderr == b"" and r.stdout.strip() == b"141"
+
+
+# --- O_DIRECT ----------------------------------------------------------------------------
+def supports_direct(directory) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory) as f:
+            os.close(os.open(f.name, os.O_WRONLY | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def direct_dir(tmp_path):
+    for d in (tmp_path, "/var/tmp", os.getcwd()):
+        if supports_direct(d):
+            with tempfile.TemporaryDirectory(dir=d) as t:
+                yield t
+            return
+    pytest.skip("no filesystem here accepts O_DIRECT (tried the test's tmp dir, /var/tmp, .)")
+
+
+@pytest.fixture
+def no_direct_dir(tmp_path):
+    """A directory whose filesystem refuses O_DIRECT: a ramfs mount (recent kernels accept
+    O_DIRECT on tmpfs), else /dev/shm where its tmpfs still refuses it."""
+    mount = tmp_path / "ramfs"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(mount)],
+                      capture_output=True).returncode == 0:
+        yield str(mount)
+        subprocess.run(["umount", str(mount)], check=True)
+    elif os.path.isdir("/dev/shm") and not supports_direct("/dev/shm"):
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+            yield d
+    else:
+        pytest.skip("no filesystem refusing O_DIRECT: cannot mount ramfs (needs root) and "
+                    "/dev/shm accepts O_DIRECT")
+
+
+def test_write_direct_gives_exact_sizes_and_verifies(direct_dir):
+    path = os.path.join(direct_dir, "d.bin")
+    size = 10 * 1024 * 1024 + 123  # the partial last block goes through the page cache
+    m = dgen_json("write", path, "--size", size, "--direct", "--fsync", "--jobs", 2,
+                  "--seed", 9)
+    assert m["direct"] and m["fsync"] and os.path.getsize(path) == size
+    assert open(path, "rb").read() == expected(size, 9)
+    assert dgen_json("verify", path, "--direct")["ok"]
+
+
+def test_write_direct_is_refused_in_one_line_where_unsupported(no_direct_dir):
+    path = os.path.join(no_direct_dir, "d.bin")
+    r = dgen("write", path, "--size", "1MiB", "--direct", check=2)
+    assert r.stderr.decode().splitlines() == [
+        f"dgen: error: the filesystem of {no_direct_dir} does not support O_DIRECT "
+        "(--direct); write without it or to another filesystem"]
+    assert os.listdir(no_direct_dir) == []
+
+
+# --- failures and usage ------------------------------------------------------------------
+def limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+
+def test_a_failed_write_leaves_no_manifest(tmp_path):
+    path = tmp_path / "data.bin"
+    dgen("write", path, "--size", "1MiB", "--seed", 1, check=0)
+    assert (tmp_path / "data.bin.dgen.json").exists()
+    # A 2 MiB file size limit makes the rewrite fail midway (EFBIG after 2 MiB).
+    r = dgen("write", path, "--size", "8MiB", "--seed", 1, check=1, preexec_fn=limit_file_size)
+    assert r.stderr.decode().splitlines() == [
+        f"dgen: error: [Errno 27] writing {path}: File too large at offset {2 << 20}"]
+    assert os.path.getsize(path) == 2 << 20
+    assert sorted(os.listdir(tmp_path)) == ["data.bin"]
+
+
+def test_a_failed_parallel_write_leaves_no_manifest(tmp_path):
+    def fail_midway(n, seen=[]):
+        seen.append(n)
+        if len(seen) == 3:
+            raise OSError(5, "injected failure")
+    with pytest.raises(OSError, match="injected"):
+        dgen_py.write_dataset(tmp_path / "set", 64 << 20, files=4, jobs=4, seed=1,
+                              progress=fail_midway)
+    assert sorted(os.listdir(tmp_path / "set")) == [f"part-0000{i}" for i in range(4)]
+
+
+GEN = ["generate", "--size", "1K"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["generate", "--size", "10X"],
+     "--size: '10X' is not a size (examples: 4096, 4KiB, 10G, 1.5TiB)"),
+    (["generate", "--size", "1.3K"], "--size: '1.3K' is not a whole number of bytes"),
+    (["generate"], "the following arguments are required: --size"),
+    (GEN + ["--dedup-ratio", "0.5"], "--dedup-ratio: '0.5' is not a ratio in [1, 1e+06]"),
+    (GEN + ["--compress-ratio", "nan"], "--compress-ratio: 'nan' is not a ratio in [1, 64]"),
+    (GEN + ["--seed", "-1"], "--seed: '-1' is not an integer in [0, 18446744073709551615]"),
+    (GEN + ["--dedup-unit", "100K"],
+     "--dedup-unit: '100K' is not a power of two in [4KiB, 64MiB]"),
+    (GEN + ["--threads", "0"], "--threads: '0' is not an integer in [1, 1024]"),
+    (GEN + ["--bogus"], "unrecognized arguments: --bogus"),
+    (["write", "x", "--size", "1K", "--files", "0"],
+     "--files: '0' is not an integer in [1, 1000000]"),
+    (["verify", "f"], "f has no manifest (f.dgen.json): give the seed"),
+    (["bench", "--threads", "1,x"], "--threads: 'x' is not an integer in [1, 1024]"),
+    (["bench", "--seconds", "0"], "--seconds: '0' is not a positive number"),
+    (["bench", "--size", "0"], "--size: '0' is not a buffer size in [4KiB, 1TiB]"),
+    (["analyze", "f", "--sample", "2"], "--sample: '2' is not a share in (0, 1]"),
+    (["analyze", "f", "--frame-size", "1000"], "frame_size must be in [4096, 1073741824]"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "a command is required"),
+])
+def test_usage_errors_exit_2_with_one_line(args, message, tmp_path):
+    (tmp_path / "f").write_bytes(bytes(4096))
+    r = dgen(*args, check=2, cwd=tmp_path)
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dgen: error: ") and message in lines[0]
+    assert r.stdout == b""
+
+
+def test_help_shows_examples():
+    for command in ([], ["generate"], ["write"], ["verify"], ["analyze"], ["bench"], ["info"]):
+        assert b"example" in dgen(*command, "--help", check=0).stdout
+
+
+def stderr_on_a_terminal(*args) -> bytes:
+    """What `dgen args` writes to stderr when stderr is a terminal (a pty)."""
+    master, slave = pty.openpty()
+    # A new pty is 0x0, where tqdm draws nothing: give it a real terminal's size.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    p = subprocess.Popen([DGEN, *args], stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)  # read while dgen runs: after it exits the pty reads only EIO
+    out = b""
+    try:
+        while chunk := os.read(master, 65536):
+            out += chunk
+    except OSError:  # EIO once dgen has exited
+        pass
+    finally:
+        os.close(master)
+    assert p.wait(timeout=60) == 0
+    return out
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    args = ["write", str(tmp_path / "d.bin"), "--size", "64MiB", "--seed", "1"]
+    assert b"%|" in stderr_on_a_terminal(*args)  # tqdm's bar, with rate and ETA
+    assert dgen(*args, check=0).stderr == b""
+    assert stderr_on_a_terminal(*args, "--json") == b""
+
+
+# --- JSON and the other commands ---------------------------------------------------------
+def test_json_outputs_parse(dataset):
+    path, _ = dataset
+    info = dgen_json("info")
+    assert info["version"] == dgen_py.__version__ and info["isa"] and info["num_nodes"] >= 1
+    a = dgen_json("analyze", path, "--block-sizes", "4K,128K", "--sample", "0.5")
+    assert [f["bytes"] for f in a["files"]] == [8 << 20]
+    assert set(a["files"][0]["dedup"]) == {"4096", "131072"}
+    assert a["files"][0]["dedup"]["131072"]["ratio"] == 1.0
+    b = dgen_json("bench", "--threads", "1", "--size", "1MiB", "--seconds", "0.05")
+    assert [(r["compress_ratio"], r["dedup_ratio"]) for r in b["fill"]] == [(1, 1), (2, 2)]
+    assert b["verify"][0]["threads"] == 1 and b["fill"][0]["fill_gbps"] > 0
+
+
+def test_analyze_and_info_print_tables(dataset):
+    path, _ = dataset
+    out = dgen("analyze", path, check=0).stdout.decode()
+    assert "entropy" in out and "zstd-1" in out and "1 MiB" in out
+    assert "isa" in dgen("info", check=0).stdout.decode()
+
+
+def test_python_m_dgen_py_runs_the_same_command():
+    r = subprocess.run([sys.executable, "-m", "dgen_py", "--version"], capture_output=True,
+                       timeout=60, check=True)
+    assert r.stdout == dgen("--version", check=0).stdout

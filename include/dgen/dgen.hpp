@@ -130,6 +130,9 @@ class Stream {
     uint64_t length;
   };
   Claim claim(uint64_t max_len);
+  // Gives a claim back when it could not be filled (an error, Ctrl-C), if nothing was
+  // claimed after it: the next read then starts at its offset again.
+  void unclaim(const Claim& c);
   const FillOptions& options() const { return opt_; }
   void seek(uint64_t offset);  // offset <= size; throws std::out_of_range otherwise
   void reset() { seek(0); }
@@ -147,6 +150,10 @@ class Stream {
   FillOptions opt_;
   uint64_t pos_ = 0;
 };
+
+// True when fill()/verify() of [offset, offset + len) runs wholly on the calling thread
+// (one block, no NUMA node to run on): no worker hand-off, no wait for the pool.
+bool runs_on_caller(uint64_t offset, uint64_t len, const FillOptions& opt);
 
 // A seed from the operating system's entropy source.
 uint64_t random_seed();

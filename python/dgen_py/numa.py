@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import secrets
 import time
 import warnings
@@ -69,6 +70,11 @@ def run_per_node(size, dedup_ratio=1.0, compress_ratio=1.0, *, nodes=None, seed=
                       "the per-node processes run unpinned", RuntimeWarning, stacklevel=2)
     threads = None if max_threads is None else _checks.threads(max_threads)
     chunk = _checks.integer("chunk_size", chunk_size, 4096, _checks.MAX_SIZE)
+    if size * len(chosen) > _checks.MAX_SIZE:
+        raise ValueError(f"size * nodes must be at most 2**63-1, got {size} * {len(chosen)}")
+    # The whole identity is checked here, so no child fails on what the parent accepted.
+    Generator(size * len(chosen), dedup_ratio, compress_ratio, seed=seed,
+              dedup_unit=dedup_unit, max_threads=max_threads)
     params = (size, size * len(chosen), dedup_ratio, compress_ratio, seed, dedup_unit,
               threads, chunk)
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited threads or pins
@@ -80,8 +86,13 @@ def run_per_node(size, dedup_ratio=1.0, compress_ratio=1.0, *, nodes=None, seed=
         p.start()
     out = []
     try:
-        for _ in procs:
-            out.append(results.get(timeout=3600))
+        while len(out) < len(procs):
+            try:
+                out.append(results.get(timeout=0.5))
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:  # the others would wait at the barrier forever
+                    raise RuntimeError(f"a per-node process failed (exit codes {dead})") from None
     finally:
         for p in procs:
             p.join(timeout=60)

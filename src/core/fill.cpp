@@ -70,7 +70,7 @@ void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
   // Blocks are aligned to absolute multiples of `block`, so a worker never splits a page
   // that another worker also generates.
   const uint64_t first = offset / block, last = (offset + len - 1) / block;
-  if (first == last && !opt.numa_node) {  // small calls: no hand-off, no plan
+  if (runs_on_caller(offset, len, opt)) {  // small calls: no hand-off, no plan
     work(offset, offset + len);
     return;
   }
@@ -94,6 +94,11 @@ void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const Fill
   detail::for_each_block(offset, len, opt, [&](uint64_t lo, uint64_t hi) {
     detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
   });
+}
+
+bool runs_on_caller(uint64_t offset, uint64_t len, const FillOptions& opt) {
+  const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
+  return len == 0 || (offset / block == (offset + len - 1) / block && !opt.numa_node);
 }
 
 uint64_t random_seed() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dgen/dgen.hpp"
+#include "kernels/kernels.hpp"
 
 namespace dgen::pool {
 namespace {
@@ -56,7 +57,10 @@ class Pool {
 
   void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
            const std::function<bool()>& interrupted) {
-    std::lock_guard one_job(run_mu_);
+    // Waiting for another call's job still answers Ctrl-C.
+    std::unique_lock one_job(run_mu_, std::defer_lock);
+    while (!one_job.try_lock_for(kPollEvery))
+      if (interrupted && interrupted()) throw Interrupted();
     Job job;
     job.task = &task;
     job.n = n;
@@ -72,26 +76,34 @@ class Pool {
     }
     wake_.notify_all();
     bool cancelled = false;
+    // Never leaves before the workers are done with `job`: a throwing poll counts as an
+    // error of the job.
+    const auto poll = [&] {
+      if (cancelled || !interrupted) return;
+      try {
+        if (interrupted()) cancelled = job.stop = true;
+      } catch (...) {
+        std::lock_guard lk(job.error_mu);
+        if (!job.error) job.error = std::current_exception();
+        job.stop = true;
+      }
+    };
     if (!job.fixed) {
       auto next_poll = Clock::now() + kPollEvery;
       for (size_t i; !job.stop && (i = job.next.fetch_add(1, std::memory_order_relaxed)) < n;) {
         job.run_task(i);
         if (interrupted && Clock::now() >= next_poll) {
           next_poll = Clock::now() + kPollEvery;
-          if (interrupted()) cancelled = job.stop = true;
+          poll();
         }
       }
     }
     {
       std::unique_lock lk(mu_);
-      while (busy_ != 0) {
-        if (!interrupted) {
-          done_.wait(lk, [&] { return busy_ == 0; });
-        } else if (!done_.wait_for(lk, kPollEvery, [&] { return busy_ == 0; })) {
-          lk.unlock();
-          if (!cancelled && interrupted()) cancelled = job.stop = true;
-          lk.lock();
-        }
+      while (!done_.wait_for(lk, kPollEvery, [&] { return busy_ == 0; })) {
+        lk.unlock();
+        poll();
+        lk.lock();
       }
       job_ = nullptr;
     }
@@ -109,7 +121,7 @@ class Pool {
     workers_.clear();
   }
 
-  std::mutex run_mu_;  // one job at a time
+  std::timed_mutex run_mu_;  // one job at a time
 
  private:
   void grow(unsigned count) {
@@ -149,11 +161,17 @@ class Pool {
 
 // Every pool, by CPU sets (the empty key is the shared unbound pool). Never destroyed:
 // workers may outlive static destructors.
+//
+// At fork: idle pools are locked and their workers joined, so parent and child restart
+// them on next use. A pool busy with another thread's job is not waited for (that job may
+// need the GIL the forking thread holds): the parent keeps it running, the child abandons
+// its copy, whose locks belong to threads that do not exist there, and makes a new one.
 struct Registry {
   std::mutex mu;
   std::map<std::vector<std::vector<unsigned>>, Pool*> pools;
+  std::vector<Pool*> joined;  // locked by before_fork
 
-  Registry() { pthread_atfork(&before_fork, &after_fork, &after_fork); }
+  Registry() { pthread_atfork(&before_fork, &in_parent, &in_child); }
 
   Pool& get(const std::vector<std::vector<unsigned>>& cpusets) {
     std::lock_guard lk(mu);
@@ -168,20 +186,41 @@ struct Registry {
   }
 
   static void before_fork() {
+    // Finish any first-use initialisation another thread may be in the middle of, so the
+    // child never inherits a half-taken static guard.
+    Topology::get();
+    kernels::active();
     Registry& r = instance();
     r.mu.lock();
-    for (auto& [key, pool] : r.pools) {
-      pool->run_mu_.lock();  // waits for its running job
-      pool->stop_all();
-    }
+    r.joined.clear();
+    for (auto& [key, pool] : r.pools)
+      if (pool->run_mu_.try_lock()) {
+        pool->stop_all();
+        r.joined.push_back(pool);
+      }
   }
 
-  static void after_fork() {
+  static void in_parent() {
     Registry& r = instance();
-    for (auto& [key, pool] : r.pools) pool->run_mu_.unlock();
+    for (Pool* p : r.joined) p->run_mu_.unlock();
+    r.mu.unlock();
+  }
+
+  static void in_child() {
+    Registry& r = instance();
+    for (auto& [key, pool] : r.pools) {
+      if (std::find(r.joined.begin(), r.joined.end(), pool) != r.joined.end())
+        pool->run_mu_.unlock();
+      else
+        pool = new Pool(key);  // the busy one is leaked, never touched again
+    }
     r.mu.unlock();
   }
 };
+
+// Registered when the library loads, before any thread of ours exists.
+[[maybe_unused]] const bool registered_at_load =
+    (Registry::instance(), Topology::get(), kernels::active(), true);
 
 }  // namespace
 

@@ -15,6 +15,11 @@ Stream::Claim Stream::claim(uint64_t max_len) {
   return c;
 }
 
+void Stream::unclaim(const Claim& c) {
+  std::lock_guard lk(mu_);
+  if (pos_ == c.offset + c.length) pos_ = c.offset;
+}
+
 uint64_t Stream::read(std::span<uint8_t> out) {
   const Claim c = claim(out.size());
   fill(c.dataset, c.offset, out.first(c.length), opt_);

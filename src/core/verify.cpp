@@ -60,13 +60,18 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
   struct Unit {
     uint64_t start, len;
   };
-  std::vector<Unit> units;  // damaged units starting with a difference, wholly in `data`
+  // Damaged units wholly in `data` whose first bytes differ: every unit a range starts in
+  // (near its start) or covers from its start — adjacent swapped units make one range.
+  std::vector<Unit> units;
   for (const Mismatch& m : ranges) {
-    const uint64_t start = m.offset / unit * unit;
-    const uint64_t len = std::min(unit, ds.size() - start);
-    if (m.offset - start < kVerifyGap && start >= offset && start + len <= offset + data.size() &&
-        (units.empty() || units.back().start != start))
-      units.push_back({start, len});
+    for (uint64_t start = m.offset / unit * unit;
+         start < m.offset + m.length && units.size() < kMaxCandidates; start += unit) {
+      const uint64_t len = std::min(unit, ds.size() - start);
+      const bool from_start = m.offset <= start || m.offset - start < kVerifyGap;
+      if (from_start && start >= offset && start + len <= offset + data.size() &&
+          (units.empty() || units.back().start != start))
+        units.push_back({start, len});
+    }
     if (units.size() == kMaxCandidates) break;
   }
   if (units.size() < 2) return;

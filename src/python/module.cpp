@@ -4,11 +4,14 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "dgen/dgen.hpp"
 #include "dgen/topology.hpp"
@@ -62,6 +65,10 @@ class BytesView {
   uint64_t size() const { return size_; }
 
   static int getbuffer(PyObject* self, Py_buffer* view, int flags) {
+    if (!nb::inst_ready(self)) {  // BytesView.__new__ without __init__
+      PyErr_SetString(PyExc_BufferError, "BytesView is not initialised");
+      return -1;
+    }
     BytesView* bv = nb::inst_ptr<BytesView>(self);
     return PyBuffer_FillInfo(view, self, bv->data(), Py_ssize_t(bv->size()), 1, flags);
   }
@@ -74,49 +81,83 @@ class BytesView {
 
 PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer}, {0, nullptr}};
 
-// Calls above this size release the GIL and stop on Ctrl-C; below it the hand-off would
-// cost more than the work.
+// Calls this small that run on the calling thread keep the GIL: releasing it would cost
+// more than the work. Every call that may wait for the worker pool releases it, since a
+// running job polls for Ctrl-C under the GIL.
 constexpr uint64_t kKeepGil = 256 * 1024;
+
+// At interpreter exit a daemon thread inside a call must not take the GIL again (Python
+// would end the thread by unwinding through frames that cannot be unwound): an atexit hook
+// stops running calls and waits until they have given their threads back to Python.
+std::atomic<bool> shutting_down{false};
+std::atomic<int> calls_in_flight{0};
+
+void stop_calls_at_exit() {
+  shutting_down = true;
+  nb::gil_scoped_release unlocked;
+  for (int i = 0; i < 5000 && calls_in_flight > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
 
 dgen::FillOptions interruptible(dgen::FillOptions opt) {
   opt.interrupted = [] {
+    if (shutting_down) return true;
     nb::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt set for the caller
   };
   return opt;
 }
 
-// Runs a core call without the GIL when it is large; a signal's exception propagates.
+// Runs a core call on [offset, offset + bytes), without the GIL unless it is small and
+// stays on this thread; a signal's exception propagates.
 template <class F>
-auto run_released(uint64_t bytes, const dgen::FillOptions& opt, F&& call) {
-  if (bytes <= kKeepGil) return call(opt);
+auto run_released(uint64_t offset, uint64_t bytes, const dgen::FillOptions& opt, F&& call) {
+  if (bytes <= kKeepGil && dgen::runs_on_caller(offset, bytes, opt)) return call(opt);
+  if (shutting_down) throw std::runtime_error("dgen: the interpreter is shutting down");
+  struct InFlight {  // ends after the GIL is back
+    InFlight() { ++calls_in_flight; }
+    ~InFlight() { --calls_in_flight; }
+  } in_flight;
   try {
     nb::gil_scoped_release unlocked;
     return call(interruptible(opt));
   } catch (const dgen::Interrupted&) {
+    if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
     throw nb::python_error();
   }
 }
 
-void fill_claim(const dgen::Stream::Claim& c, uint8_t* out, const dgen::FillOptions& opt) {
-  run_released(c.length, opt, [&](const dgen::FillOptions& o) {
-    dgen::fill(c.dataset, c.offset, {out, c.length}, o);
-    return 0;
-  });
+// Fills a claimed range; on any failure the claim is given back, so no range is lost.
+void fill_claim(dgen::Stream& s, const dgen::Stream::Claim& c, uint8_t* out) {
+  try {
+    run_released(c.offset, c.length, s.options(), [&](const dgen::FillOptions& o) {
+      dgen::fill(c.dataset, c.offset, {out, c.length}, o);
+      return 0;
+    });
+  } catch (...) {
+    s.unclaim(c);
+    throw;
+  }
 }
 
 uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
   Buffer b(buf, /*writable=*/true);
   const auto c = s.claim(b.size());
-  fill_claim(c, b.data(), s.options());
+  fill_claim(s, c, b.data());
   return c.length;
 }
 
 nb::object stream_read(dgen::Stream& s, uint64_t n) {
   const auto c = s.claim(n);
-  auto* bv = new BytesView(c.length, s.options().numa_node);
+  BytesView* bv;
+  try {
+    bv = new BytesView(c.length, s.options().numa_node);
+  } catch (...) {
+    s.unclaim(c);
+    throw;
+  }
   nb::object owner = nb::cast(bv, nb::rv_policy::take_ownership);
-  fill_claim(c, bv->data(), s.options());
+  fill_claim(s, c, bv->data());
   return owner;
 }
 
@@ -124,7 +165,7 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
                                  size_t max_ranges) {
   Buffer b(buf, /*writable=*/false);
   const dgen::Dataset ds = s.dataset_copy();
-  return run_released(b.size(), s.options(), [&](const dgen::FillOptions& o) {
+  return run_released(offset, b.size(), s.options(), [&](const dgen::FillOptions& o) {
     return dgen::verify(ds, offset, {b.data(), b.size()}, o, max_ranges);
   });
 }
@@ -133,6 +174,9 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
 
 NB_MODULE(_core, m) {
   m.doc() = "dgen core: synthetic data with exact dedup and compression ratios";
+  nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
+  // Objects held by daemon threads at exit are not leaks worth a warning.
+  nb::set_leak_warnings(false);
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
   m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
   m.attr("VERIFY_GAP") = dgen::kVerifyGap;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "dgen/dgen.hpp"
@@ -69,6 +70,23 @@ TEST(Verify, SwappedUnitsSayWhereTheyBelong) {
   EXPECT_EQ(r.ranges[1].belongs_at, int64_t(a * 131072));
 }
 
+TEST(Verify, SwappedNeighbourUnitsToo) {
+  auto v = data();
+  dgen::Dataset ds(kParams);
+  uint64_t a = 2;
+  while (ds.unique_id(a) == ds.unique_id(a + 1)) ++a;
+  std::vector<uint8_t> tmp(v.begin() + a * 131072, v.begin() + (a + 1) * 131072);
+  std::memcpy(v.data() + a * 131072, v.data() + (a + 1) * 131072, 131072);
+  std::memcpy(v.data() + (a + 1) * 131072, tmp.data(), 131072);
+  const auto r = check(v);
+  ASSERT_EQ(r.range_count, 2u);
+  EXPECT_EQ(r.ranges[0].offset, a * 131072);
+  EXPECT_EQ(r.ranges[0].length, 131072u);
+  EXPECT_EQ(r.ranges[0].belongs_at, int64_t((a + 1) * 131072));
+  EXPECT_EQ(r.ranges[1].offset, (a + 1) * 131072);
+  EXPECT_EQ(r.ranges[1].belongs_at, int64_t(a * 131072));
+}
+
 TEST(Verify, ReportsTheFirstRangesAndCountsAll) {
   auto v = data();
   for (int i = 0; i < 30; ++i) v[1000 + i * 10'000] ^= 0xFF;
@@ -97,6 +115,20 @@ TEST(Interrupt, StopsALongFillAndThrows) {
   EXPECT_EQ(polls.load(), 1);
   dgen::FillOptions never{.threads = 1, .block_size = 65536, .interrupted = [] { return false; }};
   EXPECT_NO_THROW(dgen::fill(ds, 0, std::span(v).first(1u << 20), never));
+}
+
+TEST(Interrupt, AThrowingPollLeavesThePoolUsable) {
+  dgen::Dataset ds(dgen::Params{1, 1ull << 30, 1, 1, 131072});
+  std::vector<uint8_t> v(1u << 30);  // lasts past the first poll, 20 ms in
+  for (unsigned threads : {1u, 2u}) {
+    dgen::FillOptions opt{.threads = threads, .block_size = 65536,
+                          .interrupted = []() -> bool { throw std::runtime_error("poll"); }};
+    EXPECT_THROW(dgen::fill(ds, 0, v, opt), std::runtime_error);
+  }
+  std::vector<uint8_t> a(8u << 20), b(8u << 20);
+  dgen::fill(ds, 0, a, {.threads = 2, .block_size = 65536});
+  dgen::fill(ds, 0, b, {.threads = 1});
+  EXPECT_EQ(a, b);
 }
 
 }  // namespace

@@ -89,3 +89,70 @@ def test_ctrl_c_interrupts_a_long_call_within_a_second():
     assert out.startswith("interrupted"), out
     latency = float(out.split()[1]) - sent  # CLOCK_MONOTONIC is shared by processes
     assert latency < 1.0, f"took {latency:.2f}s to stop"
+
+
+def run_script(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+BUSY_THREAD = """
+    import os, threading, time, dgen_py
+    big = dgen_py.Generator(1 << 40, seed=1)
+    def busy():
+        buf = bytearray(512 << 20)
+        while True:
+            big.fill_chunk(buf)  # the pool stays busy, polling for Ctrl-C under the GIL
+    threading.Thread(target=busy, daemon=True).start()
+    time.sleep(0.3)
+"""
+
+
+def test_small_calls_do_not_deadlock_behind_a_busy_pool():
+    out = run_script(BUSY_THREAD + """
+    small = dgen_py.Generator(1 << 40, seed=2)
+    buf = bytearray(200 << 10)
+    for _ in range(300):
+        small.seek((1 << 20) - (100 << 10))  # straddles a block: needs the pool
+        small.fill_chunk(buf)
+    print("done")
+    """)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+
+
+def test_fork_while_another_thread_is_mid_call():
+    out = run_script(BUSY_THREAD + """
+    for _ in range(5):
+        pid = os.fork()
+        if pid == 0:
+            g = dgen_py.Generator(1 << 30, seed=3)
+            g.fill_chunk(bytearray(8 << 20))
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+    print("done")
+    """)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+
+
+def test_exit_with_a_daemon_thread_inside_a_call_is_clean():
+    out = run_script(BUSY_THREAD + "    print('exiting')\n")
+    assert out.returncode == 0, out.stderr
+    assert "terminate" not in out.stderr and "Fatal" not in out.stderr
+
+
+def test_an_interrupted_or_failed_read_gives_its_range_back():
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import _thread, threading, dgen_py
+        g = dgen_py.Generator(1 << 40, seed=4, max_threads=1)
+        threading.Timer(0.2, _thread.interrupt_main).start()
+        try:
+            g.fill_chunk(bytearray(2 << 30))  # seconds on the scalar path
+            print("completed")
+        except KeyboardInterrupt:
+            print("interrupted", g.position())
+    """)], capture_output=True, text=True, timeout=60, env=dict(os.environ, DGEN_ISA="scalar"))
+    assert out.stdout.split() == ["interrupted", "0"], out.stdout + out.stderr
+    g = dgen_py.Generator(1 << 40, seed=4)
+    with pytest.raises(MemoryError):
+        g.get_chunk(2**61)
+    assert g.position() == 0

@@ -126,3 +126,10 @@ def test_per_node_shares_form_one_dataset():
     g = dgen_py.Generator(2 * size, seed=9, numa_node=0)
     g.seek(size)
     assert bytes(g.get_chunk(size)) == whole[size:]
+
+
+def test_run_per_node_refuses_a_bad_identity_before_starting_processes():
+    with pytest.raises(ValueError, match="dedup_ratio"):
+        dgen_py.run_per_node(1 << 20, dedup_ratio=0.5)
+    with pytest.raises(ValueError, match="nodes"):
+        dgen_py.run_per_node(1 << 20, nodes=[99])

@@ -57,10 +57,7 @@ class Pool {
 
   void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
            const std::function<bool()>& interrupted) {
-    // Waiting for another call's job still answers Ctrl-C.
-    std::unique_lock one_job(run_mu_, std::defer_lock);
-    while (!one_job.try_lock_for(kPollEvery))
-      if (interrupted && interrupted()) throw Interrupted();
+    JobSlot slot(*this, interrupted);
     Job job;
     job.task = &task;
     job.n = n;
@@ -121,7 +118,48 @@ class Pool {
     workers_.clear();
   }
 
-  std::timed_mutex run_mu_;  // one job at a time
+  // One job at a time. Waiting for the slot still answers Ctrl-C.
+  class JobSlot {
+   public:
+    JobSlot(Pool& p, const std::function<bool()>& interrupted) : p_(p) {
+      std::unique_lock lk(p.slot_mu_);
+      while (p.slot_taken_) {
+        if (!interrupted) {
+          p.slot_free_.wait(lk);
+        } else if (!p.slot_free_.wait_for(lk, kPollEvery, [&] { return !p.slot_taken_; })) {
+          lk.unlock();
+          if (interrupted()) throw Interrupted();
+          lk.lock();
+        }
+      }
+      p.slot_taken_ = true;
+    }
+    ~JobSlot() { p_.release_slot(); }
+    JobSlot(const JobSlot&) = delete;
+    JobSlot& operator=(const JobSlot&) = delete;
+
+   private:
+    Pool& p_;
+  };
+
+  bool try_take_slot() {
+    std::lock_guard lk(slot_mu_);
+    if (slot_taken_) return false;
+    slot_taken_ = true;
+    return true;
+  }
+
+  void release_slot() {
+    {
+      std::lock_guard lk(slot_mu_);
+      slot_taken_ = false;
+    }
+    slot_free_.notify_one();
+  }
+
+  std::mutex slot_mu_;
+  std::condition_variable slot_free_;
+  bool slot_taken_ = false;
 
  private:
   void grow(unsigned count) {
@@ -194,7 +232,7 @@ struct Registry {
     r.mu.lock();
     r.joined.clear();
     for (auto& [key, pool] : r.pools)
-      if (pool->run_mu_.try_lock()) {
+      if (pool->try_take_slot()) {
         pool->stop_all();
         r.joined.push_back(pool);
       }
@@ -202,7 +240,7 @@ struct Registry {
 
   static void in_parent() {
     Registry& r = instance();
-    for (Pool* p : r.joined) p->run_mu_.unlock();
+    for (Pool* p : r.joined) p->release_slot();
     r.mu.unlock();
   }
 
@@ -210,7 +248,7 @@ struct Registry {
     Registry& r = instance();
     for (auto& [key, pool] : r.pools) {
       if (std::find(r.joined.begin(), r.joined.end(), pool) != r.joined.end())
-        pool->run_mu_.unlock();
+        pool->release_slot();
       else
         pool = new Pool(key);  // the busy one is leaked, never touched again
     }

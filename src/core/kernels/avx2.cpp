@@ -9,17 +9,43 @@ namespace {
 
 enum class Store { Unaligned, Stream16, Stream32 };
 
+// Writes a page's 32-byte pieces in order.
 template <Store S>
-inline void put(uint8_t* p, __m256i v) {
-  if constexpr (S == Store::Stream32) {
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
-  } else if constexpr (S == Store::Stream16) {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(v));
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p + 16), _mm256_extracti128_si256(v, 1));
-  } else {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+struct Writer {
+  uint8_t* p;
+  inline void put(__m256i v) {
+    if constexpr (S == Store::Stream32)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+    else
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+    p += 32;
   }
-}
+  inline void finish() {}
+};
+
+// For destinations 16 bytes off a 32-byte boundary (malloc'd buffers such as bytearray):
+// shifting the stream by half a vector makes every 32-byte store aligned, which streams
+// as fast as an aligned page; only the first and last 16 bytes go out on their own.
+template <>
+struct Writer<Store::Stream16> {
+  uint8_t* p;
+  __m256i prev = _mm256_setzero_si256();
+  bool started = false;
+  inline void put(__m256i v) {
+    if (started) {
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm256_permute2x128_si256(prev, v, 0x21));
+      p += 32;
+    } else {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(v));
+      p += 16;
+      started = true;
+    }
+    prev = v;
+  }
+  inline void finish() {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_extracti128_si256(prev, 1));
+  }
+};
 
 template <int K>
 inline __m256i rotl(__m256i x) {
@@ -51,10 +77,11 @@ void page_with(uint8_t* dst, const uint64_t (&w)[kSeedWords], uint32_t r) {
   Lanes b{load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
   const __m256i pattern = _mm256_set1_epi64x(static_cast<long long>(w[4 * kLanes]));
 
+  Writer<S> out{dst};
   uint32_t j = 0;
   for (; j + 64 <= r; j += 64) {
-    put<S>(dst + j, a.next());
-    put<S>(dst + j + 32, b.next());
+    out.put(a.next());
+    out.put(b.next());
   }
   if (j < r) {  // the step holding the end of the random part: blend in the filler
     const __m256i rem = _mm256_set1_epi8(static_cast<char>(r - j));
@@ -62,11 +89,12 @@ void page_with(uint8_t* dst, const uint64_t (&w)[kSeedWords], uint32_t r) {
                                         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
                                         29, 30, 31);
     const __m256i hi = _mm256_add_epi8(lo, _mm256_set1_epi8(32));
-    put<S>(dst + j, _mm256_blendv_epi8(pattern, a.next(), _mm256_cmpgt_epi8(rem, lo)));
-    put<S>(dst + j + 32, _mm256_blendv_epi8(pattern, b.next(), _mm256_cmpgt_epi8(rem, hi)));
+    out.put(_mm256_blendv_epi8(pattern, a.next(), _mm256_cmpgt_epi8(rem, lo)));
+    out.put(_mm256_blendv_epi8(pattern, b.next(), _mm256_cmpgt_epi8(rem, hi)));
     j += 64;
   }
-  for (; j < 4096; j += 32) put<S>(dst + j, pattern);
+  for (; j < 4096; j += 32) out.put(pattern);
+  out.finish();
 }
 
 void page(uint8_t* dst, const PageSpec& spec, bool stream) {

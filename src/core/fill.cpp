@@ -27,10 +27,13 @@ constexpr uint64_t kStreamThreshold = 8ull << 20;
 namespace detail {
 
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
+  constexpr uint64_t kRun = 32;  // pages handed to the kernel at once
   const kernels::Table& k = kernels::active();
   const uint64_t unit = ds.params().dedup_unit;
+  const uint32_t random_len = ds.random_bytes_per_page();
   const uint64_t end = offset + len;
   bool streamed = false;
+  uint64_t keys[kRun];
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
     const uint64_t ukey = model::unit_key(ds.params().seed, ds.unique_id(unit_index));
@@ -38,17 +41,23 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
     while (offset < unit_end) {
       const uint64_t in_unit = offset % unit;
       const uint64_t in_page = in_unit % kPageSize;
-      const uint64_t n = std::min(kPageSize - in_page, unit_end - offset);
-      const kernels::PageSpec spec{model::page_key(ukey, in_unit / kPageSize),
-                                   ds.random_bytes_per_page()};
-      if (n == kPageSize) {
-        k.page(out, spec, stream);
+      const uint64_t page = in_unit / kPageSize;
+      const uint64_t whole = in_page == 0 ? (unit_end - offset) / kPageSize : 0;
+      if (whole > 0) {  // a run of whole pages, straight to `out`
+        const uint64_t n = std::min(whole, kRun);
+        for (uint64_t i = 0; i < n; ++i) keys[i] = model::page_key(ukey, page + i);
+        k.pages(out, keys, n, random_len, stream);
         streamed |= stream;
-      } else {
-        alignas(64) uint8_t whole[kPageSize];
-        k.page(whole, spec, false);
-        std::memcpy(out, whole + in_page, n);
+        offset += n * kPageSize;
+        out += n * kPageSize;
+        continue;
       }
+      // A page cut by the range: make all of it, keep the part asked for.
+      const uint64_t n = std::min(kPageSize - in_page, unit_end - offset);
+      alignas(64) uint8_t buf[kPageSize];
+      keys[0] = model::page_key(ukey, page);
+      k.pages(buf, keys, 1, random_len, false);
+      std::memcpy(out, buf + in_page, n);
       offset += n;
       out += n;
     }

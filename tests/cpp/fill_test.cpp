@@ -24,33 +24,43 @@ dgen::Params params(uint64_t size, double dedup = 1, double compress = 1,
   return dgen::Params{seed, size, dedup, compress, unit};
 }
 
-TEST(Kernels, EveryPathMatchesTheScalarReference) {
-  const dgen::kernels::Table* simd = dgen::kernels::avx2();
-  if (!simd) GTEST_SKIP() << "no SIMD path compiled in";
+bool simd_available() {
+#if defined(__x86_64__)
   __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "CPU lacks AVX2";
+  return dgen::kernels::avx2() && __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+TEST(Kernels, EveryPathMatchesTheScalarReference) {
+  if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const dgen::kernels::Table& simd = *dgen::kernels::avx2();
   std::mt19937_64 rng(7);
-  alignas(64) uint8_t a[4096 + 64], b[4096 + 64];
-  for (int i = 0; i < 3000; ++i) {
-    const dgen::kernels::PageSpec spec{rng(), uint32_t(rng() % 4097)};
+  constexpr size_t kMax = 5;
+  alignas(64) static uint8_t a[4096 * kMax], b[4096 * kMax + 64];
+  for (int i = 0; i < 1500; ++i) {
+    const size_t count = 1 + rng() % kMax;
+    uint64_t keys[kMax];
+    for (auto& k : keys) k = rng();
+    const uint32_t r = uint32_t(rng() % 4097);
     const size_t shift = size_t(i % 3 == 0 ? 0 : i % 3 == 1 ? 16 : 5);  // 32-, 16-, unaligned
-    dgen::kernels::scalar().page(a, spec, false);
-    simd->page(b + shift, spec, i % 2 == 0);
-    simd->fence();
-    ASSERT_EQ(0, std::memcmp(a, b + shift, 4096)) << "random_len " << spec.random_len;
+    dgen::kernels::scalar().pages(a, keys, count, r, false);
+    simd.pages(b + shift, keys, count, r, i % 2 == 0);
+    simd.fence();
+    ASSERT_EQ(0, std::memcmp(a, b + shift, 4096 * count)) << "random_len " << r << ", " << count << " pages, shift " << shift;
   }
 }
 
 TEST(Kernels, RandomLengthsCoverEveryValue) {
-  const dgen::kernels::Table* simd = dgen::kernels::avx2();
-  if (!simd || !__builtin_cpu_supports("avx2")) GTEST_SKIP();
-  alignas(64) uint8_t a[4096], b[4096];
+  if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
+  alignas(64) static uint8_t a[8192], b[8192];
   for (uint32_t r = 0; r <= 4096; ++r) {
-    const dgen::kernels::PageSpec spec{0x1234 + r, r};
-    dgen::kernels::scalar().page(a, spec, false);
-    simd->page(b, spec, true);
-    simd->fence();
-    ASSERT_EQ(0, std::memcmp(a, b, 4096)) << "random_len " << r;
+    const uint64_t keys[2] = {0x1234 + r, 0x99 * r};
+    dgen::kernels::scalar().pages(a, keys, 2, r, false);
+    dgen::kernels::avx2()->pages(b, keys, 2, r, true);
+    dgen::kernels::avx2()->fence();
+    ASSERT_EQ(0, std::memcmp(a, b, sizeof a)) << "random_len " << r;
   }
 }
 

@@ -97,16 +97,24 @@ void page_with(uint8_t* dst, const uint64_t (&w)[kSeedWords], uint32_t r) {
   out.finish();
 }
 
-void page(uint8_t* dst, const PageSpec& spec, bool stream) {
-  uint64_t words[kSeedWords];
-  seed_page(spec.key, words);
+template <Store S>
+void pages_with(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t r) {
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t words[kSeedWords];
+    seed_page(keys[i], words);
+    page_with<S>(dst + 4096 * i, words, r);
+  }
+}
+
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len, bool stream) {
+  if (count == 0) return;
   const auto addr = reinterpret_cast<uintptr_t>(dst);
   if (stream && addr % 32 == 0)
-    page_with<Store::Stream32>(dst, words, spec.random_len);
+    pages_with<Store::Stream32>(dst, keys, count, random_len);
   else if (stream && addr % 16 == 0)
-    page_with<Store::Stream16>(dst, words, spec.random_len);
+    pages_with<Store::Stream16>(dst, keys, count, random_len);
   else
-    page_with<Store::Unaligned>(dst, words, spec.random_len);
+    pages_with<Store::Unaligned>(dst, keys, count, random_len);
 }
 
 void fence() { _mm_sfence(); }
@@ -114,7 +122,7 @@ void fence() { _mm_sfence(); }
 }  // namespace
 
 const Table* avx2() {
-  static const Table t{"avx2", page, fence};
+  static const Table t{"avx2", pages, fence};
   return &t;
 }
 

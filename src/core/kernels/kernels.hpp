@@ -2,20 +2,18 @@
 // dispatch.cpp picks one at startup. Every implementation writes identical bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace dgen::kernels {
 
-// One 4 KiB page: `random_len` bytes from the page's Xoshiro256++ lanes, then the filler.
-struct PageSpec {
-  uint64_t key;         // page key (docs/data-model.md)
-  uint32_t random_len;  // 0..4096
-};
-
 struct Table {
   const char* name;
-  // Writes the whole page to dst. With `stream`, non-temporal stores where dst allows.
-  void (*page)(uint8_t* dst, const PageSpec& spec, bool stream);
+  // Writes `count` consecutive 4 KiB pages to dst: page i from keys[i] (docs/data-model.md),
+  // `random_len` (0..4096) bytes from its Xoshiro256++ lanes, then the filler. With
+  // `stream`, non-temporal stores where dst allows.
+  void (*pages)(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len,
+                bool stream);
   // Orders preceding non-temporal stores (sfence) — call once after a run of pages.
   void (*fence)();
 };

@@ -27,14 +27,13 @@ inline void step(uint64_t (&s)[4][kLanes], uint8_t* out) {
   }
 }
 
-void page(uint8_t* dst, const PageSpec& spec, bool) {
+void page(uint8_t* dst, uint64_t key, uint32_t r) {
   uint64_t words[kSeedWords];
-  seed_page(spec.key, words);
+  seed_page(key, words);
   uint64_t s[4][kLanes];
   for (int w = 0; w < 4; ++w)
     for (int l = 0; l < kLanes; ++l) s[w][l] = words[kLanes * w + l];
 
-  const uint32_t r = spec.random_len;
   uint32_t j = 0;
   for (; j + 64 <= r; j += 64) step(s, dst + j);
   if (j < r) {
@@ -49,12 +48,16 @@ void page(uint8_t* dst, const PageSpec& spec, bool) {
   for (; j < 4096; j += 8) std::memcpy(dst + j, pattern, 8);
 }
 
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len, bool) {
+  for (size_t i = 0; i < count; ++i) page(dst + 4096 * i, keys[i], random_len);
+}
+
 void fence() {}
 
 }  // namespace
 
 const Table& scalar() {
-  static const Table t{"scalar", page, fence};
+  static const Table t{"scalar", pages, fence};
   return t;
 }
 

@@ -117,6 +117,7 @@ VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t>
 // Thread-safe: concurrent read() calls each claim their own contiguous range.
 class Stream {
  public:
+  // Throws std::invalid_argument for an invalid identity or a numa_node that does not exist.
   explicit Stream(const Params& p, FillOptions opt = {});
 
   // Fills up to out.size() bytes at the current position; returns the count (0 at end).

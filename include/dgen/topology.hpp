@@ -25,7 +25,8 @@ struct Topology {
 
   // Detected once per process, on first use.
   static const Topology& get();
-  const NumaNode* node(unsigned id) const;
+  // The node with this OS index; throws std::invalid_argument naming the available nodes.
+  const NumaNode& node(unsigned id) const;
 };
 
 enum class NumaMode { Auto, Uma, Force };

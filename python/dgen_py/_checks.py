@@ -65,12 +65,7 @@ def numa_mode(value) -> str:
 
 def numa_node(value) -> int | None:
     """Range only: the core refuses a node that does not exist, naming those that do."""
-    if value is None:
-        return None
-    nodes = [n["id"] for n in _core.topology()["nodes"]]
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        raise ValueError(f"numa_node must be one of the available nodes {nodes}, got {value!r}")
-    return value
+    return None if value is None else integer("numa_node", value, 0, 2**32 - 1)
 
 
 def dedup_unit(value) -> int:

@@ -1,10 +1,6 @@
 // fill(): splits a range into blocks, runs them on the pool, and walks units and pages.
-#include <sched.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>

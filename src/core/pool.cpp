@@ -256,9 +256,8 @@ struct Registry {
   }
 };
 
-// Registered when the library loads, before any thread of ours exists.
-[[maybe_unused]] const bool registered_at_load =
-    (Registry::instance(), Topology::get(), kernels::active(), true);
+// The fork handler is registered when the library loads, before any thread of ours exists.
+[[maybe_unused]] const bool registered_at_load = (Registry::instance(), true);
 
 }  // namespace
 

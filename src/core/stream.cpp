@@ -5,7 +5,9 @@
 
 namespace dgen {
 
-Stream::Stream(const Params& p, FillOptions opt) : ds_(p), opt_(opt) {}
+Stream::Stream(const Params& p, FillOptions opt) : ds_(p), opt_(opt) {
+  if (opt_.numa_node) Topology::get().node(*opt_.numa_node);  // refuses a missing node now
+}
 
 Stream::Claim Stream::claim(uint64_t max_len) {
   std::lock_guard lk(mu_);

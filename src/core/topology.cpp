@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -38,15 +39,17 @@ Topology from_sysfs() {
   Topology t;
   t.source = "os";
   t.logical_cpus = unsigned(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  for (unsigned id = 0; id < 4096; ++id) {
-    const std::string dir = "/sys/devices/system/node/node" + std::to_string(id);
-    std::ifstream cpulist(dir + "/cpulist");
-    if (!cpulist) {
-      if (id > 64 && !t.nodes.empty()) break;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/devices/system/node", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.size() < 5 || name.compare(0, 4, "node") != 0 ||
+        !std::isdigit(static_cast<unsigned char>(name[4])))
       continue;
-    }
+    const std::string dir = entry.path();
+    std::ifstream cpulist(dir + "/cpulist");
+    if (!cpulist) continue;
     NumaNode n;
-    n.id = id;
+    n.id = unsigned(std::stoul(name.substr(4)));
     std::string text;
     std::getline(cpulist, text);
     n.cpus = parse_cpu_list(text);
@@ -56,6 +59,8 @@ Topology from_sysfs() {
         n.memory_bytes = std::stoull(line.substr(p + 9)) * 1024;
     t.nodes.push_back(std::move(n));
   }
+  std::sort(t.nodes.begin(), t.nodes.end(),
+            [](const NumaNode& a, const NumaNode& b) { return a.id < b.id; });
   if (t.nodes.empty()) {
     NumaNode n;
     for (unsigned c = 0; c < t.logical_cpus; ++c) n.cpus.push_back(c);
@@ -132,10 +137,14 @@ const Topology& Topology::get() {
   return t;
 }
 
-const NumaNode* Topology::node(unsigned id) const {
-  for (const NumaNode& n : nodes)
-    if (n.id == id) return &n;
-  return nullptr;
+const NumaNode& Topology::node(unsigned id) const {
+  std::string ids;
+  for (const NumaNode& n : nodes) {
+    if (n.id == id) return n;
+    ids += (ids.empty() ? "" : ", ") + std::to_string(n.id);
+  }
+  throw std::invalid_argument("numa_node must be one of the available nodes [" + ids +
+                              "], got " + std::to_string(id));
 }
 
 NumaMode parse_numa_mode(const std::string& s) {
@@ -169,15 +178,9 @@ WorkerPlan plan_workers(const Topology& topo, NumaMode mode, std::optional<unsig
   };
   WorkerPlan plan;
   if (node) {
-    const NumaNode* n = topo.node(*node);
-    if (!n) {
-      std::string ids;
-      for (const NumaNode& x : topo.nodes) ids += (ids.empty() ? "" : ", ") + std::to_string(x.id);
-      throw std::invalid_argument("numa_node must be one of the available nodes [" + ids +
-                                  "], got " + std::to_string(*node));
-    }
-    auto cpus = usable(*n);
-    if (cpus.empty()) cpus = n->cpus;
+    const NumaNode& n = topo.node(*node);
+    auto cpus = usable(n);
+    if (cpus.empty()) cpus = n.cpus;
     plan.threads = threads ? threads
                    : topo.can_bind ? unsigned(cpus.size())
                                    : unsigned(std::min(cpus.size(), allowed.size()));

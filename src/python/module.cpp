@@ -6,10 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <new>
 #include <string>
 #include <thread>
 
@@ -63,6 +59,7 @@ class BytesView {
 
   uint8_t* data() { return data_; }
   uint64_t size() const { return size_; }
+  nb::bytes to_bytes() const { return nb::bytes(reinterpret_cast<const char*>(data_), size_); }
 
   static int getbuffer(PyObject* self, Py_buffer* view, int flags) {
     if (!nb::inst_ready(self)) {  // BytesView.__new__ without __init__
@@ -132,7 +129,6 @@ void fill_claim(dgen::Stream& s, const dgen::Stream::Claim& c, uint8_t* out) {
   try {
     run_released(c.offset, c.length, s.options(), [&](const dgen::FillOptions& o) {
       dgen::fill(c.dataset, c.offset, {out, c.length}, o);
-      return 0;
     });
   } catch (...) {
     s.unclaim(c);
@@ -187,12 +183,8 @@ NB_MODULE(_core, m) {
                         "Read-only bytes from the generator; supports the buffer protocol "
                         "(memoryview, numpy.frombuffer, bytes()) without copying.")
       .def("__len__", &BytesView::size)
-      .def("__bytes__", [](BytesView& v) {
-        return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
-      })
-      .def("tobytes", [](BytesView& v) {
-        return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
-      })
+      .def("__bytes__", &BytesView::to_bytes)
+      .def("tobytes", &BytesView::to_bytes)
       .def("__repr__", [](BytesView& v) { return "BytesView(" + std::to_string(v.size()) + " bytes)"; });
 
   nb::class_<dgen::Stream>(m, "Stream")
@@ -205,8 +197,6 @@ NB_MODULE(_core, m) {
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
                                    .numa_node = numa_node};
-             if (numa_node)  // refuses a node that does not exist, naming those that do
-               dgen::plan_workers(dgen::Topology::get(), opt.numa_mode, numa_node, 1, {0});
              new (self) dgen::Stream(p, opt);
            },
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
@@ -219,8 +209,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("position", &dgen::Stream::position)
       .def_prop_ro("size", &dgen::Stream::size)
       .def_prop_ro("seed", &dgen::Stream::seed)
-      .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); })
-      .def_prop_ro("units", [](dgen::Stream& s) { return s.dataset_copy().unit_count(); });
+      .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); });
 
   nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
       .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")

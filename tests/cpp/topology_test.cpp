@@ -87,6 +87,12 @@ TEST(Plan, AMissingNodeIsRefusedNamingTheAvailableOnes) {
   }
 }
 
+TEST(Topology, AStreamOnAMissingNodeIsRefused) {
+  const dgen::Params p{1, 1 << 20, 1, 1, 131072};
+  EXPECT_THROW(dgen::Stream(p, {.numa_node = 100000u}), std::invalid_argument);
+  EXPECT_NO_THROW(dgen::Stream(p, {.numa_node = dgen::Topology::get().nodes[0].id}));
+}
+
 TEST(Topology, DetectsThisMachineOrTheRequestedOne) {
   const dgen::Topology& t = dgen::Topology::get();
   ASSERT_GE(t.nodes.size(), 1u);

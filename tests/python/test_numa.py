@@ -119,15 +119,6 @@ def test_run_per_node_degrades_with_a_warning_where_binding_is_impossible():
     assert any("unpinned" in w for w in got["warnings"])
 
 
-def test_per_node_shares_form_one_dataset():
-    # node i makes bytes [i*size, (i+1)*size) of one dataset: the same as one process
-    size = 4 << 20
-    whole = bytes(dgen_py.generate_buffer(2 * size, seed=9))
-    g = dgen_py.Generator(2 * size, seed=9, numa_node=0)
-    g.seek(size)
-    assert bytes(g.get_chunk(size)) == whole[size:]
-
-
 def test_run_per_node_refuses_a_bad_identity_before_starting_processes():
     with pytest.raises(ValueError, match="dedup_ratio"):
         dgen_py.run_per_node(1 << 20, dedup_ratio=0.5)

@@ -54,13 +54,19 @@ TEST(Kernels, EveryPathMatchesTheScalarReference) {
 
 TEST(Kernels, RandomLengthsCoverEveryValue) {
   if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
-  alignas(64) static uint8_t a[8192], b[8192];
+  alignas(64) static uint8_t a[8192], b[8192 + 32];
   for (uint32_t r = 0; r <= 4096; ++r) {
     const uint64_t keys[2] = {0x1234 + r, 0x99 * r};
     dgen::kernels::scalar().pages(a, keys, 2, r, false);
-    dgen::kernels::avx2()->pages(b, keys, 2, r, true);
-    dgen::kernels::avx2()->fence();
-    ASSERT_EQ(0, std::memcmp(a, b, sizeof a)) << "random_len " << r;
+    for (size_t shift : {0, 16}) {  // the 32- and 16-byte aligned layouts, streamed or not
+      for (bool stream : {true, false}) {
+        std::memset(b, 0, sizeof b);
+        dgen::kernels::avx2()->pages(b + shift, keys, 2, r, stream);
+        dgen::kernels::avx2()->fence();
+        ASSERT_EQ(0, std::memcmp(a, b + shift, sizeof a))
+            << "random_len " << r << ", shift " << shift << ", stream " << stream;
+      }
+    }
   }
 }
 

@@ -1,51 +1,27 @@
 // AVX2 path: two 4-lane Xoshiro256++ vectors per step (64 bytes), compiled with -mavx2.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels.hpp"
 #include "page_seed.hpp"
 
 namespace dgen::kernels {
 namespace {
 
-enum class Store { Unaligned, Stream16, Stream32 };
+// Where a page's 32-byte pieces go and how. Aligned16 is for destinations 16 bytes off a
+// 32-byte boundary (malloc'd buffers such as bytearray): the pieces start 16 bytes into the
+// page so that every one is an aligned non-temporal store.
+enum class Store { Unaligned, Aligned32, Aligned16 };
 
-// Writes a page's 32-byte pieces in order.
 template <Store S>
-struct Writer {
-  uint8_t* p;
-  inline void put(__m256i v) {
-    if constexpr (S == Store::Stream32)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
-    p += 32;
-  }
-  inline void finish() {}
-};
-
-// For destinations 16 bytes off a 32-byte boundary (malloc'd buffers such as bytearray):
-// shifting the stream by half a vector makes every 32-byte store aligned, which streams
-// as fast as an aligned page; only the first and last 16 bytes go out on their own.
-template <>
-struct Writer<Store::Stream16> {
-  uint8_t* p;
-  __m256i prev = _mm256_setzero_si256();
-  bool started = false;
-  inline void put(__m256i v) {
-    if (started) {
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm256_permute2x128_si256(prev, v, 0x21));
-      p += 32;
-    } else {
-      _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(v));
-      p += 16;
-      started = true;
-    }
-    prev = v;
-  }
-  inline void finish() {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_extracti128_si256(prev, 1));
-  }
-};
+inline void put(uint8_t*& p, __m256i v) {
+  if constexpr (S == Store::Unaligned)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  else
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+  p += 32;
+}
 
 template <int K>
 inline __m256i rotl(__m256i x) {
@@ -71,38 +47,88 @@ inline __m256i load(const uint64_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-template <Store S>
-void page_with(uint8_t* dst, const uint64_t (&w)[kSeedWords], uint32_t r) {
-  Lanes a{load(w + 0), load(w + 8), load(w + 16), load(w + 24)};   // lanes 0-3
-  Lanes b{load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
-  const __m256i pattern = _mm256_set1_epi64x(static_cast<long long>(w[4 * kLanes]));
+// Lanes l, l+1 from the seed words, then the low two lanes of v.
+inline __m256i join(const uint64_t* p, __m256i v) {
+  return _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+      _mm256_castsi256_si128(v), 1);
+}
 
-  Writer<S> out{dst};
-  uint32_t j = 0;
-  for (; j + 64 <= r; j += 64) {
-    out.put(a.next());
-    out.put(b.next());
-  }
-  if (j < r) {  // the step holding the end of the random part: blend in the filler
-    const __m256i rem = _mm256_set1_epi8(static_cast<char>(r - j));
-    const __m256i lo = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+// v's first n bytes (all of them when n >= 32), then the filler.
+inline __m256i random_first(__m256i v, __m256i filler, uint32_t n) {
+  const __m256i iota = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                                         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
                                         29, 30, 31);
-    const __m256i hi = _mm256_add_epi8(lo, _mm256_set1_epi8(32));
-    out.put(_mm256_blendv_epi8(pattern, a.next(), _mm256_cmpgt_epi8(rem, lo)));
-    out.put(_mm256_blendv_epi8(pattern, b.next(), _mm256_cmpgt_epi8(rem, hi)));
-    j += 64;
+  const __m256i len = _mm256_set1_epi8(static_cast<char>(n < 32 ? n : 32));
+  return _mm256_blendv_epi8(filler, v, _mm256_cmpgt_epi8(len, iota));
+}
+
+// One page from its seed words `w`: `r` random bytes, then the filler. Meanwhile, when
+// `next` is set, one SplitMix64 word per 64-byte step seeds the following page into `nw`
+// from `next_key`: the integer units are idle while the vector units generate.
+template <Store S>
+void page_with(uint8_t* dst, const uint64_t (&w)[kSeedWords], uint32_t r, bool next,
+               uint64_t next_key, uint64_t (&nw)[kSeedWords]) {
+  constexpr uint32_t shift = S == Store::Aligned16 ? 16 : 0;
+  constexpr uint32_t end = 4096 - shift;  // where the last whole piece ends
+  const __m256i filler = _mm256_set1_epi64x(static_cast<long long>(w[4 * kLanes]));
+  Lanes a, b;  // the step's bytes [shift, shift + 32) and [shift + 32, shift + 64)
+  if constexpr (shift == 0) {
+    a = {load(w + 0), load(w + 8), load(w + 16), load(w + 24)};   // lanes 0-3
+    b = {load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
+  } else {
+    // Bytes [0, 16) are lanes 0 and 1 of step 0; after that the lanes run rotated:
+    // 2-5, then 6, 7 and a step ahead 0, 1.
+    Lanes z{load(w + 0), load(w + 8), load(w + 16), load(w + 24)};
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst),
+                     _mm256_castsi256_si128(random_first(z.next(), filler, r)));
+    a = {load(w + 2), load(w + 10), load(w + 18), load(w + 26)};
+    b = {join(w + 6, z.s0), join(w + 14, z.s1), join(w + 22, z.s2), join(w + 30, z.s3)};
   }
-  for (; j < 4096; j += 32) out.put(pattern);
-  out.finish();
+
+  uint8_t* p = dst + shift;
+  const uint32_t whole = r < end ? r : end;
+  const uint32_t seeded = next ? std::min(whole, shift + 64 * 4 * kLanes) : 0;
+  uint64_t x = next_key;
+  int k = 0;
+  uint32_t j = shift;
+  for (; j + 64 <= seeded; j += 64, ++k) {
+    put<S>(p, a.next());
+    put<S>(p, b.next());
+    nw[k] = splitmix_next(x);
+  }
+  for (; j + 64 <= whole; j += 64) {
+    put<S>(p, a.next());
+    put<S>(p, b.next());
+  }
+
+  __m256i last = filler;  // with shift 16, the piece cut by the page's end
+  if (j < r) {            // the step holding the end of the random part
+    put<S>(p, random_first(a.next(), filler, r - j));
+    const __m256i v = random_first(b.next(), filler, r > j + 32 ? r - j - 32 : 0);
+    if (j + 32 < end) {
+      put<S>(p, v);
+      j += 64;
+    } else {
+      last = v;
+      j += 32;
+    }
+  }
+  for (; j < end; j += 32) put<S>(p, filler);
+  if constexpr (shift != 0)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(last));
+  // The rest of the next seed after the stores, which it overlaps as they drain.
+  for (; next && k < kSeedWords; ++k) nw[k] = seed_word(x, k);
 }
 
 template <Store S>
 void pages_with(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t r) {
+  uint64_t words[2][kSeedWords];
+  seed_page(keys[0], words[0]);
   for (size_t i = 0; i < count; ++i) {
-    uint64_t words[kSeedWords];
-    seed_page(keys[i], words);
-    page_with<S>(dst + 4096 * i, words, r);
+    const bool next = i + 1 < count;
+    page_with<S>(dst + 4096 * i, words[i % 2], r, next, next ? keys[i + 1] : 0,
+                 words[(i + 1) % 2]);
   }
 }
 
@@ -110,9 +136,9 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len
   if (count == 0) return;
   const auto addr = reinterpret_cast<uintptr_t>(dst);
   if (stream && addr % 32 == 0)
-    pages_with<Store::Stream32>(dst, keys, count, random_len);
+    pages_with<Store::Aligned32>(dst, keys, count, random_len);
   else if (stream && addr % 16 == 0)
-    pages_with<Store::Stream16>(dst, keys, count, random_len);
+    pages_with<Store::Aligned16>(dst, keys, count, random_len);
   else
     pages_with<Store::Unaligned>(dst, keys, count, random_len);
 }

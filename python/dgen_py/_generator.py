@@ -169,14 +169,14 @@ def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
     """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
     _checks.method(method)
     try:
-        with memoryview(buf) as view:
-            n = view.nbytes
+        view = memoryview(buf)
     except TypeError:
         raise TypeError(f"buf must be a writable buffer (bytearray, memoryview, numpy array, "
                         f"mmap, array.array), got {type(buf).__name__}") from None
-    s = _stream(n, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
-                dedup_unit)
-    return s.fill(buf)
+    with view:  # held until filled, so that buf cannot be resized in between
+        s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
+                    numa_node, seed, dedup_unit)
+        return s.fill(buf)
 
 
 generate_into_buffer = fill_buffer

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in cmake g++ ninja-build pkg-config libgtest-dev libssl-dev libhwloc-dev; do
+for pkg in cmake g++ ninja-build pkg-config libgtest-dev libssl-dev libhwloc-dev fio; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -1,0 +1,185 @@
+"""dgen beside its peers, on one machine in one run: GB/s and dgen's speed-up over each.
+
+    python benchmarks/peers.py [--reference-python VENV/bin/python] [--seconds 2]
+                               [--threads N,N] [--size 32MiB] [--json]
+
+Every peer makes data into a reused buffer of `--size` (32 MiB) from the same number of
+threads, measured in alternating rounds with dgen and compared by medians:
+- memset of zeros on the same buffer: the ceiling;
+- dgen-py 0.3.0 from PyPI, the reference. It has the same import name, so it runs in its
+  own interpreter: `python -m venv /tmp/ref && /tmp/ref/bin/pip install dgen-py==0.3.0`,
+  then `--reference-python /tmp/ref/bin/python`. Both run the same loop (below);
+- fio's buffer refill: `fio --ioengine=null --refill_buffers` (with
+  --buffer_compress_percentage=50 --dedupe_percentage=50 for 2:1 / 2:1), if fio is on PATH;
+- numpy's Generator.bytes and os.urandom, for incompressible data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+SETTINGS = ((1, 1), (2, 2))  # (compress_ratio, dedup_ratio)
+
+
+def fill_rate(threads: int, compress: float, dedup: float, size: int, seconds: float) -> float:
+    """GB/s of Generator.fill_chunk into a reused bytearray: the loop both dgens run."""
+    import dgen_py  # whichever dgen_py this interpreter has
+
+    buf = bytearray(size)
+    g = dgen_py.Generator(size=2**50, dedup_ratio=dedup, compress_ratio=compress,
+                          max_threads=threads)
+    g.fill_chunk(buf)  # warm-up: page faults, thread start
+    done, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds or done == 0:
+        done += g.fill_chunk(buf)
+    return done / elapsed / 1e9
+
+
+def reference_rate(python: str, threads, compress, dedup, size, seconds) -> float:
+    """fill_rate in another interpreter (the reference package has our import name)."""
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
+            f"import peers; print(peers.fill_rate({threads}, {compress}, {dedup}, {size}, "
+            f"{seconds}))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True,
+                         cwd="/")
+    return float(out.stdout.split()[-1])
+
+
+def fio_rate(threads, compress, dedup, size, seconds) -> float:
+    """GB/s of fio refilling its write buffers with the null engine (no I/O)."""
+    cmd = ["fio", "--name=refill", "--ioengine=null", "--rw=write", f"--bs={size}",
+           f"--size={size}", "--refill_buffers", "--time_based",
+           f"--runtime={max(1, round(seconds * 1000))}ms", f"--numjobs={threads}", "--thread",
+           "--group_reporting", "--output-format=json"]
+    if compress > 1:
+        cmd.append(f"--buffer_compress_percentage={round(100 - 100 / compress)}")
+    if dedup > 1:
+        cmd.append(f"--dedupe_percentage={round(100 - 100 / dedup)}")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["jobs"][0]["write"]["bw_bytes"] / 1e9
+
+
+def pooled_rate(make, threads: int, size: int, seconds: float) -> float:
+    """GB/s of `threads` threads each making size/threads bytes per round with make(n)."""
+    share = size // threads
+    with ThreadPoolExecutor(threads) as pool:
+        def once():
+            list(pool.map(make, [share] * threads))
+        once()
+        done, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < seconds or done == 0:
+            once()
+            done += share * threads
+    return done / elapsed / 1e9
+
+
+def numpy_rate(threads, size, seconds) -> float:
+    import numpy as np
+
+    rngs = {}
+
+    def make(n):  # one Generator per thread: they are not thread-safe
+        rng = rngs.setdefault(threading.get_ident(), np.random.default_rng())
+        return rng.bytes(n)
+    return pooled_rate(make, threads, size, seconds)
+
+
+def memset_rate(threads, size, seconds) -> float:
+    from dgen_py import bench
+
+    buf = bytearray(size)
+    with ThreadPoolExecutor(threads) as pool:
+        return bench.rate(bench.memset_fn(buf, pool, threads), size, seconds)
+
+
+def peers(threads: int, compress, dedup, size, args) -> dict:
+    """name -> a function of `seconds` giving that peer's GB/s; None: not available here."""
+    out = {"memset (ceiling)": lambda s: memset_rate(threads, size, s)}
+    out[f"dgen-py {args.reference_version}"] = (
+        (lambda s: reference_rate(args.reference_python, threads, compress, dedup, size, s))
+        if args.reference_python else None)
+    out["fio refill_buffers"] = ((lambda s: fio_rate(threads, compress, dedup, size, s))
+                                 if shutil.which("fio") else None)
+    if (compress, dedup) == (1, 1):
+        out["numpy Generator.bytes"] = lambda s: numpy_rate(threads, size, s)
+        out["os.urandom"] = lambda s: pooled_rate(os.urandom, threads, size, s)
+    return out
+
+
+def run(args) -> list[dict]:
+    rows = []
+    for threads in args.threads:
+        for compress, dedup in SETTINGS:
+            for name, peer in peers(threads, compress, dedup, args.size, args).items():
+                row = {"threads": threads, "compress_ratio": compress, "dedup_ratio": dedup,
+                       "peer": name, "peer_gbps": None, "dgen_gbps": None, "ratio": None}
+                if peer is not None:
+                    ours, theirs = [], []
+                    for _ in range(args.rounds):  # alternating, so drift hits both alike
+                        ours.append(fill_rate(threads, compress, dedup, args.size,
+                                              args.seconds / args.rounds))
+                        theirs.append(peer(args.seconds / args.rounds))
+                    a, b = statistics.median(ours), statistics.median(theirs)
+                    row.update(peer_gbps=round(b, 2), dgen_gbps=round(a, 2),
+                               ratio=round(a / b, 3))
+                rows.append(row)
+                print(report([row], header=not rows[:-1]), flush=True, file=args.live)
+    return rows
+
+
+def report(rows, header=True) -> str:
+    lines = [f"{'threads':>7} {'compress':>8} {'dedup':>5}  {'peer':<22} {'peer GB/s':>9} "
+             f"{'dgen GB/s':>9} {'dgen/peer':>9}"] if header else []
+    for r in rows:
+        if r["ratio"] is None:
+            tail = "  (not available: see --help)"
+        else:
+            tail = f" {r['peer_gbps']:>9.2f} {r['dgen_gbps']:>9.2f} {r['ratio']:>9.3f}"
+        lines.append(f"{r['threads']:>7} {r['compress_ratio']:>8} {r['dedup_ratio']:>5}  "
+                     f"{r['peer']:<22}{tail}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 2)[2])
+    ap.add_argument("--reference-python", help="an interpreter with dgen-py 0.3.0 installed")
+    ap.add_argument("--seconds", type=float, default=2.0, help="per peer and case (default 2)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    ap.add_argument("--threads", default=None,
+                    help="thread counts, comma-separated (default: every CPU, and 1)")
+    ap.add_argument("--size", default="32MiB", help="buffer size (default 32MiB)")
+    ap.add_argument("--json", action="store_true", help="print JSON at the end")
+    args = ap.parse_args()
+
+    from dgen_py import get_system_info
+    from dgen_py.cli import parse_size
+
+    args.size = parse_size(args.size)
+    cpus = get_system_info()["available_cpus"]
+    args.threads = sorted({int(t) for t in args.threads.split(",")} if args.threads
+                          else {cpus, 1}, reverse=True)
+    args.reference_version = "0.3.0 (reference)"
+    if args.reference_python:
+        args.reference_version = subprocess.run(
+            [args.reference_python, "-c",
+             "import importlib.metadata as m; print(m.version('dgen-py'))"],
+            capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+    args.live = sys.stderr if args.json else sys.stdout
+    rows = run(args)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

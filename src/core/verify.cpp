@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -115,29 +116,41 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
   ranges = std::move(out);
 }
 
+bool all_zero(const uint8_t* p, uint64_t n) {
+  return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
+}
+
 }  // namespace
 
-VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
-                    const FillOptions& opt, size_t max_ranges) {
-  detail::check_range(ds, offset, data.size());
-  const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
+Verifier::Verifier(Dataset ds, FillOptions opt, size_t max_ranges)
+    : ds_(std::move(ds)), opt_(opt), max_ranges_(max_ranges) {}
+
+void Verifier::add(uint64_t offset, std::span<const uint8_t> data) {
+  detail::check_range(ds_, offset, data.size());
+  if (offset < end_)
+    throw std::invalid_argument("verify pieces must come in offset order: a piece at " +
+                                std::to_string(offset) + " starts before the previous one ends at " +
+                                std::to_string(end_));
+  if (offset != end_) {  // a gap: what came before can no longer grow
+    has_last_ = false;
+    tail_.clear();
+  }
+  const uint64_t block = opt_.block_size ? opt_.block_size : kDefaultBlockSize;
   const uint64_t first_block = offset / block;
   std::vector<BlockResult> blocks(data.empty() ? 0 : (offset + data.size() - 1) / block - first_block + 1);
-  detail::for_each_block(offset, data.size(), opt, [&](uint64_t lo, uint64_t hi) {
+  detail::for_each_block(offset, data.size(), opt_, [&](uint64_t lo, uint64_t hi) {
     alignas(64) static thread_local uint8_t expected[kScratch];
     BlockResult& r = blocks[lo / block - first_block];
     for (uint64_t at = lo; at < hi; at += kScratch) {
       const uint64_t n = std::min(kScratch, hi - at);
-      detail::fill_range(ds, at, expected, n, false);
+      detail::fill_range(ds_, at, expected, n, false);
       diff(expected, data.data() + (at - offset), n, at, r);
     }
   });
 
-  VerifyResult out;
-  out.bytes = data.size();
   std::vector<Mismatch> merged;
   for (BlockResult& b : blocks) {
-    out.mismatched_bytes += b.mismatched;
+    result_.mismatched_bytes += b.mismatched;
     for (const Mismatch& m : b.ranges) {
       if (!merged.empty() && merged.back().offset + merged.back().length + kVerifyGap > m.offset)
         merged.back().length = m.offset + m.length - merged.back().offset;
@@ -145,15 +158,45 @@ VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t>
         merged.push_back(m);
     }
   }
-  find_moved_units(ds, offset, data, merged);
-  out.range_count = merged.size();
-  if (merged.size() > max_ranges) merged.resize(max_ranges);
+  find_moved_units(ds_, offset, data, merged);
   for (Mismatch& m : merged) {
-    const uint8_t* p = data.data() + (m.offset - offset);
-    m.zeros = m.belongs_at < 0 && std::all_of(p, p + m.length, [](uint8_t b) { return b == 0; });
+    m.zeros = m.belongs_at < 0 && all_zero(data.data() + (m.offset - offset), m.length);
+    append(m, data, offset, &m == merged.data());
   }
-  out.ranges = std::move(merged);
-  return out;
+  result_.bytes += data.size();
+
+  const size_t keep = std::min<size_t>(data.size(), kVerifyGap);
+  tail_.insert(tail_.end(), data.end() - keep, data.end());
+  if (tail_.size() > kVerifyGap) tail_.erase(tail_.begin(), tail_.end() - kVerifyGap);
+  end_ = offset + data.size();
+}
+
+// Lists m, or, for a piece's first range, merges it into the previous piece's last range
+// when they are close. The bytes between lie in that piece's tail and this one's head.
+void Verifier::append(const Mismatch& m, std::span<const uint8_t> data, uint64_t offset,
+                      bool first) {
+  if (first && has_last_ && last_.belongs_at < 0 && m.belongs_at < 0 &&
+      last_.offset + last_.length + kVerifyGap > m.offset) {
+    const uint64_t lo = last_.offset + last_.length;  // <= end_ == offset
+    last_.zeros = last_.zeros && m.zeros &&
+                  all_zero(tail_.data() + tail_.size() - (end_ - lo), end_ - lo) &&
+                  all_zero(data.data(), m.offset - offset);
+    last_.length = m.offset + m.length - last_.offset;
+    if (last_listed_) result_.ranges.back() = last_;
+    return;
+  }
+  ++result_.range_count;
+  last_ = m;
+  has_last_ = true;
+  last_listed_ = result_.ranges.size() < max_ranges_;
+  if (last_listed_) result_.ranges.push_back(m);
+}
+
+VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
+                    const FillOptions& opt, size_t max_ranges) {
+  Verifier v(ds, opt, max_ranges);
+  v.add(offset, data);
+  return v.result();
 }
 
 }  // namespace dgen

@@ -1,8 +1,10 @@
 // verify(): exact offsets for every kind of damage; Interrupted stops long calls.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -103,6 +105,89 @@ TEST(Verify, RangesAcrossBlocksMerge) {
   ASSERT_EQ(r.range_count, 1u);
   EXPECT_EQ(r.ranges[0].offset, 65536u - 100);
   EXPECT_EQ(r.ranges[0].length, 200u);
+}
+
+// Damage of every kind but moved units (found within a piece only), near piece ends too.
+std::vector<uint8_t> damaged(std::mt19937_64& rng) {
+  auto v = data();
+  for (int k = rng() % 12; k > 0; --k) {
+    const uint64_t at = rng() % v.size();
+    const uint64_t n = std::min<uint64_t>(v.size() - at, 1 + rng() % 300);
+    if (rng() % 2)
+      std::memset(v.data() + at, 0, n);
+    else
+      for (uint64_t i = at; i < at + n; i += 1 + rng() % 90) v[i] ^= 0x80;
+  }
+  return v;
+}
+
+TEST(Verifier, PiecesGiveTheResultOfOneCall) {
+  std::mt19937_64 rng(11);
+  const dgen::Dataset ds(kParams);
+  for (int round = 0; round < 200; ++round) {
+    const auto v = damaged(rng);
+    const size_t max_ranges = rng() % 8;
+    const auto whole = dgen::verify(ds, 0, v, {2, 65536}, max_ranges);
+    dgen::Verifier pieces(ds, {2, 65536}, max_ranges);
+    for (uint64_t at = 0; at < v.size();) {
+      const uint64_t n = std::min<uint64_t>(v.size() - at, rng() % 3 ? rng() % 200 : rng() % 300000);
+      pieces.add(at, std::span(v).subspan(at, n));
+      at += n;
+    }
+    const auto& r = pieces.result();
+    ASSERT_EQ(r.bytes, whole.bytes);
+    ASSERT_EQ(r.mismatched_bytes, whole.mismatched_bytes) << "round " << round;
+    ASSERT_EQ(r.range_count, whole.range_count) << "round " << round;
+    ASSERT_EQ(r.ranges.size(), whole.ranges.size());
+    for (size_t i = 0; i < r.ranges.size(); ++i) {
+      EXPECT_EQ(r.ranges[i].offset, whole.ranges[i].offset) << "round " << round << " range " << i;
+      EXPECT_EQ(r.ranges[i].length, whole.ranges[i].length) << "round " << round << " range " << i;
+      EXPECT_EQ(r.ranges[i].zeros, whole.ranges[i].zeros) << "round " << round << " range " << i;
+    }
+  }
+}
+
+TEST(Verifier, AZeroedStretchAcrossPiecesIsOneZerosRange) {
+  auto v = data();
+  std::memset(v.data() + 100'000, 0, 50'000);
+  dgen::Verifier pieces(dgen::Dataset(kParams), {2, 65536});
+  for (uint64_t at = 0; at < v.size(); at += 4099)
+    pieces.add(at, std::span(v).subspan(at, std::min<uint64_t>(4099, v.size() - at)));
+  const auto& r = pieces.result();
+  ASSERT_EQ(r.range_count, 1u);
+  EXPECT_EQ(r.ranges[0].offset, 100'000u);
+  EXPECT_EQ(r.ranges[0].length, 50'000u);
+  EXPECT_TRUE(r.ranges[0].zeros);
+}
+
+TEST(Verifier, ZeroedStretchesWithDataBetweenAreNotZeros) {
+  auto v = data();
+  std::memset(v.data() + 1000, 0, 100);  // [1000, 1100) and [1130, 1200): data between
+  std::memset(v.data() + 1130, 0, 70);
+  for (uint64_t split : {1000, 1100, 1115, 1130, 1150}) {
+    dgen::Verifier pieces(dgen::Dataset(kParams), {2, 65536});
+    pieces.add(0, std::span(v).subspan(0, split));
+    pieces.add(split, std::span(v).subspan(split));
+    const auto& r = pieces.result();
+    ASSERT_EQ(r.range_count, 1u) << "split at " << split;
+    EXPECT_EQ(r.ranges[0].offset, 1000u);
+    EXPECT_EQ(r.ranges[0].length, 200u);
+    EXPECT_FALSE(r.ranges[0].zeros) << "split at " << split;
+  }
+}
+
+TEST(Verifier, AGapIsNotComparedAndEndsARange) {
+  auto v = data();
+  v[9'999] ^= 1;  // the last byte before the gap
+  v[10'020] ^= 1; // 20 bytes after it: close, but the bytes between were not compared
+  dgen::Verifier pieces(dgen::Dataset(kParams), {2, 65536});
+  pieces.add(0, std::span(v).subspan(0, 10'000));
+  pieces.add(10'010, std::span(v).subspan(10'010, 1000));
+  const auto& r = pieces.result();
+  EXPECT_EQ(r.bytes, 11'000u);
+  EXPECT_EQ(r.range_count, 2u);
+  EXPECT_THROW(pieces.add(10'500, std::span(v).subspan(10'500, 10)), std::invalid_argument);
+  EXPECT_THROW(pieces.add(kParams.size, std::span(v).subspan(0, 1)), std::out_of_range);
 }
 
 TEST(Interrupt, StopsALongFillAndThrows) {

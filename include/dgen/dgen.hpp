@@ -116,21 +116,21 @@ VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t>
 // verify() over data that arrives in pieces, such as a file read back in chunks: the
 // result is the one a single call over all of it would give, ranges merged across pieces
 // that follow each other. Memory stays constant: the first max_ranges ranges and the last.
-// Moved units are found within a piece. Not thread-safe; each add() uses opt's workers.
+// Moved units are found within a piece. Not thread-safe.
 class Verifier {
  public:
-  Verifier(Dataset ds, FillOptions opt = {}, size_t max_ranges = 20);
+  explicit Verifier(Dataset ds, size_t max_ranges = 20);
   // Pieces come in offset order, each at or after the end of the one before (a gap is
   // simply not compared). Throws std::out_of_range past the dataset's end and
-  // std::invalid_argument for a piece that starts before the previous one ends.
-  void add(uint64_t offset, std::span<const uint8_t> data);
+  // std::invalid_argument for a piece that starts before the previous one ends; then, as
+  // after Interrupted, the piece is not counted.
+  void add(uint64_t offset, std::span<const uint8_t> data, const FillOptions& opt = {});
   const VerifyResult& result() const { return result_; }
 
  private:
   void append(const Mismatch& m, std::span<const uint8_t> data, uint64_t offset, bool first);
 
   Dataset ds_;
-  FillOptions opt_;
   size_t max_ranges_;
   VerifyResult result_;
   Mismatch last_;               // the latest range, which may still grow into the next piece

@@ -11,6 +11,7 @@ from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult
 from ._generator import (
     Generator,
     StreamingGenerator,
+    Verifier,
     create_bytearrays,
     fill_buffer,
     generate_buffer,
@@ -44,6 +45,7 @@ __all__ = [
     "BytesView",
     "Generator",
     "Mismatch",
+    "Verifier",
     "VerifyResult",
     "StreamingGenerator",
     "analyze",

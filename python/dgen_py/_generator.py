@@ -103,6 +103,15 @@ class Generator(io.RawIOBase):
         except IndexError as e:  # the core's out_of_range
             raise ValueError(str(e)) from None
 
+    def verifier(self, *, max_ranges=20) -> Verifier:
+        """A Verifier for data read back in pieces (a file in chunks), in offset order.
+
+        Its `result` is what one verify() over all the pieces would report, with ranges
+        merged across piece boundaries; memory stays constant however much is added.
+        """
+        max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+        return Verifier(self._s.verifier(max_ranges))
+
     @property
     def unique_units(self) -> int:
         """Distinct dedup units in the dataset: max(1, round(units / dedup_ratio))."""
@@ -148,6 +157,26 @@ def _rebuild(args: dict, seed: int, position: int) -> Generator:
     g = Generator(seed=seed, **args)
     g.seek(position)
     return g
+
+
+class Verifier:
+    """Checks data that arrives in pieces against a dataset: see Generator.verifier()."""
+
+    def __init__(self, core):
+        self._v = core
+
+    def add(self, buf, offset) -> None:
+        """Compare buf with bytes [offset, offset + len(buf)); offset must not go back."""
+        offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
+        try:
+            self._v.add(buf, offset)
+        except IndexError as e:  # the core's out_of_range
+            raise ValueError(str(e)) from None
+
+    @property
+    def result(self) -> VerifyResult:
+        """Everything added so far, as one verify() call over it would report it."""
+        return self._v.result
 
 
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",

@@ -28,7 +28,6 @@ WRITE_CHUNK = 32 * 1024 * 1024
 VERIFY_CHUNK = 64 * 1024 * 1024
 MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
-GAP = _core.VERIFY_GAP  # ranges closer than this are one range
 IDENTITY = ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit")
 
 
@@ -366,7 +365,7 @@ def _verify_one(path, f, gen, view, direct, report, progress) -> int | None:
     try:
         at = 0  # file offset
         on_disk = os.fstat(fd).st_size
-        report.start_file(f)
+        verifier = gen.verifier(max_ranges=report.room)
         chunk = len(view)
         while at < f["length"]:
             # Reads end on dataset offsets that are multiples of the chunk (and so of the
@@ -374,14 +373,14 @@ def _verify_one(path, f, gen, view, direct, report, progress) -> int | None:
             want = min(chunk - (f["offset"] + at) % chunk, f["length"] - at)
             # O_DIRECT reads whole blocks; the file's end then gives the short count.
             n = min(want, _read_full(fd, view[:_round_up(want)], at))
-            if n:  # one range more than listed: the first may merge into the last read's
-                report.add(gen.verify(view[:n], f["offset"] + at,
-                                      max_ranges=report.room + 1), gen, view[:n], f, at)
+            if n:
+                verifier.add(view[:n], f["offset"] + at)
                 if progress:
                     progress(n)
             at += n
             if n < want:
                 break
+        report.add_file(f, verifier)
         if at < f["length"]:
             report.add_gap(f, at, f["length"] - at, "missing")
         elif on_disk > f["length"]:
@@ -407,53 +406,25 @@ def _read_full(fd: int, view: memoryview, at: int) -> int:
 
 
 class _Report:
-    """Collects mismatching ranges over many verify calls as one call would report them:
-    a range that runs on across a read boundary is merged into one."""
+    """Collects mismatching ranges over the files of a dataset: each file's reads go to one
+    core Verifier, which merges a range that runs on across a read boundary."""
 
     def __init__(self, max_ranges: int):
         self.max_ranges = max_ranges
         self.ranges: list[dict] = []
         self.count = self.mismatched = self.read = 0
-        self._last = None  # the latest data range of this file: dict (maybe unlisted)
-        self._tail = b""  # the previous read's last GAP bytes, to judge a merged range
 
     @property
     def room(self) -> int:
         return self.max_ranges - len(self.ranges)
 
-    def start_file(self, f: dict) -> None:
-        self._last, self._tail = None, b""
-
-    def add(self, result, gen, data: memoryview, f: dict, at: int) -> None:
-        self.read += len(data)
-        self.mismatched += result.mismatched_bytes
-        ranges = [self._range(m, f) for m in result.ranges]
-        count = result.range_count
-        if ranges and self._last and self._joins(self._last, ranges[0]):
-            self._merge(self._last, ranges.pop(0), data, f["offset"] + at)
-            count -= 1
-        self.count += count
-        self.ranges += ranges[:max(0, self.room)]
-        if result.range_count > len(result.ranges):
-            # The last range was not returned: find where it ends, for the next merge.
-            n = min(GAP, len(data))
-            tail = gen.verify(data[-n:], f["offset"] + at + len(data) - n, max_ranges=1)
-            self._last = self._range(tail.ranges[0], f) if tail.range_count else None
-        elif ranges:
-            self._last = ranges[-1]  # the same dict as listed, so a merge updates it
-        self._tail = bytes(data[-GAP:])
-
-    @staticmethod
-    def _joins(a: dict, b: dict) -> bool:
-        return (a["kind"] != "moved" and b["kind"] != "moved"
-                and a["offset"] + a["length"] + GAP > b["offset"])
-
-    def _merge(self, a: dict, b: dict, data: memoryview, boundary: int) -> None:
-        end = a["offset"] + a["length"]
-        between = self._tail[len(self._tail) - (boundary - end):] + data[:b["offset"] - boundary]
-        zeros = a["kind"] == b["kind"] == "zeros" and not any(between)
-        a["length"] = b["offset"] + b["length"] - a["offset"]
-        a["kind"] = "zeros" if zeros else "differs"
+    def add_file(self, f: dict, verifier) -> None:
+        """The ranges of one file, from its Verifier once every read was added."""
+        r = verifier.result
+        self.read += r.bytes
+        self.mismatched += r.mismatched_bytes
+        self.count += r.range_count
+        self.ranges += [self._range(m, f) for m in r.ranges[:max(0, self.room)]]
 
     @staticmethod
     def _range(m, f: dict) -> dict:
@@ -466,7 +437,6 @@ class _Report:
 
     def add_gap(self, f: dict, at: int, length: int, kind: str) -> None:
         """Bytes missing from (or extra at the end of) a file."""
-        self._last = None
         self.count += 1
         self.mismatched += length
         if self.room > 0:

@@ -122,23 +122,18 @@ bool all_zero(const uint8_t* p, uint64_t n) {
 
 }  // namespace
 
-Verifier::Verifier(Dataset ds, FillOptions opt, size_t max_ranges)
-    : ds_(std::move(ds)), opt_(opt), max_ranges_(max_ranges) {}
+Verifier::Verifier(Dataset ds, size_t max_ranges) : ds_(std::move(ds)), max_ranges_(max_ranges) {}
 
-void Verifier::add(uint64_t offset, std::span<const uint8_t> data) {
+void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOptions& opt) {
   detail::check_range(ds_, offset, data.size());
   if (offset < end_)
     throw std::invalid_argument("verify pieces must come in offset order: a piece at " +
                                 std::to_string(offset) + " starts before the previous one ends at " +
                                 std::to_string(end_));
-  if (offset != end_) {  // a gap: what came before can no longer grow
-    has_last_ = false;
-    tail_.clear();
-  }
-  const uint64_t block = opt_.block_size ? opt_.block_size : kDefaultBlockSize;
+  const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
   const uint64_t first_block = offset / block;
   std::vector<BlockResult> blocks(data.empty() ? 0 : (offset + data.size() - 1) / block - first_block + 1);
-  detail::for_each_block(offset, data.size(), opt_, [&](uint64_t lo, uint64_t hi) {
+  detail::for_each_block(offset, data.size(), opt, [&](uint64_t lo, uint64_t hi) {
     alignas(64) static thread_local uint8_t expected[kScratch];
     BlockResult& r = blocks[lo / block - first_block];
     for (uint64_t at = lo; at < hi; at += kScratch) {
@@ -148,6 +143,11 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data) {
     }
   });
 
+  // Nothing has changed until here, so an interrupted piece is simply not counted.
+  if (offset != end_) {  // a gap: what came before can no longer grow
+    has_last_ = false;
+    tail_.clear();
+  }
   std::vector<Mismatch> merged;
   for (BlockResult& b : blocks) {
     result_.mismatched_bytes += b.mismatched;
@@ -194,8 +194,8 @@ void Verifier::append(const Mismatch& m, std::span<const uint8_t> data, uint64_t
 
 VerifyResult verify(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
                     const FillOptions& opt, size_t max_ranges) {
-  Verifier v(ds, opt, max_ranges);
-  v.add(offset, data);
+  Verifier v(ds, max_ranges);
+  v.add(offset, data, opt);
   return v.result();
 }
 

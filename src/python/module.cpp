@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -166,6 +167,25 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
   });
 }
 
+// A Verifier shared by Python threads: add() runs without the GIL, so it takes a lock.
+struct PyVerifier {
+  dgen::Verifier v;
+  dgen::FillOptions opt;
+  std::mutex mu;
+};
+
+PyVerifier* stream_verifier(dgen::Stream& s, size_t max_ranges) {
+  return new PyVerifier{dgen::Verifier(s.dataset_copy(), max_ranges), s.options(), {}};
+}
+
+void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
+  Buffer b(buf, /*writable=*/false);
+  run_released(offset, b.size(), pv.opt, [&](const dgen::FillOptions& o) {
+    std::lock_guard lock(pv.mu);
+    pv.v.add(offset, {b.data(), b.size()}, o);
+  });
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -204,12 +224,21 @@ NB_MODULE(_core, m) {
       .def("fill", &stream_fill, "buf"_a)
       .def("read", &stream_read, "n"_a)
       .def("verify", &stream_verify, "buf"_a, "offset"_a, "max_ranges"_a = 20)
+      .def("verifier", &stream_verifier, "max_ranges"_a = 20, nb::rv_policy::take_ownership)
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
       .def_prop_ro("position", &dgen::Stream::position)
       .def_prop_ro("size", &dgen::Stream::size)
       .def_prop_ro("seed", &dgen::Stream::seed)
       .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); });
+
+  nb::class_<PyVerifier>(m, "Verifier",
+                         "verify() over data that arrives in pieces, in offset order.")
+      .def("add", &verifier_add, "buf"_a, "offset"_a)
+      .def_prop_ro("result", [](PyVerifier& pv) {
+        std::lock_guard lock(pv.mu);
+        return pv.v.result();
+      });
 
   nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
       .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")

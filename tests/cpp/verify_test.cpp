@@ -128,10 +128,10 @@ TEST(Verifier, PiecesGiveTheResultOfOneCall) {
     const auto v = damaged(rng);
     const size_t max_ranges = rng() % 8;
     const auto whole = dgen::verify(ds, 0, v, {2, 65536}, max_ranges);
-    dgen::Verifier pieces(ds, {2, 65536}, max_ranges);
+    dgen::Verifier pieces(ds, max_ranges);
     for (uint64_t at = 0; at < v.size();) {
       const uint64_t n = std::min<uint64_t>(v.size() - at, rng() % 3 ? rng() % 200 : rng() % 300000);
-      pieces.add(at, std::span(v).subspan(at, n));
+      pieces.add(at, std::span(v).subspan(at, n), {2, 65536});
       at += n;
     }
     const auto& r = pieces.result();
@@ -150,7 +150,7 @@ TEST(Verifier, PiecesGiveTheResultOfOneCall) {
 TEST(Verifier, AZeroedStretchAcrossPiecesIsOneZerosRange) {
   auto v = data();
   std::memset(v.data() + 100'000, 0, 50'000);
-  dgen::Verifier pieces(dgen::Dataset(kParams), {2, 65536});
+  dgen::Verifier pieces{dgen::Dataset(kParams)};
   for (uint64_t at = 0; at < v.size(); at += 4099)
     pieces.add(at, std::span(v).subspan(at, std::min<uint64_t>(4099, v.size() - at)));
   const auto& r = pieces.result();
@@ -165,9 +165,9 @@ TEST(Verifier, ZeroedStretchesWithDataBetweenAreNotZeros) {
   std::memset(v.data() + 1000, 0, 100);  // [1000, 1100) and [1130, 1200): data between
   std::memset(v.data() + 1130, 0, 70);
   for (uint64_t split : {1000, 1100, 1115, 1130, 1150}) {
-    dgen::Verifier pieces(dgen::Dataset(kParams), {2, 65536});
-    pieces.add(0, std::span(v).subspan(0, split));
-    pieces.add(split, std::span(v).subspan(split));
+    dgen::Verifier pieces{dgen::Dataset(kParams)};
+    pieces.add(0, std::span(v).subspan(0, split), {2, 65536});
+    pieces.add(split, std::span(v).subspan(split), {2, 65536});
     const auto& r = pieces.result();
     ASSERT_EQ(r.range_count, 1u) << "split at " << split;
     EXPECT_EQ(r.ranges[0].offset, 1000u);
@@ -180,14 +180,15 @@ TEST(Verifier, AGapIsNotComparedAndEndsARange) {
   auto v = data();
   v[9'999] ^= 1;  // the last byte before the gap
   v[10'020] ^= 1; // 20 bytes after it: close, but the bytes between were not compared
-  dgen::Verifier pieces(dgen::Dataset(kParams), {2, 65536});
-  pieces.add(0, std::span(v).subspan(0, 10'000));
-  pieces.add(10'010, std::span(v).subspan(10'010, 1000));
+  dgen::Verifier pieces{dgen::Dataset(kParams)};
+  pieces.add(0, std::span(v).subspan(0, 10'000), {2, 65536});
+  pieces.add(10'010, std::span(v).subspan(10'010, 1000), {2, 65536});
   const auto& r = pieces.result();
   EXPECT_EQ(r.bytes, 11'000u);
   EXPECT_EQ(r.range_count, 2u);
   EXPECT_THROW(pieces.add(10'500, std::span(v).subspan(10'500, 10)), std::invalid_argument);
   EXPECT_THROW(pieces.add(kParams.size, std::span(v).subspan(0, 1)), std::out_of_range);
+  EXPECT_EQ(r.bytes, 11'000u);  // refused pieces are not counted
 }
 
 TEST(Interrupt, StopsALongFillAndThrows) {

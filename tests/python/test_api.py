@@ -133,6 +133,23 @@ def test_verify_finds_damage_at_exact_offsets():
         g.verify(good, 1)
 
 
+
+def test_verifier_over_pieces_reports_as_one_verify():
+    g = dgen_py.Generator(1 << 20, 2, 2, seed=5)
+    data = bytearray(dgen_py.generate_buffer(1 << 20, 2, 2, seed=5))
+    data[70_000:70_100] = bytes(100)   # zeros across a piece boundary at 70_050
+    data[300_000] ^= 1
+    data[300_030] ^= 1                 # one range across the boundary at 300_010
+    v = g.verifier(max_ranges=1)
+    for lo, hi in ((0, 70_050), (70_050, 300_010), (300_010, 1 << 20)):
+        v.add(memoryview(data)[lo:hi], lo)
+    whole = g.verify(data, max_ranges=1)
+    r = v.result
+    assert (r.bytes, r.mismatched_bytes, r.range_count) == (1 << 20, 102, 2)
+    assert (r.bytes, r.mismatched_bytes, r.range_count) == (
+        whole.bytes, whole.mismatched_bytes, whole.range_count)
+    assert [(m.offset, m.length, m.zeros) for m in r.ranges] == [(70_000, 100, True)]
+
 def test_a_generator_pickles_with_its_seed_and_position():
     import pickle
     g = dgen_py.Generator(1_000_000, 2.5, 1.5, seed=12, dedup_unit=65536, chunk_size=4096)

@@ -53,7 +53,18 @@ CASES = [
     ("read-only numpy", lambda: G(10, seed=1).fill_chunk(np.frombuffer(b"x" * 10, np.uint8)), ValueError, "read-only"),
     ("huge allocation", lambda: dgen_py.generate_buffer(2**62), MemoryError, ""),
     ("bytearrays count", lambda: dgen_py.create_bytearrays(-1, 10), ValueError, "count"),
+    ("verifier max_ranges", lambda: G(10, seed=1).verifier(max_ranges=-1), ValueError,
+     "max_ranges"),
+    ("verifier past end", lambda: G(10, seed=1).verifier().add(b"x" * 5, 6), ValueError,
+     "past the dataset"),
+    ("verifier backwards", lambda: _backwards(), ValueError, "offset order"),
 ]
+
+
+def _backwards():
+    v = G(10, seed=1).verifier()
+    v.add(b"x" * 4, 4)
+    v.add(b"x", 2)
 
 
 @pytest.mark.parametrize("call, exc, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

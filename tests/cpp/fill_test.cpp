@@ -1,6 +1,7 @@
 // fill(): the bytes depend on the dataset identity and offset only.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
@@ -33,6 +34,13 @@ bool simd_available() {
 #endif
 }
 
+// The bytes of buf outside [lo, hi) still hold the canary.
+bool untouched(const uint8_t* buf, size_t size, size_t lo, size_t hi) {
+  constexpr uint8_t kCanary = 0xA5;
+  return std::all_of(buf, buf + lo, [](uint8_t x) { return x == kCanary; }) &&
+         std::all_of(buf + hi, buf + size, [](uint8_t x) { return x == kCanary; });
+}
+
 TEST(Kernels, EveryPathMatchesTheScalarReference) {
   if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
   const dgen::kernels::Table& simd = *dgen::kernels::avx2();
@@ -46,9 +54,11 @@ TEST(Kernels, EveryPathMatchesTheScalarReference) {
     const uint32_t r = uint32_t(rng() % 4097);
     const size_t shift = size_t(i % 3 == 0 ? 0 : i % 3 == 1 ? 16 : 5);  // 32-, 16-, unaligned
     dgen::kernels::scalar().pages(a, keys, count, r, false);
+    std::memset(b, 0xA5, sizeof b);
     simd.pages(b + shift, keys, count, r, i % 2 == 0);
     simd.fence();
     ASSERT_EQ(0, std::memcmp(a, b + shift, 4096 * count)) << "random_len " << r << ", " << count << " pages, shift " << shift;
+    ASSERT_TRUE(untouched(b, sizeof b, shift, shift + 4096 * count)) << "random_len " << r << ", shift " << shift;
   }
 }
 
@@ -60,10 +70,12 @@ TEST(Kernels, RandomLengthsCoverEveryValue) {
     dgen::kernels::scalar().pages(a, keys, 2, r, false);
     for (size_t shift : {0, 16}) {  // the 32- and 16-byte aligned layouts, streamed or not
       for (bool stream : {true, false}) {
-        std::memset(b, 0, sizeof b);
+        std::memset(b, 0xA5, sizeof b);
         dgen::kernels::avx2()->pages(b + shift, keys, 2, r, stream);
         dgen::kernels::avx2()->fence();
         ASSERT_EQ(0, std::memcmp(a, b + shift, sizeof a))
+            << "random_len " << r << ", shift " << shift << ", stream " << stream;
+        ASSERT_TRUE(untouched(b, sizeof b, shift, shift + sizeof a))
             << "random_len " << r << ", shift " << shift << ", stream " << stream;
       }
     }

@@ -3,15 +3,18 @@
     python benchmarks/peers.py [--reference-python VENV/bin/python] [--seconds 2]
                                [--threads N,N] [--size 32MiB] [--json]
 
-Every peer makes data into a reused buffer of `--size` (32 MiB) from the same number of
-threads, measured in alternating rounds with dgen and compared by medians:
-- memset of zeros on the same buffer: the ceiling;
+Every peer makes `--size` (32 MiB) of data per round from the same number of threads,
+measured in alternating rounds with dgen and compared by medians:
+- memset of zeros on a reused buffer: the baseline;
 - dgen-py 0.3.0 from PyPI, the reference. It has the same import name, so it runs in its
   own interpreter: `python -m venv /tmp/ref && /tmp/ref/bin/pip install dgen-py==0.3.0`,
   then `--reference-python /tmp/ref/bin/python`. Both run the same loop (below);
 - fio's buffer refill: `fio --ioengine=null --refill_buffers` (with
   --buffer_compress_percentage=50 --dedupe_percentage=50 for 2:1 / 2:1), if fio is on PATH;
-- numpy's Generator.bytes and os.urandom, for incompressible data only.
+  each of its jobs refills its own buffer of size/threads;
+- numpy's Generator.bytes and os.urandom, for incompressible data only. They have no way
+  to fill a buffer in place, so each call returns new bytes.
+dgen (and the reference) fill a reused bytearray with Generator.fill_chunk.
 """
 
 from __future__ import annotations
@@ -44,27 +47,40 @@ def fill_rate(threads: int, compress: float, dedup: float, size: int, seconds: f
     return done / elapsed / 1e9
 
 
+class PeerFailed(RuntimeError):
+    """A peer could not be measured; its row says why."""
+
+
 def reference_rate(python: str, threads, compress, dedup, size, seconds) -> float:
     """fill_rate in another interpreter (the reference package has our import name)."""
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
             f"import peers; print(peers.fill_rate({threads}, {compress}, {dedup}, {size}, "
             f"{seconds}))")
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True,
-                         cwd="/")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/")
+    if out.returncode != 0:
+        raise PeerFailed(f"{python}: {out.stderr.strip().splitlines()[-1:]}")
     return float(out.stdout.split()[-1])
 
 
-def fio_rate(threads, compress, dedup, size, seconds) -> float:
-    """GB/s of fio refilling its write buffers with the null engine (no I/O)."""
-    cmd = ["fio", "--name=refill", "--ioengine=null", "--rw=write", f"--bs={size}",
-           f"--size={size}", "--refill_buffers", "--time_based",
+def fio_command(threads, compress, dedup, size, seconds) -> list[str]:
+    """fio refilling its write buffers with the null engine (no I/O): size in all."""
+    share = size // threads
+    cmd = ["fio", "--name=refill", "--ioengine=null", "--rw=write", f"--bs={share}",
+           f"--size={share}", "--refill_buffers", "--time_based",
            f"--runtime={max(1, round(seconds * 1000))}ms", f"--numjobs={threads}", "--thread",
            "--group_reporting", "--output-format=json"]
     if compress > 1:
         cmd.append(f"--buffer_compress_percentage={round(100 - 100 / compress)}")
     if dedup > 1:
         cmd.append(f"--dedupe_percentage={round(100 - 100 / dedup)}")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return cmd
+
+
+def fio_rate(threads, compress, dedup, size, seconds) -> float:
+    cmd = fio_command(threads, compress, dedup, size, seconds)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise PeerFailed(f"fio: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
     return json.loads(out.stdout)["jobs"][0]["write"]["bw_bytes"] / 1e9
 
 
@@ -88,7 +104,9 @@ def numpy_rate(threads, size, seconds) -> float:
     rngs = {}
 
     def make(n):  # one Generator per thread: they are not thread-safe
-        rng = rngs.setdefault(threading.get_ident(), np.random.default_rng())
+        rng = rngs.get(threading.get_ident())
+        if rng is None:
+            rng = rngs[threading.get_ident()] = np.random.default_rng()
         return rng.bytes(n)
     return pooled_rate(make, threads, size, seconds)
 
@@ -98,12 +116,14 @@ def memset_rate(threads, size, seconds) -> float:
 
     buf = bytearray(size)
     with ThreadPoolExecutor(threads) as pool:
-        return bench.rate(bench.memset_fn(buf, pool, threads), size, seconds)
+        memset = bench.memset_fn(buf, pool, threads)
+        memset()  # warm-up: page faults, thread start
+        return bench.rate(memset, size, seconds)
 
 
 def peers(threads: int, compress, dedup, size, args) -> dict:
     """name -> a function of `seconds` giving that peer's GB/s; None: not available here."""
-    out = {"memset (ceiling)": lambda s: memset_rate(threads, size, s)}
+    out = {"memset (baseline)": lambda s: memset_rate(threads, size, s)}
     out[f"dgen-py {args.reference_version}"] = (
         (lambda s: reference_rate(args.reference_python, threads, compress, dedup, size, s))
         if args.reference_python else None)
@@ -122,15 +142,21 @@ def run(args) -> list[dict]:
             for name, peer in peers(threads, compress, dedup, args.size, args).items():
                 row = {"threads": threads, "compress_ratio": compress, "dedup_ratio": dedup,
                        "peer": name, "peer_gbps": None, "dgen_gbps": None, "ratio": None}
-                if peer is not None:
+                if peer is None:
+                    row["note"] = "not available: see --help"
+                else:
                     ours, theirs = [], []
-                    for _ in range(args.rounds):  # alternating, so drift hits both alike
-                        ours.append(fill_rate(threads, compress, dedup, args.size,
-                                              args.seconds / args.rounds))
-                        theirs.append(peer(args.seconds / args.rounds))
-                    a, b = statistics.median(ours), statistics.median(theirs)
-                    row.update(peer_gbps=round(b, 2), dgen_gbps=round(a, 2),
-                               ratio=round(a / b, 3))
+                    try:
+                        for _ in range(args.rounds):  # alternating: drift hits both alike
+                            ours.append(fill_rate(threads, compress, dedup, args.size,
+                                                  args.seconds / args.rounds))
+                            theirs.append(peer(args.seconds / args.rounds))
+                    except PeerFailed as e:
+                        row["note"] = f"failed: {e}"
+                    else:
+                        a, b = statistics.median(ours), statistics.median(theirs)
+                        row.update(peer_gbps=round(b, 2), dgen_gbps=round(a, 2),
+                                   ratio=round(a / b, 3))
                 rows.append(row)
                 print(report([row], header=not rows[:-1]), flush=True, file=args.live)
     return rows
@@ -141,7 +167,7 @@ def report(rows, header=True) -> str:
              f"{'dgen GB/s':>9} {'dgen/peer':>9}"] if header else []
     for r in rows:
         if r["ratio"] is None:
-            tail = "  (not available: see --help)"
+            tail = f"  ({r['note']})"
         else:
             tail = f" {r['peer_gbps']:>9.2f} {r['dgen_gbps']:>9.2f} {r['ratio']:>9.3f}"
         lines.append(f"{r['threads']:>7} {r['compress_ratio']:>8} {r['dedup_ratio']:>5}  "
@@ -165,16 +191,32 @@ def main() -> None:
     from dgen_py import get_system_info
     from dgen_py.cli import parse_size
 
-    args.size = parse_size(args.size)
-    cpus = get_system_info()["available_cpus"]
-    args.threads = sorted({int(t) for t in args.threads.split(",")} if args.threads
-                          else {cpus, 1}, reverse=True)
+    try:
+        args.size = parse_size(args.size)
+        args.threads = sorted({int(t) for t in args.threads.split(",")} if args.threads
+                              else {get_system_info()["available_cpus"], 1}, reverse=True)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.threads[-1] < 1:
+        ap.error(f"--threads must be 1 or more, got {args.threads[-1]}")
+    if args.size < 4096 * args.threads[0]:
+        ap.error(f"--size must be at least 4 KiB per thread ({4096 * args.threads[0]} "
+                 f"bytes for {args.threads[0]} threads), got {args.size}")
+    if args.rounds < 1 or not args.seconds > 0:
+        ap.error(f"--rounds must be 1 or more and --seconds above 0, got {args.rounds} "
+                 f"and {args.seconds}")
     args.reference_version = "0.3.0 (reference)"
     if args.reference_python:
-        args.reference_version = subprocess.run(
-            [args.reference_python, "-c",
-             "import importlib.metadata as m; print(m.version('dgen-py'))"],
-            capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+        try:
+            out = subprocess.run(
+                [args.reference_python, "-c",
+                 "import importlib.metadata as m; print(m.version('dgen-py'))"],
+                capture_output=True, text=True, cwd="/")
+        except OSError as e:
+            ap.error(f"--reference-python {args.reference_python}: {e.strerror}")
+        if out.returncode != 0:
+            ap.error(f"--reference-python {args.reference_python} has no dgen-py installed")
+        args.reference_version = out.stdout.strip()
     args.live = sys.stderr if args.json else sys.stdout
     rows = run(args)
     if args.json:

@@ -308,7 +308,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     keyword arguments override its fields, or give them all when there is no manifest
     (seed required; size defaults to the size of the file; files=N means the directory
     layout of write_dataset). Files are read in 64 MiB chunks into one buffer (O_DIRECT
-    with direct=True) and checked with Generator.verify, so memory stays constant.
+    with direct=True) and checked by one Generator.verifier() per file, so memory stays
+    constant.
 
     Returns a JSON-ready dict: "ok", "path", "manifest" (its path or None), "identity",
     "files" ([{path, offset, length, size_on_disk (None: missing)}]), "bytes" (expected),

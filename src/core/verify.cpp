@@ -95,6 +95,28 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
   }
   if (moved.empty()) return;
 
+  // What is left of [lo, hi) next to a moved unit, trimmed to its first and last
+  // differing bytes: the cut can leave up to kVerifyGap - 1 matching bytes at an edge.
+  auto push_differing = [&](std::vector<Mismatch>& out, uint64_t lo, uint64_t hi) {
+    uint8_t want[kVerifyGap];
+    while (lo < hi) {
+      const uint64_t n = std::min(kVerifyGap, hi - lo);
+      detail::fill_range(ds, lo, want, n, false);
+      uint64_t i = 0;
+      while (i < n && want[i] == data[lo + i - offset]) ++i;
+      lo += i;
+      if (i < n) break;
+    }
+    while (hi > lo) {
+      const uint64_t n = std::min(kVerifyGap, hi - lo);
+      detail::fill_range(ds, hi - n, want, n, false);
+      uint64_t i = n;
+      while (i > 0 && want[i - 1] == data[hi - n + i - 1 - offset]) --i;
+      hi -= n - i;
+      if (i > 0) break;
+    }
+    if (lo < hi) out.push_back({lo, hi - lo, false, -1});
+  };
   // Replace what the ranges said about each moved unit with the one range for it.
   std::vector<Mismatch> out;
   size_t mi = 0;
@@ -103,11 +125,18 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
       out.push_back(moved[mi]);
     uint64_t lo = m.offset;
     const uint64_t hi = m.offset + m.length;
+    bool cut = false;
     for (size_t k = mi; k < moved.size() && moved[k].offset < hi; ++k) {
-      if (moved[k].offset > lo) out.push_back({lo, moved[k].offset - lo, m.zeros, -1});
+      if (moved[k].offset > lo) push_differing(out, lo, moved[k].offset);
       lo = std::max(lo, moved[k].offset + moved[k].length);
+      cut = true;
     }
-    if (lo < hi) out.push_back({lo, hi - lo, m.zeros, -1});
+    if (lo < hi) {
+      if (cut)
+        push_differing(out, lo, hi);
+      else
+        out.push_back(m);
+    }
   }
   for (; mi < moved.size(); ++mi) out.push_back(moved[mi]);
   std::sort(out.begin(), out.end(), [](const Mismatch& a, const Mismatch& b) {

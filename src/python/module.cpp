@@ -167,11 +167,22 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
   });
 }
 
-// A Verifier shared by Python threads: add() runs without the GIL, so it takes a lock.
+// A Verifier shared by Python threads. add() may run without the GIL while it holds the
+// lock, and then takes the GIL now and then to check for Ctrl-C: so a thread never waits
+// for the lock while it holds the GIL.
 struct PyVerifier {
   dgen::Verifier v;
   dgen::FillOptions opt;
   std::mutex mu;
+
+  std::unique_lock<std::mutex> lock() {
+    std::unique_lock l(mu, std::try_to_lock);
+    if (!l.owns_lock()) {
+      nb::gil_scoped_release unlocked;
+      l.lock();
+    }
+    return l;
+  }
 };
 
 PyVerifier* stream_verifier(dgen::Stream& s, size_t max_ranges) {
@@ -180,8 +191,8 @@ PyVerifier* stream_verifier(dgen::Stream& s, size_t max_ranges) {
 
 void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
   Buffer b(buf, /*writable=*/false);
+  const auto lock = pv.lock();
   run_released(offset, b.size(), pv.opt, [&](const dgen::FillOptions& o) {
-    std::lock_guard lock(pv.mu);
     pv.v.add(offset, {b.data(), b.size()}, o);
   });
 }
@@ -236,7 +247,7 @@ NB_MODULE(_core, m) {
                          "verify() over data that arrives in pieces, in offset order.")
       .def("add", &verifier_add, "buf"_a, "offset"_a)
       .def_prop_ro("result", [](PyVerifier& pv) {
-        std::lock_guard lock(pv.mu);
+        const auto lock = pv.lock();
         return pv.v.result();
       });
 

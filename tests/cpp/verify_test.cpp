@@ -176,6 +176,26 @@ TEST(Verifier, ZeroedStretchesWithDataBetweenAreNotZeros) {
   }
 }
 
+TEST(Verifier, ARangeNextToAMovedUnitIsTrimmedAlikeInPiecesAndInOneCall) {
+  const dgen::Params p{3, 1 << 20, 1.0, 1.0, 4096};
+  const dgen::Dataset ds(p);
+  std::vector<uint8_t> v(p.size);
+  dgen::fill(ds, 0, v);
+  v[8162] ^= 1;  // 30 bytes before unit 2, which swaps with unit 3
+  std::swap_ranges(v.begin() + 8192, v.begin() + 12288, v.begin() + 12288);
+  const auto whole = dgen::verify(ds, 0, v);
+  dgen::Verifier pieces(ds);
+  pieces.add(0, std::span(v).subspan(0, 8192));
+  pieces.add(8192, std::span(v).subspan(8192));
+  for (const auto* r : {&whole, &pieces.result()}) {
+    ASSERT_EQ(r->range_count, 3u);  // the flip, then each unit holding the other
+    EXPECT_EQ(r->ranges[0].offset, 8162u);
+    EXPECT_EQ(r->ranges[0].length, 1u);
+    EXPECT_EQ(r->ranges[1].belongs_at, 12288);
+    EXPECT_EQ(r->ranges[2].belongs_at, 8192);
+  }
+}
+
 TEST(Verifier, AGapIsNotComparedAndEndsARange) {
   auto v = data();
   v[9'999] ^= 1;  // the last byte before the gap

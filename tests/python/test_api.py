@@ -133,7 +133,6 @@ def test_verify_finds_damage_at_exact_offsets():
         g.verify(good, 1)
 
 
-
 def test_verifier_over_pieces_reports_as_one_verify():
     g = dgen_py.Generator(1 << 20, 2, 2, seed=5)
     data = bytearray(dgen_py.generate_buffer(1 << 20, 2, 2, seed=5))
@@ -149,6 +148,7 @@ def test_verifier_over_pieces_reports_as_one_verify():
     assert (r.bytes, r.mismatched_bytes, r.range_count) == (
         whole.bytes, whole.mismatched_bytes, whole.range_count)
     assert [(m.offset, m.length, m.zeros) for m in r.ranges] == [(70_000, 100, True)]
+
 
 def test_a_generator_pickles_with_its_seed_and_position():
     import pickle

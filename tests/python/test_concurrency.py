@@ -156,3 +156,26 @@ def test_an_interrupted_or_failed_read_gives_its_range_back():
     with pytest.raises(MemoryError):
         g.get_chunk(2**61)
     assert g.position() == 0
+
+
+def test_a_verifier_shared_by_threads_does_not_deadlock():
+    # A long add() holds the verifier without the GIL and takes the GIL to poll for Ctrl-C;
+    # a small add() or `result` from another thread meanwhile must wait without the GIL.
+    r = run_script("""
+        import threading, time, dgen_py
+        g = dgen_py.Generator(64 << 20, seed=1)
+        for other in ("result", "small add"):
+            v = g.verifier()
+            junk = bytearray(b"\\x01" * (32 << 20))   # every byte differs: a slow add
+            t = threading.Thread(target=v.add, args=(junk, 0))
+            t.start()
+            time.sleep(0.002)
+            if other == "result":
+                v.result
+            else:
+                v.add(b"\\x00" * 100, 40 << 20)
+            t.join()
+            assert v.result.bytes == (32 << 20) + (100 if other == "small add" else 0)
+        print("ok")
+    """, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

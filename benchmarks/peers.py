@@ -86,28 +86,25 @@ def fio_rate(threads, compress, dedup, size, seconds) -> float:
 
 def pooled_rate(make, threads: int, size: int, seconds: float) -> float:
     """GB/s of `threads` threads each making size/threads bytes per round with make(n)."""
+    from dgen_py import bench
+
     share = size // threads
     with ThreadPoolExecutor(threads) as pool:
         def once():
             list(pool.map(make, [share] * threads))
-        once()
-        done, t0 = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - t0) < seconds or done == 0:
-            once()
-            done += share * threads
-    return done / elapsed / 1e9
+        once()  # warm-up: thread start
+        return bench.rate(once, share * threads, seconds)
 
 
 def numpy_rate(threads, size, seconds) -> float:
     import numpy as np
 
-    rngs = {}
+    local = threading.local()
 
     def make(n):  # one Generator per thread: they are not thread-safe
-        rng = rngs.get(threading.get_ident())
-        if rng is None:
-            rng = rngs[threading.get_ident()] = np.random.default_rng()
-        return rng.bytes(n)
+        if not hasattr(local, "rng"):
+            local.rng = np.random.default_rng()
+        return local.rng.bytes(n)
     return pooled_rate(make, threads, size, seconds)
 
 

@@ -98,10 +98,7 @@ class Generator(io.RawIOBase):
         """
         offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
-        try:
-            return self._s.verify(buf, offset, max_ranges)
-        except IndexError as e:  # the core's out_of_range
-            raise ValueError(str(e)) from None
+        return self._s.verify(buf, offset, max_ranges)
 
     def verifier(self, *, max_ranges=20) -> Verifier:
         """A Verifier for data read back in pieces (a file in chunks), in offset order.
@@ -167,11 +164,7 @@ class Verifier:
 
     def add(self, buf, offset) -> None:
         """Compare buf with bytes [offset, offset + len(buf)); offset must not go back."""
-        offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
-        try:
-            self._v.add(buf, offset)
-        except IndexError as e:  # the core's out_of_range
-            raise ValueError(str(e)) from None
+        self._v.add(buf, _checks.integer("offset", offset, 0, _checks.MAX_SIZE))
 
     @property
     def result(self) -> VerifyResult:

@@ -425,7 +425,7 @@ class _Report:
         self.read += r.bytes
         self.mismatched += r.mismatched_bytes
         self.count += r.range_count
-        self.ranges += [self._range(m, f) for m in r.ranges[:max(0, self.room)]]
+        self.ranges += [self._range(m, f) for m in r.ranges]  # it was given self.room
 
     @staticmethod
     def _range(m, f: dict) -> dict:

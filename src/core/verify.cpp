@@ -15,6 +15,11 @@ namespace {
 
 constexpr uint64_t kScratch = 64 * 1024;  // stays in L2 while it is compared
 
+// Ranges separated by fewer than kVerifyGap matching bytes are one.
+bool joins(const Mismatch& a, uint64_t next_offset) {
+  return a.offset + a.length + kVerifyGap > next_offset;
+}
+
 struct BlockResult {
   uint64_t mismatched = 0;
   std::vector<Mismatch> ranges;
@@ -44,7 +49,7 @@ void diff(const uint8_t* expected, const uint8_t* got, uint64_t n, uint64_t at,
       }
     }
     const uint64_t off = at + start, len = last - start + 1;
-    if (!out.ranges.empty() && out.ranges.back().offset + out.ranges.back().length + kVerifyGap > off)
+    if (!out.ranges.empty() && joins(out.ranges.back(), off))
       out.ranges.back().length = off + len - out.ranges.back().offset;
     else
       out.ranges.push_back({off, len});
@@ -181,7 +186,7 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOpt
   for (BlockResult& b : blocks) {
     result_.mismatched_bytes += b.mismatched;
     for (const Mismatch& m : b.ranges) {
-      if (!merged.empty() && merged.back().offset + merged.back().length + kVerifyGap > m.offset)
+      if (!merged.empty() && joins(merged.back(), m.offset))
         merged.back().length = m.offset + m.length - merged.back().offset;
       else
         merged.push_back(m);
@@ -205,7 +210,7 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOpt
 void Verifier::append(const Mismatch& m, std::span<const uint8_t> data, uint64_t offset,
                       bool first) {
   if (first && has_last_ && last_.belongs_at < 0 && m.belongs_at < 0 &&
-      last_.offset + last_.length + kVerifyGap > m.offset) {
+      joins(last_, m.offset)) {
     const uint64_t lo = last_.offset + last_.length;  // <= end_ == offset
     last_.zeros = last_.zeros && m.zeros &&
                   all_zero(tail_.data() + tail_.size() - (end_ - lo), end_ - lo) &&

@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -201,6 +203,14 @@ void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
 
 NB_MODULE(_core, m) {
   m.doc() = "dgen core: synthetic data with exact dedup and compression ratios";
+  // A range past the dataset's end is a bad argument: ValueError, like every other one.
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const std::out_of_range& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
   nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
   // Objects held by daemon threads at exit are not leaks worth a warning.
   nb::set_leak_warnings(false);

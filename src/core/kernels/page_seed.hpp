@@ -17,16 +17,16 @@ inline uint64_t splitmix_next(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-// words[8 * w + l] is state word w of lane l; words[32] is the filler: one non-zero byte
-// repeated. A run of one byte is what every compressor finds at once: with a longer period
-// the skipping match finders of lz4 and zstd -1 alias with it and miss the run's first
-// tens of bytes, which would make the ratio depend on the compressor.
 // Word i of a page's seed, from x = the SplitMix64 state after word i - 1 (the key at 0).
 inline uint64_t seed_word(uint64_t& x, int i) {
   const uint64_t z = splitmix_next(x);
   return i < 4 * kLanes ? z : (z % 255 + 1) * 0x0101010101010101ull;
 }
 
+// words[8 * w + l] is state word w of lane l; words[32] is the filler: one non-zero byte
+// repeated. A run of one byte is what every compressor finds at once: with a longer period
+// the skipping match finders of lz4 and zstd -1 alias with it and miss the run's first
+// tens of bytes, which would make the ratio depend on the compressor.
 inline void seed_page(uint64_t key, uint64_t (&words)[kSeedWords]) {
   uint64_t x = key;
   for (int i = 0; i < kSeedWords; ++i) words[i] = seed_word(x, i);

@@ -58,7 +58,8 @@ bool bind_thread(const std::vector<unsigned>& cpus);
 
 // Page-aligned memory (2 MiB-aligned, huge pages, when large), bound to a NUMA node when
 // given and possible. Its contents are unspecified (freed buffers are reused). Release
-// with free_memory and the same bytes and node.
+// with free_memory and the same bytes and node. Throws dgen::OutOfMemory (a std::bad_alloc)
+// when the request exceeds what can be had (dgen/memory.hpp) or the kernel refuses it.
 void* allocate(uint64_t bytes, std::optional<unsigned> node);
 void free_memory(void* p, uint64_t bytes, std::optional<unsigned> node);
 

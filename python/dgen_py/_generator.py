@@ -208,4 +208,5 @@ def create_bytearrays(count, size) -> list[bytearray]:
     """`count` zeroed bytearrays of `size` bytes each, for fill_chunk/fill_buffer."""
     count = _checks.integer("count", count, 0, 2**31)
     size = _checks.integer("size", size, 0, _checks.MAX_SIZE)
+    _core.check_memory(count * size)
     return [bytearray(size) for _ in range(count)]

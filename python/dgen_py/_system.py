@@ -7,8 +7,11 @@ from . import _core
 
 def get_system_info() -> dict:
     """num_nodes, physical_cores, logical_cpus, is_uma, deployment_type, nodes, and how the
-    answer was obtained (source: hwloc | hwloc-synthetic | hwloc-xml | os; can_bind)."""
+    answer was obtained (source: hwloc | hwloc-synthetic | hwloc-xml | os; can_bind), and
+    the memory a call may allocate (memory_available, None when nothing limits it, and
+    memory_limited_by: MemAvailable, a cgroup limit or an rlimit)."""
     t = _core.topology()
+    mem = _core.memory_headroom()
     n = len(t["nodes"])
     return {
         "num_nodes": n,
@@ -21,6 +24,8 @@ def get_system_info() -> dict:
         "source": t["source"],
         "can_bind": t["can_bind"],
         "isa": _core.isa(),
+        "memory_available": mem["available"],
+        "memory_limited_by": mem["limited_by"],
     }
 
 

@@ -13,6 +13,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from . import _core
 from ._generator import Generator
 from ._system import get_system_info
 
@@ -66,6 +67,7 @@ def run(size: int = 32 * 1024 * 1024, threads=None, seconds: float = 1.0) -> dic
     """
     info = get_system_info()
     counts = sorted(set(threads or (info["available_cpus"], 1)), reverse=True)
+    _core.check_memory(2 * size)  # the buffer and, for verify, its copy
     buf = bytearray(size)
     fill, verify = [], []
     for n in counts:

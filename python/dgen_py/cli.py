@@ -418,6 +418,9 @@ def cmd_info(args) -> int:
     for node in info["nodes"]:
         print(f"  node {node['id']}: cpus {cpu_ranges(node['cpus'])}, "
               f"memory {human(node['memory_bytes'])}")
+    if info["memory_available"] is not None:
+        print(f"memory a call may allocate: {human(info['memory_available'])} "
+              f"({info['memory_limited_by']})")
     return 0
 
 
@@ -444,6 +447,8 @@ def main(argv=None) -> int:
         return fail(2, e.strerror)
     except (ValueError, TypeError, OverflowError) as e:
         return fail(2, str(e))
+    except MemoryError as e:  # refused before anything was touched: the request was too big
+        return fail(2, f"not enough memory: {e}")
     except BrokenPipeError:
         # The reader went away (`dgen generate | head`): stop quietly, like `yes | head`.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -162,6 +162,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
         os.close(os.open(os.path.join(base, f["path"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                          0o644))
     pieces = _pieces(layout, jobs)
+    _core.check_memory(min(jobs, len(pieces)) * WRITE_CHUNK)  # one buffer per writer
     per_writer = max(1, threads // min(jobs, max(1, len(pieces))))
     stop = threading.Event()
     report = _Progress(progress)
@@ -331,6 +332,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     gen = _generator(identity, threads)
     report = _Report(max_ranges)
     chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+    _core.check_memory(chunk)
     view = memoryview(mmap.mmap(-1, chunk))  # page-aligned, as O_DIRECT needs
     started = time.perf_counter()
     sizes = [_verify_one(os.path.join(base, f["path"]), f, gen, view, direct, report,

@@ -1,6 +1,8 @@
 // Topology from hwloc when built with it (DGEN_HAVE_HWLOC), else from sysfs.
 #include "dgen/topology.hpp"
 
+#include "dgen/memory.hpp"
+
 #include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -277,11 +279,14 @@ void* allocate(uint64_t bytes, std::optional<unsigned> node) {
   const uint64_t len = mapped_length(bytes);
   const int key = node ? int(*node) : -1;
   if (void* p = recycler().take(len, key)) return p;
+  check_memory(len);  // before the kernel can promise what it cannot give
   // Large buffers start on a 2 MiB boundary and ask for transparent huge pages: 512 times
   // fewer page faults on first touch, which otherwise cost more than generating the data.
   const uint64_t extra = len >= kHugePage ? kHugePage : 0;
   void* raw = mmap(nullptr, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
+  if (raw == MAP_FAILED)
+    throw OutOfMemory("asked " + format_bytes(len) + " (" + std::to_string(len) +
+                      " bytes); the kernel refused the mapping (" + memory_headroom().readings + ")");
   auto* p = static_cast<uint8_t*>(raw);
   if (extra) {
     auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHugePage - 1) &

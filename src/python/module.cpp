@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "dgen/dgen.hpp"
+#include "dgen/memory.hpp"
 #include "dgen/topology.hpp"
 
 namespace nb = nanobind;
@@ -209,6 +210,8 @@ NB_MODULE(_core, m) {
       std::rethrow_exception(p);
     } catch (const std::out_of_range& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const dgen::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
   nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
@@ -322,6 +325,16 @@ NB_MODULE(_core, m) {
         },
         "numa_mode"_a = "auto", "numa_node"_a = nb::none(), "threads"_a = 0,
         "Where the workers of a call would run: worker i on cpusets[i % len] (none: unbound).");
+  m.def("memory_headroom", [] {
+    const dgen::MemoryHeadroom h = dgen::memory_headroom();
+    nb::dict d;
+    d["available"] = h.bytes == UINT64_MAX ? nb::none() : nb::cast(h.bytes);
+    d["limited_by"] = h.limited_by;
+    d["readings"] = h.readings;
+    return d;
+  }, "What may still be allocated and the limit that says so (see dgen/memory.hpp).");
+  m.def("check_memory", [](uint64_t bytes) { dgen::check_memory(bytes); }, "bytes"_a,
+        "Raises MemoryError naming the limit when `bytes` cannot be had.");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

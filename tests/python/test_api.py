@@ -3,6 +3,7 @@
 import array
 import io
 import mmap
+import os
 import shutil
 
 import numpy as np
@@ -158,3 +159,30 @@ def test_a_generator_pickles_with_its_seed_and_position():
     h = pickle.loads(pickle.dumps(g))
     assert (h.seed, h.position(), h.chunk_size, h.unique_units) == (13, 4096, 4096, g.unique_units)
     assert bytes(h.get_chunk()) == bytes(g.get_chunk())
+
+
+def test_set_seed_none_draws_a_new_seed_as_dgen_py_does():
+    g = dgen_py.Generator(200_000, seed=1)
+    g.fill_chunk(bytearray(50_000))
+    g.set_seed(None)
+    assert g.seed != 1 and g.position() == 50_000
+    tail = bytearray(150_000)
+    g.fill_chunk(tail)
+    assert bytes(tail) == reference(200_000, g.seed)[50_000:]
+
+
+def test_compress_ratio_100_is_accepted_as_dgen_py_accepts_it():
+    import zstandard
+    data = bytes(dgen_py.generate_buffer(1 << 20, compress_ratio=100, seed=1))
+    at_64 = bytes(dgen_py.generate_buffer(1 << 20, compress_ratio=64, seed=1))
+    zstd = zstandard.ZstdCompressor(level=3)
+    assert len(data) / len(zstd.compress(data)) > len(at_64) / len(zstd.compress(at_64))
+
+
+@pytest.mark.parametrize("kind", [bytes, str, "pathlike"])
+def test_write_dataset_takes_any_kind_of_path(tmp_path, kind):
+    path = tmp_path / "d.bin"
+    arg = os.fsencode(path) if kind is bytes else str(path) if kind is str else path
+    manifest = dgen_py.write_dataset(arg, 100_000, seed=1)
+    assert manifest["manifest"] == str(path) + ".dgen.json"
+    assert path.read_bytes() == reference(100_000, 1)

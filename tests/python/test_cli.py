@@ -386,6 +386,11 @@ def test_analyze_and_info_print_tables(dataset):
     assert "isa" in dgen("info", check=0).stdout.decode()
 
 
+def test_info_names_the_topology_source():
+    source = dgen_py.get_system_info()["source"]
+    assert f"topology from {source}" in dgen("info", check=0).stdout.decode()
+
+
 def test_python_m_dgen_py_runs_the_same_command():
     r = subprocess.run([sys.executable, "-m", "dgen_py", "--version"], capture_output=True,
                        timeout=60, check=True)

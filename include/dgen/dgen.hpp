@@ -45,7 +45,8 @@ struct Params {
 // A validated dataset identity with its derived layout.
 class Dataset {
  public:
-  explicit Dataset(const Params& p);  // throws std::invalid_argument
+  // Throws std::invalid_argument, also for a DGEN_ISA naming no SIMD path usable here.
+  explicit Dataset(const Params& p);
 
   const Params& params() const { return params_; }
   uint64_t size() const { return params_.size; }

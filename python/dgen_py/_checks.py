@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 
 from . import _core
 
@@ -40,6 +41,22 @@ def ratio(name: str, value) -> float:
     if not math.isfinite(v) or not 1.0 <= v <= MAX_RATIO[name]:
         raise ValueError(f"{name} must be a finite number in [1, {MAX_RATIO[name]:g}], got {v!r}")
     return v
+
+
+def flag(name: str, value) -> bool:
+    """A switch such as direct=: only a bool, since any non-empty string is truthy."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def path(value) -> str:
+    """str, bytes or os.PathLike, as a str (bytes decoded as the OS does)."""
+    try:
+        return os.fsdecode(value)
+    except TypeError:
+        raise TypeError(f"path must be a str, bytes or os.PathLike, got "
+                        f"{type(value).__name__} {value!r}") from None
 
 
 def size(value) -> int:

@@ -86,8 +86,10 @@ class Generator(io.RawIOBase):
         return self._s.position >= self._s.size
 
     def set_seed(self, seed) -> None:
-        """Use a new seed; the stream goes on from the current position with its bytes."""
-        self._s.set_seed(_checks.integer("seed", seed, 0, _checks.MAX_SEED))
+        """Use a new seed (None: drawn from the OS, as dgen-py does); the stream goes on
+        from the current position with its bytes."""
+        seed = _checks.seed(seed)
+        self._s.set_seed(secrets.randbits(64) if seed is None else seed)
 
     def verify(self, buf, offset=0, *, max_ranges=20) -> VerifyResult:
         """Compare data read back (any buffer) with bytes [offset, offset + len(buf)).

@@ -139,9 +139,11 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     atomically after all data, so an interrupted run never leaves one claiming completion.
     progress(n) is called with each count of bytes written, one call at a time.
     """
-    path = os.fspath(path)
+    path = _checks.path(path)
     identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit)
     files = _checks.integer("files", files, 1, 1_000_000)
+    direct = _checks.flag("direct", direct)
+    fsync = _checks.flag("fsync", fsync)
     jobs = _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
     threads = _checks.threads(threads) or _core.available_cpus()
     if files > 1:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dgen/dgen.hpp"
+#include "kernels/kernels.hpp"
 
 namespace dgen {
 namespace model {
@@ -76,6 +77,7 @@ Dataset::Dataset(const Params& p) : params_(p) {
       p.dedup_unit > kMaxDedupUnit)
     bad("dedup_unit must be a power of two in [4096, 67108864], got " +
         std::to_string(p.dedup_unit));
+  kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
   unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(model::round_half_even(double(units_) / p.dedup_ratio), 1, units_);

@@ -9,6 +9,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -227,7 +228,10 @@ struct Registry {
     // Finish any first-use initialisation another thread may be in the middle of, so the
     // child never inherits a half-taken static guard.
     Topology::get();
-    kernels::active();
+    try {
+      kernels::active();
+    } catch (const std::invalid_argument&) {  // a bad DGEN_ISA: nothing was initialised
+    }
     Registry& r = instance();
     r.mu.lock();
     r.joined.clear();

@@ -245,9 +245,10 @@ NB_MODULE(_core, m) {
            },
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
            "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none())
-      .def("fill", &stream_fill, "buf"_a)
+      // Buffer arguments take None too, so that Buffer's error says what a buffer is.
+      .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)
-      .def("verify", &stream_verify, "buf"_a, "offset"_a, "max_ranges"_a = 20)
+      .def("verify", &stream_verify, "buf"_a.none(), "offset"_a, "max_ranges"_a = 20)
       .def("verifier", &stream_verifier, "max_ranges"_a = 20, nb::rv_policy::take_ownership)
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
@@ -258,7 +259,7 @@ NB_MODULE(_core, m) {
 
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")
-      .def("add", &verifier_add, "buf"_a, "offset"_a)
+      .def("add", &verifier_add, "buf"_a.none(), "offset"_a)
       .def_prop_ro("result", [](PyVerifier& pv) {
         const auto lock = pv.lock();
         return pv.v.result();

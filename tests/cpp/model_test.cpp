@@ -83,7 +83,7 @@ TEST(Model, InvalidIdentitiesNameTheParameter) {
            {{0, 10, nan, 1, 131072}, "dedup_ratio"},
            {{0, 10, 1, inf, 131072}, "compress_ratio"},
            {{0, 10, 1, 0.99, 131072}, "compress_ratio"},
-           {{0, 10, 1, 64.5, 131072}, "compress_ratio"},
+           {{0, 10, 1, 128.5, 131072}, "compress_ratio"},
            {{0, 10, 1e7, 1, 131072}, "dedup_ratio"},
            {{0, 10, 1, 1, 4095}, "dedup_unit"},
            {{0, 10, 1, 1, 3 * 4096}, "dedup_unit"},

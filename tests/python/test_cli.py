@@ -309,7 +309,7 @@ GEN = ["generate", "--size", "1K"]
     (["generate", "--size", "1.3K"], "--size: '1.3K' is not a whole number of bytes"),
     (["generate"], "the following arguments are required: --size"),
     (GEN + ["--dedup-ratio", "0.5"], "--dedup-ratio: '0.5' is not a ratio in [1, 1e+06]"),
-    (GEN + ["--compress-ratio", "nan"], "--compress-ratio: 'nan' is not a ratio in [1, 64]"),
+    (GEN + ["--compress-ratio", "nan"], "--compress-ratio: 'nan' is not a ratio in [1, 128]"),
     (GEN + ["--seed", "-1"], "--seed: '-1' is not an integer in [0, 18446744073709551615]"),
     (GEN + ["--dedup-unit", "100K"],
      "--dedup-unit: '100K' is not a power of two in [4KiB, 64MiB]"),
@@ -384,6 +384,11 @@ def test_analyze_and_info_print_tables(dataset):
     out = dgen("analyze", path, check=0).stdout.decode()
     assert "entropy" in out and "zstd-1" in out and "1 MiB" in out
     assert "isa" in dgen("info", check=0).stdout.decode()
+
+
+def test_info_names_the_topology_source():
+    source = dgen_py.get_system_info()["source"]
+    assert f"topology from {source}" in dgen("info", check=0).stdout.decode()
 
 
 def test_python_m_dgen_py_runs_the_same_command():

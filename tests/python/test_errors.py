@@ -1,6 +1,10 @@
 """Bad input raises a clean exception naming the parameter, never crashes or hangs."""
 
 import math
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ import pytest
 import dgen_py
 
 G = dgen_py.Generator
+NOWHERE = "/nonexistent-dgen-test-dir/data.bin"  # a check that comes too late fails there
 
 CASES = [
     ("size -1", lambda: G(-1), ValueError, "size"),
@@ -23,7 +28,7 @@ CASES = [
     ("compress 0.99", lambda: G(10, compress_ratio=0.99), ValueError, "compress_ratio"),
     ("compress -2", lambda: G(10, compress_ratio=-2), ValueError, "compress_ratio"),
     ("compress nan", lambda: G(10, compress_ratio=math.nan), ValueError, "compress_ratio"),
-    ("compress 65", lambda: G(10, compress_ratio=65), ValueError, "compress_ratio"),
+    ("compress 129", lambda: G(10, compress_ratio=129), ValueError, "compress_ratio"),
     ("dedup 1e7", lambda: G(10, dedup_ratio=1e7), ValueError, "dedup_ratio"),
     ("numa_mode", lambda: G(10, numa_mode="bogus"), ValueError, "numa_mode"),
     ("numa_mode int", lambda: G(10, numa_mode=1), ValueError, "numa_mode"),
@@ -48,6 +53,12 @@ CASES = [
     ("bytes buffer", lambda: G(10, seed=1).fill_chunk(b"0123456789"), ValueError, "read-only"),
     ("str buffer", lambda: G(10, seed=1).fill_chunk("abc"), TypeError, "buffer"),
     ("int buffer", lambda: dgen_py.fill_buffer(5), TypeError, "buffer"),
+    ("None buffer", lambda: G(10, seed=1).fill_chunk(None), TypeError, "expected a buffer"),
+    ("readinto None", lambda: G(10, seed=1).readinto(None), TypeError, "expected a buffer"),
+    ("verify None", lambda: G(10, seed=1).verify(None), TypeError, "expected a buffer"),
+    ("direct str", lambda: dgen_py.write_dataset(NOWHERE, 10, direct="no"), TypeError, "direct"),
+    ("fsync str", lambda: dgen_py.write_dataset(NOWHERE, 10, fsync="no"), TypeError, "fsync"),
+    ("path int", lambda: dgen_py.write_dataset(3.5, 10), TypeError, "path"),
     ("non-contiguous", lambda: G(10, seed=1).fill_chunk(np.zeros(20, np.uint8)[::2]), ValueError,
      "contiguous"),
     ("read-only numpy", lambda: G(10, seed=1).fill_chunk(np.frombuffer(b"x" * 10, np.uint8)), ValueError, "read-only"),
@@ -79,3 +90,30 @@ def test_a_failed_fill_leaves_the_position():
     with pytest.raises(ValueError):
         g.fill_chunk(b"x" * 10)
     assert g.position() == 0
+
+
+def _with_isa(isa, *argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, DGEN_ISA=isa))
+
+
+@pytest.mark.parametrize("isa", ["bogus", "AVX2", "avx512"])
+def test_an_unknown_dgen_isa_is_refused_naming_the_valid_values(isa):
+    r = _with_isa(isa, sys.executable, "-c", "import dgen_py; dgen_py.Generator(10, seed=1)")
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("ValueError: DGEN_ISA"), r.stderr
+    assert repr(isa) in last and "scalar" in last and "avx2" in last
+
+
+def test_dgen_refuses_an_unknown_dgen_isa_in_one_line():
+    dgen = shutil.which("dgen", path=os.path.dirname(sys.executable)) or shutil.which("dgen")
+    r = _with_isa("bogus", dgen, "generate", "--size", "4K", "--seed", "1")
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert r.stderr.startswith("dgen: error: DGEN_ISA") and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("isa, used", [("scalar", "scalar"), ("", None)])
+def test_dgen_isa_scalar_forces_the_reference_path_and_empty_means_unset(isa, used):
+    r = _with_isa(isa, sys.executable, "-c", "import dgen_py; print(dgen_py.get_system_info()['isa'])")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (used or dgen_py.get_system_info()["isa"])

@@ -1,5 +1,7 @@
 // Chooses the kernel table once per process from CPU features and DGEN_ISA.
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 #include "kernels.hpp"
@@ -20,18 +22,24 @@ const Table* supported_avx2() {
   return nullptr;
 }
 
+// An unset or empty DGEN_ISA picks the best path; a value naming no usable path is refused
+// (a typo would otherwise measure another path than the one asked for).
 const Table& choose() {
   const char* want = std::getenv("DGEN_ISA");
   const std::string_view w = want ? want : "";
+  const Table* best = supported_avx2();
+  if (w.empty()) return best ? *best : scalar();
   if (w == "scalar") return scalar();
-  if (const Table* t = supported_avx2()) return *t;
-  return scalar();
+  if (w == "avx2" && best) return *best;
+  throw std::invalid_argument("DGEN_ISA must be unset or one of scalar, avx2" +
+                              std::string(best ? "" : " (avx2: not on this CPU or build)") +
+                              "; got '" + std::string(w) + "'");
 }
 
 }  // namespace
 
 const Table& active() {
-  static const Table& t = choose();
+  static const Table& t = choose();  // a throw leaves it unset: every call throws again
   return t;
 }
 

@@ -20,6 +20,8 @@ struct Table {
 
 const Table& scalar();
 const Table* avx2();    // nullptr when not compiled in
-const Table& active();  // chosen once: DGEN_ISA override, else the best the CPU supports
+// Chosen once: DGEN_ISA override, else the best the CPU supports. Throws
+// std::invalid_argument for a DGEN_ISA naming no path usable here.
+const Table& active();
 
 }  // namespace dgen::kernels

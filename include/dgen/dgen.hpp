@@ -21,7 +21,11 @@
 
 namespace dgen {
 
-inline constexpr int kFormatVersion = 1;
+// The default data format; format 1 stays reproducible byte for byte (Params::format_version).
+inline constexpr int kFormatVersion = 2;
+inline constexpr int kMinFormatVersion = 1;
+// Format 2 places copies inside windows of this many units (docs/data-model.md).
+inline constexpr uint64_t kWindowUnits = 64;
 inline constexpr uint64_t kPageSize = 4096;
 inline constexpr uint64_t kDefaultDedupUnit = 128 * 1024;
 inline constexpr uint64_t kMinDedupUnit = 4 * 1024;
@@ -33,13 +37,14 @@ inline constexpr double kMaxDedupRatio = 1e6;
 // than the 16 random bytes that make it unique, so the bytes stop changing.
 inline constexpr double kMaxCompressRatio = 128.0;
 
-// Dataset identity (format version 1).
+// Dataset identity.
 struct Params {
   uint64_t seed = 0;
   uint64_t size = 0;
   double dedup_ratio = 1.0;     // >= 1; fractional values are exact
   double compress_ratio = 1.0;  // >= 1
   uint64_t dedup_unit = kDefaultDedupUnit;  // power of two in [4 KiB, 64 MiB]
+  int format_version = kFormatVersion;      // 1 or 2
 };
 
 // A validated dataset identity with its derived layout.
@@ -56,9 +61,15 @@ class Dataset {
 
   // The unique unit shown at unit index i (i < unit_count()).
   uint64_t unique_id(uint64_t unit_index) const;
+  // The key the content of a unique unit is made from.
+  uint64_t unit_key(uint64_t unique_id) const;
+  // Format 2: distinct units among the first n units when n is a multiple of
+  // kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
+  uint64_t unique_before(uint64_t n) const;
 
  private:
   Params params_;
+  uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data
   uint64_t units_ = 0;
   uint64_t unique_ = 0;
   uint32_t random_len_ = 0;

@@ -13,7 +13,7 @@ DEFAULT_DEDUP_UNIT = 128 * 1024
 
 
 def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
-            dedup_unit, block_size=None) -> _core.Stream:
+            dedup_unit, block_size=None, format_version=_core.FORMAT_VERSION) -> _core.Stream:
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
@@ -26,8 +26,10 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     dedup_unit = _checks.dedup_unit(dedup_unit)
     block = (0 if block_size is None
              else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
+    format_version = _checks.integer("format_version", format_version,
+                                     _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
-                        numa_mode, numa_node)
+                        numa_mode, numa_node, format_version)
 
 
 class Generator(io.RawIOBase):
@@ -40,14 +42,16 @@ class Generator(io.RawIOBase):
 
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
-                 seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT):
+                 seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
+                 format_version=_core.FORMAT_VERSION):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
-                          numa_node, seed, dedup_unit, block_size)
+                          numa_node, seed, dedup_unit, block_size, format_version)
         self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                           numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
-                          chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit)
+                          chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit,
+                          format_version=format_version)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
 
@@ -113,8 +117,13 @@ class Generator(io.RawIOBase):
 
     @property
     def unique_units(self) -> int:
-        """Distinct dedup units in the dataset: max(1, round(units / dedup_ratio))."""
+        """Distinct dedup units in the dataset (docs/data-model.md gives the count)."""
         return self._s.unique_units
+
+    @property
+    def format_version(self) -> int:
+        """The data format these bytes follow (1 or 2, the default)."""
+        return self._s.format_version
 
     # --- file-like: shutil.copyfileobj, io.BufferedReader, boto3 upload_fileobj ----------
     def readable(self) -> bool:
@@ -176,11 +185,12 @@ class Verifier:
 
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                    dedup_unit=DEFAULT_DEDUP_UNIT) -> BytesView:
+                    dedup_unit=DEFAULT_DEDUP_UNIT,
+                    format_version=_core.FORMAT_VERSION) -> BytesView:
     """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
     _checks.method(method)
     s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
-                dedup_unit)
+                dedup_unit, format_version=format_version)
     return s.read(s.size)
 
 
@@ -189,7 +199,7 @@ generate_data = generate_buffer
 
 def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                 max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                dedup_unit=DEFAULT_DEDUP_UNIT) -> int:
+                dedup_unit=DEFAULT_DEDUP_UNIT, format_version=_core.FORMAT_VERSION) -> int:
     """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
     _checks.method(method)
     try:
@@ -199,7 +209,7 @@ def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                         f"mmap, array.array), got {type(buf).__name__}") from None
     with view:  # held until filled, so that buf cannot be resized in between
         s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
-                    numa_node, seed, dedup_unit)
+                    numa_node, seed, dedup_unit, format_version=format_version)
         return s.fill(buf)
 
 

@@ -32,7 +32,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   uint64_t keys[kRun];
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
-    const uint64_t ukey = model::unit_key(ds.params().seed, ds.unique_id(unit_index));
+    const uint64_t ukey = ds.unit_key(ds.unique_id(unit_index));
     const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
     while (offset < unit_end) {
       const uint64_t in_unit = offset % unit;

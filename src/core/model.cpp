@@ -32,6 +32,16 @@ uint64_t permute(uint64_t x, uint64_t n, uint64_t key) {
   return x;
 }
 
+uint64_t shuffle8(uint64_t x, uint64_t key) {
+  uint8_t order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  for (unsigned i = 7; i > 0; --i) {
+    key = mix64(key + kGolden);
+    const auto j = unsigned((static_cast<unsigned __int128>(key) * (i + 1)) >> 64);
+    std::swap(order[i], order[j]);
+  }
+  return order[x];
+}
+
 uint64_t round_half_even(double x) {
   const double f = std::floor(x);
   const double d = x - f;
@@ -77,14 +87,63 @@ Dataset::Dataset(const Params& p) : params_(p) {
       p.dedup_unit > kMaxDedupUnit)
     bad("dedup_unit must be a power of two in [4096, 67108864], got " +
         std::to_string(p.dedup_unit));
+  if (p.format_version < kMinFormatVersion || p.format_version > kFormatVersion)
+    bad("format_version must be in [" + std::to_string(kMinFormatVersion) + ", " +
+        std::to_string(kFormatVersion) + "], got " + std::to_string(p.format_version));
   kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
-  unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(model::round_half_even(double(units_) / p.dedup_ratio), 1, units_);
   random_len_ = model::random_len_for(p.compress_ratio);
+  if (p.format_version == 1) {
+    key_ = p.seed;
+    unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(model::round_half_even(double(units_) / p.dedup_ratio), 1, units_);
+    return;
+  }
+  key_ = model::mix64(p.seed ^ 0x2545F4914F6CDD1Dull);
+  // Every full window adds to the count; a partial last one adds the new ids among the
+  // slots it shows.
+  const uint64_t full = units_ / kWindowUnits * kWindowUnits;
+  unique_ = unique_before(full);
+  if (full < units_ && p.dedup_ratio > 1.0) {
+    uint64_t seen = 0;  // bit k: id unique_ + k occurs (a window adds at most 64 ids)
+    for (uint64_t i = full; i < units_; ++i)
+      if (const uint64_t id = unique_id(i); id >= unique_) seen |= 1ull << (id - unique_);
+    unique_ += uint64_t(std::popcount(seen));
+  } else if (full < units_) {
+    unique_ = units_;
+  }
+}
+
+uint64_t Dataset::unique_before(uint64_t n) const {
+  if (n == 0 || params_.dedup_ratio == 1.0) return n;
+  const auto c = uint64_t(std::floor(double(n) / params_.dedup_ratio + 0.5));
+  return std::clamp<uint64_t>(c, 1, n);
+}
+
+uint64_t Dataset::unit_key(uint64_t id) const {
+  return model::mix64(key_ + model::kGolden * (id + 1));
 }
 
 uint64_t Dataset::unique_id(uint64_t i) const {
+  if (params_.format_version >= 2) {
+    if (params_.dedup_ratio == 1.0) return i;
+    // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
+    // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
+    // copies in consecutive slots (an id born at a window's end goes on in the next).
+    // Slots sit in an 8 x 8 grid: column x holds the 8 consecutive slots 8x..8x+7, and
+    // slot (x, y) lies on diagonal (x + y) mod 8. Unit j of the window shows, at keyed
+    // diagonal G(j / 8), the slot of keyed column F(j % 8). So the copies of an id lie on
+    // successive diagonals, in different rows of units but at the same place in them: 8 or
+    // more units apart (a compressor's window of a few units rarely holds two, which would
+    // add dedup to the compression it measures), mixed with other ids' first occurrences.
+    static_assert(kWindowUnits == 64);
+    const uint64_t w = i / kWindowUnits, j = i % kWindowUnits;
+    const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
+    const uint64_t diagonal = model::shuffle8(j / 8, key);
+    const uint64_t x = model::shuffle8(j % 8, model::mix64(key + 1));
+    const uint64_t slot = w * kWindowUnits + 8 * x + (diagonal + 8 - x) % 8;
+    return unique_before(slot + 1) - 1;
+  }
   if (unique_ == units_) return i;
   // Each period of `unique_` consecutive units shows every unique unit exactly once, in a
   // keyed order that differs from period to period.

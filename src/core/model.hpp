@@ -1,4 +1,4 @@
-// Data model v1 internals: keys and the unit-to-unique-id permutation (docs/data-model.md).
+// Data model internals: keys and the unit-to-unique-id permutation (docs/data-model.md).
 #pragma once
 
 #include <cstdint>
@@ -14,13 +14,13 @@ inline uint64_t mix64(uint64_t z) {
 
 inline constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 
-inline uint64_t unit_key(uint64_t seed, uint64_t unique_id) {
-  return mix64(seed + kGolden * (unique_id + 1));
-}
-
 inline uint64_t page_key(uint64_t unit_key, uint64_t page_in_unit) {
   return mix64(unit_key ^ (0xD1B54A32D192ED03ull * (page_in_unit + 1)));
 }
+
+// Where x goes in a keyed shuffle of [0, 8) (Fisher-Yates): small domains need a real
+// shuffle, which a Feistel network of 2-bit halves is not.
+uint64_t shuffle8(uint64_t x, uint64_t key);
 
 // Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key);

@@ -218,6 +218,8 @@ NB_MODULE(_core, m) {
   // Objects held by daemon threads at exit are not leaks worth a warning.
   nb::set_leak_warnings(false);
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
+  m.attr("MIN_FORMAT_VERSION") = dgen::kMinFormatVersion;
+  m.attr("WINDOW_UNITS") = dgen::kWindowUnits;
   m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
   m.attr("VERIFY_GAP") = dgen::kVerifyGap;
   m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
@@ -235,8 +237,9 @@ NB_MODULE(_core, m) {
       .def("__init__",
            [](dgen::Stream* self, uint64_t size, double dedup_ratio, double compress_ratio,
               uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
-              const std::string& numa_mode, std::optional<unsigned> numa_node) {
-             dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit};
+              const std::string& numa_mode, std::optional<unsigned> numa_node,
+              int format_version) {
+             dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version};
              dgen::FillOptions opt{.threads = threads,
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
@@ -244,7 +247,8 @@ NB_MODULE(_core, m) {
              new (self) dgen::Stream(p, opt);
            },
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
-           "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none())
+           "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none(),
+           "format_version"_a = dgen::kFormatVersion)
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)
@@ -255,7 +259,16 @@ NB_MODULE(_core, m) {
       .def_prop_ro("position", &dgen::Stream::position)
       .def_prop_ro("size", &dgen::Stream::size)
       .def_prop_ro("seed", &dgen::Stream::seed)
-      .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); });
+      .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); })
+      .def_prop_ro("format_version",
+                   [](dgen::Stream& s) { return s.dataset_copy().params().format_version; })
+      .def("unique_id", [](dgen::Stream& s, uint64_t unit) {
+             const dgen::Dataset ds = s.dataset_copy();
+             if (unit >= ds.unit_count())
+               throw std::out_of_range("unit must be in [0, " + std::to_string(ds.unit_count()) +
+                                       "), got " + std::to_string(unit));
+             return ds.unique_id(unit);
+           }, "unit"_a);
 
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")

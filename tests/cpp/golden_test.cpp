@@ -1,4 +1,5 @@
-// Golden vectors pin data format v1: every SIMD path and every release must reproduce them.
+// Golden vectors pin every data format version: every SIMD path and every release must
+// reproduce them.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
@@ -24,14 +25,16 @@ std::string sha256_hex(const std::vector<uint8_t>& data) {
   return hex;
 }
 
-TEST(Golden, FormatV1Vectors) {
-  std::ifstream in(DGEN_GOLDEN_FILE);
-  ASSERT_TRUE(in) << "cannot open " << DGEN_GOLDEN_FILE;
+void check_vectors(int version) {
+  const std::string path = std::string(DGEN_GOLDEN_DIR) + "/golden_v" + std::to_string(version) + ".txt";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot open " << path;
   int rows = 0;
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#') continue;
     std::istringstream f(line);
     dgen::Params p;
+    p.format_version = version;
     uint64_t offset, length;
     std::string want;
     ASSERT_TRUE(f >> p.seed >> p.size >> p.dedup_ratio >> p.compress_ratio >> p.dedup_unit >>
@@ -44,6 +47,9 @@ TEST(Golden, FormatV1Vectors) {
   }
   EXPECT_GE(rows, 8);
 }
+
+TEST(Golden, FormatV1Vectors) { check_vectors(1); }
+TEST(Golden, FormatV2Vectors) { check_vectors(2); }
 
 TEST(Golden, IsaOverrideIsHonoured) {
   const char* want = std::getenv("DGEN_ISA");

@@ -28,10 +28,12 @@ TEST(Model, PermuteIsABijection) {
   }
 }
 
-TEST(Model, DistinctUnitsFollowTheFormula) {
+TEST(Model, DistinctUnitsFollowTheFormulaInFormat1) {
   for (uint64_t units : {1, 2, 3, 7, 10, 77, 100, 999, 1000, 4321})
     for (double ratio : {1.0, 1.5, 2.0, 2.7, 3.7, 10.0, 50.0, 1000.0, 1e6}) {
-      const auto ds = dataset(units * 4096 - 1, ratio, 4096);
+      auto p = dataset(units * 4096 - 1, ratio, 4096).params();
+      p.format_version = 1;
+      const dgen::Dataset ds(p);
       const uint64_t want = std::max<uint64_t>(1, uint64_t(std::nearbyint(units / ratio)));
       ASSERT_EQ(ds.unit_count(), units);
       ASSERT_EQ(ds.unique_count(), want);
@@ -40,6 +42,21 @@ TEST(Model, DistinctUnitsFollowTheFormula) {
       ASSERT_EQ(ids.size(), want) << units << " units, ratio " << ratio;
       ASSERT_LT(*ids.rbegin(), want);
     }
+}
+
+TEST(Model, Shuffle8IsABijectionAndReachesEveryOrder) {
+  std::set<std::vector<uint64_t>> orders;
+  for (uint64_t key = 0; key < 200000; ++key) {
+    std::vector<uint64_t> order(8);
+    std::vector<bool> seen(8);
+    for (uint64_t x = 0; x < 8; ++x) {
+      order[x] = dgen::model::shuffle8(x, key);
+      ASSERT_FALSE(seen[order[x]]);
+      seen[order[x]] = true;
+    }
+    orders.insert(order);
+  }
+  EXPECT_GT(orders.size(), 39000u);  // of 8! = 40320
 }
 
 TEST(Model, RoundsHalfToEven) {
@@ -87,7 +104,9 @@ TEST(Model, InvalidIdentitiesNameTheParameter) {
            {{0, 10, 1e7, 1, 131072}, "dedup_ratio"},
            {{0, 10, 1, 1, 4095}, "dedup_unit"},
            {{0, 10, 1, 1, 3 * 4096}, "dedup_unit"},
-           {{0, 10, 1, 1, 128ull << 20}, "dedup_unit"}}) {
+           {{0, 10, 1, 1, 128ull << 20}, "dedup_unit"},
+           {{0, 10, 1, 1, 131072, 0}, "format_version"},
+           {{0, 10, 1, 1, 131072, 3}, "format_version"}}) {
     try {
       dgen::Dataset ds(b.p);
       FAIL() << "accepted " << b.needle;
@@ -95,6 +114,132 @@ TEST(Model, InvalidIdentitiesNameTheParameter) {
       EXPECT_NE(std::string(e.what()).find(b.needle), std::string::npos) << e.what();
     }
   }
+}
+
+// --- format 2 -----------------------------------------------------------------------------
+
+dgen::Dataset v2(uint64_t units, double dedup, uint64_t seed = 1) {
+  return dgen::Dataset(dgen::Params{seed, units * 4096, dedup, 1.0, 4096, 2});
+}
+
+TEST(ModelV2, UniqueCountAtEveryWindowEndIsTheRatioRounded) {
+  for (double r : {1.0, 1.5, 2.0, 2.7, 3.7, 10.0, 50.0, 1e6}) {
+    const auto ds = v2(64 * 200, r);
+    std::set<uint64_t> ids;
+    for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+      ids.insert(ds.unique_id(i));
+      const uint64_t n = i + 1;
+      if (n % dgen::kWindowUnits) continue;
+      ASSERT_EQ(ids.size(), std::max<uint64_t>(1, uint64_t(std::floor(double(n) / r + 0.5))))
+          << "ratio " << r << " after " << n << " units";
+      ASSERT_EQ(*ids.rbegin() + 1, ids.size());  // ids are 0, 1, 2, ... as they are born
+    }
+  }
+}
+
+TEST(ModelV2, UniqueCountIsExactForEverySize) {
+  for (double r : {1.5, 2.0, 3.7, 10.0})
+    for (uint64_t units : {1, 2, 5, 63, 64, 65, 100, 1000, 4321}) {
+      const auto ds = v2(units, r, 9);
+      std::set<uint64_t> ids;
+      for (uint64_t i = 0; i < units; ++i) ids.insert(ds.unique_id(i));
+      ASSERT_EQ(ds.unique_count(), ids.size()) << units << " units, ratio " << r;
+    }
+}
+
+TEST(ModelV2, EveryIdHasTheRatiosCopiesWithinOne) {
+  for (double r : {1.5, 2.0, 2.7, 3.7, 10.0}) {
+    const auto ds = v2(64 * 100, r);
+    std::vector<uint64_t> copies(ds.unique_count());
+    for (uint64_t i = 0; i < ds.unit_count(); ++i) ++copies[ds.unique_id(i)];
+    copies.pop_back();  // the last id may go on past the end
+    // The first id also shows in the slots before the count reaches round(1 / r) = 1.
+    EXPECT_LE(double(copies[0]), std::ceil(r) + std::ceil(r / 2));
+    copies.erase(copies.begin());
+    for (uint64_t c : copies) {
+      ASSERT_GE(double(c), std::floor(r)) << r;
+      ASSERT_LE(double(c), std::ceil(r)) << r;
+    }
+  }
+}
+
+TEST(ModelV2, BytesAtAnOffsetDoNotDependOnTheSize) {
+  const auto big = v2(64 * 50, 3.7, 4);
+  for (uint64_t units : {1, 33, 64, 65, 1000}) {
+    const auto small = v2(units, 3.7, 4);
+    for (uint64_t i = 0; i < units; ++i) ASSERT_EQ(small.unique_id(i), big.unique_id(i));
+  }
+}
+
+TEST(ModelV2, CopiesAreMixedWithFirstOccurrencesInEveryWindow) {
+  // No phases: the first half of a window of a dedup-2 dataset holds copies too (about 7 of
+  // its 32 units on average; none only where the keyed rows happen to alternate).
+  const auto ds = v2(64 * 200, 2.0);
+  std::set<uint64_t> seen;
+  int total = 0, without = 0;
+  for (uint64_t w = 0; w < 200; ++w) {
+    int copies = 0;
+    for (uint64_t j = 0; j < 64; ++j) {
+      const bool copy = !seen.insert(ds.unique_id(w * 64 + j)).second;
+      copies += copy && j < 32;
+    }
+    total += copies;
+    without += copies == 0;
+  }
+  EXPECT_GT(total, 200 * 5);
+  EXPECT_LT(without, 200 / 10);
+}
+
+TEST(ModelV2, CopiesOfAnIdLieApartAtLowRatios) {
+  // Up to dedup 8 the copies of one id are 8 or more units apart (no two in a 1 MiB
+  // compressor frame of 128 KiB units) unless the id straddles a grid column.
+  const auto ds = v2(64 * 100, 2.0);
+  std::vector<int64_t> last(ds.unique_count(), -1000);
+  int close = 0;
+  for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+    const uint64_t id = ds.unique_id(i);
+    close += int64_t(i) - last[id] < 8;
+    last[id] = int64_t(i);
+  }
+  EXPECT_LT(close, int(ds.unique_count() / 20));
+}
+
+// SHA-256 over aligned 4 KiB blocks of a range, through the model: (id, page) pairs.
+double block_ratio(const dgen::Dataset& ds, uint64_t offset, uint64_t len) {
+  const uint64_t unit = ds.params().dedup_unit, pages = unit / 4096;
+  std::set<std::pair<uint64_t, uint64_t>> distinct;
+  for (uint64_t b = offset / 4096; b < (offset + len) / 4096; ++b)
+    distinct.insert({ds.unique_id(b / pages), b % pages});
+  return double((offset + len) / 4096 - offset / 4096) / double(distinct.size());
+}
+
+TEST(ModelV2, Any512MiBShowsTheRatioWithin3Percent) {
+  for (double r : {1.5, 2.0, 3.7, 10.0}) {
+    const dgen::Dataset ds(dgen::Params{11, 64ull << 30, r, 1.0, 131072, 2});
+    uint64_t x = 12345;
+    for (int trial = 0; trial < 12; ++trial) {
+      x = dgen::model::mix64(x);
+      const uint64_t off = (x % ((64ull << 30) - (512ull << 20))) & ~4095ull;
+      EXPECT_NEAR(block_ratio(ds, off, 512ull << 20), r, 0.03 * r) << "offset " << off;
+    }
+    EXPECT_NEAR(block_ratio(ds, 5ull << 30, 2ull << 30), r, 0.02 * r);
+  }
+}
+
+TEST(ModelV2, RelatedSeedsGiveUnrelatedUnits) {
+  // Format 1 keyed unit content by seed + golden * (id + 1): seeds a multiple of the
+  // golden ratio apart gave the same units shifted. Format 2 mixes the seed first.
+  const uint64_t golden = 0x9E3779B97F4A7C15ull;
+  const dgen::Dataset a(dgen::Params{7, 1 << 20, 1, 1, 4096, 2});
+  std::set<uint64_t> keys;
+  for (uint64_t id = 0; id < 256; ++id) keys.insert(a.unit_key(id));
+  for (uint64_t k = 1; k <= 8; ++k) {
+    const dgen::Dataset b(dgen::Params{7 + k * golden, 1 << 20, 1, 1, 4096, 2});
+    for (uint64_t id = 0; id < 256; ++id) ASSERT_FALSE(keys.count(b.unit_key(id))) << k;
+  }
+  const dgen::Dataset v1a(dgen::Params{7, 1 << 20, 1, 1, 4096, 1});
+  const dgen::Dataset v1b(dgen::Params{7 + golden, 1 << 20, 1, 1, 4096, 1});
+  EXPECT_EQ(v1a.unit_key(1), v1b.unit_key(0));  // the defect, kept in format 1
 }
 
 }  // namespace

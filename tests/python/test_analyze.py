@@ -92,10 +92,10 @@ def test_entropy_follows_the_byte_histogram(data, want):
 
 
 def test_dgen_dedup_is_measured_exactly():
-    data = dgen_py.generate_buffer(1000 * PAGE, dedup_ratio=4, compress_ratio=1, seed=1,
+    data = dgen_py.generate_buffer(1024 * PAGE, dedup_ratio=4, compress_ratio=1, seed=1,
                                    dedup_unit=4096)
     d = dgen_py.analyze(data, block_sizes=(4096,), compressors=())["dedup"]["4096"]
-    assert (d["blocks"], d["unique"], d["ratio"]) == (1000, 250, 1000 / 250)
+    assert (d["blocks"], d["unique"], d["ratio"]) == (1024, 256, 4.0)
 
 
 def test_dgen_compression_is_measured_near_the_requested_ratio():
@@ -150,11 +150,11 @@ def test_zero_pages_are_counted_on_aligned_pages(sample_data):
 
 
 def test_a_generator_is_read_from_the_start_to_the_end():
-    gen = dgen_py.Generator(300 * PAGE, dedup_ratio=3, seed=2, dedup_unit=4096)
+    gen = dgen_py.Generator(384 * PAGE, dedup_ratio=3, seed=2, dedup_unit=4096)
     gen.read(12345)
     r = dgen_py.analyze(gen, block_sizes=(4096,), compressors=())
-    assert (r["bytes"], r["dedup"]["4096"]["unique"]) == (300 * PAGE, 100)
-    assert gen.tell() == 300 * PAGE
+    assert (r["bytes"], r["dedup"]["4096"]["unique"]) == (384 * PAGE, 128)
+    assert gen.tell() == 384 * PAGE
 
 
 def test_small_chunks_and_pieces_do_not_change_the_result(sample_data, tmp_path,

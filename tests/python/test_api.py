@@ -128,7 +128,9 @@ def test_topology_comes_from_the_hwloc_installed_with_the_package():
 
 def test_version_and_unique_units():
     assert dgen_py.__version__ and dgen_py.__version__ != "0+unknown"
-    assert dgen_py.Generator(1000 * 131072, dedup_ratio=3.7, seed=1).unique_units == round(1000 / 3.7)
+    assert dgen_py.Generator(1024 * 131072, dedup_ratio=3.7, seed=1).unique_units == round(1024 / 3.7)
+    assert dgen_py.Generator(1000 * 131072, dedup_ratio=3.7, seed=1,
+                             format_version=1).unique_units == round(1000 / 3.7)
 
 
 def test_verify_finds_damage_at_exact_offsets():

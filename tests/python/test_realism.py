@@ -48,9 +48,12 @@ def test_every_compressor_measures_the_requested_ratio(ratio):
 
 @pytest.mark.parametrize("unit", [4096, 131072])
 @pytest.mark.parametrize("ratio", [1, 1.5, 2, 3.7, 10, 50])
-def test_dedup_holds_at_every_granularity_up_to_the_unit(ratio, unit):
-    units = 1000 if unit == 131072 else 1500
-    data = bytes(dgen_py.generate_buffer(units * unit, ratio, 2.0, seed=7, dedup_unit=unit))
+@pytest.mark.parametrize("version", [1, 2])
+def test_dedup_holds_at_every_granularity_up_to_the_unit(ratio, unit, version):
+    # Whole windows of format 2 (64 units) show the ratio exactly.
+    units = 1600
+    data = bytes(dgen_py.generate_buffer(units * unit, ratio, 2.0, seed=7, dedup_unit=unit,
+                                         format_version=version))
     digests = page_digests(data)
     g = 4096
     while g <= unit:
@@ -59,18 +62,24 @@ def test_dedup_holds_at_every_granularity_up_to_the_unit(ratio, unit):
         g *= 2
     _, unique_units = distinct_blocks(digests, unit // 4096)
     assert unique_units == max(1, round(units / ratio))
+    assert unique_units == dgen_py.Generator(units * unit, ratio, dedup_unit=unit,
+                                             format_version=version).unique_units
 
 
 @pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 3 * 4096 + 5, 10 * 4096, 77 * 4096 - 1])
 @pytest.mark.parametrize("ratio", [1, 1.3, 2, 2.5, 7])
-def test_distinct_unit_count_is_exact_for_small_sizes(size, ratio):
-    data = bytes(dgen_py.generate_buffer(size, ratio, 1.5, seed=3, dedup_unit=4096))
+@pytest.mark.parametrize("version", [1, 2])
+def test_distinct_unit_count_is_exact_for_small_sizes(size, ratio, version):
+    g = dgen_py.Generator(size, ratio, 1.5, seed=3, dedup_unit=4096, format_version=version)
+    data = bytes(g.read(size))
     units = -(-size // 4096)
     full = {data[i:i + 4096] for i in range(0, size - size % 4096, 4096)}
     tail = data[size - size % 4096:] if size % 4096 else None
     # A partial last unit is the prefix of a full one: count it only if no full unit starts so.
     distinct = len(full) + (tail is not None and not any(u.startswith(tail) for u in full))
-    assert distinct == max(1, round(units / ratio))
+    assert distinct == g.unique_units
+    if version == 1:
+        assert distinct == max(1, round(units / ratio))
 
 
 @pytest.mark.parametrize("compress", [1, 1.5, 2, 4, 10, 64])

@@ -33,11 +33,14 @@ uint64_t permute(uint64_t x, uint64_t n, uint64_t key) {
 }
 
 uint64_t shuffle8(uint64_t x, uint64_t key) {
+  // One 64-bit draw serves every step: the high word of r * (i + 1) is the choice, the low
+  // word the randomness left for the next (8! needs about 15 of its 64 bits).
   uint8_t order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  uint64_t r = mix64(key);
   for (unsigned i = 7; i > 0; --i) {
-    key = mix64(key + kGolden);
-    const auto j = unsigned((static_cast<unsigned __int128>(key) * (i + 1)) >> 64);
-    std::swap(order[i], order[j]);
+    const auto m = static_cast<unsigned __int128>(r) * (i + 1);
+    std::swap(order[i], order[unsigned(m >> 64)]);
+    r = uint64_t(m);
   }
   return order[x];
 }

@@ -172,6 +172,7 @@ def test_verify_without_manifest_takes_the_identity_as_flags(tmp_path):
     r = dgen("generate", "--size", "3MiB", "--dedup-ratio", 2, "-o", path, check=0)
     seed = int(r.stderr.split()[2])  # "dgen: seed N (...)": the one line on stderr
     assert r.stderr.count(b"\n") == 1
+    os.unlink(f"{path}.dgen.json")  # as for a file copied without its manifest
     assert dgen_json("verify", path, "--seed", seed, "--dedup-ratio", 2)["ok"]
     assert not dgen_json("verify", path, "--seed", seed + 1, check=1)["ok"]
     r = dgen("verify", path, check=2)

@@ -323,12 +323,15 @@ def cmd_generate(args) -> int:
             f"{identity_flags(identity)} (format version {_core.FORMAT_VERSION})")
     name = "stdout" if to_stdout else args.output
     fd = sys.stdout.fileno() if to_stdout else \
-        os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.open(args.output, os.O_WRONLY | os.O_CREAT, 0o644)
     manifest = args.manifest
-    if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/null
-        manifest = args.output + files.MANIFEST_SUFFIX
-        with contextlib.suppress(FileNotFoundError):  # it described the bytes just cut
-            os.unlink(manifest)
+    # A regular file gets a manifest (not /dev/null, nor a symlink, which verify refuses).
+    if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):
+        if not os.path.islink(args.output):
+            manifest = args.output + files.MANIFEST_SUFFIX
+        with contextlib.suppress(FileNotFoundError):  # before the data it describes goes
+            os.unlink(args.output + files.MANIFEST_SUFFIX)
+        os.ftruncate(fd, 0)
     view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
     try:
         with progress(args, args.size, "generate") as advance:
@@ -391,8 +394,8 @@ def verify_report(r: dict) -> str:
         return (f"OK {r['path']}: {human(r['bytes_read'])} ({r['bytes_read']} bytes) read "
                 f"and verified in {len(r['files'])} file(s) at "
                 f"{rate(r['bytes_read'], r['seconds'])}; {identity_line(r['identity'])}")
-    lines = [f"FAILED {where}: {r['range_count']} mismatching range(s), "
-             f"{r['mismatched_bytes']} byte(s) differ or are missing; "
+    lines = [f"FAILED {where}, {r['bytes_read']} bytes read: {r['range_count']} "
+             f"mismatching range(s), {r['mismatched_bytes']} byte(s) differ or are missing; "
              f"{identity_line(r['identity'])}"]
     if r["verdict"] == "other identity":
         lines.insert(0, "FAILED: nothing here matches this dataset identity (seed, ratios, "

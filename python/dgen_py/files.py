@@ -371,12 +371,17 @@ def read_manifest(path) -> dict | None:
     none; ValueError naming the field when it is malformed (see check_manifest)."""
     where = manifest_path(path)
     try:
-        with open(where, "rb") as f:
-            record = json.load(f)
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang verify
     except FileNotFoundError:
         return None
+    try:
+        _refuse_not_regular(os.fstat(fd), where)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            record = json.load(f)
     except ValueError as e:  # not JSON, or not UTF-8
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
+    finally:
+        os.close(fd)
     return check_manifest(record, where)
 
 

@@ -134,6 +134,13 @@ def test_a_fifo_in_place_of_a_data_file_is_refused_without_hanging(four):
     assert "part-00002 is a FIFO" in one_error_line(dgen("verify", path, check=2))
 
 
+def test_a_fifo_in_place_of_the_manifest_is_refused_without_hanging(four):
+    path, manifest = four
+    os.unlink(manifest)
+    os.mkfifo(manifest)
+    assert f"{manifest} is a FIFO" in one_error_line(dgen("verify", path, check=2))
+
+
 def test_write_does_not_follow_a_planted_symlink(tmp_path):
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
@@ -168,6 +175,8 @@ def test_a_truncated_generated_file_fails_verify(tmp_path):
     os.truncate(path, 1 << 19)
     r = dgen_json("verify", path, check=1)
     assert [(x["offset"], x["kind"]) for x in r["ranges"]] == [(1 << 19, "missing")]
+    assert ", 524288 bytes read: 1 mismatching range(s)" in \
+        dgen("verify", path, check=1).stdout.decode()
 
 
 def test_a_stream_gets_its_manifest_with_the_manifest_flag(tmp_path):

@@ -450,7 +450,9 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                     compress_ratio=None, dedup_unit=None) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
-    (True when the size was taken from the file: truncation cannot be detected)}.
+    (True when the size was taken from the file: truncation cannot be detected), "strict"
+    (the files are opened only as regular files in base: a manifest or directory layout
+    names them, not the user)}.
 
     With a manifest, its file list is what is checked; size and files, when given, must
     agree with it. The other identity values given replace the manifest's."""
@@ -496,18 +498,17 @@ def _size_of(path: str) -> int:
     empty or unsized source must be stated, or verify would pass over nothing)."""
     st = os.stat(path)
     if stat.S_ISBLK(st.st_mode):  # st_size is 0 for a device: ask the device
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            st = os.stat_result((*st[:6], os.lseek(fd, 0, os.SEEK_END), *st[7:]))
-        finally:
-            os.close(fd)
-    elif not stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as device:
+            size = device.seek(0, os.SEEK_END)
+    elif stat.S_ISREG(st.st_mode):
+        size = st.st_size
+    else:
         raise ValueError(f"{path} is not a regular file or block device, so its size is "
                          f"unknown: give --size (size=)")
-    if st.st_size == 0:
+    if size == 0:
         raise ValueError(f"{path} is empty: give --size 0 (size=0) to verify an empty "
                          f"dataset")
-    return st.st_size
+    return size
 
 
 def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
@@ -519,15 +520,15 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     checked by check_manifest; seed and the ratios override its values, size and files
     must agree with it. Without a manifest they give everything (seed required; size
     defaults to the size of the file or block device, which cannot reveal a truncation;
-    files=N means the directory layout of write_dataset). Files are read in 64 MiB chunks into one buffer (O_DIRECT
-    with direct=True) and checked by one Generator.verifier() per file, so memory stays
-    constant.
+    files=N means the directory layout of write_dataset). Files are read in 64 MiB
+    chunks into one buffer (O_DIRECT with direct=True) and checked by one
+    Generator.verifier() per file, so memory stays constant.
 
     Returns a JSON-ready dict: "ok" (every byte of the dataset read and matching),
     "verdict" ("ok", "mismatch", or "other identity": almost nothing matches, so the data
-    was most likely written with other identity values), "warnings" (lines), "path", "manifest" (its path or None), "identity",
-    "files" ([{path, offset, length, size_on_disk (None: missing)}]), "bytes" (expected),
-    "bytes_read", "mismatched_bytes" (including missing and extra bytes), "range_count"
+    was most likely written with other identity values), "warnings" (lines), "path",
+    "manifest" (its path or None), "identity", "files" ([{path, offset, length,
+    size_on_disk (None: missing)}]), "bytes" (expected), "bytes_read", "mismatched_bytes" (including missing and extra bytes), "range_count"
     (every range), "ranges" (the first `max_ranges`, in dataset order, each {file,
     file_offset, offset (dataset), length, kind, belongs_at, belongs_at_file_offset}),
     "seconds". kind is "differs", "zeros" (reads as zeros), "moved" (a whole dedup unit

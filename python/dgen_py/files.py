@@ -528,8 +528,9 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     "verdict" ("ok", "mismatch", or "other identity": almost nothing matches, so the data
     was most likely written with other identity values), "warnings" (lines), "path",
     "manifest" (its path or None), "identity", "files" ([{path, offset, length,
-    size_on_disk (None: missing)}]), "bytes" (expected), "bytes_read", "mismatched_bytes" (including missing and extra bytes), "range_count"
-    (every range), "ranges" (the first `max_ranges`, in dataset order, each {file,
+    size_on_disk (None: missing)}]), "bytes" (expected), "bytes_read",
+    "mismatched_bytes" (including missing and extra bytes), "range_count" (every range),
+    "ranges" (the first `max_ranges`, in dataset order, each {file,
     file_offset, offset (dataset), length, kind, belongs_at, belongs_at_file_offset}),
     "seconds". kind is "differs", "zeros" (reads as zeros), "moved" (a whole dedup unit
     holding the unit that belongs at dataset offset belongs_at, found within one 64 MiB

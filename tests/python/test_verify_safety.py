@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import stat
 import subprocess
 
 import pytest
@@ -132,6 +133,16 @@ def test_a_fifo_in_place_of_a_data_file_is_refused_without_hanging(four):
     os.unlink(path / "part-00002")
     os.mkfifo(path / "part-00002")
     assert "part-00002 is a FIFO" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_a_device_in_place_of_a_data_file_is_refused(four):
+    path, _ = four
+    os.unlink(path / "part-00003")
+    try:
+        os.mknod(path / "part-00003", stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero
+    except PermissionError:
+        pytest.skip("mknod needs CAP_MKNOD")
+    assert "part-00003 is a device or socket" in one_error_line(dgen("verify", path, check=2))
 
 
 def test_a_fifo_in_place_of_the_manifest_is_refused_without_hanging(four):

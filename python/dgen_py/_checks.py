@@ -99,3 +99,7 @@ def method(value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"method must be a string, got {type(value).__name__}")
     return value
+
+
+def format_version(value) -> int:
+    return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)

@@ -26,8 +26,7 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     dedup_unit = _checks.dedup_unit(dedup_unit)
     block = (0 if block_size is None
              else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
-    format_version = _checks.integer("format_version", format_version,
-                                     _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)
+    format_version = _checks.format_version(format_version)
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                         numa_mode, numa_node, format_version)
 

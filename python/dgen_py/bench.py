@@ -9,6 +9,7 @@ rounds and the medians compared, so drift (turbo, noisy neighbours) hits both al
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from ._generator import Generator
 from ._system import get_system_info
 
 SETTINGS = ((1, 1), (2, 2))  # (compress_ratio, dedup_ratio)
+MIN_SHARE = 64 * 1024  # bytes per thread: a smaller share times thread wake-ups, not fills
 
 
 def rate(fn, nbytes: int, seconds: float) -> float:
@@ -67,7 +69,11 @@ def run(size: int = 32 * 1024 * 1024, threads=None, seconds: float = 1.0) -> dic
     """
     info = get_system_info()
     counts = sorted(set(threads or (info["available_cpus"], 1)), reverse=True)
-    _core.check_memory(2 * size)  # the buffer and, for verify, its copy
+    if size // counts[0] < MIN_SHARE:
+        raise ValueError(f"size {size} over {counts[0]} threads gives each {size // counts[0]} "
+                         f"bytes, too little to time: give at least {MIN_SHARE} bytes "
+                         f"(64 KiB) per thread, size >= {counts[0] * MIN_SHARE}")
+    _core.check_memory(2 * size)  # the buffer and the copy verify compares against
     buf = bytearray(size)
     fill, verify = [], []
     for n in counts:

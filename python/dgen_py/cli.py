@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from fractions import Fraction
 
@@ -171,6 +172,11 @@ def build_parser() -> Parser:
         c.add_argument("--dedup-unit", metavar="SIZE", type=_arg(_dedup_unit),
                        **default(DEFAULT_DEDUP_UNIT, "power of two in [4KiB, 64MiB], "
                                  "default 128KiB"))
+        c.add_argument("--format-version", metavar="V",
+                       type=_arg(_integer(_core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)),
+                       **default(_core.FORMAT_VERSION,
+                                 f"data format, default {_core.FORMAT_VERSION}; 1 reproduces "
+                                 f"datasets of dgen 0.4.0 and before"))
         threads(c)
 
     def threads(c):
@@ -182,10 +188,15 @@ def build_parser() -> Parser:
 
     c = command("generate", "Write a dataset to stdout or a file.",
                 "examples:\n  dgen generate --size 10G --dedup-ratio 2 | pv > /dev/null\n"
-                "  dgen generate --size 4KiB --seed 7 -o page.bin\n"
-                "Without --seed the seed drawn is printed on stderr.")
+                "  dgen generate --size 4KiB --seed 7 -o page.bin    # and page.bin.dgen.json\n"
+                "  dgen generate --size 1G --manifest x.bin.dgen.json | ssh h 'cat > x.bin'\n"
+                "Without --seed the identity, with the seed drawn, is printed on stderr.")
     identity(c, new=True)
-    c.add_argument("-o", "--output", default="-", metavar="FILE", help="default: - (stdout)")
+    c.add_argument("-o", "--output", default="-", metavar="FILE",
+                   help="default: - (stdout); a regular FILE gets the manifest FILE.dgen.json")
+    c.add_argument("--manifest", metavar="FILE.dgen.json",
+                   help="with stdout: write the manifest of the stream here, once it is "
+                   "complete, for the data saved as FILE")
     c.set_defaults(run=cmd_generate)
 
     c = command("write", "Write a dataset of one or many files, with a manifest.",
@@ -197,7 +208,11 @@ def build_parser() -> Parser:
     c.add_argument("--files", metavar="N", type=_arg(_integer(1, 1_000_000)), default=1,
                    help="cut the dataset into N files part-00000 ... in directory PATH")
     c.add_argument("--jobs", metavar="J", type=_arg(_integer(1, _checks.MAX_THREADS)), default=1,
-                   help="parallel writers (default 1)")
+                   help=f"parallel writers (default 1); each holds a buffer of "
+                   f"{files.WRITE_CHUNK >> 20}MiB/J, at least "
+                   f"{files.MIN_WRITE_CHUNK >> 20}MiB")
+    c.add_argument("--force", action="store_true", help="delete part-* files in PATH that "
+                   "the new dataset does not have (else they are refused)")
     c.add_argument("--direct", action="store_true", help="write with O_DIRECT")
     c.add_argument("--fsync", action="store_true", help="fsync files and directory before "
                    "the manifest")
@@ -275,29 +290,74 @@ def rate(nbytes: int, seconds: float) -> str:
 
 
 def identity_line(i: dict) -> str:
-    return (f"seed {i['seed']}, dedup {i['dedup_ratio']:g}, compress {i['compress_ratio']:g}, "
-            f"dedup unit {human(i['dedup_unit'])}")
+    return (f"seed {i['seed']}, size {i['size']}, dedup {i['dedup_ratio']:g}, "
+            f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}, "
+            f"format {i['format_version']}")
+
+
+def identity_flags(i: dict) -> str:
+    return (f"--seed {i['seed']} --size {i['size']} --dedup-ratio {i['dedup_ratio']:g} "
+            f"--compress-ratio {i['compress_ratio']:g} --dedup-unit {i['dedup_unit']} "
+            f"--format-version {i['format_version']}")
+
+
+def write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 # --- commands -----------------------------------------------------------------------------
 def cmd_generate(args) -> int:
     to_stdout = args.output == "-"
+    if to_stdout and sys.stdout is None:  # started with stdout closed (>&-)
+        raise ValueError("stdout is closed: give -o FILE or redirect stdout")
     if to_stdout and sys.stdout.isatty():
         raise ValueError("refusing to write binary data to a terminal; redirect stdout or "
                          "give -o FILE")
+    if args.manifest and not to_stdout:
+        raise ValueError(f"--manifest is for a stream to stdout; -o {args.output} writes "
+                         f"{args.output}{files.MANIFEST_SUFFIX} itself")
+    if args.manifest and not args.manifest.endswith(files.MANIFEST_SUFFIX):
+        raise ValueError(f"--manifest: {args.manifest!r} must end in "
+                         f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
+                         f"hold the data, where dgen verify looks for it")
     gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
-                    dedup_unit=args.dedup_unit, max_threads=args.threads)
+                    dedup_unit=args.dedup_unit, format_version=args.format_version,
+                    max_threads=args.threads)
+    identity = {"seed": gen.seed, "size": args.size, "dedup_ratio": args.dedup_ratio,
+                "compress_ratio": args.compress_ratio, "dedup_unit": args.dedup_unit,
+                "format_version": args.format_version}
     if args.seed is None:
-        say(f"seed {gen.seed} (pass --seed {gen.seed} to reproduce or verify this data)")
+        say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
+            f"{identity_flags(identity)}")
+    name = "stdout" if to_stdout else args.output
+    fd = sys.stdout.fileno() if to_stdout else \
+        os.open(args.output, os.O_WRONLY | os.O_CREAT, 0o644)
+    manifest = args.manifest
+    # A regular file gets a manifest (not /dev/null, nor a symlink, which verify refuses).
+    if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):
+        if not os.path.islink(args.output):
+            manifest = args.output + files.MANIFEST_SUFFIX
+        with contextlib.suppress(FileNotFoundError):  # before the data it describes goes
+            os.unlink(args.output + files.MANIFEST_SUFFIX)
+        os.ftruncate(fd, 0)
     view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
-    with (contextlib.nullcontext(sys.stdout.buffer) if to_stdout
-          else open(args.output, "wb")) as out, \
-            progress(args, args.size, "generate") as advance:
-        while n := gen.readinto(view):
-            out.write(view[:n])
-            if advance:
-                advance(n)
-        out.flush()
+    try:
+        with progress(args, args.size, "generate") as advance:
+            while n := gen.readinto(view):
+                write_all(fd, view[:n])
+                if advance:
+                    advance(n)
+    except OSError as e:  # a full disk, /dev/full: name what was being written
+        raise OSError(e.errno, f"writing {name}: {e.strerror}") from None
+    finally:
+        if not to_stdout:
+            os.close(fd)
+    if manifest:
+        data = os.path.basename(manifest[:-len(files.MANIFEST_SUFFIX)])
+        record = files.manifest_record(identity, [{"path": data, "offset": 0,
+                                                   "length": args.size}])
+        files.write_manifest(manifest, record)
     return 0
 
 
@@ -306,9 +366,10 @@ def cmd_write(args) -> int:
         m = files.write_dataset(args.path, args.size, files=args.files,
                                 dedup_ratio=args.dedup_ratio,
                                 compress_ratio=args.compress_ratio, seed=args.seed,
-                                dedup_unit=args.dedup_unit, direct=args.direct,
+                                dedup_unit=args.dedup_unit,
+                                format_version=args.format_version, direct=args.direct,
                                 fsync=args.fsync, jobs=args.jobs, threads=args.threads,
-                                progress=advance)
+                                force=args.force, progress=advance)
     if args.json:
         print_json(m)
     else:
@@ -322,12 +383,14 @@ def cmd_write(args) -> int:
 def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
-                 "dedup_unit": args.dedup_unit}
+                 "dedup_unit": args.dedup_unit, "format_version": args.format_version}
     total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:
         r = files.verify_file(args.path, **overrides, direct=args.direct,
                               threads=args.threads, max_ranges=args.max_ranges,
                               progress=advance)
+    for warning in r["warnings"]:
+        say(f"warning: {warning}")
     if args.json:
         print_json(r)
     else:
@@ -338,24 +401,31 @@ def cmd_verify(args) -> int:
 def verify_report(r: dict) -> str:
     where = f"{r['path']}: {human(r['bytes'])} in {len(r['files'])} file(s)"
     if r["ok"]:
-        return (f"OK {where} verified at {rate(r['bytes_read'], r['seconds'])}; "
-                f"{identity_line(r['identity'])}")
-    lines = [f"FAILED {where}: {r['range_count']} mismatching range(s), "
-             f"{r['mismatched_bytes']} byte(s) differ or are missing; "
+        return (f"OK {r['path']}: {human(r['bytes_read'])} ({r['bytes_read']} bytes) read "
+                f"and verified in {len(r['files'])} file(s) at "
+                f"{rate(r['bytes_read'], r['seconds'])}; {identity_line(r['identity'])}")
+    lines = [f"FAILED {where}, {r['bytes_read']} bytes read: {r['range_count']} "
+             f"mismatching range(s), {r['mismatched_bytes']} byte(s) differ or are missing; "
              f"{identity_line(r['identity'])}"]
+    if r["verdict"] == "other identity":
+        lines.insert(0, "FAILED: nothing here matches this dataset identity (seed, ratios, "
+                     "unit, size): written with other settings?")
+    absent = {f["path"] for f in r["files"] if f["size_on_disk"] is None}
     width = max(len("file"), *(len(x["file"]) for x in r["ranges"])) if r["ranges"] else 4
     lines.append(f"{'file':<{width}} {'file offset':>14} {'dataset offset':>16} "
                  f"{'length':>12}  what")
     for x in r["ranges"]:
         lines.append(f"{x['file']:<{width}} {x['file_offset']:>14} {x['offset']:>16} "
-                     f"{x['length']:>12}  {describe(x)}")
+                     f"{x['length']:>12}  {describe(x, absent)}")
     if r["range_count"] > len(r["ranges"]):
         lines.append(f"... and {r['range_count'] - len(r['ranges'])} more range(s) "
                      f"(--max-ranges lists more)")
     return "\n".join(lines)
 
 
-def describe(x: dict) -> str:
+def describe(x: dict, absent=()) -> str:
+    if x["kind"] == "missing" and x["file"] in absent:
+        return "missing: file absent"
     return {"differs": "differs",
             "zeros": "reads as zeros",
             "moved": f"holds the unit that belongs at file offset "
@@ -445,7 +515,7 @@ def main(argv=None) -> int:
                      "info (see dgen --help)")
     try:
         return args.run(args)
-    except files.DirectIOUnsupported as e:
+    except files.Refused as e:  # O_DIRECT refused, not a regular file, a writer holds it
         return fail(2, e.strerror)
     except (ValueError, TypeError, OverflowError) as e:
         return fail(2, str(e))
@@ -457,6 +527,8 @@ def main(argv=None) -> int:
         return 141
     except OSError as e:
         return fail(1, str(e))
+    except MemoryError:
+        return fail(1, "out of memory")
     except KeyboardInterrupt:
         return fail(130, "interrupted")
 

@@ -5,6 +5,11 @@ bytes [split(i), split(i + 1)) with split(i) = (i * size // files) rounded down 
 and split(files) = size, so every file starts on a 4 KiB boundary (O_DIRECT works at any
 file offset) and file sizes differ by at most 4 KiB. A manifest beside the data records
 the dataset identity and the file list; it is written only once all data is written.
+
+dgen reads and writes only regular files inside the dataset's directory: every data file
+is opened by name from the directory's descriptor with O_NOFOLLOW, and whatever is not a
+regular file (a symlink, device or FIFO) is refused. A writer holds an exclusive flock on
+the dataset (the directory, or the single data file) for the whole run.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import datetime
 import errno
 import json
 import mmap
+import fcntl
 import os
+import re
 import secrets
+import stat
 import tempfile
 import threading
 import time
@@ -24,15 +32,26 @@ from . import _checks, _core
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 
 ALIGN = 4096
-WRITE_CHUNK = 32 * 1024 * 1024
+WRITE_CHUNK = 32 * 1024 * 1024  # buffer of all writers together, each at least 1 MiB
+MIN_WRITE_CHUNK = 1024 * 1024
 VERIFY_CHUNK = 64 * 1024 * 1024
 MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
 IDENTITY = ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit")
+PART = re.compile(r"part-\d{5,}")
 
 
-class DirectIOUnsupported(OSError):
+class Refused(OSError):
+    """dgen will not touch this dataset as asked (the CLI's usage error, exit 2)."""
+
+
+class DirectIOUnsupported(Refused):
     """The filesystem refuses O_DIRECT."""
+
+
+def writer_buffer(jobs: int) -> int:
+    """Bytes of the buffer each of `jobs` parallel writers holds."""
+    return max(MIN_WRITE_CHUNK, WRITE_CHUNK // jobs // ALIGN * ALIGN)
 
 
 def split_points(size: int, files: int) -> list[int]:
@@ -63,19 +82,21 @@ def _layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
                   for i, name in enumerate(names)]
 
 
-def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit) -> dict:
+def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
+              format_version=_core.FORMAT_VERSION) -> dict:
     seed = _checks.seed(seed)
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
             "dedup_ratio": _checks.ratio("dedup_ratio", dedup_ratio),
             "compress_ratio": _checks.ratio("compress_ratio", compress_ratio),
-            "dedup_unit": _checks.dedup_unit(dedup_unit)}
+            "dedup_unit": _checks.dedup_unit(dedup_unit),
+            "format_version": _checks.format_version(format_version)}
 
 
 def _generator(identity: dict, threads) -> Generator:
     return Generator(identity["size"], identity["dedup_ratio"], identity["compress_ratio"],
                      seed=identity["seed"], dedup_unit=identity["dedup_unit"],
-                     max_threads=threads)
+                     format_version=identity["format_version"], max_threads=threads)
 
 
 def _check_direct(directory: str) -> None:
@@ -102,6 +123,41 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def open_in(directory: int, name: str, flags: int, shown: str, mode: int = 0o644) -> int:
+    """Open the regular file `name` in the directory open as `directory`, not following a
+    symlink; O_NONBLOCK so that a FIFO cannot hang the open. `shown` names it in errors."""
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK, mode, dir_fd=directory)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO without a reader
+            _refuse_not_regular(os.stat(name, dir_fd=directory, follow_symlinks=False), shown)
+        raise OSError(e.errno, e.strerror, shown) from None
+    try:
+        _refuse_not_regular(os.fstat(fd), shown)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_not_regular(st: os.stat_result, shown: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else
+                "a directory" if stat.S_ISDIR(st.st_mode) else
+                "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket")
+        raise Refused(errno.EINVAL, f"{shown} is {kind}: dgen reads and writes only regular "
+                      f"files inside the dataset")
+
+
+def _lock(fd: int, path: str) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
+                      f"the dataset's lock); wait for it to finish") from None
+
+
 def _pwrite_all(fd: int, data: memoryview, at: int) -> None:
     while data:
         try:
@@ -124,23 +180,29 @@ class _Progress:
 
 
 def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
-                  dedup_unit=DEFAULT_DEDUP_UNIT, direct=False, fsync=False, jobs=1,
-                  threads=None, progress=None) -> dict:
+                  dedup_unit=DEFAULT_DEDUP_UNIT, format_version=_core.FORMAT_VERSION,
+                  direct=False, fsync=False, jobs=1,
+                  threads=None, force=False, progress=None) -> dict:
     """Write a dataset of `size` bytes to `path` and return its manifest.
 
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
     directory (created if needed) holding part-00000 ... and dgen-manifest.json. `jobs`
     writers run in parallel, each with its own Generator seeked to its range (the bytes
-    depend only on the offset); `threads` (default: every CPU) are shared among them.
-    direct=True writes with O_DIRECT from page-aligned buffers (a final partial 4 KiB
-    block goes through the page cache) and raises DirectIOUnsupported where the
-    filesystem refuses it. fsync=True fsyncs every file and the directory before the
-    manifest is written. Any earlier manifest is removed first, and the new one is written
-    atomically after all data, so an interrupted run never leaves one claiming completion.
-    progress(n) is called with each count of bytes written, one call at a time.
+    depend only on the offset) and its own buffer (see writer_buffer); `threads` (default:
+    every CPU) are shared among them. direct=True writes with O_DIRECT from page-aligned
+    buffers (a final partial 4 KiB block goes through the page cache) and raises
+    DirectIOUnsupported where the filesystem refuses it. fsync=True fsyncs every file and
+    the directory before the manifest is written.
+
+    Refused (an OSError) is raised, before anything is changed, when another writer holds
+    the dataset, when a data file is not a regular file (a symlink, device or FIFO), and
+    when the directory holds part-* files the new dataset does not (force=True deletes
+    them). Only once every file has been opened is an earlier manifest removed; the new
+    one is written atomically after all data, so no manifest ever claims data that is not
+    there. progress(n) is called with each count of bytes written, one call at a time.
     """
     path = _checks.path(path)
-    identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit)
+    identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version)
     files = _checks.integer("files", files, 1, 1_000_000)
     direct = _checks.flag("direct", direct)
     fsync = _checks.flag("fsync", fsync)
@@ -151,42 +213,88 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
             raise ValueError(f"path must be a directory for files={files}, got the file {path}")
         os.makedirs(path, exist_ok=True)
     base, layout = _layout(path, identity["size"], files)
+    directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return _write(path, base, directory, layout, identity, direct, fsync, jobs,
+                      threads, force, progress)
+    finally:
+        os.close(directory)  # and with it the lock
+
+
+def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads, force,
+           progress) -> dict:
+    def shown(name):
+        return os.path.join(base, name)
+
+    # Everything that can refuse runs before the first change: the old manifest and data
+    # stay valid together until the new data starts.
+    _core.check_memory(min(jobs, len(_pieces(layout, jobs))) * writer_buffer(jobs))
     if direct:
         _check_direct(base or ".")
-    manifest = manifest_path(path)
+    single = not os.path.isdir(path)
+    flags = os.O_WRONLY | os.O_CREAT
+    held = open_in(directory, layout[0]["path"], flags, shown(layout[0]["path"])) \
+        if single else os.dup(directory)
     try:
-        os.unlink(manifest)
-    except FileNotFoundError:
-        pass
-
-    started = time.perf_counter()
-    for f in layout:  # create or empty every file once, before the writers share them
-        os.close(os.open(os.path.join(base, f["path"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                         0o644))
-    pieces = _pieces(layout, jobs)
-    _core.check_memory(min(jobs, len(pieces)) * WRITE_CHUNK)  # one buffer per writer
-    per_writer = max(1, threads // min(jobs, max(1, len(pieces))))
-    stop = threading.Event()
-    report = _Progress(progress)
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_write_piece, os.path.join(base, layout[i]["path"]),
-                               layout[i]["offset"], at, length, identity, direct, fsync,
-                               per_writer, stop, report) for i, at, length in pieces]
+        _lock(held, path)
+        for f in layout[1:] if single else layout:
+            os.close(open_in(directory, f["path"], flags, shown(f["path"])))
+        new = {f["path"] for f in layout}
+        stale = [] if single else sorted(n for n in os.listdir(directory)
+                                         if PART.fullmatch(n) and n not in new)
+        if stale and not force:
+            raise Refused(errno.EEXIST, f"{path} holds {len(stale)} part file(s) that are "
+                          f"not part of the new dataset ({', '.join(stale[:3])}"
+                          f"{', ...' if len(stale) > 3 else ''}): remove them, or pass "
+                          f"--force (force=True) to delete them")
+        manifest = manifest_path(path)
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        finally:  # on an error or Ctrl-C the other writers stop at their next chunk
-            stop.set()
-            pool.shutdown(cancel_futures=True)
-    for future in done:
-        future.result()
-    if fsync:
-        _fsync_dir(base or ".")
-    seconds = time.perf_counter() - started
+            os.unlink(manifest)
+        except FileNotFoundError:
+            pass
+        for name in stale:
+            os.unlink(name, dir_fd=directory)
 
+        started = time.perf_counter()
+        for f in layout:  # empty every file once, before the writers share them
+            fd = open_in(directory, f["path"], os.O_WRONLY, shown(f["path"]))
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)
+        pieces = _pieces(layout, jobs)
+        per_writer = max(1, threads // min(jobs, max(1, len(pieces))))
+        buffer = writer_buffer(jobs)
+        stop = threading.Event()
+        report = _Progress(progress)
+        with ThreadPoolExecutor(jobs) as pool:
+            futures = [pool.submit(_write_piece, directory, shown(layout[i]["path"]),
+                                   layout[i]["path"], layout[i]["offset"], at, length,
+                                   identity, direct, fsync, per_writer, buffer, stop, report)
+                       for i, at, length in pieces]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            finally:  # on an error or Ctrl-C the other writers stop at their next chunk
+                stop.set()
+                pool.shutdown(cancel_futures=True)
+        for future in done:
+            future.result()
+        if fsync:
+            _fsync_dir(base or ".")
+        seconds = time.perf_counter() - started
+        record = manifest_record(identity, layout, direct=direct, fsync=fsync)
+        write_manifest(manifest, record)
+    finally:
+        os.close(held)
+    return {**record, "manifest": manifest, "seconds": seconds}
+
+
+def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
+    """The manifest of a completely written dataset (see docs/cli.md)."""
     from . import __version__
-    record = {
+    return {
         "dgen_manifest": 1,
-        "format_version": _core.FORMAT_VERSION,
+        "format_version": identity["format_version"],
         "dgen_version": __version__,
         "identity": identity,
         "files": layout,
@@ -195,8 +303,6 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "complete": True,
     }
-    _write_atomically(manifest, json.dumps(record, indent=2) + "\n")
-    return {**record, "manifest": manifest, "seconds": seconds}
 
 
 def _pieces(layout: list[dict], jobs: int) -> list[tuple[int, int, int]]:
@@ -211,13 +317,14 @@ def _pieces(layout: list[dict], jobs: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _write_piece(path, start, at, length, identity, direct, fsync, threads, stop, progress):
+def _write_piece(directory, shown, name, start, at, length, identity, direct, fsync,
+                 threads, buffer, stop, progress):
     """Write file bytes [at, at + length) of the file that starts at dataset offset start."""
     gen = _generator(identity, threads)
     gen.seek(start + at)
     # mmap memory is page-aligned, as O_DIRECT needs; freed with its last view.
-    view = memoryview(mmap.mmap(-1, min(WRITE_CHUNK, length)))
-    fd = os.open(path, os.O_WRONLY | (os.O_DIRECT if direct else 0))
+    view = memoryview(mmap.mmap(-1, min(buffer, length)))
+    fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
     try:
         end = at + length
         while at < end and not stop.is_set():
@@ -225,7 +332,7 @@ def _write_piece(path, start, at, length, identity, direct, fsync, threads, stop
             aligned = n // ALIGN * ALIGN if direct else n
             _pwrite_all(fd, view[:aligned], at)
             if aligned < n:  # the file's last partial block, which O_DIRECT cannot write
-                tail = os.open(path, os.O_WRONLY)
+                tail = open_in(directory, name, os.O_WRONLY, shown)
                 try:
                     _pwrite_all(tail, view[aligned:n], at + aligned)
                 finally:
@@ -235,9 +342,16 @@ def _write_piece(path, start, at, length, identity, direct, fsync, threads, stop
         if fsync:
             os.fsync(fd)
     except OSError as e:  # pwrite and fsync errors do not name the file
-        raise OSError(e.errno, f"writing {path}: {e.strerror}") from None
+        if isinstance(e, Refused):
+            raise
+        raise OSError(e.errno, f"writing {shown}: {e.strerror}") from None
     finally:
         os.close(fd)
+
+
+def write_manifest(path: str, record: dict) -> None:
+    """Write `record` (see manifest_record) to `path` atomically."""
+    _write_atomically(path, json.dumps(record, indent=2) + "\n")
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -250,74 +364,186 @@ def _write_atomically(path: str, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk: name the manifest
+            raise OSError(e.errno, f"writing {path}: {e.strerror}") from None
         raise
     _fsync_dir(directory)
 
 
 def read_manifest(path) -> dict | None:
-    """The manifest of the dataset at `path` (file or directory), or None if it has none."""
+    """The checked manifest of the dataset at `path` (file or directory), or None if it has
+    none; ValueError naming the field when it is malformed (see check_manifest)."""
+    where = manifest_path(path)
     try:
-        with open(manifest_path(path)) as f:
-            record = json.load(f)
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang verify
     except FileNotFoundError:
         return None
-    if record.get("format_version") != _core.FORMAT_VERSION or not record.get("complete"):
-        raise ValueError(f"{manifest_path(path)}: format_version "
-                         f"{record.get('format_version')!r} (complete: "
-                         f"{record.get('complete')!r}) cannot be verified by this dgen "
-                         f"(format_version {_core.FORMAT_VERSION})")
-    return record
+    try:
+        _refuse_not_regular(os.fstat(fd), where)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            record = json.load(f)
+    except ValueError as e:  # not JSON, or not UTF-8
+        raise ValueError(f"{where}: not a JSON manifest ({e})") from None
+    finally:
+        os.close(fd)
+    return check_manifest(record, where)
+
+
+def check_manifest(record, where: str) -> dict:
+    """`record` with its identity checked; ValueError naming the first bad field. The file
+    list must cover [0, identity.size) in order, without gap or overlap, and each path
+    must be a plain file name (the files lie in the manifest's directory)."""
+    def bad(field, problem):
+        raise ValueError(f"{where}: {field} {problem}")
+
+    def integer(field, value, lo, hi):
+        try:
+            return _checks.integer(field, value, lo, hi)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    def fields(value, field, keys):
+        if not isinstance(value, dict):
+            bad(field, f"must be a JSON object, got {type(value).__name__} {value!r:.40}")
+        for key in keys:
+            if key not in value:
+                bad(f"{field}.{key}" if field != "manifest" else key, "is missing")
+
+    fields(record, "manifest", ("format_version", "complete", "identity", "files"))
+    version = record["format_version"]
+    if (isinstance(version, bool) or not isinstance(version, int)
+            or not _core.MIN_FORMAT_VERSION <= version <= _core.FORMAT_VERSION):
+        bad("format_version", f"is {version!r}: this dgen verifies format versions "
+            f"{_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
+    if record["complete"] is not True:
+        bad("complete", f"is {record['complete']!r}: the dataset was not completely written")
+    fields(record["identity"], "identity", IDENTITY)
+    given = record["identity"]
+    if given.get("format_version", version) != version:
+        bad("identity.format_version", f"is {given['format_version']!r}, but format_version "
+            f"is {version!r}")
+    if given["seed"] is None:
+        bad("identity.seed", "is null")
+    try:
+        identity = _identity(**{k: given[k] for k in IDENTITY}, format_version=version)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: identity.{e}") from None
+    layout = record["files"]
+    if not isinstance(layout, list):
+        bad("files", f"must be a list, got {type(layout).__name__}")
+    if identity["size"] and not layout:
+        bad("files", f"is empty, but identity.size is {identity['size']}")
+    at, names = 0, set()
+    for i, f in enumerate(layout):
+        fields(f, f"files[{i}]", ("path", "offset", "length"))
+        name = f["path"]
+        if (not isinstance(name, str) or name in ("", ".", "..", MANIFEST_NAME)
+                or "/" in name or "\0" in name):
+            bad(f"files[{i}].path", f"must be the name of a file in the manifest's "
+                f"directory, got {name!r}")
+        if name in names:
+            bad(f"files[{i}].path", f"{name!r} is listed twice")
+        names.add(name)
+        offset = integer(f"files[{i}].offset", f["offset"], 0, _checks.MAX_SIZE)
+        length = integer(f"files[{i}].length", f["length"], 0, _checks.MAX_SIZE)
+        if offset != at:
+            bad(f"files[{i}].offset", f"is {offset}: the files must follow each other without "
+                f"gap or overlap, so it must be {at}")
+        at += length
+    if at != identity["size"]:
+        bad("files", f"total {at} bytes, but identity.size is {identity['size']}")
+    return {**record, "identity": identity}
 
 
 def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
-                    compress_ratio=None, dedup_unit=None) -> dict:
+                    compress_ratio=None, dedup_unit=None, format_version=None) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
-    "files" ([{path, offset, length}]), "manifest" (its path, or None)}."""
+    "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
+    (True when the size was taken from the file: truncation cannot be detected), "strict"
+    (the files are opened only as regular files in base: a manifest or directory layout
+    names them, not the user)}.
+
+    With a manifest, its file list is what is checked; size and files, when given, must
+    agree with it. The other identity values given replace the manifest's."""
     path = os.fspath(path)
     record = read_manifest(path)
     if record is None and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     given = {"seed": seed, "size": size, "dedup_ratio": dedup_ratio,
-             "compress_ratio": compress_ratio, "dedup_unit": dedup_unit}
+             "compress_ratio": compress_ratio, "dedup_unit": dedup_unit,
+             "format_version": format_version}
     known = record["identity"] if record else {
         "seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
-        "dedup_unit": DEFAULT_DEDUP_UNIT}
-    merged = {k: known[k] if given[k] is None else given[k] for k in IDENTITY}
+        "dedup_unit": DEFAULT_DEDUP_UNIT, "format_version": _core.FORMAT_VERSION}
+    merged = {k: known[k] if given[k] is None else given[k] for k in given}
     if merged["seed"] is None:
         raise ValueError(f"{path} has no manifest ({manifest_path(path)}): give the seed "
                          f"and the other identity values the data was written with")
     count = None if files is None else _checks.integer("files", files, 1, 1_000_000)
-    if merged["size"] is None:
-        if count or os.path.isdir(path):
+    directory = os.path.isdir(path)
+    if record:
+        for name, value, recorded in (("size", size, known["size"]),
+                                      ("files", count, len(record["files"]))):
+            if value is not None and value != recorded:
+                raise ValueError(f"{name} {value} differs from the {recorded} of the manifest "
+                                 f"{manifest_path(path)}: leave it out to verify the dataset "
+                                 f"the manifest describes")
+    sized_by_file = merged["size"] is None
+    if sized_by_file:
+        if count or directory:
             raise ValueError(f"{path} has no manifest: give the size of the dataset")
-        merged["size"] = os.path.getsize(path)
+        merged["size"] = _size_of(path)
     identity = _identity(**merged)
-    if record and size is None and files is None:
-        base, layout = (path if os.path.isdir(path) else os.path.dirname(path)), record["files"]
+    if record:
+        base, layout = (path if directory else os.path.dirname(path)), record["files"]
     else:
         base, layout = _layout(path, identity["size"], count or 1)
     return {"identity": identity, "base": base, "files": layout,
-            "manifest": manifest_path(path) if record else None}
+            "manifest": manifest_path(path) if record else None,
+            "sized_by_file": sized_by_file, "strict": bool(record) or directory}
+
+
+def _size_of(path: str) -> int:
+    """The size of a file or block device named without a manifest or size: never 0 (an
+    empty or unsized source must be stated, or verify would pass over nothing)."""
+    st = os.stat(path)
+    if stat.S_ISBLK(st.st_mode):  # st_size is 0 for a device: ask the device
+        with open(path, "rb") as device:
+            size = device.seek(0, os.SEEK_END)
+    elif stat.S_ISREG(st.st_mode):
+        size = st.st_size
+    else:
+        raise ValueError(f"{path} is not a regular file or block device, so its size is "
+                         f"unknown: give --size (size=)")
+    if size == 0:
+        raise ValueError(f"{path} is empty: give --size 0 (size=0) to verify an empty "
+                         f"dataset")
+    return size
 
 
 def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
-                compress_ratio=None, dedup_unit=None, direct=False, threads=None,
+                compress_ratio=None, dedup_unit=None, format_version=None, direct=False,
+                threads=None,
                 max_ranges=20, progress=None) -> dict:
     """Read a dataset back and compare it with the bytes its identity defines.
 
-    The identity and file list come from the manifest beside `path` (see write_dataset);
-    keyword arguments override its fields, or give them all when there is no manifest
-    (seed required; size defaults to the size of the file; files=N means the directory
-    layout of write_dataset). Files are read in 64 MiB chunks into one buffer (O_DIRECT
-    with direct=True) and checked by one Generator.verifier() per file, so memory stays
-    constant.
+    The identity and file list come from the manifest beside `path` (see write_dataset),
+    checked by check_manifest; seed and the ratios override its values, size and files
+    must agree with it. Without a manifest they give everything (seed required; size
+    defaults to the size of the file or block device, which cannot reveal a truncation;
+    files=N means the directory layout of write_dataset). Files are read in 64 MiB
+    chunks into one buffer (O_DIRECT with direct=True) and checked by one
+    Generator.verifier() per file, so memory stays constant.
 
-    Returns a JSON-ready dict: "ok", "path", "manifest" (its path or None), "identity",
-    "files" ([{path, offset, length, size_on_disk (None: missing)}]), "bytes" (expected),
-    "bytes_read", "mismatched_bytes" (including missing and extra bytes), "range_count"
-    (every range), "ranges" (the first `max_ranges`, in dataset order, each {file,
+    Returns a JSON-ready dict: "ok" (every byte of the dataset read and matching),
+    "verdict" ("ok", "mismatch", or "other identity": almost nothing matches, so the data
+    was most likely written with other identity values), "warnings" (lines), "path",
+    "manifest" (its path or None), "identity", "files" ([{path, offset, length,
+    size_on_disk (None: missing)}]), "bytes" (expected), "bytes_read",
+    "mismatched_bytes" (including missing and extra bytes), "range_count" (every range),
+    "ranges" (the first `max_ranges`, in dataset order, each {file,
     file_offset, offset (dataset), length, kind, belongs_at, belongs_at_file_offset}),
     "seconds". kind is "differs", "zeros" (reads as zeros), "moved" (a whole dedup unit
     holding the unit that belongs at dataset offset belongs_at, found within one 64 MiB
@@ -327,7 +553,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     path = os.fspath(path)
     dataset = resolve_dataset(path, seed=seed, size=size, files=files,
                               dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
-                              dedup_unit=dedup_unit)
+                              dedup_unit=dedup_unit, format_version=format_version)
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 
@@ -336,11 +562,22 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
     _core.check_memory(chunk)
     view = memoryview(mmap.mmap(-1, chunk))  # page-aligned, as O_DIRECT needs
+    # Files from a manifest or a directory layout are opened only inside their directory;
+    # a file named on its own, without a manifest, may be a device.
+    directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
+        else None
     started = time.perf_counter()
-    sizes = [_verify_one(os.path.join(base, f["path"]), f, gen, view, direct, report,
-                         progress) for f in layout]
+    try:
+        sizes = [_verify_one(directory, base, f, gen, view, direct, report, progress)
+                 for f in layout]
+    finally:
+        if directory is not None:
+            os.close(directory)
+    ok = report.count == 0 and report.read == identity["size"]
+    verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
     return {
-        "ok": report.count == 0,
+        "ok": ok,
+        "verdict": verdict,
         "path": path,
         "manifest": dataset["manifest"],
         "identity": identity,
@@ -350,26 +587,31 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         "mismatched_bytes": report.mismatched,
         "range_count": report.count,
         "ranges": report.ranges,
+        "warnings": [f"{path} has no manifest and no size was given: the size was taken "
+                     f"from the file, so a truncated file cannot be detected"]
+        if dataset["sized_by_file"] else [],
         "seconds": time.perf_counter() - started,
     }
 
 
-def _verify_one(path, f, gen, view, direct, report, progress) -> int | None:
+def _verify_one(directory, base, f, gen, view, direct, report, progress) -> int | None:
     """Check one file; returns its size on disk (None when missing)."""
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
+    path = os.path.join(base, f["path"])
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags) if directory is None else \
+            open_in(directory, f["path"], flags, path)
     except FileNotFoundError:
         report.add_gap(f, 0, f["length"], "missing")
         return None
     except OSError as e:
-        if direct and e.errno == errno.EINVAL:
+        if direct and e.errno == errno.EINVAL and not isinstance(e, Refused):
             raise DirectIOUnsupported(errno.EINVAL, f"the filesystem of {path} does not "
                                       f"support O_DIRECT (--direct)") from None
         raise
     try:
         at = 0  # file offset
-        on_disk = os.fstat(fd).st_size
+        on_disk = os.lseek(fd, 0, os.SEEK_END)  # st_size is 0 for a block device
         verifier = gen.verifier(max_ranges=report.room)
         chunk = len(view)
         while at < f["length"]:
@@ -417,7 +659,8 @@ class _Report:
     def __init__(self, max_ranges: int):
         self.max_ranges = max_ranges
         self.ranges: list[dict] = []
-        self.count = self.mismatched = self.read = 0
+        self.count = self.mismatched = self.read = self.gaps = 0
+        self.zeros = False
 
     @property
     def room(self) -> int:
@@ -430,6 +673,15 @@ class _Report:
         self.mismatched += r.mismatched_bytes
         self.count += r.range_count
         self.ranges += [self._range(m, f) for m in r.ranges]  # it was given self.room
+        self.zeros |= any(m.zeros for m in r.ranges)
+
+    def other_identity(self) -> bool:
+        """Almost nothing matches: 90% of the bytes read differ (another seed, dedup ratio
+        or unit) or nearly every 4 KiB page holds a mismatch (another compress ratio), and
+        no range reads as zeros. Damage looks otherwise."""
+        differing, pages = self.mismatched - self.gaps, self.read // ALIGN
+        return self.read > 0 and not self.zeros and (
+            differing >= 0.9 * self.read or (pages >= 16 and self.count >= 0.99 * pages))
 
     @staticmethod
     def _range(m, f: dict) -> dict:
@@ -444,6 +696,7 @@ class _Report:
         """Bytes missing from (or extra at the end of) a file."""
         self.count += 1
         self.mismatched += length
+        self.gaps += length
         if self.room > 0:
             self.ranges.append({"file": f["path"], "file_offset": at,
                                 "offset": f["offset"] + at, "length": length, "kind": kind,

@@ -150,8 +150,9 @@ def test_verify_finds_damage_at_exact_offsets():
 
 
 def test_verifier_over_pieces_reports_as_one_verify():
-    g = dgen_py.Generator(1 << 20, 2, 2, seed=5)
-    data = bytearray(dgen_py.generate_buffer(1 << 20, 2, 2, seed=5))
+    # Format 1 pinned: the counts below depend on which of the zeroed bytes were zero.
+    g = dgen_py.Generator(1 << 20, 2, 2, seed=5, format_version=1)
+    data = bytearray(dgen_py.generate_buffer(1 << 20, 2, 2, seed=5, format_version=1))
     data[70_000:70_100] = bytes(100)   # zeros across a piece boundary at 70_050
     data[300_000] ^= 1
     data[300_030] ^= 1                 # one range across the boundary at 300_010

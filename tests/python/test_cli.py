@@ -70,7 +70,8 @@ def test_write_then_verify_passes(dataset):
     assert path.read_bytes() == data
     manifest = json.loads((path.parent / "data.bin.dgen.json").read_text())
     assert manifest["identity"] == {"seed": 11, "size": 8 << 20, "dedup_ratio": 1.0,
-                                    "compress_ratio": 2.0, "dedup_unit": UNIT}
+                                    "compress_ratio": 2.0, "dedup_unit": UNIT,
+                                    "format_version": dgen_py.FORMAT_VERSION}
     assert manifest["files"] == [{"path": "data.bin", "offset": 0, "length": 8 << 20}]
     assert manifest["complete"] and manifest["format_version"] == dgen_py.FORMAT_VERSION
     r = dgen_json("verify", path)
@@ -172,6 +173,7 @@ def test_verify_without_manifest_takes_the_identity_as_flags(tmp_path):
     r = dgen("generate", "--size", "3MiB", "--dedup-ratio", 2, "-o", path, check=0)
     seed = int(r.stderr.split()[2])  # "dgen: seed N (...)": the one line on stderr
     assert r.stderr.count(b"\n") == 1
+    os.unlink(f"{path}.dgen.json")  # as for a file copied without its manifest
     assert dgen_json("verify", path, "--seed", seed, "--dedup-ratio", 2)["ok"]
     assert not dgen_json("verify", path, "--seed", seed + 1, check=1)["ok"]
     r = dgen("verify", path, check=2)
@@ -395,3 +397,32 @@ def test_python_m_dgen_py_runs_the_same_command():
     r = subprocess.run([sys.executable, "-m", "dgen_py", "--version"], capture_output=True,
                        timeout=60, check=True)
     assert r.stdout == dgen("--version", check=0).stdout
+
+
+def test_format_1_is_written_recorded_and_verified(tmp_path):
+    path = tmp_path / "v1.bin"
+    dgen("write", path, "--size", "3MiB", "--dedup-ratio", 2, "--seed", 4,
+         "--format-version", 1, check=0)
+    assert path.read_bytes() == bytes(dgen_py.generate_buffer(3 << 20, 2, seed=4,
+                                                              format_version=1))
+    manifest = json.loads((tmp_path / "v1.bin.dgen.json").read_text())
+    assert manifest["format_version"] == manifest["identity"]["format_version"] == 1
+    assert dgen_json("verify", path)["ok"]
+    # The same flags in format 2 describe other data.
+    assert dgen("verify", path, "--format-version", 2, check=1)
+
+
+def test_a_manifest_from_before_format_2_verifies_as_format_1(tmp_path):
+    path = tmp_path / "old.bin"
+    dgen("write", path, "--size", "1MiB", "--dedup-ratio", 2, "--seed", 4,
+         "--format-version", 1, check=0)
+    m = tmp_path / "old.bin.dgen.json"
+    record = json.loads(m.read_text())
+    del record["identity"]["format_version"]  # as dgen 0.4.0 wrote it
+    m.write_text(json.dumps(record))
+    assert dgen_json("verify", path)["ok"]
+
+
+def test_an_unknown_format_version_is_refused(tmp_path):
+    r = dgen("generate", "--size", "4K", "--format-version", 3, "-o", tmp_path / "x", check=2)
+    assert b"--format-version" in r.stderr and b"3" in r.stderr

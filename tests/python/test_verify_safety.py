@@ -1,0 +1,402 @@
+"""Verify never gives a false answer, and dgen touches only regular files inside a dataset."""
+
+import fcntl
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+import dgen_py
+from dgen_py import files
+from test_cli import DGEN, dgen, dgen_json, expected
+
+
+def one_error_line(r) -> str:
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dgen: error: "), lines
+    return lines[0]
+
+
+@pytest.fixture
+def four(tmp_path):
+    """A 1 MiB dataset of 4 files, and its manifest's path."""
+    dgen("write", tmp_path / "set", "--size", "1MiB", "--files", 4, "--seed", 1, check=0)
+    return tmp_path / "set", tmp_path / "set" / "dgen-manifest.json"
+
+
+def edit(manifest, change):
+    record = json.loads(manifest.read_text())
+    record = change(record) or record
+    manifest.write_text(json.dumps(record))
+
+
+# --- 1: never OK over bytes that were not read -------------------------------------------
+def test_a_character_device_without_size_is_refused():
+    r = dgen("verify", "/dev/zero", "--seed", 1, check=2)
+    assert "/dev/zero is not a regular file or block device" in one_error_line(r)
+    assert "--size" in one_error_line(r)
+
+
+def test_an_empty_file_verifies_only_when_size_0_is_stated(tmp_path):
+    (tmp_path / "e").write_bytes(b"")
+    assert "give --size 0" in one_error_line(dgen("verify", tmp_path / "e", "--seed", 1, check=2))
+    assert dgen_json("verify", tmp_path / "e", "--seed", 1, "--size", 0)["ok"]
+
+
+@pytest.fixture
+def loop_device(tmp_path):
+    image = tmp_path / "image"
+    dgen_py.write_dataset(image, 1 << 20, seed=4)
+    os.unlink(f"{image}.dgen.json")
+    r = subprocess.run(["losetup", "-f", "--show", "-r", str(image)], capture_output=True)
+    if r.returncode:
+        pytest.skip(f"no loop device: {r.stderr.decode().strip()}")
+    device = r.stdout.decode().strip()
+    yield device
+    subprocess.run(["losetup", "-d", device], check=True)
+
+
+def test_a_block_device_is_sized_by_the_device(loop_device):
+    r = dgen_json("verify", loop_device, "--seed", 4)
+    assert r["ok"] and r["bytes"] == r["bytes_read"] == 1 << 20
+
+
+# --- 2: the file list covers the dataset exactly -----------------------------------------
+def drop_second(m):
+    del m["files"][1]
+
+
+def overlap(m):
+    m["files"][2]["offset"] -= 4096
+    m["files"][2]["length"] += 4096
+
+
+def huge_size(m):
+    m["identity"]["size"] = 2**63 - 1
+
+
+def longer_last(m):
+    m["files"][-1]["length"] += 1
+
+
+def empty_list(m):
+    m["files"] = []
+
+
+@pytest.mark.parametrize("change, message", [
+    (empty_list, "files is empty, but identity.size is 1048576"),
+    (huge_size, "files total 1048576 bytes, but identity.size is 9223372036854775807"),
+    (longer_last, "files total 1048577 bytes, but identity.size is 1048576"),
+    (drop_second, "files[1].offset is 524288: the files must follow each other without gap "
+                  "or overlap, so it must be 262144"),
+    (overlap, "files[2].offset is 520192: the files must follow each other without gap or "
+              "overlap, so it must be 524288"),
+])
+def test_a_file_list_with_gaps_overlaps_or_another_total_is_refused(four, change, message):
+    path, manifest = four
+    edit(manifest, change)
+    assert one_error_line(dgen("verify", path, check=2)) == \
+        f"dgen: error: {manifest}: {message}"
+
+
+def test_ok_reports_the_bytes_read(four):
+    path, _ = four
+    assert "1 MiB (1048576 bytes) read and verified in 4 file(s)" in \
+        dgen("verify", path, check=0).stdout.decode()
+
+
+# --- 3: only regular files inside the dataset's directory --------------------------------
+@pytest.mark.parametrize("name", ["../outside", "/etc/passwd", "sub/part", "..", ""])
+def test_a_manifest_path_outside_the_directory_is_refused(four, name):
+    path, manifest = four
+    (path.parent / "outside").write_bytes(bytes(4096))
+
+    def rename(m):
+        m["files"][0]["path"] = name
+    edit(manifest, rename)
+    assert one_error_line(dgen("verify", path, check=2)) == (
+        f"dgen: error: {manifest}: files[0].path must be the name of a file in the "
+        f"manifest's directory, got {name!r}")
+
+
+def test_a_symlinked_data_file_is_not_read(four):
+    path, _ = four
+    os.rename(path / "part-00001", path / "real")
+    os.symlink("real", path / "part-00001")
+    assert "part-00001 is a symbolic link" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_a_fifo_in_place_of_a_data_file_is_refused_without_hanging(four):
+    path, _ = four
+    os.unlink(path / "part-00002")
+    os.mkfifo(path / "part-00002")
+    assert "part-00002 is a FIFO" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_a_device_in_place_of_a_data_file_is_refused(four):
+    path, _ = four
+    os.unlink(path / "part-00003")
+    try:
+        os.mknod(path / "part-00003", stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero
+    except PermissionError:
+        pytest.skip("mknod needs CAP_MKNOD")
+    assert "part-00003 is a device or socket" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_a_fifo_in_place_of_the_manifest_is_refused_without_hanging(four):
+    path, manifest = four
+    os.unlink(manifest)
+    os.mkfifo(manifest)
+    assert f"{manifest} is a FIFO" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_write_does_not_follow_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "set").mkdir()
+    os.symlink(victim, tmp_path / "set" / "part-00001")
+    r = dgen("write", tmp_path / "set", "--size", "1MiB", "--files", 2, "--seed", 1, check=2)
+    assert "part-00001 is a symbolic link" in one_error_line(r)
+    assert victim.read_bytes() == b"precious"
+
+
+# --- 4: options beside a manifest override only what they name --------------------------
+def test_size_beside_a_manifest_keeps_its_file_list(four):
+    path, _ = four
+    assert dgen_json("verify", path, "--size", "1MiB")["ok"]
+    assert dgen_json("verify", path, "--files", 4)["ok"]
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--size", "2MiB", "size 2097152 differs from the 1048576 of the manifest"),
+    ("--files", 2, "files 2 differs from the 4 of the manifest"),
+])
+def test_size_or_files_contradicting_the_manifest_is_refused(four, flag, value, message):
+    path, _ = four
+    assert message in one_error_line(dgen("verify", path, flag, value, check=2))
+
+
+# --- 5: generate leaves what verify needs ------------------------------------------------
+def test_a_truncated_generated_file_fails_verify(tmp_path):
+    path = tmp_path / "g.bin"
+    dgen("generate", "--size", "1MiB", "--seed", 3, "--compress-ratio", 2, "-o", path, check=0)
+    assert dgen_json("verify", path)["ok"]
+    os.truncate(path, 1 << 19)
+    r = dgen_json("verify", path, check=1)
+    assert [(x["offset"], x["kind"]) for x in r["ranges"]] == [(1 << 19, "missing")]
+    assert ", 524288 bytes read: 1 mismatching range(s)" in \
+        dgen("verify", path, check=1).stdout.decode()
+
+
+def test_a_stream_gets_its_manifest_with_the_manifest_flag(tmp_path):
+    with open(tmp_path / "s.bin", "wb") as out:
+        subprocess.run([DGEN, "generate", "--size", "1MiB", "--dedup-ratio", "2", "--manifest",
+                        tmp_path / "s.bin.dgen.json"], stdout=out, check=True, timeout=60)
+    r = dgen_json("verify", tmp_path / "s.bin")
+    assert r["ok"] and r["identity"]["dedup_ratio"] == 2 and r["bytes_read"] == 1 << 20
+
+
+def test_verify_sized_by_the_file_warns_that_truncation_is_undetectable(tmp_path):
+    dgen_py.write_dataset(tmp_path / "d.bin", 8192, seed=2)
+    os.unlink(tmp_path / "d.bin.dgen.json")
+    r = dgen("verify", tmp_path / "d.bin", "--seed", 2, check=0)
+    assert r.stderr.decode() == (f"dgen: warning: {tmp_path / 'd.bin'} has no manifest and "
+                                 f"no size was given: the size was taken from the file, so a "
+                                 f"truncated file cannot be detected\n")
+    assert dgen("verify", tmp_path / "d.bin", "--seed", 2, "--size", 8192, check=0).stderr == b""
+
+
+def test_generate_prints_the_whole_identity(tmp_path):
+    r = dgen("generate", "--size", "64KiB", "--dedup-ratio", 2, "--compress-ratio", 3,
+             "--dedup-unit", "4K", "-o", tmp_path / "g.bin", check=0)
+    line = r.stderr.decode()
+    seed = int(line.split()[2])
+    assert line == (f"dgen: seed {seed} drawn; to reproduce or verify this data: --seed {seed} "
+                    f"--size 65536 --dedup-ratio 2 --compress-ratio 3 --dedup-unit 4096 "
+                    f"--format-version {dgen_py.FORMAT_VERSION}\n")
+    os.unlink(tmp_path / "g.bin.dgen.json")
+    assert dgen_json("verify", tmp_path / "g.bin", *line.split(": ")[2].split())["ok"]
+
+
+# --- 6: a wrong identity is not called corruption ----------------------------------------
+NOTHING = ("nothing here matches this dataset identity (seed, ratios, unit, size): written "
+           "with other settings?")
+
+
+@pytest.mark.parametrize("flags", [["--dedup-ratio", 1, "--compress-ratio", 1],
+                                   ["--compress-ratio", 1], ["--seed", 6]])
+def test_a_wrong_identity_says_nothing_matches(tmp_path, flags):
+    path = tmp_path / "d.bin"  # 128 units: fewer would match by chance more often
+    dgen("write", path, "--size", "16MiB", "--seed", 5, "--dedup-ratio", 2,
+         "--compress-ratio", 3, check=0)
+    r = dgen("verify", path, *flags, check=1)
+    assert r.stdout.decode().splitlines()[0] == f"FAILED: {NOTHING}"
+    assert dgen_json("verify", path, *flags, check=1)["verdict"] == "other identity"
+
+
+@pytest.mark.parametrize("damage", ["flip", "zeros"])
+def test_damage_is_a_mismatch_not_another_identity(tmp_path, damage):
+    path = tmp_path / "d.bin"
+    dgen("write", path, "--size", "1MiB", "--seed", 5, check=0)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[1000:5000] = bytes(b ^ 1 for b in data[1000:5000])
+    else:
+        data = bytearray(len(data))
+    path.write_bytes(data)
+    r = dgen_json("verify", path, check=1)
+    assert r["verdict"] == "mismatch"
+    assert NOTHING not in dgen("verify", path, check=1).stdout.decode()
+
+
+# --- 7: one writer; an honest manifest; no stale files -----------------------------------
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_second_writer_is_refused(tmp_path, count):
+    target = tmp_path / ("set" if count > 1 else "d.bin")
+    dgen("write", target, "--size", "64KiB", "--files", count, "--seed", 1, check=0)
+    fd = os.open(target, os.O_RDONLY)  # the directory, or the single file
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running writer holds it
+        r = dgen("write", target, "--size", "64KiB", "--files", count, "--seed", 2, check=2)
+    finally:
+        os.close(fd)
+    assert f"{target} is being written by another dgen" in one_error_line(r)
+    assert dgen_json("verify", target)["identity"]["seed"] == 1
+
+
+def test_a_failed_overwrite_keeps_the_old_manifest(tmp_path, monkeypatch):
+    dgen_py.write_dataset(tmp_path / "set", 1 << 20, files=2, seed=1)
+    real_open = os.open
+
+    def read_only(name, flags, *args, **kw):  # as if part-00001 were read-only
+        if str(name).endswith("part-00001") and flags & os.O_WRONLY:
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, flags, *args, **kw)
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(PermissionError):
+        dgen_py.write_dataset(tmp_path / "set", 1 << 20, files=2, seed=2)
+    monkeypatch.undo()
+    r = dgen_py.verify_file(tmp_path / "set")
+    assert r["ok"] and r["identity"]["seed"] == 1
+
+
+def test_fewer_files_over_a_dataset_refuse_stale_parts_unless_forced(four):
+    path, _ = four
+    r = dgen("write", path, "--size", "1MiB", "--files", 2, "--seed", 2, check=2)
+    assert "holds 2 part file(s) that are not part of the new dataset (part-00002, " \
+        "part-00003): remove them, or pass --force" in one_error_line(r)
+    assert dgen_json("verify", path)["identity"]["seed"] == 1  # untouched
+    dgen("write", path, "--size", "1MiB", "--files", 2, "--seed", 2, "--force", check=0)
+    assert sorted(os.listdir(path)) == ["dgen-manifest.json", "part-00000", "part-00001"]
+
+
+def test_an_absent_file_is_reported_absent(four):
+    path, _ = four
+    os.unlink(path / "part-00001")
+    out = dgen("verify", path, check=1).stdout.decode()
+    assert "missing: file absent" in out and "ends early" not in out
+
+
+# --- 8: malformed input is one line, never a traceback -----------------------------------
+def replace(value):
+    return lambda m: value
+
+
+def set_field(*keys, value):
+    def change(m):
+        target = m
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+    return change
+
+
+def delete(*keys):
+    def change(m):
+        target = m
+        for k in keys[:-1]:
+            target = target[k]
+        del target[keys[-1]]
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (replace([1, 2]), "manifest must be a JSON object, got list [1, 2]"),
+    (delete("identity"), "identity is missing"),
+    (delete("identity", "seed"), "identity.seed is missing"),
+    (set_field("identity", value="x"), "identity must be a JSON object, got str 'x'"),
+    (set_field("identity", "seed", value="7"), "identity.seed must be an integer, got str '7'"),
+    (set_field("identity", "seed", value=None), "identity.seed is null"),
+    (set_field("identity", "dedup_ratio", value=0.5),
+     "identity.dedup_ratio must be a finite number in [1, 1e+06], got 0.5"),
+    (set_field("files", value={}), "files must be a list, got dict"),
+    (set_field("files", 0, value="part-00000"), "files[0] must be a JSON object, got str"),
+    (delete("files", 0, "length"), "files[0].length is missing"),
+    (set_field("files", 0, "length", value=-1), "files[0].length must be in [0, "),
+    (set_field("files", 1, "offset", value=-100), "files[1].offset must be in [0, "),
+    (set_field("files", 1, "length", value=1.5), "files[1].length must be an integer"),
+    (set_field("files", 1, "path", value="part-00000"), "files[1].path 'part-00000' is "
+                                                        "listed twice"),
+    (set_field("complete", value=False), "complete is False: the dataset was not completely "
+                                         "written"),
+])
+def test_a_malformed_manifest_is_refused_naming_the_field(four, change, message):
+    path, manifest = four
+    edit(manifest, change)
+    assert one_error_line(dgen("verify", path, check=2)).startswith(
+        f"dgen: error: {manifest}: {message}")
+
+
+def test_a_manifest_that_is_not_json_is_refused(four):
+    path, manifest = four
+    manifest.write_bytes(b"{\xff")
+    assert f"{manifest}: not a JSON manifest" in one_error_line(dgen("verify", path, check=2))
+
+
+def run_shell(line):
+    return subprocess.run(line, shell=True, executable="/bin/bash", capture_output=True,
+                          timeout=60)
+
+
+def test_generate_with_stdout_closed_is_one_line():
+    r = run_shell(f"'{DGEN}' generate --size 1M --seed 1 >&-")
+    assert r.returncode == 2
+    assert one_error_line(r) == "dgen: error: stdout is closed: give -o FILE or redirect stdout"
+
+
+@pytest.mark.parametrize("target, shown", [("-o /dev/full", "/dev/full"),
+                                           ("> /dev/full", "stdout")])
+def test_a_full_device_names_what_was_written(target, shown):
+    r = run_shell(f"'{DGEN}' generate --size 1M --seed 1 {target}")
+    assert r.returncode == 1
+    assert one_error_line(r) == f"dgen: error: [Errno 28] writing {shown}: No space left on device"
+
+
+def test_bench_refuses_a_buffer_larger_than_memory():
+    r = dgen("bench", "--size", "1T", check=2)
+    assert "not enough memory: asked 2 TiB" in one_error_line(r)
+
+
+def test_bench_refuses_shares_too_small_to_time():
+    r = dgen("bench", "--threads", 1024, "--size", "4K", check=2)
+    assert "give at least 65536 bytes (64 KiB) per thread" in one_error_line(r)
+
+
+# --- 9: parallel writers use bounded buffers ---------------------------------------------
+def test_each_writer_buffer_shrinks_with_jobs(tmp_path, monkeypatch):
+    sizes, real_mmap = [], files.mmap.mmap
+
+    def recording(fd, length, *args, **kw):
+        sizes.append(length)
+        return real_mmap(fd, length, *args, **kw)
+    monkeypatch.setattr(files.mmap, "mmap", recording)
+    dgen_py.write_dataset(tmp_path / "d.bin", 64 << 20, jobs=4, seed=1)
+    assert len(sizes) == 4 and max(sizes) <= (32 << 20) // 4
+
+
+def test_write_help_says_the_memory_per_writer():
+    words = b" ".join(dgen("write", "--help", check=0).stdout.split())
+    assert b"--jobs J parallel writers (default 1); each holds a buffer of 32MiB/J, at least " \
+        b"1MiB" in words

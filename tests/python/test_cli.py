@@ -390,3 +390,28 @@ def test_python_m_dgen_py_runs_the_same_command():
     r = subprocess.run([sys.executable, "-m", "dgen_py", "--version"], capture_output=True,
                        timeout=60, check=True)
     assert r.stdout == dgen("--version", check=0).stdout
+
+
+# --- analyze -----------------------------------------------------------------------------
+def test_analyze_takes_a_dataset_directory_as_one_dataset(tmp_path):
+    dgen("write", tmp_path / "ds", "--size", "4MiB", "--files", 4, "--dedup-ratio", 2,
+         "--seed", 3, check=0)
+    a = dgen_json("analyze", tmp_path / "ds", "--block-sizes", "128K")["files"]
+    assert [(f["source"], f["bytes"]) for f in a] == [(str(tmp_path / "ds"), 4 << 20)]
+    assert a[0]["dedup"]["131072"]["ratio"] == 2.0
+
+
+def test_analyze_json_reports_its_time_and_zlib_sampled_by_default(dataset):
+    path, _ = dataset
+    a = dgen_json("analyze", path)["files"][0]
+    assert a["seconds"] > 0
+    assert a["compression"]["sampled"]["zlib-6"]["frames_compressed"] == 1  # 8 frames / 8
+    assert a["compression"]["sampled"]["zstd-1"]["frames_compressed"] == 8
+    every = dgen_json("analyze", path, "--sample", "1")["files"][0]["compression"]["sampled"]
+    assert {v["frames_compressed"] for v in every.values()} == {8}
+
+
+def test_analyze_shows_progress_only_on_a_terminal(dataset):
+    path, _ = dataset
+    assert b"%|" in stderr_on_a_terminal("analyze", str(path))
+    assert dgen("analyze", path, check=0).stderr == b""

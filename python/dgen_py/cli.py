@@ -296,6 +296,8 @@ def cmd_generate(args) -> int:
     if args.seed is None:
         say(f"seed {gen.seed} (pass --seed {gen.seed} to reproduce or verify this data)")
     view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
+    import time
+    t0 = time.perf_counter()
     with (contextlib.nullcontext(sys.stdout.buffer) if to_stdout
           else open(args.output, "wb")) as out, \
             progress(args, args.size, "generate") as advance:
@@ -304,6 +306,8 @@ def cmd_generate(args) -> int:
             if advance:
                 advance(n)
         out.flush()
+    if advance:  # on a terminal, where the bar goes away when done
+        say(f"generated {human(args.size)} at {rate(args.size, time.perf_counter() - t0)}")
     return 0
 
 

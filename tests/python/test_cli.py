@@ -208,6 +208,12 @@ def test_generate_to_stdout_is_exactly_the_python_api_bytes():
     assert r.stdout == expected(10 << 20, 42, 2, 3)
 
 
+def test_generate_prints_its_rate_when_done_on_a_terminal(tmp_path):
+    out = stderr_on_a_terminal("generate", "--size", "64MiB", "--seed", "1", "-o",
+                               str(tmp_path / "g.bin")).decode()
+    assert "dgen: generated 64 MiB at " in out and out.rstrip().endswith("GB/s")
+
+
 def test_generate_into_a_closed_pipe_stops_quietly():
     r = subprocess.run(f"'{DGEN}' generate --size 1GiB --seed 1 | head -c 1 >/dev/null; "
                        "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   const uint64_t size = uint64_t(mib) << 20;
   auto* buf = static_cast<uint8_t*>(std::aligned_alloc(4096, size));
   if (!buf) {
-    std::fprintf(stderr, "fill_bench: error: cannot allocate %g MiB\n", mib);
+    std::fprintf(stderr, "fill_bench: error: cannot allocate %.0f MiB\n", mib);
     return 1;
   }
   std::printf("isa=%s buffer=%llu MiB\n", dgen::isa_name(), (unsigned long long)(size >> 20));

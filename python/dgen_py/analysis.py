@@ -175,13 +175,14 @@ def _measure(view, first_frame, frame_size, samplers, names):
     hist = pairs.sum(0) + pairs.sum(1)
     if n % 2:
         hist[view[-1]] += 1
-    packers = [COMPRESSORS[name]() for name in names] + [len]  # the default: no compressor
-    packed = np.zeros((3, len(packers)), np.int64)
+    packers = [COMPRESSORS[name]() for name in names]
+    packed = np.zeros((3, len(samplers)), np.int64)
     for i, o in enumerate(range(0, n, frame_size), first_frame):
         frame = view[o:o + frame_size]
-        for j, (sampled, pack) in enumerate(zip(samplers, packers)):
-            if sampled(i):
-                packed[:, j] += (len(pack(frame)) if j < len(names) else 0, len(frame), 1)
+        for j, sampled in enumerate(samplers):
+            if sampled(i):  # the last sampler, the default share, only counts
+                packed[:, j] += (len(packers[j](frame)) if j < len(packers) else 0,
+                                 len(frame), 1)
     return digests, zero, hist, packed
 
 

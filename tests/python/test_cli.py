@@ -421,3 +421,11 @@ def test_analyze_shows_progress_only_on_a_terminal(dataset):
     path, _ = dataset
     assert b"%|" in stderr_on_a_terminal("analyze", str(path))
     assert dgen("analyze", path, check=0).stderr == b""
+
+
+def test_bench_prints_the_median_and_the_range_of_its_rounds():
+    out = dgen("bench", "--threads", "1", "--size", "1MiB", "--seconds", "0.05",
+               check=0).stdout.decode()
+    assert "GB/s: median (min-max) over rounds" in out
+    rows = [line for line in out.splitlines() if line.lstrip().startswith("1 ")]
+    assert len(rows) >= 3 and all(line.count("(") == 2 and "-" in line for line in rows[:3])

@@ -234,7 +234,8 @@ def _manifest_files(path: str) -> list[str]:
 def _open(source, chunk, stack):
     """(label, iterator of memoryviews of at most `chunk` bytes) for any accepted source."""
     if isinstance(source, (str, os.PathLike)):
-        paths = dataset_files(source) or [source]
+        paths = dataset_files(source)
+        paths = [source] if paths is None else paths
         readers = _file_readers(paths)
         stack.callback(readers.close)
         return os.fsdecode(source), _read_chunks(readers, chunk)

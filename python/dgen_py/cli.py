@@ -380,7 +380,8 @@ def cmd_analyze(args) -> int:
     from .analysis import analyze, dataset_files
     results = []
     for path in args.paths:
-        total = sum(map(os.path.getsize, dataset_files(path) or [path]))
+        listed = dataset_files(path)
+        total = sum(map(os.path.getsize, [path] if listed is None else listed))
         t0 = time.perf_counter()
         with progress(args, total or None, f"analyze {os.path.basename(path)}") as advance:
             results.append(analyze(path, block_sizes=args.block_sizes,

@@ -290,6 +290,12 @@ def test_a_manifest_may_only_name_files_in_its_directory(tmp_path, listed):
         dgen_py.analyze(tmp_path)
 
 
+def test_a_manifest_listing_no_files_is_an_empty_dataset(tmp_path):
+    (tmp_path / "dgen-manifest.json").write_text(json.dumps({"files": []}))
+    for source in (tmp_path, tmp_path / "dgen-manifest.json"):
+        assert dgen_py.analyze(source)["bytes"] == 0
+
+
 def test_threads_and_read_chunks_across_files_do_not_change_the_result(dataset_dir,
                                                                        monkeypatch):
     path, data = dataset_dir

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+import time
 from fractions import Fraction
 
 from . import _checks, _core, bench, files
@@ -296,7 +297,6 @@ def cmd_generate(args) -> int:
     if args.seed is None:
         say(f"seed {gen.seed} (pass --seed {gen.seed} to reproduce or verify this data)")
     view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
-    import time
     t0 = time.perf_counter()
     with (contextlib.nullcontext(sys.stdout.buffer) if to_stdout
           else open(args.output, "wb")) as out, \
@@ -375,8 +375,6 @@ def describe(x: dict) -> str:
 
 
 def cmd_analyze(args) -> int:
-    import time
-
     from .analysis import analyze, dataset_files
     results = []
     for path in args.paths:

@@ -1,14 +1,19 @@
-"""dgen beside its peers, on one machine in one run: GB/s and dgen's speed-up over each.
+"""dgen beside its peers, on one machine in one run: GB/s, GB per CPU-second, speed-ups.
 
     python benchmarks/peers.py [--reference-python VENV/bin/python] [--seconds 2]
                                [--threads N,N] [--size 32MiB] [--json]
 
 Every peer makes `--size` (32 MiB) of data per round from the same number of threads,
-measured in alternating rounds with dgen and compared by medians:
+measured in alternating rounds with dgen; the table shows the median GB/s with (min-max)
+over the rounds and warns when they vary by more than 1.2x (max/min). Threads are what
+each peer is asked for, not what it takes: dgen-py 0.3.0 ignores max_threads above 1 and
+keeps every CPU busy, so the table also gives GB per CPU-second of the process making the
+data, all its threads (getrusage; for fio, its own account of its job threads):
 - memset of zeros on a reused buffer: the baseline;
 - dgen-py 0.3.0 from PyPI, the reference. It has the same import name, so it runs in its
   own interpreter: `python -m venv /tmp/ref && /tmp/ref/bin/pip install dgen-py==0.3.0`,
-  then `--reference-python /tmp/ref/bin/python`. Both run the same loop (below);
+  then `--reference-python /tmp/ref/bin/python`. Both run the same loop (below); the
+  reference measures its own CPU time inside that loop;
 - fio's buffer refill: `fio --ioengine=null --refill_buffers` (with
   --buffer_compress_percentage=50 --dedupe_percentage=50 for 2:1 / 2:1), if fio is on PATH;
   each of its jobs refills its own buffer of size/threads;
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,35 +37,54 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 SETTINGS = ((1, 1), (2, 2))  # (compress_ratio, dedup_ratio)
+NOISY = 1.2  # max/min over rounds above which a row is not to be trusted
 
 
-def fill_rate(threads: int, compress: float, dedup: float, size: int, seconds: float) -> float:
-    """GB/s of Generator.fill_chunk into a reused bytearray: the loop both dgens run."""
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, every thread."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(once, nbytes: int, seconds: float) -> tuple[float, float]:
+    """(GB/s, GB per CPU-second of this process) of calling once() (nbytes each) for
+    `seconds`, at least once."""
+    done, c0, t0 = 0, cpu_seconds(), time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds or done == 0:
+        once()
+        done += nbytes
+    cpu = cpu_seconds() - c0
+    return done / elapsed / 1e9, done / max(cpu, 1e-6) / 1e9
+
+
+def fill_rate(threads: int, compress: float, dedup: float, size: int,
+              seconds: float) -> tuple[float, float]:
+    """(GB/s, GB/CPU-s) of Generator.fill_chunk into a reused bytearray: the loop both
+    dgens run."""
     import dgen_py  # whichever dgen_py this interpreter has
 
     buf = bytearray(size)
     g = dgen_py.Generator(size=2**50, dedup_ratio=dedup, compress_ratio=compress,
                           max_threads=threads)
     g.fill_chunk(buf)  # warm-up: page faults, thread start
-    done, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < seconds or done == 0:
-        done += g.fill_chunk(buf)
-    return done / elapsed / 1e9
+    return timed(lambda: g.fill_chunk(buf), size, seconds)
 
 
 class PeerFailed(RuntimeError):
     """A peer could not be measured; its row says why."""
 
 
-def reference_rate(python: str, threads, compress, dedup, size, seconds) -> float:
-    """fill_rate in another interpreter (the reference package has our import name)."""
+def reference_rate(python: str, threads, compress, dedup, size, seconds):
+    """fill_rate in another interpreter (the reference package has our import name); its
+    CPU time is measured there, over the loop alone."""
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
-            f"import peers; print(peers.fill_rate({threads}, {compress}, {dedup}, {size}, "
+            f"import peers; print(*peers.fill_rate({threads}, {compress}, {dedup}, {size}, "
             f"{seconds}))")
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/")
     if out.returncode != 0:
         raise PeerFailed(f"{python}: {out.stderr.strip().splitlines()[-1:]}")
-    return float(out.stdout.split()[-1])
+    gbps, per_cpu = out.stdout.split()[-2:]
+    return float(gbps), float(per_cpu)
 
 
 def fio_command(threads, compress, dedup, size, seconds) -> list[str]:
@@ -76,27 +101,30 @@ def fio_command(threads, compress, dedup, size, seconds) -> list[str]:
     return cmd
 
 
-def fio_rate(threads, compress, dedup, size, seconds) -> float:
+def fio_rate(threads, compress, dedup, size, seconds):
+    """fio's (GB/s, GB/CPU-s), the CPU time being fio's own account of its job threads:
+    usr_cpu and sys_cpu are percentages of job_runtime, summed over the jobs."""
     cmd = fio_command(threads, compress, dedup, size, seconds)
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise PeerFailed(f"fio: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return json.loads(out.stdout)["jobs"][0]["write"]["bw_bytes"] / 1e9
+    job = json.loads(out.stdout)["jobs"][0]
+    cpu = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] / 1000
+    return job["write"]["bw_bytes"] / 1e9, job["write"]["io_bytes"] / max(cpu, 1e-6) / 1e9
 
 
-def pooled_rate(make, threads: int, size: int, seconds: float) -> float:
-    """GB/s of `threads` threads each making size/threads bytes per round with make(n)."""
-    from dgen_py import bench
-
+def pooled_rate(make, threads: int, size: int, seconds: float):
+    """(GB/s, GB/CPU-s) of `threads` threads each making size/threads bytes per round with
+    make(n)."""
     share = size // threads
     with ThreadPoolExecutor(threads) as pool:
         def once():
             list(pool.map(make, [share] * threads))
         once()  # warm-up: thread start
-        return bench.rate(once, share * threads, seconds)
+        return timed(once, share * threads, seconds)
 
 
-def numpy_rate(threads, size, seconds) -> float:
+def numpy_rate(threads, size, seconds):
     import numpy as np
 
     local = threading.local()
@@ -108,18 +136,19 @@ def numpy_rate(threads, size, seconds) -> float:
     return pooled_rate(make, threads, size, seconds)
 
 
-def memset_rate(threads, size, seconds) -> float:
+def memset_rate(threads, size, seconds):
     from dgen_py import bench
 
     buf = bytearray(size)
     with ThreadPoolExecutor(threads) as pool:
         memset = bench.memset_fn(buf, pool, threads)
         memset()  # warm-up: page faults, thread start
-        return bench.rate(memset, size, seconds)
+        return timed(memset, size, seconds)
 
 
 def peers(threads: int, compress, dedup, size, args) -> dict:
-    """name -> a function of `seconds` giving that peer's GB/s; None: not available here."""
+    """name -> a function of `seconds` giving that peer's (GB/s, GB/CPU-s); None: not
+    available here."""
     out = {"memset (baseline)": lambda s: memset_rate(threads, size, s)}
     out[f"dgen-py {args.reference_version}"] = (
         (lambda s: reference_rate(args.reference_python, threads, compress, dedup, size, s))
@@ -134,6 +163,7 @@ def peers(threads: int, compress, dedup, size, args) -> dict:
 
 def run(args) -> list[dict]:
     rows = []
+    print(report([]), flush=True, file=args.live)  # the header at once: rows take a while
     for threads in args.threads:
         for compress, dedup in SETTINGS:
             for name, peer in peers(threads, compress, dedup, args.size, args).items():
@@ -151,22 +181,44 @@ def run(args) -> list[dict]:
                     except PeerFailed as e:
                         row["note"] = f"failed: {e}"
                     else:
-                        a, b = statistics.median(ours), statistics.median(theirs)
-                        row.update(peer_gbps=round(b, 2), dgen_gbps=round(a, 2),
-                                   ratio=round(a / b, 3))
+                        row.update(figures("peer", theirs), **figures("dgen", ours))
+                        row["ratio"] = round(statistics.median(r[0] for r in ours)
+                                             / statistics.median(r[0] for r in theirs), 3)
+                        row["cpu_ratio"] = round(row["dgen_gb_per_cpu_s"]
+                                                 / row["peer_gb_per_cpu_s"], 3)
+                        worst = max(max(r[0] for r in x) / min(r[0] for r in x)
+                                    for x in (ours, theirs))
+                        if worst > NOISY:
+                            row["note"] = (f"rounds vary {worst:.2f}x (max/min): a busy "
+                                           f"machine; rerun before trusting this row")
                 rows.append(row)
-                print(report([row], header=not rows[:-1]), flush=True, file=args.live)
+                print(report([row], header=False), flush=True, file=args.live)
     return rows
 
 
+def figures(who: str, rounds) -> dict:
+    """Median, min and max GB/s and the median GB/CPU-s of one side's rounds."""
+    gbps = [r[0] for r in rounds]
+    return {f"{who}_gbps": round(statistics.median(gbps), 2),
+            f"{who}_gbps_min": round(min(gbps), 2), f"{who}_gbps_max": round(max(gbps), 2),
+            f"{who}_gb_per_cpu_s": round(statistics.median(r[1] for r in rounds), 2)}
+
+
 def report(rows, header=True) -> str:
-    lines = [f"{'threads':>7} {'compress':>8} {'dedup':>5}  {'peer':<22} {'peer GB/s':>9} "
-             f"{'dgen GB/s':>9} {'dgen/peer':>9}"] if header else []
+    """GB/s as median (min-max) over the rounds; GB/CPU-s as the median."""
+    lines = [f"{'threads':>7} {'compress':>8} {'dedup':>5}  {'peer':<22} {'peer GB/s':>19} "
+             f"{'GB/CPU-s':>8} {'dgen GB/s':>19} {'GB/CPU-s':>8} {'dgen/peer':>9} "
+             f"{'per CPU-s':>9}"] if header else []
     for r in rows:
         if r["ratio"] is None:
             tail = f"  ({r['note']})"
         else:
-            tail = f" {r['peer_gbps']:>9.2f} {r['dgen_gbps']:>9.2f} {r['ratio']:>9.3f}"
+            tail = "".join(
+                f" {r[w + '_gbps']:>6.2f} ({r[w + '_gbps_min']:>5.2f}-{r[w + '_gbps_max']:<5.2f})"
+                f" {r[w + '_gb_per_cpu_s']:>8.2f}" for w in ("peer", "dgen"))
+            tail += f" {r['ratio']:>9.3f} {r['cpu_ratio']:>9.3f}"
+            if "note" in r:
+                tail += f"  (warning: {r['note']})"
         lines.append(f"{r['threads']:>7} {r['compress_ratio']:>8} {r['dedup_ratio']:>5}  "
                      f"{r['peer']:<22}{tail}")
     return "\n".join(lines)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
+import json
 import numbers
 import os
 import zlib
@@ -18,6 +20,7 @@ import zstandard
 
 from . import _checks
 from ._generator import Generator
+from .files import MANIFEST_NAME, MANIFEST_SUFFIX
 
 PAGE = 4096
 MAX_BLOCK = 2**30
@@ -25,7 +28,7 @@ DEFAULT_BLOCK_SIZES = tuple(PAGE << i for i in range(9))  # 4 KiB .. 1 MiB
 CHUNK = 64 * 1024 * 1024  # read size; memory is two chunks plus the page digests
 PIECE = 4 * 1024 * 1024  # work item for the thread pool, a whole number of frames
 DIGEST = 16  # bytes kept of each page's SHA-256: collisions stay out of reach
-ZERO_PAGE = hashlib.sha256(bytes(PAGE)).digest()[:DIGEST]
+ZERO_PAGE = np.frombuffer(hashlib.sha256(bytes(PAGE)).digest()[:DIGEST], np.uint64)
 
 # Factories, because a ZstdCompressor must not be shared between threads.
 COMPRESSORS = {
@@ -38,14 +41,18 @@ COMPRESSORS = {
 
 def analyze(source, *, block_sizes=None, frame_size=1048576,
             compressors=("zstd-1", "zstd-3", "lz4", "zlib-6"), sample=None,
-            threads=None) -> dict:
+            threads=None, progress=None) -> dict:
     """Measure what a dedup engine and a compressor would make of `source`.
 
     `source` is a path (str or os.PathLike), any bytes-like object (bytes, bytearray,
     memoryview, numpy array, BytesView: the buffer protocol) or a Generator, read in full
-    from offset 0 (its position is left at the end). Files and Generators are streamed in
-    64 MiB chunks (or one frame, if larger), so memory stays at two chunks plus 16 bytes
-    per 4 KiB page; buffers are read in place.
+    from offset 0 (its position is left at the end). A path may be a dataset: a directory
+    or a manifest (see dataset_files()); its files are read in dataset order as one
+    stream, so duplicates across files count and pages and frames run on across file
+    boundaries. Files and Generators are streamed in 64 MiB chunks (or one frame, if
+    larger), so memory stays at two chunks plus 16 bytes per 4 KiB page; buffers are read
+    in place. `progress`, if given, is called with the number of bytes measured as work
+    completes.
 
     Every aligned 4 KiB page is hashed once with SHA-256; a larger block is identified by
     the sequence of its pages' digests. `block_sizes` (default 4 KiB .. 1 MiB) must be
@@ -53,8 +60,10 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     `frame_size` bytes (a multiple of 4096 up to 2**30; the last frame may be shorter) and
     compresses each one-shot with each of `compressors` ("zstd-1", "zstd-3", "lz4",
     "zlib-6"). `sample` in (0, 1] compresses only that share of the frames, evenly spread
-    and always including frame 0 (0.25: frames 0, 4, 8, ...). `threads` defaults to the
-    CPUs this process may use.
+    and always including frame 0 (0.25: frames 0, 4, 8, ...); a dict gives a share per
+    compressor ({"zlib-6": 0.125}: zlib-6 every 8th frame, the others every frame).
+    `threads` (default: the CPUs this process may use) measure 4 MiB pieces in parallel;
+    the result does not depend on it.
 
     Returns a JSON-serialisable dict:
         "source": the path, or the type name of the object
@@ -63,8 +72,11 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
                   blocks, "ratio": blocks / unique, "ignored_bytes": the partial block
                   at the end, not counted}}
         "compression": {"frame_size", "frames": all frames, "frames_compressed",
-                        "bytes_compressed": input bytes of the compressed frames,
-                        "ratios": {"<compressor>": input bytes / compressed bytes}}
+                        "bytes_compressed": input bytes of the compressed frames (at
+                        the share `sample` gives compressors not in a dict),
+                        "ratios": {"<compressor>": input bytes / compressed bytes},
+                        "sampled": {"<compressor>": {"frames_compressed",
+                                                     "bytes_compressed"}}}
         "zero_pages": {"count": all-zero aligned 4 KiB pages, "share": count / pages}
         "entropy_bits_per_byte": Shannon entropy of the byte histogram, 0.0 .. 8.0
         "ignored_tail_bytes": bytes after the last full 4 KiB page (not in zero_pages)
@@ -77,7 +89,7 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
         raise ValueError(f"frame_size must be a multiple of 4096 in [4096, {MAX_BLOCK}], "
                          f"got {frame_size}")
     names = _compressor_names(compressors)
-    sampled = _sampler(sample)
+    default, samplers = _samplers(sample, names)
     threads = (len(os.sched_getaffinity(0)) if threads is None
                else _checks.integer("threads", threads, 1, _checks.MAX_THREADS))
     piece = frame_size * max(1, PIECE // frame_size)
@@ -85,17 +97,19 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
 
     digests = bytearray()
     hist = np.zeros(256, np.int64)
-    packed = [0] * len(names)
-    total = zero = read = frames = 0
+    packed = np.zeros((3, len(names) + 1), np.int64)  # compressed, read, frames; last: default
+    total = zero = 0
 
-    def collect(futures):
-        nonlocal zero, read, frames
+    def collect(futures, nbytes):
+        nonlocal zero
         for future in futures:
-            d, z, h, p, r, f = future.result()
+            d, z, h, p = future.result()
             digests.extend(d)
             hist[:] += h
-            packed[:] = [a + b for a, b in zip(packed, p)]
-            zero, read, frames = zero + z, read + r, frames + f
+            packed[:] += p
+            zero += z
+        if progress:
+            progress(nbytes)
 
     with contextlib.ExitStack() as stack:
         label, chunks = _open(source, chunk, stack)
@@ -103,14 +117,15 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
         stack.callback(pool.shutdown, cancel_futures=True)
         pending = deque()
         for data in chunks:
-            pending.append([pool.submit(_measure, data[o:o + piece], (total + o) // frame_size,
-                                        frame_size, sampled, names)
-                            for o in range(0, len(data), piece)])
+            pending.append(([pool.submit(_measure, data[o:o + piece],
+                                         (total + o) // frame_size, frame_size,
+                                         [*samplers, default], names)
+                             for o in range(0, len(data), piece)], len(data)))
             total += len(data)
             if len(pending) == 2:  # the reader is about to refill the oldest buffer
-                collect(pending.popleft())
+                collect(*pending.popleft())
         while pending:
-            collect(pending.popleft())
+            collect(*pending.popleft())
 
     dedup = {}
     for size in sizes:
@@ -122,6 +137,7 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
                             "ignored_bytes": total - blocks * size}
     pages = total // PAGE
     p = hist[hist > 0] / total if total else np.zeros(0)
+    out, read, frames = (row.tolist() for row in packed)
     return {
         "source": label,
         "bytes": total,
@@ -129,9 +145,11 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
         "compression": {
             "frame_size": frame_size,
             "frames": -(-total // frame_size),
-            "frames_compressed": frames,
-            "bytes_compressed": read,
-            "ratios": {name: read / n if n else None for name, n in zip(names, packed)},
+            "frames_compressed": frames[-1],
+            "bytes_compressed": read[-1],
+            "ratios": {name: r / n if n else None for name, r, n in zip(names, read, out)},
+            "sampled": {name: {"frames_compressed": f, "bytes_compressed": r}
+                        for name, f, r in zip(names, frames, read)},
         },
         "zero_pages": {"count": zero, "share": zero / pages if pages else None},
         "entropy_bits_per_byte": float((p * np.log2(1 / p)).sum()),
@@ -139,11 +157,15 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     }
 
 
-def _measure(view, first_frame, frame_size, sampled, names):
-    """One piece: page digests, zero pages, byte histogram, compressed frame sizes."""
+def _measure(view, first_frame, frame_size, samplers, names):
+    """One piece: page digests, zero pages, byte histogram, and per compressor (then for
+    the default share) compressed bytes, bytes read and frames of its sampled frames."""
     n = len(view)
-    digests = [hashlib.sha256(view[o:o + PAGE]).digest()[:DIGEST]
-               for o in range(0, n - PAGE + 1, PAGE)]
+    sha = hashlib.sha256
+    digests = b"".join([sha(view[o:o + PAGE]).digest()[:DIGEST]
+                        for o in range(0, n - PAGE + 1, PAGE)])
+    zero = int(np.count_nonzero((np.frombuffer(digests, np.uint64).reshape(-1, 2)
+                                 == ZERO_PAGE).all(1)))
     # Counting byte pairs is several times faster than bincount over single bytes, and
     # 1 MiB slices keep bincount's temporary in cache.
     words = np.frombuffer(view, np.uint16, n // 2)
@@ -154,24 +176,72 @@ def _measure(view, first_frame, frame_size, sampled, names):
     if n % 2:
         hist[view[-1]] += 1
     packers = [COMPRESSORS[name]() for name in names]
-    packed = [0] * len(names)
-    read = frames = 0
+    packed = np.zeros((3, len(samplers)), np.int64)
     for i, o in enumerate(range(0, n, frame_size), first_frame):
-        if sampled(i):
-            frame = view[o:o + frame_size]
-            packed = [size + len(pack(frame)) for size, pack in zip(packed, packers)]
-            read, frames = read + len(frame), frames + 1
-    return b"".join(digests), digests.count(ZERO_PAGE), hist, packed, read, frames
+        frame = view[o:o + frame_size]
+        for j, sampled in enumerate(samplers):
+            if sampled(i):  # the last sampler, the default share, only counts
+                packed[:, j] += (len(packers[j](frame)) if j < len(packers) else 0,
+                                 len(frame), 1)
+    return digests, zero, hist, packed
+
+
+def dataset_files(path) -> list[str] | None:
+    """The files of the dataset at `path` in dataset order; None for a plain file.
+
+    A directory with a manifest (dgen-manifest.json): the files it lists, by offset. A
+    directory without one: its regular files (not hidden, not manifests) by name. A
+    manifest itself (dgen-manifest.json or FILE.dgen.json): the files it lists.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        manifest = os.path.join(path, MANIFEST_NAME)
+        if not os.path.exists(manifest):
+            names = sorted(e.name for e in os.scandir(path) if e.is_file()
+                           and not e.name.startswith(".") and e.name != MANIFEST_NAME
+                           and not e.name.endswith(MANIFEST_SUFFIX))
+            if not names:
+                raise IsADirectoryError(errno.EISDIR, "directory holds no files to analyze",
+                                        path)
+            return [os.path.join(path, name) for name in names]
+        path = manifest
+    elif not (os.path.basename(path) == MANIFEST_NAME or path.endswith(MANIFEST_SUFFIX)):
+        return None
+    return _manifest_files(path)
+
+
+def _manifest_files(path: str) -> list[str]:
+    with open(path) as f:
+        try:
+            record = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{path}: not a manifest ({e})") from None
+    listed = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(listed, list) or not all(
+            isinstance(x, dict) and isinstance(x.get("path"), str)
+            and isinstance(x.get("offset"), int) for x in listed):
+        raise ValueError(f"{path}: \"files\" must be a list of {{path, offset}} objects")
+    base = os.path.dirname(path)
+    out = []
+    for x in sorted(listed, key=lambda x: x["offset"]):
+        if os.path.basename(x["path"]) != x["path"] or x["path"] in ("", ".", ".."):
+            raise ValueError(f"{path}: files[].path must name a file in {base or '.'}, "
+                             f"got {x['path']!r}")
+        out.append(os.path.join(base, x["path"]))
+    return out
 
 
 def _open(source, chunk, stack):
     """(label, iterator of memoryviews of at most `chunk` bytes) for any accepted source."""
     if isinstance(source, (str, os.PathLike)):
-        f = stack.enter_context(open(source, "rb", buffering=0))
-        return os.fsdecode(source), _read_chunks(f.readinto, chunk)
+        paths = dataset_files(source)
+        paths = [source] if paths is None else paths
+        readers = _file_readers(paths)
+        stack.callback(readers.close)
+        return os.fsdecode(source), _read_chunks(readers, chunk)
     if isinstance(source, Generator):
         source.seek(0)
-        return "Generator", _read_chunks(source.readinto, chunk)
+        return "Generator", _read_chunks([source.readinto], chunk)
     try:
         view = memoryview(source)
     except TypeError:
@@ -181,13 +251,26 @@ def _open(source, chunk, stack):
     return type(source).__name__, (view[o:o + chunk] for o in range(0, len(view), chunk))
 
 
-def _read_chunks(readinto, chunk):
-    """Full chunks (the last may be short) read into two buffers used in turn."""
+def _file_readers(paths):
+    """readinto of each file in turn; a file is closed when the next is asked for."""
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            yield f.readinto
+
+
+def _read_chunks(readers, chunk):
+    """Full chunks (the last may be short) read from the readers in turn, as one stream,
+    into two buffers used in turn."""
     buffers = (memoryview(bytearray(chunk)), memoryview(bytearray(chunk)))
+    readers = iter(readers)
+    readinto = next(readers, None)
     for buf in itertools.cycle(buffers):
         n = 0
-        while n < chunk and (got := readinto(buf[n:])):
-            n += got
+        while n < chunk and readinto:
+            if got := readinto(buf[n:]):
+                n += got
+            else:
+                readinto = next(readers, None)
         if n:
             yield buf[:n]
         if n < chunk:
@@ -212,6 +295,19 @@ def _compressor_names(value) -> list[str]:
         if name not in COMPRESSORS:
             raise ValueError(f"unknown compressor {name!r}; accepted: {', '.join(COMPRESSORS)}")
     return names
+
+
+def _samplers(value, names):
+    """(the sampler for the share `value` gives, [the sampler of each compressor])."""
+    if not isinstance(value, dict):
+        one = _sampler(value)
+        return one, [one] * len(names)
+    for name in value:
+        if name not in COMPRESSORS:
+            raise ValueError(f"sample: unknown compressor {name!r}; accepted: "
+                             f"{', '.join(COMPRESSORS)}")
+    every = _sampler(None)
+    return every, [_sampler(value[n]) if n in value else every for n in names]
 
 
 def _sampler(value):

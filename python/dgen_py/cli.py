@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import sys
+import time
 from fractions import Fraction
 
 from . import _checks, _core, bench, files
@@ -235,14 +236,20 @@ def build_parser() -> Parser:
 
     c = command("analyze", "Measure dedup, compression, zero pages and entropy of files.",
                 "examples:\n  dgen analyze disk.img --sample 0.1\n"
-                "  dgen analyze a.bin b.bin --block-sizes 4K,64K --json")
-    c.add_argument("paths", nargs="+", metavar="FILE")
+                "  dgen analyze /mnt/test/dir            # a dataset: its files as one\n"
+                "  dgen analyze a.bin b.bin --block-sizes 4K,64K --json\n"
+                "Without --sample, zlib-6 (the slow one) compresses 1 frame in 8 and the\n"
+                "others every frame; --sample 1 compresses every frame with all of them.")
+    c.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a file, or a dataset directory or manifest (its files in dataset "
+                   "order, as one dataset)")
     c.add_argument("--block-sizes", metavar="SIZES", type=_arg(_block_sizes),
                    help="dedup block sizes, comma-separated (default 4KiB..1MiB)")
     c.add_argument("--frame-size", metavar="SIZE", type=_arg(parse_size), default=1 << 20,
                    help="compression frame (default 1MiB)")
     c.add_argument("--sample", metavar="SHARE", type=_arg(_number(0, 1, "a share in (0, 1]")),
-                   help="share of frames to compress, in (0, 1]")
+                   help="share of frames every compressor compresses, in (0, 1] (default: "
+                   "all, and 1/8 for zlib-6)")
     threads(c)
     json_flag(c)
     c.set_defaults(run=cmd_analyze)
@@ -342,6 +349,7 @@ def cmd_generate(args) -> int:
             os.unlink(args.output + files.MANIFEST_SUFFIX)
         os.ftruncate(fd, 0)
     view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
+    t0 = time.perf_counter()
     try:
         with progress(args, args.size, "generate") as advance:
             while n := gen.readinto(view):
@@ -358,6 +366,8 @@ def cmd_generate(args) -> int:
         record = files.manifest_record(identity, [{"path": data, "offset": 0,
                                                    "length": args.size}])
         files.write_manifest(manifest, record)
+    if advance:  # on a terminal, where the bar goes away when done
+        say(f"generated {human(args.size)} at {rate(args.size, time.perf_counter() - t0)}")
     return 0
 
 
@@ -435,12 +445,19 @@ def describe(x: dict, absent=()) -> str:
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import analyze
+    from .analysis import analyze, dataset_files
     results = []
     for path in args.paths:
-        results.append(analyze(path, block_sizes=args.block_sizes,
-                               frame_size=args.frame_size, sample=args.sample,
-                               threads=args.threads))
+        listed = dataset_files(path)
+        total = sum(map(os.path.getsize, [path] if listed is None else listed))
+        t0 = time.perf_counter()
+        with progress(args, total or None, f"analyze {os.path.basename(path)}") as advance:
+            results.append(analyze(path, block_sizes=args.block_sizes,
+                                   frame_size=args.frame_size,
+                                   sample={"zlib-6": 1 / 8} if args.sample is None
+                                   else args.sample, threads=args.threads,
+                                   progress=advance))
+        results[-1]["seconds"] = round(time.perf_counter() - t0, 3)
         if not args.json:
             print(analyze_report(results[-1]))
     if args.json:
@@ -461,7 +478,12 @@ def analyze_report(a: dict) -> str:
               f"{fmt(d['ratio']):>8}" for size, d in a["dedup"].items()]
     lines.append(f"  compression of {human(c['frame_size'])} frames "
                  f"({c['frames_compressed']} of {c['frames']} compressed):")
-    lines += [f"  {name:>11} {fmt(ratio):>8}" for name, ratio in c["ratios"].items()]
+    lines += [f"  {name:>11} {fmt(ratio):>8}"
+              + (f"  ({n} of {c['frames']} frames)"
+                 if (n := c["sampled"][name]["frames_compressed"]) != c["frames_compressed"]
+                 else "") for name, ratio in c["ratios"].items()]
+    if "seconds" in a:
+        lines.append(f"  measured in {a['seconds']:.2f} s ({rate(a['bytes'], a['seconds'])})")
     return "\n".join(lines)
 
 

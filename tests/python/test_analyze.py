@@ -246,3 +246,88 @@ def test_path_like_and_directory_errors_are_os_errors(tmp_path):
         dgen_py.analyze(pathlib.Path(tmp_path / "missing"))
     with pytest.raises(IsADirectoryError):
         dgen_py.analyze(tmp_path)
+
+
+# --- datasets of several files, threads, sampling per compressor, progress ----------------
+@pytest.fixture
+def dataset_dir(tmp_path):
+    """A 3-file dataset whose copies sit in other files than their originals, and its bytes;
+    file lengths are not multiples of the read chunk, so chunks straddle files."""
+    dgen_py.write_dataset(tmp_path / "ds", 3 * (1 << 20) + 8192, files=3, dedup_ratio=2,
+                          compress_ratio=2, seed=9, dedup_unit=16384)
+    names = sorted(p.name for p in (tmp_path / "ds").glob("part-*"))
+    return tmp_path / "ds", b"".join((tmp_path / "ds" / n).read_bytes() for n in names)
+
+
+def test_a_dataset_directory_is_its_files_in_dataset_order(dataset_dir):
+    path, data = dataset_dir
+    got = dgen_py.analyze(path)
+    assert without_source(got) == without_source(dgen_py.analyze(data))
+    assert got["source"] == str(path) and got["dedup"]["16384"]["ratio"] == 2.0
+
+
+def test_a_manifest_stands_for_its_dataset(dataset_dir):
+    path, data = dataset_dir
+    got = dgen_py.analyze(path / "dgen-manifest.json", compressors=("lz4",))
+    assert without_source(got) == without_source(dgen_py.analyze(data, compressors=("lz4",)))
+
+
+def test_a_directory_without_manifest_is_its_files_by_name(tmp_path):
+    a, b = pages(2, 7)
+    (tmp_path / "y").write_bytes(a + b)
+    (tmp_path / "x").write_bytes(b)
+    (tmp_path / ".hidden").write_bytes(a)
+    got = dgen_py.analyze(tmp_path, block_sizes=(4096,), compressors=())
+    assert without_source(got) == without_source(
+        dgen_py.analyze(b + a + b, block_sizes=(4096,), compressors=()))
+
+
+@pytest.mark.parametrize("listed", ["../secret", "/etc/passwd", "sub/part"])
+def test_a_manifest_may_only_name_files_in_its_directory(tmp_path, listed):
+    (tmp_path / "dgen-manifest.json").write_text(
+        json.dumps({"files": [{"path": listed, "offset": 0, "length": 1}]}))
+    with pytest.raises(ValueError, match="files\\[\\].path must name a file in"):
+        dgen_py.analyze(tmp_path)
+
+
+def test_a_manifest_listing_no_files_is_an_empty_dataset(tmp_path):
+    (tmp_path / "dgen-manifest.json").write_text(json.dumps({"files": []}))
+    for source in (tmp_path, tmp_path / "dgen-manifest.json"):
+        assert dgen_py.analyze(source)["bytes"] == 0
+
+
+def test_threads_and_read_chunks_across_files_do_not_change_the_result(dataset_dir,
+                                                                       monkeypatch):
+    path, data = dataset_dir
+    want = dgen_py.analyze(data, frame_size=PAGE, sample=0.3, threads=1)
+    monkeypatch.setattr(analyze_module, "CHUNK", 7 * PAGE)  # chunks straddle the files
+    monkeypatch.setattr(analyze_module, "PIECE", 3 * PAGE)
+    for threads in (1, 2, 4):
+        got = dgen_py.analyze(path, frame_size=PAGE, sample=0.3, threads=threads)
+        assert without_source(got) == without_source(want)
+
+
+def test_a_share_per_compressor_samples_only_that_compressor(sample_data):
+    got = dgen_py.analyze(sample_data, frame_size=8192, sample={"zlib-6": 0.25})
+    every = dgen_py.analyze(sample_data, frame_size=8192)
+    quarter = dgen_py.analyze(sample_data, frame_size=8192, sample=0.25)
+    c = got["compression"]
+    assert c["ratios"] == {**every["compression"]["ratios"],
+                           "zlib-6": quarter["compression"]["ratios"]["zlib-6"]}
+    assert c["sampled"]["zlib-6"] == {
+        k: quarter["compression"][k] for k in ("frames_compressed", "bytes_compressed")}
+    assert c["sampled"]["lz4"]["frames_compressed"] == c["frames_compressed"] == c["frames"]
+
+
+def test_a_share_for_an_unknown_compressor_is_refused():
+    with pytest.raises(ValueError, match="sample: unknown compressor 'gzip'"):
+        dgen_py.analyze(bytes(PAGE), sample={"gzip": 0.5})
+
+
+def test_progress_is_called_with_every_byte_measured(dataset_dir, monkeypatch):
+    path, data = dataset_dir
+    monkeypatch.setattr(analyze_module, "CHUNK", 64 * PAGE)
+    monkeypatch.setattr(analyze_module, "PIECE", 16 * PAGE)
+    calls = []
+    dgen_py.analyze(path, compressors=(), progress=calls.append)
+    assert len(calls) > 1 and sum(calls) == len(data)

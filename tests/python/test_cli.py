@@ -210,6 +210,12 @@ def test_generate_to_stdout_is_exactly_the_python_api_bytes():
     assert r.stdout == expected(10 << 20, 42, 2, 3)
 
 
+def test_generate_prints_its_rate_when_done_on_a_terminal(tmp_path):
+    out = stderr_on_a_terminal("generate", "--size", "64MiB", "--seed", "1", "-o",
+                               str(tmp_path / "g.bin")).decode()
+    assert "dgen: generated 64 MiB at " in out and out.rstrip().endswith("GB/s")
+
+
 def test_generate_into_a_closed_pipe_stops_quietly():
     r = subprocess.run(f"'{DGEN}' generate --size 1GiB --seed 1 | head -c 1 >/dev/null; "
                        "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
@@ -426,3 +432,37 @@ def test_a_manifest_from_before_format_2_verifies_as_format_1(tmp_path):
 def test_an_unknown_format_version_is_refused(tmp_path):
     r = dgen("generate", "--size", "4K", "--format-version", 3, "-o", tmp_path / "x", check=2)
     assert b"--format-version" in r.stderr and b"3" in r.stderr
+
+
+# --- analyze -----------------------------------------------------------------------------
+def test_analyze_takes_a_dataset_directory_as_one_dataset(tmp_path):
+    # 8 MiB: one whole window of format 2, which shows the ratio exactly.
+    dgen("write", tmp_path / "ds", "--size", "8MiB", "--files", 4, "--dedup-ratio", 2,
+         "--seed", 3, check=0)
+    a = dgen_json("analyze", tmp_path / "ds", "--block-sizes", "128K")["files"]
+    assert [(f["source"], f["bytes"]) for f in a] == [(str(tmp_path / "ds"), 8 << 20)]
+    assert a[0]["dedup"]["131072"]["ratio"] == 2.0
+
+
+def test_analyze_json_reports_its_time_and_zlib_sampled_by_default(dataset):
+    path, _ = dataset
+    a = dgen_json("analyze", path)["files"][0]
+    assert a["seconds"] > 0
+    assert a["compression"]["sampled"]["zlib-6"]["frames_compressed"] == 1  # 8 frames / 8
+    assert a["compression"]["sampled"]["zstd-1"]["frames_compressed"] == 8
+    every = dgen_json("analyze", path, "--sample", "1")["files"][0]["compression"]["sampled"]
+    assert {v["frames_compressed"] for v in every.values()} == {8}
+
+
+def test_analyze_shows_progress_only_on_a_terminal(dataset):
+    path, _ = dataset
+    assert b"%|" in stderr_on_a_terminal("analyze", str(path))
+    assert dgen("analyze", path, check=0).stderr == b""
+
+
+def test_bench_prints_the_median_and_the_range_of_its_rounds():
+    out = dgen("bench", "--threads", "1", "--size", "1MiB", "--seconds", "0.05",
+               check=0).stdout.decode()
+    assert "GB/s: median (min-max) over rounds" in out
+    rows = [line for line in out.splitlines() if line.lstrip().startswith("1 ")]
+    assert len(rows) >= 3 and all(line.count("(") == 2 and "-" in line for line in rows[:3])

@@ -50,3 +50,79 @@ def test_a_reference_without_dgen_is_a_usage_error():
     out = subprocess.run([sys.executable, str(PEERS), "--reference-python", "/bin/false"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "has no dgen-py installed" in out.stderr
+
+
+def load_peers():
+    spec = importlib.util.spec_from_file_location("peers", PEERS)
+    peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peers)
+    return peers
+
+
+def test_rows_give_min_median_max_and_gb_per_cpu_second_of_both_sides():
+    out = subprocess.run(
+        [sys.executable, str(PEERS), "--reference-python", sys.executable, "--seconds", "0.05",
+         "--rounds", "3", "--threads", "1", "--size", "1MiB", "--json"],
+        capture_output=True, text=True, check=True)
+    rows = [r for r in json.loads(out.stdout) if r["ratio"] is not None]
+    assert {r["peer"] for r in rows} >= {"memset (baseline)", f"dgen-py {dgen_py.__version__}",
+                                          "numpy Generator.bytes", "os.urandom"}
+    for r in rows:
+        for side in ("peer", "dgen"):
+            assert 0 < r[f"{side}_gbps_min"] <= r[f"{side}_gbps"] <= r[f"{side}_gbps_max"], r
+            assert r[f"{side}_gb_per_cpu_s"] > 0, r
+        assert r["cpu_ratio"] > 0
+    # The live table (on stderr with --json) has its header before any row.
+    lines = out.stderr.splitlines()
+    assert "GB/CPU-s" in lines[0] and "per CPU-s" in lines[0] and len(lines) > len(rows)
+    assert all("(" in line and "-" in line for line in lines[1:] if "not available" not in line)
+
+
+def test_cpu_time_counts_every_thread_of_the_process():
+    import hashlib
+    import threading
+    import time
+
+    peers = load_peers()
+    burned = []
+
+    def work():  # hashing releases the GIL: two threads burn CPU at once
+        t0, data = time.thread_time(), bytes(1 << 16)
+        while time.thread_time() - t0 < 0.1:
+            hashlib.sha256(data).digest()
+        burned.append(time.thread_time() - t0)
+
+    c0 = peers.cpu_seconds()
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peers.cpu_seconds() - c0 >= 0.99 * sum(burned)
+
+
+def test_fio_cpu_time_is_its_jobs_own_account(monkeypatch):
+    peers = load_peers()
+    report = {"jobs": [{"usr_cpu": 150.0, "sys_cpu": 50.0, "job_runtime": 2000,
+                        "write": {"bw_bytes": 4e9, "io_bytes": 8e9}}]}
+
+    def fake_run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(report), "")
+    monkeypatch.setattr(peers.subprocess, "run", fake_run)
+    assert peers.fio_rate(2, 1, 1, 1 << 20, 1.0) == (4.0, 2.0)  # 8 GB in 4 CPU-seconds
+
+
+def test_the_table_starts_before_the_first_row_is_measured():
+    import select
+
+    # Each row takes 2 x 60 s here: the header must come long before (20 s: start-up on a
+    # loaded machine), not with the first row.
+    p = subprocess.Popen([sys.executable, str(PEERS), "--seconds", "60", "--rounds", "1",
+                          "--threads", "1", "--size", "1MiB"], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert select.select([p.stdout], [], [], 20)[0], "no header within 20 s"
+        assert "peer GB/s" in p.stdout.readline()
+    finally:
+        p.kill()
+        p.wait()

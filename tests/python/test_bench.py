@@ -1,0 +1,46 @@
+"""dgen bench reports the spread of its rounds and warns when they disagree."""
+
+import itertools
+
+import pytest
+
+from dgen_py import bench
+
+
+def fake_rates(monkeypatch, values):
+    """bench.rate returns `values` in turn: the measured GB/s of each round."""
+    values = itertools.cycle(values)
+    monkeypatch.setattr(bench, "rate", lambda fn, nbytes, seconds: next(values))
+
+
+def test_every_figure_has_min_median_and_max_over_its_rounds(monkeypatch):
+    fake_rates(monkeypatch, [1.0, 5.0, 3.0, 2.0, 4.0, 3.0, 3.0])  # 7 rounds, one per pair side
+    r = bench.run(1 << 20, threads=[1], seconds=0.01)
+    for row, names in [(r["fill"][0], ("fill_gbps", "memset_gbps")),
+                       (r["verify"][0], ("verify_gbps", "memcmp_gbps"))]:
+        for name in names:
+            lo, mid, hi = row[f"{name}_min"], row[name], row[f"{name}_max"]
+            assert lo <= mid <= hi and lo < hi, (name, row)
+    text = bench.report(r)
+    assert "median (min-max)" in text
+
+
+def test_rounds_that_vary_by_more_than_a_fifth_give_a_warning(monkeypatch):
+    fake_rates(monkeypatch, [10.0, 13.0, 13.0])  # each side sees 10 and 13
+    r = bench.run(1 << 20, threads=[1], seconds=0.01)
+    assert len(r["warnings"]) == 3  # two fill settings and verify
+    assert "rounds vary 1.3x (max/min)" in r["warnings"][0]
+    assert "warning: fill compress 1 dedup 1, 1 thread(s)" in bench.report(r)
+
+
+def test_steady_rounds_give_no_warning(monkeypatch):
+    fake_rates(monkeypatch, [10.0, 11.0, 11.0])
+    r = bench.run(1 << 20, threads=[1], seconds=0.01)
+    assert r["warnings"] == [] and "warning" not in bench.report(r)
+
+
+def test_the_real_rounds_are_ordered(monkeypatch):
+    r = bench.run(1 << 20, threads=[1], seconds=0.05)
+    row = r["fill"][0]
+    assert 0 < row["fill_gbps_min"] <= row["fill_gbps"] <= row["fill_gbps_max"]
+    assert row["ratio"] == pytest.approx(row["fill_gbps"] / row["memset_gbps"], rel=0.01)

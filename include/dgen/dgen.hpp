@@ -45,7 +45,11 @@ struct Params {
   double compress_ratio = 1.0;  // >= 1
   uint64_t dedup_unit = kDefaultDedupUnit;  // power of two in [4 KiB, 64 MiB]
   int format_version = kFormatVersion;      // 1 or 2
+  // Format 2: copies come in runs of this many units that repeat as many consecutive
+  // unique units, as copied files and VM images do (1: every unit on its own).
+  uint64_t dedup_run = 1;
 };
+inline constexpr uint64_t kMaxDedupRun = 1ull << 20;
 
 // A validated dataset identity with its derived layout.
 class Dataset {
@@ -63,11 +67,14 @@ class Dataset {
   uint64_t unique_id(uint64_t unit_index) const;
   // The key the content of a unique unit is made from.
   uint64_t unit_key(uint64_t unique_id) const;
-  // Format 2: distinct units among the first n units when n is a multiple of
-  // kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
+  // Format 2: distinct runs among the first n runs (units, at dedup_run 1) when n is a
+  // multiple of kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
   uint64_t unique_before(uint64_t n) const;
 
  private:
+  uint64_t run_id(uint64_t run_index) const;        // format 2: the id a run repeats
+  uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
+
   Params params_;
   uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data
   uint64_t units_ = 0;

@@ -101,5 +101,9 @@ def method(value) -> str:
     return value
 
 
+def dedup_run(value) -> int:
+    return integer("dedup_run", value, 1, _core.MAX_DEDUP_RUN)
+
+
 def format_version(value) -> int:
     return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)

@@ -173,6 +173,10 @@ def build_parser() -> Parser:
         c.add_argument("--dedup-unit", metavar="SIZE", type=_arg(_dedup_unit),
                        **default(DEFAULT_DEDUP_UNIT, "power of two in [4KiB, 64MiB], "
                                  "default 128KiB"))
+        c.add_argument("--dedup-run", metavar="N", type=_arg(_integer(1, _core.MAX_DEDUP_RUN)),
+                       **default(1, "copies in runs of N units repeating N consecutive unique "
+                                 "units, so content-defined chunkers find them (default 1; "
+                                 "see docs/data-model.md for the run an engine needs)"))
         c.add_argument("--format-version", metavar="V",
                        type=_arg(_integer(_core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)),
                        **default(_core.FORMAT_VERSION,
@@ -298,14 +302,16 @@ def rate(nbytes: int, seconds: float) -> str:
 
 def identity_line(i: dict) -> str:
     return (f"seed {i['seed']}, size {i['size']}, dedup {i['dedup_ratio']:g}, "
-            f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}, "
-            f"format {i['format_version']}")
+            f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}"
+            + (f", dedup run {i['dedup_run']}" if i.get("dedup_run", 1) != 1 else "")
+            + f", format {i['format_version']}")
 
 
 def identity_flags(i: dict) -> str:
     return (f"--seed {i['seed']} --size {i['size']} --dedup-ratio {i['dedup_ratio']:g} "
             f"--compress-ratio {i['compress_ratio']:g} --dedup-unit {i['dedup_unit']} "
-            f"--format-version {i['format_version']}")
+            + (f"--dedup-run {i['dedup_run']} " if i.get("dedup_run", 1) != 1 else "")
+            + f"--format-version {i['format_version']}")
 
 
 def write_all(fd: int, data: memoryview) -> None:
@@ -329,11 +335,11 @@ def cmd_generate(args) -> int:
                          f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
                          f"hold the data, where dgen verify looks for it")
     gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
-                    dedup_unit=args.dedup_unit, format_version=args.format_version,
-                    max_threads=args.threads)
+                    dedup_unit=args.dedup_unit, dedup_run=args.dedup_run,
+                    format_version=args.format_version, max_threads=args.threads)
     identity = {"seed": gen.seed, "size": args.size, "dedup_ratio": args.dedup_ratio,
                 "compress_ratio": args.compress_ratio, "dedup_unit": args.dedup_unit,
-                "format_version": args.format_version}
+                "dedup_run": args.dedup_run, "format_version": args.format_version}
     if args.seed is None:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
@@ -377,6 +383,7 @@ def cmd_write(args) -> int:
                                 dedup_ratio=args.dedup_ratio,
                                 compress_ratio=args.compress_ratio, seed=args.seed,
                                 dedup_unit=args.dedup_unit,
+                                dedup_run=args.dedup_run,
                                 format_version=args.format_version, direct=args.direct,
                                 fsync=args.fsync, jobs=args.jobs, threads=args.threads,
                                 force=args.force, progress=advance)
@@ -393,7 +400,8 @@ def cmd_write(args) -> int:
 def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
-                 "dedup_unit": args.dedup_unit, "format_version": args.format_version}
+                 "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
+                 "format_version": args.format_version}
     total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:
         r = files.verify_file(args.path, **overrides, direct=args.direct,

@@ -93,6 +93,11 @@ Dataset::Dataset(const Params& p) : params_(p) {
   if (p.format_version < kMinFormatVersion || p.format_version > kFormatVersion)
     bad("format_version must be in [" + std::to_string(kMinFormatVersion) + ", " +
         std::to_string(kFormatVersion) + "], got " + std::to_string(p.format_version));
+  if (p.dedup_run < 1 || p.dedup_run > kMaxDedupRun)
+    bad("dedup_run must be in [1, " + std::to_string(kMaxDedupRun) + "], got " +
+        std::to_string(p.dedup_run));
+  if (p.format_version == 1 && p.dedup_run != 1)
+    bad("dedup_run must be 1 in format_version 1, got " + std::to_string(p.dedup_run));
   kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
@@ -103,18 +108,31 @@ Dataset::Dataset(const Params& p) : params_(p) {
     return;
   }
   key_ = model::mix64(p.seed ^ 0x2545F4914F6CDD1Dull);
+  if (p.dedup_ratio == 1.0) {
+    unique_ = units_;
+    return;
+  }
+  // Whole runs of dedup_run units; a partial last run adds its units only if its run is
+  // new (an earlier copy of it was whole).
+  const uint64_t run = p.dedup_run, runs = (units_ + run - 1) / run;
+  const uint64_t last = units_ - (runs == 0 ? 0 : (runs - 1) * run);
+  if (last == run || runs == 0) {
+    unique_ = distinct_runs(runs) * run;
+  } else {
+    const uint64_t before = distinct_runs(runs - 1);
+    unique_ = before * run + (distinct_runs(runs) > before ? last : 0);
+  }
+}
+
+uint64_t Dataset::distinct_runs(uint64_t n) const {
   // Every full window adds to the count; a partial last one adds the new ids among the
   // slots it shows.
-  const uint64_t full = units_ / kWindowUnits * kWindowUnits;
-  unique_ = unique_before(full);
-  if (full < units_ && p.dedup_ratio > 1.0) {
-    uint64_t seen = 0;  // bit k: id unique_ + k occurs (a window adds at most 64 ids)
-    for (uint64_t i = full; i < units_; ++i)
-      if (const uint64_t id = unique_id(i); id >= unique_) seen |= 1ull << (id - unique_);
-    unique_ += uint64_t(std::popcount(seen));
-  } else if (full < units_) {
-    unique_ = units_;
-  }
+  const uint64_t full = n / kWindowUnits * kWindowUnits;
+  const uint64_t before = unique_before(full);
+  uint64_t seen = 0;  // bit k: id before + k occurs (a window adds at most 64 ids)
+  for (uint64_t q = full; q < n; ++q)
+    if (const uint64_t id = run_id(q); id >= before) seen |= 1ull << (id - before);
+  return before + uint64_t(std::popcount(seen));
 }
 
 uint64_t Dataset::unique_before(uint64_t n) const {
@@ -130,22 +148,9 @@ uint64_t Dataset::unit_key(uint64_t id) const {
 uint64_t Dataset::unique_id(uint64_t i) const {
   if (params_.format_version >= 2) {
     if (params_.dedup_ratio == 1.0) return i;
-    // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
-    // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
-    // copies in consecutive slots (an id born at a window's end goes on in the next).
-    // Slots sit in an 8 x 8 grid: column x holds the 8 consecutive slots 8x..8x+7, and
-    // slot (x, y) lies on diagonal (x + y) mod 8. Unit j of the window shows, at keyed
-    // diagonal G(j / 8), the slot of keyed column F(j % 8). So the copies of an id lie on
-    // successive diagonals, in different rows of units but at the same place in them: 8 or
-    // more units apart (a compressor's window of a few units rarely holds two, which would
-    // add dedup to the compression it measures), mixed with other ids' first occurrences.
-    static_assert(kWindowUnits == 64);
-    const uint64_t w = i / kWindowUnits, j = i % kWindowUnits;
-    const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
-    const uint64_t diagonal = model::shuffle8(j / 8, key);
-    const uint64_t x = model::shuffle8(j % 8, model::mix64(key + 1));
-    const uint64_t slot = w * kWindowUnits + 8 * x + (diagonal + 8 - x) % 8;
-    return unique_before(slot + 1) - 1;
+    // Runs of dedup_run units repeat runs of consecutive unique units.
+    const uint64_t run = params_.dedup_run;
+    return run_id(i / run) * run + i % run;
   }
   if (unique_ == units_) return i;
   // Each period of `unique_` consecutive units shows every unique unit exactly once, in a
@@ -153,6 +158,26 @@ uint64_t Dataset::unique_id(uint64_t i) const {
   const uint64_t period = i / unique_;
   const uint64_t key = model::mix64(params_.seed ^ model::mix64(period + 0x5851F42D4C957F2Dull));
   return model::permute(i % unique_, unique_, key);
+}
+
+uint64_t Dataset::run_id(uint64_t i) const {
+  // (i counts runs; with dedup_run 1 a run is a unit.)
+  // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
+  // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
+  // copies in consecutive slots (an id born at a window's end goes on in the next).
+  // Slots sit in an 8 x 8 grid: column x holds the 8 consecutive slots 8x..8x+7, and
+  // slot (x, y) lies on diagonal (x + y) mod 8. Unit j of the window shows, at keyed
+  // diagonal G(j / 8), the slot of keyed column F(j % 8). So the copies of an id lie on
+  // successive diagonals, in different rows of units but at the same place in them: 8 or
+  // more units apart (a compressor's window of a few units rarely holds two, which would
+  // add dedup to the compression it measures), mixed with other ids' first occurrences.
+  static_assert(kWindowUnits == 64);
+  const uint64_t w = i / kWindowUnits, j = i % kWindowUnits;
+  const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
+  const uint64_t diagonal = model::shuffle8(j / 8, key);
+  const uint64_t x = model::shuffle8(j % 8, model::mix64(key + 1));
+  const uint64_t slot = w * kWindowUnits + 8 * x + (diagonal + 8 - x) % 8;
+  return unique_before(slot + 1) - 1;
 }
 
 }  // namespace dgen

@@ -220,6 +220,7 @@ NB_MODULE(_core, m) {
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
   m.attr("MIN_FORMAT_VERSION") = dgen::kMinFormatVersion;
   m.attr("WINDOW_UNITS") = dgen::kWindowUnits;
+  m.attr("MAX_DEDUP_RUN") = dgen::kMaxDedupRun;
   m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
   m.attr("VERIFY_GAP") = dgen::kVerifyGap;
   m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
@@ -238,8 +239,9 @@ NB_MODULE(_core, m) {
            [](dgen::Stream* self, uint64_t size, double dedup_ratio, double compress_ratio,
               uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
               const std::string& numa_mode, std::optional<unsigned> numa_node,
-              int format_version) {
-             dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version};
+              int format_version, uint64_t dedup_run) {
+             dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version,
+                            dedup_run};
              dgen::FillOptions opt{.threads = threads,
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
@@ -248,7 +250,7 @@ NB_MODULE(_core, m) {
            },
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
            "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none(),
-           "format_version"_a = dgen::kFormatVersion)
+           "format_version"_a = dgen::kFormatVersion, "dedup_run"_a = 1)
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)

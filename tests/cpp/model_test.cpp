@@ -242,4 +242,43 @@ TEST(ModelV2, RelatedSeedsGiveUnrelatedUnits) {
   EXPECT_EQ(v1a.unit_key(1), v1b.unit_key(0));  // the defect, kept in format 1
 }
 
+dgen::Dataset runs(uint64_t units, double dedup, uint64_t run, uint64_t seed = 1) {
+  dgen::Params p{seed, units * 4096, dedup, 1.0, 4096, 2};
+  p.dedup_run = run;
+  return dgen::Dataset(p);
+}
+
+TEST(ModelV2, RunsRepeatConsecutiveUniqueUnits) {
+  const auto ds = runs(64 * 16 * 10, 2.0, 16);
+  for (uint64_t q = 0; q < ds.unit_count() / 16; ++q) {
+    const uint64_t first = ds.unique_id(q * 16);
+    ASSERT_EQ(first % 16, 0u);
+    for (uint64_t t = 1; t < 16; ++t) ASSERT_EQ(ds.unique_id(q * 16 + t), first + t);
+  }
+}
+
+TEST(ModelV2, RunsKeepTheRatioAndTheCountExact) {
+  for (uint64_t run : {1, 2, 16, 100})
+    for (double r : {1.5, 2.0, 3.7})
+      for (uint64_t units : std::vector<uint64_t>{1, 17, 64 * run, 64 * run * 3, 64 * run * 3 + 5}) {
+        const auto ds = runs(units, r, run, 3);
+        std::set<uint64_t> ids;
+        for (uint64_t i = 0; i < units; ++i) ids.insert(ds.unique_id(i));
+        ASSERT_EQ(ds.unique_count(), ids.size()) << units << " units, run " << run << ", r " << r;
+        if (units % (64 * run) == 0)
+          ASSERT_EQ(ids.size(), run * uint64_t(std::floor(double(units / run) / r + 0.5)));
+      }
+}
+
+TEST(ModelV2, RunsAreRefusedOutOfRangeAndInFormat1) {
+  dgen::Params p{1, 1 << 20, 2, 1, 4096, 2};
+  for (uint64_t bad : std::vector<uint64_t>{0, dgen::kMaxDedupRun + 1}) {
+    p.dedup_run = bad;
+    EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+  }
+  p.dedup_run = 4;
+  p.format_version = 1;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+}
+
 }  // namespace

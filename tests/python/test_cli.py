@@ -70,7 +70,7 @@ def test_write_then_verify_passes(dataset):
     assert path.read_bytes() == data
     manifest = json.loads((path.parent / "data.bin.dgen.json").read_text())
     assert manifest["identity"] == {"seed": 11, "size": 8 << 20, "dedup_ratio": 1.0,
-                                    "compress_ratio": 2.0, "dedup_unit": UNIT,
+                                    "compress_ratio": 2.0, "dedup_unit": UNIT, "dedup_run": 1,
                                     "format_version": dgen_py.FORMAT_VERSION}
     assert manifest["files"] == [{"path": "data.bin", "offset": 0, "length": 8 << 20}]
     assert manifest["complete"] and manifest["format_version"] == dgen_py.FORMAT_VERSION
@@ -466,3 +466,15 @@ def test_bench_prints_the_median_and_the_range_of_its_rounds():
     assert "GB/s: median (min-max) over rounds" in out
     rows = [line for line in out.splitlines() if line.lstrip().startswith("1 ")]
     assert len(rows) >= 3 and all(line.count("(") == 2 and "-" in line for line in rows[:3])
+
+
+def test_a_dataset_with_runs_records_them_and_verifies(tmp_path):
+    path = tmp_path / "runs"
+    dgen("write", path, "--size", "8MiB", "--files", 2, "--dedup-ratio", 2, "--dedup-run", 4,
+         "--dedup-unit", "16K", "--seed", 6, check=0)
+    manifest = json.loads((path / "dgen-manifest.json").read_text())
+    assert manifest["identity"]["dedup_run"] == 4
+    assert dgen_json("verify", path)["ok"]
+    whole = b"".join((path / f["path"]).read_bytes() for f in manifest["files"])
+    assert whole == bytes(dgen_py.generate_buffer(8 << 20, 2, dedup_unit=16384, dedup_run=4,
+                                                  seed=6))

@@ -5,6 +5,7 @@ import random
 import subprocess
 
 from hypothesis import given, settings, strategies as st
+from pyfastcdc import FastCDC
 
 import dgen_py
 from test_cli import DGEN
@@ -69,3 +70,30 @@ def test_a_stream_cut_short_verifies_against_its_own_length(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("OK")
+
+
+def cdc_found(size, average, ratio, **identity):
+    """Share of the ideal saving (1 - 1/ratio) that FastCDC chunks of `average` bytes find,
+    dedup by SHA-256 of each chunk."""
+    g = dgen_py.Generator(size, ratio, seed=5, **identity)
+    stored, total = {}, 0
+    for chunk in FastCDC(avg_size=average).cut_stream(g):
+        stored[hashlib.sha256(chunk.data).digest()] = chunk.length
+        total += chunk.length
+    return (1 - sum(stored.values()) / total) / (1 - 1 / ratio)
+
+
+def test_runs_of_32_chunks_let_a_1mib_content_defined_chunker_find_the_copies():
+    # Backup software chunks at about 1 MiB: runs of 32 MiB (1 MiB units, dedup_run 32),
+    # over one whole window (64 runs, 2 GiB). Without runs it finds nothing.
+    assert cdc_found(2 << 30, 1 << 20, 2.0, dedup_unit=1 << 20, dedup_run=32) >= 0.9
+    assert cdc_found(256 << 20, 1 << 20, 2.0) < 0.05
+
+
+def test_runs_of_16_units_let_an_8kib_content_defined_chunker_find_the_copies():
+    assert cdc_found(256 << 20, 8192, 2.0, dedup_run=16) >= 0.95
+
+
+def test_runs_keep_the_fixed_block_ratio_exact():
+    data = dgen_py.generate_buffer(64 * 16 * 65536, 2.0, dedup_unit=65536, dedup_run=16, seed=2)
+    assert len(data) / 4096 / len(blocks(data)) == 2.0

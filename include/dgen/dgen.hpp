@@ -48,7 +48,12 @@ struct Params {
   // Format 2: copies come in runs of this many units that repeat as many consecutive
   // unique units, as copied files and VM images do (1: every unit on its own).
   uint64_t dedup_run = 1;
+  // Format 2: what a device holds after `generation` rewrites, each of which changes the
+  // content of a keyed change_rate share of the unique units (layout and ratios stay).
+  uint64_t generation = 0;
+  double change_rate = 1.0;  // in [0, 1]
 };
+inline constexpr uint64_t kMaxGeneration = 1ull << 32;
 inline constexpr uint64_t kMaxDedupRun = 1ull << 20;
 
 // A validated dataset identity with its derived layout.
@@ -65,14 +70,19 @@ class Dataset {
 
   // The unique unit shown at unit index i (i < unit_count()).
   uint64_t unique_id(uint64_t unit_index) const;
-  // The key the content of a unique unit is made from.
+  // The key the content of a unique unit is made from (at this dataset's generation).
   uint64_t unit_key(uint64_t unique_id) const;
+  // Format 2: the latest generation <= g that changed this unique unit (0: none did).
+  uint64_t version(uint64_t unique_id, uint64_t g) const;
+  // The same identity at another generation.
+  Dataset at_generation(uint64_t g) const;
   // Format 2: distinct runs among the first n runs (units, at dedup_run 1) when n is a
   // multiple of kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
   uint64_t unique_before(uint64_t n) const;
 
  private:
   uint64_t run_id(uint64_t run_index) const;        // format 2: the id a run repeats
+  bool changed(uint64_t unique_id, uint64_t g) const;  // by generation g's rewrite
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
 
   Params params_;
@@ -117,6 +127,9 @@ struct Mismatch {
   // (a misdirected or swapped write); -1 when not found. Looked for among the reported
   // ranges of the same call only.
   int64_t belongs_at = -1;
+  // The range is a whole dedup unit holding what it held at this older generation (a lost
+  // write); -1 when not. Looked for in datasets of generation 1 and more.
+  int64_t stale_generation = -1;
 };
 inline constexpr uint64_t kVerifyGap = 64;
 

@@ -105,5 +105,21 @@ def dedup_run(value) -> int:
     return integer("dedup_run", value, 1, _core.MAX_DEDUP_RUN)
 
 
+def generation(value) -> int:
+    return integer("generation", value, 0, _core.MAX_GENERATION)
+
+
+def change_rate(value) -> float:
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"change_rate must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"change_rate must be a number, got {type(value).__name__}") from None
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"change_rate must be a number in [0, 1], got {v!r}")
+    return v
+
+
 def format_version(value) -> int:
     return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)

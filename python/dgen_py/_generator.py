@@ -14,7 +14,7 @@ DEFAULT_DEDUP_UNIT = 128 * 1024
 
 def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
             dedup_unit, block_size=None, format_version=_core.FORMAT_VERSION,
-            dedup_run=1) -> _core.Stream:
+            dedup_run=1, generation=0, change_rate=1.0) -> _core.Stream:
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
@@ -29,8 +29,11 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
              else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
     format_version = _checks.format_version(format_version)
     dedup_run = _checks.dedup_run(dedup_run)
+    generation = _checks.generation(generation)
+    change_rate = _checks.change_rate(change_rate)
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
-                        numa_mode, numa_node, format_version, dedup_run)
+                        numa_mode, numa_node, format_version, dedup_run, generation,
+                        change_rate)
 
 
 class Generator(io.RawIOBase):
@@ -44,15 +47,18 @@ class Generator(io.RawIOBase):
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
                  seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
-                 dedup_run=1, format_version=_core.FORMAT_VERSION):
+                 dedup_run=1, generation=0, change_rate=1.0,
+                 format_version=_core.FORMAT_VERSION):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
-                          numa_node, seed, dedup_unit, block_size, format_version, dedup_run)
+                          numa_node, seed, dedup_unit, block_size, format_version, dedup_run,
+                          generation, change_rate)
         self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                           numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
                           chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit,
-                          dedup_run=dedup_run, format_version=format_version)
+                          dedup_run=dedup_run, generation=generation,
+                          change_rate=change_rate, format_version=format_version)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
 
@@ -186,12 +192,13 @@ class Verifier:
 
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                    dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1,
-                    format_version=_core.FORMAT_VERSION) -> BytesView:
+                    dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, generation=0,
+                    change_rate=1.0, format_version=_core.FORMAT_VERSION) -> BytesView:
     """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
     _checks.method(method)
     s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
-                dedup_unit, format_version=format_version, dedup_run=dedup_run)
+                dedup_unit, format_version=format_version, dedup_run=dedup_run,
+                generation=generation, change_rate=change_rate)
     return s.read(s.size)
 
 
@@ -200,8 +207,8 @@ generate_data = generate_buffer
 
 def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                 max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1,
-                format_version=_core.FORMAT_VERSION) -> int:
+                dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, generation=0,
+                change_rate=1.0, format_version=_core.FORMAT_VERSION) -> int:
     """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
     _checks.method(method)
     try:
@@ -212,7 +219,7 @@ def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
     with view:  # held until filled, so that buf cannot be resized in between
         s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
                     numa_node, seed, dedup_unit, format_version=format_version,
-                    dedup_run=dedup_run)
+                    dedup_run=dedup_run, generation=generation, change_rate=change_rate)
         return s.fill(buf)
 
 

@@ -102,6 +102,16 @@ def _ratio(name: str):
     return parse
 
 
+def _change_rate(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 <= v <= 1:
+        raise ValueError(f"{text!r} is not a share in [0, 1]")
+    return v
+
+
 def _dedup_unit(text):
     v = parse_size(text)
     if not 4096 <= v <= 64 << 20 or v & (v - 1):
@@ -177,6 +187,11 @@ def build_parser() -> Parser:
                        **default(1, "copies in runs of N units repeating N consecutive unique "
                                  "units, so content-defined chunkers find them (default 1; "
                                  "see docs/data-model.md for the run an engine needs)"))
+        c.add_argument("--generation", metavar="G", type=_arg(_integer(0, _core.MAX_GENERATION)),
+                       **default(0, "the data after G rewrites (default 0)"))
+        c.add_argument("--change-rate", metavar="C", type=_arg(_change_rate),
+                       **default(1.0, "share of the unique units each rewrite changes, in "
+                                 "[0, 1] (default 1)"))
         c.add_argument("--format-version", metavar="V",
                        type=_arg(_integer(_core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)),
                        **default(_core.FORMAT_VERSION,
@@ -304,6 +319,8 @@ def identity_line(i: dict) -> str:
     return (f"seed {i['seed']}, size {i['size']}, dedup {i['dedup_ratio']:g}, "
             f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}"
             + (f", dedup run {i['dedup_run']}" if i.get("dedup_run", 1) != 1 else "")
+            + (f", generation {i['generation']} (change rate {i['change_rate']:g})"
+               if i.get("generation", 0) else "")
             + f", format {i['format_version']}")
 
 
@@ -311,6 +328,8 @@ def identity_flags(i: dict) -> str:
     return (f"--seed {i['seed']} --size {i['size']} --dedup-ratio {i['dedup_ratio']:g} "
             f"--compress-ratio {i['compress_ratio']:g} --dedup-unit {i['dedup_unit']} "
             + (f"--dedup-run {i['dedup_run']} " if i.get("dedup_run", 1) != 1 else "")
+            + (f"--generation {i['generation']} --change-rate {i['change_rate']:g} "
+               if i.get("generation", 0) else "")
             + f"--format-version {i['format_version']}")
 
 
@@ -336,10 +355,12 @@ def cmd_generate(args) -> int:
                          f"hold the data, where dgen verify looks for it")
     gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
                     dedup_unit=args.dedup_unit, dedup_run=args.dedup_run,
+                    generation=args.generation, change_rate=args.change_rate,
                     format_version=args.format_version, max_threads=args.threads)
     identity = {"seed": gen.seed, "size": args.size, "dedup_ratio": args.dedup_ratio,
                 "compress_ratio": args.compress_ratio, "dedup_unit": args.dedup_unit,
-                "dedup_run": args.dedup_run, "format_version": args.format_version}
+                "dedup_run": args.dedup_run, "generation": args.generation,
+                "change_rate": args.change_rate, "format_version": args.format_version}
     if args.seed is None:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
@@ -383,7 +404,8 @@ def cmd_write(args) -> int:
                                 dedup_ratio=args.dedup_ratio,
                                 compress_ratio=args.compress_ratio, seed=args.seed,
                                 dedup_unit=args.dedup_unit,
-                                dedup_run=args.dedup_run,
+                                dedup_run=args.dedup_run, generation=args.generation,
+                                change_rate=args.change_rate,
                                 format_version=args.format_version, direct=args.direct,
                                 fsync=args.fsync, jobs=args.jobs, threads=args.threads,
                                 force=args.force, progress=advance)
@@ -401,6 +423,7 @@ def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
                  "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
+                 "generation": args.generation, "change_rate": args.change_rate,
                  "format_version": args.format_version}
     total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:
@@ -446,6 +469,8 @@ def describe(x: dict, absent=()) -> str:
         return "missing: file absent"
     return {"differs": "differs",
             "zeros": "reads as zeros",
+            "stale": f"stale: holds its generation {x.get('stale_generation')} content "
+                     f"(a lost write)",
             "moved": f"holds the unit that belongs at file offset "
                      f"{x['belongs_at_file_offset']} (dataset offset {x['belongs_at']})",
             "missing": "missing: the file ends early",

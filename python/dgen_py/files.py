@@ -83,7 +83,8 @@ def _layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
 
 
 def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-              format_version=_core.FORMAT_VERSION, dedup_run=1) -> dict:
+              format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
+              change_rate=1.0) -> dict:
     seed = _checks.seed(seed)
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
@@ -91,14 +92,17 @@ def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
             "compress_ratio": _checks.ratio("compress_ratio", compress_ratio),
             "dedup_unit": _checks.dedup_unit(dedup_unit),
             "dedup_run": _checks.dedup_run(dedup_run),
+            "generation": _checks.generation(generation),
+            "change_rate": _checks.change_rate(change_rate),
             "format_version": _checks.format_version(format_version)}
 
 
 def _generator(identity: dict, threads) -> Generator:
     return Generator(identity["size"], identity["dedup_ratio"], identity["compress_ratio"],
                      seed=identity["seed"], dedup_unit=identity["dedup_unit"],
-                     dedup_run=identity["dedup_run"], format_version=identity["format_version"],
-                     max_threads=threads)
+                     dedup_run=identity["dedup_run"], generation=identity["generation"],
+                     change_rate=identity["change_rate"],
+                     format_version=identity["format_version"], max_threads=threads)
 
 
 def _check_direct(directory: str) -> None:
@@ -182,7 +186,7 @@ class _Progress:
 
 
 def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
-                  dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1,
+                  dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, generation=0, change_rate=1.0,
                   format_version=_core.FORMAT_VERSION, direct=False, fsync=False, jobs=1,
                   threads=None, force=False, progress=None) -> dict:
     """Write a dataset of `size` bytes to `path` and return its manifest.
@@ -205,7 +209,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     """
     path = _checks.path(path)
     identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
-                         dedup_run)
+                         dedup_run, generation, change_rate)
     files = _checks.integer("files", files, 1, 1_000_000)
     direct = _checks.flag("direct", direct)
     fsync = _checks.flag("fsync", fsync)
@@ -431,7 +435,9 @@ def check_manifest(record, where: str) -> dict:
         bad("identity.seed", "is null")
     try:
         identity = _identity(**{k: given[k] for k in IDENTITY}, format_version=version,
-                             dedup_run=given.get("dedup_run", 1))
+                             dedup_run=given.get("dedup_run", 1),
+                             generation=given.get("generation", 0),
+                             change_rate=given.get("change_rate", 1.0))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     layout = record["files"]
@@ -462,8 +468,8 @@ def check_manifest(record, where: str) -> dict:
 
 
 def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
-                    compress_ratio=None, dedup_unit=None, dedup_run=None,
-                    format_version=None) -> dict:
+                    compress_ratio=None, dedup_unit=None, dedup_run=None, generation=None,
+                    change_rate=None, format_version=None) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
     (True when the size was taken from the file: truncation cannot be detected), "strict"
@@ -478,11 +484,12 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     given = {"seed": seed, "size": size, "dedup_ratio": dedup_ratio,
              "compress_ratio": compress_ratio, "dedup_unit": dedup_unit,
-             "dedup_run": dedup_run, "format_version": format_version}
+             "dedup_run": dedup_run, "generation": generation, "change_rate": change_rate,
+             "format_version": format_version}
     known = record["identity"] if record else {
         "seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
-        "dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1,
-        "format_version": _core.FORMAT_VERSION}
+        "dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1, "generation": 0,
+        "change_rate": 1.0, "format_version": _core.FORMAT_VERSION}
     merged = {k: known[k] if given[k] is None else given[k] for k in given}
     if merged["seed"] is None:
         raise ValueError(f"{path} has no manifest ({manifest_path(path)}): give the seed "
@@ -530,8 +537,8 @@ def _size_of(path: str) -> int:
 
 
 def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
-                compress_ratio=None, dedup_unit=None, dedup_run=None, format_version=None,
-                direct=False,
+                compress_ratio=None, dedup_unit=None, dedup_run=None, generation=None,
+                change_rate=None, format_version=None, direct=False,
                 threads=None,
                 max_ranges=20, progress=None) -> dict:
     """Read a dataset back and compare it with the bytes its identity defines.
@@ -551,8 +558,10 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     size_on_disk (None: missing)}]), "bytes" (expected), "bytes_read",
     "mismatched_bytes" (including missing and extra bytes), "range_count" (every range),
     "ranges" (the first `max_ranges`, in dataset order, each {file,
-    file_offset, offset (dataset), length, kind, belongs_at, belongs_at_file_offset}),
-    "seconds". kind is "differs", "zeros" (reads as zeros), "moved" (a whole dedup unit
+    file_offset, offset (dataset), length, kind, belongs_at, belongs_at_file_offset,
+    stale_generation}), "seconds". kind is "differs", "zeros" (reads as zeros), "stale" (a
+    whole dedup unit holding its content of the older generation stale_generation: a lost
+    write), "moved" (a whole dedup unit
     holding the unit that belongs at dataset offset belongs_at, found within one 64 MiB
     chunk), "missing" (the file is shorter than it should be, or absent) or "extra" (the
     file is longer). Ranges separated by fewer than 64 matching bytes are one range.
@@ -561,6 +570,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     dataset = resolve_dataset(path, seed=seed, size=size, files=files,
                               dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                               dedup_unit=dedup_unit, dedup_run=dedup_run,
+                              generation=generation, change_rate=change_rate,
                               format_version=format_version)
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
@@ -693,12 +703,14 @@ class _Report:
 
     @staticmethod
     def _range(m, f: dict) -> dict:
-        moved = m.belongs_at is not None
+        moved, stale = m.belongs_at is not None, m.stale_generation is not None
         return {"file": f["path"], "file_offset": m.offset - f["offset"], "offset": m.offset,
                 "length": m.length,
-                "kind": "moved" if moved else "zeros" if m.zeros else "differs",
+                "kind": ("moved" if moved else "stale" if stale else
+                         "zeros" if m.zeros else "differs"),
                 "belongs_at": m.belongs_at,
-                "belongs_at_file_offset": m.belongs_at - f["offset"] if moved else None}
+                "belongs_at_file_offset": m.belongs_at - f["offset"] if moved else None,
+                "stale_generation": m.stale_generation}
 
     def add_gap(self, f: dict, at: int, length: int, kind: str) -> None:
         """Bytes missing from (or extra at the end of) a file."""
@@ -708,6 +720,7 @@ class _Report:
         if self.room > 0:
             self.ranges.append({"file": f["path"], "file_offset": at,
                                 "offset": f["offset"] + at, "length": length, "kind": kind,
-                                "belongs_at": None, "belongs_at_file_offset": None})
+                                "belongs_at": None, "belongs_at_file_offset": None,
+                                "stale_generation": None})
 
 

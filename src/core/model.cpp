@@ -98,6 +98,13 @@ Dataset::Dataset(const Params& p) : params_(p) {
         std::to_string(p.dedup_run));
   if (p.format_version == 1 && p.dedup_run != 1)
     bad("dedup_run must be 1 in format_version 1, got " + std::to_string(p.dedup_run));
+  if (p.generation >= kMaxGeneration)
+    bad("generation must be in [0, " + std::to_string(kMaxGeneration - 1) + "], got " +
+        std::to_string(p.generation));
+  if (!(p.change_rate >= 0.0 && p.change_rate <= 1.0))
+    bad("change_rate must be a number in [0, 1], got " + num(p.change_rate));
+  if (p.format_version == 1 && p.generation != 0)
+    bad("generation must be 0 in format_version 1, got " + std::to_string(p.generation));
   kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
@@ -142,7 +149,45 @@ uint64_t Dataset::unique_before(uint64_t n) const {
 }
 
 uint64_t Dataset::unit_key(uint64_t id) const {
-  return model::mix64(key_ + model::kGolden * (id + 1));
+  const uint64_t key = model::mix64(key_ + model::kGolden * (id + 1));
+  const uint64_t v = version(id, params_.generation);
+  return v == 0 ? key : model::mix64(key ^ model::mix64(v * 0xD6E8FEB86659FD93ull));
+}
+
+Dataset Dataset::at_generation(uint64_t g) const {
+  Params p = params_;
+  p.generation = g;
+  return Dataset(p);
+}
+
+uint64_t Dataset::version(uint64_t id, uint64_t g) const {
+  if (params_.change_rate == 1.0) return g;
+  for (; g > 0; --g)
+    if (changed(id, g)) return g;
+  return 0;
+}
+
+bool Dataset::changed(uint64_t id, uint64_t g) const {
+  // Exactly round(change_rate * n) of the first n unique units change, n counted at the
+  // end of each window: the ids born in window w, [a, b), get floor(c b + 1/2) -
+  // floor(c a + 1/2) changes, placed by a keyed permutation of generation g.
+  uint64_t a, b, w;
+  if (params_.dedup_ratio == 1.0) {
+    w = id / kWindowUnits;
+    a = w * kWindowUnits;
+    b = a + kWindowUnits;
+  } else {
+    const uint64_t run = params_.dedup_run, r = id / run;
+    w = uint64_t(double(r) * params_.dedup_ratio / double(kWindowUnits));
+    while (w > 0 && unique_before(w * kWindowUnits) > r) --w;
+    while (unique_before((w + 1) * kWindowUnits) <= r) ++w;
+    a = unique_before(w * kWindowUnits) * run;
+    b = unique_before((w + 1) * kWindowUnits) * run;
+  }
+  const double c = params_.change_rate;
+  const uint64_t m = uint64_t(std::floor(c * double(b) + 0.5)) - uint64_t(std::floor(c * double(a) + 0.5));
+  const uint64_t key = model::mix64(key_ ^ model::mix64(g * 0x9FB21C651E98DF25ull + w));
+  return model::permute(id - a, b - a, key) < m;
 }
 
 uint64_t Dataset::unique_id(uint64_t i) const {

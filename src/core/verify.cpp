@@ -56,8 +56,29 @@ void diff(const uint8_t* expected, const uint8_t* got, uint64_t n, uint64_t at,
   }
 }
 
+// Whether the unit at `start` holds what it held at an older generation: the latest such
+// generation, or -1. Each distinct older version of the unit's content is tried once.
+int64_t stale_generation(const Dataset& ds, uint64_t start, const uint8_t* got, uint64_t len,
+                         std::vector<uint8_t>& expected) {
+  constexpr uint64_t kMaxTries = 64;  // bounds the regeneration work per unit
+  const uint64_t g = ds.params().generation;
+  if (g == 0) return -1;
+  const uint64_t id = ds.unique_id(start / ds.params().dedup_unit);
+  uint64_t tried = 0, last = ds.version(id, g);
+  for (uint64_t h = g; h-- > 0 && tried < kMaxTries;) {
+    const uint64_t v = ds.version(id, h);
+    if (v == last) continue;
+    last = v;
+    ++tried;
+    detail::fill_range(ds.at_generation(h), start, expected.data(), len, false);
+    if (std::memcmp(expected.data(), got, len) == 0) return int64_t(h);
+  }
+  return -1;
+}
+
 // Finds whole units of data that hold the content of another damaged unit of the same call
-// (swapped or misdirected writes) and reports each as one range with belongs_at set.
+// (swapped or misdirected writes), or their own content of an older generation (lost
+// writes), and reports each as one range with belongs_at or stale_generation set.
 void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_t> data,
                       std::vector<Mismatch>& ranges) {
   constexpr size_t kMaxCandidates = 256;  // bounds the extra regeneration work
@@ -80,7 +101,7 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
     }
     if (units.size() == kMaxCandidates) break;
   }
-  if (units.size() < 2) return;
+  if (units.empty()) return;
 
   std::map<std::string, Unit> by_head;  // expected first bytes -> unit
   std::vector<uint8_t> expected(unit);
@@ -89,14 +110,42 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
     detail::fill_range(ds, u.start, expected.data(), n, false);
     by_head.emplace(std::string(expected.begin(), expected.begin() + n), u);
   }
+  // A damaged unit may hold another damaged unit's content (a swap), its own of an older
+  // generation (a lost write), or that of an intact unit of the piece (a misdirected copy):
+  // the heads of every unit of the piece are indexed only when the first two fail.
+  bool all_indexed = false;
+  auto index_piece = [&] {
+    constexpr uint64_t kMaxIndexed = 8192;  // units: bounds the extra regeneration work
+    all_indexed = true;
+    const uint64_t first = (offset + unit - 1) / unit * unit;
+    for (uint64_t start = first, n = 0; start < offset + data.size() && n < kMaxIndexed;
+         start += unit, ++n) {
+      const uint64_t len = std::min(unit, ds.size() - start);
+      if (start + len > offset + data.size()) break;
+      const uint64_t head = std::min(len, kHead);
+      detail::fill_range(ds, start, expected.data(), head, false);
+      by_head.emplace(std::string(expected.begin(), expected.begin() + head), Unit{start, len});
+    }
+  };
+  auto holds = [&](const Unit& u, const uint8_t* got) -> int64_t {
+    const auto it = by_head.find(std::string(got, got + std::min(u.len, kHead)));
+    if (it == by_head.end() || it->second.start == u.start || it->second.len < u.len) return -1;
+    detail::fill_range(ds, it->second.start, expected.data(), u.len, false);
+    return std::memcmp(expected.data(), got, u.len) == 0 ? int64_t(it->second.start) : -1;
+  };
   std::vector<Mismatch> moved;
   for (const Unit& u : units) {
     const uint8_t* got = data.data() + (u.start - offset);
-    const auto it = by_head.find(std::string(got, got + std::min(u.len, kHead)));
-    if (it == by_head.end() || it->second.start == u.start || it->second.len < u.len) continue;
-    detail::fill_range(ds, it->second.start, expected.data(), u.len, false);
-    if (std::memcmp(expected.data(), got, u.len) == 0)
-      moved.push_back({u.start, u.len, false, int64_t(it->second.start)});
+    int64_t at = units.size() > 1 ? holds(u, got) : -1;
+    if (at < 0) {
+      if (const int64_t h = stale_generation(ds, u.start, got, u.len, expected); h >= 0) {
+        moved.push_back({u.start, u.len, false, -1, h});
+        continue;
+      }
+      if (!all_indexed) index_piece();
+      at = holds(u, got);
+    }
+    if (at >= 0) moved.push_back({u.start, u.len, false, at});
   }
   if (moved.empty()) return;
 
@@ -120,7 +169,7 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
       hi -= n - i;
       if (i > 0) break;
     }
-    if (lo < hi) out.push_back({lo, hi - lo, false, -1});
+    if (lo < hi) out.push_back({lo, hi - lo, false, -1, -1});
   };
   // Replace what the ranges said about each moved unit with the one range for it.
   std::vector<Mismatch> out;
@@ -194,7 +243,8 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOpt
   }
   find_moved_units(ds_, offset, data, merged);
   for (Mismatch& m : merged) {
-    m.zeros = m.belongs_at < 0 && all_zero(data.data() + (m.offset - offset), m.length);
+    m.zeros = m.belongs_at < 0 && m.stale_generation < 0 &&
+              all_zero(data.data() + (m.offset - offset), m.length);
     append(m, data, offset, &m == merged.data());
   }
   result_.bytes += data.size();
@@ -210,6 +260,7 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOpt
 void Verifier::append(const Mismatch& m, std::span<const uint8_t> data, uint64_t offset,
                       bool first) {
   if (first && has_last_ && last_.belongs_at < 0 && m.belongs_at < 0 &&
+      last_.stale_generation < 0 && m.stale_generation < 0 &&
       joins(last_, m.offset)) {
     const uint64_t lo = last_.offset + last_.length;  // <= end_ == offset
     last_.zeros = last_.zeros && m.zeros &&

@@ -221,6 +221,7 @@ NB_MODULE(_core, m) {
   m.attr("MIN_FORMAT_VERSION") = dgen::kMinFormatVersion;
   m.attr("WINDOW_UNITS") = dgen::kWindowUnits;
   m.attr("MAX_DEDUP_RUN") = dgen::kMaxDedupRun;
+  m.attr("MAX_GENERATION") = dgen::kMaxGeneration - 1;
   m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
   m.attr("VERIFY_GAP") = dgen::kVerifyGap;
   m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
@@ -239,9 +240,10 @@ NB_MODULE(_core, m) {
            [](dgen::Stream* self, uint64_t size, double dedup_ratio, double compress_ratio,
               uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
               const std::string& numa_mode, std::optional<unsigned> numa_node,
-              int format_version, uint64_t dedup_run) {
+              int format_version, uint64_t dedup_run, uint64_t generation,
+              double change_rate) {
              dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version,
-                            dedup_run};
+                            dedup_run, generation, change_rate};
              dgen::FillOptions opt{.threads = threads,
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
@@ -250,7 +252,8 @@ NB_MODULE(_core, m) {
            },
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
            "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none(),
-           "format_version"_a = dgen::kFormatVersion, "dedup_run"_a = 1)
+           "format_version"_a = dgen::kFormatVersion, "dedup_run"_a = 1,
+           "generation"_a = 0, "change_rate"_a = 1.0)
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)
@@ -290,11 +293,20 @@ NB_MODULE(_core, m) {
                      return uint64_t(x.belongs_at);
                    },
                    "Offset whose content this whole dedup unit holds, or None.")
+      .def_prop_ro("stale_generation",
+                   [](const dgen::Mismatch& x) -> std::optional<uint64_t> {
+                     if (x.stale_generation < 0) return std::nullopt;
+                     return uint64_t(x.stale_generation);
+                   },
+                   "The older generation whose content this whole unit holds (a lost "
+                   "write), or None.")
       .def("__repr__", [](const dgen::Mismatch& x) {
         std::string r = "Mismatch(offset=" + std::to_string(x.offset) +
                         ", length=" + std::to_string(x.length);
         if (x.zeros) r += ", zeros=True";
         if (x.belongs_at >= 0) r += ", belongs_at=" + std::to_string(x.belongs_at);
+        if (x.stale_generation >= 0)
+          r += ", stale_generation=" + std::to_string(x.stale_generation);
         return r + ")";
       });
 

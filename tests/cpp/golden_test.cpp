@@ -37,9 +37,9 @@ void check_vectors(int version) {
     p.format_version = version;
     uint64_t offset, length;
     std::string want;
-    ASSERT_TRUE(f >> p.seed >> p.size >> p.dedup_ratio >> p.compress_ratio >> p.dedup_unit >>
-                offset >> length >> want)
-        << line;
+    ASSERT_TRUE(f >> p.seed >> p.size >> p.dedup_ratio >> p.compress_ratio >> p.dedup_unit) << line;
+    if (version >= 2) ASSERT_TRUE(f >> p.dedup_run >> p.generation >> p.change_rate) << line;
+    ASSERT_TRUE(f >> offset >> length >> want) << line;
     std::vector<uint8_t> bytes(length);
     dgen::fill(dgen::Dataset(p), offset, bytes);
     EXPECT_EQ(sha256_hex(bytes), want) << "isa " << dgen::isa_name() << ": " << line;

@@ -281,4 +281,66 @@ TEST(ModelV2, RunsAreRefusedOutOfRangeAndInFormat1) {
   EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
 }
 
+dgen::Dataset gen(uint64_t units, double dedup, uint64_t g, double c, uint64_t run = 1) {
+  dgen::Params p{21, units * 4096, dedup, 1.0, 4096, 2};
+  p.dedup_run = run;
+  p.generation = g;
+  p.change_rate = c;
+  return dgen::Dataset(p);
+}
+
+TEST(ModelV2, EachGenerationChangesTheChangeRateShareOfUnits) {
+  for (double r : {1.0, 2.0, 3.7})
+    for (double c : {0.05, 0.3, 1.0})
+      for (uint64_t g : {1, 2, 7}) {
+        const auto before = gen(64 * 300, r, g - 1, c), after = gen(64 * 300, r, g, c);
+        uint64_t differ = 0;
+        for (uint64_t i = 0; i < after.unit_count(); ++i)
+          differ += before.unit_key(before.unique_id(i)) != after.unit_key(after.unique_id(i));
+        EXPECT_NEAR(double(differ) / double(after.unit_count()), c, 0.01)
+            << "r " << r << " c " << c << " g " << g;
+      }
+}
+
+TEST(ModelV2, ChangedUnitsPerWindowAreExact) {
+  // floor(c n + 1/2) of the first n ids change, n at every window's end.
+  const auto ds = gen(64 * 200, 2.0, 3, 0.3);
+  uint64_t changed = 0;
+  for (uint64_t w = 0; w < 200; ++w) {
+    const uint64_t a = ds.unique_before(w * 64), b = ds.unique_before((w + 1) * 64);
+    for (uint64_t id = a; id < b; ++id) changed += ds.version(id, 3) == 3;
+    ASSERT_EQ(changed, uint64_t(std::floor(0.3 * double(b) + 0.5))) << w;
+  }
+}
+
+TEST(ModelV2, GenerationsKeepTheLayoutAndChangeOnlyContent) {
+  const auto g0 = gen(64 * 50, 2.0, 0, 0.3, 4), g5 = gen(64 * 50, 2.0, 5, 0.3, 4);
+  ASSERT_EQ(g0.unique_count(), g5.unique_count());
+  std::set<uint64_t> keys0, keys5, both;
+  for (uint64_t i = 0; i < g0.unit_count(); ++i) {
+    ASSERT_EQ(g0.unique_id(i), g5.unique_id(i));
+    keys0.insert(g0.unit_key(g0.unique_id(i)));
+    keys5.insert(g5.unit_key(g5.unique_id(i)));
+  }
+  EXPECT_EQ(keys0.size(), g0.unique_count());  // distinct ids keep distinct content
+  EXPECT_EQ(keys5.size(), g5.unique_count());
+  // Generation 0 of format 2 is the plain layout, byte for byte.
+  const dgen::Dataset plain(dgen::Params{21, 64 * 50 * 4096, 2.0, 1.0, 4096, 2, 4});
+  EXPECT_EQ(plain.unit_key(7), g0.unit_key(7));
+}
+
+TEST(ModelV2, GenerationsAreRefusedOutOfRangeAndInFormat1) {
+  dgen::Params p{1, 1 << 20, 2, 1, 4096, 2};
+  p.change_rate = 1.5;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+  p.change_rate = std::nan("");
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+  p.change_rate = 0.5;
+  p.generation = dgen::kMaxGeneration;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+  p.generation = 2;
+  p.format_version = 1;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+}
+
 }  // namespace

@@ -238,3 +238,37 @@ TEST(Interrupt, AThrowingPollLeavesThePoolUsable) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Verify, ALostWriteIsReportedWithTheGenerationItHolds) {
+  // Generation 3; one unit overwritten by its generation-2 content, one by another unit's,
+  // one page zeroed: three ranges, each with its kind and exact offsets.
+  dgen::Params p{5, 64 * 65536, 2.0, 2.0, 65536, 2};
+  p.generation = 3;
+  p.change_rate = 1.0;
+  const dgen::Dataset ds(p);
+  std::vector<uint8_t> data(ds.size());
+  dgen::fill(ds, 0, data);
+  const uint64_t unit = 65536, stale_at = 5 * unit, moved_to = 20 * unit, moved_from = 41 * unit;
+  dgen::fill(ds.at_generation(2), stale_at, std::span(data).subspan(stale_at, unit));
+  std::vector<uint8_t> other(unit);
+  dgen::fill(ds, moved_from, other);
+  std::copy(other.begin(), other.end(), data.begin() + long(moved_to));
+  std::fill(data.begin() + long(50 * unit), data.begin() + long(50 * unit + 4096), 0);
+  const auto r = dgen::verify(ds, 0, data);
+  ASSERT_EQ(r.range_count, 3u);
+  EXPECT_EQ(r.ranges[0].offset, stale_at);
+  EXPECT_EQ(r.ranges[0].length, unit);
+  EXPECT_EQ(r.ranges[0].stale_generation, 2);
+  EXPECT_EQ(r.ranges[1].offset, moved_to);
+  EXPECT_EQ(r.ranges[1].length, unit);
+  EXPECT_EQ(r.ranges[1].stale_generation, -1);
+  ASSERT_GE(r.ranges[1].belongs_at, 0);  // where that content belongs (it has copies)
+  EXPECT_EQ(ds.unique_id(uint64_t(r.ranges[1].belongs_at) / unit), ds.unique_id(moved_from / unit));
+  EXPECT_TRUE(r.ranges[2].zeros);
+  EXPECT_EQ(r.ranges[2].offset, 50 * unit);
+  EXPECT_EQ(r.ranges[2].length, 4096u);
+}
+
+}  // namespace

@@ -71,6 +71,7 @@ def test_write_then_verify_passes(dataset):
     manifest = json.loads((path.parent / "data.bin.dgen.json").read_text())
     assert manifest["identity"] == {"seed": 11, "size": 8 << 20, "dedup_ratio": 1.0,
                                     "compress_ratio": 2.0, "dedup_unit": UNIT, "dedup_run": 1,
+                                    "generation": 0, "change_rate": 1.0,
                                     "format_version": dgen_py.FORMAT_VERSION}
     assert manifest["files"] == [{"path": "data.bin", "offset": 0, "length": 8 << 20}]
     assert manifest["complete"] and manifest["format_version"] == dgen_py.FORMAT_VERSION
@@ -478,3 +479,39 @@ def test_a_dataset_with_runs_records_them_and_verifies(tmp_path):
     whole = b"".join((path / f["path"]).read_bytes() for f in manifest["files"])
     assert whole == bytes(dgen_py.generate_buffer(8 << 20, 2, dedup_unit=16384, dedup_run=4,
                                                   seed=6))
+
+
+def test_verify_names_a_lost_write_a_misplaced_unit_and_a_zeroed_page(tmp_path):
+    # Generation 3 written; one unit left at its generation-2 content, one unit copied from
+    # elsewhere, one page zeroed: each reported with its kind and exact offsets.
+    unit, size = 65536, 64 * 65536
+    path = tmp_path / "g3.bin"
+    ident = ("--dedup-ratio", 2, "--compress-ratio", 2, "--dedup-unit", "64K", "--seed", 8,
+             "--change-rate", 0.3)
+    dgen("write", path, "--size", size, "--generation", 3, *ident, check=0)
+    data = bytearray(path.read_bytes())
+    g2 = dgen_py.Generator(size, 2, 2, seed=8, dedup_unit=unit, generation=2, change_rate=0.3)
+    g3 = dgen_py.Generator(size, 2, 2, seed=8, dedup_unit=unit, generation=3, change_rate=0.3)
+    # A unit that generation 3 changed, so its generation-2 content differs.
+    stale = next(i for i in range(64) if g2.verify(data[i * unit:(i + 1) * unit], i * unit).ok
+                 is False)
+    g2.seek(stale * unit)
+    data[stale * unit:(stale + 1) * unit] = g2.read(unit)
+    target, source = (stale + 10) % 64, (stale + 30) % 64
+    if data[target * unit:(target + 1) * unit] == data[source * unit:(source + 1) * unit]:
+        source = (source + 1) % 64  # a copy of the same content would not be damage
+    data[target * unit:(target + 1) * unit] = data[source * unit:(source + 1) * unit]
+    zero_at = (stale + 20) % 64 * unit + 8192
+    data[zero_at:zero_at + 4096] = bytes(4096)
+    path.write_bytes(data)
+    assert g3.verify(data).range_count == 3
+    r = dgen_json("verify", path, check=1)
+    kinds = {x["kind"]: x for x in r["ranges"]}
+    assert set(kinds) == {"stale", "moved", "zeros"}
+    assert (kinds["stale"]["offset"], kinds["stale"]["length"]) == (stale * unit, unit)
+    assert kinds["stale"]["stale_generation"] == 2
+    assert (kinds["moved"]["offset"], kinds["moved"]["length"]) == (target * unit, unit)
+    assert g3._s.unique_id(kinds["moved"]["belongs_at"] // unit) == g3._s.unique_id(source)
+    assert (kinds["zeros"]["offset"], kinds["zeros"]["length"]) == (zero_at, 4096)
+    text = dgen("verify", path, check=1).stdout.decode()
+    assert "stale: holds its generation 2 content (a lost write)" in text

@@ -14,16 +14,22 @@ TESTS = Path(__file__).resolve().parents[1]
 def golden_rows(version):
     for line in (TESTS / f"golden_v{version}.txt").read_text().splitlines():
         if line and not line.startswith("#"):
-            seed, size, d, c, unit, off, n, digest = line.split()
-            yield int(seed), int(size), float(d), float(c), int(unit), int(off), int(n), digest
+            f = line.split()
+            seed, size, d, c, unit = f[:5]
+            extra = dict(dedup_run=int(f[5]), generation=int(f[6]),
+                         change_rate=float(f[7])) if version >= 2 else {}
+            off, n, digest = f[-3:]
+            yield (int(seed), int(size), float(d), float(c), int(unit), int(off), int(n), digest,
+                   extra)
 
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_golden_vectors_pin_every_format_version(version):
     rows = list(golden_rows(version))
     assert len(rows) >= 8
-    for seed, size, d, c, unit, off, n, digest in rows:
-        g = dgen_py.Generator(size, d, c, seed=seed, dedup_unit=unit, format_version=version)
+    for seed, size, d, c, unit, off, n, digest, extra in rows:
+        g = dgen_py.Generator(size, d, c, seed=seed, dedup_unit=unit, format_version=version,
+                              **extra)
         g.seek(off)
         buf = bytearray(n)
         assert g.fill_chunk(buf) == n

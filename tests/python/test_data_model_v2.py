@@ -4,6 +4,8 @@ import hashlib
 import random
 import subprocess
 
+import pytest
+
 from hypothesis import given, settings, strategies as st
 from pyfastcdc import FastCDC
 
@@ -97,3 +99,28 @@ def test_runs_of_16_units_let_an_8kib_content_defined_chunker_find_the_copies():
 def test_runs_keep_the_fixed_block_ratio_exact():
     data = dgen_py.generate_buffer(64 * 16 * 65536, 2.0, dedup_unit=65536, dedup_run=16, seed=2)
     assert len(data) / 4096 / len(blocks(data)) == 2.0
+
+
+@pytest.mark.parametrize("c", [0.05, 0.3, 1.0])
+def test_a_generation_changes_the_change_rate_share_and_keeps_both_ratios(c):
+    unit, units = 65536, 64 * 40
+    def gen(g):
+        return dgen_py.generate_buffer(units * unit, 2.0, 2.0, seed=4, dedup_unit=unit,
+                                       generation=g, change_rate=c)
+    a, b = memoryview(gen(1)), memoryview(gen(2))
+    differ = sum(a[i:i + unit] != b[i:i + unit] for i in range(0, len(a), unit))
+    assert abs(differ / units - c) < 0.01
+    for data in (a, b):
+        assert len(data) / 4096 / len(blocks(data)) == 2.0
+        assert zstandard_ratio(data) == pytest.approx(2.0, rel=0.05)
+    # Both generations together: the unique units plus the ones generation 2 changed.
+    unique = units // 2
+    changed = round(c * unique) if c < 1 else unique
+    together = len(blocks(a) | blocks(b))
+    assert together == pytest.approx((unique + changed) * unit // 4096, rel=0.01)
+
+
+def zstandard_ratio(data, frame=1 << 20):
+    import zstandard
+    z = zstandard.ZstdCompressor(level=1)
+    return len(data) / sum(len(z.compress(data[i:i + frame])) for i in range(0, len(data), frame))

@@ -56,6 +56,16 @@ struct Params {
 inline constexpr uint64_t kMaxGeneration = 1ull << 32;
 inline constexpr uint64_t kMaxDedupRun = 1ull << 20;
 
+// The versions of the runs of two windows (a window's units also show the last run of the
+// one before), kept between calls on consecutive units.
+struct VersionCache {
+  struct Window {
+    uint64_t generation = 0, first = 0, count = 0;
+    uint32_t version[kWindowUnits];
+  } windows[2];
+  unsigned next = 0;  // the one to replace
+};
+
 // A validated dataset identity with its derived layout.
 class Dataset {
  public:
@@ -72,8 +82,11 @@ class Dataset {
   uint64_t unique_id(uint64_t unit_index) const;
   // The key the content of a unique unit is made from (at this dataset's generation).
   uint64_t unit_key(uint64_t unique_id) const;
+  uint64_t unit_key(uint64_t unique_id, VersionCache& cache) const;  // faster in a loop
   // Format 2: the latest generation <= g that changed this unique unit (0: none did).
+  // Rewrites change whole runs (dedup_run units), so a copied file changes as one.
   uint64_t version(uint64_t unique_id, uint64_t g) const;
+  uint64_t version(uint64_t unique_id, uint64_t g, VersionCache& cache) const;
   // The same identity at another generation.
   Dataset at_generation(uint64_t g) const;
   // Format 2: distinct runs among the first n runs (units, at dedup_run 1) when n is a
@@ -82,7 +95,6 @@ class Dataset {
 
  private:
   uint64_t run_id(uint64_t run_index) const;        // format 2: the id a run repeats
-  bool changed(uint64_t unique_id, uint64_t g) const;  // by generation g's rewrite
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
 
   Params params_;

@@ -30,9 +30,10 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   const uint64_t end = offset + len;
   bool streamed = false;
   uint64_t keys[kRun];
+  VersionCache versions;
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
-    const uint64_t ukey = ds.unit_key(ds.unique_id(unit_index));
+    const uint64_t ukey = ds.unit_key(ds.unique_id(unit_index), versions);
     const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
     while (offset < unit_end) {
       const uint64_t in_unit = offset % unit;

@@ -18,6 +18,9 @@ inline uint64_t page_key(uint64_t unit_key, uint64_t page_in_unit) {
   return mix64(unit_key ^ (0xD1B54A32D192ED03ull * (page_in_unit + 1)));
 }
 
+// The x that permute() sends to y.
+uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key);
+
 // Where x goes in a keyed shuffle of [0, 8) (Fisher-Yates): small domains need a real
 // shuffle, which a Feistel network of 2-bit halves is not.
 uint64_t shuffle8(uint64_t x, uint64_t key);

@@ -59,6 +59,12 @@ TEST(Model, Shuffle8IsABijectionAndReachesEveryOrder) {
   EXPECT_GT(orders.size(), 39000u);  // of 8! = 40320
 }
 
+TEST(Model, UnpermuteInvertsPermute) {
+  for (uint64_t n : {1, 2, 3, 5, 17, 64, 1000, 4097})
+    for (uint64_t x = 0; x < n; ++x)
+      ASSERT_EQ(dgen::model::unpermute(dgen::model::permute(x, n, 99 + n), n, 99 + n), x);
+}
+
 TEST(Model, RoundsHalfToEven) {
   EXPECT_EQ(dgen::model::round_half_even(38.5), 38u);
   EXPECT_EQ(dgen::model::round_half_even(39.5), 40u);
@@ -300,6 +306,21 @@ TEST(ModelV2, EachGenerationChangesTheChangeRateShareOfUnits) {
         EXPECT_NEAR(double(differ) / double(after.unit_count()), c, 0.01)
             << "r " << r << " c " << c << " g " << g;
       }
+}
+
+TEST(ModelV2, VersionsThroughTheCacheAreTheVersionsOneByOne) {
+  for (double r : {1.0, 2.0, 3.7})
+    for (uint64_t g : {1, 4, 30}) {
+      const auto ds = gen(64 * 20, r, g, 0.2, 2);
+      dgen::VersionCache cache;
+      for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+        const uint64_t id = ds.unique_id(i);
+        uint64_t alone = 0;  // the definition: the latest generation that changed its run
+        for (uint64_t h = g; h > 0 && !alone; --h)
+          if (ds.version(id, h) == h) alone = h;
+        ASSERT_EQ(ds.version(id, g, cache), alone) << "r " << r << " g " << g << " unit " << i;
+      }
+    }
 }
 
 TEST(ModelV2, ChangedUnitsPerWindowAreExact) {

@@ -52,6 +52,10 @@ struct Params {
   // content of a keyed change_rate share of the unique units (layout and ratios stay).
   uint64_t generation = 0;
   double change_rate = 1.0;  // in [0, 1]
+  // Format 2: every copy of a run shows its content rotated by a keyed byte offset that is
+  // not a multiple of 4 KiB: fixed-block dedup finds ~nothing, content-defined chunking
+  // most of the ratio.
+  bool dedup_shift = false;
 };
 inline constexpr uint64_t kMaxGeneration = 1ull << 32;
 inline constexpr uint64_t kMaxDedupRun = 1ull << 20;
@@ -89,12 +93,16 @@ class Dataset {
   uint64_t version(uint64_t unique_id, uint64_t g, VersionCache& cache) const;
   // The same identity at another generation.
   Dataset at_generation(uint64_t g) const;
+  // Format 2 with dedup_shift: the rotation in bytes of the run copy that unit i belongs
+  // to; 0 for a first occurrence and without dedup_shift.
+  uint64_t shift(uint64_t unit_index) const;
   // Format 2: distinct runs among the first n runs (units, at dedup_run 1) when n is a
   // multiple of kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
   uint64_t unique_before(uint64_t n) const;
 
  private:
   uint64_t run_id(uint64_t run_index) const;        // format 2: the id a run repeats
+  uint64_t run_slot(uint64_t run_index) const;      // format 2: the slot a run shows
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
 
   Params params_;

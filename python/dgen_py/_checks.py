@@ -121,5 +121,11 @@ def change_rate(value) -> float:
     return v
 
 
+def flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def format_version(value) -> int:
     return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)

@@ -187,6 +187,11 @@ def build_parser() -> Parser:
                        **default(1, "copies in runs of N units repeating N consecutive unique "
                                  "units, so content-defined chunkers find them (default 1; "
                                  "see docs/data-model.md for the run an engine needs)"))
+        c.add_argument("--dedup-shift", action="store_true", default=None if not new else False,
+                       help="each copy rotated by a keyed offset that is not a multiple of "
+                            "4 KiB: fixed-block dedup finds ~nothing, content-defined "
+                            "chunking most of the ratio" + ("" if new else
+                                                            "; default: from the manifest"))
         c.add_argument("--generation", metavar="G", type=_arg(_integer(0, _core.MAX_GENERATION)),
                        **default(0, "the data after G rewrites (default 0)"))
         c.add_argument("--change-rate", metavar="C", type=_arg(_change_rate),
@@ -319,6 +324,7 @@ def identity_line(i: dict) -> str:
     return (f"seed {i['seed']}, size {i['size']}, dedup {i['dedup_ratio']:g}, "
             f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}"
             + (f", dedup run {i['dedup_run']}" if i.get("dedup_run", 1) != 1 else "")
+            + (", shifted copies" if i.get("dedup_shift") else "")
             + (f", generation {i['generation']} (change rate {i['change_rate']:g})"
                if i.get("generation", 0) else "")
             + f", format {i['format_version']}")
@@ -328,6 +334,7 @@ def identity_flags(i: dict) -> str:
     return (f"--seed {i['seed']} --size {i['size']} --dedup-ratio {i['dedup_ratio']:g} "
             f"--compress-ratio {i['compress_ratio']:g} --dedup-unit {i['dedup_unit']} "
             + (f"--dedup-run {i['dedup_run']} " if i.get("dedup_run", 1) != 1 else "")
+            + ("--dedup-shift " if i.get("dedup_shift") else "")
             + (f"--generation {i['generation']} --change-rate {i['change_rate']:g} "
                if i.get("generation", 0) else "")
             + f"--format-version {i['format_version']}")
@@ -355,11 +362,12 @@ def cmd_generate(args) -> int:
                          f"hold the data, where dgen verify looks for it")
     gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
                     dedup_unit=args.dedup_unit, dedup_run=args.dedup_run,
-                    generation=args.generation, change_rate=args.change_rate,
+                    dedup_shift=args.dedup_shift, generation=args.generation, change_rate=args.change_rate,
                     format_version=args.format_version, max_threads=args.threads)
     identity = {"seed": gen.seed, "size": args.size, "dedup_ratio": args.dedup_ratio,
                 "compress_ratio": args.compress_ratio, "dedup_unit": args.dedup_unit,
-                "dedup_run": args.dedup_run, "generation": args.generation,
+                "dedup_run": args.dedup_run, "dedup_shift": args.dedup_shift,
+                "generation": args.generation,
                 "change_rate": args.change_rate, "format_version": args.format_version}
     if args.seed is None:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
@@ -404,7 +412,8 @@ def cmd_write(args) -> int:
                                 dedup_ratio=args.dedup_ratio,
                                 compress_ratio=args.compress_ratio, seed=args.seed,
                                 dedup_unit=args.dedup_unit,
-                                dedup_run=args.dedup_run, generation=args.generation,
+                                dedup_run=args.dedup_run, dedup_shift=args.dedup_shift,
+                                generation=args.generation,
                                 change_rate=args.change_rate,
                                 format_version=args.format_version, direct=args.direct,
                                 fsync=args.fsync, jobs=args.jobs, threads=args.threads,
@@ -423,7 +432,7 @@ def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
                  "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
-                 "generation": args.generation, "change_rate": args.change_rate,
+                 "dedup_shift": args.dedup_shift, "generation": args.generation, "change_rate": args.change_rate,
                  "format_version": args.format_version}
     total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:

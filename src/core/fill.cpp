@@ -31,33 +31,51 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   bool streamed = false;
   uint64_t keys[kRun];
   VersionCache versions;
-  while (offset < end) {
-    const uint64_t unit_index = offset / unit;
-    const uint64_t ukey = ds.unit_key(ds.unique_id(unit_index), versions);
-    const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
-    while (offset < unit_end) {
-      const uint64_t in_unit = offset % unit;
-      const uint64_t in_page = in_unit % kPageSize;
-      const uint64_t page = in_unit / kPageSize;
-      const uint64_t whole = in_page == 0 ? (unit_end - offset) / kPageSize : 0;
+  // Bytes [at, at + n) of the content with key ukey (at + n <= unit) to out.
+  const auto emit = [&](uint64_t ukey, uint64_t at, uint64_t n) {
+    const uint64_t stop = at + n;
+    while (at < stop) {
+      const uint64_t in_page = at % kPageSize, page = at / kPageSize;
+      const uint64_t whole = in_page == 0 ? (stop - at) / kPageSize : 0;
       if (whole > 0) {  // a run of whole pages, straight to `out`
-        const uint64_t n = std::min(whole, kRun);
-        for (uint64_t i = 0; i < n; ++i) keys[i] = model::page_key(ukey, page + i);
-        k.pages(out, keys, n, random_len, stream);
+        const uint64_t m = std::min(whole, kRun);
+        for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
+        k.pages(out, keys, m, random_len, stream);
         streamed |= stream;
-        offset += n * kPageSize;
-        out += n * kPageSize;
+        at += m * kPageSize;
+        out += m * kPageSize;
         continue;
       }
       // A page cut by the range: make all of it, keep the part asked for.
-      const uint64_t n = std::min(kPageSize - in_page, unit_end - offset);
+      const uint64_t m = std::min(kPageSize - in_page, stop - at);
       alignas(64) uint8_t buf[kPageSize];
       keys[0] = model::page_key(ukey, page);
       k.pages(buf, keys, 1, random_len, false);
-      std::memcpy(out, buf + in_page, n);
-      offset += n;
-      out += n;
+      std::memcpy(out, buf + in_page, m);
+      at += m;
+      out += m;
     }
+  };
+  while (offset < end) {
+    const uint64_t unit_index = offset / unit;
+    const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
+    const uint64_t id = ds.unique_id(unit_index);
+    const uint64_t shift = ds.shift(unit_index);
+    if (shift == 0) {
+      emit(ds.unit_key(id, versions), offset % unit, unit_end - offset);
+      offset = unit_end;
+      continue;
+    }
+    // A shifted copy of a run: its bytes are the run's, rotated by `shift`.
+    const uint64_t run = ds.params().dedup_run, t = unit_index % run, run_bytes = run * unit;
+    for (uint64_t x = offset % unit, left = unit_end - offset; left > 0;) {
+      const uint64_t from = (t * unit + x + shift) % run_bytes, at = from % unit;
+      const uint64_t n = std::min(left, unit - at);
+      emit(ds.unit_key(id - t + from / unit, versions), at, n);
+      x += n;
+      left -= n;
+    }
+    offset = unit_end;
   }
   if (streamed) k.fence();
 }

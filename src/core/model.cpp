@@ -121,6 +121,8 @@ Dataset::Dataset(const Params& p) : params_(p) {
         std::to_string(p.generation));
   if (!(p.change_rate >= 0.0 && p.change_rate <= 1.0))
     bad("change_rate must be a number in [0, 1], got " + num(p.change_rate));
+  if (p.format_version == 1 && p.dedup_shift)
+    bad("dedup_shift must be false in format_version 1");
   if (p.format_version == 1 && p.generation != 0)
     bad("generation must be 0 in format_version 1, got " + std::to_string(p.generation));
   kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
@@ -246,7 +248,18 @@ uint64_t Dataset::unique_id(uint64_t i) const {
   return model::permute(i % unique_, unique_, key);
 }
 
-uint64_t Dataset::run_id(uint64_t i) const {
+uint64_t Dataset::run_id(uint64_t i) const { return unique_before(run_slot(i) + 1) - 1; }
+
+uint64_t Dataset::shift(uint64_t unit_index) const {
+  if (!params_.dedup_shift || params_.dedup_ratio == 1.0) return 0;
+  const uint64_t slot = run_slot(unit_index / params_.dedup_run);
+  if (unique_before(slot) < unique_before(slot + 1)) return 0;  // the run's first slot
+  const uint64_t bytes = params_.dedup_run * params_.dedup_unit;
+  const uint64_t s = 1 + model::mix64(key_ ^ model::mix64(slot ^ 0x3C6EF372FE94F82Bull)) % (bytes - 1);
+  return s % kPageSize ? s : s - 1;
+}
+
+uint64_t Dataset::run_slot(uint64_t i) const {
   // (i counts runs; with dedup_run 1 a run is a unit.)
   // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
   // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
@@ -262,8 +275,7 @@ uint64_t Dataset::run_id(uint64_t i) const {
   const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
   const uint64_t diagonal = model::shuffle8(j / 8, key);
   const uint64_t x = model::shuffle8(j % 8, model::mix64(key + 1));
-  const uint64_t slot = w * kWindowUnits + 8 * x + (diagonal + 8 - x) % 8;
-  return unique_before(slot + 1) - 1;
+  return w * kWindowUnits + 8 * x + (diagonal + 8 - x) % 8;
 }
 
 }  // namespace dgen

@@ -241,9 +241,9 @@ NB_MODULE(_core, m) {
               uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
               const std::string& numa_mode, std::optional<unsigned> numa_node,
               int format_version, uint64_t dedup_run, uint64_t generation,
-              double change_rate) {
+              double change_rate, bool dedup_shift) {
              dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version,
-                            dedup_run, generation, change_rate};
+                            dedup_run, generation, change_rate, dedup_shift};
              dgen::FillOptions opt{.threads = threads,
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
@@ -253,7 +253,7 @@ NB_MODULE(_core, m) {
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
            "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none(),
            "format_version"_a = dgen::kFormatVersion, "dedup_run"_a = 1,
-           "generation"_a = 0, "change_rate"_a = 1.0)
+           "generation"_a = 0, "change_rate"_a = 1.0, "dedup_shift"_a = false)
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)

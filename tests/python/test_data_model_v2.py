@@ -124,3 +124,32 @@ def zstandard_ratio(data, frame=1 << 20):
     import zstandard
     z = zstandard.ZstdCompressor(level=1)
     return len(data) / sum(len(z.compress(data[i:i + frame])) for i in range(0, len(data), frame))
+
+
+def cdc_ratio(data, average):
+    stored, total = {}, 0
+    for chunk in FastCDC(avg_size=average).cut_buf(bytes(data)):
+        stored[hashlib.sha256(chunk.data).digest()] = chunk.length
+        total += chunk.length
+    return total / sum(stored.values())
+
+
+def test_shifted_copies_hide_from_fixed_blocks_and_show_to_content_defined_chunks():
+    # Which kind of engine is it? Fixed 4 KiB blocks find nothing, 8 KiB FastCDC most of 2.
+    data = dgen_py.generate_buffer(256 << 20, 2.0, seed=3, dedup_shift=True, dedup_run=4)
+    assert len(data) / 4096 / len(blocks(data)) <= 1.05
+    assert cdc_ratio(data, 8192) >= 1.8
+    # The same identity without the shift: both see the ratio.
+    plain = dgen_py.generate_buffer(256 << 20, 2.0, seed=3, dedup_run=4)
+    assert len(plain) / 4096 / len(blocks(plain)) == 2.0
+
+
+def test_a_shifted_dataset_is_still_a_pure_function_of_the_offset():
+    whole = dgen_py.generate_buffer(3 << 20, 2.0, 2.0, seed=1, dedup_unit=16384, dedup_run=3,
+                                    dedup_shift=True)
+    g = dgen_py.Generator(3 << 20, 2.0, 2.0, seed=1, dedup_unit=16384, dedup_run=3,
+                          dedup_shift=True, max_threads=2, block_size=65536)
+    for at, n in ((0, 1), (12345, 100000), (16384 * 7 - 3, 40000), ((3 << 20) - 999, 999)):
+        g.seek(at)
+        assert bytes(g.read(n)) == bytes(memoryview(whole)[at:at + n])
+    assert g.verify(whole).ok

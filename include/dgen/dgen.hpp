@@ -56,7 +56,12 @@ struct Params {
   // not a multiple of 4 KiB: fixed-block dedup finds ~nothing, content-defined chunking
   // most of the ratio.
   bool dedup_shift = false;
+  // Format 2: 0 for copies spread evenly over the unique units; s > 0 for a Zipf(s) hot
+  // set: a share of every window's slots repeats units drawn with weight 1 / rank^s from
+  // all units born so far, as vdbench's hot sets do (ratio still exact).
+  double dedup_skew = 0.0;
 };
+inline constexpr double kMaxDedupSkew = 4.0;
 inline constexpr uint64_t kMaxGeneration = 1ull << 32;
 inline constexpr uint64_t kMaxDedupRun = 1ull << 20;
 
@@ -103,6 +108,9 @@ class Dataset {
  private:
   uint64_t run_id(uint64_t run_index) const;        // format 2: the id a run repeats
   uint64_t run_slot(uint64_t run_index) const;      // format 2: the slot a run shows
+  uint64_t slot_id(uint64_t slot) const;            // format 2: the id a slot shows
+  bool born_at(uint64_t slot) const;                // format 2: the slot is its id's first
+  uint64_t hot_ = 0;                                // dedup_skew: hot slots per window
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
 
   Params params_;

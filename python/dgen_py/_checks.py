@@ -127,5 +127,22 @@ def flag(name: str, value) -> bool:
     return value
 
 
+def dedup_skew(value) -> float:
+    """"uniform" (0.0) or a Zipf exponent in (0, MAX_DEDUP_SKEW]."""
+    if value == "uniform":
+        return 0.0
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"dedup_skew must be 'uniform' or a Zipf exponent, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"dedup_skew must be 'uniform' or a number, got "
+                        f"{type(value).__name__}") from None
+    if not 0.0 <= v <= _core.MAX_DEDUP_SKEW:
+        raise ValueError(f"dedup_skew must be 'uniform' or a Zipf exponent in (0, "
+                         f"{_core.MAX_DEDUP_SKEW:g}], got {value!r}")
+    return v
+
+
 def format_version(value) -> int:
     return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)

@@ -14,7 +14,8 @@ DEFAULT_DEDUP_UNIT = 128 * 1024
 
 def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
             dedup_unit, block_size=None, format_version=_core.FORMAT_VERSION,
-            dedup_run=1, generation=0, change_rate=1.0, dedup_shift=False) -> _core.Stream:
+            dedup_run=1, generation=0, change_rate=1.0, dedup_shift=False,
+            dedup_skew="uniform") -> _core.Stream:
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
@@ -33,7 +34,8 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     change_rate = _checks.change_rate(change_rate)
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                         numa_mode, numa_node, format_version, dedup_run, generation,
-                        change_rate, _checks.flag("dedup_shift", dedup_shift))
+                        change_rate, _checks.flag("dedup_shift", dedup_shift),
+                        _checks.dedup_skew(dedup_skew))
 
 
 class Generator(io.RawIOBase):
@@ -47,17 +49,18 @@ class Generator(io.RawIOBase):
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
                  seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
-                 dedup_run=1, dedup_shift=False, generation=0, change_rate=1.0,
-                 format_version=_core.FORMAT_VERSION):
+                 dedup_run=1, dedup_shift=False, dedup_skew="uniform", generation=0,
+                 change_rate=1.0, format_version=_core.FORMAT_VERSION):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
                           numa_node, seed, dedup_unit, block_size, format_version, dedup_run,
-                          generation, change_rate, dedup_shift)
+                          generation, change_rate, dedup_shift, dedup_skew)
         self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                           numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
                           chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit,
-                          dedup_run=dedup_run, dedup_shift=dedup_shift, generation=generation,
+                          dedup_run=dedup_run, dedup_shift=dedup_shift,
+                          dedup_skew=dedup_skew, generation=generation,
                           change_rate=change_rate, format_version=format_version)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
@@ -193,13 +196,14 @@ class Verifier:
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     max_threads=None, numa_node=None, method="parallel", seed=None, *,
                     dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
-                    generation=0, change_rate=1.0,
+                    dedup_skew="uniform", generation=0, change_rate=1.0,
                     format_version=_core.FORMAT_VERSION) -> BytesView:
     """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
     _checks.method(method)
     s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
                 dedup_unit, format_version=format_version, dedup_run=dedup_run,
-                generation=generation, change_rate=change_rate, dedup_shift=dedup_shift)
+                generation=generation, change_rate=change_rate, dedup_shift=dedup_shift,
+                dedup_skew=dedup_skew)
     return s.read(s.size)
 
 
@@ -208,8 +212,9 @@ generate_data = generate_buffer
 
 def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                 max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False, generation=0,
-                change_rate=1.0, format_version=_core.FORMAT_VERSION) -> int:
+                dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
+                dedup_skew="uniform", generation=0, change_rate=1.0,
+                format_version=_core.FORMAT_VERSION) -> int:
     """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
     _checks.method(method)
     try:
@@ -221,7 +226,7 @@ def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
         s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
                     numa_node, seed, dedup_unit, format_version=format_version,
                     dedup_run=dedup_run, generation=generation, change_rate=change_rate,
-                    dedup_shift=dedup_shift)
+                    dedup_shift=dedup_shift, dedup_skew=dedup_skew)
         return s.fill(buf)
 
 

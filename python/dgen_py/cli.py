@@ -102,6 +102,16 @@ def _ratio(name: str):
     return parse
 
 
+def _skew(text):
+    if text == "uniform":
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not 'uniform' or a Zipf exponent") from None
+    return _checks.dedup_skew(v)
+
+
 def _change_rate(text):
     try:
         v = float(text)
@@ -192,6 +202,9 @@ def build_parser() -> Parser:
                             "4 KiB: fixed-block dedup finds ~nothing, content-defined "
                             "chunking most of the ratio" + ("" if new else
                                                             "; default: from the manifest"))
+        c.add_argument("--dedup-skew", metavar="S", type=_arg(_skew),
+                       **default(0.0, "'uniform' (default) or a Zipf exponent: a hot set of "
+                                 "units with many copies, most with few (ratio still exact)"))
         c.add_argument("--generation", metavar="G", type=_arg(_integer(0, _core.MAX_GENERATION)),
                        **default(0, "the data after G rewrites (default 0)"))
         c.add_argument("--change-rate", metavar="C", type=_arg(_change_rate),
@@ -325,6 +338,7 @@ def identity_line(i: dict) -> str:
             f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}"
             + (f", dedup run {i['dedup_run']}" if i.get("dedup_run", 1) != 1 else "")
             + (", shifted copies" if i.get("dedup_shift") else "")
+            + (f", skew {i['dedup_skew']:g}" if i.get("dedup_skew") else "")
             + (f", generation {i['generation']} (change rate {i['change_rate']:g})"
                if i.get("generation", 0) else "")
             + f", format {i['format_version']}")
@@ -335,6 +349,7 @@ def identity_flags(i: dict) -> str:
             f"--compress-ratio {i['compress_ratio']:g} --dedup-unit {i['dedup_unit']} "
             + (f"--dedup-run {i['dedup_run']} " if i.get("dedup_run", 1) != 1 else "")
             + ("--dedup-shift " if i.get("dedup_shift") else "")
+            + (f"--dedup-skew {i['dedup_skew']:g} " if i.get("dedup_skew") else "")
             + (f"--generation {i['generation']} --change-rate {i['change_rate']:g} "
                if i.get("generation", 0) else "")
             + f"--format-version {i['format_version']}")
@@ -362,11 +377,13 @@ def cmd_generate(args) -> int:
                          f"hold the data, where dgen verify looks for it")
     gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
                     dedup_unit=args.dedup_unit, dedup_run=args.dedup_run,
-                    dedup_shift=args.dedup_shift, generation=args.generation, change_rate=args.change_rate,
+                    dedup_shift=args.dedup_shift, dedup_skew=args.dedup_skew,
+                    generation=args.generation, change_rate=args.change_rate,
                     format_version=args.format_version, max_threads=args.threads)
     identity = {"seed": gen.seed, "size": args.size, "dedup_ratio": args.dedup_ratio,
                 "compress_ratio": args.compress_ratio, "dedup_unit": args.dedup_unit,
                 "dedup_run": args.dedup_run, "dedup_shift": args.dedup_shift,
+                "dedup_skew": args.dedup_skew,
                 "generation": args.generation,
                 "change_rate": args.change_rate, "format_version": args.format_version}
     if args.seed is None:
@@ -413,6 +430,7 @@ def cmd_write(args) -> int:
                                 compress_ratio=args.compress_ratio, seed=args.seed,
                                 dedup_unit=args.dedup_unit,
                                 dedup_run=args.dedup_run, dedup_shift=args.dedup_shift,
+                                dedup_skew=args.dedup_skew,
                                 generation=args.generation,
                                 change_rate=args.change_rate,
                                 format_version=args.format_version, direct=args.direct,
@@ -432,7 +450,8 @@ def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
                  "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
-                 "dedup_shift": args.dedup_shift, "generation": args.generation, "change_rate": args.change_rate,
+                 "dedup_shift": args.dedup_shift, "dedup_skew": args.dedup_skew,
+                 "generation": args.generation, "change_rate": args.change_rate,
                  "format_version": args.format_version}
     total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:

@@ -84,7 +84,7 @@ def _layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
 
 def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
               format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
-              change_rate=1.0, dedup_shift=False) -> dict:
+              change_rate=1.0, dedup_shift=False, dedup_skew=0.0) -> dict:
     seed = _checks.seed(seed)
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
@@ -93,6 +93,7 @@ def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
             "dedup_unit": _checks.dedup_unit(dedup_unit),
             "dedup_run": _checks.dedup_run(dedup_run),
             "dedup_shift": _checks.flag("dedup_shift", dedup_shift),
+            "dedup_skew": _checks.dedup_skew(dedup_skew),
             "generation": _checks.generation(generation),
             "change_rate": _checks.change_rate(change_rate),
             "format_version": _checks.format_version(format_version)}
@@ -102,6 +103,7 @@ def _generator(identity: dict, threads) -> Generator:
     return Generator(identity["size"], identity["dedup_ratio"], identity["compress_ratio"],
                      seed=identity["seed"], dedup_unit=identity["dedup_unit"],
                      dedup_run=identity["dedup_run"], dedup_shift=identity["dedup_shift"],
+                     dedup_skew=identity["dedup_skew"],
                      generation=identity["generation"],
                      change_rate=identity["change_rate"],
                      format_version=identity["format_version"], max_threads=threads)
@@ -189,7 +191,7 @@ class _Progress:
 
 def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
                   dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
-                  generation=0, change_rate=1.0,
+                  dedup_skew="uniform", generation=0, change_rate=1.0,
                   format_version=_core.FORMAT_VERSION, direct=False, fsync=False, jobs=1,
                   threads=None, force=False, progress=None) -> dict:
     """Write a dataset of `size` bytes to `path` and return its manifest.
@@ -212,7 +214,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     """
     path = _checks.path(path)
     identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
-                         dedup_run, generation, change_rate, dedup_shift)
+                         dedup_run, generation, change_rate, dedup_shift, dedup_skew)
     files = _checks.integer("files", files, 1, 1_000_000)
     direct = _checks.flag("direct", direct)
     fsync = _checks.flag("fsync", fsync)
@@ -441,7 +443,8 @@ def check_manifest(record, where: str) -> dict:
                              dedup_run=given.get("dedup_run", 1),
                              generation=given.get("generation", 0),
                              change_rate=given.get("change_rate", 1.0),
-                             dedup_shift=given.get("dedup_shift", False))
+                             dedup_shift=given.get("dedup_shift", False),
+                             dedup_skew=given.get("dedup_skew", 0.0))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     layout = record["files"]
@@ -473,7 +476,8 @@ def check_manifest(record, where: str) -> dict:
 
 def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                     compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
-                    generation=None, change_rate=None, format_version=None) -> dict:
+                    dedup_skew=None, generation=None, change_rate=None,
+                    format_version=None) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
     (True when the size was taken from the file: truncation cannot be detected), "strict"
@@ -488,12 +492,14 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     given = {"seed": seed, "size": size, "dedup_ratio": dedup_ratio,
              "compress_ratio": compress_ratio, "dedup_unit": dedup_unit,
-             "dedup_run": dedup_run, "dedup_shift": dedup_shift, "generation": generation,
+             "dedup_run": dedup_run, "dedup_shift": dedup_shift, "dedup_skew": dedup_skew,
+             "generation": generation,
              "change_rate": change_rate,
              "format_version": format_version}
     known = record["identity"] if record else {
         "seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
         "dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1, "dedup_shift": False,
+        "dedup_skew": 0.0,
         "generation": 0,
         "change_rate": 1.0, "format_version": _core.FORMAT_VERSION}
     merged = {k: known[k] if given[k] is None else given[k] for k in given}
@@ -544,7 +550,8 @@ def _size_of(path: str) -> int:
 
 def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
-                generation=None, change_rate=None, format_version=None, direct=False,
+                dedup_skew=None, generation=None, change_rate=None, format_version=None,
+                direct=False,
                 threads=None,
                 max_ranges=20, progress=None) -> dict:
     """Read a dataset back and compare it with the bytes its identity defines.
@@ -576,7 +583,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     dataset = resolve_dataset(path, seed=seed, size=size, files=files,
                               dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                               dedup_unit=dedup_unit, dedup_run=dedup_run,
-                              dedup_shift=dedup_shift, generation=generation, change_rate=change_rate,
+                              dedup_shift=dedup_shift, dedup_skew=dedup_skew,
+                              generation=generation, change_rate=change_rate,
                               format_version=format_version)
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)

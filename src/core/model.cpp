@@ -121,6 +121,11 @@ Dataset::Dataset(const Params& p) : params_(p) {
         std::to_string(p.generation));
   if (!(p.change_rate >= 0.0 && p.change_rate <= 1.0))
     bad("change_rate must be a number in [0, 1], got " + num(p.change_rate));
+  if (!(p.dedup_skew >= 0.0 && p.dedup_skew <= kMaxDedupSkew))
+    bad("dedup_skew must be 0 (uniform) or a Zipf exponent in (0, " + num(kMaxDedupSkew) +
+        "], got " + num(p.dedup_skew));
+  if (p.format_version == 1 && p.dedup_skew != 0.0)
+    bad("dedup_skew must be 0 in format_version 1");
   if (p.format_version == 1 && p.dedup_shift)
     bad("dedup_shift must be false in format_version 1");
   if (p.format_version == 1 && p.generation != 0)
@@ -135,6 +140,10 @@ Dataset::Dataset(const Params& p) : params_(p) {
     return;
   }
   key_ = model::mix64(p.seed ^ 0x2545F4914F6CDD1Dull);
+  // Half the copies a window can spare go to the hot set: the other slots still hold every
+  // unit born in the window.
+  if (p.dedup_skew > 0.0)
+    hot_ = uint64_t(std::floor((double(kWindowUnits) - double(kWindowUnits) / p.dedup_ratio) / 2));
   if (p.dedup_ratio == 1.0) {
     unique_ = units_;
     return;
@@ -248,12 +257,45 @@ uint64_t Dataset::unique_id(uint64_t i) const {
   return model::permute(i % unique_, unique_, key);
 }
 
-uint64_t Dataset::run_id(uint64_t i) const { return unique_before(run_slot(i) + 1) - 1; }
+uint64_t Dataset::run_id(uint64_t i) const { return slot_id(run_slot(i)); }
+
+namespace {
+
+// A rank in [1, n] drawn with weight about 1 / rank^s: the continuous distribution on
+// [1/2, n + 1/2), inverted at u in [0, 1) and rounded, so that rank k gets the mass around k.
+uint64_t zipf_rank(double u, uint64_t n, double s) {
+  const double lo = 0.5, hi = double(n) + 0.5;
+  const double x = s == 1.0 ? lo * std::exp(u * std::log(hi / lo))
+                            : std::pow(std::pow(lo, 1 - s) + u * (std::pow(hi, 1 - s) - std::pow(lo, 1 - s)),
+                                       1 / (1 - s));
+  return std::clamp<uint64_t>(uint64_t(x + 0.5), 1, n);
+}
+
+}  // namespace
+
+uint64_t Dataset::slot_id(uint64_t slot) const {
+  if (hot_ == 0) return unique_before(slot + 1) - 1;
+  // The first W - hot slots of a window show its births, spread evenly; the rest repeat
+  // hot units of all those born by the window's end.
+  const uint64_t w = slot / kWindowUnits, k = slot % kWindowUnits, local = kWindowUnits - hot_;
+  const uint64_t first = unique_before(w * kWindowUnits);
+  const uint64_t upto = unique_before((w + 1) * kWindowUnits);
+  if (k < local) return first + ((k + 1) * (upto - first) + local - 1) / local - 1;
+  const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
+  return zipf_rank(double(draw >> 11) * 0x1.0p-53, upto, params_.dedup_skew) - 1;
+}
+
+bool Dataset::born_at(uint64_t slot) const {
+  if (hot_ == 0) return unique_before(slot) < unique_before(slot + 1);
+  const uint64_t k = slot % kWindowUnits;
+  if (k >= kWindowUnits - hot_) return false;
+  return k == 0 ? slot_id(slot) == unique_before(slot) : slot_id(slot) != slot_id(slot - 1);
+}
 
 uint64_t Dataset::shift(uint64_t unit_index) const {
   if (!params_.dedup_shift || params_.dedup_ratio == 1.0) return 0;
   const uint64_t slot = run_slot(unit_index / params_.dedup_run);
-  if (unique_before(slot) < unique_before(slot + 1)) return 0;  // the run's first slot
+  if (born_at(slot)) return 0;  // the run's first slot
   const uint64_t bytes = params_.dedup_run * params_.dedup_unit;
   const uint64_t s = 1 + model::mix64(key_ ^ model::mix64(slot ^ 0x3C6EF372FE94F82Bull)) % (bytes - 1);
   return s % kPageSize ? s : s - 1;

@@ -222,6 +222,7 @@ NB_MODULE(_core, m) {
   m.attr("WINDOW_UNITS") = dgen::kWindowUnits;
   m.attr("MAX_DEDUP_RUN") = dgen::kMaxDedupRun;
   m.attr("MAX_GENERATION") = dgen::kMaxGeneration - 1;
+  m.attr("MAX_DEDUP_SKEW") = dgen::kMaxDedupSkew;
   m.attr("MAX_BLOCK_SIZE") = dgen::kMaxBlockSize;
   m.attr("VERIFY_GAP") = dgen::kVerifyGap;
   m.attr("MAX_DEDUP_RATIO") = dgen::kMaxDedupRatio;
@@ -241,9 +242,9 @@ NB_MODULE(_core, m) {
               uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
               const std::string& numa_mode, std::optional<unsigned> numa_node,
               int format_version, uint64_t dedup_run, uint64_t generation,
-              double change_rate, bool dedup_shift) {
+              double change_rate, bool dedup_shift, double dedup_skew) {
              dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version,
-                            dedup_run, generation, change_rate, dedup_shift};
+                            dedup_run, generation, change_rate, dedup_shift, dedup_skew};
              dgen::FillOptions opt{.threads = threads,
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
@@ -253,7 +254,8 @@ NB_MODULE(_core, m) {
            "size"_a, "dedup_ratio"_a, "compress_ratio"_a, "seed"_a, "dedup_unit"_a,
            "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none(),
            "format_version"_a = dgen::kFormatVersion, "dedup_run"_a = 1,
-           "generation"_a = 0, "change_rate"_a = 1.0, "dedup_shift"_a = false)
+           "generation"_a = 0, "change_rate"_a = 1.0, "dedup_shift"_a = false,
+           "dedup_skew"_a = 0.0)
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)

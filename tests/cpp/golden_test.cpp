@@ -39,7 +39,8 @@ void check_vectors(int version) {
     std::string want;
     ASSERT_TRUE(f >> p.seed >> p.size >> p.dedup_ratio >> p.compress_ratio >> p.dedup_unit) << line;
     if (version >= 2)
-      ASSERT_TRUE(f >> p.dedup_run >> p.generation >> p.change_rate >> p.dedup_shift) << line;
+      ASSERT_TRUE(f >> p.dedup_run >> p.generation >> p.change_rate >> p.dedup_shift >>
+                  p.dedup_skew) << line;
     ASSERT_TRUE(f >> offset >> length >> want) << line;
     std::vector<uint8_t> bytes(length);
     dgen::fill(dgen::Dataset(p), offset, bytes);

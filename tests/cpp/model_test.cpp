@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <vector>
@@ -360,6 +361,28 @@ TEST(ModelV2, GenerationsAreRefusedOutOfRangeAndInFormat1) {
   p.generation = dgen::kMaxGeneration;
   EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
   p.generation = 2;
+  p.format_version = 1;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+}
+
+TEST(ModelV2, SkewKeepsTheCountExactAndMakesHotUnits) {
+  for (double skew : {0.5, 1.0, 2.0})
+    for (double r : {1.2, 2.0, 10.0})
+      for (uint64_t units : std::vector<uint64_t>{7, 64, 64 * 30, 64 * 30 + 9}) {
+        dgen::Params p{2, units * 4096, r, 1.0, 4096, 2};
+        p.dedup_skew = skew;
+        const dgen::Dataset ds(p);
+        std::map<uint64_t, uint64_t> copies;
+        for (uint64_t i = 0; i < units; ++i) ++copies[ds.unique_id(i)];
+        ASSERT_EQ(ds.unique_count(), copies.size()) << skew << " " << r << " " << units;
+        if (units % 64 == 0)
+          ASSERT_EQ(copies.size(), std::max<uint64_t>(1, uint64_t(std::floor(double(units) / r + 0.5))));
+        if (units == 64 * 30 && r == 2.0 && skew >= 1) EXPECT_GT(copies[0], 50u);  // the hottest
+      }
+  dgen::Params p{2, 1 << 20, 2, 1, 4096, 2};
+  p.dedup_skew = -1;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+  p.dedup_skew = 1;
   p.format_version = 1;
   EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
 }

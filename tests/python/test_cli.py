@@ -71,7 +71,7 @@ def test_write_then_verify_passes(dataset):
     manifest = json.loads((path.parent / "data.bin.dgen.json").read_text())
     assert manifest["identity"] == {"seed": 11, "size": 8 << 20, "dedup_ratio": 1.0,
                                     "compress_ratio": 2.0, "dedup_unit": UNIT, "dedup_run": 1,
-                                    "dedup_shift": False,
+                                    "dedup_shift": False, "dedup_skew": 0.0,
                                     "generation": 0, "change_rate": 1.0,
                                     "format_version": dgen_py.FORMAT_VERSION}
     assert manifest["files"] == [{"path": "data.bin", "offset": 0, "length": 8 << 20}]

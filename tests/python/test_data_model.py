@@ -17,7 +17,7 @@ def golden_rows(version):
             f = line.split()
             seed, size, d, c, unit = f[:5]
             extra = dict(dedup_run=int(f[5]), generation=int(f[6]), change_rate=float(f[7]),
-                         dedup_shift=bool(int(f[8]))) if version >= 2 else {}
+                         dedup_shift=bool(int(f[8])), dedup_skew=float(f[9])) if version >= 2 else {}
             off, n, digest = f[-3:]
             yield (int(seed), int(size), float(d), float(c), int(unit), int(off), int(n), digest,
                    extra)

@@ -153,3 +153,19 @@ def test_a_shifted_dataset_is_still_a_pure_function_of_the_offset():
         g.seek(at)
         assert bytes(g.read(n)) == bytes(memoryview(whole)[at:at + n])
     assert g.verify(whole).ok
+
+
+@pytest.mark.parametrize("s", [0.8, 1.0, 1.5])
+@pytest.mark.parametrize("ratio", [2.0, 4.0])
+def test_skewed_copies_follow_the_zipf_exponent_and_keep_the_ratio(s, ratio):
+    import collections
+    import numpy as np
+    unit, units = 4096, 64 * 1024
+    data = memoryview(dgen_py.generate_buffer(units * unit, ratio, seed=3, dedup_unit=unit,
+                                              dedup_skew=s))
+    copies = collections.Counter(hashlib.sha256(data[i:i + unit]).digest()
+                                 for i in range(0, len(data), unit))
+    assert units / len(copies) == ratio  # whole windows: exact
+    top = np.array(sorted(copies.values(), reverse=True)[:50], float)
+    fitted = -np.polyfit(np.log(np.arange(1, 51)), np.log(top), 1)[0]
+    assert abs(fitted - s) < 0.1

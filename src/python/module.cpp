@@ -205,6 +205,9 @@ void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
 // A new BytesView of `count` float32 values, filled by call(values, options) without the GIL.
 template <class F>
 nb::object float_view(uint64_t count, unsigned threads, const std::string& numa_mode, F&& call) {
+  if (count > dgen::kMaxSize / 4)
+    throw nb::value_error(("count must be at most " + std::to_string(dgen::kMaxSize / 4) +
+                           " values, got " + std::to_string(count)).c_str());
   auto* bv = new BytesView(count * 4, std::nullopt);
   nb::object owner = nb::cast(bv, nb::rv_policy::take_ownership);
   const dgen::FillOptions opt{.threads = threads, .numa_mode = dgen::parse_numa_mode(numa_mode)};
@@ -393,6 +396,8 @@ NB_MODULE(_core, m) {
   m.def("uniform_vectors",
         [](uint64_t rows, uint64_t dim, float low, float high, bool normalize, uint64_t seed,
            unsigned threads, const std::string& numa_mode) {
+          if (dim != 0 && rows > dgen::kMaxSize / 4 / dim)
+            throw nb::value_error("rows * dim must be at most 2^61 - 1 values");
           return float_view(rows * dim, threads, numa_mode, [&](std::span<float> v, auto& o) {
             dgen::uniform_vectors(seed, v, dim, low, high, normalize, o);
           });

@@ -94,6 +94,20 @@ TEST(Uniform, ValuesLieInTheRangeAndNeverReachHigh) {
   }
 }
 
+TEST(Uniform, MeanAndVarianceMatchTheoryOver1e8Values) {
+  constexpr uint64_t n = 100'000'000, chunk = 1 << 20;
+  std::vector<float> v(chunk);
+  double sum = 0, squares = 0;
+  for (uint64_t at = 0; at < n; at += chunk) {
+    const uint64_t len = std::min(chunk, n - at);
+    dgen::uniform_f32(13, at, {v.data(), len}, -1, 3, {1, 0});
+    for (uint64_t i = 0; i < len; ++i) sum += v[i], squares += double(v[i]) * v[i];
+  }
+  const double mean = sum / n, var = squares / n - mean * mean;
+  EXPECT_NEAR(mean, 1.0, 1e-3);            // sigma of the mean: 1.2e-4
+  EXPECT_NEAR(var / (16.0 / 12), 1, 1e-3);  // sigma of the variance: 9e-5 of it
+}
+
 TEST(Uniform, ARangeOfOneFloatGivesIt) {
   for (float x : uniform(1, 0, 3000, 5, std::nextafter(5.0f, 6.0f))) ASSERT_EQ(x, 5.0f);
 }

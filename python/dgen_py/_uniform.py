@@ -38,7 +38,8 @@ def generate_uniform(count, low=0.0, high=1.0, max_threads=None, numa_mode="auto
 def generate_uniform_vectors(rows, dim, low=0.0, high=1.0, normalize=True, max_threads=None,
                              numa_mode="auto", seed=None) -> BytesView:
     """`rows` vectors of `dim` float32 values uniform in [low, high), each scaled to unit
-    L2 norm unless normalize=False: a BytesView, ``np.frombuffer(v, np.float32).reshape(rows, dim)``.
+    L2 norm unless normalize=False: a BytesView, read as
+    ``np.frombuffer(v, np.float32).reshape(rows, dim)``.
 
     The values before normalizing are generate_uniform(rows * dim, low, high, seed=seed).
     """

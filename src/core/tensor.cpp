@@ -15,9 +15,9 @@
 namespace dgen {
 namespace {
 
-// Keeps the uniform stream of a seed apart from the datasets and other streams of that seed.
 static_assert(kUniformBlock == kernels::kUniformBlock);
 
+// Keeps the uniform stream of a seed apart from the datasets and other streams of that seed.
 constexpr uint64_t kUniformDomain = 0x756E69666F726D31ull;  // "uniform1"
 // Elements handed to a worker at once (1 MiB of float32).
 constexpr uint64_t kWorkElements = 256 * 1024;

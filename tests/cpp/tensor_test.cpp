@@ -86,7 +86,8 @@ TEST(Uniform, ValuesLieInTheRangeAndNeverReachHigh) {
   for (float x : v) lo = std::min(lo, x), hi = std::max(hi, x);
   EXPECT_GE(lo, 1.0f);
   EXPECT_LT(hi, 2.0f);
-  for (auto [l, h] : {std::pair{-3e38f, 4e37f}, std::pair{1e-30f, 2e-30f}, std::pair{-1.0f, 0.0f}}) {
+  for (auto [l, h] :
+       {std::pair{-3e38f, 4e37f}, std::pair{1e-30f, 2e-30f}, std::pair{-1.0f, 0.0f}}) {
     for (float x : uniform(6, 0, 20000, l, h)) {
       ASSERT_GE(x, l);
       ASSERT_LT(x, h);
@@ -199,7 +200,8 @@ TEST(Golden, UniformV1Vectors) {
       v.resize(a * b);
       dgen::uniform_vectors(seed, v, b, low, high, true, {2, 0});
     }
-    EXPECT_EQ(sha256_hex(v.data(), 4 * v.size()), want) << "isa " << dgen::isa_name() << ": " << line;
+    EXPECT_EQ(sha256_hex(v.data(), 4 * v.size()), want)
+        << "isa " << dgen::isa_name() << ": " << line;
     ++rows;
   }
   EXPECT_GE(rows, 8);

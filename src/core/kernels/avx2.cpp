@@ -154,7 +154,8 @@ void fence() { _mm_sfence(); }
 
 // Eight values from the 32 bytes of one step, as uniform_value() makes them.
 inline __m256 to_uniform(__m256i w, __m256 low, __m256 step, __m256 high, __m256 below) {
-  const __m256 v = _mm256_add_ps(low, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8)), step));
+  const __m256 k = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8));
+  const __m256 v = _mm256_add_ps(low, _mm256_mul_ps(k, step));
   return _mm256_blendv_ps(below, v, _mm256_cmp_ps(v, high, _CMP_LT_OQ));
 }
 

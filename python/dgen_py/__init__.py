@@ -7,6 +7,7 @@ and the offset; see the project's docs/data-model.md.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._buffer_pool import BufferPool, bench_rolling_pool
 from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult
 from ._generator import (
     Generator,
@@ -19,6 +20,7 @@ from ._generator import (
     generate_into_buffer,
 )
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
+from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
 from .files import verify_file, write_dataset
 
@@ -42,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "FORMAT_VERSION",
+    "BufferPool",
     "BytesView",
     "Generator",
     "Mismatch",
@@ -49,14 +52,18 @@ __all__ = [
     "VerifyResult",
     "StreamingGenerator",
     "analyze",
+    "bench_rolling_pool",
     "create_bytearrays",
     "detect_numa_nodes",
     "fill_buffer",
     "generate_buffer",
     "generate_data",
     "generate_into_buffer",
+    "generate_uniform",
+    "generate_uniform_vectors",
     "get_numa_info",
     "get_system_info",
+    "normalize_rows",
     "run_per_node",
     "verify_file",
     "write_dataset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 import os
+import struct
 
 from . import _core
 
@@ -146,3 +147,36 @@ def dedup_skew(value) -> float:
 
 def format_version(value) -> int:
     return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32(name: str, value) -> float:
+    """A real number as the float32 it rounds to, finite."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    try:
+        f = struct.unpack("f", struct.pack("f", v))[0]
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be a finite float32 in [-{FLOAT32_MAX:g}, "
+                         f"{FLOAT32_MAX:g}], got {v!r}")
+    return f
+
+
+def float32_range(low, high) -> tuple[float, float]:
+    lo, hi = float32("low", low), float32("high", high)
+    if not lo < hi:
+        raise ValueError(f"low must be below high (as float32), got low={lo!r}, high={hi!r}")
+    try:
+        struct.pack("f", hi - lo)
+    except OverflowError:
+        raise ValueError(f"high - low must be at most {FLOAT32_MAX:g} (float32), got "
+                         f"low={lo!r}, high={hi!r}") from None
+    return lo, hi

@@ -74,9 +74,9 @@ class Generator(io.RawIOBase):
     def seed(self) -> int:
         return self._s.seed
 
-    def fill_chunk(self, buf) -> int:
-        """Write the next min(len(buf), remaining) bytes into buf; 0 once complete."""
-        return self._s.fill(buf)
+    def fill_chunk(self, buffer) -> int:
+        """Write the next min(len(buffer), remaining) bytes into buffer; 0 once complete."""
+        return self._s.fill(buffer)
 
     def get_chunk(self, chunk_size=None) -> BytesView | None:
         """The next min(chunk_size, remaining) bytes, or None once complete (or for 0)."""
@@ -210,24 +210,24 @@ def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
 generate_data = generate_buffer
 
 
-def fill_buffer(buf, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
+def fill_buffer(buffer, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                 max_threads=None, numa_node=None, method="parallel", seed=None, *,
                 dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                 dedup_skew="uniform", generation=0, change_rate=1.0,
                 format_version=_core.FORMAT_VERSION) -> int:
-    """Fill a writable buffer in place with a dataset of len(buf) bytes; returns the count."""
+    """Fill a writable buffer in place with a dataset of len(buffer) bytes; returns the count."""
     _checks.method(method)
     try:
-        view = memoryview(buf)
+        view = memoryview(buffer)
     except TypeError:
-        raise TypeError(f"buf must be a writable buffer (bytearray, memoryview, numpy array, "
-                        f"mmap, array.array), got {type(buf).__name__}") from None
-    with view:  # held until filled, so that buf cannot be resized in between
+        raise TypeError(f"buffer must be a writable buffer (bytearray, memoryview, numpy array, "
+                        f"mmap, array.array), got {type(buffer).__name__}") from None
+    with view:  # held until filled, so that buffer cannot be resized in between
         s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
                     numa_node, seed, dedup_unit, format_version=format_version,
                     dedup_run=dedup_run, generation=generation, change_rate=change_rate,
                     dedup_shift=dedup_shift, dedup_skew=dedup_skew)
-        return s.fill(buf)
+        return s.fill(buffer)
 
 
 generate_into_buffer = fill_buffer

@@ -14,6 +14,7 @@
 
 #include "dgen/dgen.hpp"
 #include "dgen/memory.hpp"
+#include "dgen/tensor.hpp"
 #include "dgen/topology.hpp"
 
 namespace nb = nanobind;
@@ -46,6 +47,7 @@ class Buffer {
 
   uint8_t* data() const { return static_cast<uint8_t*>(view_.buf); }
   uint64_t size() const { return uint64_t(view_.len); }
+  std::string format() const { return view_.format ? view_.format : "B"; }
 
  private:
   Py_buffer view_{};
@@ -197,6 +199,39 @@ void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
   const auto lock = pv.lock();
   run_released(offset, b.size(), pv.opt, [&](const dgen::FillOptions& o) {
     pv.v.add(offset, {b.data(), b.size()}, o);
+  });
+}
+
+// A new BytesView of `count` float32 values, filled by call(values, options) without the GIL.
+template <class F>
+nb::object float_view(uint64_t count, unsigned threads, const std::string& numa_mode, F&& call) {
+  if (count > dgen::kMaxSize / 4)
+    throw nb::value_error(("count must be at most " + std::to_string(dgen::kMaxSize / 4) +
+                           " values, got " + std::to_string(count)).c_str());
+  auto* bv = new BytesView(count * 4, std::nullopt);
+  nb::object owner = nb::cast(bv, nb::rv_policy::take_ownership);
+  const dgen::FillOptions opt{.threads = threads, .numa_mode = dgen::parse_numa_mode(numa_mode)};
+  run_released(0, count * 4, opt, [&](const dgen::FillOptions& o) {
+    call(std::span<float>(reinterpret_cast<float*>(bv->data()), count), o);
+  });
+  return owner;
+}
+
+void normalize_buffer(nb::handle buf, uint64_t dim, unsigned threads) {
+  Buffer b(buf, /*writable=*/true);
+  const std::string f = b.format();
+  if (f != "B" && f != "f" && f != "<f" && f != "=f" && f != "@f")
+    throw nb::value_error(("buffer must hold float32 (format 'f') or raw bytes (format 'B'), "
+                           "got format '" + f + "'").c_str());
+  if (dim == 0 || b.size() % (4 * dim) != 0)
+    throw nb::value_error(("buffer length must be a multiple of dim * 4 = " +
+                           std::to_string(4 * dim) + " bytes, got " + std::to_string(b.size()))
+                              .c_str());
+  if (reinterpret_cast<uintptr_t>(b.data()) % 4 != 0)
+    throw nb::value_error("buffer must start on a 4-byte boundary, as float32 values do");
+  const dgen::FillOptions opt{.threads = threads};
+  run_released(0, b.size(), opt, [&](const dgen::FillOptions& o) {
+    dgen::normalize_rows({reinterpret_cast<float*>(b.data()), b.size() / 4}, dim, o);
   });
 }
 
@@ -365,6 +400,28 @@ NB_MODULE(_core, m) {
   }, "What may still be allocated and the limit that says so (see dgen/memory.hpp).");
   m.def("check_memory", [](uint64_t bytes) { dgen::check_memory(bytes); }, "bytes"_a,
         "Raises MemoryError naming the limit when `bytes` cannot be had.");
+  m.def("uniform_f32",
+        [](uint64_t count, float low, float high, uint64_t seed, unsigned threads,
+           const std::string& numa_mode) {
+          return float_view(count, threads, numa_mode, [&](std::span<float> v, auto& o) {
+            dgen::uniform_f32(seed, 0, v, low, high, o);
+          });
+        },
+        "count"_a, "low"_a, "high"_a, "seed"_a, "threads"_a = 0, "numa_mode"_a = "auto",
+        "Values [0, count) of the uniform float32 stream of `seed`, as a BytesView.");
+  m.def("uniform_vectors",
+        [](uint64_t rows, uint64_t dim, float low, float high, bool normalize, uint64_t seed,
+           unsigned threads, const std::string& numa_mode) {
+          if (dim != 0 && rows > dgen::kMaxSize / 4 / dim)
+            throw nb::value_error("rows * dim must be at most 2^61 - 1 values");
+          return float_view(rows * dim, threads, numa_mode, [&](std::span<float> v, auto& o) {
+            dgen::uniform_vectors(seed, v, dim, low, high, normalize, o);
+          });
+        },
+        "rows"_a, "dim"_a, "low"_a, "high"_a, "normalize"_a, "seed"_a, "threads"_a = 0,
+        "numa_mode"_a = "auto", "rows x dim uniform float32 values, rows L2-normalized.");
+  m.def("normalize_rows", &normalize_buffer, "buffer"_a.none(), "dim"_a, "threads"_a = 0,
+        "Scales each row of `dim` float32 values in the buffer to unit L2 norm, in place.");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

@@ -5,6 +5,7 @@
 
 #include "kernels.hpp"
 #include "page_seed.hpp"
+#include "uniform.hpp"
 
 namespace dgen::kernels {
 namespace {
@@ -151,10 +152,57 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len
 
 void fence() { _mm_sfence(); }
 
+// Eight values from the 32 bytes of one step, as uniform_value() makes them.
+inline __m256 to_uniform(__m256i w, __m256 low, __m256 step, __m256 high, __m256 below) {
+  const __m256 k = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8));
+  const __m256 v = _mm256_add_ps(low, _mm256_mul_ps(k, step));
+  return _mm256_blendv_ps(below, v, _mm256_cmp_ps(v, high, _CMP_LT_OQ));
+}
+
+// The pages of random_len 4096 that pages() would make, converted in registers. As there,
+// the next block's lanes are seeded one SplitMix64 word per step.
+template <bool Stream>
+void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformScale& s) {
+  const __m256 low = _mm256_set1_ps(s.low), step = _mm256_set1_ps(s.step);
+  const __m256 high = _mm256_set1_ps(s.high), below = _mm256_set1_ps(s.below_high);
+  uint64_t words[2][kSeedWords];
+  seed_page(keys[0], words[0]);
+  for (size_t i = 0; i < count; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(dst + kUniformBlock * (i + 8)), _MM_HINT_T0);
+    const uint64_t* w = words[i % 2];
+    uint64_t* nw = words[(i + 1) % 2];
+    const bool next = i + 1 < count;
+    uint64_t x = next ? keys[i + 1] : 0;
+    Lanes a{load(w + 0), load(w + 8), load(w + 16), load(w + 24)};   // lanes 0-3
+    Lanes b{load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
+    float* p = dst + kUniformBlock * i;
+    for (int j = 0; j < 64; ++j, p += 16) {
+      const __m256 va = to_uniform(a.next(), low, step, high, below);
+      const __m256 vb = to_uniform(b.next(), low, step, high, below);
+      if constexpr (Stream) {
+        _mm256_stream_ps(p, va);
+        _mm256_stream_ps(p + 8, vb);
+      } else {
+        _mm256_storeu_ps(p, va);
+        _mm256_storeu_ps(p + 8, vb);
+      }
+      if (next && j < 4 * kLanes) nw[j] = splitmix_next(x);
+    }
+  }
+}
+
+void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, bool stream) {
+  if (count == 0) return;
+  if (stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0)
+    uniform_with<true>(dst, keys, count, s);
+  else
+    uniform_with<false>(dst, keys, count, s);
+}
+
 }  // namespace
 
 const Table* avx2() {
-  static const Table t{"avx2", pages, fence};
+  static const Table t{"avx2", pages, fence, uniform};
   return &t;
 }
 

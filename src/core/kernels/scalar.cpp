@@ -3,6 +3,7 @@
 
 #include "kernels.hpp"
 #include "page_seed.hpp"
+#include "uniform.hpp"
 
 namespace dgen::kernels {
 namespace {
@@ -54,10 +55,18 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len
 
 void fence() {}
 
+void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, bool) {
+  alignas(64) uint8_t random[4 * kUniformBlock];
+  for (size_t i = 0; i < count; ++i) {
+    page(random, keys[i], sizeof random);
+    uniform_portable(dst + kUniformBlock * i, random, kUniformBlock, s);
+  }
+}
+
 }  // namespace
 
 const Table& scalar() {
-  static const Table t{"scalar", pages, fence};
+  static const Table t{"scalar", pages, fence, uniform};
   return t;
 }
 

@@ -21,6 +21,7 @@ from ._generator import (
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
 from .numa import run_per_node
 from .files import verify_file, write_dataset
+from ._shares import split
 
 
 
@@ -58,6 +59,7 @@ __all__ = [
     "get_numa_info",
     "get_system_info",
     "run_per_node",
+    "split",
     "verify_file",
     "write_dataset",
 ]

@@ -294,3 +294,68 @@ def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds) 
         "ranks": [{"rank": i, "bytes": r["bytes_read"], "seconds": s}
                   for i, (r, s) in enumerate(zip(results, seconds))],
     }
+
+
+def bench(comm, size=32 * 1024 * 1024, seconds=1.0, threads=None) -> dict:
+    """Aggregate generation GB/s of every rank of `comm` (collective), beside memset.
+
+    Each rank fills its own `size`-byte buffer from its shard of one dataset, with
+    `threads` threads (default threads_per_rank), for `seconds`, starting at a common
+    barrier; then memsets it the same way. Aggregate GB/s = all ranks' bytes / the
+    slowest rank's seconds / 1e9. Every rank returns the same dict.
+    """
+    default_threads = threads_per_rank(comm)
+
+    def check():
+        n = _checks.integer("size", size, 4096, 1 << 40)
+        if not (isinstance(seconds, (int, float)) and 0 < seconds < float("inf")):
+            raise ValueError(f"seconds must be a positive number, got {seconds!r}")
+        count = _checks.threads(threads) or default_threads
+        if n // count < _bench.MIN_SHARE:
+            raise ValueError(f"size {n} over {count} threads gives each {n // count} bytes, "
+                             f"too little to time: give size >= {count * _bench.MIN_SHARE}")
+        _core.check_memory(n)
+        return count
+
+    count = _agree(comm, check)[comm.rank]
+    buf = bytearray(size)
+    rows = []
+
+    def timed(fn) -> tuple[int, float]:
+        fn()  # warm-up: page faults, thread start
+        comm.Barrier()
+        done, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < seconds or done == 0:
+            fn()
+            done += size
+        return done, elapsed
+
+    with ThreadPoolExecutor(count) as pool:
+        memset = _bench.memset_fn(buf, pool, count)
+        for compress, dedup in _bench.SETTINGS:
+            g = Generator(2**62, dedup, compress, seed=1, max_threads=count).shard(
+                comm.rank, comm.size)
+            fill = comm.allgather(timed(lambda: g.fill_chunk(buf)))
+            base = comm.allgather(timed(memset))
+            fill_gbps, memset_gbps = (sum(n for n, _ in r) / max(t for _, t in r) / 1e9
+                                      for r in (fill, base))
+            rows.append({"compress_ratio": compress, "dedup_ratio": dedup,
+                         "fill_gbps": round(fill_gbps, 2), "memset_gbps": round(memset_gbps, 2),
+                         "ratio": round(fill_gbps / memset_gbps, 3),
+                         "rank_fill_gbps": [round(n / t / 1e9, 2) for n, t in fill]})
+    return {"ranks": comm.size, "threads_per_rank": comm.allgather(count),
+            "buffer_bytes": size, "seconds": seconds, "fill": rows}
+
+
+def bench_report(result: dict) -> str:
+    """bench()'s result as a table of aggregate GB/s."""
+    threads = sorted(set(result["threads_per_rank"]))
+    lines = [f"{result['ranks']} rank(s), {'/'.join(map(str, threads))} thread(s) each, "
+             f"buffer {result['buffer_bytes'] / 2**20:g} MiB per rank; aggregate GB/s = all "
+             f"ranks' bytes / slowest rank's seconds",
+             f"{'compress':>8} {'dedup':>5} {'fill GB/s':>10} {'memset GB/s':>12} "
+             f"{'fill/memset':>11}  per rank fill GB/s"]
+    lines += [f"{r['compress_ratio']:>8} {r['dedup_ratio']:>5} {r['fill_gbps']:>10.2f} "
+              f"{r['memset_gbps']:>12.2f} {r['ratio']:>11.3f}  "
+              f"{' '.join(f'{x:.2f}' for x in r['rank_fill_gbps'])}" for r in result["fill"]]
+    return "\n".join(lines)

@@ -30,7 +30,7 @@ from mpi4py import MPI
 
 from . import _checks, _core, bench as _bench, files as _files
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
-from ._shares import ALIGN, shard, split
+from ._shares import split
 
 STEPS = 3  # ready, written, done (see the module docstring)
 _ERRORS = {e.__name__: e for e in (ValueError, TypeError, OverflowError, MemoryError,

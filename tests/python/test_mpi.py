@@ -318,3 +318,25 @@ def test_a_plain_run_does_not_import_mpi4py(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
                        env=clean_env())
     assert r.stdout.decode().split()[-1] == "False", r.stderr.decode()
+
+
+@needs_mpi
+def test_mpirun_errors_exit_alike_on_every_rank(tmp_path):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    r = mpirun(3, "sh", "-c", f'"$0" verify "$1"; echo $? > {codes}/$OMPI_COMM_WORLD_RANK',
+               DGEN, tmp_path / "absent")
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["1\n"] * 3
+    assert r.stderr.decode().count("no such file or directory") == 1, r.stderr.decode()
+
+
+@needs_mpi
+def test_mpirun_bench_refuses_a_buffer_too_small_for_its_threads():
+    r = mpirun(2, DGEN, "bench", "--size", "4KiB", "--threads", "2")
+    assert r.returncode == 2
+    assert "too little to time" in r.stderr.decode()
+
+
+def test_mpi_and_no_mpi_together_are_refused(tmp_path):
+    r = dgen("write", tmp_path / "d.bin", "--size", "1M", "--mpi", "--no-mpi")
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr.decode()

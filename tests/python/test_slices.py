@@ -118,3 +118,10 @@ def test_bad_split_is_refused(args, error, message):
 
 def test_split_is_exported():
     assert dgen_py.split is split and "split" in dgen_py.__all__
+
+
+@pytest.mark.parametrize("start, stop", [(12345, 200001), (0, 1), (SIZE - 7, SIZE), (500, 500)])
+def test_any_slice_is_that_range_of_the_whole(ref, start, stop):
+    whole = ref(SIZE, 3, 1.5, 3, format_version=1)
+    s = Generator(SIZE, 1.5, 3, seed=3, start=start, stop=stop, format_version=1)
+    assert bytes(s.read()) == whole[start:stop]

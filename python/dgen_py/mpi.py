@@ -22,6 +22,8 @@ This module alone imports mpi4py; `import dgen_py` never does.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,15 +99,16 @@ def _raise_first(gathered) -> None:
         raise cls(message)
 
 
-def _agree(comm, fn):
-    """fn() on every rank; every rank's value, or every rank raises the first error."""
+def _agree(comm, fn, share=True):
+    """fn() on every rank; every rank's value (share=False: this rank's only, for large
+    values), or every rank raises the first error."""
     try:
         value, error = fn(), None
     except Exception as e:  # noqa: BLE001 - carried to every rank
         value, error = None, e
-    gathered = comm.allgather((value, _wire(error, comm.rank)))
+    gathered = comm.allgather((value if share else None, _wire(error, comm.rank)))
     _raise_first([e for _, e in gathered])
-    return [v for v, _ in gathered]
+    return [v for v, _ in gathered] if share else value
 
 
 class _Job:
@@ -128,12 +131,10 @@ class _Job:
 
     def ready(self) -> None:
         self.step()
-        self.comm.Barrier()
-        self.started = time.perf_counter()
+        self.comm.Barrier()  # write_dataset times from here
 
     def written(self, seconds) -> None:
-        self.rows = self.step(value=(sum(n for _, _, n in self.pieces),
-                                     time.perf_counter() - self.started))
+        self.rows = self.step(value=(sum(n for _, _, n in self.pieces), seconds))
 
     def finish(self, error=None, value=None) -> list:
         """The steps left; with an error, the first of them raises it (or an earlier
@@ -161,14 +162,14 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     def check():
         identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                                     format_version, dedup_run, generation, change_rate)
-        count = _checks.integer("files", files, 1, 1_000_000)
+        _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
-        layout = _files._layout(_checks.path(path), identity["size"], count)[1]
-        return identity, layout, _checks.threads(threads) or default_threads
+        return identity, _checks.threads(threads) or default_threads
 
-    values = _agree(comm, check)
+    values = _agree(comm, check)  # small values only: every rank gets every rank's
     identity = {**values[comm.rank][0], "seed": values[0][0]["seed"]}  # rank 0 drew it
-    layout, mine = values[comm.rank][1:]
+    mine = values[comm.rank][1]
+    layout = _files._layout(_checks.path(path), identity["size"], files)[1]
     pieces = _for_jobs(shares(layout, comm.size, identity["dedup_unit"])[comm.rank], jobs)
     job = _Job(comm, pieces)
     try:
@@ -215,26 +216,26 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
     def check():
         dataset = _files.resolve_dataset(path, **overrides)
         _checks.integer("max_ranges", max_ranges, 0, 2**31)
-        return ({"identity": dataset["identity"], "files": dataset["files"]},
-                _checks.threads(threads) or default_threads)
+        return dataset, _checks.threads(threads) or default_threads
 
-    values = _agree(comm, check)
-    mine, count = values[comm.rank]
-    _agree(comm, lambda: _same(mine, values[0][0], comm.rank, path))
-    layout = mine["files"]
-    pieces = shares(layout, comm.size, mine["identity"]["dedup_unit"])[comm.rank]
+    dataset, count = _agree(comm, check, share=False)
+    # Every rank must have read the same manifest (one path on a shared filesystem).
+    seen = hashlib.sha256(json.dumps([dataset["identity"], dataset["files"]]).encode()).digest()
+    lead = comm.bcast(seen)
+    _agree(comm, lambda: _same(seen, lead, path))
+    layout = dataset["files"]
+    pieces = shares(layout, comm.size, dataset["identity"]["dedup_unit"])[comm.rank]
     comm.Barrier()
     started = time.perf_counter()
     results = _agree(comm, lambda: _files.verify_file(
         path, **overrides, direct=direct, threads=count, max_ranges=max_ranges,
         progress=progress if comm.rank == 0 else None, pieces=pieces))
-    seconds = [time.perf_counter() - started]
-    seconds = comm.allgather(seconds[0])
+    seconds = comm.allgather(time.perf_counter() - started)
     return _combine(results, layout, max_ranges, seconds)
 
 
-def _same(mine: dict, lead: dict, rank: int, path) -> None:
-    if mine != lead:  # every rank must read the same manifest on a shared filesystem
+def _same(mine: bytes, lead: bytes, path) -> None:
+    if mine != lead:
         raise ValueError(f"sees another dataset at {path} than rank 0 (another manifest "
                          f"or file size): give every rank the same path on a shared "
                          f"filesystem")

@@ -340,3 +340,22 @@ def test_mpirun_bench_refuses_a_buffer_too_small_for_its_threads():
 def test_mpi_and_no_mpi_together_are_refused(tmp_path):
     r = dgen("write", tmp_path / "d.bin", "--size", "1M", "--mpi", "--no-mpi")
     assert r.returncode == 2 and "not allowed with argument" in r.stderr.decode()
+
+
+@needs_mpi
+def test_a_rank_that_sees_another_dataset_fails_every_rank(tmp_path):
+    path = str(tmp_path / "d.bin")
+    assert dgen("write", path, "--size", 1 << 20, *IDENTITY).returncode == 0
+    job = script(tmp_path, """
+        try:  # as if rank 1 read another manifest
+            mpi.verify(comm, sys.argv[1], seed=8 if comm.rank == 1 else None)
+            out = "no error"
+        except ValueError as e:
+            out = str(e)
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            f.write(out)
+    """)
+    assert mpirun(2, sys.executable, job, path).returncode == 0
+    assert {open(f"{path}.{rank}").read() for rank in range(2)} == {
+        f"rank 1: sees another dataset at {path} than rank 0 (another manifest or file "
+        f"size): give every rank the same path on a shared filesystem"}

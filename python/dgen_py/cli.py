@@ -416,14 +416,14 @@ def cmd_write(args) -> int:
         write = functools.partial(args.mpi_module.write, args.comm)
     with progress(args, args.size, "write") as advance:
         m = write(args.path, args.size, files=args.files,
-                                dedup_ratio=args.dedup_ratio,
-                                compress_ratio=args.compress_ratio, seed=args.seed,
-                                dedup_unit=args.dedup_unit,
-                                dedup_run=args.dedup_run, generation=args.generation,
-                                change_rate=args.change_rate,
-                                format_version=args.format_version, direct=args.direct,
-                                fsync=args.fsync, jobs=args.jobs, threads=args.threads,
-                                force=args.force, progress=advance)
+                  dedup_ratio=args.dedup_ratio,
+                  compress_ratio=args.compress_ratio, seed=args.seed,
+                  dedup_unit=args.dedup_unit,
+                  dedup_run=args.dedup_run, generation=args.generation,
+                  change_rate=args.change_rate,
+                  format_version=args.format_version, direct=args.direct,
+                  fsync=args.fsync, jobs=args.jobs, threads=args.threads,
+                  force=args.force, progress=advance)
     if args.json:
         print_json(m)
     else:
@@ -447,9 +447,8 @@ def cmd_verify(args) -> int:
     else:
         total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:
-        r = verify(args.path, **overrides, direct=args.direct,
-                              threads=args.threads, max_ranges=args.max_ranges,
-                              progress=advance)
+        r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
+                   max_ranges=args.max_ranges, progress=advance)
     for warning in r["warnings"]:
         say(f"warning: {warning}")
     if args.json:
@@ -638,7 +637,7 @@ def fail(code: int, message: str, comm=None) -> int:
 
 
 # --- MPI: one job over the ranks a launcher started ---------------------------------------
-# (variable holding the rank count, variable holding this process's rank) per launcher
+# (variable holding the rank count, variable holding this process's rank, launcher)
 LAUNCHERS = (("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "Open MPI"),
              ("PMI_SIZE", "PMI_RANK", "MPICH/Hydra or PMI"),
              ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "Slurm srun"),

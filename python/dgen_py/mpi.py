@@ -155,7 +155,8 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     after every rank has finished, writes the manifest. Every rank returns the same dict:
     the manifest, "manifest" (its path), "seconds" (the slowest rank, timed from a common
     barrier), "ranks" ([{rank, bytes, seconds}]) and "gbps" (all bytes / seconds / 1e9).
-    progress(n) is called on rank 0 only, with its own bytes.
+    progress(n) is called on rank 0 only, with its own bytes scaled to the dataset's size
+    (a bar of the dataset's size ends when rank 0's share is written).
     """
     default_threads = threads_per_rank(comm)
 
@@ -179,7 +180,8 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
                                         "dedup_run", "generation", "change_rate",
                                         "format_version")},
             direct=direct, fsync=fsync, jobs=jobs, threads=mine, force=force,
-            progress=progress if comm.rank == 0 else None, job=job)
+            progress=_scaled(progress, identity["size"], pieces) if comm.rank == 0 else None,
+            job=job)
     except Exception as e:
         if job.failed:
             raise
@@ -192,6 +194,13 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
             "ranks": [{"rank": r, "bytes": n, "seconds": s}
                       for r, (n, s) in enumerate(job.rows)],
             "gbps": total / seconds / 1e9 if seconds else None}
+
+
+def _scaled(progress, size: int, pieces):
+    mine = sum(n for _, _, n in pieces)
+    if not progress or not mine:
+        return None
+    return lambda n: progress(n * size / mine)
 
 
 def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,

@@ -358,3 +358,40 @@ def test_a_rank_that_sees_another_dataset_fails_every_rank(tmp_path):
     assert {open(f"{path}.{rank}").read() for rank in range(2)} == {
         f"rank 1: sees another dataset at {path} than rank 0 (another manifest or file "
         f"size): give every rank the same path on a shared filesystem"}
+
+
+@needs_mpi
+def test_bad_arguments_of_the_mpi_api_raise_alike_on_every_rank(tmp_path):
+    job = script(tmp_path, """
+        d = sys.argv[1]
+        mpi.write(comm, d + "/ok.bin", 4096, seed=1)
+        cases = [
+            lambda: mpi.write(comm, d + "/a", -1),
+            lambda: mpi.write(comm, d + "/a", 100, files=0),
+            lambda: mpi.write(comm, d + "/a", 100, jobs=0),
+            lambda: mpi.write(comm, d + "/a", 100, threads=0),
+            lambda: mpi.write(comm, d + "/a", 100, dedup_ratio=0.5),
+            lambda: mpi.verify(comm, d + "/absent", seed=1, size=10),
+            lambda: mpi.verify(comm, d + "/ok.bin", max_ranges=-1),
+            lambda: mpi.bench(comm, size=100),
+            lambda: mpi.bench(comm, seconds=0),
+        ]
+        out = []
+        for case in cases:
+            try:
+                case()
+                out.append("no error")
+            except (ValueError, TypeError, OSError) as e:
+                out.append(f"{type(e).__name__}: {e}")
+        with open(d + f"/out.{comm.rank}", "w") as f:
+            json.dump(out, f)
+    """)
+    r = mpirun(2, sys.executable, job, tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    out = [json.load(open(tmp_path / f"out.{rank}")) for rank in range(2)]
+    assert out[0] == out[1]
+    assert [line.split(":")[0] for line in out[0]] == [
+        "ValueError", "ValueError", "ValueError", "ValueError", "ValueError",
+        "FileNotFoundError", "ValueError", "ValueError", "ValueError"], out[0]
+    assert "size must be in [0, " in out[0][0] and "files must be in [1, " in out[0][1]
+    assert "max_ranges must be in [0, " in out[0][6]

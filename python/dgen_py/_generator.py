@@ -44,13 +44,17 @@ class Generator(io.RawIOBase):
     The bytes depend only on (seed, size, dedup_ratio, compress_ratio, dedup_unit) and the
     offset: chunk sizes, threads and call patterns never change them. With seed=None a seed
     is drawn from the OS; `seed` tells which, so the run can be reproduced.
+
+    start= and stop= slice the dataset: the Generator then makes dataset bytes
+    [start, stop), identical to that range of the whole, and position, size, seek, fill
+    and verify count from `start` (shard(rank, world) cuts balanced slices).
     """
 
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
                  seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
                  dedup_run=1, dedup_shift=False, dedup_skew="uniform", generation=0,
-                 change_rate=1.0, format_version=_core.FORMAT_VERSION):
+                 change_rate=1.0, format_version=_core.FORMAT_VERSION, start=0, stop=None):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
@@ -64,6 +68,38 @@ class Generator(io.RawIOBase):
                           change_rate=change_rate, format_version=format_version)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
+        whole = self._s.size
+        self._stop = whole if stop is None else _checks.integer("stop", stop, 0, whole)
+        self._start = _checks.integer("start", start, 0, self._stop)
+        self._sliced = (self._start, self._stop) != (0, whole)
+        if self._sliced:
+            self._s.seek(self._start)
+        self._args.update(start=self._start, stop=self._stop)
+
+    def shard(self, rank, world) -> Generator:
+        """Share `rank` of `world` of this Generator's bytes (dgen_py.split, cut at
+        multiples of the dedup unit), as a Generator sliced to it, at its start."""
+        from ._shares import shard
+        a, b = shard(self._stop - self._start, rank, world, self._args["dedup_unit"])
+        return _rebuild({**self._args, "start": self._start + a,
+                         "stop": self._start + b}, self._s.seed, 0)
+
+    @property
+    def start(self) -> int:
+        """Dataset offset of this Generator's first byte (0 unless sliced)."""
+        return self._start
+
+    @property
+    def stop(self) -> int:
+        """Dataset offset where this Generator's bytes end (the dataset size unless
+        sliced)."""
+        return self._stop
+
+    def _room(self, buf):
+        """buf, cut to the bytes left in the slice."""
+        left = self._stop - self._s.position
+        view = memoryview(buf)
+        return view.cast("B")[:max(0, left)] if view.nbytes > left else buf
 
     # --- the dgen-py API -------------------------------------------------------------------
     @property
@@ -76,7 +112,7 @@ class Generator(io.RawIOBase):
 
     def fill_chunk(self, buffer) -> int:
         """Write the next min(len(buffer), remaining) bytes into buffer; 0 once complete."""
-        return self._s.fill(buffer)
+        return self._s.fill(self._room(buffer) if self._sliced else buffer)
 
     def get_chunk(self, chunk_size=None) -> BytesView | None:
         """The next min(chunk_size, remaining) bytes, or None once complete (or for 0)."""
@@ -84,20 +120,22 @@ class Generator(io.RawIOBase):
              else _checks.integer("chunk_size", chunk_size, 0, _checks.MAX_SIZE))
         if n == 0:
             return None
-        view = self._s.read(n)
+        if self._sliced:
+            n = min(n, self._stop - self._s.position)
+        view = self._s.read(n) if n > 0 else ()
         return view if len(view) else None
 
     def reset(self) -> None:
-        self._s.seek(0)
+        self._s.seek(self._start)
 
     def position(self) -> int:
-        return self._s.position
+        return self._s.position - self._start
 
     def total_size(self) -> int:
-        return self._s.size
+        return self._stop - self._start
 
     def is_complete(self) -> bool:
-        return self._s.position >= self._s.size
+        return self._s.position >= self._stop
 
     def set_seed(self, seed) -> None:
         """Use a new seed (None: drawn from the OS, as dgen-py does); the stream goes on
@@ -110,10 +148,18 @@ class Generator(io.RawIOBase):
 
         Reports exact offsets of the first `max_ranges` mismatching ranges and counts all;
         a range that reads as zeros, or a whole unit that belongs elsewhere, says so.
-        Does not move the position.
+        Does not move the position. In a slice, `offset` counts from its start and the
+        ranges reported carry dataset offsets (start + offset), so that the results of
+        every shard of a dataset read alike.
         """
         offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+        if self._sliced:
+            n = memoryview(buf).nbytes
+            if offset + n > self._stop - self._start:
+                raise ValueError(f"offset + len(buf) must be at most the slice's "
+                                 f"{self._stop - self._start} bytes, got {offset} + {n}")
+            offset += self._start
         return self._s.verify(buf, offset, max_ranges)
 
     def verifier(self, *, max_ranges=20) -> Verifier:
@@ -123,7 +169,7 @@ class Generator(io.RawIOBase):
         merged across piece boundaries; memory stays constant however much is added.
         """
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
-        return Verifier(self._s.verifier(max_ranges))
+        return Verifier(self._s.verifier(max_ranges), self._start)
 
     @property
     def unique_units(self) -> int:
@@ -143,28 +189,32 @@ class Generator(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:
-        return self._s.fill(buf)
+        return self._s.fill(self._room(buf) if self._sliced else buf)
 
     def seek(self, offset, whence=io.SEEK_SET) -> int:
+        """Go to `offset` (counted from the slice's start in a slice)."""
         offset = _checks.integer("offset", offset, -_checks.MAX_SIZE, _checks.MAX_SIZE)
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._s.position, io.SEEK_END: self._s.size}.get(whence)
+        size = self._stop - self._start
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._s.position - self._start,
+                io.SEEK_END: size}.get(whence)
         if base is None:
             raise ValueError(f"whence must be 0, 1 or 2, got {whence!r}")
         target = base + offset
-        if not 0 <= target <= self._s.size:
-            raise ValueError(f"offset must land in [0, {self._s.size}], got {target}")
-        self._s.seek(target)
+        if not 0 <= target <= size:
+            raise ValueError(f"offset must land in [0, {size}], got {target}")
+        self._s.seek(self._start + target)
         return target
 
     def tell(self) -> int:
-        return self._s.position
+        return self._s.position - self._start
 
     def __reduce__(self):
         """Pickles as identity + position, so a Generator can go to another process."""
-        return _rebuild, (self._args, self._s.seed, self._s.position)
+        return _rebuild, (self._args, self._s.seed, self.tell())
 
     def __repr__(self) -> str:
-        return (f"Generator(size={self._s.size}, position={self._s.position}, "
+        where = f", start={self._start}, stop={self._stop}" if self._sliced else ""
+        return (f"Generator(size={self._s.size}{where}, position={self.tell()}, "
                 f"seed={self._s.seed})")
 
 
@@ -180,12 +230,14 @@ def _rebuild(args: dict, seed: int, position: int) -> Generator:
 class Verifier:
     """Checks data that arrives in pieces against a dataset: see Generator.verifier()."""
 
-    def __init__(self, core):
-        self._v = core
+    def __init__(self, core, start=0):
+        self._v, self._start = core, start
 
     def add(self, buf, offset) -> None:
-        """Compare buf with bytes [offset, offset + len(buf)); offset must not go back."""
-        self._v.add(buf, _checks.integer("offset", offset, 0, _checks.MAX_SIZE))
+        """Compare buf with bytes [offset, offset + len(buf)) (of the slice the Generator
+        was cut to); offset must not go back."""
+        offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE - self._start)
+        self._v.add(buf, self._start + offset)
 
     @property
     def result(self) -> VerifyResult:

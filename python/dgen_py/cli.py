@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -224,6 +225,14 @@ def build_parser() -> Parser:
     def json_flag(c):
         c.add_argument("--json", action="store_true", help="print JSON for machines")
 
+    def mpi_flags(c):
+        g = c.add_mutually_exclusive_group()
+        g.add_argument("--mpi", dest="mpi", action="store_true", default=None,
+                       help="run as one job over the ranks of mpirun/srun (default: when "
+                       "a launcher started more than one rank)")
+        g.add_argument("--no-mpi", dest="mpi", action="store_false",
+                       help="run every rank on its own, as without MPI")
+
     c = command("generate", "Write a dataset to stdout or a file.",
                 "examples:\n  dgen generate --size 10G --dedup-ratio 2 | pv > /dev/null\n"
                 "  dgen generate --size 4KiB --seed 7 -o page.bin    # and page.bin.dgen.json\n"
@@ -255,6 +264,7 @@ def build_parser() -> Parser:
     c.add_argument("--fsync", action="store_true", help="fsync files and directory before "
                    "the manifest")
     json_flag(c)
+    mpi_flags(c)
     c.set_defaults(run=cmd_write)
 
     c = command("verify", "Read a dataset back and report every mismatching range.",
@@ -269,6 +279,7 @@ def build_parser() -> Parser:
     c.add_argument("--max-ranges", metavar="N", type=_arg(_integer(0, 2**31)), default=20,
                    help="ranges to list (default 20; all are counted)")
     json_flag(c)
+    mpi_flags(c)
     c.set_defaults(run=cmd_verify)
 
     c = command("analyze", "Measure dedup, compression, zero pages and entropy of files.",
@@ -300,6 +311,7 @@ def build_parser() -> Parser:
     c.add_argument("--seconds", metavar="S", type=_arg(_number(0, math.inf, "a positive number")),
                    default=1.0, help="time per measurement pair (default 1)")
     json_flag(c)
+    mpi_flags(c)
     c.set_defaults(run=cmd_bench)
 
     c = command("info", "Topology, SIMD path and version.", "example:\n  dgen info --json")
@@ -424,23 +436,27 @@ def cmd_generate(args) -> int:
 
 
 def cmd_write(args) -> int:
+    write = files.write_dataset
+    if args.comm:
+        write = functools.partial(args.mpi_module.write, args.comm)
     with progress(args, args.size, "write") as advance:
-        m = files.write_dataset(args.path, args.size, files=args.files,
-                                dedup_ratio=args.dedup_ratio,
-                                compress_ratio=args.compress_ratio, seed=args.seed,
-                                dedup_unit=args.dedup_unit,
-                                dedup_run=args.dedup_run, dedup_shift=args.dedup_shift,
-                                dedup_skew=args.dedup_skew,
-                                generation=args.generation,
-                                change_rate=args.change_rate,
-                                format_version=args.format_version, direct=args.direct,
-                                fsync=args.fsync, jobs=args.jobs, threads=args.threads,
-                                force=args.force, progress=advance)
+        m = write(args.path, args.size, files=args.files,
+                  dedup_ratio=args.dedup_ratio,
+                  compress_ratio=args.compress_ratio, seed=args.seed,
+                  dedup_unit=args.dedup_unit,
+                  dedup_run=args.dedup_run, dedup_shift=args.dedup_shift,
+                  dedup_skew=args.dedup_skew,
+                  generation=args.generation,
+                  change_rate=args.change_rate,
+                  format_version=args.format_version, direct=args.direct,
+                  fsync=args.fsync, jobs=args.jobs, threads=args.threads,
+                  force=args.force, progress=advance)
     if args.json:
         print_json(m)
     else:
         size = m["identity"]["size"]
-        print(f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s) at "
+        ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
+        print(f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s){ranks} at "
               f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}")
         print(f"manifest {m['manifest']}")
     return 0
@@ -453,11 +469,14 @@ def cmd_verify(args) -> int:
                  "dedup_shift": args.dedup_shift, "dedup_skew": args.dedup_skew,
                  "generation": args.generation, "change_rate": args.change_rate,
                  "format_version": args.format_version}
-    total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
+    verify = files.verify_file
+    if args.comm:  # each rank resolves the dataset itself, collectively
+        verify, total = functools.partial(args.mpi_module.verify, args.comm), None
+    else:
+        total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
     with progress(args, total, "verify") as advance:
-        r = files.verify_file(args.path, **overrides, direct=args.direct,
-                              threads=args.threads, max_ranges=args.max_ranges,
-                              progress=advance)
+        r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
+                   max_ranges=args.max_ranges, progress=advance)
     for warning in r["warnings"]:
         say(f"warning: {warning}")
     if args.json:
@@ -549,6 +568,14 @@ def analyze_report(a: dict) -> str:
 
 
 def cmd_bench(args) -> int:
+    if args.comm:
+        if args.threads and len(args.threads) > 1:
+            raise ValueError(f"--threads: under MPI give one count per rank, got "
+                             f"{','.join(map(str, args.threads))}")
+        result = args.mpi_module.bench(args.comm, args.size, args.seconds,
+                                       args.threads[0] if args.threads else None)
+        print_json(result) if args.json else print(args.mpi_module.bench_report(result))
+        return 0
     result = bench.run(args.size, args.threads, args.seconds)
     if args.json:
         print_json(result)
@@ -592,11 +619,18 @@ def cpu_ranges(cpus: list[int]) -> str:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    rank = launched_ranks()
+    if rank and rank[2] and "--no-mpi" not in (sys.argv[1:] if argv is None else argv):
+        # Rank 0 alone prints, usage errors and refusals included.
+        sys.stdout = sys.stderr = open(os.devnull, "w")
     args = parser.parse_args(argv)
     if not args.command:
         parser.error("a command is required: generate, write, verify, analyze, bench or "
                      "info (see dgen --help)")
     try:
+        args.comm = args.mpi_module = None
+        if (code := start_mpi(args)) is not None:
+            return code
         return args.run(args)
     except files.Refused as e:  # O_DIRECT refused, not a regular file, a writer holds it
         return fail(2, e.strerror)
@@ -613,12 +647,72 @@ def main(argv=None) -> int:
     except MemoryError:
         return fail(1, "out of memory")
     except KeyboardInterrupt:
-        return fail(130, "interrupted")
+        return fail(130, "interrupted", args.comm)
+    except BaseException:
+        if not args.comm:
+            raise
+        # A rank that fails outside the collective steps would leave the others waiting.
+        say(f"error: rank {args.comm.rank} failed unexpectedly; aborting the MPI job")
+        args.comm.Abort(1)
+        raise
 
 
-def fail(code: int, message: str) -> int:
+def fail(code: int, message: str, comm=None) -> int:
     say(f"error: {message}" if code != 130 else message)
+    if comm is not None and code == 130:  # ranks may be waiting on this one
+        comm.Abort(code)
     return code
+
+
+# --- MPI: one job over the ranks a launcher started ---------------------------------------
+# (variable holding the rank count, variable holding this process's rank, launcher)
+LAUNCHERS = (("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "Open MPI"),
+             ("PMI_SIZE", "PMI_RANK", "MPICH/Hydra or PMI"),
+             ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "Slurm srun"),
+             (None, "PMIX_RANK", "PMIx"))
+
+
+def launched_ranks(environ=os.environ) -> tuple[int, str, int] | None:
+    """(ranks, how it is known, this rank) when a launcher started this process as one
+    of several ranks, else None. A rank above 0 proves several even without a size."""
+    for size_var, rank_var, name in LAUNCHERS:
+        try:
+            size = int(environ.get(size_var or "", "0"))
+            rank = int(environ.get(rank_var, "0"))
+        except ValueError:
+            continue
+        if size > 1 or rank > 0:
+            shown = f"{size_var}={size}" if size > 1 else f"{rank_var}={rank}"
+            return max(size, rank + 1), f"{name} ({shown})", rank
+    return None
+
+
+def start_mpi(args) -> int | None:
+    """Set args.comm when this run is one MPI job; an exit code when it must not run."""
+    launched = launched_ranks()
+    wanted = getattr(args, "mpi", None)
+    if wanted is None:
+        wanted = launched is not None
+        if wanted and args.command == "generate":
+            return fail(2, f"launched as one of {launched[0]} ranks by {launched[1]}: dgen "
+                        f"generate runs once; use dgen write to write a dataset from "
+                        f"every rank")
+        if args.command not in ("write", "verify", "bench"):
+            return None
+    if not wanted:
+        return None
+    try:
+        from . import mpi
+    except ImportError as e:  # without it every rank would write the whole dataset
+        where = (f"launched as one of {launched[0]} ranks by {launched[1]}" if launched
+                 else "--mpi given")
+        return fail(2, f"{where}, but mpi4py cannot be imported ({e}): install it "
+                    f"(pip install mpi4py, or pip install dgen-py[mpi]) built against "
+                    f"this MPI, or pass --no-mpi to run every rank on its own")
+    args.mpi_module, args.comm = mpi, mpi.MPI.COMM_WORLD
+    if args.comm.rank:  # rank 0 alone prints: the report, progress, --json and errors
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+    return None
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
                   dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                   dedup_skew="uniform", generation=0, change_rate=1.0,
                   format_version=_core.FORMAT_VERSION, direct=False, fsync=False, jobs=1,
-                  threads=None, force=False, progress=None) -> dict:
+                  threads=None, force=False, progress=None, job=None) -> dict:
     """Write a dataset of `size` bytes to `path` and return its manifest.
 
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
@@ -211,6 +211,11 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     them). Only once every file has been opened is an earlier manifest removed; the new
     one is written atomically after all data, so no manifest ever claims data that is not
     there. progress(n) is called with each count of bytes written, one call at a time.
+
+    job: this process is one of several writing the dataset together (see dgen_py.mpi):
+    it writes job.pieces ([(file index, file offset, length)]); only where job.lead is
+    the dataset claimed (locked, files created and emptied) and the manifest written.
+    job.ready() is called before writing, job.written(seconds) after; either may raise.
     """
     path = _checks.path(path)
     identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
@@ -228,13 +233,13 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         return _write(path, base, directory, layout, identity, direct, fsync, jobs,
-                      threads, force, progress)
+                      threads, force, progress, job)
     finally:
         os.close(directory)  # and with it the lock
 
 
 def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads, force,
-           progress) -> dict:
+           progress, job=None) -> dict:
     def shown(name):
         return os.path.join(base, name)
 
@@ -245,36 +250,43 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
         _check_direct(base or ".")
     single = not os.path.isdir(path)
     flags = os.O_WRONLY | os.O_CREAT
+    lead = job is None or job.lead  # claims the dataset and writes the manifest
     held = open_in(directory, layout[0]["path"], flags, shown(layout[0]["path"])) \
-        if single else os.dup(directory)
+        if single and lead else os.dup(directory)
     try:
-        _lock(held, path)
-        for f in layout[1:] if single else layout:
-            os.close(open_in(directory, f["path"], flags, shown(f["path"])))
-        new = {f["path"] for f in layout}
-        stale = [] if single else sorted(n for n in os.listdir(directory)
-                                         if PART.fullmatch(n) and n not in new)
-        if stale and not force:
-            raise Refused(errno.EEXIST, f"{path} holds {len(stale)} part file(s) that are "
-                          f"not part of the new dataset ({', '.join(stale[:3])}"
-                          f"{', ...' if len(stale) > 3 else ''}): remove them, or pass "
-                          f"--force (force=True) to delete them")
+        stale = []
+        if lead:
+            _lock(held, path)
+            for f in layout[1:] if single else layout:
+                os.close(open_in(directory, f["path"], flags, shown(f["path"])))
+            new = {f["path"] for f in layout}
+            stale = [] if single else sorted(n for n in os.listdir(directory)
+                                             if PART.fullmatch(n) and n not in new)
+            if stale and not force:
+                raise Refused(errno.EEXIST, f"{path} holds {len(stale)} part file(s) that "
+                              f"are not part of the new dataset ({', '.join(stale[:3])}"
+                              f"{', ...' if len(stale) > 3 else ''}): remove them, or pass "
+                              f"--force (force=True) to delete them")
         manifest = manifest_path(path)
-        try:
-            os.unlink(manifest)
-        except FileNotFoundError:
-            pass
+        if lead:
+            try:
+                os.unlink(manifest)
+            except FileNotFoundError:
+                pass
         for name in stale:
             os.unlink(name, dir_fd=directory)
 
         started = time.perf_counter()
-        for f in layout:  # empty every file once, before the writers share them
+        for f in layout if lead else ():  # empty every file once, before the writers share them
             fd = open_in(directory, f["path"], os.O_WRONLY, shown(f["path"]))
             try:
                 os.ftruncate(fd, 0)
             finally:
                 os.close(fd)
-        pieces = _pieces(layout, jobs)
+        if job:
+            job.ready()
+            started = time.perf_counter()
+        pieces = _pieces(layout, jobs) if job is None else job.pieces
         per_writer = max(1, threads // min(jobs, max(1, len(pieces))))
         buffer = writer_buffer(jobs)
         stop = threading.Event()
@@ -295,7 +307,10 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
             _fsync_dir(base or ".")
         seconds = time.perf_counter() - started
         record = manifest_record(identity, layout, direct=direct, fsync=fsync)
-        write_manifest(manifest, record)
+        if job:
+            job.written(seconds)
+        if lead:
+            write_manifest(manifest, record)
     finally:
         os.close(held)
     return {**record, "manifest": manifest, "seconds": seconds}
@@ -553,7 +568,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 dedup_skew=None, generation=None, change_rate=None, format_version=None,
                 direct=False,
                 threads=None,
-                max_ranges=20, progress=None) -> dict:
+                max_ranges=20, progress=None, pieces=None) -> dict:
     """Read a dataset back and compare it with the bytes its identity defines.
 
     The identity and file list come from the manifest beside `path` (see write_dataset),
@@ -578,6 +593,10 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     holding the unit that belongs at dataset offset belongs_at, found within one 64 MiB
     chunk), "missing" (the file is shorter than it should be, or absent) or "extra" (the
     file is longer). Ranges separated by fewer than 64 matching bytes are one range.
+
+    pieces ([(file index, file offset, length)], in dataset order) checks only those
+    bytes, as one of several processes verifying the dataset together (dgen_py.mpi);
+    "ok" then covers them, and "gap_bytes" and "zeros" let the results be combined.
     """
     path = os.fspath(path)
     dataset = resolve_dataset(path, seed=seed, size=size, files=files,
@@ -599,13 +618,14 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
         else None
     started = time.perf_counter()
+    parts = [(i, 0, f["length"]) for i, f in enumerate(layout)] if pieces is None else pieces
     try:
-        sizes = [_verify_one(directory, base, f, gen, view, direct, report, progress)
-                 for f in layout]
+        sizes = {i: _verify_one(directory, base, layout[i], gen, view, direct, report,
+                                progress, (at, at + length)) for i, at, length in parts}
     finally:
         if directory is not None:
             os.close(directory)
-    ok = report.count == 0 and report.read == identity["size"]
+    ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
     verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
     return {
         "ok": ok,
@@ -613,7 +633,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         "path": path,
         "manifest": dataset["manifest"],
         "identity": identity,
-        "files": [{**f, "size_on_disk": s} for f, s in zip(layout, sizes)],
+        "files": [{**f, "size_on_disk": sizes[i]} for i, f in enumerate(layout) if i in sizes],
         "bytes": identity["size"],
         "bytes_read": report.read,
         "mismatched_bytes": report.mismatched,
@@ -623,18 +643,21 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                      f"from the file, so a truncated file cannot be detected"]
         if dataset["sized_by_file"] else [],
         "seconds": time.perf_counter() - started,
+        **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
     }
 
 
-def _verify_one(directory, base, f, gen, view, direct, report, progress) -> int | None:
-    """Check one file; returns its size on disk (None when missing)."""
+def _verify_one(directory, base, f, gen, view, direct, report, progress, part) -> int | None:
+    """Check file bytes [part[0], part[1]) of one file; returns its size on disk (None
+    when missing)."""
+    at, end = part  # file offsets
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
     path = os.path.join(base, f["path"])
     try:
         fd = os.open(path, flags) if directory is None else \
             open_in(directory, f["path"], flags, path)
     except FileNotFoundError:
-        report.add_gap(f, 0, f["length"], "missing")
+        report.add_gap(f, at, end - at, "missing")
         return None
     except OSError as e:
         if direct and e.errno == errno.EINVAL and not isinstance(e, Refused):
@@ -642,14 +665,13 @@ def _verify_one(directory, base, f, gen, view, direct, report, progress) -> int 
                                       f"support O_DIRECT (--direct)") from None
         raise
     try:
-        at = 0  # file offset
         on_disk = os.lseek(fd, 0, os.SEEK_END)  # st_size is 0 for a block device
         verifier = gen.verifier(max_ranges=report.room)
         chunk = len(view)
-        while at < f["length"]:
+        while at < end:
             # Reads end on dataset offsets that are multiples of the chunk (and so of the
             # dedup unit), so a moved unit lies wholly within one verify call.
-            want = min(chunk - (f["offset"] + at) % chunk, f["length"] - at)
+            want = min(chunk - (f["offset"] + at) % chunk, end - at)
             # O_DIRECT reads whole blocks; the file's end then gives the short count.
             n = min(want, _read_full(fd, view[:_round_up(want)], at))
             if n:
@@ -660,9 +682,9 @@ def _verify_one(directory, base, f, gen, view, direct, report, progress) -> int 
             if n < want:
                 break
         report.add_file(f, verifier)
-        if at < f["length"]:
-            report.add_gap(f, at, f["length"] - at, "missing")
-        elif on_disk > f["length"]:
+        if at < end:
+            report.add_gap(f, at, end - at, "missing")
+        elif end == f["length"] and on_disk > f["length"]:
             report.add_gap(f, f["length"], on_disk - f["length"], "extra")
         return on_disk
     except OSError as e:  # preadv errors do not name the file

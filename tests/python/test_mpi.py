@@ -1,0 +1,397 @@
+"""One dataset written, verified and measured by several MPI ranks (real mpirun, with
+--oversubscribe: the test machine has 2 cores), against one-process runs."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+MPIRUN = shutil.which("mpirun")
+DGEN = shutil.which("dgen", path=os.path.dirname(sys.executable)) or shutil.which("dgen")
+try:
+    import mpi4py  # noqa: F401 - only whether it is there; the ranks import it
+    HAVE_MPI4PY = True
+except ImportError:
+    HAVE_MPI4PY = False
+
+needs_mpi = pytest.mark.skipif(not (MPIRUN and HAVE_MPI4PY),
+                               reason="needs mpirun (Debian: openmpi-bin libopenmpi-dev) and "
+                               "mpi4py (pip install mpi4py); tests/run-all.sh installs both")
+# Open MPI refuses root without these; CI runs as root.
+ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK",
+                 "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "PMIX_RANK")
+IDENTITY = ("--seed", "7", "--dedup-ratio", "2", "--compress-ratio", "2")
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
+    return {**env, **ROOT_OK, **extra}
+
+
+def mpirun(n, *cmd, env=None, timeout=60):
+    return subprocess.run([MPIRUN, "--oversubscribe", "-n", str(n), *map(str, cmd)],
+                          capture_output=True, timeout=timeout, env=env or clean_env())
+
+
+def dgen(*args, env=None):
+    return subprocess.run([DGEN, *map(str, args)], capture_output=True, timeout=60,
+                          env=env or clean_env())
+
+
+def digest(path) -> str:
+    """SHA-256 of a file, or of a directory's part files in order."""
+    names = [path] if os.path.isfile(path) else sorted(
+        os.path.join(path, n) for n in os.listdir(path) if n.startswith("part-"))
+    h = hashlib.sha256()
+    for name in names:
+        with open(name, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def manifest(path) -> dict:
+    where = path + ".dgen.json" if os.path.isfile(path) else os.path.join(
+        path, "dgen-manifest.json")
+    with open(where) as f:
+        record = json.load(f)
+    record.pop("created")
+    return record
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks, count, size", [
+    (1, 1, 3 << 20), (2, 1, (3 << 20) + 4097), (3, 1, (3 << 20) + 4097),
+    (2, 10, (3 << 20) + 777), (3, 10, (3 << 20) + 777),
+    (3, 2, 1 << 20),  # more ranks than files: byte ranges across the files
+    (3, 1, 5000),  # too small to split: some ranks have nothing to write
+])
+def test_mpirun_write_equals_a_plain_write(tmp_path, ranks, count, size):
+    name = "data.bin" if count == 1 else "data"
+    mine, plain = str(tmp_path / "mpi" / name), str(tmp_path / "plain" / name)
+    os.makedirs(os.path.dirname(mine))
+    os.makedirs(os.path.dirname(plain))
+    r = mpirun(ranks, DGEN, "write", mine, "--size", size, "--files", count, *IDENTITY)
+    assert r.returncode == 0, r.stderr.decode()
+    assert dgen("write", plain, "--size", size, "--files", count, *IDENTITY).returncode == 0
+    assert digest(mine) == digest(plain)
+    assert manifest(mine) == manifest(plain)
+    if ranks > 1:  # rank 0 alone prints
+        assert r.stdout.decode().count("wrote ") == 1, r.stdout.decode()
+
+
+def script(tmp_path, body: str) -> str:
+    path = tmp_path / "job.py"
+    path.write_text("import json, os, sys\nfrom mpi4py import MPI\nfrom dgen_py import mpi\n"
+                    "comm = MPI.COMM_WORLD\n" + textwrap.dedent(body))
+    return str(path)
+
+
+@needs_mpi
+def test_manifest_is_written_once_by_rank_0_after_every_rank_wrote(tmp_path, ref):
+    size = (2 << 20) + 100
+    expected = hashlib.sha256(ref(size, 7, 2, 2)).hexdigest()
+    job = script(tmp_path, f"""
+        from dgen_py import files
+        calls = []
+        real = files.write_manifest
+        def spy(path, record):  # what the data file holds when the manifest is written
+            with open(sys.argv[1], "rb") as f:
+                import hashlib
+                calls.append(hashlib.sha256(f.read()).hexdigest())
+            real(path, record)
+        files.write_manifest = spy
+        mpi.write(comm, sys.argv[1], {size}, seed=7, dedup_ratio=2, compress_ratio=2)
+        with open(sys.argv[1] + f".calls.{{comm.rank}}", "w") as f:
+            json.dump(calls, f)
+    """)
+    data = str(tmp_path / "d.bin")
+    r = mpirun(3, sys.executable, job, data)
+    assert r.returncode == 0, r.stderr.decode()
+    calls = [json.loads(open(f"{data}.calls.{rank}").read()) for rank in range(3)]
+    assert calls == [[expected], [], []]
+
+
+def damage(path, offsets):
+    with open(path, "r+b") as f:
+        for at in offsets:
+            f.seek(at)
+            b = f.read(1)
+            f.seek(at)
+            f.write(bytes([b[0] ^ 0xFF]))
+
+
+@needs_mpi
+@pytest.mark.parametrize("count", [1, 10])
+def test_mpirun_verify_reports_the_ranges_of_a_plain_verify_and_every_rank_exits_1(
+        tmp_path, count):
+    size = 3 << 20  # 3 ranks: shares of 1 MiB (cut at the 128 KiB unit)
+    path = str(tmp_path / ("d.bin" if count == 1 else "d"))
+    assert dgen("write", path, "--size", size, "--files", count, *IDENTITY).returncode == 0
+    files = [path] if count == 1 else [os.path.join(path, f"part-{i:05d}") for i in range(10)]
+    if count == 1:  # in rank 0's share, in the last rank's, and across a share boundary
+        damage(path, [100, (2 << 20) + 5000, (1 << 20) - 2, 1 << 20])
+    else:  # the first file (rank 0) and the last (rank 2)
+        damage(files[0], [10])
+        damage(files[-1], [20, 21])
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    r = mpirun(3, "sh", "-c", f'"$0" verify "$1" --json; echo $? > {codes}/$OMPI_COMM_WORLD_RANK',
+               DGEN, path)
+    plain = dgen("verify", path, "--json")
+    assert plain.returncode == 1
+    got, want = json.loads(r.stdout), json.loads(plain.stdout)
+    for key in ("seconds", "ranks"):
+        got.pop(key, None)
+        want.pop(key, None)
+    assert got == want
+    if count == 1:
+        assert [(x["offset"], x["length"]) for x in got["ranges"]] == [
+            (100, 1), ((1 << 20) - 2, 3), ((2 << 20) + 5000, 1)]
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["1\n"] * 3
+
+
+@needs_mpi
+def test_mpirun_verify_of_an_intact_dataset_exits_0_on_every_rank(tmp_path):
+    path = str(tmp_path / "d")
+    assert mpirun(2, DGEN, "write", path, "--size", 1 << 20, "--files", 3,
+                  *IDENTITY).returncode == 0
+    r = mpirun(2, DGEN, "verify", path)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().startswith("OK ") and r.stdout.decode().count("OK ") == 1
+
+
+@needs_mpi
+def test_dedup_holds_across_ranks(tmp_path):
+    unit = 16384
+    path = str(tmp_path / "d.bin")
+    r = mpirun(3, DGEN, "write", path, "--size", 2000 * unit, "--dedup-unit", unit, *IDENTITY)
+    assert r.returncode == 0, r.stderr.decode()
+    import dgen_py
+    measured = dgen_py.analyze(path, block_sizes=[4096, unit], sample=0.01)["dedup"]
+    for block in ("4096", str(unit)):
+        assert measured[block]["ratio"] == pytest.approx(2.0, rel=0.01), block
+
+
+@needs_mpi
+def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path):
+    job = script(tmp_path, """
+        try:  # rank 2 alone asks for a bad seed
+            mpi.write(comm, sys.argv[1], 1 << 20, seed=-1 if comm.rank == 2 else 7)
+            out = "no error"
+        except ValueError as e:
+            out = str(e)
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            f.write(out)
+    """)
+    data = str(tmp_path / "d.bin")
+    r = mpirun(3, sys.executable, job, data)
+    assert r.returncode == 0, r.stderr.decode()
+    outs = {open(f"{data}.{rank}").read() for rank in range(3)}
+    assert outs == {"rank 2: seed must be in [0, 18446744073709551615], got -1"}
+    assert not os.path.exists(data)
+
+
+@needs_mpi
+def test_a_rank_that_dies_ends_the_job_instead_of_hanging(tmp_path):
+    job = script(tmp_path, """
+        if comm.rank == 1:
+            os._exit(3)  # the others wait for it in the first collective step
+        mpi.write(comm, sys.argv[1], 1 << 20, seed=7)
+    """)
+    data = str(tmp_path / "d.bin")
+    r = mpirun(3, sys.executable, job, data, timeout=60)
+    assert r.returncode != 0
+    assert not os.path.exists(data + ".dgen.json")
+
+
+@needs_mpi
+def test_mpi_api_verify_finds_damage_from_any_rank(tmp_path):
+    path = str(tmp_path / "d.bin")
+    assert dgen("write", path, "--size", 3 << 20, *IDENTITY).returncode == 0
+    damage(path, [(2 << 20) + 9])
+    job = script(tmp_path, """
+        r = mpi.verify(comm, sys.argv[1])
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            json.dump([r["ok"], [(x["offset"], x["length"]) for x in r["ranges"]]], f)
+    """)
+    assert mpirun(3, sys.executable, job, path).returncode == 0
+    assert [json.load(open(f"{path}.{rank}")) for rank in range(3)] == \
+        [[False, [[(2 << 20) + 9, 1]]]] * 3
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks, expected", [(1, [2]), (2, [1, 1]), (3, [1, 1, 1])])
+def test_threads_per_rank_share_the_node_among_unbound_ranks(tmp_path, ranks, expected):
+    if len(os.sched_getaffinity(0)) != 2:
+        pytest.skip("the expected counts are those of a 2-CPU machine")
+    job = script(tmp_path, """
+        counts = comm.gather(mpi.threads_per_rank(comm))
+        print(json.dumps(counts) if comm.rank == 0 else "")
+    """)
+    r = mpirun(ranks, "--bind-to", "none", sys.executable, job)
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout) == expected
+
+
+@needs_mpi
+def test_mpirun_bench_reports_once_for_all_ranks(tmp_path):
+    r = mpirun(2, DGEN, "bench", "--seconds", "0.1", "--size", "4MiB", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    result = json.loads(r.stdout)
+    assert result["ranks"] == 2 and len(result["fill"][0]["rank_fill_gbps"]) == 2
+
+
+@needs_mpi
+def test_mpirun_bench_refuses_a_thread_list():
+    r = mpirun(2, DGEN, "bench", "--threads", "1,2")
+    assert r.returncode == 2
+    assert r.stderr.decode().count("--threads: under MPI give one count per rank") == 1
+
+
+@pytest.fixture
+def no_mpi4py(tmp_path):
+    """A PYTHONPATH where `import mpi4py` fails, as where it is not installed."""
+    shadow = tmp_path / "shadow" / "mpi4py"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named mpi4py')\n")
+    return str(tmp_path / "shadow")
+
+
+@pytest.mark.parametrize("launcher", [
+    {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"},
+    {"PMI_SIZE": "4", "PMI_RANK": "0"},
+    {"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "0"},
+    {"PMIX_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2"},
+])
+def test_launched_ranks_without_mpi4py_are_refused(tmp_path, no_mpi4py, launcher):
+    path = tmp_path / "d.bin"
+    r = dgen("write", path, "--size", "1M", env=clean_env(PYTHONPATH=no_mpi4py, **launcher))
+    assert r.returncode == 2
+    message = r.stderr.decode()
+    assert message.startswith("dgen: error: launched as one of ") and "pip install mpi4py" in \
+        message and message.count("\n") == 1, message
+    assert not os.path.exists(path)
+
+
+def test_a_rank_above_0_alone_proves_several_ranks(tmp_path, no_mpi4py):
+    r = dgen("write", tmp_path / "d.bin", "--size", "1M",
+             env=clean_env(PYTHONPATH=no_mpi4py, PMIX_RANK="3"))
+    assert r.returncode == 2 and not os.path.exists(tmp_path / "d.bin")
+
+
+def test_one_launched_rank_runs_as_a_plain_run(tmp_path, no_mpi4py):
+    r = dgen("write", tmp_path / "d.bin", "--size", "1M", "--seed", "1",
+             env=clean_env(PYTHONPATH=no_mpi4py, OMPI_COMM_WORLD_SIZE="1"))
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def test_no_mpi_runs_a_launched_rank_on_its_own(tmp_path, no_mpi4py):
+    r = dgen("write", tmp_path / "d.bin", "--size", "1M", "--seed", "1", "--no-mpi",
+             env=clean_env(PYTHONPATH=no_mpi4py, OMPI_COMM_WORLD_SIZE="2"))
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def test_mpi_flag_without_mpi4py_is_refused(tmp_path, no_mpi4py):
+    r = dgen("verify", tmp_path / "d.bin", "--mpi", env=clean_env(PYTHONPATH=no_mpi4py))
+    assert r.returncode == 2
+    assert "--mpi given, but mpi4py cannot be imported" in r.stderr.decode()
+
+
+def test_generate_under_a_launcher_is_refused(tmp_path):
+    r = dgen("generate", "--size", "1M", "-o", tmp_path / "x",
+             env=clean_env(OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="0"))
+    assert r.returncode == 2 and "dgen generate runs once" in r.stderr.decode()
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_a_plain_run_does_not_import_mpi4py(tmp_path):
+    code = ("import sys; from dgen_py import cli; "
+            f"assert cli.main(['write', {str(tmp_path / 'd.bin')!r}, '--size', '1M']) == 0; "
+            "print('mpi4py' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                       env=clean_env())
+    assert r.stdout.decode().split()[-1] == "False", r.stderr.decode()
+
+
+@needs_mpi
+def test_mpirun_errors_exit_alike_on_every_rank(tmp_path):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    r = mpirun(3, "sh", "-c", f'"$0" verify "$1"; echo $? > {codes}/$OMPI_COMM_WORLD_RANK',
+               DGEN, tmp_path / "absent")
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["1\n"] * 3
+    assert r.stderr.decode().count("no such file or directory") == 1, r.stderr.decode()
+
+
+@needs_mpi
+def test_mpirun_bench_refuses_a_buffer_too_small_for_its_threads():
+    r = mpirun(2, DGEN, "bench", "--size", "4KiB", "--threads", "2")
+    assert r.returncode == 2
+    assert "too little to time" in r.stderr.decode()
+
+
+def test_mpi_and_no_mpi_together_are_refused(tmp_path):
+    r = dgen("write", tmp_path / "d.bin", "--size", "1M", "--mpi", "--no-mpi")
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr.decode()
+
+
+@needs_mpi
+def test_a_rank_that_sees_another_dataset_fails_every_rank(tmp_path):
+    path = str(tmp_path / "d.bin")
+    assert dgen("write", path, "--size", 1 << 20, *IDENTITY).returncode == 0
+    job = script(tmp_path, """
+        try:  # as if rank 1 read another manifest
+            mpi.verify(comm, sys.argv[1], seed=8 if comm.rank == 1 else None)
+            out = "no error"
+        except ValueError as e:
+            out = str(e)
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            f.write(out)
+    """)
+    assert mpirun(2, sys.executable, job, path).returncode == 0
+    assert {open(f"{path}.{rank}").read() for rank in range(2)} == {
+        f"rank 1: sees another dataset at {path} than rank 0 (another manifest or file "
+        f"size): give every rank the same path on a shared filesystem"}
+
+
+@needs_mpi
+def test_bad_arguments_of_the_mpi_api_raise_alike_on_every_rank(tmp_path):
+    job = script(tmp_path, """
+        d = sys.argv[1]
+        mpi.write(comm, d + "/ok.bin", 4096, seed=1)
+        cases = [
+            lambda: mpi.write(comm, d + "/a", -1),
+            lambda: mpi.write(comm, d + "/a", 100, files=0),
+            lambda: mpi.write(comm, d + "/a", 100, jobs=0),
+            lambda: mpi.write(comm, d + "/a", 100, threads=0),
+            lambda: mpi.write(comm, d + "/a", 100, dedup_ratio=0.5),
+            lambda: mpi.verify(comm, d + "/absent", seed=1, size=10),
+            lambda: mpi.verify(comm, d + "/ok.bin", max_ranges=-1),
+            lambda: mpi.bench(comm, size=100),
+            lambda: mpi.bench(comm, seconds=0),
+        ]
+        out = []
+        for case in cases:
+            try:
+                case()
+                out.append("no error")
+            except (ValueError, TypeError, OSError) as e:
+                out.append(f"{type(e).__name__}: {e}")
+        with open(d + f"/out.{comm.rank}", "w") as f:
+            json.dump(out, f)
+    """)
+    r = mpirun(2, sys.executable, job, tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    out = [json.load(open(tmp_path / f"out.{rank}")) for rank in range(2)]
+    assert out[0] == out[1]
+    assert [line.split(":")[0] for line in out[0]] == [
+        "ValueError", "ValueError", "ValueError", "ValueError", "ValueError",
+        "FileNotFoundError", "ValueError", "ValueError", "ValueError"], out[0]
+    assert "size must be in [0, " in out[0][0] and "files must be in [1, " in out[0][1]
+    assert "max_ranges must be in [0, " in out[0][6]

@@ -62,10 +62,14 @@ class Generator(io.RawIOBase):
 
     def fill_chunk(self, buf) -> int:
         """Write the next min(len(buf), remaining) bytes into buf; 0 once complete."""
+        if self.closed:
+            _closed()
         return self._s.fill(buf)
 
     def get_chunk(self, chunk_size=None) -> BytesView | None:
         """The next min(chunk_size, remaining) bytes, or None once complete (or for 0)."""
+        if self.closed:
+            _closed()
         n = (self._chunk if chunk_size is None
              else _checks.integer("chunk_size", chunk_size, 0, _checks.MAX_SIZE))
         if n == 0:
@@ -74,7 +78,7 @@ class Generator(io.RawIOBase):
         return view if len(view) else None
 
     def reset(self) -> None:
-        self._s.seek(0)
+        self.seek(0)
 
     def position(self) -> int:
         return self._s.position
@@ -87,6 +91,8 @@ class Generator(io.RawIOBase):
 
     def set_seed(self, seed) -> None:
         """Use a new seed; the stream goes on from the current position with its bytes."""
+        if self.closed:
+            _closed()
         self._s.set_seed(_checks.integer("seed", seed, 0, _checks.MAX_SEED))
 
     def verify(self, buf, offset=0, *, max_ranges=20) -> VerifyResult:
@@ -96,6 +102,8 @@ class Generator(io.RawIOBase):
         a range that reads as zeros, or a whole unit that belongs elsewhere, says so.
         Does not move the position.
         """
+        if self.closed:
+            _closed()
         offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
         return self._s.verify(buf, offset, max_ranges)
@@ -122,9 +130,13 @@ class Generator(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:
+        if self.closed:
+            _closed()
         return self._s.fill(buf)
 
     def seek(self, offset, whence=io.SEEK_SET) -> int:
+        if self.closed:
+            _closed()
         offset = _checks.integer("offset", offset, -_checks.MAX_SIZE, _checks.MAX_SIZE)
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._s.position, io.SEEK_END: self._s.size}.get(whence)
         if base is None:
@@ -136,6 +148,8 @@ class Generator(io.RawIOBase):
         return target
 
     def tell(self) -> int:
+        if self.closed:
+            _closed()
         return self._s.position
 
     def __reduce__(self):
@@ -148,6 +162,10 @@ class Generator(io.RawIOBase):
 
 
 StreamingGenerator = Generator
+
+
+def _closed():
+    raise ValueError("I/O operation on a closed Generator")
 
 
 def _rebuild(args: dict, seed: int, position: int) -> Generator:

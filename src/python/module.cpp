@@ -3,6 +3,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "dgen/dgen.hpp"
 #include "dgen/topology.hpp"
@@ -82,26 +84,89 @@ class BytesView {
 PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer}, {0, nullptr}};
 
 // Calls this small that run on the calling thread keep the GIL: releasing it would cost
-// more than the work. Every call that may wait for the worker pool releases it, since a
-// running job polls for Ctrl-C under the GIL.
+// more than the work.
 constexpr uint64_t kKeepGil = 256 * 1024;
+constexpr auto kPollEvery = std::chrono::milliseconds(20);
 
-// At interpreter exit a daemon thread inside a call must not take the GIL again (Python
-// would end the thread by unwinding through frames that cannot be unwound): an atexit hook
-// stops running calls and waits until they have given their threads back to Python.
 std::atomic<bool> shutting_down{false};
-std::atomic<int> calls_in_flight{0};
+std::atomic<int> calls_in_flight{0};   // threads between releasing and retaking the GIL
+thread_local int in_flight_here = 0;   // this thread's share of calls_in_flight
+thread_local bool finalizing_here = false;  // this thread runs the interpreter's exit
+thread_local const char* call_here = nullptr;  // the dgen call this thread is inside
+uint64_t fork_epoch = 0;               // children forked so far on this line (under the GIL)
+
+// A thread that must not take the GIL again (the interpreter is exiting) waits here until
+// the process ends, as CPython's own daemon threads do.
+[[noreturn]] void park() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+bool stopping_this_thread() { return shutting_down && !finalizing_here; }
+
+// Marks this thread as inside one dgen call; a second one from a signal handler that runs
+// during its poll would wait for what the first holds, so it is refused.
+class CallScope {
+ public:
+  explicit CallScope(const char* name) {
+    if (call_here)
+      throw std::runtime_error(std::string("dgen: ") + name +
+                               " was called from a signal handler during " + call_here +
+                               " on the same thread; dgen calls cannot nest");
+    if (stopping_this_thread()) {  // a daemon thread's new call at exit
+      PyEval_SaveThread();
+      park();
+    }
+    call_here = name;
+  }
+  ~CallScope() { call_here = nullptr; }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+};
+
+// The GIL released for the scope, counted in calls_in_flight until it is taken back; at
+// interpreter exit the thread parks instead of taking it back.
+class Released {
+ public:
+  Released() {
+    ++calls_in_flight;
+    ++in_flight_here;
+    state_ = PyEval_SaveThread();
+  }
+  ~Released() { reacquire(); }
+  void reacquire() {
+    if (!state_) return;
+    if (stopping_this_thread()) {
+      --calls_in_flight;
+      park();
+    }
+    PyEval_RestoreThread(std::exchange(state_, nullptr));
+    --in_flight_here;
+    --calls_in_flight;
+  }
+  Released(const Released&) = delete;
+  Released& operator=(const Released&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
 
 void stop_calls_at_exit() {
   shutting_down = true;
-  nb::gil_scoped_release unlocked;
+  finalizing_here = true;
+  PyThreadState* state = PyEval_SaveThread();
   for (int i = 0; i < 5000 && calls_in_flight > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  PyEval_RestoreThread(state);
+}
+
+void after_fork_in_child() {
+  calls_in_flight = in_flight_here;  // the other threads' calls do not exist here
+  ++fork_epoch;
 }
 
 dgen::FillOptions interruptible(dgen::FillOptions opt) {
   opt.interrupted = [] {
-    if (shutting_down) return true;
+    if (stopping_this_thread()) return true;
     nb::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt set for the caller
   };
@@ -113,15 +178,11 @@ dgen::FillOptions interruptible(dgen::FillOptions opt) {
 template <class F>
 auto run_released(uint64_t offset, uint64_t bytes, const dgen::FillOptions& opt, F&& call) {
   if (bytes <= kKeepGil && dgen::runs_on_caller(offset, bytes, opt)) return call(opt);
-  if (shutting_down) throw std::runtime_error("dgen: the interpreter is shutting down");
-  struct InFlight {  // ends after the GIL is back
-    InFlight() { ++calls_in_flight; }
-    ~InFlight() { --calls_in_flight; }
-  } in_flight;
+  Released unlocked;
   try {
-    nb::gil_scoped_release unlocked;
     return call(interruptible(opt));
   } catch (const dgen::Interrupted&) {
+    unlocked.reacquire();
     if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
     throw nb::python_error();
   }
@@ -140,6 +201,7 @@ void fill_claim(dgen::Stream& s, const dgen::Stream::Claim& c, uint8_t* out) {
 }
 
 uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
+  CallScope scope("fill");
   Buffer b(buf, /*writable=*/true);
   const auto c = s.claim(b.size());
   fill_claim(s, c, b.data());
@@ -147,6 +209,7 @@ uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
 }
 
 nb::object stream_read(dgen::Stream& s, uint64_t n) {
+  CallScope scope("read");
   const auto c = s.claim(n);
   BytesView* bv;
   try {
@@ -162,6 +225,7 @@ nb::object stream_read(dgen::Stream& s, uint64_t n) {
 
 dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offset,
                                  size_t max_ranges) {
+  CallScope scope("verify");
   Buffer b(buf, /*writable=*/false);
   const dgen::Dataset ds = s.dataset_copy();
   return run_released(offset, b.size(), s.options(), [&](const dgen::FillOptions& o) {
@@ -169,34 +233,65 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
   });
 }
 
-// A Verifier shared by Python threads. add() may run without the GIL while it holds the
-// lock, and then takes the GIL now and then to check for Ctrl-C: so a thread never waits
-// for the lock while it holds the GIL.
+// A Verifier shared by Python threads. Its lock is held for a whole add(), which runs
+// without the GIL; a thread waits for the lock without the GIL too, taking it back every
+// poll interval to answer Ctrl-C (and parking at interpreter exit).
 struct PyVerifier {
   dgen::Verifier v;
   dgen::FillOptions opt;
-  std::mutex mu;
+  std::timed_mutex mu;
+  bool held = false;  // under mu: a thread is inside add() or result
+  uint64_t epoch = fork_epoch;
+  bool lost = false;  // held by another thread when the process forked into this one
 
-  std::unique_lock<std::mutex> lock() {
-    std::unique_lock l(mu, std::try_to_lock);
-    if (!l.owns_lock()) {
-      nb::gil_scoped_release unlocked;
-      l.lock();
+  class Lock {
+   public:
+    explicit Lock(PyVerifier& pv) : pv_(pv), lock_(pv.mu, std::defer_lock) {
+      if (pv.epoch != fork_epoch) {  // first use in a forked child
+        pv.epoch = fork_epoch;
+        new (&pv.mu) std::timed_mutex;  // the parent's may be held by a thread not here
+        pv.lost = pv.lost || pv.held;
+        pv.held = false;
+      }
+      if (pv.lost)
+        throw std::runtime_error(
+            "dgen: this Verifier was in use by another thread when the process forked, so "
+            "its state is unknown here; make a new one in the child");
+      while (!lock_.try_lock()) {
+        {
+          Released unlocked;
+          if (lock_.try_lock_for(kPollEvery)) break;
+        }
+        if (PyErr_CheckSignals() != 0) throw nb::python_error();
+        if (shutting_down) throw std::runtime_error("dgen: the interpreter is shutting down");
+      }
+      pv.held = true;
     }
-    return l;
-  }
+    ~Lock() { pv_.held = false; }  // then lock_ unlocks
+
+   private:
+    PyVerifier& pv_;
+    std::unique_lock<std::timed_mutex> lock_;
+  };
 };
 
 PyVerifier* stream_verifier(dgen::Stream& s, size_t max_ranges) {
-  return new PyVerifier{dgen::Verifier(s.dataset_copy(), max_ranges), s.options(), {}};
+  return new PyVerifier{dgen::Verifier(s.dataset_copy(), max_ranges), s.options()};
 }
 
 void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
+  CallScope scope("Verifier.add");
   Buffer b(buf, /*writable=*/false);
-  const auto lock = pv.lock();
+  const PyVerifier::Lock lock(pv);
   run_released(offset, b.size(), pv.opt, [&](const dgen::FillOptions& o) {
     pv.v.add(offset, {b.data(), b.size()}, o);
   });
+}
+
+dgen::VerifyResult verifier_result(PyVerifier& pv) {
+  CallScope scope("Verifier.result");
+  const PyVerifier::Lock lock(pv);
+  return pv.v.result();
 }
 
 }  // namespace
@@ -212,6 +307,7 @@ NB_MODULE(_core, m) {
     }
   });
   nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
+  pthread_atfork(nullptr, nullptr, &after_fork_in_child);
   // Objects held by daemon threads at exit are not leaks worth a warning.
   nb::set_leak_warnings(false);
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
@@ -256,10 +352,7 @@ NB_MODULE(_core, m) {
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")
       .def("add", &verifier_add, "buf"_a, "offset"_a)
-      .def_prop_ro("result", [](PyVerifier& pv) {
-        const auto lock = pv.lock();
-        return pv.v.result();
-      });
+      .def_prop_ro("result", &verifier_result);
 
   nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
       .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")

@@ -182,27 +182,24 @@ def test_a_verifier_shared_by_threads_does_not_deadlock():
 
 
 def test_a_small_call_does_not_wait_for_another_generators_large_one():
-    # The large call is provably running (its first bytes are written) and not finished
-    # (its thread has not returned) when the small call returns. Before, calls on the
-    # shared pool ran one at a time and the small one always waited for the large one.
+    # When the small call returns, the large one is provably running: its first bytes are
+    # written and its last ones not yet (blocks are handed out in order). Before, calls on
+    # the shared pool ran one at a time and the small one always waited for the large one.
     r = run_script("""
         import threading, dgen_py
         big = bytearray(768 << 20)            # ~0.25 s on the scalar path, 2 threads
         small = bytearray(2 << 20)
+        first, last = memoryview(big)[:64], memoryview(big)[-64:]
         wins = 0
         for attempt in range(3):
-            big[:4096] = bytes(4096)
-            done = threading.Event()
-            def large():
-                dgen_py.Generator(1 << 40, seed=1).fill_chunk(big)
-                done.set()
-            t = threading.Thread(target=large)
+            big[:64] = big[-64:] = bytes(64)
+            t = threading.Thread(target=dgen_py.Generator(1 << 40, seed=1).fill_chunk,
+                                 args=(big,))
             t.start()
-            marker = memoryview(big)[:64]
-            while not any(marker) and not done.is_set():
+            while not any(first) and t.is_alive():
                 pass
             dgen_py.Generator(1 << 40, seed=2).fill_chunk(small)
-            wins += not done.is_set()
+            wins += not any(last)
             t.join()
         print(wins)
     """, env=dict(os.environ, DGEN_ISA="scalar"))

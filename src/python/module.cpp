@@ -1,4 +1,33 @@
 // dgen_py._core: argument conversion, buffer checks, GIL release. No logic of its own.
+//
+// Concurrency protocol (the pool's own is at the top of src/core/pool.cpp). Each rule names
+// the test in tests/python/test_concurrency.py that breaks it.
+// - GIL: a call that may take more than a block, or needs the pool, releases the GIL
+//   (Released) and polls for signals every 20 ms by taking it back briefly; smaller calls
+//   keep it. No thread waits for a lock of ours while holding the GIL
+//   [test_a_verifier_shared_by_threads_does_not_deadlock,
+//   test_small_calls_do_not_deadlock_behind_a_busy_pool].
+// - Pool: calls from several threads run at once [test_a_small_call_does_not_wait_for_
+//   another_generators_large_one]; a failed or interrupted call gives its range back
+//   [test_an_interrupted_or_failed_read_gives_its_range_back].
+// - Verifier lock: held for a whole add() or `result`; waiting for it is done without the
+//   GIL, retaking it every 20 ms to answer Ctrl-C [test_ctrl_c_interrupts_a_wait_for_a_
+//   verifiers_lock]. A forked child replaces the lock on first use; a Verifier that another
+//   thread held at the fork raises RuntimeError there, its state being unknown
+//   [test_a_child_forked_while_a_verifier_is_locked_gets_a_clear_error].
+// - In flight: calls_in_flight counts threads between releasing and retaking the GIL
+//   (calls and lock waits). In a forked child it restarts at this thread's own count
+//   [test_forks_under_load_never_hang_and_every_child_exits_promptly, test_a_child_forked_
+//   while_a_verifier_is_locked_exits_promptly].
+// - Exit: the atexit hook sets shutting_down and waits (up to 5 s) for calls in flight; the
+//   polls of other threads then stop their calls, and every thread other than the exiting
+//   one parks without the GIL instead of taking it back or starting a call (taking it
+//   after finalization ends the thread by unwinding C++ frames: "terminate called without
+//   an active exception"; raising printed tracebacks) [test_exit_with_daemon_threads_
+//   sharing_a_verifier_and_a_generator_is_clean]. The exiting thread's calls still run.
+// - Signals: Python runs handlers in a poll, inside a call; a handler's dgen call would
+//   wait for what that call holds, so any nested call raises RuntimeError naming both
+//   [test_a_dgen_call_from_a_signal_handler_during_a_long_call_raises].
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
@@ -233,9 +262,7 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
   });
 }
 
-// A Verifier shared by Python threads. Its lock is held for a whole add(), which runs
-// without the GIL; a thread waits for the lock without the GIL too, taking it back every
-// poll interval to answer Ctrl-C (and parking at interpreter exit).
+// A Verifier shared by Python threads (see the protocol above).
 struct PyVerifier {
   dgen::Verifier v;
   dgen::FillOptions opt;

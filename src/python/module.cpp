@@ -24,7 +24,8 @@
 //   one parks without the GIL instead of taking it back or starting a call (taking it
 //   after finalization ends the thread by unwinding C++ frames: "terminate called without
 //   an active exception"; raising printed tracebacks) [test_exit_with_daemon_threads_
-//   sharing_a_verifier_and_a_generator_is_clean]. The exiting thread's calls still run.
+//   sharing_a_verifier_and_a_generator_is_clean]. The exiting thread's calls still run
+//   [test_the_exiting_threads_own_calls_still_run_in_atexit_handlers].
 // - Signals: Python runs handlers in a poll, inside a call; a handler's dgen call would
 //   wait for what that call holds, so any nested call raises RuntimeError naming both
 //   [test_a_dgen_call_from_a_signal_handler_during_a_long_call_raises].

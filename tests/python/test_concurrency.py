@@ -387,3 +387,13 @@ def test_a_closed_generator_raises_value_error(call):
     with pytest.raises(ValueError, match="closed"):
         getattr(g, call)(*args)
     assert g.position() == 0
+
+
+def test_the_exiting_threads_own_calls_still_run_in_atexit_handlers():
+    # Handlers registered before dgen_py was imported run after its own exit hook.
+    r = run_script("""
+        import atexit
+        atexit.register(lambda: print(len(dgen_py.generate_buffer(4 << 20, seed=1))))
+        import dgen_py
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == str(4 << 20), r.stdout + r.stderr

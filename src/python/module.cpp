@@ -133,6 +133,13 @@ uint64_t fork_epoch = 0;               // children forked so far on this line (u
 
 bool stopping_this_thread() { return shutting_down && !finalizing_here; }
 
+// Called with the GIL held, which shutting_down is set under: the check is exact.
+void park_if_exiting() {
+  if (!stopping_this_thread()) return;
+  PyEval_SaveThread();
+  park();
+}
+
 // Marks this thread as inside one dgen call; a second one from a signal handler that runs
 // during its poll would wait for what the first holds, so it is refused.
 class CallScope {
@@ -142,10 +149,7 @@ class CallScope {
       throw std::runtime_error(std::string("dgen: ") + name +
                                " was called from a signal handler during " + call_here +
                                " on the same thread; dgen calls cannot nest");
-    if (stopping_this_thread()) {  // a daemon thread's new call at exit
-      PyEval_SaveThread();
-      park();
-    }
+    park_if_exiting();  // a daemon thread's new call at exit
     call_here = name;
   }
   ~CallScope() { call_here = nullptr; }
@@ -172,6 +176,7 @@ class Released {
     PyEval_RestoreThread(std::exchange(state_, nullptr));
     --in_flight_here;
     --calls_in_flight;
+    park_if_exiting();  // the exit began while this thread waited for the GIL
   }
   Released(const Released&) = delete;
   Released& operator=(const Released&) = delete;
@@ -291,7 +296,8 @@ struct PyVerifier {
           if (lock_.try_lock_for(kPollEvery)) break;
         }
         if (PyErr_CheckSignals() != 0) throw nb::python_error();
-        if (shutting_down) throw std::runtime_error("dgen: the interpreter is shutting down");
+        if (shutting_down)  // the exiting thread: the holder is parked for good
+          throw std::runtime_error("dgen: the interpreter is shutting down");
       }
       pv.held = true;
     }

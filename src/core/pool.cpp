@@ -11,13 +11,16 @@
 //   every worker is busy elsewhere. Bound jobs (NUMA): worker w runs only its fixed share
 //   of a job's tasks, so the pages it touched first stay its own; the caller waits.
 // - Pool::mu_ guards the job list, the workers and Job::inside; it is never held while a
-//   task or the caller's poll runs (the poll may take Python's GIL) [CallsFromManyThreadsAtOnce].
+//   task or the caller's poll runs (the poll may take Python's GIL)
+//   [CallsFromManyThreadsAtOnce; tests/python: test_small_calls_do_not_deadlock_behind_a_
+//   busy_pool].
 // - A caller leaves run() only once no worker is inside its job (Job::inside == 0), so the
 //   job, which lives on the caller's stack, outlives every use; a throwing task or poll
 //   stops the job and its own exception reaches the caller [RethrowsATaskError,
 //   Interrupt.AThrowingPollLeavesThePoolUsable].
 // - fork(): the prepare handler takes the registry lock and joins the workers of every
-//   idle pool; jobs that start until the fork is over run on their caller alone. A pool
+//   idle pool; jobs that start until the fork is over run on their caller alone (a
+//   bound one unpinned: the bytes are the same). A pool
 //   busy with another thread's job is not waited for (that job may need the GIL the forking
 //   thread holds). The child touches no lock or condition variable copied from the parent
 //   (a waiter that does not exist there made pthread_cond_signal hang): it abandons every

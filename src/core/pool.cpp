@@ -19,10 +19,9 @@
 //   stops the job and its own exception reaches the caller [RethrowsATaskError,
 //   Interrupt.AThrowingPollLeavesThePoolUsable].
 // - fork(): the prepare handler takes the registry lock and joins the workers of every
-//   idle pool; jobs that start until the fork is over run on their caller alone (a
-//   bound one unpinned: the bytes are the same). A pool
-//   busy with another thread's job is not waited for (that job may need the GIL the forking
-//   thread holds). The child touches no lock or condition variable copied from the parent
+//   idle pool; jobs that start until the fork is over run on their caller alone (a bound
+//   one unpinned: the bytes are the same). A pool busy with another thread's job is not
+//   waited for (that job may need the GIL the forking thread holds). The child touches no lock or condition variable copied from the parent
 //   (a waiter that does not exist there made pthread_cond_signal hang): it abandons every
 //   pool and makes new ones on first use [ForkedChildCanUseThePool, ForksUnderLoadNeverHang].
 // - Pools are never destroyed: workers may outlive static destructors.

@@ -123,7 +123,7 @@ std::atomic<int> calls_in_flight{0};   // threads between releasing and retaking
 thread_local int in_flight_here = 0;   // this thread's share of calls_in_flight
 thread_local bool finalizing_here = false;  // this thread runs the interpreter's exit
 thread_local const char* call_here = nullptr;  // the dgen call this thread is inside
-uint64_t fork_epoch = 0;               // children forked so far on this line (under the GIL)
+uint64_t fork_epoch = 0;  // forks that led to this process (read and changed under the GIL)
 
 // A thread that must not take the GIL again (the interpreter is exiting) waits here until
 // the process ends, as CPython's own daemon threads do.

@@ -362,10 +362,10 @@ def test_ctrl_c_interrupts_a_wait_for_a_verifiers_lock():
         import os, signal, threading, time, dgen_py
         g = dgen_py.Generator(1 << 30, seed=1)
         v = g.verifier()
-        junk = bytearray(b"\\x01" * (512 << 20))   # holds the lock for about a second
+        junk = bytearray(b"\\x01" * (512 << 20))   # holds the lock for over a second
         holder = threading.Thread(target=v.add, args=(junk, 0))
         holder.start()
-        time.sleep(0.05)
+        time.sleep(0.3)                            # the holder has the lock by now
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
         try:
             v.add(b"\\x00" * 100, 600 << 20)

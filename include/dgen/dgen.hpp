@@ -209,6 +209,7 @@ class Stream {
   explicit Stream(const Params& p, FillOptions opt = {});
 
   // Fills up to out.size() bytes at the current position; returns the count (0 at end).
+  // On an error (Interrupted included) the range is given back, as unclaim() does.
   uint64_t read(std::span<uint8_t> out);
 
   // Reserves the next min(max_len, remaining) bytes for the caller to fill itself (as the

@@ -112,10 +112,14 @@ class Generator(io.RawIOBase):
 
     def fill_chunk(self, buffer) -> int:
         """Write the next min(len(buffer), remaining) bytes into buffer; 0 once complete."""
+        if self.closed:
+            _closed()
         return self._s.fill(self._room(buffer) if self._sliced else buffer)
 
     def get_chunk(self, chunk_size=None) -> BytesView | None:
         """The next min(chunk_size, remaining) bytes, or None once complete (or for 0)."""
+        if self.closed:
+            _closed()
         n = (self._chunk if chunk_size is None
              else _checks.integer("chunk_size", chunk_size, 0, _checks.MAX_SIZE))
         if n == 0:
@@ -126,7 +130,7 @@ class Generator(io.RawIOBase):
         return view if len(view) else None
 
     def reset(self) -> None:
-        self._s.seek(self._start)
+        self.seek(0)
 
     def position(self) -> int:
         return self._s.position - self._start
@@ -140,6 +144,8 @@ class Generator(io.RawIOBase):
     def set_seed(self, seed) -> None:
         """Use a new seed (None: drawn from the OS, as dgen-py does); the stream goes on
         from the current position with its bytes."""
+        if self.closed:
+            _closed()
         seed = _checks.seed(seed)
         self._s.set_seed(secrets.randbits(64) if seed is None else seed)
 
@@ -152,6 +158,8 @@ class Generator(io.RawIOBase):
         ranges reported carry dataset offsets (start + offset), so that the results of
         every shard of a dataset read alike.
         """
+        if self.closed:
+            _closed()
         offset = _checks.integer("offset", offset, 0, _checks.MAX_SIZE)
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
         if self._sliced:
@@ -189,10 +197,14 @@ class Generator(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:
+        if self.closed:
+            _closed()
         return self._s.fill(self._room(buf) if self._sliced else buf)
 
     def seek(self, offset, whence=io.SEEK_SET) -> int:
         """Go to `offset` (counted from the slice's start in a slice)."""
+        if self.closed:
+            _closed()
         offset = _checks.integer("offset", offset, -_checks.MAX_SIZE, _checks.MAX_SIZE)
         size = self._stop - self._start
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._s.position - self._start,
@@ -206,6 +218,8 @@ class Generator(io.RawIOBase):
         return target
 
     def tell(self) -> int:
+        if self.closed:
+            _closed()
         return self._s.position - self._start
 
     def __reduce__(self):
@@ -219,6 +233,10 @@ class Generator(io.RawIOBase):
 
 
 StreamingGenerator = Generator
+
+
+def _closed():
+    raise ValueError("I/O operation on a closed Generator")
 
 
 def _rebuild(args: dict, seed: int, position: int) -> Generator:

@@ -77,7 +77,10 @@ def run_per_node(size, dedup_ratio=1.0, compress_ratio=1.0, *, nodes=None, seed=
               dedup_unit=dedup_unit, max_threads=max_threads)
     params = (size, size * len(chosen), dedup_ratio, compress_ratio, seed, dedup_unit,
               threads, chunk)
-    ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited threads or pins
+    # Forked, not spawned: a spawned child re-runs the caller's script, so a script without
+    # an `if __name__ == "__main__":` guard failed. The pool is fork-safe, and each child
+    # pins itself before it starts its workers.
+    ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(len(chosen)), ctx.Queue()
     procs = [ctx.Process(target=_node_process,
                          args=(i, n, available[n], pin, params, barrier, results))
@@ -88,16 +91,18 @@ def run_per_node(size, dedup_ratio=1.0, compress_ratio=1.0, *, nodes=None, seed=
     try:
         while len(out) < len(procs):
             try:
-                out.append(results.get(timeout=0.5))
+                out.append(results.get(timeout=0.2))
             except queue.Empty:
                 dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-                if dead:  # the others would wait at the barrier forever
+                if dead:  # the others would wait at the barrier, or run on, for nothing
                     raise RuntimeError(f"a per-node process failed (exit codes {dead})") from None
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise
     finally:
         for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.kill()
+            p.join()
     failed = [p.exitcode for p in procs if p.exitcode]
     if failed:
         raise RuntimeError(f"per-node processes failed with exit codes {failed}")

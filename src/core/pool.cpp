@@ -1,3 +1,30 @@
+// The worker pool.
+//
+// Protocol (who may hold what; each rule has a test in tests/cpp/pool_test.cpp that breaks
+// it, named in brackets):
+// - Several jobs may be active in one pool at once, from different calling threads. Each
+//   job is a set of tasks; a worker takes one task at a time from any active job that wants
+//   it (round-robin while more than one is active), so callers share the CPUs and a small
+//   job never waits for a large one to end [ASmallJobDoesNotWaitForALargeOne, and its
+//   Bound twin].
+// - Unbound jobs: the caller takes tasks of its own job too, so a job progresses even when
+//   every worker is busy elsewhere. Bound jobs (NUMA): worker w runs only its fixed share
+//   of a job's tasks, so the pages it touched first stay its own; the caller waits.
+// - Pool::mu_ guards the job list, the workers and Job::inside; it is never held while a
+//   task or the caller's poll runs (the poll may take Python's GIL)
+//   [CallsFromManyThreadsAtOnce; tests/python: test_small_calls_do_not_deadlock_behind_a_
+//   busy_pool].
+// - A caller leaves run() only once no worker is inside its job (Job::inside == 0), so the
+//   job, which lives on the caller's stack, outlives every use; a throwing task or poll
+//   stops the job and its own exception reaches the caller [RethrowsATaskError,
+//   Interrupt.AThrowingPollLeavesThePoolUsable].
+// - fork(): the prepare handler takes the registry lock and joins the workers of every
+//   idle pool; jobs that start until the fork is over run on their caller alone (a bound
+//   one unpinned: the bytes are the same). A pool busy with another thread's job is not
+//   waited for (that job may need the GIL the forking thread holds). The child touches no lock or condition variable copied from the parent
+//   (a waiter that does not exist there made pthread_cond_signal hang): it abandons every
+//   pool and makes new ones on first use [ForkedChildCanUseThePool, ForksUnderLoadNeverHang].
+// - Pools are never destroyed: workers may outlive static destructors.
 #include "pool.hpp"
 
 #include <pthread.h>
@@ -22,33 +49,66 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kPollEvery = std::chrono::milliseconds(20);
 
+// Runs every task on the calling thread, polling as a pooled job does.
+void run_here(size_t n, const std::function<void(size_t)>& task,
+              const std::function<bool()>& interrupted) {
+  auto next_poll = Clock::now() + kPollEvery;
+  for (size_t i = 0; i < n; ++i) {
+    task(i);
+    if (interrupted && i + 1 < n && Clock::now() >= next_poll) {
+      next_poll = Clock::now() + kPollEvery;
+      if (interrupted()) throw Interrupted();
+    }
+  }
+}
+
 struct Job {
   const std::function<void(size_t)>* task = nullptr;
   size_t n = 0;
-  unsigned workers = 0;   // pool workers [0, workers) take part
-  bool fixed = false;     // worker w runs tasks [w*n/workers, (w+1)*n/workers)
+  unsigned workers = 0;  // pool workers [0, workers) take part
+  bool fixed = false;    // worker w runs tasks [w*n/workers, (w+1)*n/workers)
   std::atomic<size_t> next{0};
+  std::vector<std::atomic<size_t>> cursors;  // fixed: worker w's next task
   std::atomic<bool> stop{false};
+  unsigned inside = 0;  // workers that picked this job and have not left it (Pool::mu_)
   std::exception_ptr error;
   std::mutex error_mu;
+
+  size_t share_end(unsigned w) const { return n * (w + 1) / workers; }
+
+  bool wants(unsigned w) const {
+    if (w >= workers || stop.load(std::memory_order_relaxed)) return false;
+    return fixed ? cursors[w].load(std::memory_order_relaxed) < share_end(w)
+                 : next.load(std::memory_order_relaxed) < n;
+  }
+
+  bool finished() const {
+    if (stop) return true;
+    if (!fixed) return next.load() >= n;
+    for (unsigned w = 0; w < workers; ++w)
+      if (cursors[w].load() < share_end(w)) return false;
+    return true;
+  }
+
+  // Claims the next task for worker w (the caller uses w = 0 of an unbound job).
+  bool take(unsigned w, size_t& i) {
+    if (stop.load(std::memory_order_relaxed)) return false;
+    if (fixed) return (i = cursors[w].fetch_add(1, std::memory_order_relaxed)) < share_end(w);
+    return (i = next.fetch_add(1, std::memory_order_relaxed)) < n;
+  }
+
+  void fail(std::exception_ptr e) {
+    std::lock_guard lk(error_mu);
+    if (!error) error = e;
+    stop = true;
+  }
 
   void run_task(size_t i) {
     try {
       (*task)(i);
     } catch (...) {
-      std::lock_guard lk(error_mu);
-      if (!error) error = std::current_exception();
-      stop = true;
+      fail(std::current_exception());
     }
-  }
-
-  void work(unsigned worker) {
-    if (fixed) {
-      for (size_t i = n * worker / workers, end = n * (worker + 1) / workers; i < end && !stop; ++i)
-        run_task(i);
-      return;
-    }
-    for (size_t i; !stop && (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) run_task(i);
   }
 };
 
@@ -58,37 +118,40 @@ class Pool {
 
   void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
            const std::function<bool()>& interrupted) {
-    JobSlot slot(*this, interrupted);
     Job job;
     job.task = &task;
     job.n = n;
     job.fixed = !cpusets_.empty();
     // Unbound: the caller is one of the threads. Bound: the caller only waits and polls.
     job.workers = job.fixed ? threads : unsigned(std::min<size_t>(threads, n)) - 1;
-    grow(job.workers);
+    if (job.fixed) {
+      job.cursors = std::vector<std::atomic<size_t>>(threads);
+      for (unsigned w = 0; w < threads; ++w) job.cursors[w] = n * w / threads;
+    }
+    bool forking;
     {
       std::lock_guard lk(mu_);
-      job_ = &job;
-      busy_ = job.workers;
-      ++generation_;
+      forking = forking_;
+      if (!forking) {
+        grow(job.workers);
+        jobs_.push_back(&job);
+        active_ = jobs_.size();
+      }
     }
+    if (forking) return run_here(n, task, interrupted);
     wake_.notify_all();
     bool cancelled = false;
-    // Never leaves before the workers are done with `job`: a throwing poll counts as an
-    // error of the job.
     const auto poll = [&] {
       if (cancelled || !interrupted) return;
       try {
         if (interrupted()) cancelled = job.stop = true;
       } catch (...) {
-        std::lock_guard lk(job.error_mu);
-        if (!job.error) job.error = std::current_exception();
-        job.stop = true;
+        job.fail(std::current_exception());
       }
     };
     if (!job.fixed) {
       auto next_poll = Clock::now() + kPollEvery;
-      for (size_t i; !job.stop && (i = job.next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      for (size_t i; job.take(0, i);) {
         job.run_task(i);
         if (interrupted && Clock::now() >= next_poll) {
           next_poll = Clock::now() + kPollEvery;
@@ -98,93 +161,76 @@ class Pool {
     }
     {
       std::unique_lock lk(mu_);
-      while (!done_.wait_for(lk, kPollEvery, [&] { return busy_ == 0; })) {
+      while (!done_.wait_for(lk, kPollEvery, [&] { return job.inside == 0 && job.finished(); })) {
         lk.unlock();
         poll();
         lk.lock();
       }
-      job_ = nullptr;
+      jobs_.erase(std::find(jobs_.begin(), jobs_.end(), &job));
+      active_ = jobs_.size();
     }
     if (job.error) std::rethrow_exception(job.error);
     if (cancelled) throw Interrupted();
   }
 
-  void stop_all() {
+  // Before fork(): joins the workers if no job is active; until after_fork(), new jobs run
+  // on their callers.
+  void quiesce() {
+    std::vector<std::thread> idle;
     {
       std::lock_guard lk(mu_);
+      forking_ = true;
+      if (!jobs_.empty()) return;
       stop_ = true;
+      idle.swap(workers_);
     }
     wake_.notify_all();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
-  }
-
-  // One job at a time. Waiting for the slot still answers Ctrl-C.
-  class JobSlot {
-   public:
-    JobSlot(Pool& p, const std::function<bool()>& interrupted) : p_(p) {
-      std::unique_lock lk(p.slot_mu_);
-      while (p.slot_taken_) {
-        if (!interrupted) {
-          p.slot_free_.wait(lk);
-        } else if (!p.slot_free_.wait_for(lk, kPollEvery, [&] { return !p.slot_taken_; })) {
-          lk.unlock();
-          if (interrupted()) throw Interrupted();
-          lk.lock();
-        }
-      }
-      p.slot_taken_ = true;
-    }
-    ~JobSlot() { p_.release_slot(); }
-    JobSlot(const JobSlot&) = delete;
-    JobSlot& operator=(const JobSlot&) = delete;
-
-   private:
-    Pool& p_;
-  };
-
-  bool try_take_slot() {
-    std::lock_guard lk(slot_mu_);
-    if (slot_taken_) return false;
-    slot_taken_ = true;
-    return true;
-  }
-
-  void release_slot() {
-    {
-      std::lock_guard lk(slot_mu_);
-      slot_taken_ = false;
-    }
-    slot_free_.notify_one();
-  }
-
-  std::mutex slot_mu_;
-  std::condition_variable slot_free_;
-  bool slot_taken_ = false;
-
- private:
-  void grow(unsigned count) {
+    for (auto& t : idle) t.join();
     std::lock_guard lk(mu_);
     stop_ = false;
+  }
+
+  void after_fork() {
+    std::lock_guard lk(mu_);
+    forking_ = false;
+  }
+
+ private:
+  void grow(unsigned count) {  // mu_ held
     while (workers_.size() < count) {
       const unsigned index = unsigned(workers_.size());
-      workers_.emplace_back([this, index, seen = generation_] { loop(index, seen); });
+      workers_.emplace_back([this, index] { loop(index); });
     }
   }
 
-  void loop(unsigned index, uint64_t seen) {
+  // The next active job that wants worker `index`, taking turns among them.
+  Job* pick(unsigned index, size_t& turn) {  // mu_ held
+    for (size_t k = 0; k < jobs_.size(); ++k) {
+      Job* j = jobs_[(turn + k) % jobs_.size()];
+      if (j->wants(index)) {
+        turn += k + 1;
+        return j;
+      }
+    }
+    return nullptr;
+  }
+
+  void loop(unsigned index) {
     if (!cpusets_.empty()) bind_thread(cpusets_[index % cpusets_.size()]);
+    size_t turn = 0;
     std::unique_lock lk(mu_);
     for (;;) {
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      Job* job = nullptr;
+      wake_.wait(lk, [&] { return stop_ || (job = pick(index, turn)) != nullptr; });
       if (stop_) return;
-      seen = generation_;
-      Job* job = job_;
-      if (!job || index >= job->workers) continue;
+      ++job->inside;
       lk.unlock();
-      job->work(index);
+      for (size_t i; job->take(index, i);) {
+        job->run_task(i);
+        if (active_.load(std::memory_order_relaxed) > 1) break;  // one task each in turn
+      }
       lk.lock();
-      if (--busy_ == 0) done_.notify_all();
+      if (--job->inside == 0 && job->finished()) done_.notify_all();
     }
   }
 
@@ -192,25 +238,16 @@ class Pool {
   std::mutex mu_;  // guards the fields below
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  Job* job_ = nullptr;
-  uint64_t generation_ = 0;
-  unsigned busy_ = 0;
+  std::vector<Job*> jobs_;
+  std::atomic<size_t> active_{0};  // jobs_.size(), read without mu_ by working workers
   bool stop_ = false;
+  bool forking_ = false;
 };
 
-// Every pool, by CPU sets (the empty key is the shared unbound pool). Never destroyed:
-// workers may outlive static destructors.
-//
-// At fork: idle pools are locked and their workers joined, so parent and child restart
-// them on next use. A pool busy with another thread's job is not waited for (that job may
-// need the GIL the forking thread holds): the parent keeps it running, the child abandons
-// its copy, whose locks belong to threads that do not exist there, and makes a new one.
+// Every pool, by CPU sets (the empty key is the shared unbound pool). See the protocol above.
 struct Registry {
   std::mutex mu;
   std::map<std::vector<std::vector<unsigned>>, Pool*> pools;
-  std::vector<Pool*> joined;  // locked by before_fork
-
-  Registry() { pthread_atfork(&before_fork, &in_parent, &in_child); }
 
   Pool& get(const std::vector<std::vector<unsigned>>& cpusets) {
     std::lock_guard lk(mu);
@@ -220,7 +257,10 @@ struct Registry {
   }
 
   static Registry& instance() {
-    static Registry* r = new Registry;
+    static Registry* r = [] {
+      pthread_atfork(&before_fork, &in_parent, &in_child);
+      return new Registry;
+    }();
     return *r;
   }
 
@@ -234,29 +274,19 @@ struct Registry {
     }
     Registry& r = instance();
     r.mu.lock();
-    r.joined.clear();
-    for (auto& [key, pool] : r.pools)
-      if (pool->try_take_slot()) {
-        pool->stop_all();
-        r.joined.push_back(pool);
-      }
+    for (auto& [key, pool] : r.pools) pool->quiesce();
   }
 
   static void in_parent() {
     Registry& r = instance();
-    for (Pool* p : r.joined) p->release_slot();
+    for (auto& [key, pool] : r.pools) pool->after_fork();
     r.mu.unlock();
   }
 
   static void in_child() {
     Registry& r = instance();
-    for (auto& [key, pool] : r.pools) {
-      if (std::find(r.joined.begin(), r.joined.end(), pool) != r.joined.end())
-        pool->release_slot();
-      else
-        pool = new Pool(key);  // the busy one is leaked, never touched again
-    }
-    r.mu.unlock();
+    new (&r.mu) std::mutex;  // held by this thread in the parent; a fresh one here
+    for (auto& [key, pool] : r.pools) pool = new Pool(key);  // the old ones are leaked
   }
 };
 
@@ -268,18 +298,7 @@ struct Registry {
 void run(size_t n, const WorkerPlan& plan, const std::function<void(size_t)>& task,
          const std::function<bool()>& interrupted) {
   if (n == 0) return;
-  if (plan.cpusets.empty() && (plan.threads <= 1 || n == 1)) {
-    // On the calling thread, with the same polling and error rules.
-    auto next_poll = Clock::now() + kPollEvery;
-    for (size_t i = 0; i < n; ++i) {
-      task(i);
-      if (interrupted && i + 1 < n && Clock::now() >= next_poll) {
-        next_poll = Clock::now() + kPollEvery;
-        if (interrupted()) throw Interrupted();
-      }
-    }
-    return;
-  }
+  if (plan.cpusets.empty() && (plan.threads <= 1 || n == 1)) return run_here(n, task, interrupted);
   Registry::instance().get(plan.cpusets).run(n, std::max(1u, plan.threads), task, interrupted);
 }
 

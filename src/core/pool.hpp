@@ -5,9 +5,8 @@
 // bound to those CPUs; each worker then takes a fixed share of the call's blocks, so that
 // it keeps writing the pages it touched first (node-local on NUMA machines).
 //
-// Fork-safe: a pthread_atfork handler waits for running jobs, joins every worker before
-// fork() and lets the next job restart them, in parent and child alike (GNU OpenMP hangs a
-// forked child instead — GCC bug 60035).
+// Calls from several threads run at once and share the workers; fork-safe. The protocol
+// is written at the top of pool.cpp.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +17,8 @@
 namespace dgen::pool {
 
 // Calls task(i) for every i in [0, n) on plan.threads threads; returns when all are done
-// and rethrows the first exception a task threw. Calls that need the same pool from
-// several threads at once run one after the other.
+// and rethrows the first exception a task threw. Calls from several threads at once run
+// side by side, a task of each in turn.
 //
 // `interrupted`, when set, is polled on the calling thread (at most every few tens of
 // milliseconds); once it returns true no further task starts and run() throws

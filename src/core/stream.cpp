@@ -24,7 +24,12 @@ void Stream::unclaim(const Claim& c) {
 
 uint64_t Stream::read(std::span<uint8_t> out) {
   const Claim c = claim(out.size());
-  fill(c.dataset, c.offset, out.first(c.length), opt_);
+  try {
+    fill(c.dataset, c.offset, out.first(c.length), opt_);
+  } catch (...) {
+    unclaim(c);
+    throw;
+  }
   return c.length;
 }
 

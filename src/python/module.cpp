@@ -1,8 +1,39 @@
 // dgen_py._core: argument conversion, buffer checks, GIL release. No logic of its own.
+//
+// Concurrency protocol (the pool's own is at the top of src/core/pool.cpp). Each rule names
+// the test in tests/python/test_concurrency.py that breaks it.
+// - GIL: a call that may take more than a block, or needs the pool, releases the GIL
+//   (Released) and polls for signals every 20 ms by taking it back briefly; smaller calls
+//   keep it. No thread waits for a lock of ours while holding the GIL
+//   [test_a_verifier_shared_by_threads_does_not_deadlock,
+//   test_small_calls_do_not_deadlock_behind_a_busy_pool].
+// - Pool: calls from several threads run at once [test_a_small_call_does_not_wait_for_
+//   another_generators_large_one]; a failed or interrupted call gives its range back
+//   [test_an_interrupted_or_failed_read_gives_its_range_back].
+// - Verifier lock: held for a whole add() or `result`; waiting for it is done without the
+//   GIL, retaking it every 20 ms to answer Ctrl-C [test_ctrl_c_interrupts_a_wait_for_a_
+//   verifiers_lock]. A forked child replaces the lock on first use; a Verifier that another
+//   thread held at the fork raises RuntimeError there, its state being unknown
+//   [test_a_child_forked_while_a_verifier_is_locked_gets_a_clear_error].
+// - In flight: calls_in_flight counts threads between releasing and retaking the GIL
+//   (calls and lock waits). In a forked child it restarts at this thread's own count
+//   [test_forks_under_load_never_hang_and_every_child_exits_promptly, test_a_child_forked_
+//   while_a_verifier_is_locked_exits_promptly].
+// - Exit: the atexit hook sets shutting_down and waits (up to 5 s) for calls in flight; the
+//   polls of other threads then stop their calls, and every thread other than the exiting
+//   one parks without the GIL instead of taking it back or starting a call (taking it
+//   after finalization ends the thread by unwinding C++ frames: "terminate called without
+//   an active exception"; raising printed tracebacks) [test_exit_with_daemon_threads_
+//   sharing_a_verifier_and_a_generator_is_clean]. The exiting thread's calls still run
+//   [test_the_exiting_threads_own_calls_still_run_in_atexit_handlers].
+// - Signals: Python runs handlers in a poll, inside a call; a handler's dgen call would
+//   wait for what that call holds, so any nested call raises RuntimeError naming both
+//   [test_a_dgen_call_from_a_signal_handler_during_a_long_call_raises].
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +42,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "dgen/dgen.hpp"
 #include "dgen/memory.hpp"
@@ -85,26 +117,94 @@ class BytesView {
 PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer}, {0, nullptr}};
 
 // Calls this small that run on the calling thread keep the GIL: releasing it would cost
-// more than the work. Every call that may wait for the worker pool releases it, since a
-// running job polls for Ctrl-C under the GIL.
+// more than the work.
 constexpr uint64_t kKeepGil = 256 * 1024;
+constexpr auto kPollEvery = std::chrono::milliseconds(20);
 
-// At interpreter exit a daemon thread inside a call must not take the GIL again (Python
-// would end the thread by unwinding through frames that cannot be unwound): an atexit hook
-// stops running calls and waits until they have given their threads back to Python.
 std::atomic<bool> shutting_down{false};
-std::atomic<int> calls_in_flight{0};
+std::atomic<int> calls_in_flight{0};   // threads between releasing and retaking the GIL
+thread_local int in_flight_here = 0;   // this thread's share of calls_in_flight
+thread_local bool finalizing_here = false;  // this thread runs the interpreter's exit
+thread_local const char* call_here = nullptr;  // the dgen call this thread is inside
+uint64_t fork_epoch = 0;  // forks that led to this process (read and changed under the GIL)
+
+// A thread that must not take the GIL again (the interpreter is exiting) waits here until
+// the process ends, as CPython's own daemon threads do.
+[[noreturn]] void park() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+bool stopping_this_thread() { return shutting_down && !finalizing_here; }
+
+// Called with the GIL held, which shutting_down is set under: the check is exact.
+void park_if_exiting() {
+  if (!stopping_this_thread()) return;
+  PyEval_SaveThread();
+  park();
+}
+
+// Marks this thread as inside one dgen call; a second one from a signal handler that runs
+// during its poll would wait for what the first holds, so it is refused.
+class CallScope {
+ public:
+  explicit CallScope(const char* name) {
+    if (call_here)
+      throw std::runtime_error(std::string("dgen: ") + name +
+                               " was called from a signal handler during " + call_here +
+                               " on the same thread; dgen calls cannot nest");
+    park_if_exiting();  // a daemon thread's new call at exit
+    call_here = name;
+  }
+  ~CallScope() { call_here = nullptr; }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+};
+
+// The GIL released for the scope, counted in calls_in_flight until it is taken back; at
+// interpreter exit the thread parks instead of taking it back.
+class Released {
+ public:
+  Released() {
+    ++calls_in_flight;
+    ++in_flight_here;
+    state_ = PyEval_SaveThread();
+  }
+  ~Released() { reacquire(); }
+  void reacquire() {
+    if (!state_) return;
+    if (stopping_this_thread()) {
+      --calls_in_flight;
+      park();
+    }
+    PyEval_RestoreThread(std::exchange(state_, nullptr));
+    --in_flight_here;
+    --calls_in_flight;
+    park_if_exiting();  // the exit began while this thread waited for the GIL
+  }
+  Released(const Released&) = delete;
+  Released& operator=(const Released&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
 
 void stop_calls_at_exit() {
   shutting_down = true;
-  nb::gil_scoped_release unlocked;
+  finalizing_here = true;
+  PyThreadState* state = PyEval_SaveThread();
   for (int i = 0; i < 5000 && calls_in_flight > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  PyEval_RestoreThread(state);
+}
+
+void after_fork_in_child() {
+  calls_in_flight = in_flight_here;  // the other threads' calls do not exist here
+  ++fork_epoch;
 }
 
 dgen::FillOptions interruptible(dgen::FillOptions opt) {
   opt.interrupted = [] {
-    if (shutting_down) return true;
+    if (stopping_this_thread()) return true;
     nb::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt set for the caller
   };
@@ -116,15 +216,11 @@ dgen::FillOptions interruptible(dgen::FillOptions opt) {
 template <class F>
 auto run_released(uint64_t offset, uint64_t bytes, const dgen::FillOptions& opt, F&& call) {
   if (bytes <= kKeepGil && dgen::runs_on_caller(offset, bytes, opt)) return call(opt);
-  if (shutting_down) throw std::runtime_error("dgen: the interpreter is shutting down");
-  struct InFlight {  // ends after the GIL is back
-    InFlight() { ++calls_in_flight; }
-    ~InFlight() { --calls_in_flight; }
-  } in_flight;
+  Released unlocked;
   try {
-    nb::gil_scoped_release unlocked;
     return call(interruptible(opt));
   } catch (const dgen::Interrupted&) {
+    unlocked.reacquire();
     if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
     throw nb::python_error();
   }
@@ -143,6 +239,7 @@ void fill_claim(dgen::Stream& s, const dgen::Stream::Claim& c, uint8_t* out) {
 }
 
 uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
+  CallScope scope("fill");
   Buffer b(buf, /*writable=*/true);
   const auto c = s.claim(b.size());
   fill_claim(s, c, b.data());
@@ -150,6 +247,7 @@ uint64_t stream_fill(dgen::Stream& s, nb::handle buf) {
 }
 
 nb::object stream_read(dgen::Stream& s, uint64_t n) {
+  CallScope scope("read");
   const auto c = s.claim(n);
   BytesView* bv;
   try {
@@ -165,6 +263,7 @@ nb::object stream_read(dgen::Stream& s, uint64_t n) {
 
 dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offset,
                                  size_t max_ranges) {
+  CallScope scope("verify");
   Buffer b(buf, /*writable=*/false);
   const dgen::Dataset ds = s.dataset_copy();
   return run_released(offset, b.size(), s.options(), [&](const dgen::FillOptions& o) {
@@ -172,34 +271,64 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
   });
 }
 
-// A Verifier shared by Python threads. add() may run without the GIL while it holds the
-// lock, and then takes the GIL now and then to check for Ctrl-C: so a thread never waits
-// for the lock while it holds the GIL.
+// A Verifier shared by Python threads (see the protocol above).
 struct PyVerifier {
   dgen::Verifier v;
   dgen::FillOptions opt;
-  std::mutex mu;
+  std::timed_mutex mu;
+  bool held = false;  // under mu: a thread is inside add() or result
+  uint64_t epoch = fork_epoch;
+  bool lost = false;  // held by another thread when the process forked into this one
 
-  std::unique_lock<std::mutex> lock() {
-    std::unique_lock l(mu, std::try_to_lock);
-    if (!l.owns_lock()) {
-      nb::gil_scoped_release unlocked;
-      l.lock();
+  class Lock {
+   public:
+    explicit Lock(PyVerifier& pv) : pv_(pv), lock_(pv.mu, std::defer_lock) {
+      if (pv.epoch != fork_epoch) {  // first use in a forked child
+        pv.epoch = fork_epoch;
+        new (&pv.mu) std::timed_mutex;  // the parent's may be held by a thread not here
+        pv.lost = pv.lost || pv.held;
+        pv.held = false;
+      }
+      if (pv.lost)
+        throw std::runtime_error(
+            "dgen: this Verifier was in use by another thread when the process forked, so "
+            "its state is unknown here; make a new one in the child");
+      while (!lock_.try_lock()) {
+        {
+          Released unlocked;
+          if (lock_.try_lock_for(kPollEvery)) break;
+        }
+        if (PyErr_CheckSignals() != 0) throw nb::python_error();
+        if (shutting_down)  // the exiting thread: the holder is parked for good
+          throw std::runtime_error("dgen: the interpreter is shutting down");
+      }
+      pv.held = true;
     }
-    return l;
-  }
+    ~Lock() { pv_.held = false; }  // then lock_ unlocks
+
+   private:
+    PyVerifier& pv_;
+    std::unique_lock<std::timed_mutex> lock_;
+  };
 };
 
 PyVerifier* stream_verifier(dgen::Stream& s, size_t max_ranges) {
-  return new PyVerifier{dgen::Verifier(s.dataset_copy(), max_ranges), s.options(), {}};
+  return new PyVerifier{dgen::Verifier(s.dataset_copy(), max_ranges), s.options()};
 }
 
 void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
+  CallScope scope("Verifier.add");
   Buffer b(buf, /*writable=*/false);
-  const auto lock = pv.lock();
+  const PyVerifier::Lock lock(pv);
   run_released(offset, b.size(), pv.opt, [&](const dgen::FillOptions& o) {
     pv.v.add(offset, {b.data(), b.size()}, o);
   });
+}
+
+dgen::VerifyResult verifier_result(PyVerifier& pv) {
+  CallScope scope("Verifier.result");
+  const PyVerifier::Lock lock(pv);
+  return pv.v.result();
 }
 
 // A new BytesView of `count` float32 values, filled by call(values, options) without the GIL.
@@ -250,6 +379,7 @@ NB_MODULE(_core, m) {
     }
   });
   nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
+  pthread_atfork(nullptr, nullptr, &after_fork_in_child);
   // Objects held by daemon threads at exit are not leaks worth a warning.
   nb::set_leak_warnings(false);
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
@@ -315,10 +445,7 @@ NB_MODULE(_core, m) {
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")
       .def("add", &verifier_add, "buf"_a.none(), "offset"_a)
-      .def_prop_ro("result", [](PyVerifier& pv) {
-        const auto lock = pv.lock();
-        return pv.v.result();
-      });
+      .def_prop_ro("result", &verifier_result);
 
   nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
       .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")

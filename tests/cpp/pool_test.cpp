@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -59,6 +61,106 @@ TEST(Pool, ForkedChildCanUseThePool) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   dgen::pool::run(64, 4, [&](size_t) { n++; });  // and the parent's still works
   EXPECT_EQ(n.load(), 128);
+}
+
+}  // namespace
+
+namespace {
+
+// Runs a small job while a large one is running: the large one cannot end before
+// `release` (its tasks take 5 ms each until then: minutes in all), so the small one must
+// finish beside it (before, jobs ran one at a time and this waited for the large one).
+void small_job_finishes_inside_a_large_one(const dgen::WorkerPlan& plan) {
+  std::atomic<int> inside{0};
+  std::atomic<bool> release{false};
+  std::thread large([&] {
+    dgen::pool::run(100000, plan, [&](size_t) {
+      ++inside;
+      if (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    });
+  });
+  while (inside.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::atomic<int> small_tasks{0};
+  auto small = std::async(std::launch::async, [&] {
+    dgen::pool::run(8, plan, [&](size_t) { small_tasks++; });
+  });
+  // Generous: the small job needs microseconds; the large one cannot end before release.
+  const bool finished = small.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  release = true;
+  large.join();
+  small.wait();
+  EXPECT_TRUE(finished) << "a small job waited for a large one";
+  EXPECT_EQ(small_tasks.load(), 8);
+}
+
+TEST(Pool, ASmallJobDoesNotWaitForALargeOne) {
+  dgen::WorkerPlan plan;
+  plan.threads = 2;
+  small_job_finishes_inside_a_large_one(plan);
+}
+
+TEST(Pool, ABoundSmallJobDoesNotWaitForALargeOne) {
+  dgen::WorkerPlan plan;  // two workers bound to CPU 0: a pool of its own, fixed shares
+  plan.threads = 2;
+  plan.cpusets = {{0}, {0}};
+  small_job_finishes_inside_a_large_one(plan);
+}
+
+TEST(Pool, BoundJobsFromManyThreadsRunEveryTaskOnce) {
+  dgen::WorkerPlan plan;
+  plan.threads = 3;
+  plan.cpusets = {{0}};
+  std::vector<std::thread> callers;
+  std::atomic<bool> ok{true};
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int k = 0; k < 30; ++k) {
+        std::vector<std::atomic<int>> hits(97);
+        dgen::pool::run(hits.size(), plan, [&](size_t i) { hits[i]++; });
+        for (auto& h : hits)
+          if (h.load() != 1) ok = false;
+      }
+    });
+  for (auto& c : callers) c.join();
+  EXPECT_TRUE(ok.load());
+}
+
+// Forks while other threads keep the pool busy; every child must use the pool and exit
+// (a child that inherited a condition variable mid-use hung in pthread_cond_signal).
+TEST(Pool, ForksUnderLoadNeverHang) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 2; ++t)
+    load.emplace_back([&] {
+      while (!stop) dgen::pool::run(16, 2, [](size_t) { std::this_thread::yield(); });
+    });
+#ifdef __SANITIZE_THREAD__
+  // TSan cannot start threads after a multi-threaded fork: its children stay on one thread.
+  const int forks = 200;
+  const unsigned child_threads = 1;
+#else
+  const int forks = 2000;
+  const unsigned child_threads = 2;
+#endif
+  int hung = 0, failed = 0;
+  for (int k = 0; k < forks && hung == 0; ++k) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      alarm(10);  // a hang ends the child with SIGALRM
+      std::atomic<int> m{0};
+      dgen::pool::run(32, child_threads, [&](size_t) { m++; });
+      _exit(m.load() == 32 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) ++hung;
+    else if (WEXITSTATUS(status) != 0) ++failed;
+  }
+  stop = true;
+  for (auto& t : load) t.join();
+  EXPECT_EQ(hung, 0);
+  EXPECT_EQ(failed, 0);
 }
 
 }  // namespace

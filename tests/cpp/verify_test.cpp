@@ -223,18 +223,30 @@ TEST(Interrupt, StopsALongFillAndThrows) {
   EXPECT_NO_THROW(dgen::fill(ds, 0, std::span(v).first(1u << 20), never));
 }
 
+// The poll's own error type, unrelated to Interrupted: a pool that swallowed the poll's
+// error and threw Interrupted (a std::runtime_error) instead fails here.
+struct PollError {};
+
 TEST(Interrupt, AThrowingPollLeavesThePoolUsable) {
   dgen::Dataset ds(dgen::Params{1, 1ull << 30, 1, 1, 131072});
   std::vector<uint8_t> v(1u << 30);  // lasts past the first poll, 20 ms in
   for (unsigned threads : {1u, 2u}) {
     dgen::FillOptions opt{.threads = threads, .block_size = 65536,
-                          .interrupted = []() -> bool { throw std::runtime_error("poll"); }};
-    EXPECT_THROW(dgen::fill(ds, 0, v, opt), std::runtime_error);
+                          .interrupted = []() -> bool { throw PollError{}; }};
+    EXPECT_THROW(dgen::fill(ds, 0, v, opt), PollError);
   }
   std::vector<uint8_t> a(8u << 20), b(8u << 20);
   dgen::fill(ds, 0, a, {.threads = 2, .block_size = 65536});
   dgen::fill(ds, 0, b, {.threads = 1});
   EXPECT_EQ(a, b);
+}
+
+TEST(Stream, AFailedReadGivesItsRangeBack) {
+  dgen::FillOptions opt{.threads = 1, .block_size = 65536, .interrupted = [] { return true; }};
+  dgen::Stream s(dgen::Params{1, 1ull << 30, 1, 1, 131072}, opt);
+  std::vector<uint8_t> v(512u << 20);  // one thread needs > 20 ms: a poll happens
+  EXPECT_THROW(s.read(v), dgen::Interrupted);
+  EXPECT_EQ(s.position(), 0u);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 """The dgen-py API surface: sizes, seeds, streams, buffers."""
 
 import array
+import ctypes
 import io
 import mmap
 import os
@@ -25,9 +26,12 @@ def test_bytesview_is_a_zero_copy_read_only_buffer():
     v = dgen_py.generate_buffer(10_000, seed=3)
     m = memoryview(v)
     assert m.readonly and m.nbytes == 10_000 and m.contiguous
-    a = np.frombuffer(v, dtype=np.uint8)
-    assert a.ctypes.data == np.frombuffer(v, dtype=np.uint8).ctypes.data  # same memory
     assert bytes(v) == v.tobytes() == reference(10_000, 3)
+    # Every export shows the BytesView's own storage, not a copy: a byte changed through
+    # one export's address is seen by the next export and by bytes(v).
+    a = np.frombuffer(v, dtype=np.uint8)
+    (ctypes.c_uint8 * 1).from_address(a.ctypes.data)[0] ^= 0xFF
+    assert np.frombuffer(v, dtype=np.uint8)[0] == bytes(v)[0] == reference(10_000, 3)[0] ^ 0xFF
 
 
 def test_unseeded_generators_differ_and_seed_reproduces_them():

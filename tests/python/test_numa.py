@@ -124,3 +124,41 @@ def test_run_per_node_refuses_a_bad_identity_before_starting_processes():
         dgen_py.run_per_node(1 << 20, dedup_ratio=0.5)
     with pytest.raises(ValueError, match="nodes"):
         dgen_py.run_per_node(1 << 20, nodes=[99])
+
+
+@needs_hwloc
+def test_run_per_node_fails_within_two_seconds_when_a_process_dies():
+    out = run_python("""
+        import multiprocessing, os, signal, threading, time, warnings, dgen_py
+        warnings.simplefilter("ignore")
+        killed = []
+        def kill_one():
+            while len(multiprocessing.active_children()) < 2:
+                time.sleep(0.01)
+            time.sleep(0.5)
+            os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+            killed.append(time.monotonic())
+        threading.Thread(target=kill_one, daemon=True).start()
+        try:
+            dgen_py.run_per_node(1 << 40, seed=1)    # would run for many minutes
+        except RuntimeError as e:
+            print(e)
+            print(time.monotonic() - killed[0])
+    """, synthetic(2))
+    assert out.returncode == 0, out.stderr
+    message, took = out.stdout.splitlines()
+    assert "failed" in message
+    assert float(took) < 2.0, f"took {float(took):.1f}s after a process died"
+
+
+@needs_hwloc
+def test_the_readme_run_per_node_snippet_runs_as_a_script(tmp_path):
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    snippet = readme.split("It is built in:\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert "run_per_node(8 * 1024**3" in snippet
+    script = tmp_path / "per_node.py"
+    script.write_text(snippet.replace("8 * 1024**3", "8 << 20"))  # as written, smaller
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=dict(os.environ, **synthetic(2)), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Error" not in out.stderr, out.stderr

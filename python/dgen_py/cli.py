@@ -209,9 +209,10 @@ def build_parser() -> Parser:
     c.add_argument("--files", metavar="N", type=_arg(_integer(1, 1_000_000)), default=1,
                    help="cut the dataset into N files part-00000 ... in directory PATH")
     c.add_argument("--jobs", metavar="J", type=_arg(_integer(1, _checks.MAX_THREADS)), default=1,
-                   help=f"parallel writers (default 1); each holds a buffer of "
-                   f"{files.WRITE_CHUNK >> 20}MiB/J, at least "
-                   f"{files.MIN_WRITE_CHUNK >> 20}MiB")
+                   help=f"parallel writers (default 1); each holds "
+                   f"{human(files.writer_buffer(1))} of buffer when it has one thread "
+                   f"(--threads/J), {human(files.writer_buffer(_checks.MAX_THREADS))} "
+                   f"at most with more")
     c.add_argument("--force", action="store_true", help="delete part-* files in PATH that "
                    "the new dataset does not have (else they are refused)")
     c.add_argument("--direct", action="store_true", help="write with O_DIRECT")

@@ -32,8 +32,6 @@ from . import _checks, _core
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 
 ALIGN = 4096
-WRITE_CHUNK = 32 * 1024 * 1024  # buffer of all writers together, each at least 1 MiB
-MIN_WRITE_CHUNK = 1024 * 1024
 VERIFY_CHUNK = 64 * 1024 * 1024
 MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
@@ -49,9 +47,10 @@ class DirectIOUnsupported(Refused):
     """The filesystem refuses O_DIRECT."""
 
 
-def writer_buffer(jobs: int) -> int:
-    """Bytes of the buffer each of `jobs` parallel writers holds."""
-    return max(MIN_WRITE_CHUNK, WRITE_CHUNK // jobs // ALIGN * ALIGN)
+def writer_buffer(threads: int = 1) -> int:
+    """Bytes of buffer one writer holds when it has `threads` threads: cache-sized chunks
+    (one, or one per producer thread and two more)."""
+    return _core.write_memory(threads)
 
 
 def split_points(size: int, files: int) -> list[int]:
@@ -158,15 +157,6 @@ def _lock(fd: int, path: str) -> None:
                       f"the dataset's lock); wait for it to finish") from None
 
 
-def _pwrite_all(fd: int, data: memoryview, at: int) -> None:
-    while data:
-        try:
-            n = os.pwrite(fd, data, at)
-        except OSError as e:
-            raise OSError(e.errno, f"{e.strerror} at offset {at}") from None
-        data, at = data[n:], at + n
-
-
 class _Progress:
     """Calls progress(n) from any worker thread, one call at a time."""
 
@@ -188,7 +178,8 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
     directory (created if needed) holding part-00000 ... and dgen-manifest.json. `jobs`
     writers run in parallel, each with its own Generator seeked to its range (the bytes
-    depend only on the offset) and its own buffer (see writer_buffer); `threads` (default:
+    depend only on the offset) and its own cache-sized chunks (see writer_buffer), written
+    by the core without the GIL; `threads` (default:
     every CPU) are shared among them. direct=True writes with O_DIRECT from page-aligned
     buffers (a final partial 4 KiB block goes through the page cache) and raises
     DirectIOUnsupported where the filesystem refuses it. fsync=True fsyncs every file and
@@ -228,7 +219,8 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
 
     # Everything that can refuse runs before the first change: the old manifest and data
     # stay valid together until the new data starts.
-    _core.check_memory(min(jobs, len(_pieces(layout, jobs))) * writer_buffer(jobs))
+    writers = min(jobs, max(1, len(_pieces(layout, jobs))))
+    _core.check_memory(writers * writer_buffer(max(1, threads // writers)))
     if direct:
         _check_direct(base or ".")
     single = not os.path.isdir(path)
@@ -256,21 +248,24 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
             os.unlink(name, dir_fd=directory)
 
         started = time.perf_counter()
-        for f in layout:  # empty every file once, before the writers share them
+        # Cut every file to at most its new length once, before the writers share them:
+        # what stays is overwritten in place (as fio does; no blocks freed and allocated
+        # again), what is new is appended.
+        for f in layout:
             fd = open_in(directory, f["path"], os.O_WRONLY, shown(f["path"]))
             try:
-                os.ftruncate(fd, 0)
+                if os.fstat(fd).st_size > f["length"]:
+                    os.ftruncate(fd, f["length"])
             finally:
                 os.close(fd)
         pieces = _pieces(layout, jobs)
-        per_writer = max(1, threads // min(jobs, max(1, len(pieces))))
-        buffer = writer_buffer(jobs)
+        per_writer = max(1, threads // writers)
         stop = threading.Event()
         report = _Progress(progress)
         with ThreadPoolExecutor(jobs) as pool:
             futures = [pool.submit(_write_piece, directory, shown(layout[i]["path"]),
                                    layout[i]["path"], layout[i]["offset"], at, length,
-                                   identity, direct, fsync, per_writer, buffer, stop, report)
+                                   identity, direct, fsync, per_writer, stop, report)
                        for i, at, length in pieces]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -318,28 +313,27 @@ def _pieces(layout: list[dict], jobs: int) -> list[tuple[int, int, int]]:
 
 
 def _write_piece(directory, shown, name, start, at, length, identity, direct, fsync,
-                 threads, buffer, stop, progress):
-    """Write file bytes [at, at + length) of the file that starts at dataset offset start."""
-    gen = _generator(identity, threads)
-    gen.seek(start + at)
-    # mmap memory is page-aligned, as O_DIRECT needs; freed with its last view.
-    view = memoryview(mmap.mmap(-1, min(buffer, length)))
+                 threads, stop, progress):
+    """Write file bytes [at, at + length) of the file that starts at dataset offset start.
+    The loop runs in the core without the GIL (Stream.write), from cache-sized chunks."""
+    stream = _generator(identity, threads)._s
+
+    def tick(n):
+        progress(n)
+        return stop.is_set()
     fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
     try:
-        end = at + length
-        while at < end and not stop.is_set():
-            n = gen.readinto(view[:min(len(view), end - at)])
-            aligned = n // ALIGN * ALIGN if direct else n
-            _pwrite_all(fd, view[:aligned], at)
-            if aligned < n:  # the file's last partial block, which O_DIRECT cannot write
-                tail = open_in(directory, name, os.O_WRONLY, shown)
-                try:
-                    _pwrite_all(tail, view[aligned:n], at + aligned)
-                finally:
-                    os.close(tail)
-            at += n
-            progress(n)
-        if fsync:
+        # O_DIRECT writes whole 4 KiB blocks; a final partial one goes through the cache.
+        aligned = length // ALIGN * ALIGN if direct else length
+        done = stream.write(fd, start + at, aligned, at, direct, tick=tick)
+        if done == aligned < length:
+            tail = open_in(directory, name, os.O_WRONLY, shown)
+            try:
+                stream.write(tail, start + at + aligned, length - aligned, at + aligned,
+                             tick=tick)
+            finally:
+                os.close(tail)
+        if fsync and not stop.is_set():
             os.fsync(fd)
     except OSError as e:  # pwrite and fsync errors do not name the file
         if isinstance(e, Refused):

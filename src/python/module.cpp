@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "dgen/dgen.hpp"
+#include "dgen/io.hpp"
 #include "dgen/memory.hpp"
 #include "dgen/topology.hpp"
 
@@ -200,6 +201,40 @@ void verifier_add(PyVerifier& pv, nb::handle buf, uint64_t offset) {
   });
 }
 
+// Writes stream bytes [offset, offset + length) to fd without the GIL; tick(n) is called
+// with the GIL every few tens of milliseconds with the bytes written since, and a true
+// result (or an exception) stops the write. Returns the bytes written.
+uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
+                      int64_t file_offset, bool direct, uint64_t chunk, nb::object tick) {
+  const dgen::Dataset ds = s.dataset_copy();
+  dgen::WriteTarget t{fd, file_offset, direct, chunk, {}};
+  if (!tick.is_none())
+    t.progress = [&tick](uint64_t n) {
+      nb::gil_scoped_acquire gil;
+      try {
+        return !nb::cast<bool>(tick(n));
+      } catch (nb::python_error& e) {
+        e.restore();  // raised once the GIL is back
+        return false;
+      }
+    };
+  if (shutting_down) throw std::runtime_error("dgen: the interpreter is shutting down");
+  struct InFlight {
+    InFlight() { ++calls_in_flight; }
+    ~InFlight() { --calls_in_flight; }
+  } in_flight;
+  uint64_t done;
+  try {
+    nb::gil_scoped_release unlocked;
+    done = dgen::write_range(ds, offset, length, t, interruptible(s.options()));
+  } catch (const dgen::Interrupted&) {
+    if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
+    throw nb::python_error();
+  }
+  if (PyErr_Occurred()) throw nb::python_error();
+  return done;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -212,6 +247,10 @@ NB_MODULE(_core, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const dgen::OutOfMemory& e) {
       PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const dgen::WriteError& e) {  // OSError(errno, ...) makes BrokenPipeError etc.
+      std::string msg = e.code().message();
+      if (e.offset >= 0) msg += " at offset " + std::to_string(e.offset);
+      PyErr_SetObject(PyExc_OSError, nb::make_tuple(e.code().value(), msg).ptr());
     }
   });
   nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
@@ -254,6 +293,10 @@ NB_MODULE(_core, m) {
       .def("read", &stream_read, "n"_a)
       .def("verify", &stream_verify, "buf"_a.none(), "offset"_a, "max_ranges"_a = 20)
       .def("verifier", &stream_verifier, "max_ranges"_a = 20, nb::rv_policy::take_ownership)
+      .def("write", &stream_write, "fd"_a, "offset"_a, "length"_a, "file_offset"_a = -1,
+           "direct"_a = false, "chunk"_a = 0, "tick"_a = nb::none(),
+           "Writes dataset bytes [offset, offset + length) to fd at file_offset (-1: write() "
+           "at its position); tick(n) every few tens of ms, a true result stops.")
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
       .def_prop_ro("position", &dgen::Stream::position)
@@ -349,6 +392,10 @@ NB_MODULE(_core, m) {
   }, "What may still be allocated and the limit that says so (see dgen/memory.hpp).");
   m.def("check_memory", [](uint64_t bytes) { dgen::check_memory(bytes); }, "bytes"_a,
         "Raises MemoryError naming the limit when `bytes` cannot be had.");
+  m.def("write_chunk", &dgen::write_chunk, "Bytes per write: a chunk that fits in the L2 cache.");
+  m.def("write_memory", [](unsigned threads) {
+    return dgen::write_memory({}, {.threads = threads});
+  }, "threads"_a, "Bytes of buffer one Stream.write() holds with `threads` threads.");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

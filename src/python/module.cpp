@@ -212,7 +212,9 @@ uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
     t.progress = [&tick](uint64_t n) {
       nb::gil_scoped_acquire gil;
       try {
-        return !nb::cast<bool>(tick(n));
+        const int stop = PyObject_IsTrue(tick(n).ptr());
+        if (stop < 0) throw nb::python_error();
+        return stop == 0;
       } catch (nb::python_error& e) {
         e.restore();  // raised once the GIL is back
         return false;

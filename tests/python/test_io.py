@@ -61,3 +61,40 @@ def test_ctrl_c_stops_parallel_writers_promptly_and_leaves_no_manifest(tmp_path)
     assert out.startswith("interrupted"), out
     assert float(out.split()[1]) - sent < 2.0  # generous: a loaded 2-core machine
     assert not (tmp_path / "d" / files.MANIFEST_NAME).exists()
+
+
+DGEN = [sys.executable, "-m", "dgen_py"]
+
+
+def test_generate_through_a_pipe_gives_the_bytes_of_one_stream():
+    size = (3 << 20) + 12345
+    for threads in ("1", "2"):
+        r = subprocess.run([*DGEN, "generate", "--size", str(size), "--seed", "5",
+                            "--dedup-ratio", "2", "--threads", threads], capture_output=True)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == expected(size, 5, dedup_ratio=2)
+
+
+def test_generate_enlarges_the_pipe_it_writes_to():
+    reader = ("import fcntl, sys; sys.stdin.buffer.read(1); "
+              "print(fcntl.fcntl(0, fcntl.F_GETPIPE_SZ)); sys.stdin.buffer.read()")
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        want = min(1 << 20, int(f.read()))
+    gen = subprocess.Popen([*DGEN, "generate", "--size", "4MiB", "--seed", "1"],
+                           stdout=subprocess.PIPE)
+    out = subprocess.run([sys.executable, "-c", reader], stdin=gen.stdout,
+                         capture_output=True, text=True, timeout=60).stdout
+    gen.stdout.close()
+    assert gen.wait(timeout=60) == 0
+    assert int(out) == want
+
+
+def test_ctrl_c_stops_generate_blocked_on_a_full_pipe():
+    p = subprocess.Popen([*DGEN, "generate", "--size", "1TiB", "--seed", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(1 << 20)  # it runs; now nobody reads and its writes block
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 130
+    assert p.stderr.read().decode().splitlines()[-1] == "dgen: interrupted"
+    p.stdout.close()

@@ -20,6 +20,7 @@ import json
 import mmap
 import fcntl
 import os
+import queue
 import re
 import secrets
 import stat
@@ -527,9 +528,10 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     checked by check_manifest; seed and the ratios override its values, size and files
     must agree with it. Without a manifest they give everything (seed required; size
     defaults to the size of the file or block device, which cannot reveal a truncation;
-    files=N means the directory layout of write_dataset). Files are read in 64 MiB
-    chunks into one buffer (O_DIRECT with direct=True) and checked by one
-    Generator.verifier() per file, so memory stays constant.
+    files=N means the directory layout of write_dataset). Up to `threads` files are
+    checked in parallel, each read in 64 MiB chunks into its worker's buffer (O_DIRECT
+    with direct=True) and checked by one Generator.verifier() per file, so memory stays
+    constant (64 MiB per worker); the result lists ranges in file order all the same.
 
     Returns a JSON-ready dict: "ok" (every byte of the dataset read and matching),
     "verdict" ("ok", "mismatch", or "other identity": almost nothing matches, so the data
@@ -551,22 +553,54 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 
-    gen = _generator(identity, threads)
+    threads = _checks.threads(threads) or _core.available_cpus()
+    # Files are checked in parallel, one worker per file up to the threads, each alone on
+    # its own thread when there are as many files as threads (no pool, no hand-off).
+    workers = max(1, min(len(layout), threads))
     report = _Report(max_ranges)
     chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
-    _core.check_memory(chunk)
-    view = memoryview(mmap.mmap(-1, chunk))  # page-aligned, as O_DIRECT needs
+    # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
+    each = max(1, threads // workers)
+    piece = each * _core.write_chunk()
+    _core.check_memory(workers * (chunk + piece))
+    # Page-aligned, as O_DIRECT needs: one pair per worker, reused from file to file.
+    views = queue.SimpleQueue()
+    for _ in range(workers):
+        views.put((memoryview(mmap.mmap(-1, chunk)), memoryview(mmap.mmap(-1, piece))))
     # Files from a manifest or a directory layout are opened only inside their directory;
     # a file named on its own, without a manifest, may be a device.
     directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
         else None
+    stop = threading.Event()
+    shared = _Progress(progress)
+
+    def one(f):
+        gen, view, mine = _generator(identity, each), views.get(), _Report(max_ranges)
+        try:
+            return _verify_one(directory, base, f, gen, view, direct, mine,
+                               shared if progress else None, stop), mine
+        finally:
+            views.put(view)
     started = time.perf_counter()
     try:
-        sizes = [_verify_one(directory, base, f, gen, view, direct, report, progress)
-                 for f in layout]
+        if workers == 1:
+            done = [one(f) for f in layout]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(one, f) for f in layout]
+                try:
+                    wait(futures, return_when=FIRST_EXCEPTION)
+                finally:  # on an error or Ctrl-C the other workers stop at their next chunk
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+            done = [future.result() for future in futures]
     finally:
         if directory is not None:
             os.close(directory)
+    sizes = []
+    for size, mine in done:  # in file order, as one pass over the files would list them
+        sizes.append(size)
+        report.merge(mine)
     ok = report.count == 0 and report.read == identity["size"]
     verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
     return {
@@ -588,8 +622,12 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     }
 
 
-def _verify_one(directory, base, f, gen, view, direct, report, progress) -> int | None:
-    """Check one file; returns its size on disk (None when missing)."""
+def _verify_one(directory, base, f, gen, views, direct, report, progress, stop=None) \
+        -> int | None:
+    """Check one file, reading it into views = (window, piece) buffers; returns its size on
+    disk (None when missing)."""
+    view, small = views
+    piece = len(small)
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
     path = os.path.join(base, f["path"])
     try:
@@ -607,21 +645,41 @@ def _verify_one(directory, base, f, gen, view, direct, report, progress) -> int 
         at = 0  # file offset
         on_disk = os.lseek(fd, 0, os.SEEK_END)  # st_size is 0 for a block device
         verifier = gen.verifier(max_ranges=report.room)
-        chunk = len(view)
+        chunk, clean = len(view), 0
         while at < f["length"]:
-            # Reads end on dataset offsets that are multiples of the chunk (and so of the
-            # dedup unit), so a moved unit lies wholly within one verify call.
+            # Windows end on dataset offsets that are multiples of the chunk (and so of
+            # the dedup unit), so a moved unit lies wholly within one verifier call.
             want = min(chunk - (f["offset"] + at) % chunk, f["length"] - at)
-            # O_DIRECT reads whole blocks; the file's end then gives the short count.
-            n = min(want, _read_full(fd, view[:_round_up(want)], at))
+            n, dirty = 0, False
+            while n < want:
+                # Each piece is read into a small buffer that stays in cache and checked
+                # there. From a piece with a mismatch on, the window is gathered in `view`
+                # (the pieces before it matched: they are regenerated) and goes to the
+                # verifier, whole, for its ranges and moved units.
+                start = f["offset"] + at + n
+                k = min(piece - start % piece, want - n)
+                into = view[n:n + _round_up(k)] if dirty else small[:_round_up(k)]
+                # O_DIRECT reads whole blocks; the file's end then gives the short count.
+                got = min(k, _read_full(fd, into, at + n))
+                if not dirty and not gen.verify(small[:got], start, max_ranges=0).ok:
+                    dirty = True
+                    gen.seek(f["offset"] + at)
+                    gen.readinto(view[:n])
+                    view[n:n + got] = small[:got]
+                n += got
+                if got < k:
+                    break
             if n:
-                verifier.add(view[:n], f["offset"] + at)
+                if dirty:
+                    verifier.add(view[:n], f["offset"] + at)
+                else:
+                    clean += n  # the verifier is not shown it: a gap, which no range spans
                 if progress:
                     progress(n)
             at += n
-            if n < want:
+            if n < want or (stop and stop.is_set()):
                 break
-        report.add_file(f, verifier)
+        report.add_file(f, verifier, clean)
         if at < f["length"]:
             report.add_gap(f, at, f["length"] - at, "missing")
         elif on_disk > f["length"]:
@@ -660,14 +718,24 @@ class _Report:
     def room(self) -> int:
         return self.max_ranges - len(self.ranges)
 
-    def add_file(self, f: dict, verifier) -> None:
-        """The ranges of one file, from its Verifier once every read was added."""
+    def add_file(self, f: dict, verifier, clean: int = 0) -> None:
+        """The ranges of one file, from its Verifier once every read was added, and the
+        bytes found matching without it."""
         r = verifier.result
-        self.read += r.bytes
+        self.read += r.bytes + clean
         self.mismatched += r.mismatched_bytes
         self.count += r.range_count
         self.ranges += [self._range(m, f) for m in r.ranges]  # it was given self.room
         self.zeros |= any(m.zeros for m in r.ranges)
+
+    def merge(self, other: _Report) -> None:
+        """The ranges of the files `other` saw, after those seen so far."""
+        self.count += other.count
+        self.mismatched += other.mismatched
+        self.read += other.read
+        self.gaps += other.gaps
+        self.zeros |= other.zeros
+        self.ranges += other.ranges[:self.room]
 
     def other_identity(self) -> bool:
         """Almost nothing matches: 90% of the bytes read differ (another seed, dedup ratio

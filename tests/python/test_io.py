@@ -98,3 +98,51 @@ def test_ctrl_c_stops_generate_blocked_on_a_full_pipe():
     assert p.wait(timeout=10) == 130
     assert p.stderr.read().decode().splitlines()[-1] == "dgen: interrupted"
     p.stdout.close()
+
+
+def damage(path, at, data=b"\xff" * 100):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(data)
+
+
+def test_parallel_verify_reports_what_one_pass_over_the_files_reports(tmp_path):
+    d = tmp_path / "d"
+    dgen_py.write_dataset(d, 4 << 20, files=4, seed=1, compress_ratio=2)
+    damage(d / "part-00003", 5000)
+    damage(d / "part-00000", 70000)
+    os.truncate(d / "part-00002", 1 << 19)
+    results = []
+    for threads in (1, 4):
+        for max_ranges in (20, 1):
+            r = dgen_py.verify_file(d, threads=threads, max_ranges=max_ranges)
+            del r["seconds"]
+            results.append(r)
+    assert results[0] == results[2] and results[1] == results[3]
+    assert [x["file"] for x in results[0]["ranges"]] == ["part-00000", "part-00002",
+                                                         "part-00003"]
+    assert results[1]["range_count"] == 3 and len(results[1]["ranges"]) == 1
+
+
+def test_ctrl_c_stops_parallel_verify_promptly(tmp_path):
+    dgen_py.write_dataset(tmp_path / "d", 64 << 20, files=2, seed=1)
+    script = textwrap.dedent(f"""
+        import time, dgen_py
+        def slow(n):  # 16 KiB chunks and a pause each: the check lasts minutes
+            time.sleep(0.05)
+        dgen_py.files.VERIFY_CHUNK = 16384
+        print("start", flush=True)
+        try:
+            dgen_py.verify_file({str(tmp_path / "d")!r}, threads=2, progress=slow)
+            print("completed", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(1)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert out.startswith("interrupted"), out
+    assert float(out.split()[1]) - sent < 2.0

@@ -164,7 +164,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=parse_size, default=2 << 30, help="dataset bytes (2GiB)")
     p.add_argument("--pipe-size", type=parse_size, default=4 << 30, help="bytes piped (4GiB)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--bs", default="1MiB", help="fio's block size (default 1MiB)")
+    p.add_argument("--bs", type=parse_size, default=1 << 20,
+                   help="fio's block size (default 1MiB; given to fio in bytes, since fio "
+                   "reads 1MiB as 10^6)")
     p.add_argument("--dedup-ratio", type=float, default=1.0)
     p.add_argument("--compress-ratio", type=float, default=1.0)
     p.add_argument("--direct", action="store_true", help="also O_DIRECT write and verify")
@@ -173,8 +175,9 @@ def main(argv=None) -> int:
                    help="the dgen command (default: this Python's -m dgen_py)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    if a.rounds < 1 or a.size < 4096 or a.pipe_size < 1:
-        p.error("--rounds must be >= 1, --size >= 4096 and --pipe-size >= 1")
+    if a.rounds < 1 or a.pipe_size < 1 or a.bs < 4096 or a.size < 2 * a.bs:
+        p.error("--rounds must be >= 1, --pipe-size >= 1, --bs >= 4096 and --size at least "
+                "2 * --bs (each fio job writes at least one block)")
     a.dir = os.path.abspath(a.dir)
     st = os.statvfs(a.dir)
     need = 2 * a.size * (2 if a.direct else 1) * 2  # dgen's and fio's files of each case

@@ -146,3 +146,16 @@ def test_ctrl_c_stops_parallel_verify_promptly(tmp_path):
     out, _ = p.communicate(timeout=30)
     assert out.startswith("interrupted"), out
     assert float(out.split()[1]) - sent < 2.0
+
+
+def test_units_swapped_across_pieces_of_a_window_are_found_moved(tmp_path):
+    path, unit = tmp_path / "d.bin", 128 << 10
+    dgen_py.write_dataset(path, 8 << 20, seed=4)
+    data = bytearray(path.read_bytes())
+    a, b = 3 << 20, (5 << 20) + unit  # in different cache-sized pieces of one window
+    data[a:a + unit], data[b:b + unit] = data[b:b + unit], data[a:a + unit]
+    path.write_bytes(data)
+    r = dgen_py.verify_file(path)
+    assert [(x["offset"], x["kind"], x["belongs_at"]) for x in r["ranges"]] == [
+        (a, "moved", b), (b, "moved", a)]
+    assert r["bytes_read"] == 8 << 20 and r["mismatched_bytes"] > 0

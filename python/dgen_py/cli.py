@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import functools
 import json
 import math
@@ -29,7 +30,7 @@ UNITS = {"": 1, "b": 1,
          **{p + "ib": 1024**i for i, p in enumerate("kmgtpe", 1)},
          **{p + "b": 1000**i for i, p in enumerate("kmgtpe", 1)}}
 SIZE = re.compile(r"\s*(\d+\.?\d*|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
-GENERATE_CHUNK = 8 * 1024 * 1024  # bytes per write to stdout
+PIPE_SIZE = 1 << 20  # what `dgen generate` enlarges a pipe on stdout to
 
 EXAMPLES = """\
 examples:
@@ -255,9 +256,10 @@ def build_parser() -> Parser:
     c.add_argument("--files", metavar="N", type=_arg(_integer(1, 1_000_000)), default=1,
                    help="cut the dataset into N files part-00000 ... in directory PATH")
     c.add_argument("--jobs", metavar="J", type=_arg(_integer(1, _checks.MAX_THREADS)), default=1,
-                   help=f"parallel writers (default 1); each holds a buffer of "
-                   f"{files.WRITE_CHUNK >> 20}MiB/J, at least "
-                   f"{files.MIN_WRITE_CHUNK >> 20}MiB")
+                   help=f"parallel writers (default 1); each holds "
+                   f"{human(files.writer_buffer(1))} of buffer when it has one thread "
+                   f"(--threads/J), {human(files.writer_buffer(_checks.MAX_THREADS))} "
+                   f"at most with more")
     c.add_argument("--force", action="store_true", help="delete part-* files in PATH that "
                    "the new dataset does not have (else they are refused)")
     c.add_argument("--direct", action="store_true", help="write with O_DIRECT")
@@ -367,9 +369,18 @@ def identity_flags(i: dict) -> str:
             + f"--format-version {i['format_version']}")
 
 
-def write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data):]
+def enlarge_pipe(fd: int) -> None:
+    """Give a pipe PIPE_SIZE bytes (or the most an unprivileged process may set), so that a
+    write of one chunk does not wait for the reader several times; quietly as it is where
+    that is refused."""
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            size = min(PIPE_SIZE, int(f.read()))
+    except (OSError, ValueError):
+        size = PIPE_SIZE
+    with contextlib.suppress(OSError, AttributeError):  # F_SETPIPE_SZ: Linux, Python 3.10
+        if fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) < size:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -412,14 +423,16 @@ def cmd_generate(args) -> int:
         with contextlib.suppress(FileNotFoundError):  # before the data it describes goes
             os.unlink(args.output + files.MANIFEST_SUFFIX)
         os.ftruncate(fd, 0)
-    view = memoryview(bytearray(min(GENERATE_CHUNK, max(1, args.size))))
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        enlarge_pipe(fd)
     t0 = time.perf_counter()
     try:
         with progress(args, args.size, "generate") as advance:
-            while n := gen.readinto(view):
-                write_all(fd, view[:n])
-                if advance:
-                    advance(n)
+            def tick(n):
+                advance(n)  # returns None: a true result would stop the write
+
+            # The loop runs in the core without the GIL, one cache-sized chunk per write().
+            gen._s.write(fd, 0, args.size, tick=tick if advance else None)
     except OSError as e:  # a full disk, /dev/full: name what was being written
         raise OSError(e.errno, f"writing {name}: {e.strerror}") from None
     finally:

@@ -20,6 +20,7 @@ import json
 import mmap
 import fcntl
 import os
+import queue
 import re
 import secrets
 import stat
@@ -32,8 +33,6 @@ from . import _checks, _core
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 
 ALIGN = 4096
-WRITE_CHUNK = 32 * 1024 * 1024  # buffer of all writers together, each at least 1 MiB
-MIN_WRITE_CHUNK = 1024 * 1024
 VERIFY_CHUNK = 64 * 1024 * 1024
 MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
@@ -49,9 +48,10 @@ class DirectIOUnsupported(Refused):
     """The filesystem refuses O_DIRECT."""
 
 
-def writer_buffer(jobs: int) -> int:
-    """Bytes of the buffer each of `jobs` parallel writers holds."""
-    return max(MIN_WRITE_CHUNK, WRITE_CHUNK // jobs // ALIGN * ALIGN)
+def writer_buffer(threads: int = 1) -> int:
+    """Bytes of buffer one writer holds when it has `threads` threads: cache-sized chunks
+    (one, or one per producer thread and two more)."""
+    return _core.write_memory(threads)
 
 
 def split_points(size: int, files: int) -> list[int]:
@@ -168,15 +168,6 @@ def _lock(fd: int, path: str) -> None:
                       f"the dataset's lock); wait for it to finish") from None
 
 
-def _pwrite_all(fd: int, data: memoryview, at: int) -> None:
-    while data:
-        try:
-            n = os.pwrite(fd, data, at)
-        except OSError as e:
-            raise OSError(e.errno, f"{e.strerror} at offset {at}") from None
-        data, at = data[n:], at + n
-
-
 class _Progress:
     """Calls progress(n) from any worker thread, one call at a time."""
 
@@ -199,7 +190,8 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
     directory (created if needed) holding part-00000 ... and dgen-manifest.json. `jobs`
     writers run in parallel, each with its own Generator seeked to its range (the bytes
-    depend only on the offset) and its own buffer (see writer_buffer); `threads` (default:
+    depend only on the offset) and its own cache-sized chunks (see writer_buffer), written
+    by the core without the GIL; `threads` (default:
     every CPU) are shared among them. direct=True writes with O_DIRECT from page-aligned
     buffers (a final partial 4 KiB block goes through the page cache) and raises
     DirectIOUnsupported where the filesystem refuses it. fsync=True fsyncs every file and
@@ -245,7 +237,9 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
 
     # Everything that can refuse runs before the first change: the old manifest and data
     # stay valid together until the new data starts.
-    _core.check_memory(min(jobs, len(_pieces(layout, jobs))) * writer_buffer(jobs))
+    pieces = _pieces(layout, jobs) if job is None else job.pieces
+    writers = min(jobs, max(1, len(pieces)))
+    _core.check_memory(writers * writer_buffer(max(1, threads // writers)))
     if direct:
         _check_direct(base or ".")
     single = not os.path.isdir(path)
@@ -277,24 +271,26 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
             os.unlink(name, dir_fd=directory)
 
         started = time.perf_counter()
-        for f in layout if lead else ():  # empty every file once, before the writers share them
+        # Cut every file to at most its new length once, before the writers share them:
+        # what stays is overwritten in place (as fio does; no blocks freed and allocated
+        # again), what is new is appended. Only the lead process of a job does it.
+        for f in layout if lead else ():
             fd = open_in(directory, f["path"], os.O_WRONLY, shown(f["path"]))
             try:
-                os.ftruncate(fd, 0)
+                if os.fstat(fd).st_size > f["length"]:
+                    os.ftruncate(fd, f["length"])
             finally:
                 os.close(fd)
         if job:
             job.ready()
             started = time.perf_counter()
-        pieces = _pieces(layout, jobs) if job is None else job.pieces
-        per_writer = max(1, threads // min(jobs, max(1, len(pieces))))
-        buffer = writer_buffer(jobs)
+        per_writer = max(1, threads // writers)
         stop = threading.Event()
         report = _Progress(progress)
         with ThreadPoolExecutor(jobs) as pool:
             futures = [pool.submit(_write_piece, directory, shown(layout[i]["path"]),
                                    layout[i]["path"], layout[i]["offset"], at, length,
-                                   identity, direct, fsync, per_writer, buffer, stop, report)
+                                   identity, direct, fsync, per_writer, stop, report)
                        for i, at, length in pieces]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -345,28 +341,27 @@ def _pieces(layout: list[dict], jobs: int) -> list[tuple[int, int, int]]:
 
 
 def _write_piece(directory, shown, name, start, at, length, identity, direct, fsync,
-                 threads, buffer, stop, progress):
-    """Write file bytes [at, at + length) of the file that starts at dataset offset start."""
-    gen = _generator(identity, threads)
-    gen.seek(start + at)
-    # mmap memory is page-aligned, as O_DIRECT needs; freed with its last view.
-    view = memoryview(mmap.mmap(-1, min(buffer, length)))
+                 threads, stop, progress):
+    """Write file bytes [at, at + length) of the file that starts at dataset offset start.
+    The loop runs in the core without the GIL (Stream.write), from cache-sized chunks."""
+    stream = _generator(identity, threads)._s
+
+    def tick(n):
+        progress(n)
+        return stop.is_set()
     fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
     try:
-        end = at + length
-        while at < end and not stop.is_set():
-            n = gen.readinto(view[:min(len(view), end - at)])
-            aligned = n // ALIGN * ALIGN if direct else n
-            _pwrite_all(fd, view[:aligned], at)
-            if aligned < n:  # the file's last partial block, which O_DIRECT cannot write
-                tail = open_in(directory, name, os.O_WRONLY, shown)
-                try:
-                    _pwrite_all(tail, view[aligned:n], at + aligned)
-                finally:
-                    os.close(tail)
-            at += n
-            progress(n)
-        if fsync:
+        # O_DIRECT writes whole 4 KiB blocks; a final partial one goes through the cache.
+        aligned = length // ALIGN * ALIGN if direct else length
+        done = stream.write(fd, start + at, aligned, at, direct, tick=tick)
+        if done == aligned < length:
+            tail = open_in(directory, name, os.O_WRONLY, shown)
+            try:
+                stream.write(tail, start + at + aligned, length - aligned, at + aligned,
+                             tick=tick)
+            finally:
+                os.close(tail)
+        if fsync and not stop.is_set():
             os.fsync(fd)
     except OSError as e:  # pwrite and fsync errors do not name the file
         if isinstance(e, Refused):
@@ -575,9 +570,10 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     checked by check_manifest; seed and the ratios override its values, size and files
     must agree with it. Without a manifest they give everything (seed required; size
     defaults to the size of the file or block device, which cannot reveal a truncation;
-    files=N means the directory layout of write_dataset). Files are read in 64 MiB
-    chunks into one buffer (O_DIRECT with direct=True) and checked by one
-    Generator.verifier() per file, so memory stays constant.
+    files=N means the directory layout of write_dataset). Up to `threads` files are
+    checked in parallel, each read in 64 MiB chunks into its worker's buffer (O_DIRECT
+    with direct=True) and checked by one Generator.verifier() per file, so memory stays
+    constant (64 MiB per worker); the result lists ranges in file order all the same.
 
     Returns a JSON-ready dict: "ok" (every byte of the dataset read and matching),
     "verdict" ("ok", "mismatch", or "other identity": almost nothing matches, so the data
@@ -608,23 +604,56 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 
-    gen = _generator(identity, threads)
+    parts = [(i, 0, f["length"]) for i, f in enumerate(layout)] if pieces is None else pieces
+    threads = _checks.threads(threads) or _core.available_cpus()
+    # File parts are checked in parallel, one worker per part up to the threads, each alone
+    # on its own thread when there are as many parts as threads (no pool, no hand-off).
+    workers = max(1, min(len(parts), threads))
     report = _Report(max_ranges)
     chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
-    _core.check_memory(chunk)
-    view = memoryview(mmap.mmap(-1, chunk))  # page-aligned, as O_DIRECT needs
+    # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
+    each = max(1, threads // workers)
+    piece = each * _core.write_chunk()
+    _core.check_memory(workers * (chunk + piece))
+    # Page-aligned, as O_DIRECT needs: one pair per worker, reused from part to part.
+    views = queue.SimpleQueue()
+    for _ in range(workers):
+        views.put((memoryview(mmap.mmap(-1, chunk)), memoryview(mmap.mmap(-1, piece))))
     # Files from a manifest or a directory layout are opened only inside their directory;
     # a file named on its own, without a manifest, may be a device.
     directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
         else None
+    stop = threading.Event()
+    shared = _Progress(progress)
+
+    def one(part):
+        i, at, length = part
+        gen, view, mine = _generator(identity, each), views.get(), _Report(max_ranges)
+        try:
+            return _verify_one(directory, base, layout[i], gen, view, direct, mine,
+                               shared if progress else None, (at, at + length), stop), mine
+        finally:
+            views.put(view)
     started = time.perf_counter()
-    parts = [(i, 0, f["length"]) for i, f in enumerate(layout)] if pieces is None else pieces
     try:
-        sizes = {i: _verify_one(directory, base, layout[i], gen, view, direct, report,
-                                progress, (at, at + length)) for i, at, length in parts}
+        if workers == 1:
+            done = [one(part) for part in parts]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(one, part) for part in parts]
+                try:
+                    wait(futures, return_when=FIRST_EXCEPTION)
+                finally:  # on an error or Ctrl-C the other workers stop at their next chunk
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+            done = [future.result() for future in futures]
     finally:
         if directory is not None:
             os.close(directory)
+    sizes = {}
+    for (i, _, _), (size, mine) in zip(parts, done):  # in dataset order, as one pass lists them
+        sizes[i] = size
+        report.merge(mine)
     ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
     verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
     return {
@@ -647,10 +676,13 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     }
 
 
-def _verify_one(directory, base, f, gen, view, direct, report, progress, part) -> int | None:
-    """Check file bytes [part[0], part[1]) of one file; returns its size on disk (None
-    when missing)."""
+def _verify_one(directory, base, f, gen, views, direct, report, progress, part, stop=None) \
+        -> int | None:
+    """Check file bytes [part[0], part[1]) of one file, reading them into views = (window,
+    piece) buffers; returns its size on disk (None when missing)."""
     at, end = part  # file offsets
+    view, small = views
+    piece = len(small)
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
     path = os.path.join(base, f["path"])
     try:
@@ -667,21 +699,41 @@ def _verify_one(directory, base, f, gen, view, direct, report, progress, part) -
     try:
         on_disk = os.lseek(fd, 0, os.SEEK_END)  # st_size is 0 for a block device
         verifier = gen.verifier(max_ranges=report.room)
-        chunk = len(view)
+        chunk, clean = len(view), 0
         while at < end:
-            # Reads end on dataset offsets that are multiples of the chunk (and so of the
-            # dedup unit), so a moved unit lies wholly within one verify call.
+            # Windows end on dataset offsets that are multiples of the chunk (and so of
+            # the dedup unit), so a moved unit lies wholly within one verifier call.
             want = min(chunk - (f["offset"] + at) % chunk, end - at)
-            # O_DIRECT reads whole blocks; the file's end then gives the short count.
-            n = min(want, _read_full(fd, view[:_round_up(want)], at))
+            n, dirty = 0, False
+            while n < want:
+                # Each piece is read into a small buffer that stays in cache and checked
+                # there. From a piece with a mismatch on, the window is gathered in `view`
+                # (the pieces before it matched: they are regenerated) and goes to the
+                # verifier, whole, for its ranges and moved units.
+                start = f["offset"] + at + n
+                k = min(piece - start % piece, want - n)
+                into = view[n:n + _round_up(k)] if dirty else small[:_round_up(k)]
+                # O_DIRECT reads whole blocks; the file's end then gives the short count.
+                got = min(k, _read_full(fd, into, at + n))
+                if not dirty and not gen.verify(small[:got], start, max_ranges=0).ok:
+                    dirty = True
+                    gen.seek(f["offset"] + at)
+                    gen.readinto(view[:n])
+                    view[n:n + got] = small[:got]
+                n += got
+                if got < k:
+                    break
             if n:
-                verifier.add(view[:n], f["offset"] + at)
+                if dirty:
+                    verifier.add(view[:n], f["offset"] + at)
+                else:
+                    clean += n  # the verifier is not shown it: a gap, which no range spans
                 if progress:
                     progress(n)
             at += n
-            if n < want:
+            if n < want or (stop and stop.is_set()):
                 break
-        report.add_file(f, verifier)
+        report.add_file(f, verifier, clean)
         if at < end:
             report.add_gap(f, at, end - at, "missing")
         elif end == f["length"] and on_disk > f["length"]:
@@ -720,14 +772,24 @@ class _Report:
     def room(self) -> int:
         return self.max_ranges - len(self.ranges)
 
-    def add_file(self, f: dict, verifier) -> None:
-        """The ranges of one file, from its Verifier once every read was added."""
+    def add_file(self, f: dict, verifier, clean: int = 0) -> None:
+        """The ranges of one file, from its Verifier once every read was added, and the
+        bytes found matching without it."""
         r = verifier.result
-        self.read += r.bytes
+        self.read += r.bytes + clean
         self.mismatched += r.mismatched_bytes
         self.count += r.range_count
         self.ranges += [self._range(m, f) for m in r.ranges]  # it was given self.room
         self.zeros |= any(m.zeros for m in r.ranges)
+
+    def merge(self, other: _Report) -> None:
+        """The ranges of the files `other` saw, after those seen so far."""
+        self.count += other.count
+        self.mismatched += other.mismatched
+        self.read += other.read
+        self.gaps += other.gaps
+        self.zeros |= other.zeros
+        self.ranges += other.ranges[:self.room]
 
     def other_identity(self) -> bool:
         """Almost nothing matches: 90% of the bytes read differ (another seed, dedup ratio

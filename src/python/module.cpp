@@ -45,6 +45,7 @@
 #include <utility>
 
 #include "dgen/dgen.hpp"
+#include "dgen/io.hpp"
 #include "dgen/memory.hpp"
 #include "dgen/tensor.hpp"
 #include "dgen/topology.hpp"
@@ -364,6 +365,41 @@ void normalize_buffer(nb::handle buf, uint64_t dim, unsigned threads) {
   });
 }
 
+// Writes stream bytes [offset, offset + length) to fd without the GIL; tick(n) is called
+// with the GIL every few tens of milliseconds with the bytes written since, and a true
+// result (or an exception) stops the write. Returns the bytes written.
+uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
+                      int64_t file_offset, bool direct, uint64_t chunk, nb::object tick) {
+  CallScope scope("write");
+  const dgen::Dataset ds = s.dataset_copy();
+  dgen::WriteTarget t{fd, file_offset, direct, chunk, {}};
+  if (!tick.is_none())
+    t.progress = [&tick](uint64_t n) {
+      nb::gil_scoped_acquire gil;
+      try {
+        const int stop = PyObject_IsTrue(tick(n).ptr());
+        if (stop < 0) throw nb::python_error();
+        return stop == 0;
+      } catch (nb::python_error& e) {
+        e.restore();  // raised once the GIL is back
+        return false;
+      }
+    };
+  uint64_t done;
+  {
+    Released unlocked;
+    try {
+      done = dgen::write_range(ds, offset, length, t, interruptible(s.options()));
+    } catch (const dgen::Interrupted&) {
+      unlocked.reacquire();
+      if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
+      throw nb::python_error();
+    }
+  }
+  if (PyErr_Occurred()) throw nb::python_error();
+  return done;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -376,6 +412,10 @@ NB_MODULE(_core, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const dgen::OutOfMemory& e) {
       PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const dgen::WriteError& e) {  // OSError(errno, ...) makes BrokenPipeError etc.
+      std::string msg = e.code().message();
+      if (e.offset >= 0) msg += " at offset " + std::to_string(e.offset);
+      PyErr_SetObject(PyExc_OSError, nb::make_tuple(e.code().value(), msg).ptr());
     }
   });
   nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
@@ -426,6 +466,10 @@ NB_MODULE(_core, m) {
       .def("read", &stream_read, "n"_a)
       .def("verify", &stream_verify, "buf"_a.none(), "offset"_a, "max_ranges"_a = 20)
       .def("verifier", &stream_verifier, "max_ranges"_a = 20, nb::rv_policy::take_ownership)
+      .def("write", &stream_write, "fd"_a, "offset"_a, "length"_a, "file_offset"_a = -1,
+           "direct"_a = false, "chunk"_a = 0, "tick"_a = nb::none(),
+           "Writes dataset bytes [offset, offset + length) to fd at file_offset (-1: write() "
+           "at its position); tick(n) every few tens of ms, a true result stops.")
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
       .def_prop_ro("position", &dgen::Stream::position)
@@ -549,6 +593,10 @@ NB_MODULE(_core, m) {
         "numa_mode"_a = "auto", "rows x dim uniform float32 values, rows L2-normalized.");
   m.def("normalize_rows", &normalize_buffer, "buffer"_a.none(), "dim"_a, "threads"_a = 0,
         "Scales each row of `dim` float32 values in the buffer to unit L2 norm, in place.");
+  m.def("write_chunk", &dgen::write_chunk, "Bytes per write: a chunk that fits in the L2 cache.");
+  m.def("write_memory", [](unsigned threads) {
+    return dgen::write_memory({}, {.threads = threads});
+  }, "threads"_a, "Bytes of buffer one Stream.write() holds with `threads` threads.");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

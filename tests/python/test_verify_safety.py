@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 import dgen_py
-from dgen_py import files
+from dgen_py import _core, files
+from dgen_py.cli import human
 from test_cli import DGEN, dgen, dgen_json, expected
 
 
@@ -385,18 +386,17 @@ def test_bench_refuses_shares_too_small_to_time():
 
 
 # --- 9: parallel writers use bounded buffers ---------------------------------------------
-def test_each_writer_buffer_shrinks_with_jobs(tmp_path, monkeypatch):
-    sizes, real_mmap = [], files.mmap.mmap
-
-    def recording(fd, length, *args, **kw):
-        sizes.append(length)
-        return real_mmap(fd, length, *args, **kw)
-    monkeypatch.setattr(files.mmap, "mmap", recording)
-    dgen_py.write_dataset(tmp_path / "d.bin", 64 << 20, jobs=4, seed=1)
-    assert len(sizes) == 4 and max(sizes) <= (32 << 20) // 4
+def test_each_writer_holds_a_few_cache_sized_chunks():
+    chunk = _core.write_chunk()
+    assert 256 << 10 <= chunk <= 2 << 20
+    assert files.writer_buffer(1) == chunk  # one thread: one chunk, on the writer's thread
+    assert files.writer_buffer(2) == 3 * chunk  # a producer thread: three chunks in turn
+    assert files.writer_buffer(1024) == 5 * chunk  # three producers at most
 
 
 def test_write_help_says_the_memory_per_writer():
-    words = b" ".join(dgen("write", "--help", check=0).stdout.split())
-    assert b"--jobs J parallel writers (default 1); each holds a buffer of 32MiB/J, at least " \
-        b"1MiB" in words
+    words = b" ".join(dgen("write", "--help", check=0).stdout.split()).decode()
+    chunk = _core.write_chunk()
+    assert (f"--jobs J parallel writers (default 1); each holds {human(chunk)} of buffer "
+            f"when it has one thread (--threads/J), {human(5 * chunk)} at most with more"
+            in words)

@@ -1,0 +1,48 @@
+// Writing a dataset to a file descriptor: the generate-and-write loop of `dgen write` and
+// `dgen generate`, kept out of Python.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <system_error>
+
+#include "dgen/dgen.hpp"
+
+namespace dgen {
+
+struct WriteTarget {
+  int fd = -1;
+  // Where dataset offset `offset` of write_range() goes in the file (pwrite). -1: write()
+  // at the descriptor's position, for pipes, sockets and terminals.
+  int64_t file_offset = 0;
+  // The descriptor was opened with O_DIRECT: bytes are made with streaming stores (the
+  // device reads them by DMA, no copy); lengths and offsets must be multiples of 4 KiB.
+  bool direct = false;
+  uint64_t chunk = 0;  // bytes per write; 0: write_chunk()
+  // Called on the writing thread every few tens of milliseconds and at the end with the
+  // bytes written since the last call; returning false stops the write early.
+  std::function<bool(uint64_t written)> progress;
+};
+
+// A failed write(): code() is the errno; offset the file offset it failed at (-1 for a
+// descriptor written without an offset).
+struct WriteError : std::system_error {
+  WriteError(int err, int64_t at);
+  int64_t offset;
+};
+
+// Bytes per write when WriteTarget::chunk is 0: a power of two that fits in the L2 cache
+// (256 KiB .. 2 MiB), so that write() copies data that is still in cache.
+uint64_t write_chunk();
+// Memory one write_range() call holds with these options: its chunks.
+uint64_t write_memory(const WriteTarget& t, const FillOptions& opt);
+
+// Generates bytes [offset, offset + len) of the dataset and writes them to t.fd, chunk by
+// chunk from page-aligned buffers that stay in cache. With opt.threads 1 everything runs on
+// the calling thread (no pool); otherwise one more thread makes the next chunks while the
+// caller writes. Returns the bytes written: len, or fewer when progress() said stop.
+// Throws WriteError, and Interrupted (opt.interrupted, polled like progress).
+uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
+                     const FillOptions& opt = {});
+
+}  // namespace dgen

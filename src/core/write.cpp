@@ -1,0 +1,198 @@
+// write_range(): generate a chunk in cache, write it, next; optionally with producer
+// threads making the next chunks while the caller writes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "blocks.hpp"
+#include "dgen/io.hpp"
+#include "dgen/topology.hpp"
+
+namespace dgen {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kPoll = std::chrono::milliseconds(20);
+constexpr unsigned kMaxProducers = 3;  // one writer copies at memcpy speed: more cannot help
+
+// Calls progress and opt.interrupted every kPoll.
+class Ticker {
+ public:
+  Ticker(const WriteTarget& t, const FillOptions& o) : t_(t), o_(o) {}
+  bool tick(uint64_t n, bool now = false) {
+    pending_ += n;
+    const auto at = Clock::now();
+    if (!now && at - last_ < kPoll) return true;
+    last_ = at;
+    interrupt_check();
+    const uint64_t p = pending_;
+    pending_ = 0;
+    return !t_.progress || t_.progress(p);
+  }
+  void interrupt_check() const {
+    if (o_.interrupted && o_.interrupted()) throw Interrupted();
+  }
+
+ private:
+  const WriteTarget& t_;
+  const FillOptions& o_;
+  Clock::time_point last_{};  // the first chunk reports at once
+  uint64_t pending_ = 0;
+};
+
+void write_all(const WriteTarget& t, const uint8_t* p, uint64_t n, uint64_t file_pos,
+               const Ticker& ticker) {
+  while (n) {
+    const ssize_t r = t.file_offset < 0 ? ::write(t.fd, p, n)
+                                        : ::pwrite(t.fd, p, n, off_t(file_pos));
+    if (r < 0 && errno == EINTR) {  // a signal (Ctrl-C) woke a blocked write
+      ticker.interrupt_check();
+      continue;
+    }
+    if (r <= 0) throw WriteError(r < 0 ? errno : EIO, t.file_offset < 0 ? -1 : int64_t(file_pos));
+    p += r;
+    n -= uint64_t(r);
+    file_pos += uint64_t(r);
+  }
+}
+
+struct Memory {
+  Memory(uint64_t n, std::optional<unsigned> node)
+      : p(static_cast<uint8_t*>(allocate(n, node))), n(n), node(node) {}
+  ~Memory() { free_memory(p, n, node); }
+  uint8_t* p;
+  uint64_t n;
+  std::optional<unsigned> node;
+};
+
+unsigned producers_for(const FillOptions& opt) {
+  const unsigned threads = opt.threads ? opt.threads : available_cpus();
+  return std::min(threads - 1, kMaxProducers);
+}
+
+uint64_t chunk_of(const WriteTarget& t) {
+  return t.chunk ? t.chunk : write_chunk();
+}
+
+}  // namespace
+
+WriteError::WriteError(int err, int64_t at)
+    : std::system_error(err, std::generic_category(),
+                        at < 0 ? std::string("write") : "at offset " + std::to_string(at)),
+      offset(at) {}
+
+uint64_t write_chunk() {
+  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  uint64_t c = 256 * 1024;
+  while (l2 > 0 && c * 2 <= uint64_t(l2) && c < (2u << 20)) c *= 2;
+  return l2 > 0 ? c : 1u << 20;
+}
+
+uint64_t write_memory(const WriteTarget& t, const FillOptions& opt) {
+  const unsigned p = producers_for(opt);
+  return chunk_of(t) * (p ? p + 2 : 1);
+}
+
+uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
+                     const FillOptions& opt) {
+  detail::check_range(ds, offset, len);
+  const uint64_t chunk = chunk_of(t);
+  if (chunk < kPageSize || (chunk & (chunk - 1)))
+    throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
+                                std::to_string(chunk));
+  if (len == 0) return 0;
+  // Chunks end on absolute multiples of `chunk`: O_DIRECT offsets stay aligned.
+  const uint64_t end = offset + len, first = offset / chunk;
+  const uint64_t count = (end - 1) / chunk - first + 1;
+  auto lo = [&](uint64_t k) { return k == 0 ? offset : (first + k) * chunk; };
+  auto hi = [&](uint64_t k) { return std::min(end, (first + k + 1) * chunk); };
+  auto file_pos = [&](uint64_t pos) { return uint64_t(t.file_offset) + (pos - offset); };
+  Ticker ticker(t, opt);
+  const unsigned producers = producers_for(opt);
+  Memory mem(write_memory(t, opt), opt.numa_node);
+
+  uint64_t done = 0;
+  if (producers == 0) {  // all on this thread: no pool, no hand-off
+    for (uint64_t k = 0; k < count; ++k) {
+      const uint64_t n = hi(k) - lo(k);
+      detail::fill_range(ds, lo(k), mem.p, n, t.direct);
+      write_all(t, mem.p, n, file_pos(lo(k)), ticker);
+      done += n;
+      if (!ticker.tick(n, k + 1 == count)) break;
+    }
+    return done;
+  }
+
+  // Chunk k goes to slot k % slots, made by producer k % producers; the caller writes the
+  // chunks in order and frees each slot once written.
+  const uint64_t slots = producers + 2;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> ready(slots, UINT64_MAX);  // the chunk a slot holds
+  uint64_t written = 0;                            // chunks written so far
+  bool stop = false;
+  auto produce = [&](unsigned j) {
+    for (uint64_t k = j; k < count; k += producers) {
+      {
+        std::unique_lock l(mu);
+        cv.wait(l, [&] { return stop || k < written + slots; });
+        if (stop) return;
+      }
+      detail::fill_range(ds, lo(k), mem.p + (k % slots) * chunk, hi(k) - lo(k), t.direct);
+      {
+        std::lock_guard l(mu);
+        ready[k % slots] = k;
+      }
+      cv.notify_all();
+    }
+  };
+  struct Join {  // stops and joins the producers however the caller leaves
+    std::vector<std::thread> threads;
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& stop;
+    ~Join() {
+      {
+        std::lock_guard l(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      for (auto& th : threads) th.join();
+    }
+  } join{{}, mu, cv, stop};
+  for (unsigned j = 0; j < producers && j < count; ++j) join.threads.emplace_back(produce, j);
+  for (uint64_t k = 0; k < count; ++k) {
+    {
+      std::unique_lock l(mu);
+      while (ready[k % slots] != k) {
+        // Wake now and then to poll for Ctrl-C while a producer is slow.
+        if (!cv.wait_for(l, kPoll, [&] { return ready[k % slots] == k; })) {
+          l.unlock();
+          ticker.interrupt_check();
+          l.lock();
+        }
+      }
+    }
+    const uint64_t n = hi(k) - lo(k);
+    write_all(t, mem.p + (k % slots) * chunk, n, file_pos(lo(k)), ticker);
+    {
+      std::lock_guard l(mu);
+      ready[k % slots] = UINT64_MAX;
+      ++written;
+    }
+    cv.notify_all();
+    done += n;
+    if (!ticker.tick(n, k + 1 == count)) break;
+  }
+  return done;
+}
+
+}  // namespace dgen

@@ -1,0 +1,161 @@
+"""The write, pipe and verify paths: bytes, Ctrl-C and errors as the slower paths had them."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import dgen_py
+from dgen_py import files
+
+
+def expected(size, seed, **kw):
+    return bytes(dgen_py.generate_buffer(size, seed=seed, **kw))
+
+
+def test_rewriting_overwrites_in_place_and_cuts_a_longer_file(tmp_path):
+    path = tmp_path / "d.bin"
+    dgen_py.write_dataset(path, 3 << 20, seed=1)
+    inode = os.stat(path).st_ino
+    dgen_py.write_dataset(path, (1 << 20) + 5, seed=2, compress_ratio=2)
+    assert os.stat(path).st_ino == inode
+    assert path.read_bytes() == expected((1 << 20) + 5, 2, compress_ratio=2)
+
+
+def test_parallel_writers_on_one_file_write_the_bytes_of_one_stream(tmp_path):
+    size = (5 << 20) + 4097  # pieces that end inside chunks and pages
+    for jobs, threads in ((3, 3), (2, 4), (1, 2)):
+        dgen_py.write_dataset(tmp_path / "d.bin", size, seed=3, dedup_ratio=2, jobs=jobs,
+                              threads=threads)
+        assert (tmp_path / "d.bin").read_bytes() == expected(size, 3, dedup_ratio=2)
+
+
+def test_progress_counts_every_byte_written(tmp_path):
+    seen = []
+    dgen_py.write_dataset(tmp_path / "d", 6 << 20, files=3, jobs=2, seed=1,
+                          progress=seen.append)
+    assert sum(seen) == 6 << 20
+
+
+def test_ctrl_c_stops_parallel_writers_promptly_and_leaves_no_manifest(tmp_path):
+    script = textwrap.dedent(f"""
+        import time, dgen_py
+        def slow(n):  # keeps the writers busy for minutes
+            time.sleep(0.05)
+        print("start", flush=True)
+        try:
+            dgen_py.write_dataset({str(tmp_path / "d")!r}, 4 << 30, files=2, jobs=2, seed=1,
+                                  progress=slow)
+            print("completed", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(1)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert out.startswith("interrupted"), out
+    assert float(out.split()[1]) - sent < 2.0  # generous: a loaded 2-core machine
+    assert not (tmp_path / "d" / files.MANIFEST_NAME).exists()
+
+
+DGEN = [sys.executable, "-m", "dgen_py"]
+
+
+def test_generate_through_a_pipe_gives_the_bytes_of_one_stream():
+    size = (3 << 20) + 12345
+    for threads in ("1", "2"):
+        r = subprocess.run([*DGEN, "generate", "--size", str(size), "--seed", "5",
+                            "--dedup-ratio", "2", "--threads", threads], capture_output=True)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == expected(size, 5, dedup_ratio=2)
+
+
+def test_generate_enlarges_the_pipe_it_writes_to():
+    reader = ("import fcntl, sys; sys.stdin.buffer.read(1); "
+              "print(fcntl.fcntl(0, fcntl.F_GETPIPE_SZ)); sys.stdin.buffer.read()")
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        want = min(1 << 20, int(f.read()))
+    gen = subprocess.Popen([*DGEN, "generate", "--size", "4MiB", "--seed", "1"],
+                           stdout=subprocess.PIPE)
+    out = subprocess.run([sys.executable, "-c", reader], stdin=gen.stdout,
+                         capture_output=True, text=True, timeout=60).stdout
+    gen.stdout.close()
+    assert gen.wait(timeout=60) == 0
+    assert int(out) == want
+
+
+def test_ctrl_c_stops_generate_blocked_on_a_full_pipe():
+    p = subprocess.Popen([*DGEN, "generate", "--size", "1TiB", "--seed", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(1 << 20)  # it runs; now nobody reads and its writes block
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 130
+    assert p.stderr.read().decode().splitlines()[-1] == "dgen: interrupted"
+    p.stdout.close()
+
+
+def damage(path, at, data=b"\xff" * 100):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(data)
+
+
+def test_parallel_verify_reports_what_one_pass_over_the_files_reports(tmp_path):
+    d = tmp_path / "d"
+    dgen_py.write_dataset(d, 4 << 20, files=4, seed=1, compress_ratio=2)
+    damage(d / "part-00003", 5000)
+    damage(d / "part-00000", 70000)
+    os.truncate(d / "part-00002", 1 << 19)
+    results = []
+    for threads in (1, 4):
+        for max_ranges in (20, 1):
+            r = dgen_py.verify_file(d, threads=threads, max_ranges=max_ranges)
+            del r["seconds"]
+            results.append(r)
+    assert results[0] == results[2] and results[1] == results[3]
+    assert [x["file"] for x in results[0]["ranges"]] == ["part-00000", "part-00002",
+                                                         "part-00003"]
+    assert results[1]["range_count"] == 3 and len(results[1]["ranges"]) == 1
+
+
+def test_ctrl_c_stops_parallel_verify_promptly(tmp_path):
+    dgen_py.write_dataset(tmp_path / "d", 64 << 20, files=2, seed=1)
+    script = textwrap.dedent(f"""
+        import time, dgen_py
+        def slow(n):  # 16 KiB chunks and a pause each: the check lasts minutes
+            time.sleep(0.05)
+        dgen_py.files.VERIFY_CHUNK = 16384
+        print("start", flush=True)
+        try:
+            dgen_py.verify_file({str(tmp_path / "d")!r}, threads=2, progress=slow)
+            print("completed", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(1)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert out.startswith("interrupted"), out
+    assert float(out.split()[1]) - sent < 2.0
+
+
+def test_units_swapped_across_pieces_of_a_window_are_found_moved(tmp_path):
+    path, unit = tmp_path / "d.bin", 128 << 10
+    dgen_py.write_dataset(path, 8 << 20, seed=4)
+    data = bytearray(path.read_bytes())
+    a, b = 3 << 20, (5 << 20) + unit  # in different cache-sized pieces of one window
+    data[a:a + unit], data[b:b + unit] = data[b:b + unit], data[a:a + unit]
+    path.write_bytes(data)
+    r = dgen_py.verify_file(path)
+    assert [(x["offset"], x["kind"], x["belongs_at"]) for x in r["ranges"]] == [
+        (a, "moved", b), (b, "moved", a)]
+    assert r["bytes_read"] == 8 << 20 and r["mismatched_bytes"] > 0

@@ -1,0 +1,39 @@
+"""benchmarks/io.py runs each job beside its peers and reports rates and the acceptance ratios."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+IO = Path(__file__).resolve().parents[2] / "benchmarks" / "io.py"
+
+
+def run(tmp_path, *args):
+    r = subprocess.run([sys.executable, str(IO), "--dir", str(tmp_path), "--size", "1MiB",
+                        "--bs", "64KiB", "--pipe-size", "1MiB", "--rounds", "1", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_io_bench_reports_every_job_beside_its_peers_and_cleans_up(tmp_path):
+    r = json.loads(run(tmp_path, "--json"))
+    fio = shutil.which("fio") is not None
+    rows = {case: set(v["rows"]) for case, v in r["cases"].items()}
+    assert rows == {"write2": {"dgen"} | ({"fio refill", "fio no refill"} if fio else set()),
+                    "write1": {"dgen"} | ({"fio refill"} if fio else set()),
+                    "pipe": {"dgen", "head"},
+                    "verify2": {"dgen"} | ({"fio read"} if fio else set())}
+    for case in r["cases"].values():
+        for row in case["rows"].values():
+            assert row["gb_per_s"][0] > 0 and row["gb_per_cpu_s"] > 0
+    named = {x["what"] for x in r["acceptance"]}
+    assert "pipe: dgen generate / head /dev/zero" in named
+    assert len(named) == (5 if fio else 1)
+    assert list(tmp_path.iterdir()) == []  # its files are gone
+
+
+def test_io_bench_prints_the_acceptance_ratios(tmp_path):
+    out = run(tmp_path, "--only", "pipe")
+    assert "pipe: dgen generate / head /dev/zero" in out and "(>= 0.8:" in out

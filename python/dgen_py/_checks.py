@@ -32,16 +32,20 @@ def integer(name: str, value, lo: int, hi: int) -> int:
 MAX_RATIO = {"dedup_ratio": _core.MAX_DEDUP_RATIO, "compress_ratio": _core.MAX_COMPRESS_RATIO}
 
 
-def ratio(name: str, value) -> float:
+def number(name: str, value, lo: float, hi: float) -> float:
     if isinstance(value, (str, bytes, bool)) or value is None:
         raise TypeError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
-    if not math.isfinite(v) or not 1.0 <= v <= MAX_RATIO[name]:
-        raise ValueError(f"{name} must be a finite number in [1, {MAX_RATIO[name]:g}], got {v!r}")
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
     return v
+
+
+def ratio(name: str, value) -> float:
+    return number(name, value, 1.0, MAX_RATIO[name])
 
 
 def flag(name: str, value) -> bool:
@@ -111,38 +115,12 @@ def generation(value) -> int:
 
 
 def change_rate(value) -> float:
-    if isinstance(value, (str, bytes, bool)) or value is None:
-        raise TypeError(f"change_rate must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"change_rate must be a number, got {type(value).__name__}") from None
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"change_rate must be a number in [0, 1], got {v!r}")
-    return v
-
-
-def flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+    return number("change_rate", value, 0.0, 1.0)
 
 
 def dedup_skew(value) -> float:
     """"uniform" (0.0) or a Zipf exponent in (0, MAX_DEDUP_SKEW]."""
-    if value == "uniform":
-        return 0.0
-    if isinstance(value, (str, bytes, bool)) or value is None:
-        raise TypeError(f"dedup_skew must be 'uniform' or a Zipf exponent, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"dedup_skew must be 'uniform' or a number, got "
-                        f"{type(value).__name__}") from None
-    if not 0.0 <= v <= _core.MAX_DEDUP_SKEW:
-        raise ValueError(f"dedup_skew must be 'uniform' or a Zipf exponent in (0, "
-                         f"{_core.MAX_DEDUP_SKEW:g}], got {value!r}")
-    return v
+    return 0.0 if value == "uniform" else number("dedup_skew", value, 0.0, _core.MAX_DEDUP_SKEW)
 
 
 def format_version(value) -> int:

@@ -347,26 +347,33 @@ def rate(nbytes: int, seconds: float) -> str:
     return f"{nbytes / max(seconds, 1e-9) / 1e9:.2f} GB/s"
 
 
+# Identity values shown only when they are not their default: (key, default, in a line,
+# as a flag).
+OPTIONAL = (("dedup_run", 1, "dedup run {}", "--dedup-run {}"),
+            ("dedup_shift", False, "shifted copies", "--dedup-shift"),
+            ("dedup_skew", 0.0, "skew {:g}", "--dedup-skew {:g}"),
+            ("generation", 0, "generation {}", "--generation {}"),
+            ("change_rate", 1.0, "change rate {:g}", "--change-rate {:g}"))
+
+
+def _optional(i: dict, column: int) -> list[str]:
+    return [row[column].format(i[row[0]]) for row in OPTIONAL
+            if i.get(row[0], row[1]) != row[1]]
+
+
 def identity_line(i: dict) -> str:
-    return (f"seed {i['seed']}, size {i['size']}, dedup {i['dedup_ratio']:g}, "
-            f"compress {i['compress_ratio']:g}, dedup unit {human(i['dedup_unit'])}"
-            + (f", dedup run {i['dedup_run']}" if i.get("dedup_run", 1) != 1 else "")
-            + (", shifted copies" if i.get("dedup_shift") else "")
-            + (f", skew {i['dedup_skew']:g}" if i.get("dedup_skew") else "")
-            + (f", generation {i['generation']} (change rate {i['change_rate']:g})"
-               if i.get("generation", 0) else "")
-            + f", format {i['format_version']}")
+    return ", ".join([f"seed {i['seed']}", f"size {i['size']}", f"dedup {i['dedup_ratio']:g}",
+                      f"compress {i['compress_ratio']:g}",
+                      f"dedup unit {human(i['dedup_unit'])}", *_optional(i, 2),
+                      f"format {i['format_version']}"])
 
 
 def identity_flags(i: dict) -> str:
-    return (f"--seed {i['seed']} --size {i['size']} --dedup-ratio {i['dedup_ratio']:g} "
-            f"--compress-ratio {i['compress_ratio']:g} --dedup-unit {i['dedup_unit']} "
-            + (f"--dedup-run {i['dedup_run']} " if i.get("dedup_run", 1) != 1 else "")
-            + ("--dedup-shift " if i.get("dedup_shift") else "")
-            + (f"--dedup-skew {i['dedup_skew']:g} " if i.get("dedup_skew") else "")
-            + (f"--generation {i['generation']} --change-rate {i['change_rate']:g} "
-               if i.get("generation", 0) else "")
-            + f"--format-version {i['format_version']}")
+    return " ".join([f"--seed {i['seed']}", f"--size {i['size']}",
+                     f"--dedup-ratio {i['dedup_ratio']:g}",
+                     f"--compress-ratio {i['compress_ratio']:g}",
+                     f"--dedup-unit {i['dedup_unit']}", *_optional(i, 3),
+                     f"--format-version {i['format_version']}"])
 
 
 def enlarge_pipe(fd: int) -> None:

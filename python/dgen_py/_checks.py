@@ -45,6 +45,8 @@ def number(name: str, value, lo: float, hi: float) -> float:
 
 
 def ratio(name: str, value) -> float:
+    if type(value) is float and 1.0 <= value <= MAX_RATIO[name]:  # the common case, quickly
+        return value
     return number(name, value, 1.0, MAX_RATIO[name])
 
 

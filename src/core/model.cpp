@@ -13,39 +13,49 @@
 namespace dgen {
 namespace model {
 
+namespace {
+
+// The halves of the smallest even-width power-of-two domain holding [0, n): the Feistel
+// network of permute() and unpermute() runs on it.
+struct Halves {
+  explicit Halves(uint64_t n) {
+    int bits = std::bit_width(n - 1);
+    bits += bits & 1;
+    half = bits / 2;
+    mask = (uint64_t{1} << half) - 1;
+  }
+  int half;
+  uint64_t mask;
+};
+
+}  // namespace
+
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key) {
   if (n <= 1) return 0;
-  int bits = std::bit_width(n - 1);
-  bits += bits & 1;
-  const int half = bits / 2;
-  const uint64_t mask = (uint64_t{1} << half) - 1;
+  const Halves h(n);
   do {
-    uint64_t l = x >> half, r = x & mask;
+    uint64_t l = x >> h.half, r = x & h.mask;
     for (uint64_t round = 0; round < 4; ++round) {
-      const uint64_t f = mix64(r ^ (key + round * kGolden)) & mask;
-      const uint64_t next = l ^ f;
+      const uint64_t next = l ^ (mix64(r ^ (key + round * kGolden)) & h.mask);
       l = r;
       r = next;
     }
-    x = (l << half) | r;
+    x = (l << h.half) | r;
   } while (x >= n);  // walk the cycle until back inside [0, n)
   return x;
 }
 
 uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key) {
   if (n <= 1) return 0;
-  int bits = std::bit_width(n - 1);
-  bits += bits & 1;
-  const int half = bits / 2;
-  const uint64_t mask = (uint64_t{1} << half) - 1;
+  const Halves h(n);
   do {
-    uint64_t l = y >> half, r = y & mask;
+    uint64_t l = y >> h.half, r = y & h.mask;
     for (uint64_t round = 4; round-- > 0;) {
       const uint64_t prev_r = l;
-      l = r ^ (mix64(prev_r ^ (key + round * kGolden)) & mask);
+      l = r ^ (mix64(prev_r ^ (key + round * kGolden)) & h.mask);
       r = prev_r;
     }
-    y = (l << half) | r;
+    y = (l << h.half) | r;
   } while (y >= n);
   return y;
 }

@@ -1,6 +1,5 @@
 // Numeric data: values depend on (seed, element index) only.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cmath>
 #include <cstring>
@@ -13,6 +12,7 @@
 
 #include "dgen/tensor.hpp"
 #include "kernels/kernels.hpp"
+#include "sha256.hpp"
 
 namespace {
 
@@ -163,19 +163,6 @@ TEST(Vectors, AreUniformValuesThenNormalizedRows) {
   std::vector<float> plain(rows * dim);
   dgen::uniform_vectors(8, plain, dim, 0, 1, false, {2, 0});
   EXPECT_TRUE(same(uniform(8, 0, rows * dim), plain));
-}
-
-std::string sha256_hex(const void* data, size_t n) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  char b[3];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(b, sizeof b, "%02x", md[i]);
-    hex += b;
-  }
-  return hex;
 }
 
 // tests/golden_uniform_v1.txt: "uniform seed first count low high sha256" and

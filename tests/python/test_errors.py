@@ -63,6 +63,11 @@ CASES = [
      "contiguous"),
     ("read-only numpy", lambda: G(10, seed=1).fill_chunk(np.frombuffer(b"x" * 10, np.uint8)), ValueError, "read-only"),
     ("huge allocation", lambda: dgen_py.generate_buffer(2**62), MemoryError, ""),
+    # Values equal to the defaults but not them still get their checks (no fast path).
+    ("dedup_shift 0", lambda: G(10, dedup_shift=0), TypeError, "dedup_shift"),
+    ("dedup_run True", lambda: G(10, dedup_run=True), TypeError, "dedup_run"),
+    ("generation 0.0", lambda: G(10, generation=0.0), TypeError, "generation"),
+    ("dedup_skew bogus", lambda: G(10, dedup_skew="zipf"), TypeError, "dedup_skew"),
     ("bytearrays count", lambda: dgen_py.create_bytearrays(-1, 10), ValueError, "count"),
     ("verifier max_ranges", lambda: G(10, seed=1).verifier(max_ranges=-1), ValueError,
      "max_ranges"),

@@ -288,8 +288,8 @@ def build_parser() -> Parser:
                 "examples:\n  dgen analyze disk.img --sample 0.1\n"
                 "  dgen analyze /mnt/test/dir            # a dataset: its files as one\n"
                 "  dgen analyze a.bin b.bin --block-sizes 4K,64K --json\n"
-                "Without --sample, zlib-6 (the slow one) compresses 1 frame in 8 and the\n"
-                "others every frame; --sample 1 compresses every frame with all of them.")
+                "Without --sample, zstd-1 and lz4 compress every frame, zstd-3 1 frame in 4\n"
+                "and zlib-6 1 in 16 (the slow ones); --sample 1: every frame with all four.")
     c.add_argument("paths", nargs="+", metavar="PATH",
                    help="a file, or a dataset directory or manifest (its files in dataset "
                    "order, as one dataset)")
@@ -299,7 +299,7 @@ def build_parser() -> Parser:
                    help="compression frame (default 1MiB)")
     c.add_argument("--sample", metavar="SHARE", type=_arg(_number(0, 1, "a share in (0, 1]")),
                    help="share of frames every compressor compresses, in (0, 1] (default: "
-                   "all, and 1/8 for zlib-6)")
+                   "all for zstd-1 and lz4, 1/4 for zstd-3, 1/16 for zlib-6)")
     threads(c)
     json_flag(c)
     c.set_defaults(run=cmd_analyze)
@@ -550,7 +550,7 @@ def describe(x: dict, absent=()) -> str:
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import analyze, dataset_files
+    from .analysis import CLI_SAMPLE, analyze, dataset_files
     results = []
     for path in args.paths:
         listed = dataset_files(path)
@@ -559,7 +559,7 @@ def cmd_analyze(args) -> int:
         with progress(args, total or None, f"analyze {os.path.basename(path)}") as advance:
             results.append(analyze(path, block_sizes=args.block_sizes,
                                    frame_size=args.frame_size,
-                                   sample={"zlib-6": 1 / 8} if args.sample is None
+                                   sample=CLI_SAMPLE if args.sample is None
                                    else args.sample, threads=args.threads,
                                    progress=advance))
         results[-1]["seconds"] = round(time.perf_counter() - t0, 3)

@@ -30,11 +30,13 @@
 //   wait for what that call holds, so any nested call raises RuntimeError naming both
 //   [test_a_dgen_call_from_a_signal_handler_during_a_long_call_raises].
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/array.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -45,6 +47,7 @@
 #include <utility>
 
 #include "dgen/dgen.hpp"
+#include "dgen/histogram.hpp"
 #include "dgen/io.hpp"
 #include "dgen/memory.hpp"
 #include "dgen/tensor.hpp"
@@ -597,6 +600,15 @@ NB_MODULE(_core, m) {
   m.def("write_memory", [](unsigned threads) {
     return dgen::write_memory({}, {.threads = threads});
   }, "threads"_a, "Bytes of buffer one Stream.write() holds with `threads` threads.");
+  m.def("byte_histogram", [](nb::handle buf) {
+    Buffer b(buf, /*writable=*/false);
+    std::array<uint64_t, 256> counts{};
+    {
+      nb::gil_scoped_release released;
+      dgen::add_byte_histogram({b.data(), b.size()}, counts);
+    }
+    return counts;
+  }, "buffer"_a, "The count of each byte value 0..255 in the buffer (any C-contiguous one).");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

@@ -446,12 +446,14 @@ def test_analyze_takes_a_dataset_directory_as_one_dataset(tmp_path):
     assert a[0]["dedup"]["131072"]["ratio"] == 2.0
 
 
-def test_analyze_json_reports_its_time_and_zlib_sampled_by_default(dataset):
+def test_analyze_json_reports_its_time_and_samples_the_slow_compressors_by_default(dataset):
     path, _ = dataset
     a = dgen_json("analyze", path)["files"][0]
     assert a["seconds"] > 0
-    assert a["compression"]["sampled"]["zlib-6"]["frames_compressed"] == 1  # 8 frames / 8
+    assert a["compression"]["sampled"]["zlib-6"]["frames_compressed"] == 1  # frame 0 of 8 (1 in 16)
+    assert a["compression"]["sampled"]["zstd-3"]["frames_compressed"] == 2  # frames 0, 4
     assert a["compression"]["sampled"]["zstd-1"]["frames_compressed"] == 8
+    assert a["compression"]["sampled"]["lz4"]["frames_compressed"] == 8
     every = dgen_json("analyze", path, "--sample", "1")["files"][0]["compression"]["sampled"]
     assert {v["frames_compressed"] for v in every.values()} == {8}
 

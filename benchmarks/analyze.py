@@ -1,0 +1,95 @@
+"""`dgen analyze` speed against an earlier implementation, in the same run.
+
+    python benchmarks/analyze.py [--size 512MiB] [--rounds 3] [--baseline feb8a12^]
+
+Writes one dataset file (dedup 2, compress 2) to /dev/shm, then, in alternating rounds,
+times analyze() as `dgen analyze` calls it (its default sample) and the baseline's
+analyze() (its python/dgen_py/analysis.py at the git revision --baseline, by default the
+version before analyze learned to sample, loaded beside this package) with its own
+defaults, on all CPUs. Prints MB/s and CPU-seconds per round (min/median/max) and the
+ratio of the medians. Run it from a git checkout of the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import dgen_py
+from dgen_py import analysis
+from dgen_py.cli import parse_size
+
+
+def load_baseline(rev: str):
+    """analysis.py at `rev`, imported as a module of the installed package."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = subprocess.run(["git", "-C", root, "show", f"{rev}:python/dgen_py/analysis.py"],
+                            check=True, capture_output=True, text=True).stdout
+    tmp = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
+    with tmp:
+        tmp.write(source)
+    spec = importlib.util.spec_from_file_location("dgen_py._analysis_baseline", tmp.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    os.unlink(tmp.name)
+    return module
+
+
+def timed(fn, path) -> tuple[float, float, dict]:
+    t0, c0 = time.perf_counter(), os.times()
+    result = fn(path)
+    c1 = os.times()
+    return time.perf_counter() - t0, c1.user + c1.system - c0.user - c0.system, result
+
+
+def spread(xs) -> str:
+    return f"{min(xs):7.1f} {statistics.median(xs):7.1f} {max(xs):7.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=parse_size, default=512 << 20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", default="feb8a12^")
+    args = ap.parse_args()
+    baseline = load_baseline(args.baseline)
+    path = os.path.join("/dev/shm", f"dgen-analyze-bench-{os.getpid()}.bin")
+    g, buf = dgen_py.Generator(args.size, 2, 2, seed=1), bytearray(32 << 20)
+    with open(path, "wb") as f:
+        while n := g.fill_chunk(buf):
+            f.write(memoryview(buf)[:n])
+    runs = {"now": lambda p: analysis.analyze(p, sample=analysis.CLI_SAMPLE),
+            args.baseline: baseline.analyze}
+    seen = {name: ([], []) for name in runs}
+    try:
+        print(f"{args.size} bytes, {len(os.sched_getaffinity(0))} CPUs, load "
+              f"{os.getloadavg()[0]:.1f}; MB/s and CPU-s per round")
+        for r in range(args.rounds):
+            for name, fn in runs.items():
+                wall, cpu, result = timed(fn, path)
+                seen[name][0].append(args.size / wall / 1e6)
+                seen[name][1].append(cpu)
+                ratio = result["dedup"]["4096"]["ratio"], result["compression"]["ratios"]["zstd-1"]
+                print(f"  round {r + 1} {name:>10}: {args.size / wall / 1e6:7.1f} MB/s "
+                      f"{cpu:6.2f} CPU-s  (dedup {ratio[0]:.3f}, zstd-1 {ratio[1]:.3f})",
+                      flush=True)
+    finally:
+        os.unlink(path)
+    print(f"{'':>12}  {'MB/s min/med/max':>23}  {'CPU-s min/med/max':>23}")
+    for name, (rates, cpus) in seen.items():
+        print(f"{name:>12}  {spread(rates)}  {spread(cpus)}")
+    now, base = seen["now"], seen[args.baseline]
+    print(f"speed-up (median MB/s): {statistics.median(now[0]) / statistics.median(base[0]):.2f}x"
+          f"; per CPU-second: {statistics.median(base[1]) / statistics.median(now[1]):.2f}x")
+    if max(now[0]) > 1.3 * min(now[0]):
+        print("warning: rounds spread by more than 30%: the machine is busy", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -207,7 +207,8 @@ def side_files(spec, f) -> list[tuple[str, bytes]]:
                 (f["path"] + ".sz.idx", np.full(n, size, "<u8").tobytes())]
     if fmt == "tfrecord":
         split = f["path"].split("/", 1)[0]
-        record = 16 + len(_example_head(d1 * d2)) + d1 * d2 + len(_size_entry(spec, f))
+        head, size_entry = _example_head(spec, f)
+        record = 16 + len(head) + d1 * d2 + len(size_entry)
         lines = "".join(f"{i * record} {record}\n" for i in range(n))
         return [(f"{INDEX_DIR}/{split}/{os.path.basename(f['path'])}.idx", lines.encode())]
     return []
@@ -298,15 +299,19 @@ def _size_entry(spec, f) -> bytes:
                   _field(0x12, _field(0x1A, _field(0x0A, _varint(value)))))
 
 
-def _example_head(length: int) -> bytes:
-    """The Example's bytes before the image's raw bytes (those follow, then the size entry,
-    which _example_tail adds to the Features length)."""
+def _example_head(spec, f) -> tuple[bytes, bytes]:
+    """(the Example's bytes before the image's raw bytes, those after them: the size
+    entry). Example {features = 1: Features {feature = 1: map entries {key = 1, value =
+    2: Feature {bytes_list = 1 | int64_list = 3}}}}."""
+    length = f["dims"][0] * f["dims"][1]
     bytes_list = 1 + len(_varint(length)) + length
     feature = 1 + len(_varint(bytes_list)) + bytes_list
     entry_body = 7 + 1 + len(_varint(feature)) + feature
     entry = b"\x0a" + _varint(entry_body) + b"\x0a\x05image\x12" + _varint(feature) + \
         b"\x0a" + _varint(bytes_list) + b"\x0a" + _varint(length)
-    return entry  # the Features and Example wrappers are added by _tfrecord_parts
+    size_entry = _size_entry(spec, f)
+    features = len(entry) + length + len(size_entry)
+    return b"\x0a" + _varint(features) + entry, size_entry
 
 
 def _masked(crc: int) -> int:
@@ -316,13 +321,8 @@ def _masked(crc: int) -> int:
 def _tfrecord_parts(spec, f):
     import crc32c
     size = f["dims"][0] * f["dims"][1]
-    entry_head, size_entry = _example_head(size), _size_entry(spec, f)
-    entry_len = len(entry_head) + size  # the image entry, whole
-    features = entry_len + len(size_entry)
-    head = b"\x0a" + _varint(len(b"\x0a") + len(_varint(features)) + features) + \
-        b"\x0a" + _varint(features) + entry_head
-    length = len(head) + size + len(size_entry)
-    frame = struct.pack("<Q", length)
+    head, size_entry = _example_head(spec, f)
+    frame = struct.pack("<Q", len(head) + size + len(size_entry))
     frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
     start = crc32c.crc32c(head)
     for i in range(f["samples"]):
@@ -751,6 +751,11 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             pass
         tree = _Tree(state["root"], root)
         try:
+            sub = spec["subfolders"]
+            for split in SPLITS:  # both, and every subfolder, as DLIO makes them
+                for j in range(sub if sub > 1 else 0):
+                    tree.dir(f"{split}/{j:0{len(str(sub))}d}", create=True)
+                tree.dir(split, create=True)
             for name in stale:
                 parent, leaf = os.path.split(name)
                 os.unlink(leaf, dir_fd=tree.dir(parent))

@@ -548,9 +548,10 @@ def cmd_dataset(args) -> int:
     if args.json:
         print_json({k: v for k, v in m.items() if k != "files"})
     else:
-        size = sum(f["length"] for f in m["files"])
-        print(f"wrote {spec['format']} dataset of {len(m['files'])} file(s), {human(size)} "
-              f"({size} bytes) at {rate(size, m['seconds'])}; {identity_line(m['identity'])}")
+        size = sum(f["length"] for f in m["files"] + m["index_files"])
+        index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
+        print(f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
+              f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; {identity_line(m['identity'])}")
         print(f"manifest {m['manifest']}")
     return 0
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 import errno
 import io
 import math
+import mmap
 import os
 import struct
 import tempfile
 import time
 import zlib
-
-import numpy as np
 
 from . import _checks, _core, files as _files
 from ._generator import DEFAULT_DEDUP_UNIT
@@ -52,8 +51,9 @@ WORKLOADS = {
                   "record_length": 2_828_486, "record_length_stdev": 71_311},
 }
 ALIGN = 4096
-WINDOW = 16 << 20  # stream bytes generated at once for payloads that pass through Python
-FLUSH = 8 << 20  # gathered writes go out at this many bytes ...
+WINDOW = 4 << 20  # stream bytes generated at once for payloads that pass through Python
+# (small enough that what is written next is still in cache, as in the core's write loop)
+FLUSH = 1 << 20  # gathered writes go out at this many bytes ...
 IOV_MAX = 512  # ... or this many pieces
 DIRECT_WRITE = 1 << 20  # payload extents at least this long are written by the core
 PARQUET_ROW_GROUP = 1024  # DLIO's parquet.row_group_size default
@@ -157,6 +157,7 @@ def dims(spec) -> list[tuple[int, int]]:
     total = spec["files"] + spec["eval_files"]
     if sd == 0:
         return [(d, d)] * total
+    import numpy as np
     drawn = np.random.RandomState(spec["dims_seed"]).normal(d, sd, (total, 2))
     return [(max(int(a), 1), max(int(b), 1)) for a, b in drawn]
 
@@ -203,8 +204,8 @@ def side_files(spec, f) -> list[tuple[str, bytes]]:
     fmt, (d1, d2), n = spec["format"], f["dims"], f["samples"]
     if fmt == "indexed_binary":
         size = d1 * d2
-        return [(f["path"] + ".off.idx", (np.arange(n, dtype="<u8") * size).tobytes()),
-                (f["path"] + ".sz.idx", np.full(n, size, "<u8").tobytes())]
+        return [(f["path"] + ".off.idx", struct.pack(f"<{n}Q", *range(0, n * size, size))),
+                (f["path"] + ".sz.idx", struct.pack(f"<{n}Q", *[size] * n))]
     if fmt == "tfrecord":
         split = f["path"].split("/", 1)[0]
         head, size_entry = _example_head(spec, f)
@@ -251,6 +252,7 @@ def _npz_parts(spec, f):
     x_head = _local_header(b"x.npy", 0, 0, 8)
     npy = _npy_header((d1, d2, n), len(x_head))
     x_size = len(npy) + f["payload"]
+    import numpy as np
     y = io.BytesIO()
     np.lib.format.write_array(y, np.zeros(n, dtype=np.int64), version=(1, 0))
     y = y.getvalue()
@@ -344,6 +346,7 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
     if key in _HDF5_CONTAINERS:
         return _HDF5_CONTAINERS[key]
     import h5py
+    import numpy as np
     with tempfile.TemporaryDirectory(prefix="dgen-hdf5-") as tmp:
         path = os.path.join(tmp, "container.hdf5")
         with h5py.File(path, "w", libver="latest", alignment_threshold=ALIGN,
@@ -413,16 +416,15 @@ def _image_parts(spec, f):
     yield Encoded(f["payload_offset"], f["payload"], encode)
 
 
-_DECIMAL = np.array([str(i).encode() for i in range(256)], dtype=object)
-
-
 def _csv_parts(spec, f):
     """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO)."""
     d1, d2 = f["dims"]
 
+    decimal = [str(i).encode() for i in range(256)]
+
     def encode(values):
-        rows = values.reshape(f["samples"], d1 * d2)
-        return b"".join(b",".join(_DECIMAL[row]) + b"\n" for row in rows)
+        rows = values.reshape(f["samples"], d1 * d2).tolist()
+        return b"".join(b",".join([decimal[v] for v in row]) + b"\n" for row in rows)
     yield Encoded(f["payload_offset"], f["payload"], encode)
 
 
@@ -464,31 +466,83 @@ def libraries(fmt: str) -> dict:
 
 # --- the stream window and the consumers ---------------------------------------------------
 class _Window:
-    """Stream bytes generated WINDOW at a time into one buffer, served as views."""
+    """Stream bytes generated WINDOW at a time, served as views; while the caller writes
+    one window, a thread generates the next (two buffers, the Generator's own threads
+    releasing the GIL), so generation and writing overlap as in the core's write loop."""
 
-    def __init__(self, gen, before_refill=None):
-        self.gen, self.before_refill = gen, before_refill
-        self.buf = np.empty(WINDOW, np.uint8)
-        self.view = memoryview(self.buf)
+    def __init__(self, identity, threads, before_refill=None):
+        from concurrent.futures import ThreadPoolExecutor
+        self.gen, self.before_refill = _files._generator(identity, threads), before_refill
+        self.views = [memoryview(mmap.mmap(-1, WINDOW)) for _ in range(2)]
         self.start = self.end = 0
+        self.sums, self.key = {}, None
+        self.pool, self.ahead = ThreadPoolExecutor(1), None  # (start, end, future)
 
-    def get(self, offset: int, length: int, limit: int) -> memoryview:
-        """Bytes [offset, offset + length) (length <= WINDOW), filling ahead up to limit."""
+    def _fill(self, view, offset, n, length, checksum):
+        """Generate stream bytes [offset, offset + n) into view; with checksum = (function,
+        start), the checksum of each piece of `length` too (so it is made here, beside
+        the writes of the other window, and not in the caller's thread)."""
+        self.gen.seek(offset)
+        self.gen.readinto(view[:n])
+        if checksum:
+            crc, start = checksum
+            return {offset + i: crc(view[i:i + length], start) for i in range(0, n, length)}
+        return {}
+
+    def get(self, offset: int, length: int, limit: int, checksum=None):
+        """(view of bytes [offset, offset + length), their checksum or None); length <=
+        WINDOW. A window runs on up to `limit` and holds whole pieces of `length` (records
+        of one size follow each other in the stream), so that the next window starts where
+        the next piece does; checksum = (function, start) asks for the piece's checksum."""
         if not (self.start <= offset and offset + length <= self.end):
             if self.before_refill:
-                self.before_refill()
-            n = max(length, min(WINDOW, limit - offset))
-            self.gen.seek(offset)
-            self.gen.readinto(self.view[:n])
-            self.start, self.end = offset, offset + n
-        return self.view[offset - self.start:offset - self.start + length]
+                self.before_refill()  # nothing refers to the current buffer any more
+            ahead, self.ahead = self.ahead, None
+            sums = ahead[3].result() if ahead else None
+            if ahead and ahead[:3] == (offset, length, checksum) and \
+                    offset + length <= ahead[4]:
+                self.views.reverse()
+                self.start, self.end, self.sums = offset, ahead[4], sums
+            else:
+                self.start, self.end = offset, offset + self._size(offset, length, limit)
+                self.sums = self._fill(self.views[0], offset, self.end - self.start, length,
+                                       checksum)
+            self.key = (length, checksum)
+            if self.end < limit:
+                n = self._size(self.end, length, limit)
+                self.ahead = (self.end, length, checksum,
+                              self.pool.submit(self._fill, self.views[1], self.end, n, length,
+                                               checksum), self.end + n)
+        view = self.views[0][offset - self.start:offset - self.start + length]
+        if not checksum:
+            return view, None
+        if self.key == (length, checksum) and offset in self.sums:
+            return view, self.sums[offset]
+        return view, checksum[0](view, checksum[1])  # a piece of another kind
+
+    @staticmethod
+    def _size(offset, length, limit):
+        n = min(WINDOW, limit - offset)
+        return max(length, n // length * length)
+
+    def close(self):
+        if self.ahead:
+            self.ahead[3].result()
+        self.pool.shutdown()
 
 
 def _chunks(part, window, limit, crc):
     """Views of a Payload's bytes (each at most WINDOW), setting part.crc at the end."""
+    if part.length <= WINDOW:
+        view, value = window.get(part.offset, part.length, limit,
+                                 (crc, part.start) if part.crc else None)
+        yield part.offset, view
+        if part.crc:
+            part.crc = value
+        return
     value = part.start
     for at in range(part.offset, part.offset + part.length, WINDOW):
-        view = window.get(at, min(WINDOW, part.offset + part.length - at), limit)
+        view, _ = window.get(at, min(WINDOW, part.offset + part.length - at), limit)
         if part.crc:
             value = crc(view, value)
         yield at, view
@@ -508,7 +562,7 @@ class _Writer:
 
     def __init__(self, identity, threads, progress):
         self.gen = _files._generator(identity, threads)
-        self.window = _Window(self.gen, self.flush)
+        self.window = _Window(identity, threads, self.flush)
         self.progress = progress
         self.pending, self.pending_bytes, self.fd, self.at = [], 0, None, 0
 
@@ -558,7 +612,9 @@ class _Writer:
             self.progress(n)
 
 
-def _payload_array(gen, part) -> np.ndarray:
+def _payload_array(gen, part):
+    """A Payload's bytes as a new uint8 numpy array."""
+    import numpy as np
     _core.check_memory(part.length)
     values = np.empty(part.length, np.uint8)
     gen.seek(part.offset)
@@ -571,7 +627,7 @@ class _Checker:
 
     def __init__(self, identity, threads, max_ranges, progress):
         self.gen = _files._generator(identity, threads)
-        self.window = _Window(self.gen)
+        self.window = _Window(identity, threads)
         self.max_ranges, self.progress = max_ranges, progress
         self.ranges, self.count, self.mismatched, self.read = [], 0, 0, 0
 
@@ -584,6 +640,7 @@ class _Checker:
 
     def _compare(self, fd, path, at, expected, kind, stream=None) -> bool:
         """File bytes at `at` against `expected`; False when the file ended before them."""
+        import numpy as np
         expected = memoryview(expected).cast("B")
         got = os.pread(fd, len(expected), at)
         self.read += len(got)
@@ -804,25 +861,29 @@ def _write_files(root, spec, identity, mine, threads, progress):
     tree = _Tree(fd_root, root)
     writer = _Writer(identity, threads, progress)
     sizes = {}
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    # Existing files are overwritten in place and cut to their new length after (as
+    # write_dataset does: no pages freed and allocated again), new ones appended to.
+    flags = os.O_WRONLY | os.O_CREAT
     try:
         for f in mine:
             fd = tree.open(f["path"], flags)
             try:
                 sizes[f["path"]] = writer.write(fd, spec, f)
+                os.ftruncate(fd, sizes[f["path"]])
             except OSError as e:
                 raise OSError(e.errno, f"writing {os.path.join(root, f['path'])}: "
                               f"{e.strerror}") from None
             finally:
                 os.close(fd)
             for p, content in side_files(spec, f):
-                fd = tree.open(p, flags)
+                fd = tree.open(p, flags | os.O_TRUNC)
                 try:
                     os.write(fd, content)
                 finally:
                     os.close(fd)
                 sizes[p] = len(content)
     finally:
+        writer.window.close()
         tree.close()
         os.close(fd_root)
     return sizes, time.perf_counter() - started
@@ -952,6 +1013,7 @@ def _check_files(root, spec, identity, mine, threads, max_ranges, progress) -> d
                 finally:
                     os.close(fd)
     finally:
+        checker.window.close()
         tree.close()
         os.close(fd_root)
     return {"files": count, "bytes_read": checker.read, "mismatched_bytes": checker.mismatched,
@@ -961,7 +1023,7 @@ def _check_files(root, spec, identity, mine, threads, max_ranges, progress) -> d
 def report(r: dict) -> str:
     """verify_training_dataset's result as the CLI prints it."""
     spec = r["dataset"]
-    what = f"{spec['format']} dataset, {r['files']} file(s)"
+    what = f"{spec['format']} dataset, {r['files']} file(s) (data and index)"
     if r["ok"]:
         return (f"OK {r['path']}: {what}, {r['bytes_read']} bytes read and verified "
                 f"(payload and container); seed {r['identity']['seed']}")

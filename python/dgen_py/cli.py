@@ -557,8 +557,19 @@ def cmd_dataset(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    overrides = {"seed": args.seed, "size": args.size, "files": args.files,
+                 "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
+                 "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
+                 "dedup_shift": args.dedup_shift, "dedup_skew": args.dedup_skew,
+                 "generation": args.generation, "change_rate": args.change_rate,
+                 "format_version": args.format_version}
     from . import datasets
     if datasets.is_training_dataset(args.path):
+        given = [k for k, v in overrides.items() if v is not None]
+        if given or args.direct:
+            flag = "--" + (given[0] if given else "direct").replace("_", "-")
+            raise ValueError(f"{flag}: {args.path} is a training dataset, verified against "
+                             f"its manifest alone")
         with progress(args, None, "verify") as advance:
             r = datasets.verify_training_dataset(args.path, max_ranges=args.max_ranges,
                                                  threads=args.threads, progress=advance,
@@ -567,12 +578,6 @@ def cmd_verify(args) -> int:
             say(f"warning: {warning}")
         print_json(r) if args.json else print(datasets.report(r))
         return 0 if r["ok"] else 1
-    overrides = {"seed": args.seed, "size": args.size, "files": args.files,
-                 "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
-                 "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
-                 "dedup_shift": args.dedup_shift, "dedup_skew": args.dedup_skew,
-                 "generation": args.generation, "change_rate": args.change_rate,
-                 "format_version": args.format_version}
     verify = files.verify_file
     if args.comm:  # each rank resolves the dataset itself, collectively
         verify, total = functools.partial(args.mpi_module.verify, args.comm), None

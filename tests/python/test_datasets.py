@@ -385,3 +385,9 @@ def test_mpi_dataset_is_byte_identical(tmp_path, fmt):
     r = json.loads(out.stdout)
     assert [(x["file"], x["file_offset"]) for x in r["ranges"]] == \
         [(f"valid/img_1_of_2.{fmt}", 4200)]
+
+
+def test_verify_takes_no_identity_overrides(tmp_path, capsys):
+    root, _ = write(tmp_path, "npy", files=1, eval_files=0)
+    assert cli.main(["verify", str(root), "--seed", "3"]) == 2
+    assert "--seed" in capsys.readouterr().err

@@ -551,7 +551,8 @@ def cmd_dataset(args) -> int:
         size = sum(f["length"] for f in m["files"] + m["index_files"])
         index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
         print(f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
-              f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; {identity_line(m['identity'])}")
+              f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
+              f"{identity_line(m['identity'])}")
         print(f"manifest {m['manifest']}")
     return 0
 

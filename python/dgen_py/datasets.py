@@ -163,11 +163,13 @@ def dims(spec) -> list[tuple[int, int]]:
 
 
 def plan(spec) -> tuple[list[dict], int]:
-    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file."""
+    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file.
+    An hdf5 file of DLIO HEAD's layout holds its samples once per dataset records_j."""
+    copies = spec["hdf5_datasets"] if spec["format"] == "hdf5" else 1
     n = spec["samples_per_file"]
     at, out = 0, []
     for path, (d1, d2) in zip(_file_names(spec), dims(spec)):
-        payload = n * d1 * d2
+        payload = copies * n * d1 * d2
         out.append({"path": path, "dims": (d1, d2), "samples": n, "payload_offset": at,
                     "payload": payload})
         at = -(-(at + payload) // ALIGN) * ALIGN
@@ -341,10 +343,14 @@ _HDF5_CONTAINERS: dict = {}
 
 
 def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
-    """(the file's bytes, [(offset, length)] of each dataset's raw data, file size)."""
+    """(the file's bytes but its raw data, [(offset, length)] of each dataset's raw data,
+    file size), made by h5py in a temporary file; the last few are kept, as files of one
+    dataset often share their shape."""
     key = (shape, names)
     if key in _HDF5_CONTAINERS:
         return _HDF5_CONTAINERS[key]
+    if len(_HDF5_CONTAINERS) >= 64:
+        _HDF5_CONTAINERS.clear()
     import h5py
     import numpy as np
     with tempfile.TemporaryDirectory(prefix="dgen-hdf5-") as tmp:
@@ -389,19 +395,6 @@ def _hdf5_parts(spec, f):
         yield Payload(stream + j * per, length)
         at = offset + length
     yield image[used:]
-
-
-def _hdf5_plan(spec, entries):
-    """HDF5 files of HEAD's layout hold k copies' worth of payload: widen the stream."""
-    k = spec["hdf5_datasets"] if spec["dlio"] == "head" else 1
-    if k == 1:
-        return entries
-    at = 0
-    for f in entries:
-        f["payload"] *= k
-        f["payload_offset"] = at
-        at = -(-(at + f["payload"]) // ALIGN) * ALIGN
-    return entries
 
 
 def _image_parts(spec, f):
@@ -734,18 +727,6 @@ def _existing(root: str) -> set[str]:
 
 
 # --- writing -------------------------------------------------------------------------------
-def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version):
-    return _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version)
-
-
-def _layout(spec):
-    entries, size = plan(spec)
-    if spec["format"] == "hdf5":
-        entries = _hdf5_plan(spec, entries)
-        size = entries[-1]["payload_offset"] + entries[-1]["payload"]
-    return entries, size
-
-
 def write_training_dataset(path, format=None, *, workload=None, files=None, eval_files=None,
                            samples_per_file=None, record_length=None,
                            record_length_stdev=None, subfolders=0, file_prefix="img",
@@ -780,11 +761,12 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
 
     def check():
         require(spec["format"])
-        entries, size = _layout(spec)
-        return _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version)
+        entries, size = plan(spec)
+        return _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
+                                format_version)
     checked = agree(check)
     identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
-    entries, _ = _layout(spec)
+    entries, _ = plan(spec)
     new = {e["path"] for e in entries} | {p for e in entries for p, _ in side_files(spec, e)}
     manifest = os.path.join(root, _files.MANIFEST_NAME)
     state = {}
@@ -834,7 +816,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         sized = {}
         for written, _ in sizes:
             sized.update(written)
-        record = _manifest(spec, identity, entries, sized, seconds)
+        record = _manifest(spec, identity, entries, sized)
         if rank == 0:
             agree(lambda: _files.write_manifest(manifest, record))
         else:
@@ -889,7 +871,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
     return sizes, time.perf_counter() - started
 
 
-def _manifest(spec, identity, entries, sizes, seconds) -> dict:
+def _manifest(spec, identity, entries, sizes) -> dict:
     from . import __version__
     import datetime
     listed, at = [], 0
@@ -944,7 +926,7 @@ def read_manifest(path) -> dict:
                                     ident["dedup_unit"], ident["format_version"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{where}: dataset or identity: {e}") from None
-    entries, size = _layout(spec)
+    entries, size = plan(spec)
     if size != identity["size"]:
         raise ValueError(f"{where}: identity.size is {identity['size']}, but the dataset's "
                          f"samples take {size} bytes of the stream")

@@ -391,3 +391,27 @@ def test_verify_takes_no_identity_overrides(tmp_path, capsys):
     root, _ = write(tmp_path, "npy", files=1, eval_files=0)
     assert cli.main(["verify", str(root), "--seed", "3"]) == 2
     assert "--seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("window", [3 * 4096 + 100, 2000])
+def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window):
+    """Records across many windows (generated ahead) and records larger than a window
+    (checksums continued across windows) give the bytes one window would."""
+    pytest.importorskip("crc32c")
+    want = {fmt: tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
+            for fmt in ("tfrecord", "npz")}
+    monkeypatch.setattr(datasets, "WINDOW", window)
+    monkeypatch.setattr(datasets, "FLUSH", 1000)
+    for fmt in want:
+        root, _ = write(tmp_path / "small", fmt, samples_per_file=10)
+        assert tree_bytes(root) == want[fmt]
+        assert datasets.verify_training_dataset(root)["ok"]
+
+
+def test_verify_names_encoded_bytes(tmp_path):
+    pytest.importorskip("PIL")
+    root, m = write(tmp_path, "jpeg", samples_per_file=1)
+    assert datasets.verify_training_dataset(root)["ok"]
+    flip(root / m["files"][0]["path"], 700)
+    (x,) = datasets.verify_training_dataset(root)["ranges"]
+    assert (x["file"], x["file_offset"], x["kind"]) == (m["files"][0]["path"], 700, "encoded")

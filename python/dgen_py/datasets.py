@@ -15,7 +15,7 @@ extents (stream bytes stored raw; a checksum of them may be asked for), and Enco
 the same generator, so verify regenerates every byte of every file and compares, with the
 exact offset of each mismatch and whether it lies in payload or container. Encoded bytes
 are checkable only as far as the encoder is deterministic: jpeg, png and parquet are
-encoded again with the library (its version is in the manifest) and compared.
+encoded again with the same package (its version is in the manifest) and compared.
 
 The manifest (DIR/dgen-manifest.json, with "dgen_dataset": 1) is written last, after every
 file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed (10).
@@ -442,7 +442,7 @@ _FORMAT_PARTS = {"npy": _npy_parts, "npz": _npz_parts, "indexed_binary": _indexe
                  "png": _image_parts, "csv": _csv_parts, "parquet": _parquet_parts}
 
 
-def libraries(fmt: str) -> dict:
+def encoders(fmt: str) -> dict:
     """Versions of the encoders whose output verify can only compare byte for byte."""
     out = {}
     if fmt == "hdf5":
@@ -883,7 +883,7 @@ def _manifest(spec, identity, entries, sizes) -> dict:
     index = sorted(p for f in entries for p, _ in side_files(spec, f))
     return {"dgen_dataset": 1, "dgen_version": __version__,
             "format_version": identity["format_version"], "identity": identity,
-            "dataset": spec, "libraries": libraries(spec["format"]), "files": listed,
+            "dataset": spec, "encoders": encoders(spec["format"]), "files": listed,
             "index_files": [{"path": p, "length": sizes[p]} for p in index],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
@@ -952,9 +952,9 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     record = agree(lambda: read_manifest(path), share=False)
     spec, identity, entries = record["dataset"], record["identity"], record["entries"]
     warnings = []
-    now = agree(lambda: require(spec["format"]) and libraries(spec["format"]),
+    now = agree(lambda: require(spec["format"]) and encoders(spec["format"]),
                 share=False) or {}
-    for name, version in (record.get("libraries") or {}).items():
+    for name, version in (record.get("encoders") or {}).items():
         if now.get(name) != version:
             warnings.append(f"{name} {now.get(name)} here, {version} wrote the dataset: "
                             f"{spec['format']} container or encoded bytes may differ")

@@ -415,3 +415,15 @@ def test_verify_names_encoded_bytes(tmp_path):
     flip(root / m["files"][0]["path"], 700)
     (x,) = datasets.verify_training_dataset(root)["ranges"]
     assert (x["file"], x["file_offset"], x["kind"]) == (m["files"][0]["path"], 700, "encoded")
+
+
+def test_verify_warns_of_another_encoder_version(tmp_path):
+    pytest.importorskip("PIL")
+    root, m = write(tmp_path, "png", samples_per_file=1)
+    assert set(m["encoders"]) == {"pillow"}
+    manifest = root / "dgen-manifest.json"
+    record = json.loads(manifest.read_text())
+    record["encoders"]["pillow"] = "0.1"
+    manifest.write_text(json.dumps(record))
+    r = datasets.verify_training_dataset(root)
+    assert r["ok"] and len(r["warnings"]) == 1 and "0.1" in r["warnings"][0]

@@ -36,6 +36,7 @@ EXAMPLES = """\
 examples:
   dgen generate --size 1TiB --dedup-ratio 2 --compress-ratio 3 | ssh host 'cat > /dev/null'
   dgen write /mnt/test/data --size 100GiB --files 64 --jobs 8 --direct --fsync
+  dgen dataset /mnt/test/resnet50 --workload resnet50 --files 64   # DLIO's layout
   dgen verify /mnt/test/data            # identity and file list from the manifest
   dgen analyze /mnt/test/data/part-00000 --json
   dgen bench --threads 1,4 --size 32MiB
@@ -269,6 +270,50 @@ def build_parser() -> Parser:
     mpi_flags(c)
     c.set_defaults(run=cmd_write)
 
+    c = command("dataset", "Write a training dataset as DLIO and MLPerf Storage read it.",
+                "examples:\n  dgen dataset /mnt/test/unet3d --workload unet3d --files 16\n"
+                "  dgen dataset /mnt/test/ds --format npy --files 8 --samples-per-file 4 "
+                "--record-length 1MiB\n  dgen verify /mnt/test/ds\n"
+                "Files under DIR/train and DIR/valid as DLIO names them; the manifest is "
+                "written last.")
+    c.add_argument("path", metavar="DIR", help="the dataset directory (DLIO's data_folder)")
+    c.add_argument("--format", metavar="F", help="npz, npy, hdf5, tfrecord, parquet, "
+                   "indexed_binary, jpeg, png or csv (default: the workload's)")
+    c.add_argument("--workload", metavar="W", help="an MLPerf Storage preset: unet3d, "
+                   "resnet50 or cosmoflow (the options below override its values)")
+    count = _arg(_integer(0, 1 << 24))
+    c.add_argument("--files", metavar="N", type=count, help="training files (default 1)")
+    c.add_argument("--eval-files", metavar="N", type=count, help="eval files (default 0)")
+    c.add_argument("--samples-per-file", metavar="N", type=_arg(_integer(0, 1 << 32)),
+                   help="samples per file (default 1)")
+    c.add_argument("--record-length", metavar="SIZE", type=_arg(parse_size),
+                   help="bytes per sample, as DLIO's record_length_bytes (default 1MiB); "
+                   "a sample is int(sqrt(SIZE))^2 bytes")
+    c.add_argument("--record-length-stdev", metavar="SIZE", type=_arg(parse_size),
+                   help="its standard deviation (default 0)")
+    c.add_argument("--subfolders", metavar="S", type=_arg(_integer(0, 1 << 20)), default=0,
+                   help="spread files round-robin over S subfolders (default 0: none)")
+    c.add_argument("--file-prefix", metavar="P", default="img", help="default img")
+    c.add_argument("--dlio", metavar="V", default="2.0",
+                   help="2.0 (default, the layout MLPerf Storage v2.0 reads) or head (DLIO "
+                   "HEAD: hdf5 records_0..k, tfrecord size in bytes)")
+    c.add_argument("--hdf5-datasets", metavar="K", type=_arg(_integer(0, 1024)), default=1,
+                   help="with --dlio head: datasets records_0..K-1 per hdf5 file")
+    c.add_argument("--dedup-ratio", metavar="R", type=_arg(_ratio("dedup_ratio")),
+                   default=1.0, help="default 1 (no duplicates)")
+    c.add_argument("--compress-ratio", metavar="R", type=_arg(_ratio("compress_ratio")),
+                   default=1.0, help="default 1 (incompressible)")
+    c.add_argument("--seed", metavar="N", type=_arg(_integer(0, _checks.MAX_SEED)),
+                   help="default: drawn at random")
+    c.add_argument("--dedup-unit", metavar="SIZE", type=_arg(_dedup_unit),
+                   default=DEFAULT_DEDUP_UNIT, help="default 128KiB")
+    c.add_argument("--force", action="store_true", help="delete files under train/, valid/ "
+                   "and index/ that the new dataset does not have (else they are refused)")
+    threads(c)
+    json_flag(c)
+    mpi_flags(c)
+    c.set_defaults(run=cmd_dataset)
+
     c = command("verify", "Read a dataset back and report every mismatching range.",
                 "examples:\n  dgen verify /mnt/test/file.bin\n"
                 "  dgen verify copy.bin --seed 42 --dedup-ratio 2    # no manifest\n"
@@ -487,6 +532,31 @@ def cmd_write(args) -> int:
     return 0
 
 
+def cmd_dataset(args) -> int:
+    from . import datasets
+    options = {k: getattr(args, k) for k in (
+        "workload", "files", "eval_files", "samples_per_file", "record_length",
+        "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets", "seed",
+        "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force")}
+    spec = datasets.resolve_spec(args.format, **{k: options[k] for k in (
+        "workload", "files", "eval_files", "samples_per_file", "record_length",
+        "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")})
+    total = datasets.plan(spec)[1]
+    with progress(args, total, "dataset") as advance:
+        m = datasets.write_training_dataset(args.path, args.format, **options,
+                                            progress=advance, comm=args.comm)
+    if args.json:
+        print_json({k: v for k, v in m.items() if k != "files"})
+    else:
+        size = sum(f["length"] for f in m["files"] + m["index_files"])
+        index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
+        print(f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
+              f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
+              f"{identity_line(m['identity'])}")
+        print(f"manifest {m['manifest']}")
+    return 0
+
+
 def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
@@ -494,6 +564,21 @@ def cmd_verify(args) -> int:
                  "dedup_shift": args.dedup_shift, "dedup_skew": args.dedup_skew,
                  "generation": args.generation, "change_rate": args.change_rate,
                  "format_version": args.format_version}
+    from . import datasets
+    if datasets.is_training_dataset(args.path):
+        given = [k for k, v in overrides.items() if v is not None]
+        if given or args.direct:
+            flag = "--" + (given[0] if given else "direct").replace("_", "-")
+            raise ValueError(f"{flag}: {args.path} is a training dataset, verified against "
+                             f"its manifest alone")
+        with progress(args, None, "verify") as advance:
+            r = datasets.verify_training_dataset(args.path, max_ranges=args.max_ranges,
+                                                 threads=args.threads, progress=advance,
+                                                 comm=args.comm)
+        for warning in r["warnings"]:
+            say(f"warning: {warning}")
+        print_json(r) if args.json else print(datasets.report(r))
+        return 0 if r["ok"] else 1
     verify = files.verify_file
     if args.comm:  # each rank resolves the dataset itself, collectively
         verify, total = functools.partial(args.mpi_module.verify, args.comm), None
@@ -650,8 +735,8 @@ def main(argv=None) -> int:
         sys.stdout = sys.stderr = open(os.devnull, "w")
     args = parser.parse_args(argv)
     if not args.command:
-        parser.error("a command is required: generate, write, verify, analyze, bench or "
-                     "info (see dgen --help)")
+        parser.error("a command is required: generate, write, dataset, verify, analyze, "
+                     "bench or info (see dgen --help)")
     try:
         args.comm = args.mpi_module = None
         if (code := start_mpi(args)) is not None:
@@ -722,7 +807,7 @@ def start_mpi(args) -> int | None:
             return fail(2, f"launched as one of {launched[0]} ranks by {launched[1]}: dgen "
                         f"generate runs once; use dgen write to write a dataset from "
                         f"every rank")
-        if args.command not in ("write", "verify", "bench"):
+        if args.command not in ("write", "dataset", "verify", "bench"):
             return None
     if not wanted:
         return None

@@ -1,0 +1,1022 @@
+"""Training datasets laid out as DLIO 2.0 writes them, with payload from a dataset identity.
+
+write_training_dataset() writes DIR/train/<prefix>_<i>_of_<N>.<format> (and valid/, and
+index/ for TFRecord's DALI index files) in one of the formats DLIO and MLPerf Storage
+read; verify_training_dataset() reads them back. Every sample's bytes come from one
+logical stream, the identity (seed, ratios, dedup unit, format version) of files.py:
+file g's payload is stream bytes [payload_offset(g), payload_offset(g) + payload(g)),
+files in DLIO's order (train 0..N-1, then eval) with each start rounded up to 4 KiB, so
+the files carry the stream's dedup and compression ratios where the container stores the
+payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are reproducible from the seed.
+
+Each format is a generator of the file's parts, in file order: container bytes, Payload
+extents (stream bytes stored raw; a checksum of them may be asked for), and Encoded parts
+(stream bytes turned into other bytes: images, text, Parquet). Writing and verifying run
+the same generator, so verify regenerates every byte of every file and compares, with the
+exact offset of each mismatch and whether it lies in payload or container. Encoded bytes
+are checkable only as far as the encoder is deterministic: jpeg, png and parquet are
+encoded again with the same package (its version is in the manifest) and compared.
+
+The manifest (DIR/dgen-manifest.json, with "dgen_dataset": 1) is written last, after every
+file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed (10).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import math
+import mmap
+import os
+import struct
+import tempfile
+import time
+import zlib
+
+from . import _checks, _core, files as _files
+from ._generator import DEFAULT_DEDUP_UNIT
+
+FORMATS = ("npz", "npy", "hdf5", "tfrecord", "parquet", "indexed_binary", "jpeg", "png", "csv")
+DLIO_VERSIONS = ("2.0", "head")
+# format: (module to import, extra that installs it)
+NEEDS = {"hdf5": ("h5py", "hdf5"), "parquet": ("pyarrow", "parquet"),
+         "jpeg": ("PIL", "images"), "png": ("PIL", "images"), "tfrecord": ("crc32c", "tfrecord")}
+# MLPerf Storage's datagen workloads (storage:configs/dlio/workload/*_datagen.yaml).
+WORKLOADS = {
+    "unet3d": {"format": "npz", "files": 168, "samples_per_file": 1,
+               "record_length": 146_600_628, "record_length_stdev": 68_341_808},
+    "resnet50": {"format": "tfrecord", "files": 1024, "samples_per_file": 1251,
+                 "record_length": 114_660, "record_length_stdev": 0},
+    "cosmoflow": {"format": "tfrecord", "files": 524_288, "samples_per_file": 1,
+                  "record_length": 2_828_486, "record_length_stdev": 71_311},
+}
+ALIGN = 4096
+WINDOW = 4 << 20  # stream bytes generated at once for payloads that pass through Python
+# (small enough that what is written next is still in cache, as in the core's write loop)
+FLUSH = 1 << 20  # gathered writes go out at this many bytes ...
+IOV_MAX = 512  # ... or this many pieces
+DIRECT_WRITE = 1 << 20  # payload extents at least this long are written by the core
+PARQUET_ROW_GROUP = 1024  # DLIO's parquet.row_group_size default
+SPLITS = ("train", "valid")
+INDEX_DIR = "index"
+
+
+# --- the dataset's shape ------------------------------------------------------------------
+def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
+                 samples_per_file=None, record_length=None, record_length_stdev=None,
+                 subfolders=0, file_prefix="img", dlio="2.0", hdf5_datasets=1,
+                 dims_seed=10) -> dict:
+    """The checked description of a dataset (the manifest's "dataset"); values not given
+    come from the workload preset, else the defaults (1 file, 1 sample, 1 MiB records).
+    ValueError names the option (as the CLI spells it) for a bad value."""
+    preset = {}
+    if workload is not None:
+        if workload not in WORKLOADS:
+            raise ValueError(f"--workload: {workload!r} is not one of {', '.join(WORKLOADS)}")
+        preset = WORKLOADS[workload]
+
+    def pick(name, value, default):
+        return value if value is not None else preset.get(name, default)
+
+    fmt = pick("format", format, None)
+    if fmt is None:
+        raise ValueError("--format: give a format (" + ", ".join(FORMATS) + ") or --workload")
+    if fmt not in FORMATS:
+        raise ValueError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    spec = {"format": fmt, "workload": workload,
+            "files": _option("--files", pick("files", files, 1), 1, 1 << 24),
+            "eval_files": _option("--eval-files", pick("eval_files", eval_files, 0), 0, 1 << 24),
+            "samples_per_file": _option("--samples-per-file",
+                                        pick("samples_per_file", samples_per_file, 1), 1, 1 << 32),
+            "record_length": _option("--record-length",
+                                     pick("record_length", record_length, 1 << 20), 1, 1 << 40),
+            "record_length_stdev": _option("--record-length-stdev",
+                                           pick("record_length_stdev", record_length_stdev, 0),
+                                           0, 1 << 40),
+            "subfolders": _option("--subfolders", subfolders, 0, 1 << 20),
+            "file_prefix": file_prefix, "dlio": dlio,
+            "hdf5_datasets": _option("--hdf5-datasets", hdf5_datasets, 1, 1024),
+            "dims_seed": _option("--dims-seed", dims_seed, 0, 2**32 - 1)}
+    if spec["record_length_stdev"] > spec["record_length"]:
+        raise ValueError(f"--record-length-stdev: {spec['record_length_stdev']} is larger than "
+                         f"--record-length {spec['record_length']}")
+    if not isinstance(file_prefix, str) or not file_prefix or "/" in file_prefix \
+            or "\0" in file_prefix or file_prefix.startswith("."):
+        raise ValueError(f"--file-prefix: {file_prefix!r} must be a file name part without "
+                         f"'/' and not starting with '.'")
+    if dlio not in DLIO_VERSIONS:
+        raise ValueError(f"--dlio: {dlio!r} is not one of {', '.join(DLIO_VERSIONS)}")
+    if spec["hdf5_datasets"] > 1 and (fmt != "hdf5" or dlio != "head"):
+        raise ValueError(f"--hdf5-datasets: {spec['hdf5_datasets']} datasets per file "
+                         f"(records_0..k) are DLIO HEAD's hdf5 layout: give --format hdf5 "
+                         f"--dlio head")
+    if fmt in ("jpeg", "png") and spec["samples_per_file"] != 1:
+        raise ValueError(f"--samples-per-file: {fmt} files hold one image each, got "
+                         f"{spec['samples_per_file']}")
+    return spec
+
+
+def _option(name, value, lo, hi) -> int:
+    try:
+        return _checks.integer(name, value, lo, hi)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {value!r} is not an integer in [{lo}, {hi}]") from None
+
+
+def require(fmt: str):
+    """The module a format needs, or ValueError naming the extra that installs it."""
+    if fmt not in NEEDS:
+        return None
+    module, extra = NEEDS[fmt]
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ValueError(f"--format {fmt} needs the Python package {module}: pip install "
+                         f"'dgen-py[{extra}]'") from None
+
+
+def _file_names(spec) -> list[str]:
+    """Every data file's path relative to DIR, in DLIO's global order."""
+    out = []
+    for split, count in zip(SPLITS, (spec["files"], spec["eval_files"])):
+        width, sub = len(str(count)), spec["subfolders"]
+        for i in range(count):
+            name = f"{spec['file_prefix']}_{i:0{width}d}_of_{count}.{spec['format']}"
+            folder = f"{split}/{i % sub:0{len(str(sub))}d}" if sub > 1 else split
+            out.append(f"{folder}/{name}")
+    return out
+
+
+def dims(spec) -> list[tuple[int, int]]:
+    """(dim1, dim2) of every file, as DLIO's get_dimension draws them: d = int(sqrt(record
+    length)), sd = stdev / 2 / sqrt(record length), max(int(Normal(d, sd)), 1) twice per
+    file from one normal seeded with dims_seed."""
+    length, stdev = spec["record_length"], spec["record_length_stdev"]
+    d = int(math.sqrt(length))
+    sd = stdev / 2 / math.sqrt(length)
+    total = spec["files"] + spec["eval_files"]
+    if sd == 0:
+        return [(d, d)] * total
+    import numpy as np
+    drawn = np.random.RandomState(spec["dims_seed"]).normal(d, sd, (total, 2))
+    return [(max(int(a), 1), max(int(b), 1)) for a, b in drawn]
+
+
+def plan(spec) -> tuple[list[dict], int]:
+    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file.
+    An hdf5 file of DLIO HEAD's layout holds its samples once per dataset records_j."""
+    copies = spec["hdf5_datasets"] if spec["format"] == "hdf5" else 1
+    n = spec["samples_per_file"]
+    at, out = 0, []
+    for path, (d1, d2) in zip(_file_names(spec), dims(spec)):
+        payload = copies * n * d1 * d2
+        out.append({"path": path, "dims": (d1, d2), "samples": n, "payload_offset": at,
+                    "payload": payload})
+        at = -(-(at + payload) // ALIGN) * ALIGN
+    return out, (out[-1]["payload_offset"] + out[-1]["payload"]) if out else 0
+
+
+# --- parts ---------------------------------------------------------------------------------
+class Payload:
+    """Stream bytes [offset, offset + length) stored raw; with crc ("crc32" or "crc32c")
+    the consumer sets .crc to the checksum of them, continued from `start`."""
+
+    __slots__ = ("offset", "length", "crc", "start")
+
+    def __init__(self, offset, length, crc=None, start=0):
+        self.offset, self.length, self.crc, self.start = offset, length, crc, start
+
+
+class Encoded:
+    """Stream bytes [offset, offset + length) passed to encode(uint8 array) -> bytes."""
+
+    __slots__ = ("offset", "length", "encode")
+
+    def __init__(self, offset, length, encode):
+        self.offset, self.length, self.encode = offset, length, encode
+
+
+def parts(spec, f):
+    """The parts of data file f (a plan() entry) in file order."""
+    return _FORMAT_PARTS[spec["format"]](spec, f)
+
+
+def side_files(spec, f) -> list[tuple[str, bytes]]:
+    """(path, content) of the files written beside data file f: index files."""
+    fmt, (d1, d2), n = spec["format"], f["dims"], f["samples"]
+    if fmt == "indexed_binary":
+        size = d1 * d2
+        return [(f["path"] + ".off.idx", struct.pack(f"<{n}Q", *range(0, n * size, size))),
+                (f["path"] + ".sz.idx", struct.pack(f"<{n}Q", *[size] * n))]
+    if fmt == "tfrecord":
+        split = f["path"].split("/", 1)[0]
+        head, size_entry = _example_head(spec, f)
+        record = 16 + len(head) + d1 * d2 + len(size_entry)
+        lines = "".join(f"{i * record} {record}\n" for i in range(n))
+        return [(f"{INDEX_DIR}/{split}/{os.path.basename(f['path'])}.idx", lines.encode())]
+    return []
+
+
+# npy: a version 1.0 header padded with spaces so that the array starts at a 4 KiB
+# boundary of the file (np.load reads any header length).
+def _npy_header(shape, starts_at: int, descr="|u1") -> bytes:
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple(shape)}, }}"
+    total = -(-(starts_at + 10 + len(text) + 1) // ALIGN) * ALIGN - starts_at
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", total - 10) + \
+        text.encode().ljust(total - 11) + b"\n"
+
+
+def _npy_parts(spec, f):
+    d1, d2 = f["dims"]
+    yield _npy_header((d1, d2, f["samples"]), 0)
+    yield Payload(f["payload_offset"], f["payload"])
+
+
+# npz: a stored zip of x.npy (dims, samples: the sample axis last, as np.savez(x=...) in
+# DLIO) and y.npy (samples zeros). x's CRC-32 follows its data (a data descriptor), so the
+# payload is generated once.
+_DOS_DATE = 0x21  # 1980-01-01, 00:00
+
+
+def _local_header(name: bytes, crc, size, flags) -> bytes:
+    return struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 0, 0, _DOS_DATE, crc, size, size,
+                       len(name), 0) + name
+
+
+def _central_entry(name: bytes, crc, size, flags, at) -> bytes:
+    return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 0, 0, _DOS_DATE, crc,
+                       size, size, len(name), 0, 0, 0, 0, 0, at) + name
+
+
+def _npz_parts(spec, f):
+    d1, d2 = f["dims"]
+    n = f["samples"]
+    x_head = _local_header(b"x.npy", 0, 0, 8)
+    npy = _npy_header((d1, d2, n), len(x_head))
+    x_size = len(npy) + f["payload"]
+    import numpy as np
+    y = io.BytesIO()
+    np.lib.format.write_array(y, np.zeros(n, dtype=np.int64), version=(1, 0))
+    y = y.getvalue()
+    y_at = len(x_head) + x_size + 16
+    if y_at + 30 + 5 + len(y) + 2 * 51 + 22 > 0xFFFFFFFF:
+        raise ValueError(f"--record-length: npz files over 4 GiB are not supported "
+                         f"({f['path']} would hold {x_size} bytes)")
+    yield x_head + npy
+    payload = Payload(f["payload_offset"], f["payload"], "crc32", zlib.crc32(npy))
+    yield payload
+    crc = payload.crc
+    y_crc = zlib.crc32(y)
+    tail = struct.pack("<IIII", 0x08074B50, crc, x_size, x_size) + \
+        _local_header(b"y.npy", y_crc, len(y), 0) + y
+    central = _central_entry(b"x.npy", crc, x_size, 8, 0) + \
+        _central_entry(b"y.npy", y_crc, len(y), 0, y_at)
+    at = y_at + 35 + len(y)
+    yield tail + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(central),
+                                       at, 0)
+
+
+def _indexed_binary_parts(spec, f):
+    yield Payload(f["payload_offset"], f["payload"])
+
+
+# TFRecord: records of a tf.train.Example {image: bytes (the sample), size: int64},
+# framed as uint64 length, masked CRC-32C of it, data, masked CRC-32C of the data.
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, v = v & 0x7F, v >> 7
+        out.append(byte | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _field(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _varint(len(body)) + body
+
+
+def _size_entry(spec, f) -> bytes:
+    """The `size` feature: the byte count in DLIO HEAD, the base dimension in 2.0."""
+    value = f["dims"][0] * f["dims"][1] if spec["dlio"] == "head" else \
+        int(math.sqrt(spec["record_length"]))
+    return _field(0x0A, _field(0x0A, b"size") +
+                  _field(0x12, _field(0x1A, _field(0x0A, _varint(value)))))
+
+
+def _example_head(spec, f) -> tuple[bytes, bytes]:
+    """(the Example's bytes before the image's raw bytes, those after them: the size
+    entry). Example {features = 1: Features {feature = 1: map entries {key = 1, value =
+    2: Feature {bytes_list = 1 | int64_list = 3}}}}."""
+    length = f["dims"][0] * f["dims"][1]
+    bytes_list = 1 + len(_varint(length)) + length
+    feature = 1 + len(_varint(bytes_list)) + bytes_list
+    entry_body = 7 + 1 + len(_varint(feature)) + feature
+    entry = b"\x0a" + _varint(entry_body) + b"\x0a\x05image\x12" + _varint(feature) + \
+        b"\x0a" + _varint(bytes_list) + b"\x0a" + _varint(length)
+    size_entry = _size_entry(spec, f)
+    features = len(entry) + length + len(size_entry)
+    return b"\x0a" + _varint(features) + entry, size_entry
+
+
+def _masked(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _tfrecord_parts(spec, f):
+    import crc32c
+    size = f["dims"][0] * f["dims"][1]
+    head, size_entry = _example_head(spec, f)
+    frame = struct.pack("<Q", len(head) + size + len(size_entry))
+    frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
+    start = crc32c.crc32c(head)
+    for i in range(f["samples"]):
+        yield frame + head
+        payload = Payload(f["payload_offset"] + i * size, size, "crc32c", start)
+        yield payload
+        yield size_entry + struct.pack("<I", _masked(crc32c.crc32c(size_entry, payload.crc)))
+
+
+# HDF5: h5py lays out the container (records (samples, dim1, dim2) uint8 and labels, or
+# DLIO HEAD's records_0..k-1), its raw data contiguous, 4 KiB-aligned and never filled;
+# the file's bytes around the raw data are the container, the raw data the payload.
+_HDF5_CONTAINERS: dict = {}
+
+
+def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
+    """(the file's bytes but its raw data, [(offset, length)] of each dataset's raw data,
+    file size), made by h5py in a temporary file; the last few are kept, as files of one
+    dataset often share their shape."""
+    key = (shape, names)
+    if key in _HDF5_CONTAINERS:
+        return _HDF5_CONTAINERS[key]
+    if len(_HDF5_CONTAINERS) >= 64:
+        _HDF5_CONTAINERS.clear()
+    import h5py
+    import numpy as np
+    with tempfile.TemporaryDirectory(prefix="dgen-hdf5-") as tmp:
+        path = os.path.join(tmp, "container.hdf5")
+        with h5py.File(path, "w", libver="latest", alignment_threshold=ALIGN,
+                       alignment_interval=ALIGN) as h5:
+            extents = []
+            for name in names:
+                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+                dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+                dcpl.set_obj_track_times(False)
+                ds = h5py.h5d.create(h5.id, name.encode(), h5py.h5t.NATIVE_UINT8,
+                                     h5py.h5s.create_simple(shape), dcpl=dcpl)
+                extents.append((ds.get_offset(), math.prod(shape)))
+            h5.create_dataset("labels", data=np.zeros(shape[0], dtype=np.uint8),
+                              track_times=False)
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:  # only the bytes outside the raw data
+            image, at = bytearray(), 0
+            for offset, length in sorted(extents):
+                fh.seek(at)
+                image += fh.read(offset - at)
+                at = offset + length
+            fh.seek(at)
+            image += fh.read()
+    _HDF5_CONTAINERS[key] = (bytes(image), extents, size)
+    return _HDF5_CONTAINERS[key]
+
+
+def _hdf5_parts(spec, f):
+    d1, d2 = f["dims"]
+    n, k = f["samples"], spec["hdf5_datasets"]
+    names = ("records",) if spec["dlio"] == "2.0" else tuple(f"records_{j}" for j in range(k))
+    image, extents, _ = _hdf5_container((n, d1, d2), names)
+    at = used = 0  # file offset; bytes of `image` used
+    stream = f["payload_offset"]
+    per = n * d1 * d2
+    for j, (offset, length) in sorted(enumerate(extents), key=lambda e: e[1][0]):
+        yield image[used:used + offset - at]
+        used += offset - at
+        yield Payload(stream + j * per, length)
+        at = offset + length
+    yield image[used:]
+
+
+def _image_parts(spec, f):
+    from PIL import Image
+    d1, d2 = f["dims"]
+    fmt = "JPEG" if spec["format"] == "jpeg" else "PNG"
+
+    def encode(pixels):
+        out = io.BytesIO()
+        Image.fromarray(pixels.reshape(d1, d2), mode="L").save(out, format=fmt)
+        return out.getvalue()
+    yield Encoded(f["payload_offset"], f["payload"], encode)
+
+
+def _csv_parts(spec, f):
+    """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO)."""
+    d1, d2 = f["dims"]
+
+    decimal = [str(i).encode() for i in range(256)]
+
+    def encode(values):
+        rows = values.reshape(f["samples"], d1 * d2).tolist()
+        return b"".join(b",".join([decimal[v] for v in row]) + b"\n" for row in rows)
+    yield Encoded(f["payload_offset"], f["payload"], encode)
+
+
+def _parquet_parts(spec, f):
+    """One column `data` of fixed-size lists of dim1 * dim2 uint8, row groups of 1024 rows
+    (the MLPerf Storage fork's legacy mode), stored uncompressed, no dictionary."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    d1, d2 = f["dims"]
+
+    def encode(values):
+        column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()), d1 * d2)
+        out = pa.BufferOutputStream()
+        pq.write_table(pa.table({"data": column}), out, row_group_size=PARQUET_ROW_GROUP,
+                       compression="none", use_dictionary=False, write_statistics=False)
+        return out.getvalue().to_pybytes()
+    yield Encoded(f["payload_offset"], f["payload"], encode)
+
+
+_FORMAT_PARTS = {"npy": _npy_parts, "npz": _npz_parts, "indexed_binary": _indexed_binary_parts,
+                 "tfrecord": _tfrecord_parts, "hdf5": _hdf5_parts, "jpeg": _image_parts,
+                 "png": _image_parts, "csv": _csv_parts, "parquet": _parquet_parts}
+
+
+def encoders(fmt: str) -> dict:
+    """Versions of the encoders whose output verify can only compare byte for byte."""
+    out = {}
+    if fmt == "hdf5":
+        import h5py
+        out = {"h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
+    elif fmt in ("jpeg", "png"):
+        import PIL
+        out = {"pillow": PIL.__version__}
+    elif fmt == "parquet":
+        import pyarrow
+        out = {"pyarrow": pyarrow.__version__}
+    return out
+
+
+# --- the stream window and the consumers ---------------------------------------------------
+class _Window:
+    """Stream bytes generated WINDOW at a time, served as views; while the caller writes
+    one window, a thread generates the next (two buffers, the Generator's own threads
+    releasing the GIL), so generation and writing overlap as in the core's write loop."""
+
+    def __init__(self, identity, threads, before_refill=None):
+        from concurrent.futures import ThreadPoolExecutor
+        self.gen, self.before_refill = _files._generator(identity, threads), before_refill
+        self.views = [memoryview(mmap.mmap(-1, WINDOW)) for _ in range(2)]
+        self.start = self.end = 0
+        self.sums, self.key = {}, None
+        self.pool, self.ahead = ThreadPoolExecutor(1), None  # (start, end, future)
+
+    def _fill(self, view, offset, n, length, checksum):
+        """Generate stream bytes [offset, offset + n) into view; with checksum = (function,
+        start), the checksum of each piece of `length` too (so it is made here, beside
+        the writes of the other window, and not in the caller's thread)."""
+        self.gen.seek(offset)
+        self.gen.readinto(view[:n])
+        if checksum:
+            crc, start = checksum
+            return {offset + i: crc(view[i:i + length], start) for i in range(0, n, length)}
+        return {}
+
+    def get(self, offset: int, length: int, limit: int, checksum=None):
+        """(view of bytes [offset, offset + length), their checksum or None); length <=
+        WINDOW. A window runs on up to `limit` and holds whole pieces of `length` (records
+        of one size follow each other in the stream), so that the next window starts where
+        the next piece does; checksum = (function, start) asks for the piece's checksum."""
+        if not (self.start <= offset and offset + length <= self.end):
+            if self.before_refill:
+                self.before_refill()  # nothing refers to the current buffer any more
+            ahead, self.ahead = self.ahead, None
+            sums = ahead[3].result() if ahead else None
+            if ahead and ahead[:3] == (offset, length, checksum) and \
+                    offset + length <= ahead[4]:
+                self.views.reverse()
+                self.start, self.end, self.sums = offset, ahead[4], sums
+            else:
+                self.start, self.end = offset, offset + self._size(offset, length, limit)
+                self.sums = self._fill(self.views[0], offset, self.end - self.start, length,
+                                       checksum)
+            self.key = (length, checksum)
+            if self.end < limit:
+                n = self._size(self.end, length, limit)
+                self.ahead = (self.end, length, checksum,
+                              self.pool.submit(self._fill, self.views[1], self.end, n, length,
+                                               checksum), self.end + n)
+        view = self.views[0][offset - self.start:offset - self.start + length]
+        if not checksum:
+            return view, None
+        if self.key == (length, checksum) and offset in self.sums:
+            return view, self.sums[offset]
+        return view, checksum[0](view, checksum[1])  # a piece of another kind
+
+    @staticmethod
+    def _size(offset, length, limit):
+        n = min(WINDOW, limit - offset)
+        return max(length, n // length * length)
+
+    def close(self):
+        if self.ahead:
+            self.ahead[3].result()
+        self.pool.shutdown()
+
+
+def _chunks(part, window, limit, crc):
+    """Views of a Payload's bytes (each at most WINDOW), setting part.crc at the end."""
+    if part.length <= WINDOW:
+        view, value = window.get(part.offset, part.length, limit,
+                                 (crc, part.start) if part.crc else None)
+        yield part.offset, view
+        if part.crc:
+            part.crc = value
+        return
+    value = part.start
+    for at in range(part.offset, part.offset + part.length, WINDOW):
+        view, _ = window.get(at, min(WINDOW, part.offset + part.length - at), limit)
+        if part.crc:
+            value = crc(view, value)
+        yield at, view
+    if part.crc:
+        part.crc = value
+
+
+def _crc_function(name):
+    if name == "crc32c":
+        import crc32c
+        return crc32c.crc32c
+    return zlib.crc32
+
+
+class _Writer:
+    """Writes the parts of one file at a time, gathered into large pwritev calls."""
+
+    def __init__(self, identity, threads, progress):
+        self.gen = _files._generator(identity, threads)
+        self.window = _Window(identity, threads, self.flush)
+        self.progress = progress
+        self.pending, self.pending_bytes, self.fd, self.at = [], 0, None, 0
+
+    def flush(self):
+        while self.pending:
+            n = os.pwritev(self.fd, self.pending, self.at - self.pending_bytes)
+            self.pending_bytes -= n
+            if self.pending_bytes == 0:
+                self.pending = []
+                break
+            self.pending = [b"".join(bytes(p) for p in self.pending)[n:]]  # a short write
+
+    def add(self, data):
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        self.at += len(data)
+        if self.pending_bytes >= FLUSH or len(self.pending) >= IOV_MAX:
+            self.flush()
+
+    def write(self, fd, spec, f) -> int:
+        self.fd, self.at = fd, 0
+        limit = f["payload_offset"] + f["payload"]
+        try:
+            for part in parts(spec, f):
+                if isinstance(part, (bytes, bytearray)):
+                    if part:
+                        self.add(part)
+                elif isinstance(part, Payload) and not part.crc and part.length >= DIRECT_WRITE:
+                    self.flush()
+                    self.gen._s.write(fd, part.offset, part.length, self.at, False,
+                                      tick=self._tick)
+                    self.at += part.length
+                elif isinstance(part, Payload):
+                    for _, view in _chunks(part, self.window, limit, _crc_function(part.crc)):
+                        self.add(view)
+                        self._tick(len(view))
+                else:  # Encoded: the whole payload at once
+                    self.add(part.encode(_payload_array(self.gen, part)))
+                    self._tick(part.length)
+            self.flush()
+        finally:
+            self.pending, self.pending_bytes = [], 0
+        return self.at
+
+    def _tick(self, n):
+        if self.progress:
+            self.progress(n)
+
+
+def _payload_array(gen, part):
+    """A Payload's bytes as a new uint8 numpy array."""
+    import numpy as np
+    _core.check_memory(part.length)
+    values = np.empty(part.length, np.uint8)
+    gen.seek(part.offset)
+    gen.readinto(memoryview(values))
+    return values
+
+
+class _Checker:
+    """Compares one file at a time with its parts, recording mismatching ranges."""
+
+    def __init__(self, identity, threads, max_ranges, progress):
+        self.gen = _files._generator(identity, threads)
+        self.window = _Window(identity, threads)
+        self.max_ranges, self.progress = max_ranges, progress
+        self.ranges, self.count, self.mismatched, self.read = [], 0, 0, 0
+
+    def _range(self, path, at, length, kind, stream=None):
+        self.count += 1
+        self.mismatched += length
+        if len(self.ranges) < self.max_ranges:
+            self.ranges.append({"file": path, "file_offset": at, "length": length,
+                                "kind": kind, "offset": stream})
+
+    def _compare(self, fd, path, at, expected, kind, stream=None) -> bool:
+        """File bytes at `at` against `expected`; False when the file ended before them."""
+        import numpy as np
+        expected = memoryview(expected).cast("B")
+        got = os.pread(fd, len(expected), at)
+        self.read += len(got)
+        a = np.frombuffer(expected[:len(got)], np.uint8)
+        b = np.frombuffer(got, np.uint8)
+        diff = np.flatnonzero(a != b)
+        if diff.size:
+            breaks = np.flatnonzero(np.diff(diff) > 1)
+            starts = np.concatenate(([diff[0]], diff[breaks + 1]))
+            ends = np.concatenate((diff[breaks], [diff[-1]])) + 1
+            for s, e in zip(starts.tolist(), ends.tolist()):
+                self._range(path, at + s, e - s, kind,
+                            None if stream is None else stream + s)
+        if len(got) < len(expected):
+            self._range(path, at + len(got), len(expected) - len(got), "missing")
+            return False
+        return True
+
+    def check(self, fd, path, expected_parts, limit=0) -> int:
+        at = 0
+        for part in expected_parts:
+            if isinstance(part, (bytes, bytearray)):
+                pieces = [(part, "container", None)]
+            elif isinstance(part, Payload):
+                pieces = ((view, "payload", stream) for stream, view in
+                          _chunks(part, self.window, limit, _crc_function(part.crc)))
+            else:
+                pieces = [(part.encode(_payload_array(self.gen, part)), "encoded", None)]
+            for data, kind, stream in pieces:
+                if at is not None and not self._compare(fd, path, at, data, kind, stream):
+                    at = None  # the file ended: the rest of the parts is missing
+                elif at is None:
+                    self._range(path, -1, len(data), "missing")
+                if at is not None:
+                    at += len(data)
+                if self.progress and kind != "container":
+                    self.progress(len(data))
+        if at is not None:
+            extra = os.fstat(fd).st_size - at
+            if extra > 0:
+                self._range(path, at, extra, "extra")
+        return at
+
+
+# --- directories ---------------------------------------------------------------------------
+class _Tree:
+    """Directories under DIR opened one component at a time, never following a symlink."""
+
+    def __init__(self, root_fd: int, root: str):
+        self.root, self.fds = root, {"": root_fd}
+
+    def dir(self, rel: str, create=False) -> int:
+        if rel in self.fds:
+            return self.fds[rel]
+        parent, name = os.path.split(rel)
+        up = self.dir(parent, create)
+        if create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=up)
+            except FileExistsError:
+                pass
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up)
+        except OSError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise _files.Refused(errno.EINVAL, f"{os.path.join(self.root, rel)} is not a "
+                                     f"directory: dgen writes only inside real "
+                                     f"directories of the dataset") from None
+            raise OSError(e.errno, e.strerror, os.path.join(self.root, rel)) from None
+        self.fds[rel] = fd
+        return fd
+
+    def open(self, rel: str, flags: int) -> int:
+        parent, name = os.path.split(rel)
+        return _files.open_in(self.dir(parent, create=bool(flags & os.O_CREAT)), name, flags,
+                              os.path.join(self.root, rel))
+
+    def close(self):
+        for rel, fd in self.fds.items():
+            if rel:
+                os.close(fd)
+
+
+def _existing(root: str) -> set[str]:
+    """Files under DIR/train, valid and index, relative to DIR."""
+    out = set()
+    for top in (*SPLITS, INDEX_DIR):
+        for base, _, names in os.walk(os.path.join(root, top)):
+            out.update(os.path.relpath(os.path.join(base, n), root) for n in names)
+    return out
+
+
+# --- writing -------------------------------------------------------------------------------
+def write_training_dataset(path, format=None, *, workload=None, files=None, eval_files=None,
+                           samples_per_file=None, record_length=None,
+                           record_length_stdev=None, subfolders=0, file_prefix="img",
+                           dlio="2.0", hdf5_datasets=1, dims_seed=10, seed=None,
+                           dedup_ratio=1.0, compress_ratio=1.0, dedup_unit=DEFAULT_DEDUP_UNIT,
+                           format_version=_core.FORMAT_VERSION, threads=None, force=False,
+                           progress=None, comm=None) -> dict:
+    """Write a DLIO training dataset into directory `path`; returns its manifest.
+
+    format (or workload, a preset of MLPerf Storage: unet3d, resnet50, cosmoflow) and the
+    counts as in DLIO's dataset section; see the module docstring for the bytes. With comm
+    (an mpi4py communicator; collective) file i is written by rank i % comm.size and rank 0
+    claims the directory and writes the manifest after every rank finished; every rank
+    returns the same manifest. Files under train/, valid/ and index/ that the new dataset
+    does not have are refused, or deleted with force=True. progress(n) is called with the
+    payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
+    """
+    spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
+                        samples_per_file=samples_per_file, record_length=record_length,
+                        record_length_stdev=record_length_stdev, subfolders=subfolders,
+                        file_prefix=file_prefix, dlio=dlio, hdf5_datasets=hdf5_datasets,
+                        dims_seed=dims_seed)
+    agree = _collective(comm)
+    rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
+    root = _checks.path(path)
+    force = _checks.flag("force", force)
+    threads = _checks.threads(threads)
+    if threads is None and comm is not None:
+        from .mpi import threads_per_rank
+        threads = threads_per_rank(comm)
+    threads = threads or _core.available_cpus()
+
+    def check():
+        require(spec["format"])
+        entries, size = plan(spec)
+        return _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
+                                format_version)
+    checked = agree(check)
+    identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
+    entries, _ = plan(spec)
+    new = {e["path"] for e in entries} | {p for e in entries for p, _ in side_files(spec, e)}
+    manifest = os.path.join(root, _files.MANIFEST_NAME)
+    state = {}
+
+    def claim():  # rank 0: lock, refuse or delete stale files, drop the old manifest
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise ValueError(f"path must be a directory for a training dataset, got the "
+                             f"file {root}")
+        os.makedirs(root, exist_ok=True)
+        state["root"] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        _files._lock(state["root"], root)
+        stale = sorted(_existing(root) - new)
+        if stale and not force:
+            raise _files.Refused(errno.EEXIST, f"{root} holds {len(stale)} file(s) that are "
+                                 f"not part of the new dataset ({', '.join(stale[:3])}"
+                                 f"{', ...' if len(stale) > 3 else ''}): remove them, or pass "
+                                 f"--force (force=True) to delete them")
+        try:
+            os.unlink(manifest)
+        except FileNotFoundError:
+            pass
+        tree = _Tree(state["root"], root)
+        try:
+            sub = spec["subfolders"]
+            for split in SPLITS:  # both, and every subfolder, as DLIO makes them
+                for j in range(sub if sub > 1 else 0):
+                    tree.dir(f"{split}/{j:0{len(str(sub))}d}", create=True)
+                tree.dir(split, create=True)
+            for name in stale:
+                parent, leaf = os.path.split(name)
+                os.unlink(leaf, dir_fd=tree.dir(parent))
+            for e in entries:  # every directory, before the other ranks open them
+                tree.dir(os.path.dirname(e["path"]), create=True)
+                for p, _ in side_files(spec, e):
+                    tree.dir(os.path.dirname(p), create=True)
+        finally:
+            tree.close()
+
+    try:
+        agree(claim if rank == 0 else lambda: None)
+        mine = entries[rank::world]
+        scale = identity["size"] / max(1, sum(e["payload"] for e in mine))
+        tick = (lambda n: progress(n * scale)) if progress and rank == 0 else None
+        sizes = agree(lambda: _write_files(root, spec, identity, mine, threads, tick),
+                      share=True)
+        seconds = max(s for _, s in sizes)
+        sized = {}
+        for written, _ in sizes:
+            sized.update(written)
+        record = _manifest(spec, identity, entries, sized)
+        if rank == 0:
+            agree(lambda: _files.write_manifest(manifest, record))
+        else:
+            agree(lambda: None)
+    finally:
+        if "root" in state:
+            os.close(state["root"])  # and with it the lock
+    return {**record, "manifest": manifest, "seconds": seconds}
+
+
+def _collective(comm):
+    """agree(fn): fn() on every rank and every rank's value (a list), or every rank raises
+    the first error (dgen_py.mpi's protocol); without comm, [fn()]."""
+    if comm is None:
+        return lambda fn, share=True: [fn()] if share else fn()
+    from .mpi import _agree
+    return lambda fn, share=True: _agree(comm, fn, share)
+
+
+def _write_files(root, spec, identity, mine, threads, progress):
+    """Write data files `mine` and their index files; ({path: size}, seconds)."""
+    started = time.perf_counter()
+    fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    tree = _Tree(fd_root, root)
+    writer = _Writer(identity, threads, progress)
+    sizes = {}
+    # Existing files are overwritten in place and cut to their new length after (as
+    # write_dataset does: no pages freed and allocated again), new ones appended to.
+    flags = os.O_WRONLY | os.O_CREAT
+    try:
+        for f in mine:
+            fd = tree.open(f["path"], flags)
+            try:
+                sizes[f["path"]] = writer.write(fd, spec, f)
+                os.ftruncate(fd, sizes[f["path"]])
+            except OSError as e:
+                raise OSError(e.errno, f"writing {os.path.join(root, f['path'])}: "
+                              f"{e.strerror}") from None
+            finally:
+                os.close(fd)
+            for p, content in side_files(spec, f):
+                fd = tree.open(p, flags | os.O_TRUNC)
+                try:
+                    os.write(fd, content)
+                finally:
+                    os.close(fd)
+                sizes[p] = len(content)
+    finally:
+        writer.window.close()
+        tree.close()
+        os.close(fd_root)
+    return sizes, time.perf_counter() - started
+
+
+def _manifest(spec, identity, entries, sizes) -> dict:
+    from . import __version__
+    import datetime
+    listed, at = [], 0
+    for f in entries:
+        listed.append({"path": f["path"], "offset": at, "length": sizes[f["path"]],
+                       "payload_offset": f["payload_offset"], "payload": f["payload"],
+                       "dims": list(f["dims"])})
+        at += sizes[f["path"]]
+    index = sorted(p for f in entries for p, _ in side_files(spec, f))
+    return {"dgen_dataset": 1, "dgen_version": __version__,
+            "format_version": identity["format_version"], "identity": identity,
+            "dataset": spec, "encoders": encoders(spec["format"]), "files": listed,
+            "index_files": [{"path": p, "length": sizes[p]} for p in index],
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "complete": True}
+
+
+# --- verifying -----------------------------------------------------------------------------
+def is_training_dataset(path) -> bool:
+    """Whether `path` is a directory whose manifest describes a training dataset."""
+    import json
+    manifest = os.path.join(os.fspath(path), _files.MANIFEST_NAME)
+    if not os.path.isdir(path) or not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest) as fh:
+            return json.load(fh).get("dgen_dataset") == 1
+    except (ValueError, AttributeError, OSError):
+        return False
+
+
+def read_manifest(path) -> dict:
+    """The checked manifest of the training dataset in directory `path`."""
+    import json
+    where = os.path.join(os.fspath(path), _files.MANIFEST_NAME)
+    with open(where, "rb") as fh:
+        try:
+            record = json.load(fh)
+        except ValueError as e:
+            raise ValueError(f"{where}: not a JSON manifest ({e})") from None
+    if not isinstance(record, dict) or record.get("dgen_dataset") != 1:
+        raise ValueError(f"{where}: not a training dataset manifest (dgen_dataset != 1)")
+    if record.get("complete") is not True:
+        raise ValueError(f"{where}: complete is {record.get('complete')!r}: the dataset was "
+                         f"not completely written")
+    try:
+        spec = resolve_spec(**{k: v for k, v in record["dataset"].items()})
+        ident = record["identity"]
+        identity = _files._identity(ident["size"], ident["dedup_ratio"],
+                                    ident["compress_ratio"], ident["seed"],
+                                    ident["dedup_unit"], ident["format_version"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{where}: dataset or identity: {e}") from None
+    entries, size = plan(spec)
+    if size != identity["size"]:
+        raise ValueError(f"{where}: identity.size is {identity['size']}, but the dataset's "
+                         f"samples take {size} bytes of the stream")
+    return {**record, "dataset": spec, "identity": identity, "entries": entries,
+            "manifest": where}
+
+
+def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
+                            comm=None) -> dict:
+    """Regenerate every file of the training dataset in `path` and compare it with what is
+    there. Returns a JSON-ready dict: "ok", "path", "manifest", "identity", "dataset",
+    "files" (data and index files checked), "bytes_read", "mismatched_bytes",
+    "range_count", "ranges" (the first max_ranges: {file, file_offset, length, kind
+    ("payload", "container", "encoded": bytes an encoder made, "missing", "extra"),
+    offset: the stream offset of a payload range}), "warnings" (encoders of another
+    version than the one that wrote the files) and "seconds". With comm, rank r checks
+    files r, r + size, ... and every rank returns the same dict."""
+    path = os.fspath(path)
+    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+    threads = _checks.threads(threads) or _core.available_cpus()
+    agree = _collective(comm)
+    rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
+    record = agree(lambda: read_manifest(path), share=False)
+    spec, identity, entries = record["dataset"], record["identity"], record["entries"]
+    warnings = []
+    now = agree(lambda: require(spec["format"]) and encoders(spec["format"]),
+                share=False) or {}
+    for name, version in (record.get("encoders") or {}).items():
+        if now.get(name) != version:
+            warnings.append(f"{name} {now.get(name)} here, {version} wrote the dataset: "
+                            f"{spec['format']} container or encoded bytes may differ")
+    started = time.perf_counter()
+    results = agree(lambda: _check_files(path, spec, identity, entries[rank::world], threads,
+                                         max_ranges, progress if rank == 0 else None))
+    ranges = sorted((r for res in results for r in res["ranges"]),
+                    key=lambda r: r["file"])[:max_ranges]
+    count = sum(r["range_count"] for r in results)
+    return {"ok": count == 0, "path": path, "manifest": record["manifest"],
+            "identity": identity, "dataset": spec,
+            "files": sum(r["files"] for r in results),
+            "bytes_read": sum(r["bytes_read"] for r in results),
+            "mismatched_bytes": sum(r["mismatched_bytes"] for r in results),
+            "range_count": count, "ranges": ranges, "warnings": warnings,
+            "seconds": time.perf_counter() - started}
+
+
+def _check_files(root, spec, identity, mine, threads, max_ranges, progress) -> dict:
+    checker = _Checker(identity, threads, max_ranges, progress)
+    fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    tree = _Tree(fd_root, root)
+    count = 0
+    try:
+        for f in mine:
+            targets = [(f["path"], parts(spec, f), f["payload_offset"] + f["payload"])]
+            targets += [(p, [content], 0) for p, content in side_files(spec, f)]
+            for rel, expected, limit in targets:
+                count += 1
+                try:
+                    fd = tree.open(rel, os.O_RDONLY)
+                except FileNotFoundError:
+                    checker._range(rel, 0, sum(len(p) if isinstance(p, bytes) else 0
+                                               for p in expected), "missing")
+                    continue
+                try:
+                    checker.check(fd, rel, expected, limit)
+                finally:
+                    os.close(fd)
+    finally:
+        checker.window.close()
+        tree.close()
+        os.close(fd_root)
+    return {"files": count, "bytes_read": checker.read, "mismatched_bytes": checker.mismatched,
+            "range_count": checker.count, "ranges": checker.ranges}
+
+
+def report(r: dict) -> str:
+    """verify_training_dataset's result as the CLI prints it."""
+    spec = r["dataset"]
+    what = f"{spec['format']} dataset, {r['files']} file(s) (data and index)"
+    if r["ok"]:
+        return (f"OK {r['path']}: {what}, {r['bytes_read']} bytes read and verified "
+                f"(payload and container); seed {r['identity']['seed']}")
+    lines = [f"FAILED {r['path']}: {what}: {r['range_count']} mismatching range(s), "
+             f"{r['mismatched_bytes']} byte(s) differ or are missing"]
+    width = max([4, *(len(x["file"]) for x in r["ranges"])])
+    lines.append(f"{'file':<{width}} {'file offset':>14} {'length':>12}  what")
+    for x in r["ranges"]:
+        where = "" if x["offset"] is None else f" (stream offset {x['offset']})"
+        lines.append(f"{x['file']:<{width}} {x['file_offset']:>14} {x['length']:>12}  "
+                     f"{x['kind']}{where}")
+    if r["range_count"] > len(r["ranges"]):
+        lines.append(f"... and {r['range_count'] - len(r['ranges'])} more range(s)")
+    return "\n".join(lines)

@@ -1,0 +1,429 @@
+"""Training datasets (dgen dataset): every format read back by the readers DLIO uses, the
+layout and names DLIO's loader expects, verify down to the byte, ratios, MPI, bad input."""
+
+import glob
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dgen_py
+from dgen_py import cli, datasets
+
+from test_mpi import clean_env, mpirun, needs_mpi
+
+SEED = 11
+
+
+def write(tmp_path, fmt, **options):
+    options = {"files": 3, "eval_files": 2, "samples_per_file": 4, "record_length": 5000,
+               "record_length_stdev": 1500, "seed": SEED, "dedup_ratio": 2.0,
+               "compress_ratio": 2.0, **options}
+    root = tmp_path / fmt
+    m = datasets.write_training_dataset(root, fmt, **options)
+    return root, m
+
+
+def stream(m, offset, length) -> np.ndarray:
+    """Bytes [offset, offset + length) of the dataset's identity stream."""
+    i = m["identity"]
+    gen = dgen_py.Generator(i["size"], i["dedup_ratio"], i["compress_ratio"], seed=i["seed"],
+                            dedup_unit=i["dedup_unit"], format_version=i["format_version"])
+    out = np.empty(length, np.uint8)
+    gen.seek(offset)
+    gen.readinto(memoryview(out))
+    return out
+
+
+def samples(m, f) -> np.ndarray:
+    """File f's samples as (samples, dim1, dim2), from the stream."""
+    d1, d2 = f["dims"]
+    n = f["payload"] // (d1 * d2)
+    return stream(m, f["payload_offset"], f["payload"]).reshape(n, d1, d2)
+
+
+def test_npz_reads_as_dlio_reads_it(tmp_path):
+    root, m = write(tmp_path, "npz")
+    for f in m["files"]:
+        with np.load(root / f["path"], allow_pickle=True) as z:  # zipfile checks the CRCs
+            x, y = z["x"], z["y"]
+        d1, d2 = f["dims"]
+        assert x.shape == (d1, d2, 4) and x.dtype == np.uint8 and list(y) == [0] * 4
+        flat = stream(m, f["payload_offset"], f["payload"]).reshape(d1, d2, 4)
+        for i in range(4):
+            assert np.array_equal(x[..., i], flat[..., i])
+
+
+def test_npy_reads_as_dlio_reads_it(tmp_path):
+    root, m = write(tmp_path, "npy")
+    for f in m["files"]:
+        x = np.load(root / f["path"])
+        d1, d2 = f["dims"]
+        assert x.shape == (d1, d2, 4) and x.dtype == np.uint8
+        assert np.array_equal(x, stream(m, f["payload_offset"], f["payload"])
+                              .reshape(d1, d2, 4))
+        with open(root / f["path"], "rb") as fh:  # the payload lies raw at a 4 KiB boundary
+            fh.seek(4096)
+            assert fh.read(16) == x.tobytes()[:16]
+
+
+@pytest.mark.parametrize("dlio, k", [("2.0", 1), ("head", 3)])
+def test_hdf5_reads_as_dlio_reads_it(tmp_path, dlio, k):
+    h5py = pytest.importorskip("h5py")
+    root, m = write(tmp_path, "hdf5", dlio=dlio, hdf5_datasets=k)
+    for f in m["files"]:
+        d1, d2 = f["dims"]
+        per = 4 * d1 * d2
+        with h5py.File(root / f["path"], "r") as h5:
+            names = ["records"] if dlio == "2.0" else [f"records_{j}" for j in range(k)]
+            assert sorted(h5) == sorted(names + ["labels"])
+            assert list(h5["labels"][:]) == [0] * 4
+            for j, name in enumerate(names):
+                want = stream(m, f["payload_offset"] + j * per, per).reshape(4, d1, d2)
+                assert h5[name].shape == (4, d1, d2) and h5[name].dtype == np.uint8
+                for i in range(4):
+                    assert np.array_equal(h5[name][i], want[i])
+
+
+@pytest.mark.parametrize("dlio", ["2.0", "head"])
+def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio):
+    crc32c = pytest.importorskip("crc32c")
+    tfrecord = pytest.importorskip("tfrecord")
+    from tfrecord import example_pb2
+    assert crc32c.crc32c(b"123456789") == 0xE3069283  # Castagnoli
+    root, m = write(tmp_path, "tfrecord", dlio=dlio)
+    base = int(np.sqrt(5000))
+    for f in m["files"]:
+        path = root / f["path"]
+        split = f["path"].split("/")[0]
+        index = root / "index" / split / (os.path.basename(f["path"]) + ".idx")
+        want = samples(m, f)
+        data = path.read_bytes()
+        at, starts = 0, []
+        for i in range(4):  # framing: length, masked CRC of it, data, masked CRC of data
+            (length,) = struct.unpack_from("<Q", data, at)
+            for what, crc in ((data[at:at + 8], data[at + 8:at + 12]),
+                              (data[at + 12:at + 12 + length],
+                               data[at + 12 + length:at + 16 + length])):
+                c = crc32c.crc32c(what)
+                assert struct.unpack("<I", crc)[0] == \
+                    (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+            example = example_pb2.Example()
+            example.ParseFromString(data[at + 12:at + 12 + length])
+            feature = example.features.feature
+            assert sorted(feature) == ["image", "size"]
+            assert len(feature["image"].bytes_list.value) == 1
+            assert len(feature["size"].int64_list.value) == 1
+            assert feature["image"].bytes_list.value[0] == want[i].tobytes()
+            assert feature["size"].int64_list.value[0] == \
+                (want[i].size if dlio == "head" else base)
+            starts.append((at, 16 + length))
+            at += 16 + length
+        assert at == len(data)
+        assert index.read_text() == "".join(f"{a} {n}\n" for a, n in starts)  # DALI's
+        # With the index and one shard the reader seeks to the records the index gives.
+        records = list(tfrecord.tfrecord_loader(str(path), str(index),
+                                                {"image": "byte", "size": "int"}, (0, 1)))
+        assert len(records) == 4
+        assert [bytes(r["image"]) for r in records] == [w.tobytes() for w in want]
+
+
+def test_parquet_row_groups(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    root, m = write(tmp_path, "parquet", samples_per_file=1500, record_length=64,
+                    record_length_stdev=0)
+    for f in m["files"]:
+        pf = pq.ParquetFile(root / f["path"])
+        assert pf.num_row_groups == 2  # 1024 rows per group, as DLIO's default
+        want = samples(m, f).reshape(1500, 64)
+        rows = np.concatenate([np.stack(pf.read_row_group(g, columns=["data"])
+                                        .column("data").to_numpy(zero_copy_only=False))
+                               for g in range(pf.num_row_groups)])
+        assert np.array_equal(rows, want)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_images_open_with_pil(tmp_path, fmt):
+    Image = pytest.importorskip("PIL.Image")
+    root, m = write(tmp_path, fmt, samples_per_file=1)
+    for f in m["files"]:
+        pixels = np.asarray(Image.open(root / f["path"]))
+        assert pixels.shape == tuple(f["dims"]) and pixels.dtype == np.uint8
+        if fmt == "png":  # lossless
+            assert np.array_equal(pixels, samples(m, f)[0])
+
+
+def test_indexed_binary_index_files(tmp_path):
+    root, m = write(tmp_path, "indexed_binary")
+    for f in m["files"]:
+        path = root / f["path"]
+        offsets = np.fromfile(f"{path}.off.idx", np.uint64)
+        sizes = np.fromfile(f"{path}.sz.idx", np.uint64)
+        assert len(offsets) == len(sizes) == 4
+        data, want = path.read_bytes(), samples(m, f)
+        for i, (a, n) in enumerate(zip(offsets.tolist(), sizes.tolist())):
+            assert data[a:a + n] == want[i].tobytes()
+
+
+def test_csv_rows_are_samples(tmp_path):
+    root, m = write(tmp_path, "csv")
+    for f in m["files"]:
+        rows = np.loadtxt(root / f["path"], delimiter=",", dtype=np.int64, ndmin=2)
+        assert np.array_equal(rows, samples(m, f).reshape(4, -1))
+
+
+def dlio_listing(root, split, fmt, subfolders):
+    """The files DLIO's loader (main.py initialize) takes from a split, in its order."""
+    folder = os.path.join(root, split)
+    entries = sorted(os.listdir(folder))
+    if os.path.isdir(os.path.join(folder, entries[0])):
+        assert len(entries) == subfolders
+        return sorted(glob.glob(os.path.join(folder, f"*/*.{fmt}")), key=os.path.basename)
+    assert subfolders == 0
+    return [os.path.join(folder, e) for e in entries if e.endswith(fmt)]
+
+
+@pytest.mark.parametrize("subfolders", [0, 3])
+def test_names_and_order_as_dlio_expects(tmp_path, subfolders):
+    root, m = write(tmp_path, "npy", files=12, eval_files=2, subfolders=subfolders,
+                    file_prefix="part", record_length=100, record_length_stdev=0)
+    train = dlio_listing(root, "train", "npy", subfolders)
+    assert [os.path.basename(p) for p in train] == [f"part_{i:02d}_of_12.npy" for i in range(12)]
+    if subfolders:
+        assert all(p.endswith(f"/train/{i % 3}/part_{i:02d}_of_12.npy")
+                   for i, p in enumerate(train))
+    valid = dlio_listing(root, "valid", "npy", subfolders)
+    assert [os.path.basename(p) for p in valid] == ["part_0_of_2.npy", "part_1_of_2.npy"]
+    assert [f["path"] for f in m["files"]] == \
+        [os.path.relpath(p, root) for p in train + valid]  # dataset order
+
+
+def test_dims_from_a_seeded_normal_as_dlio(tmp_path):
+    spec = datasets.resolve_spec("npy", files=5, record_length=10_000,
+                                 record_length_stdev=2000)
+    rng = np.random.RandomState(10)
+    want = [tuple(max(int(v), 1) for v in rng.normal(100, 2000 / 2 / 100, 2))
+            for _ in range(5)]
+    assert datasets.dims(spec) == want and len(set(want)) > 1
+
+
+def test_workload_presets():
+    spec = datasets.resolve_spec(workload="resnet50", files=2)
+    assert (spec["format"], spec["files"], spec["samples_per_file"]) == ("tfrecord", 2, 1251)
+    assert datasets.dims(spec)[0] == (338, 338)
+    assert datasets.resolve_spec(workload="unet3d")["format"] == "npz"
+    assert datasets.resolve_spec(workload="cosmoflow")["files"] == 524_288
+
+
+def flip(path, at):
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0x40]))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "tfrecord", "hdf5", "npz"])
+def test_verify_finds_the_flipped_byte(tmp_path, fmt):
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
+    root, m = write(tmp_path, fmt)
+    assert dgen("verify", root).returncode == 0
+    f = m["files"][2]
+    path = root / f["path"]
+    payload_at = {"npy": 4096, "npz": 4096, "tfrecord": 60, "hdf5": 4096}[fmt] + 5
+    assert fmt == "tfrecord" or path.read_bytes()[payload_at - 5:payload_at + 11] == \
+        stream(m, f["payload_offset"], 16).tobytes()  # it is payload
+    flip(path, payload_at)
+    r = datasets.verify_training_dataset(root)
+    assert not r["ok"] and r["range_count"] == 1
+    (x,) = r["ranges"]
+    assert (x["file"], x["file_offset"], x["length"], x["kind"]) == \
+        (f["path"], payload_at, 1, "payload")
+    flip(path, payload_at)
+    container_at = 20  # a header's byte in every format here
+    flip(path, container_at)
+    out = dgen("verify", root)
+    assert out.returncode == 1
+    assert f"{f['path']} {container_at:>14} {1:>12}  container".encode() in out.stdout
+
+
+def test_verify_reports_missing_and_extra(tmp_path):
+    root, m = write(tmp_path, "indexed_binary")
+    first, second = (root / f["path"] for f in m["files"][:2])
+    os.truncate(first, 100)
+    with open(second, "ab") as fh:
+        fh.write(b"x" * 7)
+    os.unlink(f"{root / m['files'][3]['path']}.sz.idx")
+    kinds = {(x["file"], x["kind"]) for x in datasets.verify_training_dataset(root)["ranges"]}
+    assert kinds == {(m["files"][0]["path"], "missing"), (m["files"][1]["path"], "extra"),
+                     (m["files"][3]["path"] + ".sz.idx", "missing")}
+
+
+def test_analyze_measures_both_ratios(tmp_path):
+    from dgen_py.analysis import analyze
+    root, m = write(tmp_path, "npy", files=1, eval_files=0, samples_per_file=64,
+                    record_length=1 << 20, record_length_stdev=0)
+    out = dgen("analyze", root / m["files"][0]["path"], "--json", "--sample", "0.25")
+    assert out.returncode == 0, out.stderr
+    a = json.loads(out.stdout)["files"][0]
+    # The payload starts 4 KiB into the file: 4 KiB blocks see every duplicate.
+    assert abs(a["dedup"]["4096"]["ratio"] - 2) < 0.1
+    assert abs(a["compression"]["ratios"]["zstd-1"] - 2) < 0.1
+    assert analyze  # the same function the CLI calls
+
+
+def test_reproducible_from_the_seed(tmp_path):
+    a, _ = write(tmp_path / "a", "tfrecord")
+    b, _ = write(tmp_path / "b", "tfrecord")
+    assert tree_bytes(a) == tree_bytes(b)
+    c, _ = write(tmp_path / "c", "tfrecord", seed=SEED + 1)
+    assert tree_bytes(a) != tree_bytes(c)
+
+
+def tree_bytes(root) -> dict:
+    return {os.path.relpath(os.path.join(d, n), root): open(os.path.join(d, n), "rb").read()
+            for d, _, names in os.walk(root) for n in names if n != "dgen-manifest.json"}
+
+
+def dgen(*args):
+    return subprocess.run([sys.executable, "-m", "dgen_py", *map(str, args)],
+                          capture_output=True, timeout=120, env=clean_env())
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--format", "tiff"], "--format"),
+    (["--format", "npy", "--files", "0"], "--files"),
+    (["--format", "npy", "--record-length", "0"], "--record-length"),
+    (["--format", "npy", "--record-length", "100", "--record-length-stdev", "101"],
+     "--record-length-stdev"),
+    (["--format", "npy", "--samples-per-file", "0"], "--samples-per-file"),
+    (["--workload", "bert"], "--workload"),
+    (["--format", "npy", "--dlio", "1.0"], "--dlio"),
+    (["--format", "jpeg", "--samples-per-file", "2"], "--samples-per-file"),
+    (["--format", "npy", "--hdf5-datasets", "2"], "--hdf5-datasets"),
+    (["--format", "npy", "--file-prefix", "a/b"], "--file-prefix"),
+])
+def test_bad_input_exits_2_naming_the_option(tmp_path, args, names, capsys):
+    assert cli.main(["dataset", str(tmp_path / "d"), *args]) == 2
+    err = capsys.readouterr().err
+    assert names in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("fmt, module, extra", [
+    ("hdf5", "h5py", "hdf5"), ("parquet", "pyarrow", "parquet"), ("jpeg", "PIL", "images"),
+    ("tfrecord", "crc32c", "tfrecord")])
+def test_missing_dependency_names_the_extra(tmp_path, monkeypatch, capsys, fmt, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails
+    assert cli.main(["dataset", str(tmp_path / "d"), "--format", fmt]) == 2
+    err = capsys.readouterr().err
+    assert module in err and f"dgen-py[{extra}]" in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_nothing_half_written_looks_complete(tmp_path):
+    root, _ = write(tmp_path, "npy")
+    manifest = root / "dgen-manifest.json"
+    assert manifest.exists()
+    # A directory where a data file must go: the write fails after the old manifest went.
+    os.unlink(root / "train" / "img_1_of_3.npy")
+    os.mkdir(root / "train" / "img_1_of_3.npy")
+    with pytest.raises(OSError):
+        write(tmp_path, "npy")
+    assert not manifest.exists()
+    assert dgen("verify", root).returncode != 0
+
+
+def test_stale_files_refused_unless_force(tmp_path):
+    root, _ = write(tmp_path, "npy", files=4)
+    out = dgen("dataset", root, "--format", "npy", "--files", "2", "--record-length", "100")
+    assert out.returncode == 2 and b"--force" in out.stderr
+    assert (root / "dgen-manifest.json").exists()  # refused before anything changed
+    out = dgen("dataset", root, "--format", "npy", "--files", "2", "--record-length", "100",
+               "--force")
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(root / "train")) == ["img_0_of_2.npy", "img_1_of_2.npy"]
+    assert os.listdir(root / "valid") == []
+    assert dgen("verify", root).returncode == 0
+
+
+def test_symlinked_split_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    root = tmp_path / "d"
+    root.mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "train")
+    out = dgen("dataset", root, "--format", "npy", "--record-length", "100")
+    assert out.returncode == 2 and b"not a directory" in out.stderr
+    assert os.listdir(tmp_path / "elsewhere") == []
+
+
+@needs_mpi
+@pytest.mark.parametrize("fmt", ["tfrecord", "npz"])
+def test_mpi_dataset_is_byte_identical(tmp_path, fmt):
+    args = ["--format", fmt, "--files", "3", "--eval-files", "2", "--samples-per-file", "3",
+            "--record-length", "20000", "--record-length-stdev", "5000", "--seed", "3",
+            "--dedup-ratio", "2", "--compress-ratio", "2"]
+    single = tmp_path / "single"
+    assert dgen("dataset", single, *args).returncode == 0
+    many = tmp_path / "many"
+    out = mpirun(2, sys.executable, "-m", "dgen_py", "dataset", many, *args, "--json")
+    assert out.returncode == 0, out.stderr
+    assert tree_bytes(single) == tree_bytes(many)
+    one, two = (json.loads((p / "dgen-manifest.json").read_text()) for p in (single, many))
+    assert {k: v for k, v in one.items() if k != "created"} == \
+        {k: v for k, v in two.items() if k != "created"}
+    out = mpirun(2, sys.executable, "-m", "dgen_py", "verify", many)
+    assert out.returncode == 0, out.stderr
+    flip(many / "valid" / f"img_1_of_2.{fmt}", 4200)
+    out = mpirun(2, sys.executable, "-m", "dgen_py", "verify", many, "--json")
+    assert out.returncode == 1
+    r = json.loads(out.stdout)
+    assert [(x["file"], x["file_offset"]) for x in r["ranges"]] == \
+        [(f"valid/img_1_of_2.{fmt}", 4200)]
+
+
+def test_verify_takes_no_identity_overrides(tmp_path, capsys):
+    root, _ = write(tmp_path, "npy", files=1, eval_files=0)
+    assert cli.main(["verify", str(root), "--seed", "3"]) == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("window", [3 * 4096 + 100, 2000])
+def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window):
+    """Records across many windows (generated ahead) and records larger than a window
+    (checksums continued across windows) give the bytes one window would."""
+    pytest.importorskip("crc32c")
+    want = {fmt: tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
+            for fmt in ("tfrecord", "npz")}
+    monkeypatch.setattr(datasets, "WINDOW", window)
+    monkeypatch.setattr(datasets, "FLUSH", 1000)
+    for fmt in want:
+        root, _ = write(tmp_path / "small", fmt, samples_per_file=10)
+        assert tree_bytes(root) == want[fmt]
+        assert datasets.verify_training_dataset(root)["ok"]
+
+
+def test_verify_names_encoded_bytes(tmp_path):
+    pytest.importorskip("PIL")
+    root, m = write(tmp_path, "jpeg", samples_per_file=1)
+    assert datasets.verify_training_dataset(root)["ok"]
+    flip(root / m["files"][0]["path"], 700)
+    (x,) = datasets.verify_training_dataset(root)["ranges"]
+    assert (x["file"], x["file_offset"], x["kind"]) == (m["files"][0]["path"], 700, "encoded")
+
+
+def test_verify_warns_of_another_encoder_version(tmp_path):
+    pytest.importorskip("PIL")
+    root, m = write(tmp_path, "png", samples_per_file=1)
+    assert set(m["encoders"]) == {"pillow"}
+    manifest = root / "dgen-manifest.json"
+    record = json.loads(manifest.read_text())
+    record["encoders"]["pillow"] = "0.1"
+    manifest.write_text(json.dumps(record))
+    r = datasets.verify_training_dataset(root)
+    assert r["ok"] and len(r["warnings"]) == 1 and "0.1" in r["warnings"][0]

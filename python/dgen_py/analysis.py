@@ -20,7 +20,7 @@ import zstandard
 
 from . import _checks, _core
 from ._generator import Generator
-from .files import MANIFEST_NAME, MANIFEST_SUFFIX
+from .files import MANIFEST_NAME, MANIFEST_SUFFIX, DatasetTree
 
 PAGE = 4096
 MAX_BLOCK = 2**30
@@ -194,7 +194,7 @@ def dataset_files(path) -> list[str] | None:
     if os.path.isdir(path):
         manifest = os.path.join(path, MANIFEST_NAME)
         if not os.path.exists(manifest):
-            names = sorted(e.name for e in os.scandir(path) if e.is_file()
+            names = sorted(e.name for e in os.scandir(path) if e.is_file(follow_symlinks=False)
                            and not e.name.startswith(".") and e.name != MANIFEST_NAME
                            and not e.name.endswith(MANIFEST_SUFFIX))
             if not names:
@@ -221,10 +221,12 @@ def _manifest_files(path: str) -> list[str]:
     base = os.path.dirname(path)
     out = []
     for x in sorted(listed, key=lambda x: x["offset"]):
-        if os.path.basename(x["path"]) != x["path"] or x["path"] in ("", ".", ".."):
+        # A file of the dataset, maybe in a subdirectory (training datasets: train/...).
+        parts = x["path"].split("/")
+        if any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"{path}: files[].path must name a file in {base or '.'}, "
                              f"got {x['path']!r}")
-        out.append(os.path.join(base, x["path"]))
+        out.append(os.path.join(base, *parts))
     return out
 
 
@@ -233,7 +235,7 @@ def _open(source, chunk, stack):
     if isinstance(source, (str, os.PathLike)):
         paths = dataset_files(source)
         paths = [source] if paths is None else paths
-        readers = _file_readers(paths)
+        readers = _file_readers(paths, None if paths == [source] else _dataset_root(source))
         stack.callback(readers.close)
         return os.fsdecode(source), _read_chunks(readers, chunk)
     if isinstance(source, Generator):
@@ -248,11 +250,27 @@ def _open(source, chunk, stack):
     return type(source).__name__, (view[o:o + chunk] for o in range(0, len(view), chunk))
 
 
-def _file_readers(paths):
-    """readinto of each file in turn; a file is closed when the next is asked for."""
-    for path in paths:
-        with open(path, "rb", buffering=0) as f:
-            yield f.readinto
+def _dataset_root(path) -> str:
+    path = os.fspath(path)
+    return path if os.path.isdir(path) else os.path.dirname(path) or "."
+
+
+def _file_readers(paths, root):
+    """readinto of each file in turn; a file is closed when the next is asked for. The files
+    of a dataset (under `root`) are opened without following symlinks."""
+    tree = None
+    if root is not None:
+        tree = DatasetTree(os.open(root, os.O_RDONLY | os.O_DIRECTORY), root)
+    try:
+        for path in paths:
+            fd = (os.open(path, os.O_RDONLY) if tree is None
+                  else tree.open(os.path.relpath(path, root), os.O_RDONLY))
+            with open(fd, "rb", buffering=0) as f:
+                yield f.readinto
+    finally:
+        if tree is not None:
+            tree.close()
+            os.close(tree.fds[""])
 
 
 def _read_chunks(readers, chunk):

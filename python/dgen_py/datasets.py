@@ -679,44 +679,6 @@ class _Checker:
 
 
 # --- directories ---------------------------------------------------------------------------
-class _Tree:
-    """Directories under DIR opened one component at a time, never following a symlink."""
-
-    def __init__(self, root_fd: int, root: str):
-        self.root, self.fds = root, {"": root_fd}
-
-    def dir(self, rel: str, create=False) -> int:
-        if rel in self.fds:
-            return self.fds[rel]
-        parent, name = os.path.split(rel)
-        up = self.dir(parent, create)
-        if create:
-            try:
-                os.mkdir(name, 0o755, dir_fd=up)
-            except FileExistsError:
-                pass
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up)
-        except OSError as e:
-            if e.errno in (errno.ENOTDIR, errno.ELOOP):
-                raise _files.Refused(errno.EINVAL, f"{os.path.join(self.root, rel)} is not a "
-                                     f"directory: dgen writes only inside real "
-                                     f"directories of the dataset") from None
-            raise OSError(e.errno, e.strerror, os.path.join(self.root, rel)) from None
-        self.fds[rel] = fd
-        return fd
-
-    def open(self, rel: str, flags: int) -> int:
-        parent, name = os.path.split(rel)
-        return _files.open_in(self.dir(parent, create=bool(flags & os.O_CREAT)), name, flags,
-                              os.path.join(self.root, rel))
-
-    def close(self):
-        for rel, fd in self.fds.items():
-            if rel:
-                os.close(fd)
-
-
 def _existing(root: str) -> set[str]:
     """Files under DIR/train, valid and index, relative to DIR."""
     out = set()
@@ -788,7 +750,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             os.unlink(manifest)
         except FileNotFoundError:
             pass
-        tree = _Tree(state["root"], root)
+        tree = _files.DatasetTree(state["root"], root)
         try:
             sub = spec["subfolders"]
             for split in SPLITS:  # both, and every subfolder, as DLIO makes them
@@ -840,7 +802,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
     """Write data files `mine` and their index files; ({path: size}, seconds)."""
     started = time.perf_counter()
     fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    tree = _Tree(fd_root, root)
+    tree = _files.DatasetTree(fd_root, root)
     writer = _Writer(identity, threads, progress)
     sizes = {}
     # Existing files are overwritten in place and cut to their new length after (as
@@ -976,7 +938,7 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
 def _check_files(root, spec, identity, mine, threads, max_ranges, progress) -> dict:
     checker = _Checker(identity, threads, max_ranges, progress)
     fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    tree = _Tree(fd_root, root)
+    tree = _files.DatasetTree(fd_root, root)
     count = 0
     try:
         for f in mine:

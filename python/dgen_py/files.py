@@ -151,6 +151,44 @@ def open_in(directory: int, name: str, flags: int, shown: str, mode: int = 0o644
     return fd
 
 
+class DatasetTree:
+    """Directories under DIR opened one component at a time, never following a symlink."""
+
+    def __init__(self, root_fd: int, root: str):
+        self.root, self.fds = root, {"": root_fd}
+
+    def dir(self, rel: str, create=False) -> int:
+        if rel in self.fds:
+            return self.fds[rel]
+        parent, name = os.path.split(rel)
+        up = self.dir(parent, create)
+        if create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=up)
+            except FileExistsError:
+                pass
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up)
+        except OSError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise Refused(errno.EINVAL, f"{os.path.join(self.root, rel)} is not a "
+                                     f"directory: dgen reads and writes only inside "
+                                     f"real directories of the dataset") from None
+            raise OSError(e.errno, e.strerror, os.path.join(self.root, rel)) from None
+        self.fds[rel] = fd
+        return fd
+
+    def open(self, rel: str, flags: int) -> int:
+        parent, name = os.path.split(rel)
+        return open_in(self.dir(parent, create=bool(flags & os.O_CREAT)), name, flags,
+                              os.path.join(self.root, rel))
+
+    def close(self):
+        for rel, fd in self.fds.items():
+            if rel:
+                os.close(fd)
+
+
 def _refuse_not_regular(st: os.stat_result, shown: str) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else

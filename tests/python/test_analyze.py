@@ -282,12 +282,33 @@ def test_a_directory_without_manifest_is_its_files_by_name(tmp_path):
         dgen_py.analyze(b + a + b, block_sizes=(4096,), compressors=()))
 
 
-@pytest.mark.parametrize("listed", ["../secret", "/etc/passwd", "sub/part"])
+@pytest.mark.parametrize("listed", ["../secret", "/etc/passwd", "sub/../../x", "sub//x"])
 def test_a_manifest_may_only_name_files_in_its_directory(tmp_path, listed):
     (tmp_path / "dgen-manifest.json").write_text(
         json.dumps({"files": [{"path": listed, "offset": 0, "length": 1}]}))
     with pytest.raises(ValueError, match="files\\[\\].path must name a file in"):
         dgen_py.analyze(tmp_path)
+
+
+def test_a_dataset_is_read_without_following_symlinks(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "part").write_bytes(b"secret" * 1000)
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "sub").symlink_to(outside)
+    (ds / "dgen-manifest.json").write_text(
+        json.dumps({"files": [{"path": "sub/part", "offset": 0, "length": 6000}]}))
+    with pytest.raises(OSError, match="not a directory"):
+        dgen_py.analyze(ds)
+    (ds / "link").symlink_to(outside / "part")
+    (ds / "dgen-manifest.json").write_text(
+        json.dumps({"files": [{"path": "link", "offset": 0, "length": 6000}]}))
+    with pytest.raises(OSError, match="symbolic link"):
+        dgen_py.analyze(ds)
+    (ds / "dgen-manifest.json").unlink()  # without a manifest: its regular files only
+    (ds / "real").write_bytes(b"x" * 4096)
+    assert dgen_py.analyze(ds, compressors=())["bytes"] == 4096
 
 
 def test_a_manifest_listing_no_files_is_an_empty_dataset(tmp_path):

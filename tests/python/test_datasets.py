@@ -264,17 +264,16 @@ def test_verify_reports_missing_and_extra(tmp_path):
                      (m["files"][3]["path"] + ".sz.idx", "missing")}
 
 
-def test_analyze_measures_both_ratios(tmp_path):
-    from dgen_py.analysis import analyze
-    root, m = write(tmp_path, "npy", files=1, eval_files=0, samples_per_file=64,
+def test_analyze_measures_both_ratios_of_the_dataset_directory(tmp_path):
+    root, m = write(tmp_path, "npy", files=2, eval_files=1, samples_per_file=32,
                     record_length=1 << 20, record_length_stdev=0)
-    out = dgen("analyze", root / m["files"][0]["path"], "--json", "--sample", "0.25")
+    out = dgen("analyze", root, "--json", "--sample", "0.25")
     assert out.returncode == 0, out.stderr
     a = json.loads(out.stdout)["files"][0]
-    # The payload starts 4 KiB into the file: 4 KiB blocks see every duplicate.
+    assert a["bytes"] == sum(os.path.getsize(root / f["path"]) for f in m["files"])
+    # Each payload starts 4 KiB into its file: 4 KiB blocks see every duplicate.
     assert abs(a["dedup"]["4096"]["ratio"] - 2) < 0.1
     assert abs(a["compression"]["ratios"]["zstd-1"] - 2) < 0.1
-    assert analyze  # the same function the CLI calls
 
 
 def test_reproducible_from_the_seed(tmp_path):

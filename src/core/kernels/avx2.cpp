@@ -5,6 +5,7 @@
 
 #include "kernels.hpp"
 #include "page_seed.hpp"
+#include "typed.hpp"
 #include "uniform.hpp"
 
 namespace dgen::kernels {
@@ -199,10 +200,27 @@ void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale&
     uniform_with<false>(dst, keys, count, s);
 }
 
+// Typed blocks: float32 uniform is uniform() itself; the rest makes each block's page in
+// an L1 buffer and converts it.
+void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, bool stream) {
+  if (count == 0) return;
+  if (t.dtype == Dtype::f32 && t.dist == Dist::uniform) {
+    uniform(reinterpret_cast<float*>(dst), keys, count, t.f, stream);
+    if (stream) fence();
+    return;
+  }
+  alignas(64) uint8_t random[4096];
+  const size_t block_bytes = block_elements(t) * element_size(t.dtype);
+  for (size_t i = 0; i < count; ++i) {
+    pages_with<Store::Unaligned>(random, keys + i, 1, sizeof random);
+    typed_portable(dst + block_bytes * i, random, t);
+  }
+}
+
 }  // namespace
 
 const Table* avx2() {
-  static const Table t{"avx2", pages, fence, uniform};
+  static const Table t{"avx2", pages, fence, uniform, typed};
   return &t;
 }
 

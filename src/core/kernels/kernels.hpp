@@ -27,7 +27,8 @@ struct TypedSpec {
   Dtype dtype;
   Dist dist;
   UniformScale f;             // uniform, 32-bit floats: the float32 value of uniform.hpp,
-  float clamp_lo, clamp_hi;   // then clamped to the dtype's values in [low, high)
+  float clamp_lo, clamp_hi;   // then clamped to the dtype's values in [low, high) (for
+                              // float32, [low, below_high]: no clamp at all)
   double low, step, high, below_high;  // uniform float64: low + (x >> 12) * step
   double mean, std;                    // normal
   uint64_t first, count;               // integers and zipf

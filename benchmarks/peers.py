@@ -20,6 +20,12 @@ data, all its threads (getrusage; for fio, its own account of its job threads):
 - numpy's Generator.bytes and os.urandom, for incompressible data only. They have no way
   to fill a buffer in place, so each call returns new bytes.
 dgen (and the reference) fill a reused bytearray with Generator.fill_chunk.
+
+Then float32 generate_uniform of --uniform-size (256 MiB) from one thread, a new buffer per
+call as callers get it, in alternating rounds with: memset of 0xA5 over a new mapping of the
+same size with huge pages asked for (first touch: what generate_uniform's allocation pays,
+so the baseline of the >= 0.5 goal), memset over a reused buffer (no page faults: the
+store bandwidth alone), and dgen-py 0.3.0's generate_uniform in its own interpreter.
 """
 
 from __future__ import annotations
@@ -196,6 +202,97 @@ def run(args) -> list[dict]:
     return rows
 
 
+UNIFORM_REFERENCE = """
+import sys, time, dgen_py
+count = int(sys.argv[1])
+for _ in sys.stdin:  # one call per line: rounds alternate with the other side's
+    t = time.perf_counter()
+    v = dgen_py.generate_uniform(count, max_threads=1, seed=1)
+    print(time.perf_counter() - t, flush=True)
+    del v
+"""
+
+
+def first_touch_memset(nbytes: int) -> None:
+    """memset of a new anonymous mapping, huge pages asked for as dgen's allocator does."""
+    import ctypes
+    import mmap
+
+    m = mmap.mmap(-1, nbytes)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        m.madvise(mmap.MADV_HUGEPAGE)
+    view = (ctypes.c_char * nbytes).from_buffer(m)
+    ctypes.memset(view, 0xA5, nbytes)
+    del view
+    m.close()
+
+
+def uniform_rows(args) -> list[dict]:
+    """GB/s of 256 MiB float32 generate_uniform on one thread and its baselines."""
+    import ctypes
+
+    import dgen_py
+
+    nbytes = args.uniform_size // 4 * 4
+    count = nbytes // 4
+    reused = bytearray(nbytes)
+    sides = {
+        "dgen generate_uniform": lambda: dgen_py.generate_uniform(count, max_threads=1, seed=1),
+        "memset, first touch": lambda: first_touch_memset(nbytes),
+        "memset, reused buffer": lambda: ctypes.memset((ctypes.c_char * nbytes).from_buffer(
+            reused), 0xA5, nbytes),
+    }
+    ref = None
+    if args.reference_python:
+        ref = subprocess.Popen([args.reference_python, "-c", UNIFORM_REFERENCE, str(count)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               cwd="/")
+
+        def reference() -> float:
+            ref.stdin.write("go\n")
+            ref.stdin.flush()
+            line = ref.stdout.readline()
+            if not line:
+                raise PeerFailed(f"{args.reference_python} stopped")
+            return float(line)
+    times = {name: [] for name in sides}
+    if ref:
+        times[f"dgen-py {args.reference_version}"] = []
+    try:
+        for f in sides.values():
+            f()  # warm-up: thread start, imports
+        if ref:
+            reference()
+        for _ in range(args.rounds):  # alternating: drift hits every side alike
+            for name, f in sides.items():
+                t = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - t)
+            if ref:
+                times[f"dgen-py {args.reference_version}"].append(reference())
+    finally:
+        if ref:
+            ref.stdin.close()
+            ref.wait()
+    ours = statistics.median(times["dgen generate_uniform"])
+    return [{"uniform_bytes": nbytes, "threads": 1, "peer": name,
+             "gbps": round(nbytes / statistics.median(t) / 1e9, 2),
+             "gbps_min": round(nbytes / max(t) / 1e9, 2),
+             "gbps_max": round(nbytes / min(t) / 1e9, 2),
+             "dgen_over_peer": round(statistics.median(t) / ours, 3)}
+            for name, t in times.items()]
+
+
+def uniform_report(rows) -> str:
+    lines = [f"generate_uniform float32, {rows[0]['uniform_bytes'] / 2**20:.0f} MiB, 1 thread, "
+             f"a new buffer per call (median (min-max) GB/s over the rounds):",
+             f"  {'':26} {'GB/s':>19} {'dgen/this':>9}"]
+    for r in rows:
+        lines.append(f"  {r['peer']:<26} {r['gbps']:>6.2f} ({r['gbps_min']:>5.2f}-"
+                     f"{r['gbps_max']:<5.2f}) {r['dgen_over_peer']:>9.3f}")
+    return "\n".join(lines)
+
+
 def figures(who: str, rounds) -> dict:
     """Median, min and max GB/s and the median GB/CPU-s of one side's rounds."""
     gbps = [r[0] for r in rounds]
@@ -235,6 +332,10 @@ def main() -> None:
                     help="thread counts, comma-separated (default: every CPU, and 1)")
     ap.add_argument("--size", default="32MiB", help="buffer size (default 32MiB)")
     ap.add_argument("--json", action="store_true", help="print JSON at the end")
+    ap.add_argument("--uniform-size", default="256MiB",
+                    help="generate_uniform bytes per call (default 256MiB); 0 skips it")
+    ap.add_argument("--only-uniform", action="store_true",
+                    help="measure generate_uniform and its baselines only")
     args = ap.parse_args()
 
     from dgen_py import get_system_info
@@ -242,6 +343,7 @@ def main() -> None:
 
     try:
         args.size = parse_size(args.size)
+        args.uniform_size = parse_size(args.uniform_size)
         args.threads = sorted({int(t) for t in args.threads.split(",")} if args.threads
                               else {get_system_info()["available_cpus"], 1}, reverse=True)
     except ValueError as e:
@@ -267,7 +369,11 @@ def main() -> None:
             ap.error(f"--reference-python {args.reference_python} has no dgen-py installed")
         args.reference_version = out.stdout.strip()
     args.live = sys.stderr if args.json else sys.stdout
-    rows = run(args)
+    rows = [] if args.only_uniform else run(args)
+    if args.uniform_size >= 4:
+        urows = uniform_rows(args)
+        print(uniform_report(urows), flush=True, file=args.live)
+        rows += urows
     if args.json:
         print(json.dumps(rows, indent=2))
 

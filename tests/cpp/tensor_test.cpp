@@ -1,6 +1,7 @@
 // Numeric data: values depend on (seed, element index) only.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -242,15 +243,18 @@ TEST(Kernels, TypedMatchesTheScalarReference) {
   const dgen::kernels::Table& simd = *dgen::kernels::avx2();
   std::mt19937_64 rng(12);
   alignas(64) static uint8_t a[4 * 4096], b[4 * 4096];
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 600; ++i) {
     dgen::kernels::TypedSpec t{};
     t.dtype = dgen::Dtype(rng() % 12);
     const bool floating = dgen::is_float(t.dtype);
     t.dist = dgen::Dist(floating ? rng() % 2 : 2 + rng() % 2);
-    t.f = {-1, 0x1p-23f, 1, std::nextafter(1.0f, 0.0f)};
-    t.clamp_lo = -1, t.clamp_hi = t.dtype == dgen::Dtype::f32 ? t.f.below_high : 0.99f;
+    // Scales that reach float16's subnormals and its overflow to infinity.
+    const float low = std::array{-1.0f, -1e-4f, -7e4f}[rng() % 3];
+    t.f = {low, -2 * low * 0x1p-24f, -low, std::nextafter(-low, 0.0f)};
+    t.clamp_lo = t.dtype == dgen::Dtype::f32 ? low : 0.99f * low;
+    t.clamp_hi = t.dtype == dgen::Dtype::f32 ? t.f.below_high : -0.99f * low;
     t.low = -1, t.step = 0x1p-51, t.high = 1, t.below_high = std::nextafter(1.0, 0.0);
-    t.mean = 0.5, t.std = 3;
+    t.mean = 0.5, t.std = std::array{3.0, 1e-5, 5e4}[rng() % 3];
     t.first = rng() % 2 ? 0 : uint64_t(-7);
     t.count = t.dist == dgen::Dist::zipf ? 1 + rng() % 1000 : rng() % 2 ? 0 : 1 + rng() % 256;
     if (t.dist == dgen::Dist::integers && dgen::element_size(t.dtype) < 8 && t.count == 0)

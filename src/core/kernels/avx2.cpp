@@ -287,10 +287,10 @@ inline __m256d cos4(__m256i w) {
   const __m256d t2 = _mm256_mul_pd(t, t), one = _mm256_set1_pd(1.0);
   __m256d c = one, s = one;
   for (int n = 22; n >= 2; n -= 2) {
-    c = _mm256_sub_pd(one, _mm256_div_pd(_mm256_mul_pd(c, t2),
-                                         _mm256_set1_pd(double(n) * (n - 1))));
-    s = _mm256_sub_pd(one, _mm256_div_pd(_mm256_mul_pd(s, t2),
-                                         _mm256_set1_pd(double(n + 1) * n)));
+    c = _mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(c, t2),
+                                         _mm256_set1_pd(1.0 / (double(n) * (n - 1)))));
+    s = _mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(s, t2),
+                                         _mm256_set1_pd(1.0 / (double(n + 1) * n))));
   }
   s = _mm256_mul_pd(s, t);
   const __m256i q = _mm256_srli_epi64(w, 30), lsb = _mm256_set1_epi64x(1);

@@ -39,12 +39,13 @@ inline double log_d(double x) {
 }
 
 // e^z for z in [-700, 700]: z = k ln 2 + r with k = floor(z / ln 2 + 1/2), |r| <= 0.35,
-// e^r from 15 terms of its series, times 2^k.
+// e^r from 15 terms of its series, times 2^k. The series multiply by rounded reciprocals
+// (1 / n as a double): a division per term would cost the vector units most of their time.
 inline double exp_d(double z) {
   const double k = std::floor(z * (1.0 / kLn2) + 0.5);
   const double r = (z - k * kLn2Hi) - k * kLn2Lo;
   double p = 1.0;
-  for (int n = 14; n >= 1; --n) p = p * r / n + 1.0;
+  for (int n = 14; n >= 1; --n) p = p * r * (1.0 / n) + 1.0;
   return p * std::bit_cast<double>(uint64_t(int64_t(k) + 1023) << 52);
 }
 
@@ -54,8 +55,8 @@ inline double cos_turn(uint32_t w) {
   const double t = (double(w & 0x3FFFFFFFu) + 0.5) * (kHalfPi * 0x1p-30), t2 = t * t;
   double c = 1.0, s = 1.0;
   for (int n = 22; n >= 2; n -= 2) {
-    c = 1.0 - c * t2 / (double(n) * (n - 1));
-    s = 1.0 - s * t2 / (double(n + 1) * n);
+    c = 1.0 - c * t2 * (1.0 / (double(n) * (n - 1)));
+    s = 1.0 - s * t2 * (1.0 / (double(n + 1) * n));
   }
   s *= t;
   const uint32_t q = w >> 30;
@@ -113,47 +114,65 @@ inline float clamped(float v, const TypedSpec& t) {
   return v < t.clamp_lo ? t.clamp_lo : v > t.clamp_hi ? t.clamp_hi : v;
 }
 
-// Element `i` of a block from its random words, as an integer of the dtype's width (the
-// float types as their bits).
-inline uint64_t typed_element(const uint8_t* random, size_t i, const TypedSpec& t) {
-  uint32_t w = 0;
-  uint64_t x = 0;
-  if (words_per_element(t) == 1) {
-    std::memcpy(&w, random + 4 * i, 4);
-  } else {
-    std::memcpy(&x, random + 8 * i, 8);
-  }
-  switch (t.dist) {
-    case Dist::uniform:
-      if (t.dtype == Dtype::f64) {
-        const double v = t.low + double(x >> 12) * t.step;
-        return std::bit_cast<uint64_t>(v < t.high ? v : t.below_high);
-      } else {
-        const float v = clamped(uniform_value(w, t.f), t);
-        if (t.dtype == Dtype::f16) return half_bits(v);
-        if (t.dtype == Dtype::bf16) return bfloat_bits(v);
-        return std::bit_cast<uint32_t>(v);
-      }
-    case Dist::normal: {
-      const double v = t.mean + t.std * normal_value(x);
-      if (t.dtype == Dtype::f64) return std::bit_cast<uint64_t>(v);
-      const float f = float(v);
-      if (t.dtype == Dtype::f16) return half_bits(f);
-      if (t.dtype == Dtype::bf16) return bfloat_bits(f);
-      return std::bit_cast<uint32_t>(f);
-    }
-    case Dist::integers:
-      if (words_per_element(t) == 1) return t.first + ((uint64_t(w) * t.count) >> 32);
-      return t.first + (t.count == 0 ? x : mulhi64(x, t.count));
-    case Dist::zipf:
-      return t.first + zipf_rank(double(x >> 11) * 0x1p-53, t) - 1;
-  }
-  return 0;
+// Element i of the block for i in [0, n), as an integer of the dtype's width (the float
+// types as their bits): one loop per case, so that each compiles to straight-line code.
+template <class F>
+inline void each(uint8_t* dst, size_t n, size_t width, F value) {
+  for (size_t i = 0; i < n; ++i) store(dst + width * i, value(i), width);
 }
 
-inline void typed_portable(uint8_t* dst, const uint8_t* random, const TypedSpec& t) {
+inline uint32_t word32(const uint8_t* random, size_t i) {
+  uint32_t w;
+  std::memcpy(&w, random + 4 * i, 4);
+  return w;
+}
+inline uint64_t word64(const uint8_t* random, size_t i) {
+  uint64_t x;
+  std::memcpy(&x, random + 8 * i, 8);
+  return x;
+}
+
+// A float32 in the dtype's 2 or 4 bytes.
+inline uint32_t float_bits(float v, Dtype d) {
+  return d == Dtype::f16 ? half_bits(v) : d == Dtype::bf16 ? bfloat_bits(v)
+                                                           : std::bit_cast<uint32_t>(v);
+}
+
+inline void typed_portable(uint8_t* dst, const uint8_t* r, const TypedSpec& t) {
   const size_t width = element_size(t.dtype), n = block_elements(t);
-  for (size_t i = 0; i < n; ++i) store(dst + width * i, typed_element(random, i, t), width);
+  const Dtype d = t.dtype;
+  switch (t.dist) {
+    case Dist::uniform:
+      if (d == Dtype::f64)
+        return each(dst, n, width, [&](size_t i) {
+          const double v = t.low + double(word64(r, i) >> 12) * t.step;
+          return std::bit_cast<uint64_t>(v < t.high ? v : t.below_high);
+        });
+      return each(dst, n, width, [&](size_t i) {
+        return float_bits(clamped(uniform_value(word32(r, i), t.f), t), d);
+      });
+    case Dist::normal:
+      if (d == Dtype::f64)
+        return each(dst, n, width, [&](size_t i) {
+          return std::bit_cast<uint64_t>(t.mean + t.std * normal_value(word64(r, i)));
+        });
+      return each(dst, n, width, [&](size_t i) {
+        return float_bits(float(t.mean + t.std * normal_value(word64(r, i))), d);
+      });
+    case Dist::integers:
+      if (words_per_element(t) == 1)
+        return each(dst, n, width, [&](size_t i) {
+          return t.first + ((uint64_t(word32(r, i)) * t.count) >> 32);
+        });
+      return each(dst, n, width, [&](size_t i) {
+        const uint64_t x = word64(r, i);
+        return t.first + (t.count == 0 ? x : mulhi64(x, t.count));
+      });
+    case Dist::zipf:
+      return each(dst, n, width, [&](size_t i) {
+        return t.first + zipf_rank(double(word64(r, i) >> 11) * 0x1p-53, t) - 1;
+      });
+  }
 }
 
 }  // namespace

@@ -202,14 +202,15 @@ def run(args) -> list[dict]:
     return rows
 
 
+# One round of the reference in a fresh interpreter, which exits before the next side runs:
+# 0.3.0's worker threads stay busy after a call and would slow whatever runs beside them.
 UNIFORM_REFERENCE = """
 import sys, time, dgen_py
 count = int(sys.argv[1])
-for _ in sys.stdin:  # one call per line: rounds alternate with the other side's
-    t = time.perf_counter()
-    v = dgen_py.generate_uniform(count, max_threads=1, seed=1)
-    print(time.perf_counter() - t, flush=True)
-    del v
+dgen_py.generate_uniform(count, max_threads=1, seed=1)  # warm-up: thread start
+t = time.perf_counter()
+v = dgen_py.generate_uniform(count, max_threads=1, seed=1)
+print(time.perf_counter() - t)
 """
 
 
@@ -218,7 +219,9 @@ def first_touch_memset(nbytes: int) -> None:
     import ctypes
     import mmap
 
-    m = mmap.mmap(-1, nbytes)
+    # Private, as malloc's and dgen's mappings are: shared anonymous memory is shmem, which
+    # gets no transparent huge pages.
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if hasattr(mmap, "MADV_HUGEPAGE"):
         m.madvise(mmap.MADV_HUGEPAGE)
     view = (ctypes.c_char * nbytes).from_buffer(m)
@@ -242,38 +245,26 @@ def uniform_rows(args) -> list[dict]:
         "memset, reused buffer": lambda: ctypes.memset((ctypes.c_char * nbytes).from_buffer(
             reused), 0xA5, nbytes),
     }
-    ref = None
     if args.reference_python:
-        ref = subprocess.Popen([args.reference_python, "-c", UNIFORM_REFERENCE, str(count)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               cwd="/")
-
-        def reference() -> float:
-            ref.stdin.write("go\n")
-            ref.stdin.flush()
-            line = ref.stdout.readline()
-            if not line:
-                raise PeerFailed(f"{args.reference_python} stopped")
-            return float(line)
+        def reference() -> None:
+            out = subprocess.run([args.reference_python, "-c", UNIFORM_REFERENCE, str(count)],
+                                 capture_output=True, text=True, cwd="/")
+            if out.returncode != 0:
+                raise PeerFailed(f"{args.reference_python}: {out.stderr.strip()[-200:]}")
+            return float(out.stdout)
     times = {name: [] for name in sides}
-    if ref:
-        times[f"dgen-py {args.reference_version}"] = []
-    try:
-        for f in sides.values():
-            f()  # warm-up: thread start, imports
-        if ref:
-            reference()
-        for _ in range(args.rounds):  # alternating: drift hits every side alike
-            for name, f in sides.items():
-                t = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - t)
-            if ref:
-                times[f"dgen-py {args.reference_version}"].append(reference())
-    finally:
-        if ref:
-            ref.stdin.close()
-            ref.wait()
+    for f in sides.values():
+        f()  # warm-up: thread start, imports
+    ref_name = f"dgen-py {args.reference_version}"
+    if args.reference_python:
+        times[ref_name] = []
+    for _ in range(args.rounds):  # alternating: drift hits every side alike
+        for name, f in sides.items():
+            t = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t)
+        if args.reference_python:
+            times[ref_name].append(reference())
     ours = statistics.median(times["dgen generate_uniform"])
     return [{"uniform_bytes": nbytes, "threads": 1, "peer": name,
              "gbps": round(nbytes / statistics.median(t) / 1e9, 2),

@@ -21,7 +21,8 @@ data, all its threads (getrusage; for fio, its own account of its job threads):
   to fill a buffer in place, so each call returns new bytes.
 dgen (and the reference) fill a reused bytearray with Generator.fill_chunk.
 
-Then float32 generate_uniform of --uniform-size (256 MiB) from one thread, a new buffer per
+With --uniform (--only-uniform: alone), float32 generate_uniform of --uniform-size
+(256 MiB) from one thread, a new buffer per
 call as callers get it, in alternating rounds with: memset of 0xA5 over a new mapping of the
 same size with huge pages asked for (first touch: what generate_uniform's allocation pays,
 so the baseline of the >= 0.5 goal), memset over a reused buffer (no page faults: the
@@ -323,10 +324,12 @@ def main() -> None:
                     help="thread counts, comma-separated (default: every CPU, and 1)")
     ap.add_argument("--size", default="32MiB", help="buffer size (default 32MiB)")
     ap.add_argument("--json", action="store_true", help="print JSON at the end")
+    ap.add_argument("--uniform", action="store_true",
+                    help="then measure generate_uniform and its baselines (JSON: rows with "
+                         "uniform_bytes)")
+    ap.add_argument("--only-uniform", action="store_true", help="--uniform alone")
     ap.add_argument("--uniform-size", default="256MiB",
-                    help="generate_uniform bytes per call (default 256MiB); 0 skips it")
-    ap.add_argument("--only-uniform", action="store_true",
-                    help="measure generate_uniform and its baselines only")
+                    help="generate_uniform bytes per call (default 256MiB)")
     args = ap.parse_args()
 
     from dgen_py import get_system_info
@@ -344,6 +347,8 @@ def main() -> None:
     if args.size < 4096 * args.threads[0]:
         ap.error(f"--size must be at least 4 KiB per thread ({4096 * args.threads[0]} "
                  f"bytes for {args.threads[0]} threads), got {args.size}")
+    if args.uniform_size < 4:
+        ap.error(f"--uniform-size must be at least 4 bytes, got {args.uniform_size}")
     if args.rounds < 1 or not args.seconds > 0:
         ap.error(f"--rounds must be 1 or more and --seconds above 0, got {args.rounds} "
                  f"and {args.seconds}")
@@ -361,7 +366,7 @@ def main() -> None:
         args.reference_version = out.stdout.strip()
     args.live = sys.stderr if args.json else sys.stdout
     rows = [] if args.only_uniform else run(args)
-    if args.uniform_size >= 4:
+    if args.uniform or args.only_uniform:
         urows = uniform_rows(args)
         print(uniform_report(urows), flush=True, file=args.live)
         rows += urows

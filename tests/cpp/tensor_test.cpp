@@ -327,7 +327,7 @@ TEST(Typed, HalfConversionRoundsToNearestEven) {
   EXPECT_EQ(dgen::kernels::bfloat_bits(1.0f + std::ldexp(1.0f, -8)), 0x3F80);
 }
 
-TEST(Typed, MathMatchesTheLibrary) {
+TEST(Typed, SeriesMatchStdCmath) {
   for (double x : {1e-300, 2.3283064365386963e-10, 0.1, 0.5, 0.7071, 1.0, 3.0, 1e10})
     EXPECT_NEAR(dgen::kernels::log_d(x), std::log(x), 4e-16 * std::max(1.0, std::abs(std::log(x))));
   for (double z : {-0.7, 0.0, 0.3, 1.0, 10.0, 44.0})

@@ -20,6 +20,13 @@ data, all its threads (getrusage; for fio, its own account of its job threads):
 - numpy's Generator.bytes and os.urandom, for incompressible data only. They have no way
   to fill a buffer in place, so each call returns new bytes.
 dgen (and the reference) fill a reused bytearray with Generator.fill_chunk.
+
+With --uniform (--only-uniform: alone), float32 generate_uniform of --uniform-size
+(256 MiB) from one thread, a new buffer per
+call as callers get it, in alternating rounds with: memset of 0xA5 over a new mapping of the
+same size with huge pages asked for (first touch: what generate_uniform's allocation pays,
+so the baseline of the >= 0.5 goal), memset over a reused buffer (no page faults: the
+store bandwidth alone), and dgen-py 0.3.0's generate_uniform in its own interpreter.
 """
 
 from __future__ import annotations
@@ -196,6 +203,88 @@ def run(args) -> list[dict]:
     return rows
 
 
+# One round of the reference in a fresh interpreter, which exits before the next side runs:
+# 0.3.0's worker threads stay busy after a call and would slow whatever runs beside them.
+UNIFORM_REFERENCE = """
+import sys, time, dgen_py
+count = int(sys.argv[1])
+dgen_py.generate_uniform(count, max_threads=1, seed=1)  # warm-up: thread start
+t = time.perf_counter()
+v = dgen_py.generate_uniform(count, max_threads=1, seed=1)
+print(time.perf_counter() - t)
+"""
+
+
+def first_touch_memset(nbytes: int) -> None:
+    """memset of a new anonymous mapping, huge pages asked for as dgen's allocator does."""
+    import ctypes
+    import mmap
+
+    # Private, as malloc's and dgen's mappings are: shared anonymous memory is shmem, which
+    # gets no transparent huge pages.
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        m.madvise(mmap.MADV_HUGEPAGE)
+    view = (ctypes.c_char * nbytes).from_buffer(m)
+    ctypes.memset(view, 0xA5, nbytes)
+    del view
+    m.close()
+
+
+def uniform_rows(args) -> list[dict]:
+    """GB/s of 256 MiB float32 generate_uniform on one thread and its baselines."""
+    import ctypes
+
+    import dgen_py
+
+    nbytes = args.uniform_size // 4 * 4
+    count = nbytes // 4
+    reused = bytearray(nbytes)
+    sides = {
+        "dgen generate_uniform": lambda: dgen_py.generate_uniform(count, max_threads=1, seed=1),
+        "memset, first touch": lambda: first_touch_memset(nbytes),
+        "memset, reused buffer": lambda: ctypes.memset((ctypes.c_char * nbytes).from_buffer(
+            reused), 0xA5, nbytes),
+    }
+    if args.reference_python:
+        def reference() -> None:
+            out = subprocess.run([args.reference_python, "-c", UNIFORM_REFERENCE, str(count)],
+                                 capture_output=True, text=True, cwd="/")
+            if out.returncode != 0:
+                raise PeerFailed(f"{args.reference_python}: {out.stderr.strip()[-200:]}")
+            return float(out.stdout)
+    times = {name: [] for name in sides}
+    for f in sides.values():
+        f()  # warm-up: thread start, imports
+    ref_name = f"dgen-py {args.reference_version}"
+    if args.reference_python:
+        times[ref_name] = []
+    for _ in range(args.rounds):  # alternating: drift hits every side alike
+        for name, f in sides.items():
+            t = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t)
+        if args.reference_python:
+            times[ref_name].append(reference())
+    ours = statistics.median(times["dgen generate_uniform"])
+    return [{"uniform_bytes": nbytes, "threads": 1, "peer": name,
+             "gbps": round(nbytes / statistics.median(t) / 1e9, 2),
+             "gbps_min": round(nbytes / max(t) / 1e9, 2),
+             "gbps_max": round(nbytes / min(t) / 1e9, 2),
+             "dgen_over_peer": round(statistics.median(t) / ours, 3)}
+            for name, t in times.items()]
+
+
+def uniform_report(rows) -> str:
+    lines = [f"generate_uniform float32, {rows[0]['uniform_bytes'] / 2**20:.0f} MiB, 1 thread, "
+             f"a new buffer per call (median (min-max) GB/s over the rounds):",
+             f"  {'':26} {'GB/s':>19} {'dgen/this':>9}"]
+    for r in rows:
+        lines.append(f"  {r['peer']:<26} {r['gbps']:>6.2f} ({r['gbps_min']:>5.2f}-"
+                     f"{r['gbps_max']:<5.2f}) {r['dgen_over_peer']:>9.3f}")
+    return "\n".join(lines)
+
+
 def figures(who: str, rounds) -> dict:
     """Median, min and max GB/s and the median GB/CPU-s of one side's rounds."""
     gbps = [r[0] for r in rounds]
@@ -235,6 +324,12 @@ def main() -> None:
                     help="thread counts, comma-separated (default: every CPU, and 1)")
     ap.add_argument("--size", default="32MiB", help="buffer size (default 32MiB)")
     ap.add_argument("--json", action="store_true", help="print JSON at the end")
+    ap.add_argument("--uniform", action="store_true",
+                    help="then measure generate_uniform and its baselines (JSON: rows with "
+                         "uniform_bytes)")
+    ap.add_argument("--only-uniform", action="store_true", help="--uniform alone")
+    ap.add_argument("--uniform-size", default="256MiB",
+                    help="generate_uniform bytes per call (default 256MiB)")
     args = ap.parse_args()
 
     from dgen_py import get_system_info
@@ -242,6 +337,7 @@ def main() -> None:
 
     try:
         args.size = parse_size(args.size)
+        args.uniform_size = parse_size(args.uniform_size)
         args.threads = sorted({int(t) for t in args.threads.split(",")} if args.threads
                               else {get_system_info()["available_cpus"], 1}, reverse=True)
     except ValueError as e:
@@ -251,6 +347,8 @@ def main() -> None:
     if args.size < 4096 * args.threads[0]:
         ap.error(f"--size must be at least 4 KiB per thread ({4096 * args.threads[0]} "
                  f"bytes for {args.threads[0]} threads), got {args.size}")
+    if args.uniform_size < 4:
+        ap.error(f"--uniform-size must be at least 4 bytes, got {args.uniform_size}")
     if args.rounds < 1 or not args.seconds > 0:
         ap.error(f"--rounds must be 1 or more and --seconds above 0, got {args.rounds} "
                  f"and {args.seconds}")
@@ -267,7 +365,11 @@ def main() -> None:
             ap.error(f"--reference-python {args.reference_python} has no dgen-py installed")
         args.reference_version = out.stdout.strip()
     args.live = sys.stderr if args.json else sys.stdout
-    rows = run(args)
+    rows = [] if args.only_uniform else run(args)
+    if args.uniform or args.only_uniform:
+        urows = uniform_rows(args)
+        print(uniform_report(urows), flush=True, file=args.live)
+        rows += urows
     if args.json:
         print(json.dumps(rows, indent=2))
 

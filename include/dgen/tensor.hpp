@@ -6,8 +6,10 @@
 // Errors: std::invalid_argument naming the parameter, the value and the accepted range.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "dgen/dgen.hpp"
 
@@ -32,5 +34,49 @@ void normalize_rows(std::span<float> data, uint64_t dim, const FillOptions& opt 
 // a few rows at a time while they are in cache.
 void uniform_vectors(uint64_t seed, std::span<float> out, uint64_t dim, float low, float high,
                      bool normalize, const FillOptions& opt = {});
+
+// Typed tensors (docs/data-model.md, "Typed tensors (version 1)"): element i of a fill is
+// a pure function of (seed, dtype, distribution and its parameters, i).
+enum class Dtype : uint8_t { f16, bf16, f32, f64, i8, i16, i32, i64, u8, u16, u32, u64 };
+enum class Dist : uint8_t { uniform, normal, integers, zipf };
+
+inline constexpr size_t element_size(Dtype d) {
+  switch (d) {
+    case Dtype::i8: case Dtype::u8: return 1;
+    case Dtype::f16: case Dtype::bf16: case Dtype::i16: case Dtype::u16: return 2;
+    case Dtype::f32: case Dtype::i32: case Dtype::u32: return 4;
+    default: return 8;
+  }
+}
+inline constexpr bool is_float(Dtype d) { return d <= Dtype::f64; }
+
+// "float16", "bfloat16", "float32", "float64", "int8" .. "int64", "uint8" .. "uint64";
+// throws std::invalid_argument naming them for anything else.
+Dtype parse_dtype(std::string_view name);
+std::string_view dtype_name(Dtype d);
+
+struct TensorParams {
+  Dist dist = Dist::uniform;
+  // uniform (float dtypes): [low, high), both finite; at least one value of the dtype
+  // must lie in it.
+  double low = 0, high = 1;
+  // normal (float dtypes): mean + std * N(0, 1), both finite, std >= 0.
+  double mean = 0, std = 1;
+  // integers and zipf (integer dtypes): values first + k for k in [0, count), with first
+  // as the dtype's value in two's complement and count 0 meaning 2^64; every value must
+  // fit the dtype. zipf: k + 1 has probability about proportional to (k + 1)^-exponent,
+  // exponent in (0, 100], count at most 2^53.
+  uint64_t first = 0, count = 0;
+  double exponent = 1;
+};
+
+// Writes elements [first_element, first_element + out.size() / element_size(dtype)) of the
+// tensor stream (seed, dtype, params) to out, little-endian (bfloat16 as its 16 bits).
+// out.size() must be a multiple of the element size; out needs no particular alignment.
+void fill_tensor(uint64_t seed, uint64_t first_element, Dtype dtype, const TensorParams& params,
+                 std::span<uint8_t> out, const FillOptions& opt = {});
+
+// normalize_rows for float64 rows: the same sums, the scale rounded to float64.
+void normalize_rows(std::span<double> data, uint64_t dim, const FillOptions& opt = {});
 
 }  // namespace dgen

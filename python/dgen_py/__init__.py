@@ -20,6 +20,7 @@ from ._generator import (
     generate_into_buffer,
 )
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
+from ._tensor import clustered_vectors, fill_tensor, tensor
 from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
 from .files import verify_file, write_dataset
@@ -54,9 +55,11 @@ __all__ = [
     "StreamingGenerator",
     "analyze",
     "bench_rolling_pool",
+    "clustered_vectors",
     "create_bytearrays",
     "detect_numa_nodes",
     "fill_buffer",
+    "fill_tensor",
     "generate_buffer",
     "generate_data",
     "generate_into_buffer",
@@ -67,6 +70,7 @@ __all__ = [
     "normalize_rows",
     "run_per_node",
     "split",
+    "tensor",
     "verify_file",
     "write_dataset",
 ]

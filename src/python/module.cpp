@@ -368,6 +368,37 @@ void normalize_buffer(nb::handle buf, uint64_t dim, unsigned threads) {
   });
 }
 
+dgen::Dist parse_dist(const std::string& d) {
+  if (d == "uniform") return dgen::Dist::uniform;
+  if (d == "normal") return dgen::Dist::normal;
+  if (d == "integers") return dgen::Dist::integers;
+  if (d == "zipf") return dgen::Dist::zipf;
+  throw nb::value_error(("dist must be uniform, normal, integers or zipf, got '" + d + "'").c_str());
+}
+
+void fill_tensor_buffer(nb::handle buf, const std::string& dtype, const std::string& dist,
+                        double low, double high, double mean, double std, uint64_t first,
+                        uint64_t count, double exponent, uint64_t seed, uint64_t start,
+                        unsigned threads) {
+  Buffer b(buf, /*writable=*/true);
+  const dgen::Dtype d = dgen::parse_dtype(dtype);
+  const dgen::TensorParams p{parse_dist(dist), low, high, mean, std, first, count, exponent};
+  const dgen::FillOptions opt{.threads = threads};
+  run_released(0, b.size(), opt, [&](const dgen::FillOptions& o) {
+    dgen::fill_tensor(seed, start, d, p, {b.data(), b.size()}, o);
+  });
+}
+
+void normalize_f64_buffer(nb::handle buf, uint64_t dim, unsigned threads) {
+  Buffer b(buf, /*writable=*/true);
+  if (dim == 0 || b.size() % (8 * dim) != 0 || reinterpret_cast<uintptr_t>(b.data()) % 8 != 0)
+    throw nb::value_error("buffer must hold aligned rows of dim float64 values");
+  const dgen::FillOptions opt{.threads = threads};
+  run_released(0, b.size(), opt, [&](const dgen::FillOptions& o) {
+    dgen::normalize_rows({reinterpret_cast<double*>(b.data()), b.size() / 8}, dim, o);
+  });
+}
+
 // Writes stream bytes [offset, offset + length) to fd without the GIL; tick(n) is called
 // with the GIL every few tens of milliseconds with the bytes written since, and a true
 // result (or an exception) stops the write. Returns the bytes written.
@@ -596,6 +627,12 @@ NB_MODULE(_core, m) {
         "numa_mode"_a = "auto", "rows x dim uniform float32 values, rows L2-normalized.");
   m.def("normalize_rows", &normalize_buffer, "buffer"_a.none(), "dim"_a, "threads"_a = 0,
         "Scales each row of `dim` float32 values in the buffer to unit L2 norm, in place.");
+  m.def("fill_tensor", &fill_tensor_buffer, "buffer"_a, "dtype"_a, "dist"_a, "low"_a, "high"_a,
+        "mean"_a, "std"_a, "first"_a, "count"_a, "exponent"_a, "seed"_a, "start"_a,
+        "threads"_a = 0,
+        "Fills the buffer with elements [start, ...) of a typed tensor stream (dgen/tensor.hpp).");
+  m.def("normalize_rows_f64", &normalize_f64_buffer, "buffer"_a, "dim"_a, "threads"_a = 0,
+        "normalize_rows for rows of float64 values, in place.");
   m.def("write_chunk", &dgen::write_chunk, "Bytes per write: a chunk that fits in the L2 cache.");
   m.def("write_memory", [](unsigned threads) {
     return dgen::write_memory({}, {.threads = threads});

@@ -5,6 +5,7 @@
 
 #include "kernels.hpp"
 #include "page_seed.hpp"
+#include "typed.hpp"
 #include "uniform.hpp"
 
 namespace dgen::kernels {
@@ -199,10 +200,224 @@ void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale&
     uniform_with<false>(dst, keys, count, s);
 }
 
+// Typed conversions, lane for lane the operations of typed.hpp.
+
+inline __m256d as_double(__m256i v) { return _mm256_castsi256_pd(v); }
+inline __m256i as_int(__m256d v) { return _mm256_castpd_si256(v); }
+
+// Exact double of 64-bit lanes below 2^52.
+inline __m256d small_to_double(__m256i k) {
+  const __m256i magic = _mm256_set1_epi64x(0x4330000000000000ll);
+  return _mm256_sub_pd(as_double(_mm256_or_si256(k, magic)), as_double(magic));
+}
+
+// half_bits() of eight floats, in the low 16 bits of each 32-bit lane.
+inline __m256i half_from(__m256 f) {
+  const __m256i b = _mm256_castps_si256(f);
+  const __m256i a = _mm256_and_si256(b, _mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(0x8000));
+  const __m256i sub = _mm256_sub_epi32(
+      _mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(a), _mm256_set1_ps(0.5f))),
+      _mm256_set1_epi32(0x3F000000));
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(a, 13), _mm256_set1_epi32(1));
+  const __m256i norm = _mm256_srli_epi32(
+      _mm256_add_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(int(0xC8000FFFu))), odd), 13);
+  // Signed compares are right: a < 2^31.
+  const __m256i big = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x477FEFFF));
+  const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x38800000), a);
+  __m256i h = _mm256_blendv_epi8(norm, sub, small);
+  h = _mm256_blendv_epi8(h, _mm256_set1_epi32(0x7C00), big);
+  return _mm256_or_si256(h, sign);
+}
+
+// bfloat_bits() of eight floats, in the low 16 bits of each 32-bit lane.
+inline __m256i bfloat_from(__m256 f) {
+  const __m256i b = _mm256_castps_si256(f);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+  return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7FFF)), odd),
+                           16);
+}
+
+// Sixteen 32-bit lanes (each below 2^16) as sixteen little-endian 16-bit values.
+inline void store16(uint8_t* p, __m256i a, __m256i b) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8));
+}
+
+// Eight floats from 32-bit floats of their dtype: float32 as they are, the others rounded.
+inline void store_floats(uint8_t* p, Dtype d, __m256 lo, __m256 hi) {
+  if (d == Dtype::f32) {
+    _mm256_storeu_ps(reinterpret_cast<float*>(p), lo);
+    _mm256_storeu_ps(reinterpret_cast<float*>(p) + 8, hi);
+  } else if (d == Dtype::f16) {
+    store16(p, half_from(lo), half_from(hi));
+  } else {
+    store16(p, bfloat_from(lo), bfloat_from(hi));
+  }
+}
+
+// log_d() of four doubles in (0, 1].
+inline __m256d log4(__m256d x) {
+  __m256i b = as_int(x);
+  __m256i e = _mm256_sub_epi64(_mm256_srli_epi64(b, 52), _mm256_set1_epi64x(1023));
+  b = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi64x(0x000FFFFFFFFFFFFFll)),
+                      _mm256_set1_epi64x(0x3FF0000000000000ll));
+  const __m256i halve = _mm256_cmpgt_epi64(b, _mm256_set1_epi64x(0x3FF6A09E667F3BCDll));
+  b = _mm256_sub_epi64(b, _mm256_and_si256(halve, _mm256_set1_epi64x(0x0010000000000000ll)));
+  e = _mm256_sub_epi64(e, halve);  // halve is -1 where set
+  const __m256d one = _mm256_set1_pd(1.0), m = as_double(b);
+  const __m256d f = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
+  const __m256d s = _mm256_mul_pd(f, f);
+  __m256d p = _mm256_set1_pd(1.0 / 23);
+  for (int k = 10; k >= 0; --k)
+    p = _mm256_add_pd(_mm256_mul_pd(p, s), _mm256_set1_pd(1.0 / (2 * k + 1)));
+  // e in [-1100, 1]: exact as a double through the 2^52 + 2^51 magic number.
+  const __m256i magic = _mm256_set1_epi64x(0x4338000000000000ll);
+  const __m256d ed = _mm256_sub_pd(as_double(_mm256_add_epi64(e, magic)), as_double(magic));
+  return _mm256_add_pd(_mm256_mul_pd(ed, _mm256_set1_pd(kLn2)),
+                       _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(2.0), f), p));
+}
+
+// cos_turn() of the 32-bit values in four 64-bit lanes.
+inline __m256d cos4(__m256i w) {
+  const __m256d t = _mm256_mul_pd(
+      _mm256_add_pd(small_to_double(_mm256_and_si256(w, _mm256_set1_epi64x(0x3FFFFFFF))),
+                    _mm256_set1_pd(0.5)),
+      _mm256_set1_pd(kHalfPi * 0x1p-30));
+  const __m256d t2 = _mm256_mul_pd(t, t), one = _mm256_set1_pd(1.0);
+  __m256d c = one, s = one;
+  for (int n = 22; n >= 2; n -= 2) {
+    c = _mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(c, t2),
+                                         _mm256_set1_pd(1.0 / (double(n) * (n - 1)))));
+    s = _mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(s, t2),
+                                         _mm256_set1_pd(1.0 / (double(n + 1) * n))));
+  }
+  s = _mm256_mul_pd(s, t);
+  const __m256i q = _mm256_srli_epi64(w, 30), lsb = _mm256_set1_epi64x(1);
+  const __m256d v = _mm256_blendv_pd(
+      c, s, as_double(_mm256_cmpeq_epi64(_mm256_and_si256(q, lsb), lsb)));
+  const __m256i neg =
+      _mm256_slli_epi64(_mm256_and_si256(_mm256_srli_epi64(_mm256_add_epi64(q, lsb), 1), lsb), 63);
+  return _mm256_xor_pd(v, as_double(neg));
+}
+
+// mean + std * normal_value(x) of four 64-bit words.
+inline __m256d normal4(__m256i x, __m256d mean, __m256d std) {
+  const __m256d u = _mm256_mul_pd(
+      _mm256_add_pd(small_to_double(_mm256_and_si256(x, _mm256_set1_epi64x(0xFFFFFFFFll))),
+                    _mm256_set1_pd(0.5)),
+      _mm256_set1_pd(0x1p-32));
+  const __m256d r = _mm256_sqrt_pd(_mm256_mul_pd(_mm256_set1_pd(-2.0), log4(u)));
+  return _mm256_add_pd(mean, _mm256_mul_pd(std, _mm256_mul_pd(r, cos4(_mm256_srli_epi64(x, 32)))));
+}
+
+// The high 32 bits of w * n for eight 32-bit words, n < 2^32.
+inline __m256i mulhi32(__m256i w, __m256i n) {
+  const __m256i even = _mm256_srli_epi64(_mm256_mul_epu32(w, n), 32);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(w, 32), n);
+  return _mm256_blend_epi32(even, odd, 0xAA);
+}
+
+inline __m256i load_words(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// One block from its random words; false where typed_portable() is to do it (zipf, and
+// integers of 8 bytes).
+bool typed_block(uint8_t* dst, const uint8_t* random, const TypedSpec& t) {
+  const size_t n = block_elements(t);
+  if (t.dist == Dist::uniform && t.dtype == Dtype::f64) {
+    const __m256d low = _mm256_set1_pd(t.low), step = _mm256_set1_pd(t.step);
+    const __m256d high = _mm256_set1_pd(t.high), below = _mm256_set1_pd(t.below_high);
+    for (size_t i = 0; i < n; i += 4) {
+      const __m256d k = small_to_double(_mm256_srli_epi64(load_words(random + 8 * i), 12));
+      const __m256d v = _mm256_add_pd(low, _mm256_mul_pd(k, step));
+      _mm256_storeu_pd(reinterpret_cast<double*>(dst) + i,
+                       _mm256_blendv_pd(below, v, _mm256_cmp_pd(v, high, _CMP_LT_OQ)));
+    }
+    return true;
+  }
+  if (t.dist == Dist::uniform) {
+    const __m256 low = _mm256_set1_ps(t.f.low), step = _mm256_set1_ps(t.f.step);
+    const __m256 high = _mm256_set1_ps(t.f.high), below = _mm256_set1_ps(t.f.below_high);
+    const __m256 lo = _mm256_set1_ps(t.clamp_lo), hi = _mm256_set1_ps(t.clamp_hi);
+    auto eight = [&](size_t i) {
+      const __m256 v = to_uniform(load_words(random + 4 * i), low, step, high, below);
+      return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    };
+    for (size_t i = 0; i < n; i += 16)
+      store_floats(dst + element_size(t.dtype) * i, t.dtype, eight(i), eight(i + 8));
+    return true;
+  }
+  if (t.dist == Dist::normal) {
+    const __m256d mean = _mm256_set1_pd(t.mean), std = _mm256_set1_pd(t.std);
+    auto four = [&](size_t i) { return normal4(load_words(random + 8 * i), mean, std); };
+    if (t.dtype == Dtype::f64) {
+      for (size_t i = 0; i < n; i += 4) _mm256_storeu_pd(reinterpret_cast<double*>(dst) + i, four(i));
+      return true;
+    }
+    auto eight = [&](size_t i) {
+      return _mm256_set_m128(_mm256_cvtpd_ps(four(i + 4)), _mm256_cvtpd_ps(four(i)));
+    };
+    for (size_t i = 0; i < n; i += 16)
+      store_floats(dst + element_size(t.dtype) * i, t.dtype, eight(i), eight(i + 8));
+    return true;
+  }
+  if (t.dist == Dist::integers && words_per_element(t) == 1) {
+    const bool all = t.count == (uint64_t(1) << 32);
+    const __m256i count = _mm256_set1_epi64x(static_cast<long long>(t.count));
+    const __m256i first = _mm256_set1_epi32(static_cast<int>(uint32_t(t.first)));
+    auto eight = [&](size_t i) {
+      const __m256i w = load_words(random + 4 * i);
+      return _mm256_add_epi32(first, all ? w : mulhi32(w, count));
+    };
+    const size_t width = element_size(t.dtype);
+    const __m256i low16 = _mm256_set1_epi32(0xFFFF), low8 = _mm256_set1_epi32(0xFF);
+    for (size_t i = 0; i < n; i += 32) {
+      uint8_t* p = dst + width * i;
+      if (width == 4) {
+        for (size_t j = 0; j < 32; j += 8)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4 * j), eight(i + j));
+      } else if (width == 2) {
+        for (size_t j = 0; j < 32; j += 16)
+          store16(p + 2 * j, _mm256_and_si256(eight(i + j), low16),
+                  _mm256_and_si256(eight(i + j + 8), low16));
+      } else {
+        const __m256i ab = _mm256_packus_epi32(_mm256_and_si256(eight(i), low8),
+                                               _mm256_and_si256(eight(i + 8), low8));
+        const __m256i cd = _mm256_packus_epi32(_mm256_and_si256(eight(i + 16), low8),
+                                               _mm256_and_si256(eight(i + 24), low8));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                            _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd),
+                                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
+// Typed blocks: float32 uniform is uniform() itself; the rest makes each block's page in
+// an L1 buffer and converts it.
+void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, bool stream) {
+  if (count == 0) return;
+  if (t.dtype == Dtype::f32 && t.dist == Dist::uniform) {
+    uniform(reinterpret_cast<float*>(dst), keys, count, t.f, stream);
+    if (stream) fence();
+    return;
+  }
+  alignas(64) uint8_t random[4096];
+  const size_t block_bytes = block_elements(t) * element_size(t.dtype);
+  for (size_t i = 0; i < count; ++i) {
+    pages_with<Store::Unaligned>(random, keys + i, 1, sizeof random);
+    if (!typed_block(dst + block_bytes * i, random, t)) typed_portable(dst + block_bytes * i, random, t);
+  }
+}
+
 }  // namespace
 
 const Table* avx2() {
-  static const Table t{"avx2", pages, fence, uniform};
+  static const Table t{"avx2", pages, fence, uniform, typed};
   return &t;
 }
 

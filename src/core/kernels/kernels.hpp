@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "dgen/tensor.hpp"
+
 namespace dgen::kernels {
 
 // Values per uniform block: 4 KiB of random words, one float32 from each 32-bit word.
@@ -17,6 +19,31 @@ struct UniformScale {
   float high;
   float below_high;  // the largest float32 below high
 };
+
+// What typed() makes (typed.hpp; docs/data-model.md, "Typed tensors"). Integers are
+// first + an offset below count (count 0: 2^64), wrapping in 64 bits and stored in the
+// dtype's width; floats are stored as their bits.
+struct TypedSpec {
+  Dtype dtype;
+  Dist dist;
+  UniformScale f;             // uniform, 32-bit floats: the float32 value of uniform.hpp,
+  float clamp_lo, clamp_hi;   // then clamped to the dtype's values in [low, high) (for
+                              // float32, [low, below_high]: no clamp at all)
+  double low, step, high, below_high;  // uniform float64: low + (x >> 12) * step
+  double mean, std;                    // normal
+  uint64_t first, count;               // integers and zipf
+  double c0, c1, inv_t;                // zipf: rank from exp(log(c0 + u c1) inv_t) or,
+  bool log_form;                       // without log_form, exp(c0 + u c1)
+};
+
+// Random words per element: 64-bit words for 8-byte dtypes, normal and zipf.
+inline constexpr size_t words_per_element(const TypedSpec& t) {
+  return element_size(t.dtype) == 8 || t.dist == Dist::normal || t.dist == Dist::zipf ? 2 : 1;
+}
+// Elements per typed block: one 4 KiB page of random words.
+inline constexpr size_t block_elements(const TypedSpec& t) {
+  return 1024 / words_per_element(t);
+}
 
 struct Table {
   const char* name;
@@ -33,6 +60,11 @@ struct Table {
   // where dst allows; then fence().
   void (*uniform)(float* dst, const uint64_t* keys, size_t count, const UniformScale& s,
                   bool stream);
+  // Writes `count` typed blocks (block_elements(t) elements each, element_size(t.dtype)
+  // bytes per element) to dst: block i from the page of random length 4096 made from
+  // keys[i]. With `stream`, non-temporal stores where dst allows; then fence().
+  void (*typed)(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
+                bool stream);
 };
 
 const Table& scalar();

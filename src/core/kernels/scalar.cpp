@@ -3,6 +3,7 @@
 
 #include "kernels.hpp"
 #include "page_seed.hpp"
+#include "typed.hpp"
 #include "uniform.hpp"
 
 namespace dgen::kernels {
@@ -63,10 +64,19 @@ void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale&
   }
 }
 
+void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, bool) {
+  alignas(64) uint8_t random[4096];
+  const size_t block_bytes = block_elements(t) * element_size(t.dtype);
+  for (size_t i = 0; i < count; ++i) {
+    page(random, keys[i], sizeof random);
+    typed_portable(dst + block_bytes * i, random, t);
+  }
+}
+
 }  // namespace
 
 const Table& scalar() {
-  static const Table t{"scalar", pages, fence, uniform};
+  static const Table t{"scalar", pages, fence, uniform, typed};
   return t;
 }
 

@@ -8,7 +8,9 @@
 //   job never waits for a large one to end [ASmallJobDoesNotWaitForALargeOne, and its
 //   Bound twin].
 // - Unbound jobs: the caller takes tasks of its own job too, so a job progresses even when
-//   every worker is busy elsewhere. Bound jobs (NUMA): worker w runs only its fixed share
+//   every worker is busy elsewhere. Callers taking tasks count as threads: worker w takes a
+//   task only while w + those callers < the CPUs, so callers sharing the pool are not
+//   crowded out by more threads than CPUs [CallersAndWorkersTogetherNeverOutnumberTheCpus]. Bound jobs (NUMA): worker w runs only its fixed share
 //   of a job's tasks, so the pages it touched first stay its own; the caller waits.
 // - Pool::mu_ guards the job list, the workers and Job::inside; it is never held while a
 //   task or the caller's poll runs (the poll may take Python's GIL)
@@ -114,7 +116,8 @@ struct Job {
 
 class Pool {
  public:
-  explicit Pool(std::vector<std::vector<unsigned>> cpusets) : cpusets_(std::move(cpusets)) {}
+  explicit Pool(std::vector<std::vector<unsigned>> cpusets)
+      : cpusets_(std::move(cpusets)), cpus_(std::max(1u, available_cpus())) {}
 
   void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
            const std::function<bool()>& interrupted) {
@@ -136,6 +139,7 @@ class Pool {
         grow(job.workers);
         jobs_.push_back(&job);
         active_ = jobs_.size();
+        if (!job.fixed) ++callers_;
       }
     }
     if (forking) return run_here(n, task, interrupted);
@@ -161,6 +165,10 @@ class Pool {
     }
     {
       std::unique_lock lk(mu_);
+      if (!job.fixed) {
+        --callers_;  // a worker may take its place
+        wake_.notify_all();
+      }
       while (!done_.wait_for(lk, kPollEvery, [&] { return job.inside == 0 && job.finished(); })) {
         lk.unlock();
         poll();
@@ -203,8 +211,14 @@ class Pool {
     }
   }
 
+  // Whether worker `index` may run a task: callers at work count as threads too.
+  bool may_work(unsigned index) const {
+    return !cpusets_.empty() || index + callers_.load(std::memory_order_relaxed) < cpus_;
+  }
+
   // The next active job that wants worker `index`, taking turns among them.
   Job* pick(unsigned index, size_t& turn) {  // mu_ held
+    if (!may_work(index)) return nullptr;
     for (size_t k = 0; k < jobs_.size(); ++k) {
       Job* j = jobs_[(turn + k) % jobs_.size()];
       if (j->wants(index)) {
@@ -227,7 +241,8 @@ class Pool {
       lk.unlock();
       for (size_t i; job->take(index, i);) {
         job->run_task(i);
-        if (active_.load(std::memory_order_relaxed) > 1) break;  // one task each in turn
+        if (active_.load(std::memory_order_relaxed) > 1 || !may_work(index))
+          break;  // one task each in turn; or a caller needs this CPU
       }
       lk.lock();
       if (--job->inside == 0 && job->finished()) done_.notify_all();
@@ -240,6 +255,8 @@ class Pool {
   std::vector<std::thread> workers_;
   std::vector<Job*> jobs_;
   std::atomic<size_t> active_{0};  // jobs_.size(), read without mu_ by working workers
+  const unsigned cpus_;              // CPUs this process could use when the pool was made
+  std::atomic<unsigned> callers_{0};  // callers taking tasks of unbound jobs (changed under mu_)
   bool stop_ = false;
   bool forking_ = false;
 };

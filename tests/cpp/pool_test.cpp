@@ -127,6 +127,33 @@ TEST(Pool, BoundJobsFromManyThreadsRunEveryTaskOnce) {
 
 // Forks while other threads keep the pool busy; every child must use the pool and exit
 // (a child that inherited a condition variable mid-use hung in pthread_cond_signal).
+// Two callers of unbound jobs are two of the threads: the pool's workers make up the rest of
+// the CPUs, not more, so callers sharing the pool do not crowd each other out.
+TEST(Pool, CallersAndWorkersTogetherNeverOutnumberTheCpus) {
+  const unsigned cpus = dgen::available_cpus();
+  if (cpus < 2) GTEST_SKIP() << "needs two CPUs";
+  std::atomic<unsigned> running{0}, most{0};
+  std::atomic<int> done[2] = {0, 0};
+  const auto job = [&](int k) {
+    dgen::pool::run(300, cpus, [&](size_t) {
+      const unsigned now = ++running;
+      if (done[0] >= 5 && done[1] >= 5) {  // both callers are in (tasks before: transition)
+        unsigned m = most;
+        while (now > m && !most.compare_exchange_weak(m, now)) {
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      --running;
+      ++done[k];
+    });
+  };
+  std::thread a(job, 0), b(job, 1);
+  a.join();
+  b.join();
+  EXPECT_GT(most.load(), 0u);
+  EXPECT_LE(most.load(), cpus);
+}
+
 TEST(Pool, ForksUnderLoadNeverHang) {
   std::atomic<bool> stop{false};
   std::vector<std::thread> load;

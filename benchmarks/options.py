@@ -1,7 +1,7 @@
 """Fill rate of every format-2 option beside format 1 and memset, all in the same run.
 
     python benchmarks/options.py [--size-mib 32] [--seconds 1] [--threads N] [--units 4096,131072]
-        [--cpu-time]
+        [--cpu-time] [--only shift]
 
 Every row (format 1, format 2 plain, runs, skew, shift, generations) and memset are timed
 in alternating rounds over the same buffer, so drift hits all alike; the table gives the
@@ -39,7 +39,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--units", default="4096,131072", help="dedup units, comma-separated")
     ap.add_argument("--cpu-time", action="store_true", help="rates per CPU second")
+    ap.add_argument("--only", help="rows whose name contains this (format 1 is always kept)")
     args = ap.parse_args()
+    rows = [r for r in ROWS if r[0] == "format 1" or not args.only or args.only in r[0]]
     clock = time.process_time if args.cpu_time else time.perf_counter
 
     def rate(fn, nbytes, seconds):
@@ -55,7 +57,7 @@ def main() -> None:
         memset = memset_fn(buf, pool, args.threads)
         for unit in (int(u) for u in args.units.split(",")):
             fills = []
-            for _, options in ROWS:
+            for _, options in rows:
                 g = Generator(2**62, 2.0, 2.0, seed=1, dedup_unit=unit,
                               max_threads=args.threads, **options)
                 fills.append(lambda g=g: g.fill_chunk(buf))
@@ -72,7 +74,7 @@ def main() -> None:
                   f"{args.size_mib} MiB; memset {m:.2f} GB/s (median of {args.rounds} rounds)")
             print(f"{'option':<22} {'fill GB/s':>9} {'min-max':>11} {'fill/memset':>11} "
                   f"{'/format 1':>9}")
-            for (name, _), r in zip(ROWS, rates):
+            for (name, _), r in zip(rows, rates):
                 vs1 = statistics.median(a / b for a, b in zip(r, rates[0]))
                 print(f"{name:<22} {statistics.median(r):>9.2f} {min(r):>5.2f}-{max(r):<5.2f} "
                       f"{statistics.median(r) / m:>11.3f} {vs1:>9.3f}")

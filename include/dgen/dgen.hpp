@@ -15,6 +15,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dgen/topology.hpp"
@@ -72,7 +73,8 @@ struct VersionCache {
     uint64_t generation = 0, first = 0, count = 0;
     uint32_t version[kWindowUnits];
   } windows[2];
-  unsigned next = 0;  // the one to replace
+  unsigned next = 0;    // the one to replace
+  uint64_t ahead = 0;   // the latest window tabulated: runs born well before it go alone
 };
 
 // A validated dataset identity with its derived layout.
@@ -98,6 +100,14 @@ class Dataset {
   uint64_t version(uint64_t unique_id, uint64_t g, VersionCache& cache) const;
   // The same identity at another generation.
   Dataset at_generation(uint64_t g) const;
+  // Format 2, h >= 1: rewrite h gave this unique unit new content (version(id, h) == h).
+  // One permutation; always false in format 1.
+  bool changed_at(uint64_t unique_id, uint64_t h) const;
+  // Format 2, h >= 1: the unit index ranges [first, last) within [begin, end), merged and
+  // in order, whose content differs between generations h - 1 and h: what a rewrite in
+  // place from h - 1 to h writes (dgen write --changed-only). Cost O(runs in the range).
+  std::vector<std::pair<uint64_t, uint64_t>> changed_units(uint64_t begin, uint64_t end,
+                                                           uint64_t h) const;
   // Format 2 with dedup_shift: the rotation in bytes of the run copy that unit i belongs
   // to; 0 for a first occurrence and without dedup_shift.
   uint64_t shift(uint64_t unit_index) const;
@@ -112,6 +122,13 @@ class Dataset {
   bool born_at(uint64_t slot) const;                // format 2: the slot is its id's first
   uint64_t hot_ = 0;                                // dedup_skew: hot slots per window
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
+  // Format 2 generations: the window where run r was born, runs [first, end).
+  struct BirthWindow {
+    uint64_t index, first, end;
+  };
+  BirthWindow birth_window(uint64_t run) const;
+  uint64_t changes(const BirthWindow& bw) const;             // runs each rewrite changes there
+  uint64_t change_key(uint64_t h, uint64_t window) const;   // keys rewrite h's choice there
 
   Params params_;
   uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data

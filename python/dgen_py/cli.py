@@ -266,6 +266,8 @@ def build_parser() -> Parser:
     c.add_argument("--direct", action="store_true", help="write with O_DIRECT")
     c.add_argument("--fsync", action="store_true", help="fsync files and directory before "
                    "the manifest")
+    c.add_argument("--changed-only", action="store_true", help="rewrite in place a dataset "
+                   "written as generation G-1: only the units generation G changed")
     json_flag(c)
     mpi_flags(c)
     c.set_defaults(run=cmd_write)
@@ -506,6 +508,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_write(args) -> int:
+    if args.changed_only:
+        return cmd_rewrite(args)
     write = files.write_dataset
     if args.comm:
         write = functools.partial(args.mpi_module.write, args.comm)
@@ -553,6 +557,31 @@ def cmd_dataset(args) -> int:
         print(f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
               f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
               f"{identity_line(m['identity'])}")
+        print(f"manifest {m['manifest']}")
+    return 0
+
+
+def cmd_rewrite(args) -> int:
+    if args.comm:
+        raise ValueError("--changed-only runs in one process: run it without mpirun/srun "
+                         "(or with --no-mpi on one rank)")
+    if args.generation == 0:
+        raise ValueError(f"--generation must be in [1, {_core.MAX_GENERATION}] with --changed-only, got 0")
+    with progress(args, args.size, "rewrite") as advance:
+        m = files.rewrite_changed(
+            args.path, args.size, files=args.files, dedup_ratio=args.dedup_ratio,
+            compress_ratio=args.compress_ratio, seed=args.seed, dedup_unit=args.dedup_unit,
+            dedup_run=args.dedup_run, dedup_shift=args.dedup_shift, dedup_skew=args.dedup_skew,
+            generation=args.generation, change_rate=args.change_rate,
+            format_version=args.format_version, direct=args.direct, fsync=args.fsync,
+            jobs=args.jobs, threads=args.threads, progress=advance)
+    if args.json:
+        print_json(m)
+    else:
+        r, size, unit = m["rewritten"], m["identity"]["size"], m["identity"]["dedup_unit"]
+        print(f"rewrote {r['units']} of {-(-size // unit)} units ({r['bytes']} bytes, "
+              f"{r['ranges']} ranges) at {rate(r['bytes'], m['seconds'])}: generation "
+              f"{args.generation - 1} -> {args.generation}; {identity_line(m['identity'])}")
         print(f"manifest {m['manifest']}")
     return 0
 

@@ -350,6 +350,154 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
     return {**record, "manifest": manifest, "seconds": seconds}
 
 
+REWRITE_UNITS = 1 << 20  # units whose changed ranges are listed at a time (bounds memory)
+
+
+def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
+                    dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
+                    dedup_skew="uniform", generation=1, change_rate=1.0,
+                    format_version=_core.FORMAT_VERSION, files=1, direct=False, fsync=False,
+                    jobs=1, threads=None, progress=None) -> dict:
+    """Rewrite in place the dataset at `path`, written as generation - 1, into `generation`:
+    only the units whose content differs between the two are written (at their offsets),
+    then the manifest is updated to `generation`. Returns the new manifest with
+    "rewritten": {"units", "bytes", "ranges"}.
+
+    Refused (an OSError), before any byte is written, when the dataset has no manifest,
+    when the manifest's identity differs from the one given (seed=None takes the
+    manifest's) or its generation is not generation - 1, or when a data file is missing
+    or has another length. While the data changes the manifest says so ("complete":
+    false, "rewrite_generation"): verify refuses the dataset, and the same rewrite can be
+    run again to finish it."""
+    path = _checks.path(path)
+    generation = _checks.integer("generation", generation, 1, _core.MAX_GENERATION)
+    shown_manifest = manifest_path(path)
+    record = _load_manifest(path)
+    if record is None:
+        raise Refused(errno.ENOENT, f"--changed-only (changed_only=True): {path} has no "
+                      f"manifest ({shown_manifest}) to rewrite from; write the dataset first")
+    if record.get("complete") is False and record.get("rewrite_generation") == generation:
+        record = {**record, "complete": True}  # an earlier run of this rewrite, unfinished
+    record = check_manifest(record, shown_manifest)
+    old = record["identity"]
+    identity = _identity(size, dedup_ratio, compress_ratio, old["seed"] if seed is None
+                         else seed, dedup_unit, format_version, dedup_run, generation,
+                         change_rate, dedup_shift, dedup_skew)
+    for field, value in identity.items():
+        expected = generation - 1 if field == "generation" else value
+        if old[field] != expected:
+            what = (f"generation {old[field]}, but the rewrite to generation {generation} "
+                    f"needs generation {generation - 1}" if field == "generation" else
+                    f"{field} {old[field]!r}, not the {value!r} given")
+            raise Refused(errno.EINVAL, f"--changed-only: the manifest {shown_manifest} "
+                          f"records {what}; give the identity the dataset was written with")
+    layout = record["files"]
+    files = _checks.integer("files", files, 1, 1_000_000)
+    if files != len(layout) and files != 1:
+        raise Refused(errno.EINVAL, f"--changed-only: files {files} differs from the "
+                      f"{len(layout)} of the manifest {shown_manifest}")
+    direct = _checks.flag("direct", direct)
+    fsync = _checks.flag("fsync", fsync)
+    jobs = _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
+    threads = _checks.threads(threads) or _core.available_cpus()
+    base = path if os.path.isdir(path) else os.path.dirname(path)
+    directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if direct:
+            _check_direct(base or ".")
+        single = not os.path.isdir(path)
+        held = (open_in(directory, layout[0]["path"], os.O_WRONLY, os.path.join(base, layout[0]["path"]))
+                if single else os.dup(directory))
+        try:
+            _lock(held, path)
+            for f in layout:
+                fd = open_in(directory, f["path"], os.O_RDONLY, os.path.join(base, f["path"]))
+                try:
+                    if os.fstat(fd).st_size != f["length"]:
+                        raise Refused(errno.EINVAL, f"--changed-only: {os.path.join(base, f['path'])} "
+                                      f"holds {os.fstat(fd).st_size} bytes, not the "
+                                      f"{f['length']} of the manifest; write it whole")
+                finally:
+                    os.close(fd)
+            write_manifest(shown_manifest, {**record, "complete": False,
+                                            "rewrite_generation": generation})
+            started = time.perf_counter()
+            done = _rewrite(directory, base, layout, identity, generation, direct, fsync,
+                            jobs, threads, _Progress(progress))
+            if fsync:
+                _fsync_dir(base or ".")
+            seconds = time.perf_counter() - started
+            new = manifest_record(identity, layout, direct=direct, fsync=fsync)
+            write_manifest(shown_manifest, new)
+        finally:
+            os.close(held)
+    finally:
+        os.close(directory)
+    return {**new, "manifest": shown_manifest, "seconds": seconds, "rewritten": done}
+
+
+def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs, threads,
+             progress) -> dict:
+    """Write the units rewrite `generation` changed, each file by one of `jobs` writers."""
+    unit, size = identity["dedup_unit"], identity["size"]
+    stream = _generator(identity, threads)._s
+    units = -(-size // unit)
+    done = {"units": 0, "bytes": 0, "ranges": 0}
+    ranges = [[] for _ in layout]  # per file: (dataset offset, length)
+    starts = [f["offset"] for f in layout]
+    for first in range(0, units, REWRITE_UNITS):
+        for lo, hi in stream.changed_units(first, min(units, first + REWRITE_UNITS), generation):
+            a, b = lo * unit, min(size, hi * unit)
+            done["units"] += hi - lo
+            done["bytes"] += b - a
+            done["ranges"] += 1
+            for i, f in enumerate(layout):  # the files the range spans
+                lo_f, hi_f = max(a, f["offset"]), min(b, f["offset"] + f["length"])
+                if lo_f < hi_f:
+                    ranges[i].append((lo_f, hi_f - lo_f))
+    stop = threading.Event()
+    per_writer = max(1, threads // max(1, min(jobs, len(layout))))
+
+    def one(i):
+        name = layout[i]["path"]
+        shown = os.path.join(base, name)
+        s = _generator(identity, per_writer)._s
+        fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
+        tail = open_in(directory, name, os.O_WRONLY, shown) if direct else fd
+        try:
+            for at, length in ranges[i]:
+                if stop.is_set():
+                    return
+                # O_DIRECT writes whole 4 KiB blocks; a final partial one goes through the cache.
+                aligned = length // ALIGN * ALIGN if direct else length
+                pos = at - starts[i]
+                s.write(fd, at, aligned, pos, direct, tick=lambda n: (progress(n), stop.is_set())[1])
+                if aligned < length:
+                    s.write(tail, at + aligned, length - aligned, pos + aligned)
+                    progress(length - aligned)
+            if fsync:
+                os.fsync(fd)
+        except OSError as e:
+            if isinstance(e, Refused):
+                raise
+            raise OSError(e.errno, f"writing {shown}: {e.strerror}") from None
+        finally:
+            if tail != fd:
+                os.close(tail)
+            os.close(fd)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(one, i) for i, r in enumerate(ranges) if r]
+        try:
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()
+            pool.shutdown(cancel_futures=True)
+    for future in finished:
+        future.result()
+    return done
+
+
 def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
     """The manifest of a completely written dataset (see docs/cli.md)."""
     from . import __version__
@@ -435,6 +583,12 @@ def _write_atomically(path: str, text: str) -> None:
 def read_manifest(path) -> dict | None:
     """The checked manifest of the dataset at `path` (file or directory), or None if it has
     none; ValueError naming the field when it is malformed (see check_manifest)."""
+    record = _load_manifest(path)
+    return None if record is None else check_manifest(record, manifest_path(path))
+
+
+def _load_manifest(path):
+    """The manifest's JSON value, unchecked, or None if there is none."""
     where = manifest_path(path)
     try:
         fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang verify
@@ -448,7 +602,7 @@ def read_manifest(path) -> dict | None:
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
     finally:
         os.close(fd)
-    return check_manifest(record, where)
+    return record
 
 
 def check_manifest(record, where: str) -> dict:

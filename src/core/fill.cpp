@@ -56,6 +56,33 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       out += m;
     }
   };
+  // The same bytes through a cached scratch: the pages of a shifted copy start off the
+  // page grid of `out`, so they are made aligned where stores are cheap and then copied,
+  // each page made once (writing them in place would split every store across lines; a
+  // rotated run of one page needs its page twice).
+  constexpr uint64_t kScratchPages = 8;
+  alignas(64) uint8_t scratch[kScratchPages * kPageSize];
+  uint64_t scratch_key = 0, scratch_page = 0, scratch_pages = 0;  // what scratch holds
+  const auto emit_shifted = [&](uint64_t ukey, uint64_t at, uint64_t n) {
+    while (n > 0) {
+      const uint64_t page = at / kPageSize;
+      if (scratch_pages == 0 || ukey != scratch_key || page < scratch_page ||
+          page >= scratch_page + scratch_pages) {
+        const uint64_t need = (at % kPageSize + n + kPageSize - 1) / kPageSize;
+        scratch_pages = std::min(kScratchPages, need);
+        for (uint64_t i = 0; i < scratch_pages; ++i) keys[i] = model::page_key(ukey, page + i);
+        k.pages(scratch, keys, scratch_pages, random_len, false);
+        scratch_key = ukey;
+        scratch_page = page;
+      }
+      const uint64_t from = at - scratch_page * kPageSize;
+      const uint64_t m = std::min(n, scratch_pages * kPageSize - from);
+      std::memcpy(out, scratch + from, m);
+      out += m;
+      at += m;
+      n -= m;
+    }
+  };
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
     const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
@@ -71,7 +98,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
     for (uint64_t x = offset % unit, left = unit_end - offset; left > 0;) {
       const uint64_t from = (t * unit + x + shift) % run_bytes, at = from % unit;
       const uint64_t n = std::min(left, unit - at);
-      emit(ds.unit_key(id - t + from / unit, versions), at, n);
+      emit_shifted(ds.unit_key(id - t + from / unit, versions), at, n);
       x += n;
       left -= n;
     }

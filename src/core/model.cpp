@@ -60,6 +60,17 @@ uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key) {
   return y;
 }
 
+SmallUnpermute::SmallUnpermute(uint64_t n, uint64_t key) : n_(n) {
+  if (n <= 1) return;
+  if (n > 256) throw std::invalid_argument("SmallUnpermute: n must be at most 256");
+  const Halves h(n);
+  half_ = h.half;
+  mask_ = h.mask;
+  for (uint64_t round = 0; round < 4; ++round)
+    for (uint64_t v = 0; v <= h.mask; ++v)
+      f_[round][v] = uint8_t(mix64(v ^ (key + round * kGolden)) & h.mask);
+}
+
 uint64_t shuffle8(uint64_t x, uint64_t key) {
   // One 64-bit draw serves every step: the high word of r * (i + 1) is the choice, the low
   // word the randomness left for the next (8! needs about 15 of its 64 bits).
@@ -208,6 +219,58 @@ Dataset Dataset::at_generation(uint64_t g) const {
 // at the end of each window: the runs born in window w, [a, b), get floor(c b + 1/2) -
 // floor(c a + 1/2) changes, the runs at the first positions of a permutation keyed by the
 // generation. A unit's version is the latest generation that changed its run.
+Dataset::BirthWindow Dataset::birth_window(uint64_t r) const {
+  if (params_.dedup_ratio == 1.0) {
+    const uint64_t w = r / kWindowUnits;
+    return {w, w * kWindowUnits, (w + 1) * kWindowUnits};
+  }
+  uint64_t w = uint64_t(double(r) * params_.dedup_ratio / double(kWindowUnits));
+  while (w > 0 && unique_before(w * kWindowUnits) > r) --w;
+  while (unique_before((w + 1) * kWindowUnits) <= r) ++w;
+  return {w, unique_before(w * kWindowUnits), unique_before((w + 1) * kWindowUnits)};
+}
+
+uint64_t Dataset::changes(const BirthWindow& bw) const {
+  const double c = params_.change_rate;
+  return uint64_t(std::floor(c * double(bw.end) + 0.5)) -
+         uint64_t(std::floor(c * double(bw.first) + 0.5));
+}
+
+uint64_t Dataset::change_key(uint64_t h, uint64_t w) const {
+  return model::mix64(key_ ^ model::mix64(h * 0x9FB21C651E98DF25ull + w));
+}
+
+bool Dataset::changed_at(uint64_t id, uint64_t h) const {
+  if (h == 0 || h >= kMaxGeneration)
+    throw std::invalid_argument("generation must be in [1, " +
+                                std::to_string(kMaxGeneration - 1) + "], got " +
+                                std::to_string(h));
+  if (params_.format_version < 2) return false;  // format 1 has no generations
+  if (params_.change_rate == 1.0) return true;
+  const uint64_t r = id / params_.dedup_run;
+  const BirthWindow bw = birth_window(r);
+  return model::permute(r - bw.first, bw.end - bw.first, change_key(h, bw.index)) < changes(bw);
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Dataset::changed_units(uint64_t begin, uint64_t end,
+                                                                  uint64_t h) const {
+  end = std::min(end, units_);
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  // A run's units change together (the ids of run q are one run of unique units).
+  const uint64_t run = params_.dedup_run;
+  for (uint64_t i = begin; i < end;) {
+    const uint64_t next = std::min(end, (i / run + 1) * run);
+    if (changed_at(unique_id(i), h)) {
+      if (!out.empty() && out.back().second == i)
+        out.back().second = next;
+      else
+        out.emplace_back(i, next);
+    }
+    i = next;
+  }
+  return out;
+}
+
 uint64_t Dataset::version(uint64_t id, uint64_t g) const {
   VersionCache cache;
   return version(id, g, cache);
@@ -218,38 +281,36 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
   const uint64_t r = id / params_.dedup_run;
   for (const auto& c : cache.windows)
     if (c.generation == g && r >= c.first && r < c.first + c.count) return c.version[r - c.first];
-  uint64_t a, b, w;
-  if (params_.dedup_ratio == 1.0) {
-    w = r / kWindowUnits;
-    a = w * kWindowUnits;
-    b = a + kWindowUnits;
-  } else {
-    w = uint64_t(double(r) * params_.dedup_ratio / double(kWindowUnits));
-    while (w > 0 && unique_before(w * kWindowUnits) > r) --w;
-    while (unique_before((w + 1) * kWindowUnits) <= r) ++w;
-    a = unique_before(w * kWindowUnits);
-    b = unique_before((w + 1) * kWindowUnits);
+  const BirthWindow bw = birth_window(r);
+  const uint64_t n = bw.end - bw.first;  // at most 64: a window's slots
+  const uint64_t m = changes(bw);
+  // A run born well before the windows a sequential caller is in (a hot unit of
+  // dedup_skew) is looked up alone: one permutation per generation back to its latest
+  // change, instead of a whole window's table used once.
+  if (bw.index + 1 < cache.ahead) {
+    for (uint64_t h = g; h > 0 && m > 0; --h)
+      if (model::permute(r - bw.first, n, change_key(h, bw.index)) < m) return h;
+    return 0;
   }
-  const double c = params_.change_rate;
-  const uint64_t n = b - a;  // at most 64: a window's slots
-  const uint64_t m = uint64_t(std::floor(c * double(b) + 0.5)) - uint64_t(std::floor(c * double(a) + 0.5));
-  // Every run of the window at once, from generation g down: about n log n permutations in
-  // all, instead of up to g for each unit.
+  cache.ahead = std::max(cache.ahead, bw.index);
+  // Every run of the window at once, from generation g down, each generation's
+  // permutation tabulated: about n log n lookups in all, instead of up to g permutations
+  // for each unit.
   auto& slot = cache.windows[cache.next];
   cache.next ^= 1;
-  slot = {g, a, n, {}};
+  slot = {g, bw.first, n, {}};
   uint64_t found = 0;
   for (uint64_t h = g; h > 0 && m > 0 && found < n; --h) {
-    const uint64_t key = model::mix64(key_ ^ model::mix64(h * 0x9FB21C651E98DF25ull + w));
+    const model::SmallUnpermute changed(n, change_key(h, bw.index));
     for (uint64_t j = 0; j < m; ++j) {
-      uint32_t& v = slot.version[model::unpermute(j, n, key)];
+      uint32_t& v = slot.version[changed(j)];
       if (v == 0) {
         v = uint32_t(h);
         ++found;
       }
     }
   }
-  return slot.version[r - a];
+  return slot.version[r - bw.first];
 }
 
 uint64_t Dataset::unique_id(uint64_t i) const {

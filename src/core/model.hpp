@@ -28,6 +28,33 @@ uint64_t shuffle8(uint64_t x, uint64_t key);
 // Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key);
 
+// unpermute() for one key over a domain of at most 256 values, its round function
+// tabulated once (4 rounds x 16 half values): many values of one window's permutation
+// then cost table lookups instead of four hashes each.
+class SmallUnpermute {
+ public:
+  SmallUnpermute(uint64_t n, uint64_t key);
+  uint64_t operator()(uint64_t y) const {
+    if (n_ <= 1) return 0;
+    do {
+      uint64_t l = y >> half_, r = y & mask_;
+      for (int round = 4; round-- > 0;) {
+        const uint64_t prev_r = l;
+        l = r ^ f_[round][prev_r];
+        r = prev_r;
+      }
+      y = (l << half_) | r;
+    } while (y >= n_);
+    return y;
+  }
+
+ private:
+  uint64_t n_;
+  int half_ = 0;
+  uint64_t mask_ = 0;
+  uint8_t f_[4][16] = {};
+};
+
 // Rounds a non-negative value to the nearest integer, ties to even (as Python's round()).
 uint64_t round_half_even(double x);
 

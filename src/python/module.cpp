@@ -34,6 +34,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+#include <nanobind/stl/pair.h>
 #include <pthread.h>
 
 #include <array>
@@ -518,7 +519,13 @@ NB_MODULE(_core, m) {
                throw std::out_of_range("unit must be in [0, " + std::to_string(ds.unit_count()) +
                                        "), got " + std::to_string(unit));
              return ds.unique_id(unit);
-           }, "unit"_a);
+           }, "unit"_a)
+      .def("changed_units", [](dgen::Stream& s, uint64_t begin, uint64_t end, uint64_t generation) {
+             const dgen::Dataset ds = s.dataset_copy();
+             nb::gil_scoped_release release;
+             return ds.changed_units(begin, end, generation);
+           }, "begin"_a, "end"_a, "generation"_a,
+           "Unit ranges [first, last) in [begin, end) that rewrite `generation` changed.");
 
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")

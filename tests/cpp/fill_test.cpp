@@ -117,6 +117,35 @@ TEST(Fill, ThreadCountAndBlockSizeDoNotChangeBytes) {
       ASSERT_EQ(ref, whole(p, {t, block})) << t << " threads, block " << block;
 }
 
+TEST(Fill, FormatTwoOptionsDoNotDependOnChunkingThreadsOrBlocks) {
+  // Shifted copies go through a scratch of pages kept between pieces: any cut of the
+  // range, any thread count and block size must still give the same bytes.
+  std::vector<dgen::Params> all;
+  for (uint64_t unit : {uint64_t{4096}, uint64_t{16384}}) {
+    auto p = params(3'000'007, 2.0, 2.0, unit, 9);
+    p.dedup_shift = true;
+    all.push_back(p);
+    p.dedup_run = 3;
+    p.generation = 2;
+    p.change_rate = 0.3;
+    p.dedup_skew = 1.5;
+    all.push_back(p);
+  }
+  for (const auto& p : all) {
+    const auto ref = whole(p);
+    ASSERT_EQ(ref, whole(p, {3, 4096 * 3}));
+    std::mt19937_64 rng(p.size + p.dedup_run);
+    std::vector<uint8_t> got(p.size);
+    const dgen::Dataset ds(p);
+    for (uint64_t off = 0; off < p.size;) {
+      const uint64_t n = std::min<uint64_t>(p.size - off, 1 + rng() % 40000);
+      dgen::fill(ds, off, std::span(got).subspan(off, n), {unsigned(1 + rng() % 3), 0});
+      off += n;
+    }
+    ASSERT_EQ(ref, got) << "unit " << p.dedup_unit << " run " << p.dedup_run;
+  }
+}
+
 TEST(Fill, SeedsGiveDifferentData) {
   EXPECT_NE(whole(params(8192, 1, 1, 131072, 1)), whole(params(8192, 1, 1, 131072, 2)));
 }

@@ -1,6 +1,7 @@
 // Dedup mapping and validation of the dataset identity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -64,6 +65,16 @@ TEST(Model, UnpermuteInvertsPermute) {
   for (uint64_t n : {1, 2, 3, 5, 17, 64, 1000, 4097})
     for (uint64_t x = 0; x < n; ++x)
       ASSERT_EQ(dgen::model::unpermute(dgen::model::permute(x, n, 99 + n), n, 99 + n), x);
+}
+
+TEST(Model, SmallUnpermuteIsUnpermute) {
+  for (uint64_t n = 1; n <= 256; ++n)
+    for (uint64_t key : {0ull, 7ull, 0x9E3779B97F4A7C15ull, ~0ull}) {
+      const dgen::model::SmallUnpermute table(n, key);
+      for (uint64_t y = 0; y < n; ++y)
+        ASSERT_EQ(table(y), dgen::model::unpermute(y, n, key)) << "n " << n << " y " << y;
+    }
+  EXPECT_THROW(dgen::model::SmallUnpermute(257, 1), std::invalid_argument);
 }
 
 TEST(Model, RoundsHalfToEven) {
@@ -214,10 +225,15 @@ TEST(ModelV2, CopiesOfAnIdLieApartAtLowRatios) {
 // SHA-256 over aligned 4 KiB blocks of a range, through the model: (id, page) pairs.
 double block_ratio(const dgen::Dataset& ds, uint64_t offset, uint64_t len) {
   const uint64_t unit = ds.params().dedup_unit, pages = unit / 4096;
-  std::set<std::pair<uint64_t, uint64_t>> distinct;
-  for (uint64_t b = offset / 4096; b < (offset + len) / 4096; ++b)
-    distinct.insert({ds.unique_id(b / pages), b % pages});
-  return double((offset + len) / 4096 - offset / 4096) / double(distinct.size());
+  std::vector<std::pair<uint64_t, uint64_t>> blocks;
+  uint64_t at_unit = ~0ull, id = 0;
+  for (uint64_t b = offset / 4096; b < (offset + len) / 4096; ++b) {
+    if (b / pages != at_unit) id = ds.unique_id(at_unit = b / pages);
+    blocks.push_back({id, b % pages});
+  }
+  std::sort(blocks.begin(), blocks.end());
+  const auto distinct = std::unique(blocks.begin(), blocks.end()) - blocks.begin();
+  return double(blocks.size()) / double(distinct);
 }
 
 TEST(ModelV2, Any512MiBShowsTheRatioWithin3Percent) {
@@ -229,7 +245,13 @@ TEST(ModelV2, Any512MiBShowsTheRatioWithin3Percent) {
       const uint64_t off = (x % ((64ull << 30) - (512ull << 20))) & ~4095ull;
       EXPECT_NEAR(block_ratio(ds, off, 512ull << 20), r, 0.03 * r) << "offset " << off;
     }
-    EXPECT_NEAR(block_ratio(ds, 5ull << 30, 2ull << 30), r, 0.02 * r);
+    for (int trial = 0; trial < 3; ++trial) {  // 2 GiB anywhere, not only at window ends
+      x = dgen::model::mix64(x);
+      const uint64_t off = (x % ((64ull << 30) - (2ull << 30))) & ~4095ull;
+      EXPECT_NEAR(block_ratio(ds, off, 2ull << 30), r, 0.02 * r) << "offset " << off;
+    }
+    // The whole dataset: every page of a unit is distinct, so units over unique units.
+    EXPECT_NEAR(double(ds.unit_count()) / double(ds.unique_count()), r, 0.01 * r);
   }
 }
 
@@ -322,6 +344,52 @@ TEST(ModelV2, VersionsThroughTheCacheAreTheVersionsOneByOne) {
         ASSERT_EQ(ds.version(id, g, cache), alone) << "r " << r << " g " << g << " unit " << i;
       }
     }
+}
+
+TEST(ModelV2, VersionsOfHotUnitsThroughTheCacheAreTheVersionsOneByOne) {
+  // dedup_skew repeats units born windows earlier: they are looked up run by run.
+  for (uint64_t g : {1, 9}) {
+    dgen::Params p{3, 64 * 60 * 4096, 2.0, 1.0, 4096};
+    p.generation = g;
+    p.change_rate = 0.3;
+    p.dedup_skew = 1.0;
+    const dgen::Dataset ds(p);
+    dgen::VersionCache cache;
+    for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+      const uint64_t id = ds.unique_id(i);
+      ASSERT_EQ(ds.version(id, g, cache), ds.version(id, g)) << "g " << g << " unit " << i;
+    }
+  }
+}
+
+TEST(ModelV2, ChangedUnitsAreTheUnitsWhoseContentDiffers) {
+  for (double r : {1.0, 2.0, 3.7})
+    for (double c : {0.05, 0.3, 1.0})
+      for (uint64_t run : {1, 3}) {
+        const uint64_t units = 64 * 40 * run + 5;
+        const auto before = gen(units, r, 3, c, run), after = gen(units, r, 4, c, run);
+        std::vector<bool> differs(after.unit_count());
+        for (uint64_t i = 0; i < after.unit_count(); ++i) {
+          differs[i] = before.unit_key(before.unique_id(i)) != after.unit_key(after.unique_id(i));
+          ASSERT_EQ(after.changed_at(after.unique_id(i), 4), differs[i]) << i;
+        }
+        // Any sub-range: the same units, as merged ranges.
+        for (auto [a, b] : {std::pair<uint64_t, uint64_t>{0, after.unit_count()}, {7, 1000}}) {
+          std::vector<bool> listed(after.unit_count());
+          bool first = true;
+          uint64_t last_end = 0;
+          for (auto [lo, hi] : after.changed_units(a, b, 4)) {
+            ASSERT_TRUE(lo >= a && lo < hi && hi <= b);
+            if (!first) ASSERT_GT(lo, last_end);  // in order and merged
+            first = false;
+            last_end = hi;
+            for (uint64_t i = lo; i < hi; ++i) listed[i] = true;
+          }
+          for (uint64_t i = a; i < b; ++i)
+            ASSERT_EQ(listed[i], bool(differs[i])) << "r " << r << " c " << c << " unit " << i;
+        }
+      }
+  EXPECT_THROW((void)gen(4096, 2.0, 1, 0.5).changed_at(0, 0), std::invalid_argument);
 }
 
 TEST(ModelV2, ChangedUnitsPerWindowAreExact) {

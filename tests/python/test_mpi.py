@@ -254,6 +254,17 @@ def test_mpirun_bench_refuses_a_thread_list():
     assert r.stderr.decode().count("--threads: under MPI give one count per rank") == 1
 
 
+@needs_mpi
+def test_mpirun_write_changed_only_is_refused_and_leaves_the_dataset(tmp_path):
+    f = str(tmp_path / "f")
+    args = ["--size", 1 << 20, "--seed", 3, "--change-rate", 0.5, "--dedup-unit", "4KiB"]
+    assert dgen("write", f, *args, "--no-mpi").returncode == 0
+    r = mpirun(2, DGEN, "write", f, *args, "--generation", 1, "--changed-only")
+    assert r.returncode == 2
+    assert r.stderr.decode().count("--changed-only runs in one process") == 1
+    assert dgen("verify", f, "--no-mpi").returncode == 0  # still generation 0, whole
+
+
 @pytest.fixture
 def no_mpi4py(tmp_path):
     """A PYTHONPATH where `import mpi4py` fails, as where it is not installed."""

@@ -1,0 +1,112 @@
+"""dgen write --generation G --changed-only: a rewrite in place from generation G-1 to G."""
+
+import json
+import shutil
+
+import pytest
+
+import dgen_py
+from dgen_py import files
+from test_cli import dgen, dgen_json
+
+SIZE = 64 * 40 * 16384 + 5000  # 40 windows of 16 KiB units and a partial last unit
+
+
+def identity(seed=9, c=0.3, ratio=2.0):
+    return ["--size", SIZE, "--dedup-ratio", ratio, "--compress-ratio", 2, "--seed", seed,
+            "--dedup-unit", "16KiB", "--change-rate", c]
+
+
+@pytest.mark.parametrize("c", [0.05, 0.3, 1.0])
+@pytest.mark.parametrize("files_", [1, 3])
+def test_a_changed_only_rewrite_equals_a_fresh_write_of_the_generation(tmp_path, c, files_):
+    old, fresh = tmp_path / "old", tmp_path / "fresh"
+    args = [*identity(c=c), "--files", files_]
+    dgen("write", old, *args, "--generation", 2, check=0)
+    lost = tmp_path / "lost"  # the generation-2 data a lost rewrite leaves behind
+    shutil.copytree(old, lost) if files_ > 1 else shutil.copy(old, lost)
+    dgen("write", fresh, *args, "--generation", 3, check=0)
+    m = dgen_json("write", old, *args, "--generation", 3, "--changed-only")
+    parts = files.file_names(files_) if files_ > 1 else [""]
+    for name in parts:
+        assert (old / name).read_bytes() == (fresh / name).read_bytes()
+    assert m["identity"]["generation"] == 3
+    # What was written is what differs between the generations, and no more.
+    unit, units = 16384, -(-SIZE // 16384)
+    a = memoryview(dgen_py.generate_buffer(SIZE, 2.0, 2.0, seed=9, dedup_unit=unit,
+                                           generation=2, change_rate=c))
+    b = memoryview(dgen_py.generate_buffer(SIZE, 2.0, 2.0, seed=9, dedup_unit=unit,
+                                           generation=3, change_rate=c))
+    differ = [i for i in range(units) if a[i * unit:(i + 1) * unit] != b[i * unit:(i + 1) * unit]]
+    assert m["rewritten"]["units"] == len(differ)
+    assert m["rewritten"]["bytes"] == sum(min(SIZE, (i + 1) * unit) - i * unit for i in differ)
+    assert abs(len(differ) / units - c) < 0.01
+    assert dgen("verify", old, check=0)
+    # Verified as generation 2, the rewritten units differ; the generation-2 copy, verified
+    # as 3, shows each of them as a lost write.
+    def units_of(ranges):
+        return {u for x in ranges for u in range(x["offset"] // unit,
+                                                 (x["offset"] + x["length"] - 1) // unit + 1)}
+    r = dgen_json("verify", old, "--generation", 2, "--max-ranges", 10**6, check=1)
+    assert units_of(r["ranges"]) == set(differ)
+    if files_ == 1:
+        lost_manifest = json.loads((tmp_path / "old.dgen.json").read_text())
+        lost_manifest["files"][0]["path"] = "lost"
+        lost_manifest["identity"]["generation"] = 2
+        (tmp_path / "lost.dgen.json").write_text(json.dumps(lost_manifest))
+    else:
+        shutil.copy(old / files.MANIFEST_NAME, lost / files.MANIFEST_NAME)
+    s = dgen_json("verify", lost, "--generation", 3, "--max-ranges", 10**6, check=1)
+    # (verify names the kind of a bounded number of damaged units per piece it reads)
+    stale = [x for x in s["ranges"] if x["kind"] == "stale"]
+    assert stale and all(x["stale_generation"] == 2 for x in stale)
+    assert {x["kind"] for x in s["ranges"]} <= {"stale", "differs"}
+    assert units_of(s["ranges"]) == set(differ)
+
+
+def test_at_dedup_1_exactly_the_change_rate_share_of_units_is_rewritten(tmp_path):
+    size = 64 * 50 * 4096
+    args = ["--size", size, "--seed", 4, "--dedup-unit", "4KiB", "--change-rate", 0.3]
+    dgen("write", tmp_path / "f", *args, "--generation", 6, check=0)
+    m = dgen_json("write", tmp_path / "f", *args, "--generation", 7, "--changed-only")
+    assert m["rewritten"]["units"] == round(0.3 * 64 * 50)  # at every window's end
+    assert m["rewritten"]["bytes"] == m["rewritten"]["units"] * 4096
+
+
+def test_a_rewrite_refuses_another_identity_or_generation_and_names_the_field(tmp_path):
+    f = tmp_path / "f"
+    dgen("write", f, *identity(), "--generation", 2, check=0)
+    before = f.read_bytes()
+    for extra, field in ((["--generation", 4], "generation 2"),
+                         (["--generation", 3, "--dedup-ratio", 3], "dedup_ratio"),
+                         (["--generation", 3, "--seed", 8], "seed"),
+                         (["--generation", 3, "--dedup-run", 2], "dedup_run"),
+                         (["--generation", 0], "--generation")):
+        r = dgen("write", f, *identity(), *extra, "--changed-only", check=2)
+        assert field in r.stderr.decode() and len(r.stderr.decode().splitlines()) == 1
+    r = dgen("write", tmp_path / "none", *identity(), "--generation", 3, "--changed-only",
+             check=2)
+    assert "no manifest" in r.stderr.decode()
+    assert f.read_bytes() == before
+    dgen("verify", f, check=0)  # the manifest still says generation 2
+
+
+def test_an_unfinished_rewrite_is_refused_by_verify_and_finished_by_running_it_again(tmp_path):
+    f = tmp_path / "f"
+    dgen("write", f, *identity(), "--generation", 2, check=0)
+    manifest = tmp_path / "f.dgen.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "complete": False, "rewrite_generation": 3}))
+    assert "not completely written" in dgen("verify", f, check=2).stderr.decode()
+    dgen("write", f, *identity(), "--generation", 3, "--changed-only", check=0)
+    dgen("verify", f, check=0)
+    assert json.loads(manifest.read_text())["identity"]["generation"] == 3
+
+
+def test_the_seed_comes_from_the_manifest_when_not_given(tmp_path):
+    f = tmp_path / "f"
+    args = ["--size", 1 << 20, "--dedup-unit", "4KiB", "--change-rate", 0.5]
+    seed = dgen_json("write", f, *args)["identity"]["seed"]
+    m = dgen_json("write", f, *args, "--generation", 1, "--changed-only")
+    assert m["identity"]["seed"] == seed and 0 < m["rewritten"]["units"] < 256
+    dgen("verify", f, check=0)

@@ -489,7 +489,12 @@ NB_MODULE(_core, m) {
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")
       .def("add", &verifier_add, "buf"_a.none(), "offset"_a)
-      .def_prop_ro("result", &verifier_result);
+      .def_prop_ro("result", &verifier_result)
+      .def_prop_ro("last", [](PyVerifier& pv) -> std::optional<dgen::Mismatch> {
+        const PyVerifier::Lock lock(pv);
+        const dgen::Mismatch* m = pv.v.last();
+        return m ? std::optional<dgen::Mismatch>(*m) : std::nullopt;
+      }, "The last range found, listed in result.ranges or not; None when none was.");
 
   nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
       .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")

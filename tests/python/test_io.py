@@ -202,3 +202,27 @@ def test_units_swapped_across_pieces_of_a_window_are_found_moved(tmp_path):
     assert [(x["offset"], x["kind"], x["belongs_at"]) for x in r["ranges"]] == [
         (a, "moved", b), (b, "moved", a)]
     assert r["bytes_read"] == 8 << 20 and r["mismatched_bytes"] > 0
+
+
+def test_one_file_verified_in_parts_by_several_threads_reports_what_one_pass_reports(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "VERIFY_CHUNK", 1 << 20)  # windows of 1 MiB: cuts at 1 MiB
+    path = tmp_path / "d.bin"
+    dgen_py.write_dataset(path, 8 << 20, seed=2, compress_ratio=2)
+    damage(path, (4 << 20) - 50)  # one range across the cut between two threads' parts
+    damage(path, (2 << 20) + 10, bytes(3000))
+    os.truncate(path, (6 << 20) + 123)  # missing bytes in the parts of two threads
+    results = []
+    for threads in (1, 2, 3, 8):
+        for max_ranges in (20, 2, 0):
+            r = dgen_py.verify_file(path, threads=threads, max_ranges=max_ranges)
+            del r["seconds"]
+            results.append(r)
+    assert all(r == results[0] for r in results[0::3])
+    assert all(r == results[1] for r in results[1::3])
+    assert all(r == results[2] for r in results[2::3])
+    assert [(x["offset"], x["length"], x["kind"]) for x in results[0]["ranges"]] == [
+        ((2 << 20) + 10, 3000, "zeros"), ((4 << 20) - 50, 100, "differs"),
+        ((6 << 20) + 123, (2 << 20) - 123, "missing")]
+    assert files._verify_parts([{"offset": 0, "length": 8 << 20}], 2, 1 << 20) == [
+        (0, 0, 4 << 20), (0, 4 << 20, 4 << 20)]

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 
+from . import _core
 from .cli import human, parse_size
 
 # (name, numerator row, denominator row, at least)
@@ -102,13 +103,13 @@ def cases(a) -> dict[str, dict]:
     dgen = a.dgen
     ident = f"--seed 1 --dedup-ratio {a.dedup_ratio:g} --compress-ratio {a.compress_ratio:g}"
     d = shlex.quote(a.dir)
-    fio = (f"fio --ioengine=psync --bs={a.bs} --directory={d} --group_reporting "
+    fio = (f"fio --ioengine=psync --directory={d} --group_reporting "
            f"--buffer_compress_percentage={percent(a.compress_ratio)} "
            f"--dedupe_percentage={percent(a.dedup_ratio)}")
 
-    def fio_job(name, jobs, rw, extra=""):
-        return (f"{fio} --name={name} --filename_format='{name}.$jobnum' --numjobs={jobs} "
-                f"--size={a.size // jobs} --rw={rw} {extra}")
+    def fio_job(name, jobs, rw, extra="", bs=a.bs):
+        return (f"{fio} --bs={bs} --name={name} --filename_format='{name}.$jobnum' "
+                f"--numjobs={jobs} --size={a.size // jobs} --rw={rw} {extra}")
     w2 = f"{dgen} write {d}/dgen-2 --size {a.size} --files 2 --jobs 2 --force {ident}"
     w1 = f"{dgen} write {d}/dgen-1 --size {a.size} {ident}"
     out = {
@@ -127,13 +128,16 @@ def cases(a) -> dict[str, dict]:
             "fio read": fio_job("fio-2", 2, "read")}},
     }
     if a.direct:
+        # fio's block size is dgen's O_DIRECT request size here: its cache-sized chunk.
         wd = f"{dgen} write {d}/dgen-d --size {a.size} --direct {ident}"
-        out["direct"] = {"bytes": a.size, "setup": [wd, fio_job("fio-d", 1, "write")],
+        bs = _core.write_chunk()
+        out["direct"] = {"bytes": a.size, "setup": [wd, fio_job("fio-d", 1, "write", bs=bs)],
                          "rows": {"dgen write": wd,
                                   "fio write": fio_job("fio-d", 1, "write",
-                                                       "--direct=1 --refill_buffers"),
+                                                       "--direct=1 --refill_buffers", bs=bs),
                                   "dgen verify": f"{dgen} verify {d}/dgen-d --direct",
-                                  "fio read": fio_job("fio-d", 1, "read", "--direct=1")}}
+                                  "fio read": fio_job("fio-d", 1, "read", "--direct=1",
+                                                      bs=bs)}}
     if not shutil.which("fio"):
         for case in out.values():
             case["rows"] = {k: v for k, v in case["rows"].items() if not k.startswith("fio")}

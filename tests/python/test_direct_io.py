@@ -70,3 +70,17 @@ def test_direct_verify_finds_a_damaged_byte(ext4):
     assert r.returncode == 1
     assert [(x["offset"], x["length"]) for x in json.loads(r.stdout)["ranges"]] == [
         (5 << 20, 1)]
+
+
+def test_io_bench_direct_rows_give_fio_dgens_request_size(ext4):
+    if not shutil.which("fio"):
+        pytest.skip("fio not found")
+    r = run("bench", "--io", str(ext4), "--size", "8MiB", "--rounds", "1", "--direct",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["cases"]["direct"]["rows"]
+    assert set(rows) == {"dgen write", "fio write", "dgen verify", "fio read"}
+    bs = dgen_py._core.write_chunk()
+    assert all(f"--bs={bs} " in rows[k]["command"] and "--direct=1" in rows[k]["command"]
+               for k in ("fio write", "fio read"))
+    assert not [p for p in ext4.iterdir() if p.name.startswith(("dgen-", "fio-"))]

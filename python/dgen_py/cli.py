@@ -241,7 +241,12 @@ def build_parser() -> Parser:
                 "Without --seed the identity, with the seed drawn, is printed on stderr.")
     identity(c, new=True)
     c.add_argument("-o", "--output", default="-", metavar="FILE",
-                   help="default: - (stdout); a regular FILE gets the manifest FILE.dgen.json")
+                   help="default: - (stdout); a regular FILE gets the manifest "
+                   "FILE.dgen.json. Buffers held: into a pipe "
+                   f"{human(_core.write_memory(1, True))} with one thread, "
+                   f"{human(_core.write_memory(_checks.MAX_THREADS, True))} at most; else "
+                   f"{human(_core.write_memory(1))}, "
+                   f"{human(_core.write_memory(_checks.MAX_THREADS))} at most")
     c.add_argument("--manifest", metavar="FILE.dgen.json",
                    help="with stdout: write the manifest of the stream here, once it is "
                    "complete, for the data saved as FILE")

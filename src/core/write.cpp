@@ -108,9 +108,6 @@ unsigned producers_for(const FillOptions& opt) {
   return std::min(threads - 1, kMaxProducers);
 }
 
-// Pipes take whole huge pages (2 MiB): one page fault per chunk made on fresh memory.
-constexpr uint64_t kPipeChunk = 2u << 20;
-
 uint64_t chunk_of(const WriteTarget& t, bool to_pipe) {
   return t.chunk ? t.chunk : to_pipe ? kPipeChunk : write_chunk();
 }

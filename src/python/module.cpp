@@ -599,9 +599,10 @@ NB_MODULE(_core, m) {
   m.def("normalize_rows", &normalize_buffer, "buffer"_a.none(), "dim"_a, "threads"_a = 0,
         "Scales each row of `dim` float32 values in the buffer to unit L2 norm, in place.");
   m.def("write_chunk", &dgen::write_chunk, "Bytes per write: a chunk that fits in the L2 cache.");
-  m.def("write_memory", [](unsigned threads) {
-    return dgen::write_memory({}, {.threads = threads});
-  }, "threads"_a, "Bytes of buffer one Stream.write() holds with `threads` threads.");
+  m.def("write_memory", [](unsigned threads, bool pipe) {
+    return dgen::write_memory({.chunk = pipe ? dgen::kPipeChunk : 0}, {.threads = threads});
+  }, "threads"_a, "pipe"_a = false,
+        "Bytes of buffer one Stream.write() holds with `threads` threads (into a pipe: pipe).");
   m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");

@@ -14,7 +14,8 @@ both ends):
 - write, 1 file, 1 job: the same with one job;
 - pipe: `dgen generate --size N | cat > /dev/null` beside `head -c N /dev/zero | cat > /dev/null`;
 - verify, 2 files: `dgen verify` of the 2-file dataset beside fio --rw=read --numjobs=2
-  (which reads without checking);
+  (which reads without checking); verify, 1 file: the 1-file dataset (checked in parts by
+  every thread) beside one fio --rw=read job;
 - with --direct, write and verify with O_DIRECT beside fio --direct=1 (the directory's
   filesystem must support it).
 fio gets the same sizes, jobs and block size (--bs, dgen's own chunk being cache-sized) and
@@ -49,6 +50,7 @@ ACCEPTANCE = [
     ("write 1 job: dgen / fio refill", "write1", "dgen", "fio refill", 1.3),
     ("pipe: dgen generate / head /dev/zero", "pipe", "dgen", "head", 0.8),
     ("verify 2 files: dgen / fio read", "verify2", "dgen", "fio read", 0.9),
+    ("verify 1 file: dgen / fio read", "verify1", "dgen", "fio read", 0.9),
     ("O_DIRECT write: dgen / fio --direct=1", "direct", "dgen write", "fio write", 1.0),
     ("O_DIRECT verify: dgen / fio --direct=1 read", "direct", "dgen verify", "fio read", 1.0),
 ]
@@ -126,6 +128,10 @@ def cases(a) -> dict[str, dict]:
         "verify2": {"bytes": a.size, "setup": [w2, fio_job("fio-2", 2, "write")], "rows": {
             "dgen": f"{dgen} verify {d}/dgen-2",
             "fio read": fio_job("fio-2", 2, "read")}},
+        # One file checked by every thread in parts, beside one fio job reading it.
+        "verify1": {"bytes": a.size, "setup": [w1, fio_job("fio-1", 1, "write")], "rows": {
+            "dgen": f"{dgen} verify {d}/dgen-1",
+            "fio read": fio_job("fio-1", 1, "read")}},
     }
     if a.direct:
         # fio's block size is dgen's O_DIRECT request size here: its cache-sized chunk.
@@ -217,7 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--dedup-ratio", type=float, default=1.0)
     p.add_argument("--compress-ratio", type=float, default=1.0)
     p.add_argument("--direct", action="store_true", help="also O_DIRECT write and verify")
-    p.add_argument("--only", nargs="*", help="cases to run: write2 write1 pipe verify2 direct")
+    p.add_argument("--only", nargs="*", help="cases to run: write2 write1 pipe verify2 verify1 direct")
     p.add_argument("--dgen", default=f"{shlex.quote(sys.executable)} -m dgen_py",
                    help="the dgen command (default: this Python's -m dgen_py)")
     p.add_argument("--json", action="store_true")

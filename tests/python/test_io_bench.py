@@ -25,13 +25,14 @@ def test_io_bench_reports_every_job_beside_its_peers_and_cleans_up(tmp_path):
     assert rows == {"write2": {"dgen"} | ({"fio refill", "fio no refill"} if fio else set()),
                     "write1": {"dgen"} | ({"fio refill"} if fio else set()),
                     "pipe": {"dgen", "head"},
-                    "verify2": {"dgen"} | ({"fio read"} if fio else set())}
+                    "verify2": {"dgen"} | ({"fio read"} if fio else set()),
+                    "verify1": {"dgen"} | ({"fio read"} if fio else set())}
     for case in r["cases"].values():
         for row in case["rows"].values():
             assert row["gb_per_s"][0] > 0 and row["gb_per_cpu_s"] > 0
     named = {x["what"] for x in r["acceptance"]}
     assert "pipe: dgen generate / head /dev/zero" in named
-    assert len(named) == (5 if fio else 1)
+    assert len(named) == (6 if fio else 1)
     assert list(tmp_path.iterdir()) == []  # its files are gone
 
 
@@ -49,7 +50,7 @@ def test_dgen_bench_io_runs_the_same_benchmark_on_the_directory_named(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["dir"] == str(tmp_path) and set(out["cases"]) == {"write2", "write1", "pipe",
-                                                                 "verify2"}
+                                                                 "verify2", "verify1"}
     assert out["cases"]["pipe"]["bytes"] == 4 << 20
     assert list(tmp_path.iterdir()) == []
 

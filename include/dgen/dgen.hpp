@@ -204,6 +204,9 @@ class Verifier {
   // after Interrupted, the piece is not counted.
   void add(uint64_t offset, std::span<const uint8_t> data, const FillOptions& opt = {});
   const VerifyResult& result() const { return result_; }
+  // The last range found, listed in result().ranges or not (nullptr: none yet): what a
+  // range of the next piece may join, when pieces are checked by several Verifiers.
+  const Mismatch* last() const { return has_last_ ? &last_ : nullptr; }
 
  private:
   void append(const Mismatch& m, std::span<const uint8_t> data, uint64_t offset, bool first);

@@ -31,6 +31,10 @@ struct WriteError : std::system_error {
   int64_t offset;
 };
 
+// Bytes per chunk handed to a pipe when WriteTarget::chunk is 0: a whole huge page, so
+// that the fresh memory each chunk is made in costs one page fault.
+inline constexpr uint64_t kPipeChunk = 2u << 20;
+
 // Bytes per write when WriteTarget::chunk is 0: a power of two that fits in the L2 cache
 // (256 KiB .. 2 MiB), so that write() copies data that is still in cache.
 uint64_t write_chunk();
@@ -38,9 +42,11 @@ uint64_t write_chunk();
 uint64_t write_memory(const WriteTarget& t, const FillOptions& opt);
 
 // Generates bytes [offset, offset + len) of the dataset and writes them to t.fd, chunk by
-// chunk from page-aligned buffers that stay in cache. With opt.threads 1 everything runs on
-// the calling thread (no pool); otherwise one more thread makes the next chunks while the
-// caller writes. Returns the bytes written: len, or fewer when progress() said stop.
+// chunk from page-aligned buffers that stay in cache. A pipe (with file_offset -1) is given
+// each chunk by reference (vmsplice), and the chunk's pages are then dropped from this
+// process, never to be written again; write() where vmsplice is refused. With opt.threads
+// 1 everything runs on the calling thread (no pool); otherwise one more thread makes the
+// next chunks while the caller writes. Returns the bytes written: len, or fewer when progress() said stop.
 // Throws WriteError, and Interrupted (opt.interrupted, polled like progress).
 uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
                      const FillOptions& opt = {});

@@ -269,6 +269,12 @@ class Verifier:
         """Everything added so far, as one verify() call over it would report it."""
         return self._v.result
 
+    @property
+    def last(self):
+        """The last range found, listed in result.ranges or not; None when none was (what a
+        range of the next piece may join, when several Verifiers check adjacent pieces)."""
+        return self._v.last
+
 
 def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     max_threads=None, numa_node=None, method="parallel", seed=None, *,

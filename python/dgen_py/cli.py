@@ -242,7 +242,12 @@ def build_parser() -> Parser:
                 "Without --seed the identity, with the seed drawn, is printed on stderr.")
     identity(c, new=True)
     c.add_argument("-o", "--output", default="-", metavar="FILE",
-                   help="default: - (stdout); a regular FILE gets the manifest FILE.dgen.json")
+                   help="default: - (stdout); a regular FILE gets the manifest "
+                   "FILE.dgen.json. Buffers held: into a pipe "
+                   f"{human(_core.write_memory(1, True))} with one thread, "
+                   f"{human(_core.write_memory(_checks.MAX_THREADS, True))} at most; else "
+                   f"{human(_core.write_memory(1))}, "
+                   f"{human(_core.write_memory(_checks.MAX_THREADS))} at most")
     c.add_argument("--manifest", metavar="FILE.dgen.json",
                    help="with stdout: write the manifest of the stream here, once it is "
                    "complete, for the data saved as FILE")
@@ -351,12 +356,24 @@ def build_parser() -> Parser:
     json_flag(c)
     c.set_defaults(run=cmd_analyze)
 
-    c = command("bench", "Generation and verification GB/s beside memset and memcmp.",
-                "examples:\n  dgen bench\n  dgen bench --threads 1,2,4 --seconds 2 --json")
+    c = command("bench", "Generation and verification GB/s beside memset and memcmp; "
+                "with --io DIR, dgen write, generate and verify beside fio and dd/cat.",
+                "examples:\n  dgen bench\n  dgen bench --threads 1,2,4 --seconds 2 --json\n"
+                "  dgen bench --io /mnt/nvme --size 8GiB --rounds 5 --direct\n"
+                "With --io the files go to DIR (4 x --size, 8 x with --direct, must be "
+                "free)\nand are removed after; without fio on PATH only dgen's rows are "
+                "printed.")
     c.add_argument("--threads", metavar="N,N", type=_arg(_thread_list),
                    help="thread counts, comma-separated (default: every CPU, and 1)")
-    c.add_argument("--size", metavar="SIZE", type=_arg(_buffer_size), default=32 << 20,
-                   help="buffer size (default 32MiB)")
+    c.add_argument("--size", metavar="SIZE", type=_arg(_buffer_size),
+                   help="buffer size (default 32MiB); with --io the dataset size (default "
+                   "2GiB), twice that through the pipe")
+    c.add_argument("--io", metavar="DIR", help="run the I/O jobs (benchmarks/io.py) on "
+                   "the directory DIR, e.g. /dev/shm or a mounted device")
+    c.add_argument("--rounds", metavar="N", type=_arg(_integer(1, 1000)), default=3,
+                   help="with --io: alternating rounds (default 3)")
+    c.add_argument("--direct", action="store_true",
+                   help="with --io: also O_DIRECT write and verify beside fio --direct=1")
     c.add_argument("--seconds", metavar="S", type=_arg(_number(0, math.inf, "a positive number")),
                    default=1.0, help="time per measurement pair (default 1)")
     json_flag(c)
@@ -711,15 +728,36 @@ def cmd_bench(args) -> int:
         if args.threads and len(args.threads) > 1:
             raise ValueError(f"--threads: under MPI give one count per rank, got "
                              f"{','.join(map(str, args.threads))}")
-        result = args.mpi_module.bench(args.comm, args.size, args.seconds,
+        if args.io is not None:
+            raise ValueError("--io: runs once, not under MPI; pass --no-mpi")
+        result = args.mpi_module.bench(args.comm, args.size or 32 << 20, args.seconds,
                                        args.threads[0] if args.threads else None)
         print_json(result) if args.json else print(args.mpi_module.bench_report(result))
         return 0
-    result = bench.run(args.size, args.threads, args.seconds)
+    if args.io is not None:
+        return bench_io(args)
+    if args.direct:
+        raise ValueError("--direct: only with --io DIR")
+    result = bench.run(args.size or 32 << 20, args.threads, args.seconds)
     if args.json:
         print_json(result)
     else:
         print(bench.report(result))
+    return 0
+
+
+def bench_io(args) -> int:
+    from . import io_bench
+    if args.threads:
+        raise ValueError("--threads: not with --io (the jobs use every CPU, as fio's do)")
+    size = args.size or 2 << 30
+    a = io_bench.options(args.io, size=size, pipe_size=2 * size, rounds=args.rounds,
+                         direct=args.direct)
+    io_bench.check(a)
+    if args.json and not io_bench.shutil.which("fio"):  # the report says it otherwise
+        say(io_bench.NO_FIO)
+    result = io_bench.run(a)
+    print_json(result) if args.json else print(io_bench.report(result))
     return 0
 
 

@@ -796,13 +796,13 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 
-    parts = [(i, 0, f["length"]) for i, f in enumerate(layout)] if pieces is None else pieces
     threads = _checks.threads(threads) or _core.available_cpus()
+    chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+    parts = _verify_parts(layout, threads, chunk) if pieces is None else pieces
     # File parts are checked in parallel, one worker per part up to the threads, each alone
     # on its own thread when there are as many parts as threads (no pool, no hand-off).
     workers = max(1, min(len(parts), threads))
     report = _Report(max_ranges)
-    chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
     # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
     each = max(1, threads // workers)
     piece = each * _core.write_chunk()
@@ -820,7 +820,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
 
     def one(part):
         i, at, length = part
-        gen, view, mine = _generator(identity, each), views.get(), _Report(max_ranges)
+        # A part lists at least its first range, which may join the last one before it.
+        gen, view, mine = _generator(identity, each), views.get(), _Report(max(1, max_ranges))
         try:
             return _verify_one(directory, base, layout[i], gen, view, direct, mine,
                                shared if progress else None, (at, at + length), stop), mine
@@ -866,6 +867,34 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         "seconds": time.perf_counter() - started,
         **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
     }
+
+
+def _verify_parts(layout: list[dict], threads: int, window: int) -> list[tuple[int, int, int]]:
+    """(file index, file offset, length): whole files, or, with fewer files than threads,
+    each file cut for the threads at dataset offsets that are multiples of the verify
+    window, so that every window is the one a single pass reads."""
+    each = -(-threads // max(1, len(layout)))
+    out = []
+    for i, f in enumerate(layout):
+        start, end = f["offset"], f["offset"] + f["length"]
+        cuts = sorted({start, end, *(min(end, max(start, (start + j * f["length"] // each)
+                                                  // window * window))
+                                     for j in range(1, each))})
+        out += [(i, a - start, b - a) for a, b in zip(cuts, cuts[1:])] or [(i, 0, 0)]
+    return out
+
+
+def joined(a: dict, b: dict) -> dict | None:
+    """The one range a single verify pass would have made of ranges a and b, found by two
+    passes over adjacent parts, or None: ranges less than 64 matching bytes apart are one,
+    except whole units moved or stale."""
+    kinds = {a["kind"], b["kind"]}
+    if not (a["file"] == b["file"] and a["offset"] + a["length"] + 64 > b["offset"]
+            and (kinds <= {"differs", "zeros"} or kinds == {"missing"})):
+        return None
+    kind = a["kind"] if a["kind"] == b["kind"] and (
+        a["kind"] == "missing" or a["offset"] + a["length"] == b["offset"]) else "differs"
+    return {**a, "length": b["offset"] + b["length"] - a["offset"], "kind": kind}
 
 
 def _verify_one(directory, base, f, gen, views, direct, report, progress, part, stop=None) \
@@ -959,6 +988,7 @@ class _Report:
         self.ranges: list[dict] = []
         self.count = self.mismatched = self.read = self.gaps = 0
         self.zeros = False
+        self.last = None  # the last range counted, where known, listed or not
 
     @property
     def room(self) -> int:
@@ -971,17 +1001,31 @@ class _Report:
         self.read += r.bytes + clean
         self.mismatched += r.mismatched_bytes
         self.count += r.range_count
-        self.ranges += [self._range(m, f) for m in r.ranges]  # it was given self.room
+        listed = [self._range(m, f) for m in r.ranges]  # it was given self.room
+        self.ranges += listed
         self.zeros |= any(m.zeros for m in r.ranges)
+        if r.range_count:
+            self.last = listed[-1] if len(listed) == r.range_count else \
+                self._range(verifier.last, f)
 
     def merge(self, other: _Report) -> None:
-        """The ranges of the files `other` saw, after those seen so far."""
+        """The ranges of the file parts `other` saw, after those seen so far; a range that
+        runs on across the cut between them is one."""
+        own = list(other.ranges)
+        last = other.last if other.count else self.last
+        if self.last and own and (one := joined(self.last, own[0])):
+            if self.ranges and self.ranges[-1] is self.last:
+                self.ranges[-1] = one
+            last = one if other.count == 1 else other.last
+            own.pop(0)
+            self.count -= 1
+        self.last = last
         self.count += other.count
         self.mismatched += other.mismatched
         self.read += other.read
         self.gaps += other.gaps
         self.zeros |= other.zeros
-        self.ranges += other.ranges[:self.room]
+        self.ranges += own[:self.room]
 
     def other_identity(self) -> bool:
         """Almost nothing matches: 90% of the bytes read differ (another seed, dedup ratio
@@ -1007,10 +1051,10 @@ class _Report:
         self.count += 1
         self.mismatched += length
         self.gaps += length
+        self.last = {"file": f["path"], "file_offset": at, "offset": f["offset"] + at,
+                     "length": length, "kind": kind, "belongs_at": None,
+                     "belongs_at_file_offset": None, "stale_generation": None}
         if self.room > 0:
-            self.ranges.append({"file": f["path"], "file_offset": at,
-                                "offset": f["offset"] + at, "length": length, "kind": kind,
-                                "belongs_at": None, "belongs_at_file_offset": None,
-                                "stale_generation": None})
+            self.ranges.append(self.last)
 
 

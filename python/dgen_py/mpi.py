@@ -254,27 +254,15 @@ def _same(mine: bytes, lead: bytes, path) -> None:
                          f"filesystem")
 
 
-def _joins(a: dict, b: dict) -> bool:
-    """Would one verify over both have made a and b one range? (files.verify_file merges
-    ranges less than 64 matching bytes apart, except whole units moved or stale.)"""
-    kinds = {a["kind"], b["kind"]}
-    return (a["file"] == b["file"] and a["offset"] + a["length"] + 64 > b["offset"]
-            and (kinds <= {"differs", "zeros"} or kinds == {"missing"}))
-
-
 def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds) -> dict:
     first = results[0]
     ranges, count, complete = [], 0, False
     for r in results:
         own = list(r["ranges"])
         count += r["range_count"]
-        if own and ranges and complete and _joins(ranges[-1], own[0]):
-            a, b = ranges[-1], own.pop(0)
-            kind = a["kind"] if a["kind"] == b["kind"] and (
-                a["kind"] == "missing" or a["offset"] + a["length"] == b["offset"]) \
-                else "differs"
-            ranges[-1] = {**a, "length": b["offset"] + b["length"] - a["offset"],
-                          "kind": kind}
+        if own and ranges and complete and (one := _files.joined(ranges[-1], own[0])):
+            ranges[-1] = one
+            own.pop(0)
             count -= 1
         ranges += own
         if r["range_count"]:

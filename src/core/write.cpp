@@ -1,5 +1,9 @@
 // write_range(): generate a chunk in cache, write it, next; optionally with producer
 // threads making the next chunks while the caller writes.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +52,32 @@ class Ticker {
   uint64_t pending_ = 0;
 };
 
+bool is_pipe(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+// Hands n bytes at p (page-aligned) to a pipe by reference, then drops them from this
+// process (MADV_DONTNEED), so that the next fill of p faults in fresh pages: whoever still
+// holds the old ones (the pipe, or another pipe or socket the reader spliced them into)
+// sees them unchanged. False when vmsplice is refused before any byte went: write() then.
+bool gift(const WriteTarget& t, uint8_t* p, uint64_t n, const Ticker& ticker) {
+  iovec v{p, n};
+  while (v.iov_len) {
+    const ssize_t r = ::vmsplice(t.fd, &v, 1, SPLICE_F_GIFT);
+    if (r < 0 && errno == EINTR) {
+      ticker.interrupt_check();
+      continue;
+    }
+    if (r < 0 && (errno == EINVAL || errno == ENOSYS) && v.iov_len == n) return false;
+    if (r <= 0) throw WriteError(r < 0 ? errno : EIO, -1);
+    v.iov_base = static_cast<uint8_t*>(v.iov_base) + r;
+    v.iov_len -= uint64_t(r);
+  }
+  madvise(p, (n + kPageSize - 1) / kPageSize * kPageSize, MADV_DONTNEED);
+  return true;
+}
+
 void write_all(const WriteTarget& t, const uint8_t* p, uint64_t n, uint64_t file_pos,
                const Ticker& ticker) {
   while (n) {
@@ -78,8 +108,12 @@ unsigned producers_for(const FillOptions& opt) {
   return std::min(threads - 1, kMaxProducers);
 }
 
-uint64_t chunk_of(const WriteTarget& t) {
-  return t.chunk ? t.chunk : write_chunk();
+uint64_t chunk_of(const WriteTarget& t, bool to_pipe) {
+  return t.chunk ? t.chunk : to_pipe ? kPipeChunk : write_chunk();
+}
+
+bool splices(const WriteTarget& t) {
+  return t.file_offset < 0 && !t.direct && is_pipe(t.fd);
 }
 
 }  // namespace
@@ -98,13 +132,14 @@ uint64_t write_chunk() {
 
 uint64_t write_memory(const WriteTarget& t, const FillOptions& opt) {
   const unsigned p = producers_for(opt);
-  return chunk_of(t) * (p ? p + 2 : 1);
+  return chunk_of(t, splices(t)) * (p ? p + 2 : 1);
 }
 
 uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
                      const FillOptions& opt) {
   detail::check_range(ds, offset, len);
-  const uint64_t chunk = chunk_of(t);
+  bool to_pipe = splices(t);
+  const uint64_t chunk = chunk_of(t, to_pipe);
   if (chunk < kPageSize || (chunk & (chunk - 1)))
     throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
                                 std::to_string(chunk));
@@ -117,14 +152,19 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
   auto file_pos = [&](uint64_t pos) { return uint64_t(t.file_offset) + (pos - offset); };
   Ticker ticker(t, opt);
   const unsigned producers = producers_for(opt);
-  Memory mem(write_memory(t, opt), opt.numa_node);
+  Memory mem(chunk * (producers ? producers + 2 : 1), opt.numa_node);
+  // A chunk goes to a pipe by reference where it can, else it is copied by write().
+  auto put = [&](uint8_t* p, uint64_t n, uint64_t pos) {
+    if (to_pipe) to_pipe = gift(t, p, n, ticker);  // refused: write() from now on
+    if (!to_pipe) write_all(t, p, n, file_pos(pos), ticker);
+  };
 
   uint64_t done = 0;
   if (producers == 0) {  // all on this thread: no pool, no hand-off
     for (uint64_t k = 0; k < count; ++k) {
       const uint64_t n = hi(k) - lo(k);
       detail::fill_range(ds, lo(k), mem.p, n, t.direct);
-      write_all(t, mem.p, n, file_pos(lo(k)), ticker);
+      put(mem.p, n, lo(k));
       done += n;
       if (!ticker.tick(n, k + 1 == count)) break;
     }
@@ -182,7 +222,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
       }
     }
     const uint64_t n = hi(k) - lo(k);
-    write_all(t, mem.p + (k % slots) * chunk, n, file_pos(lo(k)), ticker);
+    put(mem.p + (k % slots) * chunk, n, lo(k));
     {
       std::lock_guard l(mu);
       ready[k % slots] = UINT64_MAX;

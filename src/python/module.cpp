@@ -530,7 +530,12 @@ NB_MODULE(_core, m) {
   nb::class_<PyVerifier>(m, "Verifier",
                          "verify() over data that arrives in pieces, in offset order.")
       .def("add", &verifier_add, "buf"_a.none(), "offset"_a)
-      .def_prop_ro("result", &verifier_result);
+      .def_prop_ro("result", &verifier_result)
+      .def_prop_ro("last", [](PyVerifier& pv) -> std::optional<dgen::Mismatch> {
+        const PyVerifier::Lock lock(pv);
+        const dgen::Mismatch* m = pv.v.last();
+        return m ? std::optional<dgen::Mismatch>(*m) : std::nullopt;
+      }, "The last range found, listed in result.ranges or not; None when none was.");
 
   nb::class_<dgen::Mismatch>(m, "Mismatch", "A range of data that differs from the dataset.")
       .def_ro("offset", &dgen::Mismatch::offset, "Dataset offset of the first differing byte.")
@@ -641,9 +646,10 @@ NB_MODULE(_core, m) {
   m.def("normalize_rows_f64", &normalize_f64_buffer, "buffer"_a, "dim"_a, "threads"_a = 0,
         "normalize_rows for rows of float64 values, in place.");
   m.def("write_chunk", &dgen::write_chunk, "Bytes per write: a chunk that fits in the L2 cache.");
-  m.def("write_memory", [](unsigned threads) {
-    return dgen::write_memory({}, {.threads = threads});
-  }, "threads"_a, "Bytes of buffer one Stream.write() holds with `threads` threads.");
+  m.def("write_memory", [](unsigned threads, bool pipe) {
+    return dgen::write_memory({.chunk = pipe ? dgen::kPipeChunk : 0}, {.threads = threads});
+  }, "threads"_a, "pipe"_a = false,
+        "Bytes of buffer one Stream.write() holds with `threads` threads (into a pipe: pipe).");
   m.def("byte_histogram", [](nb::handle buf) {
     Buffer b(buf, /*writable=*/false);
     std::array<uint64_t, 256> counts{};

@@ -147,6 +147,23 @@ TEST(Verifier, PiecesGiveTheResultOfOneCall) {
   }
 }
 
+TEST(Verifier, LastIsTheLastRangeOfOneCallListedOrNot) {
+  std::mt19937_64 rng(12);
+  const dgen::Dataset ds(kParams);
+  for (int round = 0; round < 50; ++round) {
+    const auto v = damaged(rng);
+    const auto all = dgen::verify(ds, 0, v, {2, 65536}, SIZE_MAX);
+    dgen::Verifier pieces(ds, rng() % 3);  // mostly fewer listed than found
+    for (uint64_t at = 0; at < v.size(); at += 70000)
+      pieces.add(at, std::span(v).subspan(at, std::min<uint64_t>(70000, v.size() - at)));
+    ASSERT_EQ(pieces.last() == nullptr, all.ranges.empty()) << "round " << round;
+    if (pieces.last()) {
+      EXPECT_EQ(pieces.last()->offset, all.ranges.back().offset) << "round " << round;
+      EXPECT_EQ(pieces.last()->length, all.ranges.back().length) << "round " << round;
+    }
+  }
+}
+
 TEST(Verifier, AZeroedStretchAcrossPiecesIsOneZerosRange) {
   auto v = data();
   std::memset(v.data() + 100'000, 0, 50'000);

@@ -1,11 +1,14 @@
 """The write, pipe and verify paths: bytes, Ctrl-C and errors as the slower paths had them."""
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+
+import pytest
 
 import dgen_py
 from dgen_py import files
@@ -79,6 +82,47 @@ def test_generate_through_a_pipe_gives_the_bytes_of_one_stream():
                             "--dedup-ratio", "2", "--threads", threads], capture_output=True)
         assert r.returncode == 0, r.stderr
         assert r.stdout == expected(size, 5, dedup_ratio=2)
+
+
+# Readers that hold on to what they got: one copies it out slowly, one moves the pipe's
+# pages into a pipe of its own (splice) and reads them only later. Both print the sha256.
+SLOW_READERS = {
+    "read": """
+import hashlib, os, sys, time
+h = hashlib.sha256()
+while data := os.read(0, 65536):
+    h.update(data)
+    time.sleep(0.0005)
+print(h.hexdigest())
+""",
+    "splice": """
+import fcntl, hashlib, os, time
+r, w = os.pipe()
+fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+h = hashlib.sha256()
+while n := os.splice(0, w, 1 << 20):
+    time.sleep(0.02)  # the pages wait in our pipe while dgen makes its next chunks
+    while n:
+        data = os.read(r, n)
+        h.update(data)
+        n -= len(data)
+print(h.hexdigest())
+"""}
+
+
+@pytest.mark.parametrize("reader", SLOW_READERS)
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_slow_reader_of_the_pipe_gets_every_byte_as_written(reader, threads):
+    # The pipe is given dgen's pages by reference: they must never change once handed over.
+    size = (24 << 20) + 4097
+    gen = subprocess.Popen([*DGEN, "generate", "--size", str(size), "--seed", "9",
+                            "--compress-ratio", "2", "--threads", threads],
+                           stdout=subprocess.PIPE)
+    out = subprocess.run([sys.executable, "-c", SLOW_READERS[reader]], stdin=gen.stdout,
+                         capture_output=True, text=True, timeout=120)
+    gen.stdout.close()
+    assert gen.wait(timeout=60) == 0 and out.returncode == 0, out.stderr
+    assert out.stdout.strip() == hashlib.sha256(expected(size, 9, compress_ratio=2)).hexdigest()
 
 
 def test_generate_enlarges_the_pipe_it_writes_to():
@@ -158,3 +202,27 @@ def test_units_swapped_across_pieces_of_a_window_are_found_moved(tmp_path):
     assert [(x["offset"], x["kind"], x["belongs_at"]) for x in r["ranges"]] == [
         (a, "moved", b), (b, "moved", a)]
     assert r["bytes_read"] == 8 << 20 and r["mismatched_bytes"] > 0
+
+
+def test_one_file_verified_in_parts_by_several_threads_reports_what_one_pass_reports(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "VERIFY_CHUNK", 1 << 20)  # windows of 1 MiB: cuts at 1 MiB
+    path = tmp_path / "d.bin"
+    dgen_py.write_dataset(path, 8 << 20, seed=2, compress_ratio=2)
+    damage(path, (4 << 20) - 50)  # one range across the cut between two threads' parts
+    damage(path, (2 << 20) + 10, bytes(3000))
+    os.truncate(path, (6 << 20) + 123)  # missing bytes in the parts of two threads
+    results = []
+    for threads in (1, 2, 3, 8):
+        for max_ranges in (20, 2, 0):
+            r = dgen_py.verify_file(path, threads=threads, max_ranges=max_ranges)
+            del r["seconds"]
+            results.append(r)
+    assert all(r == results[0] for r in results[0::3])
+    assert all(r == results[1] for r in results[1::3])
+    assert all(r == results[2] for r in results[2::3])
+    assert [(x["offset"], x["length"], x["kind"]) for x in results[0]["ranges"]] == [
+        ((2 << 20) + 10, 3000, "zeros"), ((4 << 20) - 50, 100, "differs"),
+        ((6 << 20) + 123, (2 << 20) - 123, "missing")]
+    assert files._verify_parts([{"offset": 0, "length": 8 << 20}], 2, 1 << 20) == [
+        (0, 0, 4 << 20), (0, 4 << 20, 4 << 20)]

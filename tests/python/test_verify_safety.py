@@ -400,3 +400,13 @@ def test_write_help_says_the_memory_per_writer():
     assert (f"--jobs J parallel writers (default 1); each holds {human(chunk)} of buffer "
             f"when it has one thread (--threads/J), {human(5 * chunk)} at most with more"
             in words)
+
+
+def test_generate_help_says_the_memory_it_holds_into_a_pipe_and_else():
+    words = b" ".join(dgen("generate", "--help", check=0).stdout.split()).decode()
+    chunk, pipe_chunk = _core.write_chunk(), 2 << 20  # a pipe gets whole huge pages
+    assert _core.write_memory(1, True) == pipe_chunk
+    assert _core.write_memory(1024, True) == 5 * pipe_chunk
+    assert (f"Buffers held: into a pipe {human(pipe_chunk)} with one thread, "
+            f"{human(5 * pipe_chunk)} at most; else {human(chunk)}, {human(5 * chunk)} at "
+            f"most" in words)

@@ -1,0 +1,240 @@
+"""dgen's I/O jobs beside fio and the pipe ceiling, on one machine in one run.
+
+    dgen bench --io DIR [--size 2GiB] [--rounds 3] [--direct] [--json]
+    python benchmarks/io.py [--dir /dev/shm] [--size 2GiB] [--pipe-size 4GiB] [--rounds 3]
+                            [--bs 1MiB] [--dedup-ratio 1] [--compress-ratio 1] [--direct]
+                            [--dgen "CMD"] [--json]
+
+Cases, each run in alternating rounds (every command once per round), whole commands timed
+(wall clock, and CPU seconds of the children: getrusage(RUSAGE_CHILDREN), so a pipe counts
+both ends):
+- write, 2 files, 2 jobs: `dgen write --files 2 --jobs 2` beside fio --rw=write
+  --ioengine=psync --numjobs=2 with --refill_buffers (fresh data per write, as dgen makes)
+  and without (one buffer written again and again: the I/O ceiling);
+- write, 1 file, 1 job: the same with one job;
+- pipe: `dgen generate --size N | cat > /dev/null` beside `head -c N /dev/zero | cat > /dev/null`;
+- verify, 2 files: `dgen verify` of the 2-file dataset beside fio --rw=read --numjobs=2
+  (which reads without checking); verify, 1 file: the 1-file dataset (checked in parts by
+  every thread) beside one fio --rw=read job;
+- with --direct, write and verify with O_DIRECT beside fio --direct=1 (the directory's
+  filesystem must support it).
+fio gets the same sizes, jobs and block size (--bs, dgen's own chunk being cache-sized) and
+the ratios as --buffer_compress_percentage / --dedupe_percentage. Files are written once
+before the timed rounds, so every timed write overwrites in place, dgen's as fio's. Each
+row gives GB/s (10^9 bytes/s) min/median/max over the rounds and GB per CPU-second
+(median); the end gives the ratios the acceptance of issue 14 names, from the medians.
+`--dgen` replaces the dgen command (default: this Python's `-m dgen_py`), to compare builds.
+Without fio on PATH its rows are left out, and the run says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from . import _core
+from .cli import human, parse_size
+
+# (name, numerator row, denominator row, at least)
+ACCEPTANCE = [
+    ("write 2 jobs: dgen / fio refill", "write2", "dgen", "fio refill", 1.3),
+    ("write 2 jobs: dgen / fio no refill", "write2", "dgen", "fio no refill", 0.7),
+    ("write 1 job: dgen / fio refill", "write1", "dgen", "fio refill", 1.3),
+    ("pipe: dgen generate / head /dev/zero", "pipe", "dgen", "head", 0.8),
+    ("verify 2 files: dgen / fio read", "verify2", "dgen", "fio read", 0.9),
+    ("verify 1 file: dgen / fio read", "verify1", "dgen", "fio read", 0.9),
+    ("O_DIRECT write: dgen / fio --direct=1", "direct", "dgen write", "fio write", 1.0),
+    ("O_DIRECT verify: dgen / fio --direct=1 read", "direct", "dgen verify", "fio read", 1.0),
+]
+
+
+NO_FIO = ("fio not found on PATH: its rows and the ratios against it are left out "
+          "(apt-get install fio)")
+
+
+def timed(cmd: str) -> tuple[float, float]:
+    """(seconds, CPU seconds of the children) of one shell command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode:
+        raise OSError(f"`{cmd}` failed ({r.returncode}): {r.stderr.decode().strip()[-300:]}")
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def percent(ratio: float) -> int:
+    """fio's share of compressible or duplicate content for a ratio: 1 - 1/ratio."""
+    return round(100 * (1 - 1 / ratio))
+
+
+def options(directory="/dev/shm", size=2 << 30, pipe_size=4 << 30, rounds=3, bs=1 << 20,
+            dedup_ratio=1.0, compress_ratio=1.0, direct=False, only=None, dgen=None):
+    """The settings of one run, as main() parses them; checked by check()."""
+    return argparse.Namespace(
+        dir=os.path.abspath(directory), size=size, pipe_size=pipe_size, rounds=rounds, bs=bs,
+        dedup_ratio=dedup_ratio, compress_ratio=compress_ratio, direct=direct, only=only,
+        dgen=dgen or f"{shlex.quote(sys.executable)} -m dgen_py")
+
+
+def check(a) -> None:
+    """ValueError naming what is wrong with the settings, or the room in a.dir."""
+    if a.rounds < 1 or a.pipe_size < 1 or a.bs < 4096 or a.size < 2 * a.bs:
+        raise ValueError("--rounds must be >= 1, --pipe-size >= 1, --bs >= 4096 and --size "
+                         "at least 2 * --bs (each fio job writes at least one block)")
+    if not os.path.isdir(a.dir):
+        raise ValueError(f"--io (--dir): {a.dir!r} is not a directory")
+    st = os.statvfs(a.dir)
+    need = 2 * a.size * (2 if a.direct else 1) * 2  # dgen's and fio's files of each case
+    if st.f_bavail * st.f_frsize < need:
+        raise ValueError(f"{a.dir} has {human(st.f_bavail * st.f_frsize)} free; this run "
+                         f"needs {human(need)}")
+
+
+def cases(a) -> dict[str, dict]:
+    """{case: {"bytes": n, "setup": [commands], "rows": {name: command}}}."""
+    dgen = a.dgen
+    ident = f"--seed 1 --dedup-ratio {a.dedup_ratio:g} --compress-ratio {a.compress_ratio:g}"
+    d = shlex.quote(a.dir)
+    fio = (f"fio --ioengine=psync --directory={d} --group_reporting "
+           f"--buffer_compress_percentage={percent(a.compress_ratio)} "
+           f"--dedupe_percentage={percent(a.dedup_ratio)}")
+
+    def fio_job(name, jobs, rw, extra="", bs=a.bs):
+        return (f"{fio} --bs={bs} --name={name} --filename_format='{name}.$jobnum' "
+                f"--numjobs={jobs} --size={a.size // jobs} --rw={rw} {extra}")
+    w2 = f"{dgen} write {d}/dgen-2 --size {a.size} --files 2 --jobs 2 --force {ident}"
+    w1 = f"{dgen} write {d}/dgen-1 --size {a.size} {ident}"
+    out = {
+        "write2": {"bytes": a.size, "setup": [w2, fio_job("fio-2", 2, "write")], "rows": {
+            "dgen": w2,
+            "fio refill": fio_job("fio-2", 2, "write", "--refill_buffers"),
+            "fio no refill": fio_job("fio-2", 2, "write")}},
+        "write1": {"bytes": a.size, "setup": [w1, fio_job("fio-1", 1, "write")], "rows": {
+            "dgen": w1,
+            "fio refill": fio_job("fio-1", 1, "write", "--refill_buffers")}},
+        "pipe": {"bytes": a.pipe_size, "setup": [], "rows": {
+            "dgen": f"{dgen} generate --size {a.pipe_size} {ident} | cat > /dev/null",
+            "head": f"head -c {a.pipe_size} /dev/zero | cat > /dev/null"}},
+        "verify2": {"bytes": a.size, "setup": [w2, fio_job("fio-2", 2, "write")], "rows": {
+            "dgen": f"{dgen} verify {d}/dgen-2",
+            "fio read": fio_job("fio-2", 2, "read")}},
+        # One file checked by every thread in parts, beside one fio job reading it.
+        "verify1": {"bytes": a.size, "setup": [w1, fio_job("fio-1", 1, "write")], "rows": {
+            "dgen": f"{dgen} verify {d}/dgen-1",
+            "fio read": fio_job("fio-1", 1, "read")}},
+    }
+    if a.direct:
+        # fio's block size is dgen's O_DIRECT request size here: its cache-sized chunk.
+        wd = f"{dgen} write {d}/dgen-d --size {a.size} --direct {ident}"
+        bs = _core.write_chunk()
+        out["direct"] = {"bytes": a.size, "setup": [wd, fio_job("fio-d", 1, "write", bs=bs)],
+                         "rows": {"dgen write": wd,
+                                  "fio write": fio_job("fio-d", 1, "write",
+                                                       "--direct=1 --refill_buffers", bs=bs),
+                                  "dgen verify": f"{dgen} verify {d}/dgen-d --direct",
+                                  "fio read": fio_job("fio-d", 1, "read", "--direct=1",
+                                                      bs=bs)}}
+    if not shutil.which("fio"):
+        for case in out.values():
+            case["rows"] = {k: v for k, v in case["rows"].items() if not k.startswith("fio")}
+            case["setup"] = [c for c in case["setup"] if not c.startswith("fio")]
+    return {k: v for k, v in out.items() if not a.only or k in a.only}
+
+
+def run(a) -> dict:
+    """Every case of a (see options()) in alternating rounds; its files are removed after."""
+    made = [os.path.join(a.dir, n) for n in ("dgen-1", "dgen-2", "dgen-d")]
+    try:
+        return _run(a)
+    finally:
+        for name in os.listdir(a.dir):
+            path = os.path.join(a.dir, name)
+            if name.startswith(("fio-1.", "fio-2.", "fio-d.")) or \
+                    any(path.startswith(m) for m in made):
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+
+
+def _run(a) -> dict:
+    plan = cases(a)
+    results = {}
+    for name, case in plan.items():
+        for cmd in case["setup"]:  # files exist before the timed rounds
+            timed(cmd)
+        samples = {row: [] for row in case["rows"]}
+        for _ in range(a.rounds):
+            for row, cmd in case["rows"].items():
+                samples[row].append(timed(cmd))
+        n = case["bytes"]
+        results[name] = {"bytes": n, "rows": {row: {
+            "command": case["rows"][row],
+            "gb_per_s": sorted(n / max(s, 1e-9) / 1e9 for s, _ in v),
+            "gb_per_cpu_s": statistics.median(n / max(c, 1e-9) / 1e9 for _, c in v),
+        } for row, v in samples.items()}}
+        for row in results[name]["rows"].values():
+            row["median"] = statistics.median(row["gb_per_s"])
+    ratios = []
+    for label, case, top, bottom, need in ACCEPTANCE:
+        rows = results.get(case, {}).get("rows", {})
+        if top in rows and bottom in rows:
+            r = rows[top]["median"] / rows[bottom]["median"]
+            ratios.append({"what": label, "ratio": r, "at_least": need, "met": r >= need})
+    return {"dir": a.dir, "rounds": a.rounds, "load_average": os.getloadavg(),
+            "fio": shutil.which("fio") is not None, "cases": results, "acceptance": ratios}
+
+
+def report(r: dict) -> str:
+    lines = [f"{r['dir']}, {r['rounds']} alternating rounds, load average "
+             f"{r['load_average'][0]:.1f} (GB/s min / median / max; GB per CPU-second, "
+             f"median)"]
+    if not r["fio"]:
+        lines.append(NO_FIO)
+    for name, case in r["cases"].items():
+        lines.append(f"{name} ({human(case['bytes'])}):")
+        for row, v in case["rows"].items():
+            g = v["gb_per_s"]
+            lines.append(f"  {row:14} {g[0]:6.2f} / {v['median']:6.2f} / {g[-1]:6.2f} GB/s"
+                         f"   {v['gb_per_cpu_s']:6.2f} GB/cpu-s")
+    lines.append("acceptance (ratio of medians):")
+    for x in r["acceptance"]:
+        lines.append(f"  {x['what']:44} {x['ratio']:5.2f}  (>= {x['at_least']:g}: "
+                     f"{'met' if x['met'] else 'NOT met'})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dir", default="/dev/shm", help="where the files go (default /dev/shm)")
+    p.add_argument("--size", type=parse_size, default=2 << 30, help="dataset bytes (2GiB)")
+    p.add_argument("--pipe-size", type=parse_size, default=4 << 30, help="bytes piped (4GiB)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--bs", type=parse_size, default=1 << 20,
+                   help="fio's block size (default 1MiB; given to fio in bytes, since fio "
+                   "reads 1MiB as 10^6)")
+    p.add_argument("--dedup-ratio", type=float, default=1.0)
+    p.add_argument("--compress-ratio", type=float, default=1.0)
+    p.add_argument("--direct", action="store_true", help="also O_DIRECT write and verify")
+    p.add_argument("--only", nargs="*", help="cases to run: write2 write1 pipe verify2 verify1 direct")
+    p.add_argument("--dgen", default=f"{shlex.quote(sys.executable)} -m dgen_py",
+                   help="the dgen command (default: this Python's -m dgen_py)")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    a.dir = os.path.abspath(a.dir)
+    try:
+        check(a)
+    except ValueError as e:
+        p.error(str(e))
+    if a.json and not shutil.which("fio"):
+        print(f"io.py: {NO_FIO}", file=sys.stderr)
+    r = run(a)
+    print(json.dumps(r, indent=2) if a.json else report(r))
+    return 0

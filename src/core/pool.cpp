@@ -12,7 +12,8 @@
 //   task only while w + those callers < the CPUs, so callers sharing the pool are not
 //   crowded out by more threads than CPUs [CallersAndWorkersTogetherNeverOutnumberTheCpus]. Bound jobs (NUMA): worker w runs only its fixed share
 //   of a job's tasks, so the pages it touched first stay its own; the caller waits.
-// - Pool::mu_ guards the job list, the workers and Job::inside; it is never held while a
+// - Pool::mu_ guards the job list, the workers and changes of Job::inside (read without it
+//   only to decide whether to wait longer); it is never held while a
 //   task or the caller's poll runs (the poll may take Python's GIL)
 //   [CallsFromManyThreadsAtOnce; tests/python: test_small_calls_do_not_deadlock_behind_a_
 //   busy_pool].
@@ -50,6 +51,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kPollEvery = std::chrono::milliseconds(20);
+// Waits shorter than this spin instead of sleeping: waking a sleeping thread takes tens of
+// microseconds here, as long as a 1 MiB task, so back-to-back small calls would otherwise
+// run slower on two threads than on one.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+// A worker kept off by callers looks again this often for a CPU they left; callers that
+// filled every CPU keep the workers off this long after.
+constexpr auto kRecheck = std::chrono::milliseconds(10);
+constexpr auto kCrowded = std::chrono::milliseconds(10);
+
+// Spins until done() or kSpin has passed; true if done().
+template <class Done>
+bool spin_until(Done done) {
+  const auto end = Clock::now() + kSpin;
+  for (unsigned k = 1;; ++k) {
+    if (done()) return true;
+    if (k % 64 == 0 && Clock::now() >= end) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
 
 // Runs every task on the calling thread, polling as a pooled job does.
 void run_here(size_t n, const std::function<void(size_t)>& task,
@@ -72,7 +95,7 @@ struct Job {
   std::atomic<size_t> next{0};
   std::vector<std::atomic<size_t>> cursors;  // fixed: worker w's next task
   std::atomic<bool> stop{false};
-  unsigned inside = 0;  // workers that picked this job and have not left it (Pool::mu_)
+  std::atomic<unsigned> inside{0};  // workers that picked it and have not left (Pool::mu_)
   std::exception_ptr error;
   std::mutex error_mu;
 
@@ -139,11 +162,14 @@ class Pool {
         grow(job.workers);
         jobs_.push_back(&job);
         active_ = jobs_.size();
-        if (!job.fixed) ++callers_;
+        jobs_started_.fetch_add(1, std::memory_order_relaxed);
+        if (!job.fixed && ++callers_ >= cpus_)
+          crowded_until_ = (Clock::now() + kCrowded).time_since_epoch().count();
       }
     }
     if (forking) return run_here(n, task, interrupted);
-    wake_.notify_all();
+    // Wake the workers only when one may help: not while callers occupy every CPU.
+    if (job.workers > 0 && (job.fixed || callers_.load() < cpus_)) wake_.notify_all();
     bool cancelled = false;
     const auto poll = [&] {
       if (cancelled || !interrupted) return;
@@ -163,12 +189,10 @@ class Pool {
         }
       }
     }
+    if (!job.fixed) --callers_;  // its thread is likely back at once with the next call
+    spin_until([&] { return job.inside.load(std::memory_order_acquire) == 0 && job.finished(); });
     {
       std::unique_lock lk(mu_);
-      if (!job.fixed) {
-        --callers_;  // a worker may take its place
-        wake_.notify_all();
-      }
       while (!done_.wait_for(lk, kPollEvery, [&] { return job.inside == 0 && job.finished(); })) {
         lk.unlock();
         poll();
@@ -211,9 +235,14 @@ class Pool {
     }
   }
 
-  // Whether worker `index` may run a task: callers at work count as threads too.
+  // Whether worker `index` may run a task: callers at work count as threads too, and
+  // callers that filled every CPU lately are taken to be back soon (their threads come
+  // and go between calls; a worker joining in such a gap makes them wait for its task).
   bool may_work(unsigned index) const {
-    return !cpusets_.empty() || index + callers_.load(std::memory_order_relaxed) < cpus_;
+    return !cpusets_.empty() ||
+           (index + callers_.load(std::memory_order_relaxed) < cpus_ &&
+            Clock::now().time_since_epoch().count() >=
+                crowded_until_.load(std::memory_order_relaxed));
   }
 
   // The next active job that wants worker `index`, taking turns among them.
@@ -234,8 +263,17 @@ class Pool {
     size_t turn = 0;
     std::unique_lock lk(mu_);
     for (;;) {
-      Job* job = nullptr;
-      wake_.wait(lk, [&] { return stop_ || (job = pick(index, turn)) != nullptr; });
+      Job* job = pick(index, turn);
+      if (!job && !stop_ && may_work(index)) {  // the next call may come at once: spin first
+        const uint64_t seen = jobs_started_.load(std::memory_order_relaxed);
+        lk.unlock();
+        spin_until([&] { return jobs_started_.load(std::memory_order_relaxed) != seen; });
+        lk.lock();
+      }
+      while (!stop_ && !job && !(job = pick(index, turn))) {
+        if (jobs_.empty()) wake_.wait(lk);
+        else wake_.wait_for(lk, kRecheck);  // callers leave their CPUs without a word
+      }
       if (stop_) return;
       ++job->inside;
       lk.unlock();
@@ -256,7 +294,9 @@ class Pool {
   std::vector<Job*> jobs_;
   std::atomic<size_t> active_{0};  // jobs_.size(), read without mu_ by working workers
   const unsigned cpus_;              // CPUs this process could use when the pool was made
-  std::atomic<unsigned> callers_{0};  // callers taking tasks of unbound jobs (changed under mu_)
+  std::atomic<uint64_t> jobs_started_{0};  // what a spinning worker watches
+  std::atomic<unsigned> callers_{0};  // callers taking tasks of unbound jobs
+  std::atomic<Clock::rep> crowded_until_{0};  // workers stay off until then (see may_work)
   bool stop_ = false;
   bool forking_ = false;
 };

@@ -11,6 +11,7 @@
 
 #include "dgen/dgen.hpp"
 #include "kernels/kernels.hpp"
+#include "simd_available.hpp"
 
 namespace {
 
@@ -25,14 +26,6 @@ dgen::Params params(uint64_t size, double dedup = 1, double compress = 1,
   return dgen::Params{seed, size, dedup, compress, unit};
 }
 
-bool simd_available() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  return dgen::kernels::avx2() && __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
 
 // The bytes of buf outside [lo, hi) still hold the canary.
 bool untouched(const uint8_t* buf, size_t size, size_t lo, size_t hi) {

@@ -13,6 +13,7 @@
 
 #include "dgen/tensor.hpp"
 #include "kernels/kernels.hpp"
+#include "simd_available.hpp"
 #include "kernels/typed.hpp"
 #include "sha256.hpp"
 
@@ -30,12 +31,7 @@ bool same(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(Kernels, UniformMatchesTheScalarReference) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (!dgen::kernels::avx2() || !__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2";
-#else
-  GTEST_SKIP() << "no SIMD path";
-#endif
+  if (!simd_available()) GTEST_SKIP() << "no AVX2 path";
   const dgen::kernels::Table& simd = *dgen::kernels::avx2();
   std::mt19937_64 rng(11);
   constexpr size_t kMax = 4, kBlock = dgen::kernels::kUniformBlock;
@@ -234,12 +230,7 @@ std::vector<std::pair<dgen::Dtype, dgen::TensorParams>> every_kind() {
 }
 
 TEST(Kernels, TypedMatchesTheScalarReference) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (!dgen::kernels::avx2() || !__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2";
-#else
-  GTEST_SKIP() << "no SIMD path";
-#endif
+  if (!simd_available()) GTEST_SKIP() << "no AVX2 path";
   const dgen::kernels::Table& simd = *dgen::kernels::avx2();
   std::mt19937_64 rng(12);
   alignas(64) static uint8_t a[4 * 4096], b[4 * 4096];

@@ -5,6 +5,7 @@ The bytes are a pure function of (seed, size, dedup_ratio, compress_ratio, dedup
 and the offset; see the project's docs/data-model.md.
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 from ._buffer_pool import BufferPool, bench_rolling_pool
@@ -20,7 +21,6 @@ from ._generator import (
     generate_into_buffer,
 )
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
-from ._tensor import clustered_vectors, fill_tensor, tensor
 from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
 from .files import verify_file, write_dataset
@@ -28,14 +28,17 @@ from ._shares import split
 
 
 
-def __getattr__(name):
-    # analyze() needs numpy, zstandard and lz4: imported on first use, so that `dgen` and
-    # plain generation start fast.
-    if name == "analyze":
-        from .analysis import analyze
+# Names whose modules need numpy (and analyze: zstandard, lz4): imported on first use, so
+# that `dgen` and plain generation start fast.
+_LAZY = {"analyze": "analysis", "clustered_vectors": "_tensor", "fill_tensor": "_tensor",
+         "tensor": "_tensor"}
 
-        globals()["analyze"] = analyze
-        return analyze
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'dgen_py' has no attribute {name!r}")
 
 

@@ -2,24 +2,18 @@
 // reproduce them.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "dgen/dgen.hpp"
+#include "golden_rows.hpp"
 #include "sha256.hpp"
 
 namespace {
 
 void check_vectors(int version) {
-  const std::string path = std::string(DGEN_GOLDEN_DIR) + "/golden_v" + std::to_string(version) + ".txt";
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "cannot open " << path;
-  int rows = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream f(line);
+  const int rows = golden_rows("golden_v" + std::to_string(version) + ".txt",
+                               [&](std::istringstream& f, const std::string& line) {
     dgen::Params p;
     p.format_version = version;
     uint64_t offset, length;
@@ -32,8 +26,7 @@ void check_vectors(int version) {
     std::vector<uint8_t> bytes(length);
     dgen::fill(dgen::Dataset(p), offset, bytes);
     EXPECT_EQ(sha256_hex(bytes.data(), bytes.size()), want) << "isa " << dgen::isa_name() << ": " << line;
-    ++rows;
-  }
+  });
   EXPECT_GE(rows, 8);
 }
 

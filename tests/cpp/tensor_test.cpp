@@ -13,6 +13,7 @@
 
 #include "dgen/tensor.hpp"
 #include "kernels/kernels.hpp"
+#include "golden_rows.hpp"
 #include "simd_available.hpp"
 #include "kernels/typed.hpp"
 #include "sha256.hpp"
@@ -166,13 +167,8 @@ TEST(Vectors, AreUniformValuesThenNormalizedRows) {
 // tests/golden_uniform_v1.txt: "uniform seed first count low high sha256" and
 // "vectors seed rows dim low high sha256" (normalized), of the little-endian float32 bytes.
 TEST(Golden, UniformV1Vectors) {
-  const std::string path = std::string(DGEN_GOLDEN_DIR) + "/golden_uniform_v1.txt";
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "cannot open " << path;
-  int rows = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream f(line);
+  const int rows = golden_rows("golden_uniform_v1.txt",
+                               [](std::istringstream& f, const std::string& line) {
     std::string kind, want;
     uint64_t seed, a, b;
     float low, high;
@@ -187,8 +183,7 @@ TEST(Golden, UniformV1Vectors) {
     }
     EXPECT_EQ(sha256_hex(v.data(), 4 * v.size()), want)
         << "isa " << dgen::isa_name() << ": " << line;
-    ++rows;
-  }
+  });
   EXPECT_GE(rows, 8);
 }
 
@@ -384,13 +379,8 @@ __int128 parse_int(const std::string& s) {
 
 // tests/golden_tensor_v1.txt: "dtype dist seed start count a b c sha256".
 TEST(Golden, TensorV1Vectors) {
-  const std::string path = std::string(DGEN_GOLDEN_DIR) + "/golden_tensor_v1.txt";
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "cannot open " << path;
-  int rows = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream f(line);
+  const int rows = golden_rows("golden_tensor_v1.txt",
+                               [](std::istringstream& f, const std::string& line) {
     std::string dtype, dist, a, b, c, want;
     uint64_t seed, start, count;
     ASSERT_TRUE(f >> dtype >> dist >> seed >> start >> count >> a >> b >> c >> want) << line;
@@ -405,8 +395,7 @@ TEST(Golden, TensorV1Vectors) {
     }
     const std::vector<uint8_t> v = typed(dgen::parse_dtype(dtype), p, seed, start, count, 2);
     EXPECT_EQ(sha256_hex(v.data(), v.size()), want) << "isa " << dgen::isa_name() << ": " << line;
-    ++rows;
-  }
+  });
   EXPECT_EQ(rows, 48);
 }
 

@@ -233,9 +233,9 @@ def _manifest_files(path: str) -> list[str]:
 def _open(source, chunk, stack):
     """(label, iterator of memoryviews of at most `chunk` bytes) for any accepted source."""
     if isinstance(source, (str, os.PathLike)):
-        paths = dataset_files(source)
-        paths = [source] if paths is None else paths
-        readers = _file_readers(paths, None if paths == [source] else _dataset_root(source))
+        listed = dataset_files(source)
+        readers = (_file_readers([source], None) if listed is None
+                   else _file_readers(listed, _dataset_root(source)))
         stack.callback(readers.close)
         return os.fsdecode(source), _read_chunks(readers, chunk)
     if isinstance(source, Generator):

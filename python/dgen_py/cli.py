@@ -474,17 +474,9 @@ def cmd_generate(args) -> int:
         # The reader of a pipe needs a CPU too: producers on every CPU slow it (on 2 CPUs,
         # 4 GiB through `| cat` took 1.6-3.5 s with two, 1.4 s with one).
         threads = max(1, _core.available_cpus() - 1)
-    gen = Generator(args.size, args.dedup_ratio, args.compress_ratio, seed=args.seed,
-                    dedup_unit=args.dedup_unit, dedup_run=args.dedup_run,
-                    dedup_shift=args.dedup_shift, dedup_skew=args.dedup_skew,
-                    generation=args.generation, change_rate=args.change_rate,
-                    format_version=args.format_version, max_threads=threads)
-    identity = {"seed": gen.seed, "size": args.size, "dedup_ratio": args.dedup_ratio,
-                "compress_ratio": args.compress_ratio, "dedup_unit": args.dedup_unit,
-                "dedup_run": args.dedup_run, "dedup_shift": args.dedup_shift,
-                "dedup_skew": args.dedup_skew,
-                "generation": args.generation,
-                "change_rate": args.change_rate, "format_version": args.format_version}
+    gen = Generator(args.size, **identity_options(args), max_threads=threads)
+    identity = {"seed": gen.seed, "size": args.size,
+                **{k: v for k, v in identity_options(args).items() if k != "seed"}}
     if args.seed is None:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
@@ -524,6 +516,15 @@ def cmd_generate(args) -> int:
     return 0
 
 
+# The options of the dataset identity besides size and files, named as in the API.
+IDENTITY_OPTIONS = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit", "dedup_run",
+                    "dedup_shift", "dedup_skew", "generation", "change_rate", "format_version")
+
+
+def identity_options(args) -> dict:
+    return {k: getattr(args, k) for k in IDENTITY_OPTIONS}
+
+
 def cmd_write(args) -> int:
     if args.changed_only:
         return cmd_rewrite(args)
@@ -531,16 +532,8 @@ def cmd_write(args) -> int:
     if args.comm:
         write = functools.partial(args.mpi_module.write, args.comm)
     with progress(args, args.size, "write") as advance:
-        m = write(args.path, args.size, files=args.files,
-                  dedup_ratio=args.dedup_ratio,
-                  compress_ratio=args.compress_ratio, seed=args.seed,
-                  dedup_unit=args.dedup_unit,
-                  dedup_run=args.dedup_run, dedup_shift=args.dedup_shift,
-                  dedup_skew=args.dedup_skew,
-                  generation=args.generation,
-                  change_rate=args.change_rate,
-                  format_version=args.format_version, direct=args.direct,
-                  fsync=args.fsync, jobs=args.jobs, threads=args.threads,
+        m = write(args.path, args.size, files=args.files, **identity_options(args),
+                  direct=args.direct, fsync=args.fsync, jobs=args.jobs, threads=args.threads,
                   force=args.force, progress=advance)
     if args.json:
         print_json(m)
@@ -586,12 +579,9 @@ def cmd_rewrite(args) -> int:
         raise ValueError(f"--generation must be in [1, {_core.MAX_GENERATION}] with --changed-only, got 0")
     with progress(args, args.size, "rewrite") as advance:
         m = files.rewrite_changed(
-            args.path, args.size, files=args.files, dedup_ratio=args.dedup_ratio,
-            compress_ratio=args.compress_ratio, seed=args.seed, dedup_unit=args.dedup_unit,
-            dedup_run=args.dedup_run, dedup_shift=args.dedup_shift, dedup_skew=args.dedup_skew,
-            generation=args.generation, change_rate=args.change_rate,
-            format_version=args.format_version, direct=args.direct, fsync=args.fsync,
-            jobs=args.jobs, threads=args.threads, progress=advance)
+            args.path, args.size, files=args.files, **identity_options(args),
+            direct=args.direct, fsync=args.fsync, jobs=args.jobs, threads=args.threads,
+            progress=advance)
     if args.json:
         print_json(m)
     else:
@@ -605,11 +595,7 @@ def cmd_rewrite(args) -> int:
 
 def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
-                 "dedup_ratio": args.dedup_ratio, "compress_ratio": args.compress_ratio,
-                 "dedup_unit": args.dedup_unit, "dedup_run": args.dedup_run,
-                 "dedup_shift": args.dedup_shift, "dedup_skew": args.dedup_skew,
-                 "generation": args.generation, "change_rate": args.change_rate,
-                 "format_version": args.format_version}
+                 **identity_options(args)}
     from . import datasets
     if datasets.is_training_dataset(args.path):
         given = [k for k, v in overrides.items() if v is not None]

@@ -348,8 +348,8 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
     file size), made by h5py in a temporary file; the last few are kept, as files of one
     dataset often share their shape."""
     key = (shape, names)
-    if key in _HDF5_CONTAINERS:
-        return _HDF5_CONTAINERS[key]
+    if (cached := _HDF5_CONTAINERS.get(key)) is not None:  # one lookup: writers share it
+        return cached
     if len(_HDF5_CONTAINERS) >= 64:
         _HDF5_CONTAINERS.clear()
     import h5py
@@ -378,8 +378,8 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
                 at = offset + length
             fh.seek(at)
             image += fh.read()
-    _HDF5_CONTAINERS[key] = (bytes(image), extents, size)
-    return _HDF5_CONTAINERS[key]
+    made = _HDF5_CONTAINERS[key] = (bytes(image), extents, size)
+    return made
 
 
 def _hdf5_parts(spec, f):
@@ -947,8 +947,10 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
             warnings.append(f"{name} {now.get(name)} here, {version} wrote the dataset: "
                             f"{spec['format']} container or encoded bytes may differ")
     started = time.perf_counter()
-    results = agree(lambda: _check_files(path, spec, identity, entries[rank::world], threads,
-                                         max_ranges, progress if rank == 0 else None))
+    lengths = {f["path"]: f["length"] for f in record["files"] + record["index_files"]}
+    results = agree(lambda: _check_files(path, spec, identity, entries[rank::world], lengths,
+                                         threads, max_ranges,
+                                         progress if rank == 0 else None))
     ranges = sorted((r for res in results for r in res["ranges"]),
                     key=lambda r: r["file"])[:max_ranges]
     count = sum(r["range_count"] for r in results)
@@ -961,7 +963,8 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
             "seconds": time.perf_counter() - started}
 
 
-def _check_files(root, spec, identity, mine, threads, max_ranges, progress) -> dict:
+def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progress) -> dict:
+    """Compare files `mine` with what they should hold; `lengths`: the manifest's, by path."""
     checker = _Checker(identity, threads, max_ranges, progress)
     fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     tree = _files.DatasetTree(fd_root, root)
@@ -975,8 +978,7 @@ def _check_files(root, spec, identity, mine, threads, max_ranges, progress) -> d
                 try:
                     fd = tree.open(rel, os.O_RDONLY)
                 except FileNotFoundError:
-                    checker._range(rel, 0, sum(len(p) if isinstance(p, bytes) else 0
-                                               for p in expected), "missing")
+                    checker._range(rel, 0, lengths[rel], "missing")
                     continue
                 try:
                     checker.check(fd, rel, expected, limit)

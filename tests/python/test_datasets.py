@@ -264,6 +264,16 @@ def test_verify_reports_missing_and_extra(tmp_path):
                      (m["files"][3]["path"] + ".sz.idx", "missing")}
 
 
+@pytest.mark.parametrize("fmt", ["npy", "npz", "tfrecord"])
+def test_verify_reports_an_absent_data_file_as_missing_whole(tmp_path, fmt):
+    root, m = write(tmp_path, fmt)
+    gone = m["files"][1]
+    os.unlink(root / gone["path"])
+    r = datasets.verify_training_dataset(root)
+    assert [(x["file"], x["kind"], x["file_offset"], x["length"]) for x in r["ranges"]] == [
+        (gone["path"], "missing", 0, gone["length"])]
+
+
 def test_analyze_measures_both_ratios_of_the_dataset_directory(tmp_path):
     root, m = write(tmp_path, "npy", files=2, eval_files=1, samples_per_file=32,
                     record_length=1 << 20, record_length_stdev=0)

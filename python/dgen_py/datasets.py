@@ -632,8 +632,8 @@ class _Checker:
             self.ranges.append({"file": path, "file_offset": at, "length": length,
                                 "kind": kind, "offset": stream})
 
-    def _compare(self, fd, path, at, expected, kind, stream=None) -> bool:
-        """File bytes at `at` against `expected`; False when the file ended before them."""
+    def _compare(self, fd, path, at, expected, kind, stream=None) -> int:
+        """File bytes at `at` against `expected`; the bytes the file had of them."""
         import numpy as np
         expected = memoryview(expected).cast("B")
         got = os.pread(fd, len(expected), at)
@@ -648,13 +648,10 @@ class _Checker:
             for s, e in zip(starts.tolist(), ends.tolist()):
                 self._range(path, at + s, e - s, kind,
                             None if stream is None else stream + s)
-        if len(got) < len(expected):
-            self._range(path, at + len(got), len(expected) - len(got), "missing")
-            return False
-        return True
+        return len(got)
 
-    def check(self, fd, path, expected_parts, limit=0) -> int:
-        at = 0
+    def check(self, fd, path, expected_parts, limit=0) -> None:
+        at, ended = 0, None  # ended: where the file ended before its expected bytes did
         for part in expected_parts:
             if isinstance(part, (bytes, bytearray)):
                 pieces = [(part, "container", None)]
@@ -664,19 +661,16 @@ class _Checker:
             else:
                 pieces = [(part.encode(_payload_array(self.gen, part)), "encoded", None)]
             for data, kind, stream in pieces:
-                if at is not None and not self._compare(fd, path, at, data, kind, stream):
-                    at = None  # the file ended: the rest of the parts is missing
-                elif at is None:
-                    self._range(path, -1, len(data), "missing")
-                if at is not None:
-                    at += len(data)
+                if ended is None and (got := self._compare(fd, path, at, data, kind,
+                                                           stream)) < len(data):
+                    ended = at + got  # the rest of the parts is missing: one range
+                at += len(data)
                 if self.progress and kind != "container":
                     self.progress(len(data))
-        if at is not None:
-            extra = os.fstat(fd).st_size - at
-            if extra > 0:
-                self._range(path, at, extra, "extra")
-        return at
+        if ended is not None:
+            self._range(path, ended, at - ended, "missing")
+        elif (extra := os.fstat(fd).st_size - at) > 0:
+            self._range(path, at, extra, "extra")
 
 
 # --- directories ---------------------------------------------------------------------------

@@ -886,10 +886,10 @@ def _verify_parts(layout: list[dict], threads: int, window: int) -> list[tuple[i
 
 def joined(a: dict, b: dict) -> dict | None:
     """The one range a single verify pass would have made of ranges a and b, found by two
-    passes over adjacent parts, or None: ranges less than 64 matching bytes apart are one,
-    except whole units moved or stale."""
+    passes over adjacent parts, or None: ranges less than VERIFY_GAP (64) matching bytes
+    apart are one, except whole units moved or stale."""
     kinds = {a["kind"], b["kind"]}
-    if not (a["file"] == b["file"] and a["offset"] + a["length"] + 64 > b["offset"]
+    if not (a["file"] == b["file"] and a["offset"] + a["length"] + _core.VERIFY_GAP > b["offset"]
             and (kinds <= {"differs", "zeros"} or kinds == {"missing"})):
         return None
     kind = a["kind"] if a["kind"] == b["kind"] and (

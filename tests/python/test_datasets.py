@@ -274,6 +274,17 @@ def test_verify_reports_an_absent_data_file_as_missing_whole(tmp_path, fmt):
         (gone["path"], "missing", 0, gone["length"])]
 
 
+@pytest.mark.parametrize("fmt", ["npy", "tfrecord"])
+def test_verify_reports_a_truncated_file_as_one_missing_range(tmp_path, fmt):
+    root, m = write(tmp_path, fmt)
+    cut = m["files"][0]
+    os.truncate(root / cut["path"], 100)
+    r = datasets.verify_training_dataset(root)
+    assert (r["range_count"], [(x["file"], x["kind"], x["file_offset"], x["length"])
+                               for x in r["ranges"]]) == (
+        1, [(cut["path"], "missing", 100, cut["length"] - 100)])
+
+
 def test_analyze_measures_both_ratios_of_the_dataset_directory(tmp_path):
     root, m = write(tmp_path, "npy", files=2, eval_files=1, samples_per_file=32,
                     record_length=1 << 20, record_length_stdev=0)

@@ -38,6 +38,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from . import _core
@@ -152,16 +153,14 @@ def cases(a) -> dict[str, dict]:
 
 
 def run(a) -> dict:
-    """Every case of a (see options()) in alternating rounds; its files are removed after."""
-    made = [os.path.join(a.dir, n) for n in ("dgen-1", "dgen-2", "dgen-d")]
+    """Every case of a (see options()) in alternating rounds, in a directory of its own made
+    under a.dir and removed after (nothing else there is touched)."""
+    mine = argparse.Namespace(**{**vars(a), "dir": tempfile.mkdtemp(prefix="dgen-bench-",
+                                                                     dir=a.dir)})
     try:
-        return _run(a)
+        return {**_run(mine), "dir": a.dir}
     finally:
-        for name in os.listdir(a.dir):
-            path = os.path.join(a.dir, name)
-            if name.startswith(("fio-1.", "fio-2.", "fio-d.")) or \
-                    any(path.startswith(m) for m in made):
-                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        shutil.rmtree(mine.dir)
 
 
 def _run(a) -> dict:

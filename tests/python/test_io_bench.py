@@ -19,6 +19,9 @@ def run(tmp_path, *args):
 
 
 def test_io_bench_reports_every_job_beside_its_peers_and_cleans_up(tmp_path):
+    (tmp_path / "dgen-data").mkdir()  # the user's, with names like the benchmark's
+    (tmp_path / "dgen-data" / "keep").write_bytes(b"k")
+    (tmp_path / "fio-1.cfg").write_text("keep")
     r = json.loads(run(tmp_path, "--json"))
     fio = shutil.which("fio") is not None
     rows = {case: set(v["rows"]) for case, v in r["cases"].items()}
@@ -33,7 +36,9 @@ def test_io_bench_reports_every_job_beside_its_peers_and_cleans_up(tmp_path):
     named = {x["what"] for x in r["acceptance"]}
     assert "pipe: dgen generate / head /dev/zero" in named
     assert len(named) == (6 if fio else 1)
-    assert list(tmp_path.iterdir()) == []  # its files are gone
+    # Its files are gone, the user's are left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dgen-data", "fio-1.cfg"]
+    assert (tmp_path / "dgen-data" / "keep").read_bytes() == b"k"
 
 
 def test_io_bench_prints_the_acceptance_ratios(tmp_path):

@@ -1,4 +1,5 @@
 #include "model.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -106,12 +107,6 @@ uint32_t random_len_for(double ratio) {
 namespace {
 
 [[noreturn]] void bad(const std::string& what) { throw std::invalid_argument(what); }
-
-std::string num(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%g", v);
-  return b;
-}
 
 void check_ratio(const char* name, double v, double max) {
   if (!std::isfinite(v) || v < 1.0 || v > max)

@@ -154,7 +154,7 @@ class Pool {
       job.cursors = std::vector<std::atomic<size_t>>(threads);
       for (unsigned w = 0; w < threads; ++w) job.cursors[w] = n * w / threads;
     }
-    bool forking;
+    bool forking, wake = false;
     {
       std::lock_guard lk(mu_);
       forking = forking_;
@@ -163,13 +163,17 @@ class Pool {
         jobs_.push_back(&job);
         active_ = jobs_.size();
         jobs_started_.fetch_add(1, std::memory_order_relaxed);
-        if (!job.fixed && ++callers_ >= cpus_)
+        const unsigned callers = job.fixed ? 0 : ++callers_;
+        if (callers >= cpus_)
           crowded_until_ = (Clock::now() + kCrowded).time_since_epoch().count();
+        // Wake the workers only when one may help: not while callers occupy every CPU.
+        // Decided here, under the lock: read after it, two callers starting together
+        // could each see the other and leave sleeping workers asleep for good.
+        wake = job.workers > 0 && callers < cpus_;
       }
     }
     if (forking) return run_here(n, task, interrupted);
-    // Wake the workers only when one may help: not while callers occupy every CPU.
-    if (job.workers > 0 && (job.fixed || callers_.load() < cpus_)) wake_.notify_all();
+    if (wake) wake_.notify_all();
     bool cancelled = false;
     const auto poll = [&] {
       if (cancelled || !interrupted) return;

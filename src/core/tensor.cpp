@@ -11,6 +11,7 @@
 
 #include "blocks.hpp"
 #include "kernels/kernels.hpp"
+#include "text.hpp"
 #include "kernels/typed.hpp"
 #include "model.hpp"
 
@@ -30,8 +31,8 @@ kernels::UniformScale scale_for(float low, float high) {
   const float span = high - low;
   if (!std::isfinite(low) || !std::isfinite(high) || !(low < high) || !std::isfinite(span))
     throw std::invalid_argument("low and high must be finite with low < high and high - low "
-                                "at most 3.4e38 (float32), got low=" + std::to_string(low) +
-                                ", high=" + std::to_string(high));
+                                "at most 3.4e38 (float32), got low=" + num(low) + ", high=" +
+                                num(high));
   return {low, span * 0x1p-24f, high,
           std::nextafter(high, -std::numeric_limits<float>::infinity())};
 }
@@ -141,7 +142,7 @@ uint16_t step_up(uint16_t h) { return h == 0x8000 ? 1 : h & 0x8000 ? h - 1 : h +
 uint16_t step_down(uint16_t h) { return h == 0 ? 0x8001 : h & 0x8000 ? h + 1 : h - 1; }
 
 std::string range_text(double low, double high) {
-  return "low=" + std::to_string(low) + ", high=" + std::to_string(high);
+  return "low=" + num(low) + ", high=" + num(high);
 }
 
 kernels::TypedSpec spec_for(Dtype dtype, const TensorParams& p) {
@@ -185,7 +186,7 @@ kernels::TypedSpec spec_for(Dtype dtype, const TensorParams& p) {
   } else if (p.dist == Dist::normal) {
     if (!std::isfinite(p.mean) || !std::isfinite(p.std) || !(p.std >= 0))
       throw std::invalid_argument("mean and std must be finite and std >= 0, got mean=" +
-                                  std::to_string(p.mean) + ", std=" + std::to_string(p.std));
+                                  num(p.mean) + ", std=" + num(p.std));
     t.mean = p.mean;
     t.std = p.std;
   } else {
@@ -198,7 +199,8 @@ kernels::TypedSpec spec_for(Dtype dtype, const TensorParams& p) {
     const __int128 n = p.count == 0 ? __int128(1) << 64 : __int128(p.count);
     if (lo < min || lo + n - 1 > max)
       throw std::invalid_argument("integers [first, first + count) must fit " + name +
-                                  ", got first=" + std::to_string(int64_t(lo)) +
+                                  ", got first=" + (is_signed ? std::to_string(int64_t(p.first))
+                                                           : std::to_string(p.first)) +
                                   ", count=" + (p.count ? std::to_string(p.count) : "2^64"));
     t.first = p.first;
     t.count = p.count;
@@ -208,7 +210,7 @@ kernels::TypedSpec spec_for(Dtype dtype, const TensorParams& p) {
                                     (p.count ? std::to_string(p.count) : "2^64"));
       if (!(p.exponent > 0 && p.exponent <= 100))
         throw std::invalid_argument("zipf exponent must be in (0, 100], got " +
-                                    std::to_string(p.exponent));
+                                    num(p.exponent));
       // Ranks: the density x^-s on [1/2, count + 1/2), inverted, rounded to nearest.
       const double a = kernels::log_d(0.5), b = kernels::log_d(double(p.count) + 0.5);
       if (p.exponent == 1) {

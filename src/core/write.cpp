@@ -74,7 +74,10 @@ bool gift(const WriteTarget& t, uint8_t* p, uint64_t n, const Ticker& ticker) {
     v.iov_base = static_cast<uint8_t*>(v.iov_base) + r;
     v.iov_len -= uint64_t(r);
   }
-  madvise(p, (n + kPageSize - 1) / kPageSize * kPageSize, MADV_DONTNEED);
+  // The pipe holds these pages now: fresh ones take their place, or the next chunk would
+  // change bytes already handed over (locked memory, mlockall, refuses it).
+  if (madvise(p, (n + kPageSize - 1) / kPageSize * kPageSize, MADV_DONTNEED) != 0)
+    throw WriteError(errno, -1);
   return true;
 }
 

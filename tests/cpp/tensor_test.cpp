@@ -365,6 +365,19 @@ TEST(Typed, BadParametersAreRefused) {
   EXPECT_THROW(fill(D::i32, integers_p(0, 10, 101)), std::invalid_argument);
   EXPECT_NO_THROW(fill(D::u8, integers_p(200, 56)));
   EXPECT_NO_THROW(fill(D::i64, integers_p(INT64_MIN, 0)));
+  // Messages show the values given: an unsigned first as unsigned, small floats as such.
+  try {
+    fill(D::u32, integers_p(int64_t((1ull << 63) + 5), 2));
+    ADD_FAILURE() << "no throw";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("first=9223372036854775813"), std::string::npos) << e.what();
+  }
+  try {
+    fill(D::f16, uniform_p(1e-10, 2e-10));
+    ADD_FAILURE() << "no throw";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("low=1e-10, high=2e-10"), std::string::npos) << e.what();
+  }
   std::vector<uint8_t> odd(7);
   EXPECT_THROW(dgen::fill_tensor(1, 0, D::i16, integers_p(0, 5), odd), std::invalid_argument);
   EXPECT_THROW(dgen::parse_dtype("float8"), std::invalid_argument);

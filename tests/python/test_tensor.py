@@ -193,3 +193,8 @@ def test_clustered_vectors_plant_their_neighbours():
 def test_bad_input_is_refused_with_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_errors_show_the_values_given():
+    with pytest.raises(ValueError, match=r"low=1e-10, high=2e-10"):
+        dgen_py.tensor((4,), "float16", low=1e-10, high=2e-10)

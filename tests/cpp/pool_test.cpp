@@ -125,8 +125,6 @@ TEST(Pool, BoundJobsFromManyThreadsRunEveryTaskOnce) {
   EXPECT_TRUE(ok.load());
 }
 
-// Forks while other threads keep the pool busy; every child must use the pool and exit
-// (a child that inherited a condition variable mid-use hung in pthread_cond_signal).
 // Two callers of unbound jobs are two of the threads: the pool's workers make up the rest of
 // the CPUs, not more, so callers sharing the pool do not crowd each other out.
 TEST(Pool, CallersAndWorkersTogetherNeverOutnumberTheCpus) {
@@ -154,6 +152,8 @@ TEST(Pool, CallersAndWorkersTogetherNeverOutnumberTheCpus) {
   EXPECT_LE(most.load(), cpus);
 }
 
+// Forks while other threads keep the pool busy; every child must use the pool and exit
+// (a child that inherited a condition variable mid-use hung in pthread_cond_signal).
 TEST(Pool, ForksUnderLoadNeverHang) {
   std::atomic<bool> stop{false};
   std::vector<std::thread> load;

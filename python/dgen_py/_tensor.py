@@ -112,9 +112,12 @@ def tensor(shape, dtype="float32", dist="uniform", low=None, high=None, mean=0.0
     uint16 bits). normalize=True scales each row (the last axis) of a float32 or float64
     tensor to unit L2 norm afterwards, as normalize_rows does."""
     name = "bfloat16" if dtype == "bfloat16" else np.dtype(dtype).name
+    normalize = _checks.flag("normalize", normalize)
+    if normalize and name not in ("float32", "float64"):  # refused before any filling
+        raise ValueError(f"normalize applies to float32 and float64, not {name}")
     out = np.empty(shape, np.uint16 if name == "bfloat16" else name)
     fill_tensor(out, dist, low, high, mean, std, zipf, seed, start, max_threads, name)
-    if _checks.flag("normalize", normalize):
+    if normalize:
         _normalize(out, max_threads)
     return out
 

@@ -548,13 +548,12 @@ def cmd_write(args) -> int:
 
 def cmd_dataset(args) -> int:
     from . import datasets
-    options = {k: getattr(args, k) for k in (
+    layout = {k: getattr(args, k) for k in (
         "workload", "files", "eval_files", "samples_per_file", "record_length",
-        "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets", "seed",
-        "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force")}
-    spec = datasets.resolve_spec(args.format, **{k: options[k] for k in (
-        "workload", "files", "eval_files", "samples_per_file", "record_length",
-        "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")})
+        "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")}
+    options = {**layout, **{k: getattr(args, k) for k in (
+        "seed", "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force")}}
+    spec = datasets.resolve_spec(args.format, **layout)
     total = datasets.plan(spec)[1]
     with progress(args, total, "dataset") as advance:
         m = datasets.write_training_dataset(args.path, args.format, **options,

@@ -674,13 +674,20 @@ class _Checker:
 
 
 # --- directories ---------------------------------------------------------------------------
-def _existing(root: str) -> set[str]:
-    """Files under DIR/train, valid and index, relative to DIR."""
-    out = set()
+def _parents(path: str) -> list[str]:
+    """The directories path lies in, relative: "a/b/c" -> ["a", "a/b"]."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _existing(root: str) -> tuple[set[str], set[str]]:
+    """(files, directories) under DIR/train, valid and index, relative to DIR."""
+    files, dirs = set(), set()
     for top in (*SPLITS, INDEX_DIR):
-        for base, _, names in os.walk(os.path.join(root, top)):
-            out.update(os.path.relpath(os.path.join(base, n), root) for n in names)
-    return out
+        for base, subdirs, names in os.walk(os.path.join(root, top)):
+            files.update(os.path.relpath(os.path.join(base, n), root) for n in names)
+            dirs.update(os.path.relpath(os.path.join(base, d), root) for d in subdirs)
+    return files, dirs
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -725,6 +732,10 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
     entries, _ = plan(spec)
     new = {e["path"] for e in entries} | {p for e in entries for p, _ in side_files(spec, e)}
+    new_dirs = {d for p in new for d in _parents(p)}
+    sub = spec["subfolders"]
+    new_dirs |= {f"{split}/{j:0{len(str(sub))}d}" for split in SPLITS
+                 for j in range(sub if sub > 1 else 0)}
     manifest = os.path.join(root, _files.MANIFEST_NAME)
     state = {}
 
@@ -735,7 +746,13 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         os.makedirs(root, exist_ok=True)
         state["root"] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         _files._lock(state["root"], root)
-        stale = sorted(_existing(root) - new)
+        files, dirs = _existing(root)
+        stale = sorted(files - new)
+        # Directories the new layout does not have (an earlier --subfolders): DLIO would
+        # take them for subfolders. Deepest first, so each is empty when it goes (one where
+        # a new file must go is left for the write to fail on, naming it).
+        stale_dirs = sorted(dirs - new_dirs - new, key=lambda d: -d.count("/"))
+        stale += stale_dirs
         if stale and not force:
             raise _files.Refused(errno.EEXIST, f"{root} holds {len(stale)} file(s) that are "
                                  f"not part of the new dataset ({', '.join(stale[:3])}"
@@ -752,9 +769,12 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                 for j in range(sub if sub > 1 else 0):
                     tree.dir(f"{split}/{j:0{len(str(sub))}d}", create=True)
                 tree.dir(split, create=True)
-            for name in stale:
+            for name in stale[:len(stale) - len(stale_dirs)]:
                 parent, leaf = os.path.split(name)
                 os.unlink(leaf, dir_fd=tree.dir(parent))
+            for name in stale_dirs:
+                parent, leaf = os.path.split(name)
+                os.rmdir(leaf, dir_fd=tree.dir(parent))
             for e in entries:  # every directory, before the other ranks open them
                 tree.dir(os.path.dirname(e["path"]), create=True)
                 for p, _ in side_files(spec, e):

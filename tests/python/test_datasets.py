@@ -372,6 +372,19 @@ def test_stale_files_refused_unless_force(tmp_path):
     assert dgen("verify", root).returncode == 0
 
 
+def test_stale_subfolders_refused_unless_force(tmp_path):
+    # DLIO's loader takes a directory as the first entry to mean subfolders: leftovers of
+    # an earlier layout would hide the new files from it.
+    root, _ = write(tmp_path, "npy", files=4, subfolders=3)
+    args = ("dataset", root, "--format", "npy", "--files", "2", "--record-length", "100")
+    out = dgen(*args)
+    assert out.returncode == 2 and b"--force" in out.stderr
+    assert dgen(*args, "--force").returncode == 0
+    assert sorted(os.listdir(root / "train")) == ["img_0_of_2.npy", "img_1_of_2.npy"]
+    assert os.listdir(root / "valid") == []
+    assert dgen("verify", root).returncode == 0
+
+
 def test_symlinked_split_refused(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     root = tmp_path / "d"

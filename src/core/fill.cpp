@@ -56,32 +56,57 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       out += m;
     }
   };
-  // The same bytes through a cached scratch: the pages of a shifted copy start off the
-  // page grid of `out`, so they are made aligned where stores are cheap and then copied,
-  // each page made once (writing them in place would split every store across lines; a
-  // rotated run of one page needs its page twice).
-  constexpr uint64_t kScratchPages = 8;
-  alignas(64) uint8_t scratch[kScratchPages * kPageSize];
-  uint64_t scratch_key = 0, scratch_page = 0, scratch_pages = 0;  // what scratch holds
-  const auto emit_shifted = [&](uint64_t ukey, uint64_t at, uint64_t n) {
+  // A shifted copy reads its run's content from a byte offset off the page grid, so each
+  // destination page takes the tail of one source page and the head of the next. Both sit
+  // in an L1 ring of two pages (one, for a run of one page: the page itself, rotated), each
+  // source page made once as the copy slides along the run; ring_copy() takes the bytes out.
+  alignas(64) uint8_t ring[2 * kPageSize + kernels::kRingPad];
+  uint64_t ring_keys[2] = {};
+  bool ring_full[2] = {false, false};
+  const auto make = [&](int slot, uint64_t key) {
+    k.pages(ring + slot * kPageSize, &key, 1, random_len, false);
+    if (slot == 0) std::memcpy(ring + 2 * kPageSize, ring, kernels::kRingPad);
+    ring_keys[slot] = key;
+    ring_full[slot] = true;
+  };
+  const auto holds = [&](int slot, uint64_t key) { return ring_full[slot] && ring_keys[slot] == key; };
+  // n bytes of the run of units [first_id, first_id + run) from byte `from` of it, wrapping.
+  const auto emit_rotated = [&](uint64_t first_id, uint64_t run, uint64_t from, uint64_t n) {
+    const uint64_t pages_per_unit = unit / kPageSize, run_pages = run * pages_per_unit;
+    uint64_t cached_unit = ~0ull, cached_key = 0;
+    const auto key_of = [&](uint64_t q) {  // source page q of the run
+      const uint64_t u = q / pages_per_unit;
+      if (u != cached_unit) cached_unit = u, cached_key = ds.unit_key(first_id + u, versions);
+      return model::page_key(cached_key, q % pages_per_unit);
+    };
     while (n > 0) {
-      const uint64_t page = at / kPageSize;
-      if (scratch_pages == 0 || ukey != scratch_key || page < scratch_page ||
-          page >= scratch_page + scratch_pages) {
-        const uint64_t need = (at % kPageSize + n + kPageSize - 1) / kPageSize;
-        scratch_pages = std::min(kScratchPages, need);
-        for (uint64_t i = 0; i < scratch_pages; ++i) keys[i] = model::page_key(ukey, page + i);
-        k.pages(scratch, keys, scratch_pages, random_len, false);
-        scratch_key = ukey;
-        scratch_page = page;
+      const uint64_t q = from / kPageSize, o = from % kPageSize;
+      if (run_pages == 1) {  // the whole unit is this page, rotated
+        const uint64_t key = key_of(0);
+        if (!holds(0, key)) {
+          make(0, key);
+          std::memcpy(ring + kPageSize, ring, kernels::kRingPad);
+        }
+        k.ring_copy(out, ring, kPageSize, o, n, stream);
+        out += n;
+        break;
       }
-      const uint64_t from = at - scratch_page * kPageSize;
-      const uint64_t m = std::min(n, scratch_pages * kPageSize - from);
-      std::memcpy(out, scratch + from, m);
+      const uint64_t m = std::min(n, kPageSize);
+      const uint64_t key = key_of(q);
+      const bool two = o + m > kPageSize;
+      const uint64_t next = two ? key_of((q + 1) % run_pages) : 0;
+      int slot = holds(0, key) ? 0 : holds(1, key) ? 1 : -1;
+      if (slot < 0) {  // start over: page q first, so the pair reads in order
+        make(0, key);
+        slot = 0;
+      }
+      if (two && !holds(1 - slot, next)) make(1 - slot, next);
+      k.ring_copy(out, ring, 2 * kPageSize, slot * kPageSize + o, m, stream);
       out += m;
-      at += m;
+      from = (from + m) % (run_pages * kPageSize);
       n -= m;
     }
+    streamed |= stream;
   };
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
@@ -94,14 +119,8 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       continue;
     }
     // A shifted copy of a run: its bytes are the run's, rotated by `shift`.
-    const uint64_t run = ds.params().dedup_run, t = unit_index % run, run_bytes = run * unit;
-    for (uint64_t x = offset % unit, left = unit_end - offset; left > 0;) {
-      const uint64_t from = (t * unit + x + shift) % run_bytes, at = from % unit;
-      const uint64_t n = std::min(left, unit - at);
-      emit_shifted(ds.unit_key(id - t + from / unit, versions), at, n);
-      x += n;
-      left -= n;
-    }
+    const uint64_t run = ds.params().dedup_run, t = unit_index % run;
+    emit_rotated(id - t, run, (t * unit + offset % unit + shift) % (run * unit), unit_end - offset);
     offset = unit_end;
   }
   if (streamed) k.fence();

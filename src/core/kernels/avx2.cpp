@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels.hpp"
 #include "page_seed.hpp"
@@ -414,10 +415,35 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
   }
 }
 
+// 32-byte loads from the ring (the pad makes the one that crosses its end whole) and
+// stores to dst, aligned and non-temporal with `stream` once dst is on a 32-byte boundary.
+void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n,
+               bool stream) {
+  const auto bytes = [&](size_t m) {  // the plain way, for the ends
+    for (size_t k; m > 0; m -= k, n -= k, dst += k) {
+      k = std::min(m, ring_size - start);
+      std::memcpy(dst, ring + start, k);
+      start = start + k == ring_size ? 0 : start + k;
+    }
+  };
+  if (stream) bytes(std::min(n, (32 - reinterpret_cast<uintptr_t>(dst) % 32) % 32));
+  const bool nt = stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
+  for (; n >= 32; n -= 32, dst += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ring + start));
+    if (nt)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(dst), v);
+    else
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
+    start += 32;
+    if (start >= ring_size) start -= ring_size;
+  }
+  bytes(n);
+}
+
 }  // namespace
 
 const Table* avx2() {
-  static const Table t{"avx2", pages, fence, uniform, typed};
+  static const Table t{"avx2", pages, fence, uniform, typed, ring_copy};
   return &t;
 }
 

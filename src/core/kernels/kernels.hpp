@@ -65,7 +65,15 @@ struct Table {
   // keys[i]. With `stream`, non-temporal stores where dst allows; then fence().
   void (*typed)(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
                 bool stream);
+  // Copies n bytes of a ring of ring_size bytes to dst, starting at `start` (< ring_size)
+  // and wrapping to its beginning: a rotated page (the copies of dedup_shift). The ring's
+  // first kRingPad bytes are repeated after its end. With `stream`, non-temporal stores
+  // where dst allows (fence() after the run).
+  void (*ring_copy)(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start,
+                    size_t n, bool stream);
 };
+
+inline constexpr size_t kRingPad = 32;
 
 const Table& scalar();
 const Table* avx2();    // nullptr when not compiled in

@@ -57,22 +57,24 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
     }
   };
   // A shifted copy reads its run's content from a byte offset off the page grid, so each
-  // destination page takes the tail of one source page and the head of the next. Both sit
-  // in an L1 ring of two pages (one, for a run of one page: the page itself, rotated), each
-  // source page made once as the copy slides along the run; ring_copy() takes the bytes out.
-  alignas(64) uint8_t ring[2 * kPageSize + kernels::kRingPad];
-  uint64_t ring_keys[2] = {};
-  bool ring_full[2] = {false, false};
-  const auto make = [&](int slot, uint64_t key) {
-    k.pages(ring + slot * kPageSize, &key, 1, random_len, false);
-    if (slot == 0) std::memcpy(ring + 2 * kPageSize, ring, kernels::kRingPad);
-    ring_keys[slot] = key;
-    ring_full[slot] = true;
-  };
-  const auto holds = [&](int slot, uint64_t key) { return ring_full[slot] && ring_keys[slot] == key; };
+  // destination page takes the tail of one source page and the head of the next. Source
+  // page q of the run sits in slot q mod S of an L1 ring: S is the run's page count up to
+  // kRingPages (the whole run, rotation wrapping in the ring), else kRingPages (a window
+  // sliding along the run). Each page is made once per run copy, consecutive missing pages
+  // in one call; ring_copy() takes the bytes out.
+  constexpr uint64_t kRingPages = 8;
+  alignas(64) uint8_t ring[kRingPages * kPageSize + kernels::kRingPad];
+  uint64_t held[kRingPages];  // the source page in each slot, of the run ring_run
+  uint64_t ring_run = ~0ull;
   // n bytes of the run of units [first_id, first_id + run) from byte `from` of it, wrapping.
   const auto emit_rotated = [&](uint64_t first_id, uint64_t run, uint64_t from, uint64_t n) {
     const uint64_t pages_per_unit = unit / kPageSize, run_pages = run * pages_per_unit;
+    const uint64_t slots = std::min(run_pages, kRingPages);
+    const bool whole = slots == run_pages;
+    if (ring_run != first_id) {
+      std::fill(held, held + kRingPages, ~0ull);
+      ring_run = first_id;
+    }
     uint64_t cached_unit = ~0ull, cached_key = 0;
     const auto key_of = [&](uint64_t q) {  // source page q of the run
       const uint64_t u = q / pages_per_unit;
@@ -81,27 +83,28 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
     };
     while (n > 0) {
       const uint64_t q = from / kPageSize, o = from % kPageSize;
-      if (run_pages == 1) {  // the whole unit is this page, rotated
-        const uint64_t key = key_of(0);
-        if (!holds(0, key)) {
-          make(0, key);
-          std::memcpy(ring + kPageSize, ring, kernels::kRingPad);
+      const uint64_t span = std::min({slots, (o + n + kPageSize - 1) / kPageSize,
+                                      whole ? slots : run_pages - q});
+      for (uint64_t i = 0; i < span;) {  // make the missing pages, a slot-contiguous group at once
+        const uint64_t p = (q + i) % run_pages, slot = p % slots;
+        if (held[slot] == p) {
+          ++i;
+          continue;
         }
-        k.ring_copy(out, ring, kPageSize, o, n, stream);
-        out += n;
-        break;
+        uint64_t count = 0;
+        while (i + count < span && slot + count < slots &&
+               held[slot + count] != (q + i + count) % run_pages && count < kRun) {
+          keys[count] = key_of((q + i + count) % run_pages);
+          held[slot + count] = (q + i + count) % run_pages;
+          ++count;
+        }
+        k.pages(ring + slot * kPageSize, keys, count, random_len, false);
+        if (slot == 0) std::memcpy(ring + slots * kPageSize, ring, kernels::kRingPad);
+        i += count;
       }
-      const uint64_t m = std::min(n, kPageSize);
-      const uint64_t key = key_of(q);
-      const bool two = o + m > kPageSize;
-      const uint64_t next = two ? key_of((q + 1) % run_pages) : 0;
-      int slot = holds(0, key) ? 0 : holds(1, key) ? 1 : -1;
-      if (slot < 0) {  // start over: page q first, so the pair reads in order
-        make(0, key);
-        slot = 0;
-      }
-      if (two && !holds(1 - slot, next)) make(1 - slot, next);
-      k.ring_copy(out, ring, 2 * kPageSize, slot * kPageSize + o, m, stream);
+      // With the whole run held, the rotation wraps inside the ring.
+      const uint64_t m = whole && span == slots ? n : std::min(n, span * kPageSize - o);
+      k.ring_copy(out, ring, slots * kPageSize, (q % slots) * kPageSize + o, m, stream);
       out += m;
       from = (from + m) % (run_pages * kPageSize);
       n -= m;

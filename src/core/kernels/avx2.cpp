@@ -415,26 +415,29 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
   }
 }
 
-// 32-byte loads from the ring (the pad makes the one that crosses its end whole) and
-// stores to dst, aligned and non-temporal with `stream` once dst is on a 32-byte boundary.
+// Without `stream`, memcpy (the C library's copy suits cached destinations best). With
+// it, 32-byte loads from the ring (the pad makes the one that crosses its end whole) and
+// aligned non-temporal stores once dst is on a 32-byte boundary.
 void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n,
                bool stream) {
-  const auto bytes = [&](size_t m) {  // the plain way, for the ends
+  const auto bytes = [&](size_t m) {
     for (size_t k; m > 0; m -= k, n -= k, dst += k) {
       k = std::min(m, ring_size - start);
       std::memcpy(dst, ring + start, k);
       start = start + k == ring_size ? 0 : start + k;
     }
   };
-  if (stream) bytes(std::min(n, (32 - reinterpret_cast<uintptr_t>(dst) % 32) % 32));
-  const bool nt = stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
-  for (; n >= 32; n -= 32, dst += 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ring + start));
-    if (nt)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(dst), v);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
-    start += 32;
+  if (!stream) return bytes(n);
+  bytes(std::min(n, (32 - reinterpret_cast<uintptr_t>(dst) % 32) % 32));
+  while (n >= 32) {
+    // The pieces that start before the ring's end, then wrap.
+    const size_t pieces = std::min(n / 32, (ring_size - start + 31) / 32);
+    const uint8_t* from = ring + start;
+    for (size_t i = 0; i < pieces; ++i, from += 32, dst += 32)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(dst),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from)));
+    n -= 32 * pieces;
+    start += 32 * pieces;
     if (start >= ring_size) start -= ring_size;
   }
   bytes(n);

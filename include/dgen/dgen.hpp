@@ -77,6 +77,16 @@ struct VersionCache {
   uint64_t ahead = 0;   // the latest window tabulated: runs born well before it go alone
 };
 
+// Format 2: the layout of the window a caller is in (its keyed slot orders) and the run it
+// looked up last, kept between calls on consecutive units.
+struct SlotCache {
+  uint64_t window = ~0ull;
+  uint8_t diagonal[8] = {}, column[8] = {};
+  uint64_t first = 0, upto = 0;  // unique_before() at the window's ends
+  uint64_t run = ~0ull, slot = 0, id = 0;
+  bool born = false;  // the run's slot is its id's first
+};
+
 // A validated dataset identity with its derived layout.
 class Dataset {
  public:
@@ -91,6 +101,7 @@ class Dataset {
 
   // The unique unit shown at unit index i (i < unit_count()).
   uint64_t unique_id(uint64_t unit_index) const;
+  uint64_t unique_id(uint64_t unit_index, SlotCache& cache) const;  // faster in a loop
   // The key the content of a unique unit is made from (at this dataset's generation).
   uint64_t unit_key(uint64_t unique_id) const;
   uint64_t unit_key(uint64_t unique_id, VersionCache& cache) const;  // faster in a loop
@@ -111,15 +122,15 @@ class Dataset {
   // Format 2 with dedup_shift: the rotation in bytes of the run copy that unit i belongs
   // to; 0 for a first occurrence and without dedup_shift.
   uint64_t shift(uint64_t unit_index) const;
+  uint64_t shift(uint64_t unit_index, SlotCache& cache) const;
   // Format 2: distinct runs among the first n runs (units, at dedup_run 1) when n is a
   // multiple of kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
   uint64_t unique_before(uint64_t n) const;
 
  private:
-  uint64_t run_id(uint64_t run_index) const;        // format 2: the id a run repeats
-  uint64_t run_slot(uint64_t run_index) const;      // format 2: the slot a run shows
-  uint64_t slot_id(uint64_t slot) const;            // format 2: the id a slot shows
-  bool born_at(uint64_t slot) const;                // format 2: the slot is its id's first
+  // Format 2: the slot run `run_index` shows, the id there and whether it is born there.
+  const SlotCache& locate(uint64_t run_index, SlotCache& cache) const;
+  uint64_t slot_id(uint64_t slot, const SlotCache& window) const;
   uint64_t hot_ = 0;                                // dedup_skew: hot slots per window
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
   // Format 2 generations: the window where run r was born, runs [first, end).

@@ -31,6 +31,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   bool streamed = false;
   uint64_t keys[kRun];
   VersionCache versions;
+  SlotCache slots;
   // Bytes [at, at + n) of the content with key ukey (at + n <= unit) to out.
   const auto emit = [&](uint64_t ukey, uint64_t at, uint64_t n) {
     const uint64_t stop = at + n;
@@ -114,8 +115,8 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
     const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
-    const uint64_t id = ds.unique_id(unit_index);
-    const uint64_t shift = ds.shift(unit_index);
+    const uint64_t id = ds.unique_id(unit_index, slots);
+    const uint64_t shift = ds.shift(unit_index, slots);
     if (shift == 0) {
       emit(ds.unit_key(id, versions), offset % unit, unit_end - offset);
       offset = unit_end;

@@ -72,17 +72,16 @@ SmallUnpermute::SmallUnpermute(uint64_t n, uint64_t key) : n_(n) {
       f_[round][v] = uint8_t(mix64(v ^ (key + round * kGolden)) & h.mask);
 }
 
-uint64_t shuffle8(uint64_t x, uint64_t key) {
+void shuffle8(uint64_t key, uint8_t (&order)[8]) {
   // One 64-bit draw serves every step: the high word of r * (i + 1) is the choice, the low
   // word the randomness left for the next (8! needs about 15 of its 64 bits).
-  uint8_t order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  for (uint8_t i = 0; i < 8; ++i) order[i] = i;
   uint64_t r = mix64(key);
   for (unsigned i = 7; i > 0; --i) {
     const auto m = static_cast<unsigned __int128>(r) * (i + 1);
     std::swap(order[i], order[unsigned(m >> 64)]);
     r = uint64_t(m);
   }
-  return order[x];
 }
 
 uint64_t round_half_even(double x) {
@@ -182,8 +181,9 @@ uint64_t Dataset::distinct_runs(uint64_t n) const {
   const uint64_t full = n / kWindowUnits * kWindowUnits;
   const uint64_t before = unique_before(full);
   uint64_t seen = 0;  // bit k: id before + k occurs (a window adds at most 64 ids)
+  SlotCache cache;
   for (uint64_t q = full; q < n; ++q)
-    if (const uint64_t id = run_id(q); id >= before) seen |= 1ull << (id - before);
+    if (const uint64_t id = locate(q, cache).id; id >= before) seen |= 1ull << (id - before);
   return before + uint64_t(std::popcount(seen));
 }
 
@@ -309,11 +309,16 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
 }
 
 uint64_t Dataset::unique_id(uint64_t i) const {
+  SlotCache cache;
+  return unique_id(i, cache);
+}
+
+uint64_t Dataset::unique_id(uint64_t i, SlotCache& cache) const {
   if (params_.format_version >= 2) {
     if (params_.dedup_ratio == 1.0) return i;
     // Runs of dedup_run units repeat runs of consecutive unique units.
     const uint64_t run = params_.dedup_run;
-    return run_id(i / run) * run + i % run;
+    return locate(i / run, cache).id * run + i % run;
   }
   if (unique_ == units_) return i;
   // Each period of `unique_` consecutive units shows every unique unit exactly once, in a
@@ -322,8 +327,6 @@ uint64_t Dataset::unique_id(uint64_t i) const {
   const uint64_t key = model::mix64(params_.seed ^ model::mix64(period + 0x5851F42D4C957F2Dull));
   return model::permute(i % unique_, unique_, key);
 }
-
-uint64_t Dataset::run_id(uint64_t i) const { return slot_id(run_slot(i)); }
 
 namespace {
 
@@ -339,35 +342,31 @@ uint64_t zipf_rank(double u, uint64_t n, double s) {
 
 }  // namespace
 
-uint64_t Dataset::slot_id(uint64_t slot) const {
-  if (hot_ == 0) return unique_before(slot + 1) - 1;
+// (Skew) the id slot `slot` of the cached window shows.
+uint64_t Dataset::slot_id(uint64_t slot, const SlotCache& c) const {
   // The first W - hot slots of a window show its births, spread evenly; the rest repeat
   // hot units of all those born by the window's end.
-  const uint64_t w = slot / kWindowUnits, k = slot % kWindowUnits, local = kWindowUnits - hot_;
-  const uint64_t first = unique_before(w * kWindowUnits);
-  const uint64_t upto = unique_before((w + 1) * kWindowUnits);
-  if (k < local) return first + ((k + 1) * (upto - first) + local - 1) / local - 1;
+  const uint64_t k = slot % kWindowUnits, local = kWindowUnits - hot_;
+  if (k < local) return c.first + ((k + 1) * (c.upto - c.first) + local - 1) / local - 1;
   const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
-  return zipf_rank(double(draw >> 11) * 0x1.0p-53, upto, params_.dedup_skew) - 1;
-}
-
-bool Dataset::born_at(uint64_t slot) const {
-  if (hot_ == 0) return unique_before(slot) < unique_before(slot + 1);
-  const uint64_t k = slot % kWindowUnits;
-  if (k >= kWindowUnits - hot_) return false;
-  return k == 0 ? slot_id(slot) == unique_before(slot) : slot_id(slot) != slot_id(slot - 1);
+  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, params_.dedup_skew) - 1;
 }
 
 uint64_t Dataset::shift(uint64_t unit_index) const {
+  SlotCache cache;
+  return shift(unit_index, cache);
+}
+
+uint64_t Dataset::shift(uint64_t unit_index, SlotCache& cache) const {
   if (!params_.dedup_shift || params_.dedup_ratio == 1.0) return 0;
-  const uint64_t slot = run_slot(unit_index / params_.dedup_run);
-  if (born_at(slot)) return 0;  // the run's first slot
+  const SlotCache& c = locate(unit_index / params_.dedup_run, cache);
+  if (c.born) return 0;  // the run's first slot
   const uint64_t bytes = params_.dedup_run * params_.dedup_unit;
-  const uint64_t s = 1 + model::mix64(key_ ^ model::mix64(slot ^ 0x3C6EF372FE94F82Bull)) % (bytes - 1);
+  const uint64_t s = 1 + model::mix64(key_ ^ model::mix64(c.slot ^ 0x3C6EF372FE94F82Bull)) % (bytes - 1);
   return s % kPageSize ? s : s - 1;
 }
 
-uint64_t Dataset::run_slot(uint64_t i) const {
+const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
   // (i counts runs; with dedup_run 1 a run is a unit.)
   // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
   // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
@@ -379,11 +378,28 @@ uint64_t Dataset::run_slot(uint64_t i) const {
   // more units apart (a compressor's window of a few units rarely holds two, which would
   // add dedup to the compression it measures), mixed with other ids' first occurrences.
   static_assert(kWindowUnits == 64);
+  if (c.run == i) return c;
   const uint64_t w = i / kWindowUnits, j = i % kWindowUnits;
-  const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
-  const uint64_t diagonal = model::shuffle8(j / 8, key);
-  const uint64_t x = model::shuffle8(j % 8, model::mix64(key + 1));
-  return w * kWindowUnits + 8 * x + (diagonal + 8 - x) % 8;
+  if (c.window != w) {
+    const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
+    model::shuffle8(key, c.diagonal);
+    model::shuffle8(model::mix64(key + 1), c.column);
+    if (hot_ > 0) c.first = unique_before(w * kWindowUnits), c.upto = unique_before((w + 1) * kWindowUnits);
+    c.window = w;
+  }
+  const uint64_t x = c.column[j % 8];
+  const uint64_t slot = w * kWindowUnits + 8 * x + (c.diagonal[j / 8] + 8 - x) % 8;
+  c.run = i;
+  c.slot = slot;
+  if (hot_ == 0) {
+    c.id = unique_before(slot + 1) - 1;
+    c.born = unique_before(slot) <= c.id;
+    return c;
+  }
+  const uint64_t k = slot % kWindowUnits;
+  c.id = slot_id(slot, c);
+  c.born = k < kWindowUnits - hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(slot - 1, c));
+  return c;
 }
 
 }  // namespace dgen

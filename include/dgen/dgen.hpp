@@ -75,6 +75,11 @@ struct VersionCache {
   } windows[2];
   unsigned next = 0;    // the one to replace
   uint64_t ahead = 0;   // the latest window tabulated: runs born well before it go alone
+  struct Alone {        // those runs' versions (dedup_skew repeats a few of them often),
+    uint64_t run = ~0ull, generation = 0, version = 0;  // at run mod kAlone
+  };
+  static constexpr unsigned kAlone = 64;
+  Alone alone[kAlone];
 };
 
 // Format 2: the layout of the window a caller is in (its keyed slot orders) and the run it
@@ -83,6 +88,7 @@ struct SlotCache {
   uint64_t window = ~0ull;
   uint8_t diagonal[8] = {}, column[8] = {};
   uint64_t first = 0, upto = 0;  // unique_before() at the window's ends
+  uint64_t before[kWindowUnits + 1];  // unique_before() at its slots, ~0 until needed
   uint64_t run = ~0ull, slot = 0, id = 0;
   bool born = false;  // the run's slot is its id's first
 };
@@ -145,6 +151,8 @@ class Dataset {
   uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data
   uint64_t units_ = 0;
   uint64_t unique_ = 0;
+  double inverse_ratio_ = 1.0;  // 1 / dedup_ratio
+  bool exact_inverse_ = true;   // dedup_ratio is a power of two
   uint32_t random_len_ = 0;
   int unit_shift_ = 0;
 };

@@ -61,16 +61,93 @@ uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key) {
   return y;
 }
 
-SmallUnpermute::SmallUnpermute(uint64_t n, uint64_t key) : n_(n) {
+template <bool Forward>
+void permute_many(uint64_t n, const uint64_t* keys, uint64_t* values, size_t count) {
+  if (n <= 1) {
+    std::fill(values, values + count, 0);
+    return;
+  }
+  const Halves h(n);
+  constexpr size_t kBatch = 64;
+  uint32_t walking[kBatch];  // the values still outside [0, n)
+  for (size_t base = 0; base < count; base += kBatch) {
+    size_t left = std::min(kBatch, count - base);
+    for (size_t i = 0; i < left; ++i) walking[i] = uint32_t(base + i);
+    while (left > 0) {
+      for (size_t p = 0; p < left; ++p) {  // one pass of the network, value after value
+        uint64_t& v = values[walking[p]];
+        const uint64_t key = keys[walking[p]];
+        uint64_t l = v >> h.half, r = v & h.mask;
+        for (uint64_t round = 0; round < 4; ++round) {
+          if constexpr (Forward) {
+            const uint64_t next = l ^ (mix64(r ^ (key + round * kGolden)) & h.mask);
+            l = r;
+            r = next;
+          } else {
+            const uint64_t prev_r = l;
+            l = r ^ (mix64(prev_r ^ (key + (3 - round) * kGolden)) & h.mask);
+            r = prev_r;
+          }
+        }
+        v = (l << h.half) | r;
+      }
+      size_t kept = 0;
+      for (size_t p = 0; p < left; ++p)
+        if (values[walking[p]] >= n) walking[kept++] = walking[p];
+      left = kept;
+    }
+  }
+}
+
+template void permute_many<true>(uint64_t, const uint64_t*, uint64_t*, size_t);
+template void permute_many<false>(uint64_t, const uint64_t*, uint64_t*, size_t);
+
+SmallPermutation::SmallPermutation(uint64_t n, uint64_t key) : n_(n) {
   if (n <= 1) return;
-  if (n > 256) throw std::invalid_argument("SmallUnpermute: n must be at most 256");
+  if (n > 256) throw std::invalid_argument("SmallPermutation: n must be at most 256");
   const Halves h(n);
   half_ = h.half;
-  mask_ = h.mask;
+  mask_ = uint8_t(h.mask);
   for (uint64_t round = 0; round < 4; ++round)
     for (uint64_t v = 0; v <= h.mask; ++v)
       f_[round][v] = uint8_t(mix64(v ^ (key + round * kGolden)) & h.mask);
 }
+
+template <bool Forward>
+void SmallPermutation::apply(uint8_t* values, size_t count) const {
+  if (n_ <= 1) {
+    std::fill(values, values + count, 0);
+    return;
+  }
+  uint8_t walking[256];  // indices of the values still outside [0, n)
+  size_t left = std::min<size_t>(count, 256);
+  for (size_t i = 0; i < left; ++i) walking[i] = uint8_t(i);
+  while (left > 0) {
+    for (size_t p = 0; p < left; ++p) {
+      uint8_t& v = values[walking[p]];
+      unsigned l = v >> half_, r = v & mask_;
+      for (int i = 0; i < 4; ++i) {
+        if constexpr (Forward) {
+          const unsigned next = l ^ f_[i][r];
+          l = r;
+          r = next;
+        } else {
+          const unsigned prev_r = l;
+          l = r ^ f_[3 - i][prev_r];
+          r = prev_r;
+        }
+      }
+      v = uint8_t((l << half_) | r);
+    }
+    size_t kept = 0;
+    for (size_t p = 0; p < left; ++p)
+      if (values[walking[p]] >= n_) walking[kept++] = walking[p];
+    left = kept;
+  }
+}
+
+template void SmallPermutation::apply<true>(uint8_t*, size_t) const;
+template void SmallPermutation::apply<false>(uint8_t*, size_t) const;
 
 void shuffle8(uint64_t key, uint8_t (&order)[8]) {
   // One 64-bit draw serves every step: the high word of r * (i + 1) is the choice, the low
@@ -149,6 +226,8 @@ Dataset::Dataset(const Params& p) : params_(p) {
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
   random_len_ = model::random_len_for(p.compress_ratio);
+  inverse_ratio_ = 1.0 / p.dedup_ratio;
+  exact_inverse_ = std::has_single_bit(uint64_t(p.dedup_ratio)) && p.dedup_ratio == std::floor(p.dedup_ratio);
   if (p.format_version == 1) {
     key_ = p.seed;
     unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(model::round_half_even(double(units_) / p.dedup_ratio), 1, units_);
@@ -189,7 +268,15 @@ uint64_t Dataset::distinct_runs(uint64_t n) const {
 
 uint64_t Dataset::unique_before(uint64_t n) const {
   if (n == 0 || params_.dedup_ratio == 1.0) return n;
-  const auto c = uint64_t(std::floor(double(n) / params_.dedup_ratio + 0.5));
+  // A product with the reciprocal is the quotient when the ratio is a power of two, else
+  // within a few ulps of it, so that its floor is the quotient's unless it lies that close
+  // to an integer; only then divide. (Positive values below 2^63: truncation is floor.)
+  const double x = double(n) * inverse_ratio_ + 0.5;
+  const auto t = int64_t(x);
+  const double d = x - double(t), margin = double(n) * 0x1p-48;
+  const auto c = exact_inverse_ || (d > margin && 1 - d > margin)
+                     ? uint64_t(t)
+                     : uint64_t(int64_t(double(n) / params_.dedup_ratio + 0.5));
   return std::clamp<uint64_t>(c, 1, n);
 }
 
@@ -283,27 +370,77 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
   // dedup_skew) is looked up alone: one permutation per generation back to its latest
   // change, instead of a whole window's table used once.
   if (bw.index + 1 < cache.ahead) {
-    for (uint64_t h = g; h > 0 && m > 0; --h)
-      if (model::permute(r - bw.first, n, change_key(h, bw.index)) < m) return h;
-    return 0;
+    VersionCache::Alone& a = cache.alone[r % VersionCache::kAlone];
+    if (a.run == r && a.generation == g) return a.version;
+    uint64_t h = g;
+    // A few generations at a time: about as many as a run goes between changes.
+    constexpr uint64_t kGroup = 8;
+    const auto per_group = uint64_t(std::clamp(std::round(1 / params_.change_rate), 1.0, 8.0));
+    for (bool found = m == 0; h > 0 && !found;) {
+      uint64_t keys[kGroup], at[kGroup];
+      const uint64_t group = std::min(per_group, h);
+      for (uint64_t i = 0; i < group; ++i) keys[i] = change_key(h - i, bw.index), at[i] = r - bw.first;
+      model::permute_many<true>(n, keys, at, group);
+      uint64_t i = 0;
+      while (i < group && at[i] >= m) ++i;
+      found = i < group;
+      h -= i;
+    }
+    a = {r, g, h};
+    return h;
   }
   cache.ahead = std::max(cache.ahead, bw.index);
-  // Every run of the window at once, from generation g down, each generation's
-  // permutation tabulated: about n log n lookups in all, instead of up to g permutations
-  // for each unit.
+  // Every run of the window at once, from generation g down; a run's version is the first
+  // generation met that changed it. Each generation costs the cheaper of: its m changes
+  // inverted, or the runs still without a version permuted forward. Eight values or more
+  // go through the permutation's table (a hash per round value to make it, then lookups);
+  // fewer through the hashes, a few generations at once. The values of one call go
+  // through side by side.
   auto& slot = cache.windows[cache.next];
   cache.next ^= 1;
   slot = {g, bw.first, n, {}};
-  uint64_t found = 0;
-  for (uint64_t h = g; h > 0 && m > 0 && found < n; --h) {
-    const model::SmallUnpermute changed(n, change_key(h, bw.index));
-    for (uint64_t j = 0; j < m; ++j) {
-      uint32_t& v = slot.version[changed(j)];
-      if (v == 0) {
-        v = uint32_t(h);
-        ++found;
-      }
+  uint8_t open[kWindowUnits];  // the runs without a version yet, once going forward
+  uint64_t left = n;
+  bool listed = false;
+  constexpr uint64_t kTable = 8;
+  for (uint64_t h = g; h > 0 && m > 0 && left > 0;) {
+    const bool forward = left <= m;
+    if (forward && !listed) {
+      left = 0;
+      for (uint64_t x = 0; x < n; ++x)
+        if (slot.version[x] == 0) open[left++] = uint8_t(x);
+      listed = true;
     }
+    const uint64_t count = forward ? left : m;
+    uint8_t values[kWindowUnits];
+    uint64_t group = 1;
+    if (count >= kTable) {
+      for (uint64_t i = 0; i < count; ++i) values[i] = uint8_t(forward ? open[i] : i);
+      const model::SmallPermutation p(n, change_key(h, bw.index));
+      forward ? p.apply<true>(values, count) : p.apply<false>(values, count);
+    } else {
+      group = forward ? 1 : std::min(h, kTable / count);
+      uint64_t keys[kTable], wide[kTable];
+      for (uint64_t i = 0; i < group * count; ++i)
+        keys[i] = change_key(h - i / count, bw.index),
+        wide[i] = forward ? open[i] : i % count;
+      forward ? model::permute_many<true>(n, keys, wide, count)
+              : model::permute_many<false>(n, keys, wide, group * count);
+      for (uint64_t i = 0; i < group * count; ++i) values[i] = uint8_t(wide[i]);
+    }
+    if (forward) {
+      uint64_t kept = 0;
+      for (uint64_t i = 0; i < left; ++i)
+        if (values[i] < m)
+          slot.version[open[i]] = uint32_t(h);
+        else
+          open[kept++] = open[i];
+      left = kept;
+    } else {
+      for (uint64_t i = 0; i < group * count; ++i)
+        if (uint32_t& v = slot.version[values[i]]; v == 0) v = uint32_t(h - i / count), --left;
+    }
+    h -= group;
   }
   return slot.version[r - bw.first];
 }
@@ -385,6 +522,7 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
     model::shuffle8(key, c.diagonal);
     model::shuffle8(model::mix64(key + 1), c.column);
     if (hot_ > 0) c.first = unique_before(w * kWindowUnits), c.upto = unique_before((w + 1) * kWindowUnits);
+    std::fill(std::begin(c.before), std::end(c.before), ~0ull);
     c.window = w;
   }
   const uint64_t x = c.column[j % 8];
@@ -392,8 +530,13 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
   c.run = i;
   c.slot = slot;
   if (hot_ == 0) {
-    c.id = unique_before(slot + 1) - 1;
-    c.born = unique_before(slot) <= c.id;
+    const auto before = [&](uint64_t k) {  // unique_before(w W + k), once per window
+      if (c.before[k] == ~0ull) c.before[k] = unique_before(w * kWindowUnits + k);
+      return c.before[k];
+    };
+    const uint64_t k = slot % kWindowUnits;
+    c.id = before(k + 1) - 1;
+    c.born = before(k) <= c.id;
     return c;
   }
   const uint64_t k = slot % kWindowUnits;

@@ -1,6 +1,7 @@
 // Data model internals: keys and the unit-to-unique-id permutation (docs/data-model.md).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace dgen::model {
@@ -33,30 +34,26 @@ inline uint64_t shuffle8(uint64_t x, uint64_t key) {
 // Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key);
 
-// unpermute() for one key over a domain of at most 256 values, its round function
-// tabulated once (4 rounds x 16 half values): many values of one window's permutation
-// then cost table lookups instead of four hashes each.
-class SmallUnpermute {
+// permute() (Forward) or unpermute() of values[i] with keys[i], i < count, all with the
+// same n, in place: the values' chains of hashes are independent, so the CPU overlaps them.
+template <bool Forward>
+void permute_many(uint64_t n, const uint64_t* keys, uint64_t* values, size_t count);
+
+// permute() and unpermute() for one key over a domain of at most 256 values, its round
+// function tabulated once (4 rounds x 2^half values): many values of one window's
+// permutation then cost table lookups instead of four hashes each.
+class SmallPermutation {
  public:
-  SmallUnpermute(uint64_t n, uint64_t key);
-  uint64_t operator()(uint64_t y) const {
-    if (n_ <= 1) return 0;
-    do {
-      uint64_t l = y >> half_, r = y & mask_;
-      for (int round = 4; round-- > 0;) {
-        const uint64_t prev_r = l;
-        l = r ^ f_[round][prev_r];
-        r = prev_r;
-      }
-      y = (l << half_) | r;
-    } while (y >= n_);
-    return y;
-  }
+  SmallPermutation(uint64_t n, uint64_t key);
+  // values[i] = permute(values[i]) (Forward) or unpermute(values[i]), i < count <= 256,
+  // side by side (the lookups of one value depend on each other, not on other values').
+  template <bool Forward>
+  void apply(uint8_t* values, size_t count) const;
 
  private:
   uint64_t n_;
   int half_ = 0;
-  uint64_t mask_ = 0;
+  uint8_t mask_ = 0;
   uint8_t f_[4][16] = {};
 };
 

@@ -1,4 +1,5 @@
 // Dedup mapping and validation of the dataset identity.
+#include <random>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -67,14 +68,53 @@ TEST(Model, UnpermuteInvertsPermute) {
       ASSERT_EQ(dgen::model::unpermute(dgen::model::permute(x, n, 99 + n), n, 99 + n), x);
 }
 
-TEST(Model, SmallUnpermuteIsUnpermute) {
+TEST(Model, SmallPermutationIsPermuteAndUnpermute) {
   for (uint64_t n = 1; n <= 256; ++n)
     for (uint64_t key : {0ull, 7ull, 0x9E3779B97F4A7C15ull, ~0ull}) {
-      const dgen::model::SmallUnpermute table(n, key);
-      for (uint64_t y = 0; y < n; ++y)
-        ASSERT_EQ(table(y), dgen::model::unpermute(y, n, key)) << "n " << n << " y " << y;
+      const dgen::model::SmallPermutation table(n, key);
+      uint8_t forward[256], inverse[256];
+      for (uint64_t y = 0; y < n; ++y) forward[y] = inverse[y] = uint8_t(y);
+      table.apply<true>(forward, n);
+      table.apply<false>(inverse, n);
+      for (uint64_t y = 0; y < n; ++y) {
+        ASSERT_EQ(forward[y], dgen::model::permute(y, n, key)) << "n " << n << " y " << y;
+        ASSERT_EQ(inverse[y], dgen::model::unpermute(y, n, key)) << "n " << n << " y " << y;
+      }
     }
-  EXPECT_THROW(dgen::model::SmallUnpermute(257, 1), std::invalid_argument);
+  EXPECT_THROW(dgen::model::SmallPermutation(257, 1), std::invalid_argument);
+}
+
+TEST(Model, PermuteManyIsPermuteWithEachValuesKey) {
+  std::mt19937_64 rng(5);
+  for (uint64_t n : {1ull, 2ull, 3ull, 17ull, 64ull, 1000ull, (1ull << 20) + 3}) {
+    for (size_t count : {0, 1, 7, 64, 65, 200}) {
+      std::vector<uint64_t> keys(count), x(count), forward, inverse;
+      for (size_t i = 0; i < count; ++i) keys[i] = rng(), x[i] = rng() % n;
+      forward = inverse = x;
+      dgen::model::permute_many<true>(n, keys.data(), forward.data(), count);
+      dgen::model::permute_many<false>(n, keys.data(), inverse.data(), count);
+      for (size_t i = 0; i < count; ++i) {
+        ASSERT_EQ(forward[i], dgen::model::permute(x[i], n, keys[i])) << n << " " << i;
+        ASSERT_EQ(inverse[i], dgen::model::unpermute(x[i], n, keys[i])) << n << " " << i;
+      }
+    }
+  }
+}
+
+TEST(ModelV2, UniqueBeforeIsTheRoundedQuotient) {
+  // The reciprocal shortcut must give floor(n / r + 1/2) exactly, ties and huge n included.
+  std::mt19937_64 rng(11);
+  for (double r : {1.5, 2.0, 3.0, 3.7, 4.0, 10.0, 1.0 + 1e-9, 7.3333333333, 1000.0}) {
+    dgen::Params p;
+    p.size = dgen::kMaxSize;
+    p.dedup_ratio = r;
+    const dgen::Dataset ds(p);
+    for (int i = 0; i < 200000; ++i) {
+      const uint64_t n = i < 100000 ? uint64_t(i) + 1 : 1 + rng() % (ds.unit_count() - 1);
+      const auto want = std::max<uint64_t>(1, uint64_t(std::floor(double(n) / r + 0.5)));
+      ASSERT_EQ(ds.unique_before(n), std::min(want, n)) << "r " << r << " n " << n;
+    }
+  }
 }
 
 TEST(Model, RoundsHalfToEven) {

@@ -57,12 +57,14 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       out += m;
     }
   };
-  // A shifted copy reads its run's content from a byte offset off the page grid, so each
-  // destination page takes the tail of one source page and the head of the next. Source
-  // page q of the run sits in slot q mod S of an L1 ring: S is the run's page count up to
-  // kRingPages (the whole run, rotation wrapping in the ring), else kRingPages (a window
-  // sliding along the run). Each page is made once per run copy, consecutive missing pages
-  // in one call; ring_copy() takes the bytes out.
+  // A shifted copy is its run's content from a byte offset off the page grid. Source page
+  // q of the run is made, when needed, in slot q mod S of an L1 ring: S is the run's page
+  // count up to kRingPages (the whole run), else kRingPages (a window sliding along it),
+  // each page made once per run copy, consecutive missing pages in one call. Into cached
+  // memory, whole source pages go straight to `out`, off its page grid, and only the parts
+  // at the ends of a unit come from the ring. Streaming, every store must be non-temporal
+  // and aligned (a line written both ways is slow), so the pages are made in the ring and
+  // ring_copy() takes them out, wrapping.
   constexpr uint64_t kRingPages = 8;
   alignas(64) uint8_t ring[kRingPages * kPageSize + kernels::kRingPad];
   uint64_t held[kRingPages];  // the source page in each slot, of the run ring_run
@@ -82,11 +84,8 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       if (u != cached_unit) cached_unit = u, cached_key = ds.unit_key(first_id + u, versions);
       return model::page_key(cached_key, q % pages_per_unit);
     };
-    while (n > 0) {
-      const uint64_t q = from / kPageSize, o = from % kPageSize;
-      const uint64_t span = std::min({slots, (o + n + kPageSize - 1) / kPageSize,
-                                      whole ? slots : run_pages - q});
-      for (uint64_t i = 0; i < span;) {  // make the missing pages, a slot-contiguous group at once
+    const auto hold = [&](uint64_t q, uint64_t span) {  // pages q.. q + span - 1 in the ring
+      for (uint64_t i = 0; i < span;) {
         const uint64_t p = (q + i) % run_pages, slot = p % slots;
         if (held[slot] == p) {
           ++i;
@@ -103,14 +102,32 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
         if (slot == 0) std::memcpy(ring + slots * kPageSize, ring, kernels::kRingPad);
         i += count;
       }
-      // With the whole run held, the rotation wraps inside the ring.
-      const uint64_t m = whole && span == slots ? n : std::min(n, span * kPageSize - o);
-      k.ring_copy(out, ring, slots * kPageSize, (q % slots) * kPageSize + o, m, stream);
+    };
+    while (n > 0) {
+      const uint64_t q = from / kPageSize, o = from % kPageSize;
+      uint64_t m;
+      if (!stream && o == 0 && n >= kPageSize) {
+        const uint64_t count = std::min({n / kPageSize, run_pages - q, kRun});
+        for (uint64_t i = 0; i < count; ++i) keys[i] = key_of(q + i);
+        k.pages(out, keys, count, random_len, false);
+        m = count * kPageSize;
+      } else if (!stream) {
+        hold(q, 1);
+        m = std::min(n, kPageSize - o);
+        std::memcpy(out, ring + (q % slots) * kPageSize + o, m);
+      } else {
+        const uint64_t span = std::min({slots, (o + n + kPageSize - 1) / kPageSize,
+                                        whole ? slots : run_pages - q});
+        hold(q, span);
+        // With the whole run held, the rotation wraps inside the ring.
+        m = whole && span == slots ? n : std::min(n, span * kPageSize - o);
+        k.ring_copy(out, ring, slots * kPageSize, (q % slots) * kPageSize + o, m, true);
+        streamed = true;
+      }
       out += m;
       from = (from + m) % (run_pages * kPageSize);
       n -= m;
     }
-    streamed |= stream;
   };
   while (offset < end) {
     const uint64_t unit_index = offset / unit;

@@ -323,18 +323,54 @@ def _masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+class Records:
+    """count TFRecord records: `before` (framing and the Example's head), the Payload of
+    stream bytes [offset + i * size, + size), `after` (the Example's tail) and the masked
+    CRC-32C of the Example, continued from head_crc. Written by the core where it has a
+    CRC32C library (core_crc32c()), else as parts()."""
+
+    __slots__ = ("before", "head_crc", "after", "offset", "size", "count")
+
+    def __init__(self, before, head_crc, after, offset, size, count):
+        self.before, self.head_crc, self.after = before, head_crc, after
+        self.offset, self.size, self.count = offset, size, count
+
+    def parts(self):
+        import crc32c
+        for i in range(self.count):
+            yield self.before
+            payload = Payload(self.offset + i * self.size, self.size, "crc32c", self.head_crc)
+            yield payload
+            yield self.after + struct.pack("<I", _masked(crc32c.crc32c(self.after,
+                                                                       payload.crc)))
+
+
 def _tfrecord_parts(spec, f):
     import crc32c
     size = f["dims"][0] * f["dims"][1]
     head, size_entry = _example_head(spec, f)
     frame = struct.pack("<Q", len(head) + size + len(size_entry))
     frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
-    start = crc32c.crc32c(head)
-    for i in range(f["samples"]):
-        yield frame + head
-        payload = Payload(f["payload_offset"] + i * size, size, "crc32c", start)
-        yield payload
-        yield size_entry + struct.pack("<I", _masked(crc32c.crc32c(size_entry, payload.crc)))
+    yield Records(frame + head, crc32c.crc32c(head), size_entry, f["payload_offset"], size,
+                  f["samples"])
+
+
+_CORE_CRC32C = []  # [whether the core has a CRC32C function], once asked
+
+
+def core_crc32c() -> bool:
+    """Whether the core can checksum TFRecord payloads itself, while they are in cache:
+    with crc32c_extend() of Google's CRC32C library, which the google-crc32c package's
+    extension links (its wheels ship the library; the package's pure-Python build has
+    none, and the CRCs are then made here with crc32c)."""
+    if not _CORE_CRC32C:
+        try:
+            from google_crc32c import _crc32c
+            _core.use_crc32c(_crc32c.__file__)
+            _CORE_CRC32C.append(True)
+        except (ImportError, OSError):
+            _CORE_CRC32C.append(False)
+    return _CORE_CRC32C[0]
 
 
 # HDF5: h5py lays out the container (records (samples, dim1, dim2) uint8 and labels, or
@@ -580,8 +616,13 @@ class _Writer:
         self.fd, self.at = fd, 0
         limit = f["payload_offset"] + f["payload"]
         try:
-            for part in parts(spec, f):
-                if isinstance(part, (bytes, bytearray)):
+            for part in _expanded(parts(spec, f), core_crc32c()):
+                if isinstance(part, Records):
+                    self.flush()
+                    self.at += self.gen._s.write_tfrecords(
+                        fd, part.before, part.head_crc, part.after, part.offset, part.size,
+                        part.count, self.at, tick=self._tick)
+                elif isinstance(part, (bytes, bytearray)):
                     if part:
                         self.add(part)
                 elif isinstance(part, Payload) and not part.crc and part.length >= DIRECT_WRITE:
@@ -604,6 +645,15 @@ class _Writer:
     def _tick(self, n):
         if self.progress:
             self.progress(n)
+
+
+def _expanded(parts, keep_records=False):
+    """parts with each Records replaced by its own parts (unless keep_records)."""
+    for part in parts:
+        if isinstance(part, Records) and not keep_records:
+            yield from part.parts()
+        else:
+            yield part
 
 
 def _payload_array(gen, part):
@@ -652,7 +702,7 @@ class _Checker:
 
     def check(self, fd, path, expected_parts, limit=0) -> None:
         at, ended = 0, None  # ended: where the file ended before its expected bytes did
-        for part in expected_parts:
+        for part in _expanded(expected_parts):
             if isinstance(part, (bytes, bytearray)):
                 pieces = [(part, "container", None)]
             elif isinstance(part, Payload):

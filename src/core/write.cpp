@@ -1,5 +1,6 @@
 // write_range(): generate a chunk in cache, write it, next; optionally with producer
-// threads making the next chunks while the caller writes.
+// threads making the next chunks while the caller writes. write_tfrecords(): the same loop
+// for records around the payloads, each payload checksummed while it is in cache.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -26,6 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr unsigned kMaxProducers = 3;  // one writer copies at memcpy speed: more cannot help
+constexpr size_t kMaxIov = 512;        // pieces per pwritev (Linux takes up to 1024)
 
 // Calls progress and opt.interrupted every kPoll.
 class Ticker {
@@ -119,6 +122,41 @@ bool splices(const WriteTarget& t) {
   return t.file_offset < 0 && !t.direct && is_pipe(t.fd);
 }
 
+uint64_t checked_chunk(const WriteTarget& t, bool to_pipe) {
+  const uint64_t chunk = chunk_of(t, to_pipe);
+  if (chunk < kPageSize || (chunk & (chunk - 1)))
+    throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
+                                std::to_string(chunk));
+  return chunk;
+}
+
+// pwritev() of every byte of v at file_pos, through short writes (v is used up).
+void pwritev_all(const WriteTarget& t, std::vector<iovec>& v, uint64_t file_pos,
+                 const Ticker& ticker) {
+  for (size_t first = 0; first < v.size();) {
+    const ssize_t r = ::pwritev(t.fd, v.data() + first, int(v.size() - first), off_t(file_pos));
+    if (r < 0 && errno == EINTR) {
+      ticker.interrupt_check();
+      continue;
+    }
+    if (r <= 0) throw WriteError(r < 0 ? errno : EIO, int64_t(file_pos));
+    file_pos += uint64_t(r);
+    for (uint64_t left = uint64_t(r); left && first < v.size();) {
+      const uint64_t n = std::min<uint64_t>(left, v[first].iov_len);
+      v[first].iov_base = static_cast<uint8_t*>(v[first].iov_base) + n;
+      v[first].iov_len -= n;
+      left -= n;
+      if (v[first].iov_len == 0) ++first;
+    }
+  }
+}
+
+// TFRecord's masked CRC: the checksum rotated and offset, stored little-endian.
+void put_masked(uint8_t* out, uint32_t crc) {
+  const uint32_t m = ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
+  for (int i = 0; i < 4; ++i) out[i] = uint8_t(m >> (8 * i));
+}
+
 }  // namespace
 
 WriteError::WriteError(int err, int64_t at)
@@ -142,10 +180,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
                      const FillOptions& opt) {
   detail::check_range(ds, offset, len);
   bool to_pipe = splices(t);
-  const uint64_t chunk = chunk_of(t, to_pipe);
-  if (chunk < kPageSize || (chunk & (chunk - 1)))
-    throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
-                                std::to_string(chunk));
+  const uint64_t chunk = checked_chunk(t, to_pipe);
   if (len == 0) return 0;
   // Chunks end on absolute multiples of `chunk`: O_DIRECT offsets stay aligned.
   const uint64_t end = offset + len, first = offset / chunk;
@@ -236,6 +271,59 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
     if (!ticker.tick(n, k + 1 == count)) break;
   }
   return done;
+}
+
+uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc,
+                         const WriteTarget& t, const FillOptions& opt) {
+  if (!crc) throw std::invalid_argument("write_tfrecords needs a CRC-32C function");
+  if (t.file_offset < 0 || t.direct)
+    throw std::invalid_argument("TFRecord records are written at a file offset, without O_DIRECT");
+  if (r.size && r.count > UINT64_MAX / r.size)
+    throw std::out_of_range("TFRecord records: count * size overflows");
+  detail::check_range(ds, r.offset, r.size * r.count);
+  const uint64_t chunk = checked_chunk(t, false);
+  Ticker ticker(t, opt);
+  Memory mem(chunk, opt.numa_node);
+  // A batch (one pwritev) holds payload bytes up to a chunk and at most kBatch records,
+  // each up to 4 pieces (before, a payload split by a full chunk, the tail).
+  constexpr size_t kBatch = kMaxIov / 4;
+  const uint64_t tail = r.after.size() + 4;
+  std::vector<uint8_t> tails(kBatch * tail);
+  std::vector<iovec> iov;
+  iov.reserve(kMaxIov);
+  uint64_t used = 0, records = 0, pending = 0, file_pos = uint64_t(t.file_offset);
+  auto add = [&](const uint8_t* p, uint64_t n) {
+    if (n) iov.push_back({const_cast<uint8_t*>(p), n});
+    pending += n;
+  };
+  auto flush = [&] {
+    pwritev_all(t, iov, file_pos, ticker);
+    file_pos += pending;
+    iov.clear();
+    used = records = pending = 0;
+  };
+  for (uint64_t i = 0; i < r.count; ++i) {
+    add(r.before.data(), r.before.size());
+    uint32_t sum = r.head_crc;
+    for (uint64_t at = r.offset + i * r.size, end = at + r.size; at < end;) {
+      if (used == chunk) flush();
+      const uint64_t n = std::min(end - at, chunk - used);
+      uint8_t* p = mem.p + used;
+      detail::fill_range(ds, at, p, n, false);
+      sum = crc(sum, p, n);  // while the bytes are in cache
+      add(p, n);
+      used += n;
+      at += n;
+    }
+    uint8_t* end = tails.data() + records * tail;
+    if (!r.after.empty()) std::memcpy(end, r.after.data(), r.after.size());
+    put_masked(end + r.after.size(), crc(sum, r.after.data(), r.after.size()));
+    add(end, tail);
+    if (++records == kBatch || i + 1 == r.count) flush();
+    if (!ticker.tick(r.size, i + 1 == r.count)) break;
+  }
+  flush();
+  return file_pos - uint64_t(t.file_offset);
 }
 
 }  // namespace dgen

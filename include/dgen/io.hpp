@@ -68,8 +68,8 @@ struct TfRecords {
   uint64_t offset = 0, size = 0, count = 0;
 };
 
-// Writes the records at t.file_offset (>= 0; not O_DIRECT), each payload made in a
-// cache-sized buffer and checksummed there, gathered into pwritev() calls of about a chunk.
+// Writes the records at t.file_offset (>= 0; not O_DIRECT), laid out a chunk at a time in
+// a cache-sized buffer, each payload checksummed there as it is made, one pwrite a chunk.
 // On the calling thread only (opt.threads is not used). progress() counts payload bytes.
 // Returns the file bytes written: every record's, or fewer when progress() said stop.
 // Throws WriteError, Interrupted, std::out_of_range and std::invalid_argument.

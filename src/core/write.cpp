@@ -28,7 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr unsigned kMaxProducers = 3;  // one writer copies at memcpy speed: more cannot help
-constexpr size_t kMaxIov = 512;        // pieces per pwritev (Linux takes up to 1024)
 
 // Calls progress and opt.interrupted every kPoll.
 class Ticker {
@@ -128,27 +127,6 @@ uint64_t checked_chunk(const WriteTarget& t, bool to_pipe) {
     throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
                                 std::to_string(chunk));
   return chunk;
-}
-
-// pwritev() of every byte of v at file_pos, through short writes (v is used up).
-void pwritev_all(const WriteTarget& t, std::vector<iovec>& v, uint64_t file_pos,
-                 const Ticker& ticker) {
-  for (size_t first = 0; first < v.size();) {
-    const ssize_t r = ::pwritev(t.fd, v.data() + first, int(v.size() - first), off_t(file_pos));
-    if (r < 0 && errno == EINTR) {
-      ticker.interrupt_check();
-      continue;
-    }
-    if (r <= 0) throw WriteError(r < 0 ? errno : EIO, int64_t(file_pos));
-    file_pos += uint64_t(r);
-    for (uint64_t left = uint64_t(r); left && first < v.size();) {
-      const uint64_t n = std::min<uint64_t>(left, v[first].iov_len);
-      v[first].iov_base = static_cast<uint8_t*>(v[first].iov_base) + n;
-      v[first].iov_len -= n;
-      left -= n;
-      if (v[first].iov_len == 0) ++first;
-    }
-  }
 }
 
 // TFRecord's masked CRC: the checksum rotated and offset, stored little-endian.
@@ -283,27 +261,28 @@ uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc
   detail::check_range(ds, r.offset, r.size * r.count);
   const uint64_t chunk = checked_chunk(t, false);
   Ticker ticker(t, opt);
+  // Records are laid out in one buffer and written a full chunk at a time (one pwrite
+  // from one buffer: cheaper for the kernel than gathering the pieces).
   Memory mem(chunk, opt.numa_node);
-  // A batch (one pwritev) holds payload bytes up to a chunk and at most kBatch records,
-  // each up to 4 pieces (before, a payload split by a full chunk, the tail).
-  constexpr size_t kBatch = kMaxIov / 4;
-  const uint64_t tail = r.after.size() + 4;
-  std::vector<uint8_t> tails(kBatch * tail);
-  std::vector<iovec> iov;
-  iov.reserve(kMaxIov);
-  uint64_t used = 0, records = 0, pending = 0, file_pos = uint64_t(t.file_offset);
-  auto add = [&](const uint8_t* p, uint64_t n) {
-    if (n) iov.push_back({const_cast<uint8_t*>(p), n});
-    pending += n;
-  };
+  uint64_t used = 0, file_pos = uint64_t(t.file_offset);
   auto flush = [&] {
-    pwritev_all(t, iov, file_pos, ticker);
-    file_pos += pending;
-    iov.clear();
-    used = records = pending = 0;
+    write_all(t, mem.p, used, file_pos, ticker);
+    file_pos += used;
+    used = 0;
   };
+  auto put = [&](const uint8_t* p, uint64_t n) {
+    while (n) {
+      if (used == chunk) flush();
+      const uint64_t k = std::min(n, chunk - used);
+      std::memcpy(mem.p + used, p, k);
+      used += k;
+      p += k;
+      n -= k;
+    }
+  };
+  uint8_t masked[4];
   for (uint64_t i = 0; i < r.count; ++i) {
-    add(r.before.data(), r.before.size());
+    put(r.before.data(), r.before.size());
     uint32_t sum = r.head_crc;
     for (uint64_t at = r.offset + i * r.size, end = at + r.size; at < end;) {
       if (used == chunk) flush();
@@ -311,15 +290,12 @@ uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc
       uint8_t* p = mem.p + used;
       detail::fill_range(ds, at, p, n, false);
       sum = crc(sum, p, n);  // while the bytes are in cache
-      add(p, n);
       used += n;
       at += n;
     }
-    uint8_t* end = tails.data() + records * tail;
-    if (!r.after.empty()) std::memcpy(end, r.after.data(), r.after.size());
-    put_masked(end + r.after.size(), crc(sum, r.after.data(), r.after.size()));
-    add(end, tail);
-    if (++records == kBatch || i + 1 == r.count) flush();
+    put(r.after.data(), r.after.size());
+    put_masked(masked, crc(sum, r.after.data(), r.after.size()));
+    put(masked, 4);
     if (!ticker.tick(r.size, i + 1 == r.count)) break;
   }
   flush();

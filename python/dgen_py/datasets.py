@@ -202,20 +202,31 @@ def parts(spec, f):
     return _FORMAT_PARTS[spec["format"]](spec, f)
 
 
+def side_paths(spec, f) -> list[str]:
+    """The paths of the files written beside data file f: index files."""
+    fmt = spec["format"]
+    if fmt == "indexed_binary":
+        return [f["path"] + ".off.idx", f["path"] + ".sz.idx"]
+    if fmt == "tfrecord":
+        split = f["path"].split("/", 1)[0]
+        return [f"{INDEX_DIR}/{split}/{os.path.basename(f['path'])}.idx"]
+    return []
+
+
 def side_files(spec, f) -> list[tuple[str, bytes]]:
-    """(path, content) of the files written beside data file f: index files."""
+    """(path, content) of side_paths(spec, f)."""
     fmt, (d1, d2), n = spec["format"], f["dims"], f["samples"]
     if fmt == "indexed_binary":
         size = d1 * d2
-        return [(f["path"] + ".off.idx", struct.pack(f"<{n}Q", *range(0, n * size, size))),
-                (f["path"] + ".sz.idx", struct.pack(f"<{n}Q", *[size] * n))]
-    if fmt == "tfrecord":
-        split = f["path"].split("/", 1)[0]
+        contents = [struct.pack(f"<{n}Q", *range(0, n * size, size)),
+                    struct.pack(f"<{n}Q", *[size] * n)]
+    elif fmt == "tfrecord":
         head, size_entry = _example_head(spec, f)
         record = 16 + len(head) + d1 * d2 + len(size_entry)
-        lines = "".join(f"{i * record} {record}\n" for i in range(n))
-        return [(f"{INDEX_DIR}/{split}/{os.path.basename(f['path'])}.idx", lines.encode())]
-    return []
+        contents = ["".join(f"{i * record} {record}\n" for i in range(n)).encode()]
+    else:
+        contents = []
+    return list(zip(side_paths(spec, f), contents))
 
 
 # npy: a version 1.0 header padded with spaces so that the array starts at a 4 KiB
@@ -781,7 +792,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     checked = agree(check)
     identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
     entries, _ = plan(spec)
-    new = {e["path"] for e in entries} | {p for e in entries for p, _ in side_files(spec, e)}
+    new = {e["path"] for e in entries} | {p for e in entries for p in side_paths(spec, e)}
     new_dirs = {d for p in new for d in _parents(p)}
     sub = spec["subfolders"]
     new_dirs |= {f"{split}/{j:0{len(str(sub))}d}" for split in SPLITS
@@ -827,7 +838,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                 os.rmdir(leaf, dir_fd=tree.dir(parent))
             for e in entries:  # every directory, before the other ranks open them
                 tree.dir(os.path.dirname(e["path"]), create=True)
-                for p, _ in side_files(spec, e):
+                for p in side_paths(spec, e):
                     tree.dir(os.path.dirname(p), create=True)
         finally:
             tree.close()
@@ -872,7 +883,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
     fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     tree = _files.DatasetTree(fd_root, root)
     for f in mine:  # directories opened (made) here, so the writers only read the tree
-        for p in [f["path"]] + [p for p, _ in side_files(spec, f)]:
+        for p in [f["path"]] + side_paths(spec, f):
             tree.dir(os.path.dirname(p), create=True)
     jobs = max(1, min(len(mine), threads))
     if progress and jobs > 1:
@@ -932,7 +943,7 @@ def _manifest(spec, identity, entries, sizes) -> dict:
                        "payload_offset": f["payload_offset"], "payload": f["payload"],
                        "dims": list(f["dims"])})
         at += sizes[f["path"]]
-    index = sorted(p for f in entries for p, _ in side_files(spec, f))
+    index = sorted(p for f in entries for p in side_paths(spec, f))
     return {"dgen_dataset": 1, "dgen_version": __version__,
             "format_version": identity["format_version"], "identity": identity,
             "dataset": spec, "encoders": encoders(spec["format"]), "files": listed,

@@ -12,11 +12,12 @@ payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are reproducible from
 Each format is a generator of the file's parts, in file order: container bytes, Payload
 extents (stream bytes stored raw; a checksum of them may be asked for), Encoded parts
 (stream bytes turned into other bytes: images, text, Parquet), and TFRecord's Records (a
-run of records that the core writes whole, or that stands for its own parts). Writing and verifying run
-the same generator, so verify regenerates every byte of every file and compares, with the
-exact offset of each mismatch and whether it lies in payload or container. Encoded bytes
-are checkable only as far as the encoder is deterministic: jpeg, png and parquet are
-encoded again with the same package (its version is in the manifest) and compared.
+run of records that the core writes whole, or that stands for its own parts). Writing and
+verifying run the same generator, so verify regenerates every byte of every file and
+compares, with the exact offset of each mismatch and whether it lies in payload or
+container. Encoded bytes are checkable only as far as the encoder is deterministic: jpeg,
+png and parquet are encoded again with the same package (its version is in the manifest)
+and compared.
 
 The manifest (DIR/dgen-manifest.json, with "dgen_dataset": 1) is written last, after every
 file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed (10).

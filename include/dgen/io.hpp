@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <system_error>
 
 #include "dgen/dgen.hpp"
@@ -50,5 +51,29 @@ uint64_t write_memory(const WriteTarget& t, const FillOptions& opt);
 // Throws WriteError, and Interrupted (opt.interrupted, polled like progress).
 uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
                      const FillOptions& opt = {});
+
+// CRC-32C of n more bytes at data, continued from crc: the signature of crc32c_extend() of
+// Google's CRC32C library, which the Python package finds at run time (the build needs no
+// CRC library).
+using Crc32cExtend = uint32_t (*)(uint32_t crc, const uint8_t* data, size_t n);
+
+// TFRecord records whose payloads follow each other in the dataset: record i is `before`
+// (the length, its masked CRC, the Example up to the payload), dataset bytes
+// [offset + i * size, + size), `after` (the rest of the Example), and the masked CRC-32C of
+// the Example, continued from head_crc (the CRC of the Example's bytes in `before`).
+struct TfRecords {
+  std::span<const uint8_t> before;
+  uint32_t head_crc = 0;
+  std::span<const uint8_t> after;
+  uint64_t offset = 0, size = 0, count = 0;
+};
+
+// Writes the records at t.file_offset (>= 0; not O_DIRECT), laid out a chunk at a time in
+// a cache-sized buffer, each payload checksummed there as it is made, one pwrite a chunk.
+// On the calling thread only (opt.threads is not used). progress() counts payload bytes.
+// Returns the file bytes written: every record's, or fewer when progress() said stop.
+// Throws WriteError, Interrupted, std::out_of_range and std::invalid_argument.
+uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc,
+                         const WriteTarget& t, const FillOptions& opt = {});
 
 }  // namespace dgen

@@ -10,12 +10,14 @@ the files carry the stream's dedup and compression ratios where the container st
 payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are reproducible from the seed.
 
 Each format is a generator of the file's parts, in file order: container bytes, Payload
-extents (stream bytes stored raw; a checksum of them may be asked for), and Encoded parts
-(stream bytes turned into other bytes: images, text, Parquet). Writing and verifying run
-the same generator, so verify regenerates every byte of every file and compares, with the
-exact offset of each mismatch and whether it lies in payload or container. Encoded bytes
-are checkable only as far as the encoder is deterministic: jpeg, png and parquet are
-encoded again with the same package (its version is in the manifest) and compared.
+extents (stream bytes stored raw; a checksum of them may be asked for), Encoded parts
+(stream bytes turned into other bytes: images, text, Parquet), and TFRecord's Records (a
+run of records that the core writes whole, or that stands for its own parts). Writing and
+verifying run the same generator, so verify regenerates every byte of every file and
+compares, with the exact offset of each mismatch and whether it lies in payload or
+container. Encoded bytes are checkable only as far as the encoder is deterministic: jpeg,
+png and parquet are encoded again with the same package (its version is in the manifest)
+and compared.
 
 The manifest (DIR/dgen-manifest.json, with "dgen_dataset": 1) is written last, after every
 file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed (10).
@@ -202,20 +204,31 @@ def parts(spec, f):
     return _FORMAT_PARTS[spec["format"]](spec, f)
 
 
+def side_paths(spec, f) -> list[str]:
+    """The paths of the files written beside data file f: index files."""
+    fmt = spec["format"]
+    if fmt == "indexed_binary":
+        return [f["path"] + ".off.idx", f["path"] + ".sz.idx"]
+    if fmt == "tfrecord":
+        split = f["path"].split("/", 1)[0]
+        return [f"{INDEX_DIR}/{split}/{os.path.basename(f['path'])}.idx"]
+    return []
+
+
 def side_files(spec, f) -> list[tuple[str, bytes]]:
-    """(path, content) of the files written beside data file f: index files."""
+    """(path, content) of side_paths(spec, f)."""
     fmt, (d1, d2), n = spec["format"], f["dims"], f["samples"]
     if fmt == "indexed_binary":
         size = d1 * d2
-        return [(f["path"] + ".off.idx", struct.pack(f"<{n}Q", *range(0, n * size, size))),
-                (f["path"] + ".sz.idx", struct.pack(f"<{n}Q", *[size] * n))]
-    if fmt == "tfrecord":
-        split = f["path"].split("/", 1)[0]
+        contents = [struct.pack(f"<{n}Q", *range(0, n * size, size)),
+                    struct.pack(f"<{n}Q", *[size] * n)]
+    elif fmt == "tfrecord":
         head, size_entry = _example_head(spec, f)
         record = 16 + len(head) + d1 * d2 + len(size_entry)
-        lines = "".join(f"{i * record} {record}\n" for i in range(n))
-        return [(f"{INDEX_DIR}/{split}/{os.path.basename(f['path'])}.idx", lines.encode())]
-    return []
+        contents = ["".join(f"{i * record} {record}\n" for i in range(n)).encode()]
+    else:
+        contents = []
+    return list(zip(side_paths(spec, f), contents))
 
 
 # npy: a version 1.0 header padded with spaces so that the array starts at a 4 KiB
@@ -323,18 +336,54 @@ def _masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+class Records:
+    """count TFRecord records: `before` (framing and the Example's head), the Payload of
+    stream bytes [offset + i * size, + size), `after` (the Example's tail) and the masked
+    CRC-32C of the Example, continued from head_crc. Written by the core where it has a
+    CRC32C library (core_crc32c()), else as parts()."""
+
+    __slots__ = ("before", "head_crc", "after", "offset", "size", "count")
+
+    def __init__(self, before, head_crc, after, offset, size, count):
+        self.before, self.head_crc, self.after = before, head_crc, after
+        self.offset, self.size, self.count = offset, size, count
+
+    def parts(self):
+        import crc32c
+        for i in range(self.count):
+            yield self.before
+            payload = Payload(self.offset + i * self.size, self.size, "crc32c", self.head_crc)
+            yield payload
+            yield self.after + struct.pack("<I", _masked(crc32c.crc32c(self.after,
+                                                                       payload.crc)))
+
+
 def _tfrecord_parts(spec, f):
     import crc32c
     size = f["dims"][0] * f["dims"][1]
     head, size_entry = _example_head(spec, f)
     frame = struct.pack("<Q", len(head) + size + len(size_entry))
     frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
-    start = crc32c.crc32c(head)
-    for i in range(f["samples"]):
-        yield frame + head
-        payload = Payload(f["payload_offset"] + i * size, size, "crc32c", start)
-        yield payload
-        yield size_entry + struct.pack("<I", _masked(crc32c.crc32c(size_entry, payload.crc)))
+    yield Records(frame + head, crc32c.crc32c(head), size_entry, f["payload_offset"], size,
+                  f["samples"])
+
+
+_CORE_CRC32C = []  # [whether the core has a CRC32C function], once asked
+
+
+def core_crc32c() -> bool:
+    """Whether the core can checksum TFRecord payloads itself, while they are in cache:
+    with crc32c_extend() of Google's CRC32C library, which the google-crc32c package's
+    extension links (its wheels ship the library; the package's pure-Python build has
+    none, and the CRCs are then made here with crc32c)."""
+    if not _CORE_CRC32C:
+        try:
+            from google_crc32c import _crc32c
+            _core.use_crc32c(_crc32c.__file__)
+            _CORE_CRC32C.append(True)
+        except (ImportError, OSError):
+            _CORE_CRC32C.append(False)
+    return _CORE_CRC32C[0]
 
 
 # HDF5: h5py lays out the container (records (samples, dim1, dim2) uint8 and labels, or
@@ -580,8 +629,13 @@ class _Writer:
         self.fd, self.at = fd, 0
         limit = f["payload_offset"] + f["payload"]
         try:
-            for part in parts(spec, f):
-                if isinstance(part, (bytes, bytearray)):
+            for part in _expanded(parts(spec, f), core_crc32c()):
+                if isinstance(part, Records):
+                    self.flush()
+                    self.at += self.gen._s.write_tfrecords(
+                        fd, part.before, part.head_crc, part.after, part.offset, part.size,
+                        part.count, self.at, tick=self._tick)
+                elif isinstance(part, (bytes, bytearray)):
                     if part:
                         self.add(part)
                 elif isinstance(part, Payload) and not part.crc and part.length >= DIRECT_WRITE:
@@ -604,6 +658,15 @@ class _Writer:
     def _tick(self, n):
         if self.progress:
             self.progress(n)
+
+
+def _expanded(parts, keep_records=False):
+    """parts with each Records replaced by its own parts (unless keep_records)."""
+    for part in parts:
+        if isinstance(part, Records) and not keep_records:
+            yield from part.parts()
+        else:
+            yield part
 
 
 def _payload_array(gen, part):
@@ -652,7 +715,7 @@ class _Checker:
 
     def check(self, fd, path, expected_parts, limit=0) -> None:
         at, ended = 0, None  # ended: where the file ended before its expected bytes did
-        for part in expected_parts:
+        for part in _expanded(expected_parts):
             if isinstance(part, (bytes, bytearray)):
                 pieces = [(part, "container", None)]
             elif isinstance(part, Payload):
@@ -731,7 +794,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     checked = agree(check)
     identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
     entries, _ = plan(spec)
-    new = {e["path"] for e in entries} | {p for e in entries for p, _ in side_files(spec, e)}
+    new = {e["path"] for e in entries} | {p for e in entries for p in side_paths(spec, e)}
     new_dirs = {d for p in new for d in _parents(p)}
     sub = spec["subfolders"]
     new_dirs |= {f"{split}/{j:0{len(str(sub))}d}" for split in SPLITS
@@ -777,7 +840,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                 os.rmdir(leaf, dir_fd=tree.dir(parent))
             for e in entries:  # every directory, before the other ranks open them
                 tree.dir(os.path.dirname(e["path"]), create=True)
-                for p, _ in side_files(spec, e):
+                for p in side_paths(spec, e):
                     tree.dir(os.path.dirname(p), create=True)
         finally:
             tree.close()
@@ -822,7 +885,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
     fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     tree = _files.DatasetTree(fd_root, root)
     for f in mine:  # directories opened (made) here, so the writers only read the tree
-        for p in [f["path"]] + [p for p, _ in side_files(spec, f)]:
+        for p in [f["path"]] + side_paths(spec, f):
             tree.dir(os.path.dirname(p), create=True)
     jobs = max(1, min(len(mine), threads))
     if progress and jobs > 1:
@@ -882,7 +945,7 @@ def _manifest(spec, identity, entries, sizes) -> dict:
                        "payload_offset": f["payload_offset"], "payload": f["payload"],
                        "dims": list(f["dims"])})
         at += sizes[f["path"]]
-    index = sorted(p for f in entries for p, _ in side_files(spec, f))
+    index = sorted(p for f in entries for p in side_paths(spec, f))
     return {"dgen_dataset": 1, "dgen_version": __version__,
             "format_version": identity["format_version"], "identity": identity,
             "dataset": spec, "encoders": encoders(spec["format"]), "files": listed,

@@ -1,5 +1,6 @@
 // write_range(): generate a chunk in cache, write it, next; optionally with producer
-// threads making the next chunks while the caller writes.
+// threads making the next chunks while the caller writes. write_tfrecords(): the same loop
+// for records around the payloads, each payload checksummed while it is in cache.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -119,6 +121,20 @@ bool splices(const WriteTarget& t) {
   return t.file_offset < 0 && !t.direct && is_pipe(t.fd);
 }
 
+uint64_t checked_chunk(const WriteTarget& t, bool to_pipe) {
+  const uint64_t chunk = chunk_of(t, to_pipe);
+  if (chunk < kPageSize || (chunk & (chunk - 1)))
+    throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
+                                std::to_string(chunk));
+  return chunk;
+}
+
+// TFRecord's masked CRC: the checksum rotated and offset, stored little-endian.
+void put_masked(uint8_t* out, uint32_t crc) {
+  const uint32_t m = ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
+  for (int i = 0; i < 4; ++i) out[i] = uint8_t(m >> (8 * i));
+}
+
 }  // namespace
 
 WriteError::WriteError(int err, int64_t at)
@@ -142,10 +158,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
                      const FillOptions& opt) {
   detail::check_range(ds, offset, len);
   bool to_pipe = splices(t);
-  const uint64_t chunk = chunk_of(t, to_pipe);
-  if (chunk < kPageSize || (chunk & (chunk - 1)))
-    throw std::invalid_argument("chunk must be a power of two of at least 4096 bytes, got " +
-                                std::to_string(chunk));
+  const uint64_t chunk = checked_chunk(t, to_pipe);
   if (len == 0) return 0;
   // Chunks end on absolute multiples of `chunk`: O_DIRECT offsets stay aligned.
   const uint64_t end = offset + len, first = offset / chunk;
@@ -236,6 +249,57 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
     if (!ticker.tick(n, k + 1 == count)) break;
   }
   return done;
+}
+
+uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc,
+                         const WriteTarget& t, const FillOptions& opt) {
+  if (!crc) throw std::invalid_argument("write_tfrecords needs a CRC-32C function");
+  if (t.file_offset < 0 || t.direct)
+    throw std::invalid_argument("TFRecord records are written at a file offset, without O_DIRECT");
+  if (r.size && r.count > UINT64_MAX / r.size)
+    throw std::out_of_range("TFRecord records: count * size overflows");
+  detail::check_range(ds, r.offset, r.size * r.count);
+  const uint64_t chunk = checked_chunk(t, false);
+  Ticker ticker(t, opt);
+  // Records are laid out in one buffer and written a full chunk at a time (one pwrite
+  // from one buffer: cheaper for the kernel than gathering the pieces).
+  Memory mem(chunk, opt.numa_node);
+  uint64_t used = 0, file_pos = uint64_t(t.file_offset);
+  auto flush = [&] {
+    write_all(t, mem.p, used, file_pos, ticker);
+    file_pos += used;
+    used = 0;
+  };
+  auto put = [&](const uint8_t* p, uint64_t n) {
+    while (n) {
+      if (used == chunk) flush();
+      const uint64_t k = std::min(n, chunk - used);
+      std::memcpy(mem.p + used, p, k);
+      used += k;
+      p += k;
+      n -= k;
+    }
+  };
+  uint8_t masked[4];
+  for (uint64_t i = 0; i < r.count; ++i) {
+    put(r.before.data(), r.before.size());
+    uint32_t sum = r.head_crc;
+    for (uint64_t at = r.offset + i * r.size, end = at + r.size; at < end;) {
+      if (used == chunk) flush();
+      const uint64_t n = std::min(end - at, chunk - used);
+      uint8_t* p = mem.p + used;
+      detail::fill_range(ds, at, p, n, false);
+      sum = crc(sum, p, n);  // while the bytes are in cache
+      used += n;
+      at += n;
+    }
+    put(r.after.data(), r.after.size());
+    put_masked(masked, crc(sum, r.after.data(), r.after.size()));
+    put(masked, 4);
+    if (!ticker.tick(r.size, i + 1 == r.count)) break;
+  }
+  flush();
+  return file_pos - uint64_t(t.file_offset);
 }
 
 }  // namespace dgen

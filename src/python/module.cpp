@@ -35,6 +35,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 #include <nanobind/stl/pair.h>
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include <array>
@@ -400,14 +401,11 @@ void normalize_f64_buffer(nb::handle buf, uint64_t dim, unsigned threads) {
   });
 }
 
-// Writes stream bytes [offset, offset + length) to fd without the GIL; tick(n) is called
-// with the GIL every few tens of milliseconds with the bytes written since, and a true
-// result (or an exception) stops the write. Returns the bytes written.
-uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
-                      int64_t file_offset, bool direct, uint64_t chunk, nb::object tick) {
-  CallScope scope("write");
-  const dgen::Dataset ds = s.dataset_copy();
-  dgen::WriteTarget t{fd, file_offset, direct, chunk, {}};
+// Runs write(target) without the GIL; tick(n) is called with the GIL every few tens of
+// milliseconds with the bytes written since, and a true result (or an exception) stops the
+// write. Returns what write() does.
+template <class Write>
+uint64_t released_write(dgen::Stream& s, dgen::WriteTarget t, nb::object tick, Write write) {
   if (!tick.is_none())
     t.progress = [&tick](uint64_t n) {
       nb::gil_scoped_acquire gil;
@@ -424,7 +422,7 @@ uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
   {
     Released unlocked;
     try {
-      done = dgen::write_range(ds, offset, length, t, interruptible(s.options()));
+      done = write(t, interruptible(s.options()));
     } catch (const dgen::Interrupted&) {
       unlocked.reacquire();
       if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
@@ -433,6 +431,57 @@ uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
   }
   if (PyErr_Occurred()) throw nb::python_error();
   return done;
+}
+
+// Writes stream bytes [offset, offset + length) to fd (see released_write).
+uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
+                      int64_t file_offset, bool direct, uint64_t chunk, nb::object tick) {
+  CallScope scope("write");
+  const dgen::Dataset ds = s.dataset_copy();
+  return released_write(s, {fd, file_offset, direct, chunk, {}}, tick,
+                        [&](const dgen::WriteTarget& t, const dgen::FillOptions& o) {
+                          return dgen::write_range(ds, offset, length, t, o);
+                        });
+}
+
+// crc32c_extend() of the CRC32C library use_crc32c() found; null before.
+std::atomic<dgen::Crc32cExtend> crc32c_extend{nullptr};
+
+void use_crc32c(const std::string& path) {
+  // Never closed: the function stays valid for every later call.
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    PyErr_SetString(PyExc_OSError, (std::string("use_crc32c: ") + dlerror()).c_str());
+    throw nb::python_error();
+  }
+  // dlsym on a handle searches the object and what it links: an extension module that
+  // links the library will do.
+  void* fn = dlsym(lib, "crc32c_extend");
+  if (!fn) {
+    PyErr_SetString(PyExc_OSError,
+                    ("use_crc32c: no crc32c_extend in " + path + " or what it links").c_str());
+    throw nb::python_error();
+  }
+  crc32c_extend = reinterpret_cast<dgen::Crc32cExtend>(fn);
+}
+
+// Writes TFRecord records (dgen::TfRecords) at file_offset of fd; returns the file bytes.
+uint64_t stream_write_tfrecords(dgen::Stream& s, int fd, nb::bytes before, uint32_t head_crc,
+                                nb::bytes after, uint64_t offset, uint64_t size,
+                                uint64_t count, int64_t file_offset, uint64_t chunk,
+                                nb::object tick) {
+  CallScope scope("write_tfrecords");
+  const dgen::Crc32cExtend crc = crc32c_extend;
+  if (!crc) throw std::runtime_error("write_tfrecords: no CRC32C library: call use_crc32c()");
+  const dgen::Dataset ds = s.dataset_copy();
+  const auto bytes = [](const nb::bytes& b) {
+    return std::span(reinterpret_cast<const uint8_t*>(b.c_str()), b.size());
+  };
+  const dgen::TfRecords r{bytes(before), head_crc, bytes(after), offset, size, count};
+  return released_write(s, {fd, file_offset, false, chunk, {}}, tick,
+                        [&](const dgen::WriteTarget& t, const dgen::FillOptions& o) {
+                          return dgen::write_tfrecords(ds, r, crc, t, o);
+                        });
 }
 
 }  // namespace
@@ -505,6 +554,12 @@ NB_MODULE(_core, m) {
            "direct"_a = false, "chunk"_a = 0, "tick"_a = nb::none(),
            "Writes dataset bytes [offset, offset + length) to fd at file_offset (-1: write() "
            "at its position); tick(n) every few tens of ms, a true result stops.")
+      .def("write_tfrecords", &stream_write_tfrecords, "fd"_a, "before"_a, "head_crc"_a,
+           "after"_a, "offset"_a, "size"_a, "count"_a, "file_offset"_a, "chunk"_a = 0,
+           "tick"_a = nb::none(),
+           "Writes count TFRecord records at file_offset of fd: before, stream bytes [offset + "
+           "i * size, + size), after, the masked CRC-32C of the Example continued from "
+           "head_crc. Returns the file bytes written; tick(n) counts payload bytes.")
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
       .def_prop_ro("position", &dgen::Stream::position)
@@ -645,6 +700,9 @@ NB_MODULE(_core, m) {
         "Fills the buffer with elements [start, ...) of a typed tensor stream (dgen/tensor.hpp).");
   m.def("normalize_rows_f64", &normalize_f64_buffer, "buffer"_a, "dim"_a, "threads"_a = 0,
         "normalize_rows for rows of float64 values, in place.");
+  m.def("use_crc32c", &use_crc32c, "path"_a,
+        "Takes crc32c_extend() from the shared object at path (or what it links: Google's "
+        "CRC32C library) for Stream.write_tfrecords.");
   m.def("write_chunk", &dgen::write_chunk, "Bytes per write: a chunk that fits in the L2 cache.");
   m.def("write_memory", [](unsigned threads, bool pipe) {
     return dgen::write_memory({.chunk = pipe ? dgen::kPipeChunk : 0}, {.threads = threads});

@@ -1,4 +1,5 @@
-// write_range(): the bytes written are fill()'s, at the file offsets asked, on any path.
+// write_range(): the bytes written are fill()'s, at the file offsets asked, on any path;
+// write_tfrecords(): the records around them, checksummed.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -137,6 +138,93 @@ TEST(Write, ChunkFitsInCacheAndMemoryIsBounded) {
   EXPECT_EQ(c & (c - 1), 0u);
   EXPECT_EQ(dgen::write_memory({}, {1, 0}), c);
   EXPECT_EQ(dgen::write_memory({}, {64, 0}), 5 * c);
+}
+
+// write_tfrecords() with a stand-in checksum: any fold of the bytes in order continues
+// across pieces as crc32c_extend() does, so this checks which bytes are covered, in which
+// order, and where the masked result goes, without a CRC library in the tests.
+uint32_t fold(uint32_t sum, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) sum = sum * 31 + p[i] + 1;
+  return sum;
+}
+
+std::vector<uint8_t> tfrecords_expected(const dgen::Dataset& ds, const dgen::TfRecords& r) {
+  std::vector<uint8_t> out;
+  for (uint64_t i = 0; i < r.count; ++i) {
+    out.insert(out.end(), r.before.begin(), r.before.end());
+    const auto payload = expected(ds, r.offset + i * r.size, r.size);
+    out.insert(out.end(), payload.begin(), payload.end());
+    out.insert(out.end(), r.after.begin(), r.after.end());
+    uint32_t sum = fold(fold(r.head_crc, payload.data(), payload.size()), r.after.data(),
+                        r.after.size());
+    sum = ((sum >> 15) | (sum << 17)) + 0xA282EAD8u;
+    for (int k = 0; k < 4; ++k) out.push_back(uint8_t(sum >> (8 * k)));
+  }
+  return out;
+}
+
+TEST(WriteTfRecords, RecordsAcrossChunksAreFramedAndChecksummed) {
+  const auto ds = dataset(4 << 20);
+  const std::vector<uint8_t> before{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, after{42, 43};
+  // Payloads smaller than, equal to and larger than a chunk; pieces of `before` and
+  // `after` split by a full chunk too.
+  for (uint64_t size : {uint64_t(1), uint64_t(777), uint64_t(4096), uint64_t(10007)}) {
+    for (uint64_t chunk : {uint64_t(4096), uint64_t(0)}) {
+      const dgen::TfRecords r{before, 0x1234567u, after, 12345, size, 7};
+      MemFile f;
+      const uint64_t at = 100;
+      const auto want = tfrecords_expected(ds, r);
+      EXPECT_EQ(dgen::write_tfrecords(ds, r, fold, {f.fd, int64_t(at), false, chunk, {}}),
+                want.size());
+      EXPECT_EQ(f.read(at, want.size()), want) << "size " << size << " chunk " << chunk;
+    }
+  }
+}
+
+TEST(WriteTfRecords, ProgressCountsPayloadAndFalseStopsAfterARecord) {
+  const auto ds = dataset(4 << 20);
+  const std::vector<uint8_t> before(20, 7), after(9, 8);
+  const dgen::TfRecords r{before, 0, after, 0, 50000, 40};
+  MemFile f;
+  uint64_t seen = 0;
+  dgen::WriteTarget t{f.fd, 0, false, 4096, [&](uint64_t n) { seen += n; return true; }};
+  const auto want = tfrecords_expected(ds, r);
+  EXPECT_EQ(dgen::write_tfrecords(ds, r, fold, t), want.size());
+  EXPECT_EQ(seen, r.size * r.count);
+  MemFile g;
+  seen = 0;
+  t = {g.fd, 0, false, 4096, [&](uint64_t n) { seen += n; return false; }};
+  const uint64_t one = before.size() + r.size + after.size() + 4;
+  EXPECT_EQ(dgen::write_tfrecords(ds, r, fold, t), one);  // the first record reports at once
+  EXPECT_EQ(seen, r.size);
+  EXPECT_EQ(g.read(0, one), std::vector<uint8_t>(want.begin(), want.begin() + one));
+}
+
+TEST(WriteTfRecords, RefusesWhatItCannotWrite) {
+  const auto ds = dataset(1 << 20);
+  const dgen::TfRecords r{{}, 0, {}, 0, 1000, 3};
+  MemFile f;
+  EXPECT_THROW(dgen::write_tfrecords(ds, r, nullptr, {f.fd, 0, false, 0, {}}),
+               std::invalid_argument);
+  EXPECT_THROW(dgen::write_tfrecords(ds, r, fold, {f.fd, -1, false, 0, {}}),
+               std::invalid_argument);
+  EXPECT_THROW(dgen::write_tfrecords(ds, r, fold, {f.fd, 0, true, 0, {}}), std::invalid_argument);
+  EXPECT_THROW(dgen::write_tfrecords(ds, r, fold, {f.fd, 0, false, 6000, {}}),
+               std::invalid_argument);
+  EXPECT_THROW(dgen::write_tfrecords(ds, {{}, 0, {}, 0, 1 << 19, 3}, fold, {f.fd, 0, false, 0, {}}),
+               std::out_of_range);
+  EXPECT_THROW(dgen::write_tfrecords(ds, {{}, 0, {}, 0, 1ull << 40, 1ull << 30}, fold,
+                                     {f.fd, 0, false, 0, {}}),
+               std::out_of_range);
+  const int ro = open("/dev/null", O_RDONLY);
+  try {
+    dgen::write_tfrecords(ds, r, fold, {ro, 4096, false, 0, {}});
+    ADD_FAILURE() << "no error";
+  } catch (const dgen::WriteError& e) {
+    EXPECT_EQ(e.code().value(), EBADF);
+    EXPECT_EQ(e.offset, 4096);
+  }
+  close(ro);
 }
 
 }  // namespace

@@ -435,10 +435,62 @@ def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window)
             for fmt in ("tfrecord", "npz")}
     monkeypatch.setattr(datasets, "WINDOW", window)
     monkeypatch.setattr(datasets, "FLUSH", 1000)
+    monkeypatch.setattr(datasets, "_CORE_CRC32C", [False])  # TFRecord's through the windows
     for fmt in want:
         root, _ = write(tmp_path / "small", fmt, samples_per_file=10)
         assert tree_bytes(root) == want[fmt]
         assert datasets.verify_training_dataset(root)["ok"]
+
+
+def core_crc32c():
+    if not datasets.core_crc32c():
+        pytest.skip("no CRC32C library for the core (pip install google-crc32c)")
+
+
+@pytest.mark.parametrize("record_length", [5000, (1 << 20) + 4321])
+def test_tfrecord_written_by_the_core_is_the_python_path_byte_for_byte(tmp_path, monkeypatch,
+                                                                       record_length):
+    """The core's records (payloads over a write chunk split across chunks) against the
+    parts made here with crc32c."""
+    core_crc32c()
+    options = {"samples_per_file": 3, "record_length": record_length,
+               "record_length_stdev": record_length // 4}
+    root, _ = write(tmp_path / "core", "tfrecord", **options)
+    monkeypatch.setattr(datasets, "_CORE_CRC32C", [False])
+    want, _ = write(tmp_path / "python", "tfrecord", **options)
+    assert tree_bytes(root) == tree_bytes(want)
+    assert datasets.verify_training_dataset(root)["ok"]
+
+
+def test_core_tfrecord_crcs_are_crc32cs_across_pieces(tmp_path):
+    """Stream.write_tfrecords with the smallest chunk: every record's masked CRC is
+    crc32c's of the Example (continued from head_crc) for payloads cut into pieces at
+    every position relative to the chunks."""
+    crc32c = pytest.importorskip("crc32c")
+    core_crc32c()
+    gen = dgen_py.Generator(1 << 20, 1.0, 2.0, seed=SEED)
+    before, head, after = b"\x01" * 12, b"head of the example", b"\x0atail"
+    size, count, offset, at = 10007, 9, 333, 4099
+    path = tmp_path / "records"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        n = gen._s.write_tfrecords(fd, before + head, crc32c.crc32c(head), after, offset,
+                                   size, count, at, chunk=4096)
+    finally:
+        os.close(fd)
+    data = path.read_bytes()
+    record = len(before) + len(head) + size + len(after) + 4
+    assert n == count * record and len(data) == at + n
+    for i in range(count):
+        r = data[at + i * record:at + (i + 1) * record]
+        payload = np.empty(size, np.uint8)
+        gen.seek(offset + i * size)
+        gen.readinto(memoryview(payload))
+        payload = payload.tobytes()
+        assert r[:-4] == before + head + payload + after
+        c = crc32c.crc32c(head + payload + after)
+        assert struct.unpack("<I", r[-4:])[0] == (((c >> 15) | (c << 17)) + 0xA282EAD8) \
+            & 0xFFFFFFFF
 
 
 def test_verify_names_encoded_bytes(tmp_path):

@@ -417,7 +417,7 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
 
 // Without `stream`, memcpy (the C library's copy suits cached destinations best). With
 // it, 32-byte loads from the ring (the pad makes the one that crosses its end whole) and
-// aligned non-temporal stores once dst is on a 32-byte boundary.
+// aligned non-temporal stores.
 void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n,
                bool stream) {
   const auto bytes = [&](size_t m) {
@@ -428,7 +428,18 @@ void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start
     }
   };
   if (!stream) return bytes(n);
-  bytes(std::min(n, (32 - reinterpret_cast<uintptr_t>(dst) % 32) % 32));
+  // 16 bytes on a 16-byte boundary (malloc'd buffers such as bytearray) go non-temporal
+  // too: a line written both ways is slow.
+  const auto half = [&] {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(ring + start)));
+    dst += 16, n -= 16, start += 16;
+    if (start >= ring_size) start -= ring_size;
+  };
+  if (reinterpret_cast<uintptr_t>(dst) % 32 == 16 && n >= 16)
+    half();
+  else
+    bytes(std::min(n, (32 - reinterpret_cast<uintptr_t>(dst) % 32) % 32));
   while (n >= 32) {
     // The pieces that start before the ring's end, then wrap.
     const size_t pieces = std::min(n / 32, (ring_size - start + 31) / 32);
@@ -440,6 +451,7 @@ void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start
     start += 32 * pieces;
     if (start >= ring_size) start -= ring_size;
   }
+  if (n >= 16 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) half();
   bytes(n);
 }
 

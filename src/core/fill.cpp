@@ -62,9 +62,10 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   // count up to kRingPages (the whole run), else kRingPages (a window sliding along it),
   // each page made once per run copy, consecutive missing pages in one call. Into cached
   // memory, whole source pages go straight to `out`, off its page grid, and only the parts
-  // at the ends of a unit come from the ring. Streaming, every store must be non-temporal
-  // and aligned (a line written both ways is slow), so the pages are made in the ring and
-  // ring_copy() takes them out, wrapping.
+  // at the ends come from the ring. Streaming, every store must be non-temporal and
+  // aligned (a line written both ways is slow): shifted() realigns runs of pages on the
+  // fly, and a run of one page (or a destination off the 16-byte grid) is made in the ring
+  // and taken out, wrapping, by ring_copy().
   constexpr uint64_t kRingPages = 8;
   alignas(64) uint8_t ring[kRingPages * kPageSize + kernels::kRingPad];
   uint64_t held[kRingPages];  // the source page in each slot, of the run ring_run
@@ -115,6 +116,13 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
         hold(q, 1);
         m = std::min(n, kPageSize - o);
         std::memcpy(out, ring + (q % slots) * kPageSize + o, m);
+      } else if (run_pages > 1 && reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+        const uint64_t count = std::min(kRun, (o + n + kPageSize - 1) / kPageSize);
+        for (uint64_t i = 0; i < count; ++i) keys[i] = key_of((q + i) % run_pages);
+        m = std::min(n, count * kPageSize - o);
+        if (m < n) m -= (reinterpret_cast<uintptr_t>(out) + m) % 32;  // the next one on the grid
+        k.shifted(out, keys, count, o, m, random_len);
+        streamed = true;
       } else {
         const uint64_t span = std::min({slots, (o + n + kPageSize - 1) / kPageSize,
                                         whole ? slots : run_pages - q});
@@ -139,10 +147,12 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       offset = unit_end;
       continue;
     }
-    // A shifted copy of a run: its bytes are the run's, rotated by `shift`.
+    // A shifted copy of a run: its bytes are the run's, rotated by `shift` (all its units
+    // in the range at once).
     const uint64_t run = ds.params().dedup_run, t = unit_index % run;
-    emit_rotated(id - t, run, (t * unit + offset % unit + shift) % (run * unit), unit_end - offset);
-    offset = unit_end;
+    const uint64_t copy_end = std::min(end, (unit_index - t + run) * unit);
+    emit_rotated(id - t, run, (t * unit + offset % unit + shift) % (run * unit), copy_end - offset);
+    offset = copy_end;
   }
   if (streamed) k.fence();
 }

@@ -55,6 +55,40 @@ TEST(Kernels, EveryPathMatchesTheScalarReference) {
   }
 }
 
+TEST(Kernels, ShiftedAndRingCopyMatchTheScalarReference) {
+  if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const dgen::kernels::Table &ref = dgen::kernels::scalar(), &simd = *dgen::kernels::avx2();
+  std::mt19937_64 rng(17);
+  constexpr size_t kMax = 6;
+  alignas(64) static uint8_t a[4096 * kMax], b[4096 * kMax + 64];
+  alignas(64) static uint8_t ring[4096 * 2 + dgen::kernels::kRingPad];
+  for (int i = 0; i < 3000; ++i) {
+    const size_t count = 1 + rng() % kMax;
+    uint64_t keys[kMax];
+    for (auto& k : keys) k = rng();
+    const uint32_t r = uint32_t(16 + rng() % 4081);
+    const size_t skip = rng() % 4096, n = rng() % (4096 * count - skip + 1);
+    const size_t shift = size_t(i % 3 == 0 ? 0 : i % 3 == 1 ? 16 : 48);  // on the grid or half
+    ref.shifted(a, keys, count, skip, n, r);
+    std::memset(b, 0xA5, sizeof b);
+    simd.shifted(b + shift, keys, count, skip, n, r);
+    simd.fence();
+    ASSERT_EQ(0, std::memcmp(a, b + shift, n)) << count << " pages, skip " << skip << ", n " << n << ", shift " << shift;
+    ASSERT_TRUE(untouched(b, sizeof b, shift, shift + n)) << "skip " << skip << ", n " << n << ", shift " << shift;
+    // ring_copy: a ring of one or two pages, wrapping, to any alignment, streamed or not.
+    const size_t ring_size = 4096 * (1 + i % 2), start = rng() % ring_size;
+    const size_t m = rng() % (4096 * 3), at = rng() % 64;
+    ref.pages(ring, keys, ring_size / 4096, r, false);
+    std::memcpy(ring + ring_size, ring, dgen::kernels::kRingPad);
+    for (size_t x = 0; x < m; ++x) a[x] = ring[(start + x) % ring_size];
+    std::memset(b, 0xA5, sizeof b);
+    simd.ring_copy(b + at, ring, ring_size, start, m, i % 4 < 2);
+    simd.fence();
+    ASSERT_EQ(0, std::memcmp(a, b + at, m)) << "ring " << ring_size << ", start " << start << ", n " << m << ", at " << at;
+    ASSERT_TRUE(untouched(b, sizeof b, at, at + m)) << "ring_copy at " << at << ", n " << m;
+  }
+}
+
 TEST(Kernels, RandomLengthsCoverEveryValue) {
   if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
   alignas(64) static uint8_t a[8192], b[8192 + 32];
@@ -124,9 +158,27 @@ TEST(Fill, FormatTwoOptionsDoNotDependOnChunkingThreadsOrBlocks) {
     p.dedup_skew = 1.5;
     all.push_back(p);
   }
+  // Large enough for one call to stream: shifted copies of runs of pages then take
+  // another path than in pieces.
+  for (uint64_t unit : {uint64_t{4096}, uint64_t{131072}}) {
+    auto p = params(24'000'011, 2.0, 2.0, unit, 4);
+    p.dedup_shift = true;
+    all.push_back(p);
+    p.dedup_run = 5;
+    all.push_back(p);
+  }
   for (const auto& p : all) {
     const auto ref = whole(p);
     ASSERT_EQ(ref, whole(p, {3, 4096 * 3}));
+    if (p.size > 16'000'000) {  // streamed into a buffer off the 32-byte grid, and off both
+      const dgen::Dataset ds(p);
+      for (size_t at : {16, 5}) {
+        std::vector<uint8_t> buf(p.size + 64);
+        uint8_t* base = buf.data() + (32 - reinterpret_cast<uintptr_t>(buf.data()) % 32) % 32;
+        dgen::fill(ds, 0, std::span(base + at, p.size), {1, 0});
+        ASSERT_EQ(0, std::memcmp(ref.data(), base + at, p.size)) << "unit " << p.dedup_unit << " at " << at;
+      }
+    }
     std::mt19937_64 rng(p.size + p.dedup_run);
     std::vector<uint8_t> got(p.size);
     const dgen::Dataset ds(p);

@@ -154,6 +154,123 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len
 
 void fence() { _mm_sfence(); }
 
+// shifted(): bytes [skip, skip + n) of a run of pages, non-temporal on dst's 32-byte grid.
+// Aligned chunk j of dst is the last 32 - b bytes of one piece and the first b of the next
+// (b fixed by skip and dst), so each chunk is two byte shuffles of the pieces as they come.
+class Realigned {
+ public:
+  // dst 16-byte aligned; t = skip - (dst mod 32): the stream byte at dst's first grid line.
+  Realigned(uint8_t* dst, int64_t t, size_t n)
+      : line_(dst - reinterpret_cast<uintptr_t>(dst) % 32),
+        head_(reinterpret_cast<uintptr_t>(dst) % 32),
+        chunks_((head_ + n + 31) / 32),
+        tail_(head_ + n - 32 * (chunks_ - 1)) {
+    const int64_t first = t >= 0 ? t / 32 : -1;  // the piece of chunk 0's first byte
+    first_piece_ = first;
+    const auto b = static_cast<int>(t - 32 * first);
+    upper_ = b >= 16;
+    const int sh = upper_ ? b - 16 : b;
+    const __m256i idx = _mm256_add_epi8(
+        _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4,
+                         5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm256_set1_epi8(static_cast<char>(sh)));
+    const __m256i sixteen = _mm256_set1_epi8(16), zero = _mm256_set1_epi8(char(0x80));
+    const __m256i low = _mm256_cmpgt_epi8(sixteen, idx);  // index inside the first register
+    lo_ = _mm256_blendv_epi8(zero, idx, low);
+    hi_ = _mm256_blendv_epi8(_mm256_sub_epi8(idx, sixteen), zero, low);
+    prev_ = _mm256_setzero_si256();
+  }
+  // Piece number `g` of the stream, in order.
+  void put(int64_t g, __m256i v) {
+    const int64_t j = g - 1 - first_piece_;  // the chunk whose second piece this is
+    if (j > 0 && uint64_t(j) + 1 < chunks_)  // neither the first nor the last
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(line_ + 32 * j), combine(prev_, v));
+    else if (j >= 0 && uint64_t(j) < chunks_)
+      write(uint64_t(j), combine(prev_, v));
+    prev_ = v;
+  }
+  // Pieces g .. g + count - 1, all the filler: one byte repeated, so that once the piece
+  // before is the filler too, each chunk is the filler itself.
+  void put_filler(int64_t g, int64_t count, __m256i filler) {
+    if (count == 0) return;
+    put(g, filler);
+    int64_t j = std::max<int64_t>(g - first_piece_, 0);  // the chunks of the rest
+    const int64_t stop = std::min<int64_t>(g + count - 1 - first_piece_, int64_t(chunks_));
+    for (; j < stop && j == 0; ++j) write(0, filler);
+    const int64_t inner = std::min<int64_t>(stop, int64_t(chunks_) - 1);
+    for (; j < inner; ++j) _mm256_stream_si256(reinterpret_cast<__m256i*>(line_ + 32 * j), filler);
+    for (; j < stop; ++j) write(uint64_t(j), filler);
+  }
+  // After the last piece g - 1: the chunk that would need piece g, if any.
+  void finish(int64_t g) {
+    const int64_t j = g - 1 - first_piece_;
+    if (j >= 0 && uint64_t(j) < chunks_) write(uint64_t(j), combine(prev_, _mm256_setzero_si256()));
+  }
+
+ private:
+  __m256i combine(__m256i a, __m256i b) const {
+    const __m256i t = _mm256_permute2x128_si256(a, b, 0x21);  // a's high half, b's low half
+    const __m256i x = upper_ ? t : a, y = upper_ ? b : t;
+    return _mm256_or_si256(_mm256_shuffle_epi8(x, lo_), _mm256_shuffle_epi8(y, hi_));
+  }
+  void write(uint64_t j, __m256i v) {
+    uint8_t* p = line_ + 32 * j;
+    const size_t from = j == 0 ? head_ : 0, to = j + 1 == chunks_ ? tail_ : 32;
+    if (from == 0 && to == 32) {
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+    } else if (from == 16 && to == 32) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p + 16), _mm256_extracti128_si256(v, 1));
+    } else if (from == 0 && to == 16) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(v));
+    } else {
+      alignas(32) uint8_t bytes[32];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bytes), v);
+      std::memcpy(p + from, bytes + from, to - from);
+    }
+  }
+  uint8_t* line_;
+  size_t head_, chunks_, tail_;
+  int64_t first_piece_ = 0;
+  bool upper_ = false;
+  __m256i lo_, hi_, prev_;
+};
+
+void shifted(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
+             uint32_t r) {
+  if (n == 0) return;
+  Realigned out(dst, int64_t(skip) - int64_t(reinterpret_cast<uintptr_t>(dst) % 32), n);
+  // The pages needed: from skip's page to n's end (earlier and later pieces are dropped).
+  const size_t first = skip / 4096, last = (skip + n - 1) / 4096;
+  uint64_t words[2][kSeedWords];
+  seed_page(keys[first], words[0]);
+  int64_t g = int64_t(128 * first);
+  for (size_t i = first; i <= last; ++i) {
+    const uint64_t* w = words[(i - first) % 2];
+    uint64_t* nw = words[(i - first + 1) % 2];
+    const bool next = i < last;
+    uint64_t x = next ? keys[i + 1] : 0;
+    const __m256i filler = _mm256_set1_epi64x(static_cast<long long>(w[4 * kLanes]));
+    Lanes a{load(w + 0), load(w + 8), load(w + 16), load(w + 24)};   // lanes 0-3
+    Lanes b{load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
+    uint32_t j = 0;
+    int k = 0;
+    for (; j + 64 <= r; j += 64) {
+      out.put(g++, a.next());
+      out.put(g++, b.next());
+      if (next && k < 4 * kLanes) nw[k++] = splitmix_next(x);  // as page_with() seeds
+    }
+    if (j < r) {
+      out.put(g++, random_first(a.next(), filler, r - j));
+      out.put(g++, random_first(b.next(), filler, r > j + 32 ? r - j - 32 : 0));
+      j += 64;
+    }
+    out.put_filler(g, (4096 - j) / 32, filler);
+    g += (4096 - j) / 32;
+    for (; next && k < kSeedWords; ++k) nw[k] = seed_word(x, k);
+  }
+  out.finish(g);
+}
+
 // Eight values from the 32 bytes of one step, as uniform_value() makes them.
 inline __m256 to_uniform(__m256i w, __m256 low, __m256 step, __m256 high, __m256 below) {
   const __m256 k = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8));
@@ -458,7 +575,7 @@ void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start
 }  // namespace
 
 const Table* avx2() {
-  static const Table t{"avx2", pages, fence, uniform, typed, ring_copy};
+  static const Table t{"avx2", pages, fence, uniform, typed, ring_copy, shifted};
   return &t;
 }
 

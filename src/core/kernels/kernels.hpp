@@ -71,6 +71,11 @@ struct Table {
   // where dst allows (fence() after the run).
   void (*ring_copy)(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start,
                     size_t n, bool stream);
+  // Writes bytes [skip, skip + n) of the pages keys[0..count) laid end to end (skip + n <=
+  // 4096 count) to dst, 16-byte aligned, with non-temporal stores on dst's 32-byte grid
+  // (fence() after the run): dedup_shift's copies of runs of pages, streaming.
+  void (*shifted)(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
+                  uint32_t random_len);
 };
 
 inline constexpr size_t kRingPad = 32;

@@ -84,10 +84,22 @@ void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start
   }
 }
 
+void shifted(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
+             uint32_t random_len) {
+  alignas(64) uint8_t buf[4096];
+  for (size_t i = skip / 4096; n > 0 && i < count; ++i, skip = 0) {
+    page(buf, keys[i], random_len);
+    const size_t at = skip % 4096, m = n < 4096 - at ? n : 4096 - at;
+    std::memcpy(dst, buf + at, m);
+    dst += m;
+    n -= m;
+  }
+}
+
 }  // namespace
 
 const Table& scalar() {
-  static const Table t{"scalar", pages, fence, uniform, typed, ring_copy};
+  static const Table t{"scalar", pages, fence, uniform, typed, ring_copy, shifted};
   return t;
 }
 

@@ -69,6 +69,9 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   constexpr uint64_t kRingPages = 8;
   alignas(64) uint8_t ring[kRingPages * kPageSize + kernels::kRingPad];
   uint64_t held[kRingPages];  // the source page in each slot, of the run ring_run
+  // Pages per shifted() call: a call remakes the page its predecessor ended in.
+  constexpr uint64_t kShiftedPages = 128;
+  uint64_t shifted_keys[kShiftedPages];
   uint64_t ring_run = ~0ull;
   // n bytes of the run of units [first_id, first_id + run) from byte `from` of it, wrapping.
   const auto emit_rotated = [&](uint64_t first_id, uint64_t run, uint64_t from, uint64_t n) {
@@ -117,11 +120,11 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
         m = std::min(n, kPageSize - o);
         std::memcpy(out, ring + (q % slots) * kPageSize + o, m);
       } else if (run_pages > 1 && reinterpret_cast<uintptr_t>(out) % 16 == 0) {
-        const uint64_t count = std::min(kRun, (o + n + kPageSize - 1) / kPageSize);
-        for (uint64_t i = 0; i < count; ++i) keys[i] = key_of((q + i) % run_pages);
+        const uint64_t count = std::min(kShiftedPages, (o + n + kPageSize - 1) / kPageSize);
+        for (uint64_t i = 0; i < count; ++i) shifted_keys[i] = key_of((q + i) % run_pages);
         m = std::min(n, count * kPageSize - o);
         if (m < n) m -= (reinterpret_cast<uintptr_t>(out) + m) % 32;  // the next one on the grid
-        k.shifted(out, keys, count, o, m, random_len);
+        k.shifted(out, shifted_keys, count, o, m, random_len);
         streamed = true;
       } else {
         const uint64_t span = std::min({slots, (o + n + kPageSize - 1) / kPageSize,

@@ -157,6 +157,8 @@ void fence() { _mm_sfence(); }
 // shifted(): bytes [skip, skip + n) of a run of pages, non-temporal on dst's 32-byte grid.
 // Aligned chunk j of dst is the last 32 - b bytes of one piece and the first b of the next
 // (b fixed by skip and dst), so each chunk is two byte shuffles of the pieces as they come.
+// Upper: b >= 16 (the chunk's first half comes from the first piece's second half).
+template <bool Upper>
 class Realigned {
  public:
   // dst 16-byte aligned; t = skip - (dst mod 32): the stream byte at dst's first grid line.
@@ -168,8 +170,7 @@ class Realigned {
     const int64_t first = t >= 0 ? t / 32 : -1;  // the piece of chunk 0's first byte
     first_piece_ = first;
     const auto b = static_cast<int>(t - 32 * first);
-    upper_ = b >= 16;
-    const int sh = upper_ ? b - 16 : b;
+    const int sh = Upper ? b - 16 : b;
     const __m256i idx = _mm256_add_epi8(
         _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4,
                          5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -210,7 +211,7 @@ class Realigned {
  private:
   __m256i combine(__m256i a, __m256i b) const {
     const __m256i t = _mm256_permute2x128_si256(a, b, 0x21);  // a's high half, b's low half
-    const __m256i x = upper_ ? t : a, y = upper_ ? b : t;
+    const __m256i x = Upper ? t : a, y = Upper ? b : t;
     return _mm256_or_si256(_mm256_shuffle_epi8(x, lo_), _mm256_shuffle_epi8(y, hi_));
   }
   void write(uint64_t j, __m256i v) {
@@ -231,14 +232,12 @@ class Realigned {
   uint8_t* line_;
   size_t head_, chunks_, tail_;
   int64_t first_piece_ = 0;
-  bool upper_ = false;
   __m256i lo_, hi_, prev_;
 };
 
-void shifted(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
-             uint32_t r) {
-  if (n == 0) return;
-  Realigned out(dst, int64_t(skip) - int64_t(reinterpret_cast<uintptr_t>(dst) % 32), n);
+template <bool Upper>
+void shifted_with(uint8_t* dst, const uint64_t* keys, size_t skip, size_t n, uint32_t r) {
+  Realigned<Upper> out(dst, int64_t(skip) - int64_t(reinterpret_cast<uintptr_t>(dst) % 32), n);
   // The pages needed: from skip's page to n's end (earlier and later pieces are dropped).
   const size_t first = skip / 4096, last = (skip + n - 1) / 4096;
   uint64_t words[2][kSeedWords];
@@ -269,6 +268,15 @@ void shifted(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size
     for (; next && k < kSeedWords; ++k) nw[k] = seed_word(x, k);
   }
   out.finish(g);
+}
+
+void shifted(uint8_t* dst, const uint64_t* keys, size_t, size_t skip, size_t n, uint32_t r) {
+  if (n == 0) return;
+  const int64_t t = int64_t(skip) - int64_t(reinterpret_cast<uintptr_t>(dst) % 32);
+  if (t - 32 * (t >= 0 ? t / 32 : -1) >= 16)
+    shifted_with<true>(dst, keys, skip, n, r);
+  else
+    shifted_with<false>(dst, keys, skip, n, r);
 }
 
 // Eight values from the 32 bytes of one step, as uniform_value() makes them.

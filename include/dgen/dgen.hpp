@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <stdexcept>
@@ -146,6 +147,15 @@ class Dataset {
   BirthWindow birth_window(uint64_t run) const;
   uint64_t changes(const BirthWindow& bw) const;             // runs each rewrite changes there
   uint64_t change_key(uint64_t h, uint64_t window) const;   // keys rewrite h's choice there
+
+  // Format 2, dedup_skew with generations: the versions of the runs born in the first
+  // kEarlyWindows windows, where most hot units of a Zipf law are, made on first use.
+  static constexpr uint64_t kEarlyWindows = 64;
+  struct Early {
+    std::once_flag made;
+    std::vector<uint32_t> version;
+  };
+  std::shared_ptr<Early> early_;
 
   Params params_;
   uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data

@@ -101,6 +101,33 @@ TEST(Model, PermuteManyIsPermuteWithEachValuesKey) {
   }
 }
 
+TEST(ModelV2, HotUnitsLookedUpAloneHaveTheirWindowsVersions) {
+  // A sequential caller looks up a hot unit born windows back alone (from the table of the
+  // first windows, or by permutations); a fresh cache tabulates its whole birth window.
+  for (uint64_t run : {1, 3}) {
+    dgen::Params p;
+    p.size = 256ull << 20;
+    p.dedup_ratio = 2.0;
+    p.dedup_unit = 4096;
+    p.dedup_run = run;
+    p.dedup_skew = 1.0;
+    p.generation = 7;
+    p.change_rate = 0.3;
+    const dgen::Dataset ds(p);
+    dgen::VersionCache sequential;
+    dgen::SlotCache slots;
+    uint64_t far_back = 0, early = 0;
+    for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+      const uint64_t id = ds.unique_id(i, slots), w = i / run / 64;
+      if (w >= 2 && id / run < ds.unique_before((w - 1) * 64))
+        ++far_back, early += id / run < ds.unique_before(64 * 64);
+      ASSERT_EQ(ds.version(id, 7, sequential), ds.version(id, 7)) << "run " << run << " unit " << i;
+    }
+    EXPECT_GT(early, 500u);             // from the table of the first windows
+    EXPECT_GT(far_back - early, 500u);  // by permutations
+  }
+}
+
 TEST(ModelV2, UniqueBeforeIsTheRoundedQuotient) {
   // The reciprocal shortcut must give floor(n / r + 1/2) exactly, ties and huge n included.
   std::mt19937_64 rng(11);

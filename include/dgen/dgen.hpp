@@ -89,6 +89,7 @@ struct SlotCache {
   uint64_t window = ~0ull;
   uint8_t diagonal[8] = {}, column[8] = {};
   uint64_t first = 0, upto = 0;  // unique_before() at the window's ends
+  double zipf_base = 0, zipf_span = 0;  // dedup_skew: the window's law (model.cpp)
   uint64_t before[kWindowUnits + 1];  // unique_before() at its slots, ~0 until needed
   uint64_t run = ~0ull, slot = 0, id = 0;
   bool born = false;  // the run's slot is its id's first

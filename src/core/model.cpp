@@ -481,11 +481,20 @@ namespace {
 
 // A rank in [1, n] drawn with weight about 1 / rank^s: the continuous distribution on
 // [1/2, n + 1/2), inverted at u in [0, 1) and rounded, so that rank k gets the mass around k.
-uint64_t zipf_rank(double u, uint64_t n, double s) {
+// The parts that depend on n and s alone are made once per window (zipf_law()).
+struct ZipfLaw {
+  double base, span;  // s = 1: log(hi / lo); else lo^(1-s) and hi^(1-s) - lo^(1-s)
+};
+
+ZipfLaw zipf_law(uint64_t n, double s) {
   const double lo = 0.5, hi = double(n) + 0.5;
-  const double x = s == 1.0 ? lo * std::exp(u * std::log(hi / lo))
-                            : std::pow(std::pow(lo, 1 - s) + u * (std::pow(hi, 1 - s) - std::pow(lo, 1 - s)),
-                                       1 / (1 - s));
+  if (s == 1.0) return {std::log(hi / lo), 0.0};
+  return {std::pow(lo, 1 - s), std::pow(hi, 1 - s) - std::pow(lo, 1 - s)};
+}
+
+uint64_t zipf_rank(double u, uint64_t n, double s, const ZipfLaw& law) {
+  const double lo = 0.5;
+  const double x = s == 1.0 ? lo * std::exp(u * law.base) : std::pow(law.base + u * law.span, 1 / (1 - s));
   return std::clamp<uint64_t>(uint64_t(x + 0.5), 1, n);
 }
 
@@ -498,7 +507,8 @@ uint64_t Dataset::slot_id(uint64_t slot, const SlotCache& c) const {
   const uint64_t k = slot % kWindowUnits, local = kWindowUnits - hot_;
   if (k < local) return c.first + ((k + 1) * (c.upto - c.first) + local - 1) / local - 1;
   const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
-  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, params_.dedup_skew) - 1;
+  const ZipfLaw law{c.zipf_base, c.zipf_span};
+  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, params_.dedup_skew, law) - 1;
 }
 
 uint64_t Dataset::shift(uint64_t unit_index) const {
@@ -533,7 +543,11 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
     const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
     model::shuffle8(key, c.diagonal);
     model::shuffle8(model::mix64(key + 1), c.column);
-    if (hot_ > 0) c.first = unique_before(w * kWindowUnits), c.upto = unique_before((w + 1) * kWindowUnits);
+    if (hot_ > 0) {
+      c.first = unique_before(w * kWindowUnits), c.upto = unique_before((w + 1) * kWindowUnits);
+      const ZipfLaw law = zipf_law(c.upto, params_.dedup_skew);
+      c.zipf_base = law.base, c.zipf_span = law.span;
+    }
     std::fill(std::begin(c.before), std::end(c.before), ~0ull);
     c.window = w;
   }

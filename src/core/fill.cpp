@@ -97,7 +97,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
         }
         uint64_t count = 0;
         while (i + count < span && slot + count < slots &&
-               held[slot + count] != (q + i + count) % run_pages && count < kRun) {
+               held[slot + count] != (q + i + count) % run_pages) {
           keys[count] = key_of((q + i + count) % run_pages);
           held[slot + count] = (q + i + count) % run_pages;
           ++count;
@@ -132,7 +132,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
         hold(q, span);
         // With the whole run held, the rotation wraps inside the ring.
         m = whole && span == slots ? n : std::min(n, span * kPageSize - o);
-        k.ring_copy(out, ring, slots * kPageSize, (q % slots) * kPageSize + o, m, true);
+        k.ring_copy(out, ring, slots * kPageSize, (q % slots) * kPageSize + o, m);
         streamed = true;
       }
       out += m;

@@ -119,8 +119,9 @@ void SmallPermutation::apply(uint8_t* values, size_t count) const {
     std::fill(values, values + count, 0);
     return;
   }
+  if (count > 256) throw std::invalid_argument("SmallPermutation: count must be at most 256");
   uint8_t walking[256];  // indices of the values still outside [0, n)
-  size_t left = std::min<size_t>(count, 256);
+  size_t left = count;
   for (size_t i = 0; i < left; ++i) walking[i] = uint8_t(i);
   while (left > 0) {
     for (size_t p = 0; p < left; ++p) {
@@ -227,7 +228,8 @@ Dataset::Dataset(const Params& p) : params_(p) {
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;
   random_len_ = model::random_len_for(p.compress_ratio);
   inverse_ratio_ = 1.0 / p.dedup_ratio;
-  exact_inverse_ = std::has_single_bit(uint64_t(p.dedup_ratio)) && p.dedup_ratio == std::floor(p.dedup_ratio);
+  exact_inverse_ =
+      std::has_single_bit(uint64_t(p.dedup_ratio)) && p.dedup_ratio == std::floor(p.dedup_ratio);
   if (p.format_version == 1) {
     key_ = p.seed;
     unique_ = units_ == 0 ? 0 : std::clamp<uint64_t>(model::round_half_even(double(units_) / p.dedup_ratio), 1, units_);
@@ -382,21 +384,22 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
       });
       if (r < early_->version.size()) return early_->version[r];
     }
+    if (m == 0) return 0;  // no rewrite changes a run of this window
     VersionCache::Alone& a = cache.alone[r % VersionCache::kAlone];
     if (a.run == r && a.generation == g) return a.version;
-    uint64_t h = g;
     // A few generations at a time: about as many as a run goes between changes.
     constexpr uint64_t kGroup = 8;
     const auto per_group = uint64_t(std::clamp(std::round(1 / params_.change_rate), 1.0, 8.0));
-    for (bool found = m == 0; h > 0 && !found;) {
+    uint64_t h = g;
+    while (h > 0) {
       uint64_t keys[kGroup], at[kGroup];
       const uint64_t group = std::min(per_group, h);
       for (uint64_t i = 0; i < group; ++i) keys[i] = change_key(h - i, bw.index), at[i] = r - bw.first;
       model::permute_many<true>(n, keys, at, group);
       uint64_t i = 0;
       while (i < group && at[i] >= m) ++i;
-      found = i < group;
       h -= i;
+      if (i < group) break;  // generation h changed it
     }
     a = {r, g, h};
     return h;

@@ -25,11 +25,6 @@ uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key);
 // A keyed shuffle of [0, 8) (Fisher-Yates): order[x] is where x goes. Small domains need a
 // real shuffle, which a Feistel network of 2-bit halves is not.
 void shuffle8(uint64_t key, uint8_t (&order)[8]);
-inline uint64_t shuffle8(uint64_t x, uint64_t key) {
-  uint8_t order[8];
-  shuffle8(key, order);
-  return order[x];
-}
 
 // Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key);

@@ -75,14 +75,14 @@ TEST(Kernels, ShiftedAndRingCopyMatchTheScalarReference) {
     simd.fence();
     ASSERT_EQ(0, std::memcmp(a, b + shift, n)) << count << " pages, skip " << skip << ", n " << n << ", shift " << shift;
     ASSERT_TRUE(untouched(b, sizeof b, shift, shift + n)) << "skip " << skip << ", n " << n << ", shift " << shift;
-    // ring_copy: a ring of one or two pages, wrapping, to any alignment, streamed or not.
+    // ring_copy: a ring of one or two pages, wrapping, to any alignment.
     const size_t ring_size = 4096 * (1 + i % 2), start = rng() % ring_size;
     const size_t m = rng() % (4096 * 3), at = rng() % 64;
     ref.pages(ring, keys, ring_size / 4096, r, false);
     std::memcpy(ring + ring_size, ring, dgen::kernels::kRingPad);
     for (size_t x = 0; x < m; ++x) a[x] = ring[(start + x) % ring_size];
     std::memset(b, 0xA5, sizeof b);
-    simd.ring_copy(b + at, ring, ring_size, start, m, i % 4 < 2);
+    simd.ring_copy(b + at, ring, ring_size, start, m);
     simd.fence();
     ASSERT_EQ(0, std::memcmp(a, b + at, m)) << "ring " << ring_size << ", start " << start << ", n " << m << ", at " << at;
     ASSERT_TRUE(untouched(b, sizeof b, at, at + m)) << "ring_copy at " << at << ", n " << m;

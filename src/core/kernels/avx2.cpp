@@ -540,11 +540,9 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
   }
 }
 
-// Without `stream`, memcpy (the C library's copy suits cached destinations best). With
-// it, 32-byte loads from the ring (the pad makes the one that crosses its end whole) and
-// aligned non-temporal stores.
-void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n,
-               bool stream) {
+// 32-byte loads from the ring (the pad makes the one that crosses its end whole) and
+// aligned non-temporal stores; plain stores only for the bytes off the 16-byte grid.
+void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n) {
   const auto bytes = [&](size_t m) {
     for (size_t k; m > 0; m -= k, n -= k, dst += k) {
       k = std::min(m, ring_size - start);
@@ -552,7 +550,6 @@ void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start
       start = start + k == ring_size ? 0 : start + k;
     }
   };
-  if (!stream) return bytes(n);
   // 16 bytes on a 16-byte boundary (malloc'd buffers such as bytearray) go non-temporal
   // too: a line written both ways is slow.
   const auto half = [&] {

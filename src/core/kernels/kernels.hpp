@@ -66,14 +66,15 @@ struct Table {
   void (*typed)(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
                 bool stream);
   // Copies n bytes of a ring of ring_size bytes to dst, starting at `start` (< ring_size)
-  // and wrapping to its beginning: a rotated page (the copies of dedup_shift). The ring's
-  // first kRingPad bytes are repeated after its end. With `stream`, non-temporal stores
-  // where dst allows (fence() after the run).
+  // and wrapping to its beginning, with non-temporal stores where dst allows (fence()
+  // after the run): rotated pages of dedup_shift's copies, streaming. The ring's first
+  // kRingPad bytes are repeated after its end.
   void (*ring_copy)(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start,
-                    size_t n, bool stream);
+                    size_t n);
   // Writes bytes [skip, skip + n) of the pages keys[0..count) laid end to end (skip + n <=
-  // 4096 count) to dst, 16-byte aligned, with non-temporal stores on dst's 32-byte grid
-  // (fence() after the run): dedup_shift's copies of runs of pages, streaming.
+  // 4096 * count) to dst, with non-temporal stores on dst's 32-byte grid, plain ones only
+  // for bytes off its 16-byte grid (fence() after the run): dedup_shift's copies of runs
+  // of pages, streaming.
   void (*shifted)(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
                   uint32_t random_len);
 };

@@ -73,8 +73,7 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
   }
 }
 
-void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n,
-               bool) {
+void ring_copy(uint8_t* dst, const uint8_t* ring, size_t ring_size, size_t start, size_t n) {
   while (n > 0) {
     const size_t m = n < ring_size - start ? n : ring_size - start;
     std::memcpy(dst, ring + start, m);

@@ -139,6 +139,31 @@ TEST(ModelV2, UnitsLookedUpAloneHaveTheirWindowsVersions) {
   }
 }
 
+TEST(ModelV2, VersionIsTheLatestRewriteThatChangedTheUnit) {
+  // Against the definition, one permutation per generation (changed_at), whatever way
+  // version() takes: tables, inversions, forward permutations, batches of generations.
+  std::mt19937_64 rng(23);
+  for (double ratio : {1.5, 2.0, 100.0})
+    for (double rate : {0.0, 0.01, 0.3, 0.99})
+      for (uint64_t g : {1, 7, 40}) {
+        dgen::Params p;
+        p.size = 1ull << 36;
+        p.dedup_ratio = ratio;
+        p.dedup_unit = 4096;
+        p.generation = g;
+        p.change_rate = rate;
+        const dgen::Dataset ds(p);
+        dgen::VersionCache cache;
+        for (int i = 0; i < 300; ++i) {
+          const uint64_t id = i < 150 ? uint64_t(i) : rng() % ds.unique_count();
+          uint64_t want = 0;
+          for (uint64_t h = g; h > 0 && want == 0; --h)
+            if (ds.changed_at(id, h)) want = h;
+          ASSERT_EQ(ds.version(id, g, cache), want) << ratio << " " << rate << " g " << g << " id " << id;
+        }
+      }
+}
+
 TEST(ModelV2, UniqueBeforeIsTheRoundedQuotient) {
   // The reciprocal shortcut must give floor(n / r + 1/2) exactly, ties and huge n included.
   std::mt19937_64 rng(11);

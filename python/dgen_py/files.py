@@ -14,6 +14,7 @@ the dataset (the directory, or the single data file) for the whole run.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import errno
 import json
@@ -438,63 +439,78 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
 
 def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs, threads,
              progress) -> dict:
-    """Write the units rewrite `generation` changed, each file by one of `jobs` writers."""
+    """Write the units rewrite `generation` changed: REWRITE_UNITS units at a time (so that
+    memory stays bounded), the files they span by up to `jobs` writers at once."""
     unit, size = identity["dedup_unit"], identity["size"]
     stream = _generator(identity, threads)._s
     units = -(-size // unit)
     done = {"units": 0, "bytes": 0, "ranges": 0}
-    ranges = [[] for _ in layout]  # per file: (dataset offset, length)
-    starts = [f["offset"] for f in layout]
-    for first in range(0, units, REWRITE_UNITS):
-        for lo, hi in stream.changed_units(first, min(units, first + REWRITE_UNITS), generation):
-            a, b = lo * unit, min(size, hi * unit)
-            done["units"] += hi - lo
-            done["bytes"] += b - a
-            done["ranges"] += 1
-            for i, f in enumerate(layout):  # the files the range spans
-                lo_f, hi_f = max(a, f["offset"]), min(b, f["offset"] + f["length"])
-                if lo_f < hi_f:
-                    ranges[i].append((lo_f, hi_f - lo_f))
+    starts = [f["offset"] for f in layout]  # in dataset order
     stop = threading.Event()
     per_writer = max(1, threads // max(1, min(jobs, len(layout))))
+    fds: dict[int, tuple[int, int]] = {}  # file index: (fd, fd for a partial last block)
 
-    def one(i):
-        name = layout[i]["path"]
-        shown = os.path.join(base, name)
+    def opened(i):
+        if i not in fds:
+            name = layout[i]["path"]
+            shown = os.path.join(base, name)
+            fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
+            fds[i] = (fd, open_in(directory, name, os.O_WRONLY, shown) if direct else fd)
+        return fds[i]
+
+    def write(i, ranges):
         s = _generator(identity, per_writer)._s
-        fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
-        tail = open_in(directory, name, os.O_WRONLY, shown) if direct else fd
+        fd, tail = fds[i]
         try:
-            for at, length in ranges[i]:
-                if stop.is_set():
-                    return
+            for at, length in ranges:
                 # O_DIRECT writes whole 4 KiB blocks; a final partial one goes through the cache.
                 aligned = length // ALIGN * ALIGN if direct else length
                 pos = at - starts[i]
                 s.write(fd, at, aligned, pos, direct, tick=lambda n: (progress(n), stop.is_set())[1])
+                if stop.is_set():
+                    return
                 if aligned < length:
                     s.write(tail, at + aligned, length - aligned, pos + aligned)
                     progress(length - aligned)
-            if fsync:
-                os.fsync(fd)
         except OSError as e:
-            if isinstance(e, Refused):
-                raise
-            raise OSError(e.errno, f"writing {shown}: {e.strerror}") from None
-        finally:
+            raise OSError(e.errno, f"writing {os.path.join(base, layout[i]['path'])}: "
+                          f"{e.strerror}") from None
+
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            for first in range(0, units, REWRITE_UNITS):
+                batch: dict[int, list] = {}  # file index: [(dataset offset, length)]
+                for lo, hi in stream.changed_units(first, min(units, first + REWRITE_UNITS),
+                                                   generation):
+                    a, b = lo * unit, min(size, hi * unit)
+                    done["units"] += hi - lo
+                    done["bytes"] += b - a
+                    done["ranges"] += 1
+                    i = bisect.bisect_right(starts, a) - 1  # the files the range spans
+                    while i < len(layout) and starts[i] < b:
+                        lo_f, hi_f = max(a, starts[i]), min(b, starts[i] + layout[i]["length"])
+                        if lo_f < hi_f:
+                            batch.setdefault(i, []).append((lo_f, hi_f - lo_f))
+                        i += 1
+                for i in batch:
+                    opened(i)
+                futures = [pool.submit(write, i, ranges) for i, ranges in batch.items()]
+                try:
+                    finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                finally:
+                    if any(f.done() and f.exception() for f in futures):
+                        stop.set()
+                for future in finished:
+                    future.result()
+        if fsync:
+            for fd, _ in fds.values():
+                os.fsync(fd)
+    finally:
+        stop.set()
+        for fd, tail in fds.values():
             if tail != fd:
                 os.close(tail)
             os.close(fd)
-
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(one, i) for i, r in enumerate(ranges) if r]
-        try:
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        finally:
-            stop.set()
-            pool.shutdown(cancel_futures=True)
-    for future in finished:
-        future.result()
     return done
 
 

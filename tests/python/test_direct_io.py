@@ -84,3 +84,25 @@ def test_io_bench_direct_rows_give_fio_dgens_request_size(ext4):
     assert all(f"--bs={bs} " in rows[k]["command"] and "--direct=1" in rows[k]["command"]
                for k in ("fio write", "fio read"))
     assert not [p for p in ext4.iterdir() if p.name.startswith(("dgen-", "fio-"))]
+
+
+@pytest.mark.parametrize("files", [1, 3])
+def test_a_direct_changed_only_rewrite_gives_the_generations_bytes(ext4, files):
+    # 4 KiB units so that changed ranges end on and off whole blocks; a tail that is not
+    # a whole block (written through the cache).
+    size = (24 << 20) + 4567
+    d = ext4 / f"r{files}"
+    args = ["--size", str(size), "--files", str(files), "--jobs", "2", "--seed", "8",
+            "--dedup-ratio", "2", "--compress-ratio", "2", "--dedup-unit", "4KiB",
+            "--change-rate", "0.3", "--direct"]
+    r = run("write", str(d), *args, "--generation", "1")
+    assert r.returncode == 0, r.stderr
+    r = run("write", str(d), *args, "--generation", "2", "--changed-only")
+    assert r.returncode == 0, r.stderr
+    m = dgen_py.files.read_manifest(d)
+    got = b"".join((d / f["path"]).read_bytes() if files > 1 else d.read_bytes()
+                   for f in m["files"])
+    assert got == bytes(dgen_py.generate_buffer(size, 2, 2, seed=8, dedup_unit=4096,
+                                                generation=2, change_rate=0.3))
+    r = run("verify", str(d), "--direct", "--generation", "2")
+    assert r.returncode == 0 and r.stdout.startswith("OK "), r.stdout + r.stderr

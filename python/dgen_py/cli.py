@@ -525,6 +525,17 @@ def identity_options(args) -> dict:
     return {k: getattr(args, k) for k in IDENTITY_OPTIONS}
 
 
+def report_written(args, m: dict, line, shown: dict | None = None) -> int:
+    """What a command that wrote a dataset prints: its manifest (`shown`, when given) as
+    JSON, or line(m) and where the manifest is."""
+    if args.json:
+        print_json(m if shown is None else shown)
+    else:
+        print(line(m))
+        print(f"manifest {m['manifest']}")
+    return 0
+
+
 def cmd_write(args) -> int:
     if args.changed_only:
         return cmd_rewrite(args)
@@ -535,15 +546,12 @@ def cmd_write(args) -> int:
         m = write(args.path, args.size, files=args.files, **identity_options(args),
                   direct=args.direct, fsync=args.fsync, jobs=args.jobs, threads=args.threads,
                   force=args.force, progress=advance)
-    if args.json:
-        print_json(m)
-    else:
+    def line(m):
         size = m["identity"]["size"]
         ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
-        print(f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s){ranks} at "
-              f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}")
-        print(f"manifest {m['manifest']}")
-    return 0
+        return (f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s){ranks} at "
+                f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}")
+    return report_written(args, m, line)
 
 
 def cmd_dataset(args) -> int:
@@ -558,16 +566,13 @@ def cmd_dataset(args) -> int:
     with progress(args, total, "dataset") as advance:
         m = datasets.write_training_dataset(args.path, args.format, **options,
                                             progress=advance, comm=args.comm)
-    if args.json:
-        print_json({k: v for k, v in m.items() if k != "files"})
-    else:
+    def line(m):
         size = sum(f["length"] for f in m["files"] + m["index_files"])
         index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
-        print(f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
-              f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
-              f"{identity_line(m['identity'])}")
-        print(f"manifest {m['manifest']}")
-    return 0
+        return (f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
+                f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
+                f"{identity_line(m['identity'])}")
+    return report_written(args, m, line, {k: v for k, v in m.items() if k != "files"})
 
 
 def cmd_rewrite(args) -> int:
@@ -581,15 +586,12 @@ def cmd_rewrite(args) -> int:
             args.path, args.size, files=args.files, **identity_options(args),
             direct=args.direct, fsync=args.fsync, jobs=args.jobs, threads=args.threads,
             progress=advance)
-    if args.json:
-        print_json(m)
-    else:
+    def line(m):
         r, size, unit = m["rewritten"], m["identity"]["size"], m["identity"]["dedup_unit"]
-        print(f"rewrote {r['units']} of {-(-size // unit)} units ({r['bytes']} bytes, "
-              f"{r['ranges']} ranges) at {rate(r['bytes'], m['seconds'])}: generation "
-              f"{args.generation - 1} -> {args.generation}; {identity_line(m['identity'])}")
-        print(f"manifest {m['manifest']}")
-    return 0
+        return (f"rewrote {r['units']} of {-(-size // unit)} units ({r['bytes']} bytes, "
+                f"{r['ranges']} ranges) at {rate(r['bytes'], m['seconds'])}: generation "
+                f"{args.generation - 1} -> {args.generation}; {identity_line(m['identity'])}")
+    return report_written(args, m, line)
 
 
 def cmd_verify(args) -> int:

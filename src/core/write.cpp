@@ -113,6 +113,10 @@ unsigned producers_for(const FillOptions& opt) {
   return std::min(threads - 1, kMaxProducers);
 }
 
+// Chunk buffers: one on the caller alone; with producers, two more than them, so that one
+// is being written while each producer fills another and one waits.
+uint64_t slots_for(unsigned producers) { return producers ? producers + 2 : 1; }
+
 uint64_t chunk_of(const WriteTarget& t, bool to_pipe) {
   return t.chunk ? t.chunk : to_pipe ? kPipeChunk : write_chunk();
 }
@@ -151,7 +155,7 @@ uint64_t write_chunk() {
 
 uint64_t write_memory(const WriteTarget& t, const FillOptions& opt) {
   const unsigned p = producers_for(opt);
-  return chunk_of(t, splices(t)) * (p ? p + 2 : 1);
+  return chunk_of(t, splices(t)) * slots_for(p);
 }
 
 uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
@@ -168,7 +172,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
   auto file_pos = [&](uint64_t pos) { return uint64_t(t.file_offset) + (pos - offset); };
   Ticker ticker(t, opt);
   const unsigned producers = producers_for(opt);
-  Memory mem(chunk * (producers ? producers + 2 : 1), opt.numa_node);
+  Memory mem(chunk * slots_for(producers), opt.numa_node);
   // A chunk goes to a pipe by reference where it can, else it is copied by write().
   auto put = [&](uint8_t* p, uint64_t n, uint64_t pos) {
     if (to_pipe) to_pipe = gift(t, p, n, ticker);  // refused: write() from now on
@@ -189,7 +193,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
 
   // Chunk k goes to slot k % slots, made by producer k % producers; the caller writes the
   // chunks in order and frees each slot once written.
-  const uint64_t slots = producers + 2;
+  const uint64_t slots = slots_for(producers);
   std::mutex mu;
   std::condition_variable cv;
   std::vector<uint64_t> ready(slots, UINT64_MAX);  // the chunk a slot holds

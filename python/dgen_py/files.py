@@ -448,7 +448,9 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
     starts = [f["offset"] for f in layout]  # in dataset order
     stop = threading.Event()
     per_writer = max(1, threads // max(1, min(jobs, len(layout))))
-    fds: dict[int, tuple[int, int]] = {}  # file index: (fd, fd for a partial last block)
+    # file index: (fd, fd for a partial last block), and the stream that writes the file
+    fds: dict[int, tuple[int, int]] = {}
+    streams: dict[int, object] = {}
 
     def opened(i):
         if i not in fds:
@@ -456,10 +458,10 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
             shown = os.path.join(base, name)
             fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
             fds[i] = (fd, open_in(directory, name, os.O_WRONLY, shown) if direct else fd)
-        return fds[i]
+            streams[i] = _generator(identity, per_writer)._s
 
     def write(i, ranges):
-        s = _generator(identity, per_writer)._s
+        s = streams[i]
         fd, tail = fds[i]
         try:
             for at, length in ranges:

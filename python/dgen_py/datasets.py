@@ -392,9 +392,9 @@ def core_crc32c() -> bool:
 _HDF5_CONTAINERS: dict = {}
 
 
-def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
-    """(the file's bytes but its raw data, [(offset, length)] of each dataset's raw data,
-    file size), made by h5py in a temporary file; the last few are kept, as files of one
+def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]]]:
+    """(the file's bytes but its raw data, [(offset, length)] of each dataset's raw data),
+    made by h5py in a temporary file; the last few are kept, as files of one
     dataset often share their shape."""
     key = (shape, names)
     if (cached := _HDF5_CONTAINERS.get(key)) is not None:  # one lookup: writers share it
@@ -418,7 +418,6 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
                 extents.append((ds.get_offset(), math.prod(shape)))
             h5.create_dataset("labels", data=np.zeros(shape[0], dtype=np.uint8),
                               track_times=False)
-        size = os.path.getsize(path)
         with open(path, "rb") as fh:  # only the bytes outside the raw data
             image, at = bytearray(), 0
             for offset, length in sorted(extents):
@@ -427,7 +426,7 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]], int]:
                 at = offset + length
             fh.seek(at)
             image += fh.read()
-    made = _HDF5_CONTAINERS[key] = (bytes(image), extents, size)
+    made = _HDF5_CONTAINERS[key] = (bytes(image), extents)
     return made
 
 
@@ -435,7 +434,7 @@ def _hdf5_parts(spec, f):
     d1, d2 = f["dims"]
     n, k = f["samples"], spec["hdf5_datasets"]
     names = ("records",) if spec["dlio"] == "2.0" else tuple(f"records_{j}" for j in range(k))
-    image, extents, _ = _hdf5_container((n, d1, d2), names)
+    image, extents = _hdf5_container((n, d1, d2), names)
     at = used = 0  # file offset; bytes of `image` used
     stream = f["payload_offset"]
     per = n * d1 * d2
@@ -971,20 +970,17 @@ def is_training_dataset(path) -> bool:
 
 def read_manifest(path) -> dict:
     """The checked manifest of the training dataset in directory `path`."""
-    import json
     where = os.path.join(os.fspath(path), _files.MANIFEST_NAME)
-    with open(where, "rb") as fh:
-        try:
-            record = json.load(fh)
-        except ValueError as e:
-            raise ValueError(f"{where}: not a JSON manifest ({e})") from None
+    record = _files._load_manifest(path)  # refuses a FIFO or device instead of hanging
+    if record is None:
+        raise FileNotFoundError(errno.ENOENT, "no manifest", where)
     if not isinstance(record, dict) or record.get("dgen_dataset") != 1:
         raise ValueError(f"{where}: not a training dataset manifest (dgen_dataset != 1)")
     if record.get("complete") is not True:
         raise ValueError(f"{where}: complete is {record.get('complete')!r}: the dataset was "
                          f"not completely written")
     try:
-        spec = resolve_spec(**{k: v for k, v in record["dataset"].items()})
+        spec = resolve_spec(**record["dataset"])
         ident = record["identity"]
         identity = _files._identity(ident["size"], ident["dedup_ratio"],
                                     ident["compress_ratio"], ident["seed"],

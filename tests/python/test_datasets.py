@@ -512,3 +512,16 @@ def test_verify_warns_of_another_encoder_version(tmp_path):
     manifest.write_text(json.dumps(record))
     r = datasets.verify_training_dataset(root)
     assert r["ok"] and len(r["warnings"]) == 1 and "0.1" in r["warnings"][0]
+
+
+def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    # verify of a training dataset opens its manifest; a FIFO there must not block it.
+    d = tmp_path / "ds"
+    d.mkdir()
+    os.mkfifo(d / dgen_py.files.MANIFEST_NAME)
+    code = ("import sys\nfrom dgen_py import datasets\n"
+            "try:\n    datasets.read_manifest(sys.argv[1])\n"
+            "except (OSError, ValueError) as e:\n    print(type(e).__name__, e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "is a FIFO" in r.stdout, r.stdout + r.stderr

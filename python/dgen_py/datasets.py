@@ -785,14 +785,14 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         threads = threads_per_rank(comm)
     threads = threads or _core.available_cpus()
 
+    entries, size = plan(spec)
+
     def check():
         require(spec["format"])
-        entries, size = plan(spec)
         return _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                                 format_version)
     checked = agree(check)
     identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
-    entries, _ = plan(spec)
     new = {e["path"] for e in entries} | {p for e in entries for p in side_paths(spec, e)}
     new_dirs = {d for p in new for d in _parents(p)}
     sub = spec["subfolders"]
@@ -826,21 +826,16 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             pass
         tree = _files.DatasetTree(state["root"], root)
         try:
-            sub = spec["subfolders"]
-            for split in SPLITS:  # both, and every subfolder, as DLIO makes them
-                for j in range(sub if sub > 1 else 0):
-                    tree.dir(f"{split}/{j:0{len(str(sub))}d}", create=True)
-                tree.dir(split, create=True)
             for name in stale[:len(stale) - len(stale_dirs)]:
                 parent, leaf = os.path.split(name)
                 os.unlink(leaf, dir_fd=tree.dir(parent))
             for name in stale_dirs:
                 parent, leaf = os.path.split(name)
                 os.rmdir(leaf, dir_fd=tree.dir(parent))
-            for e in entries:  # every directory, before the other ranks open them
-                tree.dir(os.path.dirname(e["path"]), create=True)
-                for p in side_paths(spec, e):
-                    tree.dir(os.path.dirname(p), create=True)
+            # Both splits, every subfolder (as DLIO makes them) and every directory a file
+            # goes in, before the other ranks open them.
+            for d in sorted(new_dirs | set(SPLITS)):
+                tree.dir(d, create=True)
         finally:
             tree.close()
 

@@ -15,6 +15,7 @@ the dataset (the directory, or the single data file) for the whole run.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime
 import errno
 import json
@@ -457,26 +458,21 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
             name = layout[i]["path"]
             shown = os.path.join(base, name)
             fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
-            fds[i] = (fd, open_in(directory, name, os.O_WRONLY, shown) if direct else fd)
+            fds[i] = (fd, fd)  # closed at the end, also when the next open fails
+            if direct:
+                fds[i] = (fd, open_in(directory, name, os.O_WRONLY, shown))
             streams[i] = _generator(identity, per_writer)._s
 
+    def tick(n):
+        progress(n)
+        return stop.is_set()
+
     def write(i, ranges):
-        s = streams[i]
         fd, tail = fds[i]
-        try:
+        with _naming(os.path.join(base, layout[i]["path"])):
             for at, length in ranges:
-                # O_DIRECT writes whole 4 KiB blocks; a final partial one goes through the cache.
-                aligned = length // ALIGN * ALIGN if direct else length
-                pos = at - starts[i]
-                s.write(fd, at, aligned, pos, direct, tick=lambda n: (progress(n), stop.is_set())[1])
-                if stop.is_set():
+                if not _write_span(streams[i], fd, tail, at, length, at - starts[i], direct, tick):
                     return
-                if aligned < length:
-                    s.write(tail, at + aligned, length - aligned, pos + aligned)
-                    progress(length - aligned)
-        except OSError as e:
-            raise OSError(e.errno, f"writing {os.path.join(base, layout[i]['path'])}: "
-                          f"{e.strerror}") from None
 
     try:
         with ThreadPoolExecutor(jobs) as pool:
@@ -505,8 +501,9 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
                 for future in finished:
                     future.result()
         if fsync:
-            for fd, _ in fds.values():
-                os.fsync(fd)
+            for i, (fd, _) in fds.items():
+                with _naming(os.path.join(base, layout[i]["path"])):
+                    os.fsync(fd)
     finally:
         stop.set()
         for fd, tail in fds.values():
@@ -544,6 +541,29 @@ def _pieces(layout: list[dict], jobs: int) -> list[tuple[int, int, int]]:
     return out
 
 
+@contextlib.contextmanager
+def _naming(shown: str):
+    """pwrite and fsync errors do not name the file: the OSErrors raised inside do."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, Refused):
+            raise
+        raise OSError(e.errno, f"writing {shown}: {e.strerror}") from None
+
+
+def _write_span(stream, fd, tail, at, length, pos, direct, tick) -> bool:
+    """Write dataset bytes [at, at + length) at offset pos of the file open as fd (O_DIRECT
+    with direct: whole 4 KiB blocks only; a final partial one goes through tail, the same
+    file open through the cache). False when tick() stopped it."""
+    aligned = length // ALIGN * ALIGN if direct else length
+    if stream.write(fd, at, aligned, pos, direct, tick=tick) < aligned:
+        return False
+    if aligned < length:
+        stream.write(tail, at + aligned, length - aligned, pos + aligned, tick=tick)
+    return True
+
+
 def _write_piece(directory, shown, name, start, at, length, identity, direct, fsync,
                  threads, stop, progress):
     """Write file bytes [at, at + length) of the file that starts at dataset offset start.
@@ -554,24 +574,17 @@ def _write_piece(directory, shown, name, start, at, length, identity, direct, fs
         progress(n)
         return stop.is_set()
     fd = open_in(directory, name, os.O_WRONLY | (os.O_DIRECT if direct else 0), shown)
+    tail = fd
     try:
-        # O_DIRECT writes whole 4 KiB blocks; a final partial one goes through the cache.
-        aligned = length // ALIGN * ALIGN if direct else length
-        done = stream.write(fd, start + at, aligned, at, direct, tick=tick)
-        if done == aligned < length:
+        if direct:
             tail = open_in(directory, name, os.O_WRONLY, shown)
-            try:
-                stream.write(tail, start + at + aligned, length - aligned, at + aligned,
-                             tick=tick)
-            finally:
-                os.close(tail)
-        if fsync and not stop.is_set():
-            os.fsync(fd)
-    except OSError as e:  # pwrite and fsync errors do not name the file
-        if isinstance(e, Refused):
-            raise
-        raise OSError(e.errno, f"writing {shown}: {e.strerror}") from None
+        with _naming(shown):
+            if _write_span(stream, fd, tail, start + at, length, at, direct, tick) and fsync \
+                    and not stop.is_set():
+                os.fsync(fd)
     finally:
+        if tail != fd:
+            os.close(tail)
         os.close(fd)
 
 

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 
-from . import _checks, _core
+from . import _checks
 from ._core import BytesView
 from ._generator import DEFAULT_DEDUP_UNIT, _stream
 

@@ -10,7 +10,6 @@ min and max reported, with a warning when rounds differ by more than NOISY (max/
 from __future__ import annotations
 
 import ctypes
-import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor

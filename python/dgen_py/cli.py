@@ -740,12 +740,7 @@ def bench_io(args) -> int:
     size = args.size or 2 << 30
     a = io_bench.options(args.io, size=size, pipe_size=2 * size, rounds=args.rounds,
                          direct=args.direct)
-    io_bench.check(a)
-    if args.json and not io_bench.shutil.which("fio"):  # the report says it otherwise
-        say(io_bench.NO_FIO)
-    result = io_bench.run(a)
-    print_json(result) if args.json else print(io_bench.report(result))
-    return 0
+    return io_bench.execute(a, args.json, "dgen")
 
 
 def cmd_info(args) -> int:

@@ -95,7 +95,7 @@ def check(a) -> None:
     if not os.path.isdir(a.dir):
         raise ValueError(f"--io (--dir): {a.dir!r} is not a directory")
     st = os.statvfs(a.dir)
-    need = 2 * a.size * (2 if a.direct else 1) * 2  # dgen's and fio's files of each case
+    need = (6 if a.direct else 4) * a.size  # dgen's and fio's files of 1 and 2 files, direct
     if st.f_bavail * st.f_frsize < need:
         raise ValueError(f"{a.dir} has {human(st.f_bavail * st.f_frsize)} free; this run "
                          f"needs {human(need)}")
@@ -210,20 +210,32 @@ def report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def execute(a, as_json: bool, prog: str) -> int:
+    """check(a), run it, print the result as JSON or the report (prog names the command
+    in the note that fio is missing, which the report itself gives otherwise)."""
+    check(a)
+    if as_json and not shutil.which("fio"):
+        print(f"{prog}: {NO_FIO}", file=sys.stderr)
+    r = run(a)
+    print(json.dumps(r, indent=2) if as_json else report(r))
+    return 0
+
+
 def main(argv=None) -> int:
+    d = options()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dir", default="/dev/shm", help="where the files go (default /dev/shm)")
-    p.add_argument("--size", type=parse_size, default=2 << 30, help="dataset bytes (2GiB)")
-    p.add_argument("--pipe-size", type=parse_size, default=4 << 30, help="bytes piped (4GiB)")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--bs", type=parse_size, default=1 << 20,
+    p.add_argument("--dir", default=d.dir, help=f"where the files go (default {d.dir})")
+    p.add_argument("--size", type=parse_size, default=d.size, help="dataset bytes (2GiB)")
+    p.add_argument("--pipe-size", type=parse_size, default=d.pipe_size, help="bytes piped (4GiB)")
+    p.add_argument("--rounds", type=int, default=d.rounds)
+    p.add_argument("--bs", type=parse_size, default=d.bs,
                    help="fio's block size (default 1MiB; given to fio in bytes, since fio "
                    "reads 1MiB as 10^6)")
     p.add_argument("--dedup-ratio", type=float, default=1.0)
     p.add_argument("--compress-ratio", type=float, default=1.0)
     p.add_argument("--direct", action="store_true", help="also O_DIRECT write and verify")
     p.add_argument("--only", nargs="*", help="cases to run: write2 write1 pipe verify2 verify1 direct")
-    p.add_argument("--dgen", default=f"{shlex.quote(sys.executable)} -m dgen_py",
+    p.add_argument("--dgen", default=d.dgen,
                    help="the dgen command (default: this Python's -m dgen_py)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
@@ -232,8 +244,4 @@ def main(argv=None) -> int:
         check(a)
     except ValueError as e:
         p.error(str(e))
-    if a.json and not shutil.which("fio"):
-        print(f"io.py: {NO_FIO}", file=sys.stderr)
-    r = run(a)
-    print(json.dumps(r, indent=2) if a.json else report(r))
-    return 0
+    return execute(a, a.json, "io.py")

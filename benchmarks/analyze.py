@@ -8,7 +8,9 @@ analyze() (its python/dgen_py/analysis.py at the git revision --baseline, by def
 version before analyze learned to sample, loaded beside this package) with its own
 defaults, on all CPUs. Prints MB/s and CPU-seconds per round (min/median/max) and the
 ratio of the medians; then the CPU-seconds of SHA-256 and XXH3-128 digests of every 4 KiB
-page of 256 MiB (what each costs analyze). Run it from a git checkout of the project.
+page of 256 MiB (what each costs analyze), and of each compressor over its 1 MiB frames,
+beside zstd-1's (what CLI_SAMPLE's shares are set from). Run it from a git checkout of the
+project.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def page_hash_seconds(data, digest) -> float:
     view, c0 = memoryview(data), time.process_time()
     for o in range(0, len(view) - 4095, 4096):
         digest(view[o:o + 4096])
+    return time.process_time() - c0
+
+
+def compress_seconds(data, make) -> float:
+    """CPU-seconds to compress data in 1 MiB frames (analyze's default) with make()."""
+    compress, view, c0 = make(), memoryview(data), time.process_time()
+    for o in range(0, len(view), 1 << 20):
+        compress(view[o:o + (1 << 20)])
     return time.process_time() - c0
 
 
@@ -96,6 +106,10 @@ def main() -> None:
     xxh = min(page_hash_seconds(data, xxhash.xxh3_128_digest) for _ in range(3))
     print(f"page digests of {len(data) >> 20} MiB: SHA-256 {sha:.3f} CPU-s, XXH3-128 "
           f"{xxh:.3f} CPU-s ({sha / xxh:.1f}x)")
+    costs = {name: min(compress_seconds(data, make) for _ in range(3))
+             for name, make in analysis.COMPRESSORS.items()}
+    print(f"compressing {len(data) >> 20} MiB in 1 MiB frames, CPU-s (x zstd-1's): " +
+          ", ".join(f"{name} {s:.3f} ({s / costs['zstd-1']:.1f}x)" for name, s in costs.items()))
     print(f"speed-up (median MB/s): {statistics.median(now[0]) / statistics.median(base[0]):.2f}x"
           f"; per CPU-second: {statistics.median(base[1]) / statistics.median(now[1]):.2f}x")
     if max(now[0]) > 1.3 * min(now[0]):

@@ -31,7 +31,8 @@ DIGEST = 16  # bytes of each page's XXH3-128 digest
 ZERO_PAGE = np.frombuffer(xxhash.xxh3_128_digest(bytes(PAGE)), np.uint64)
 
 # What `dgen analyze` compresses without --sample: zstd-1 and lz4 every frame, the slow ones
-# a share that costs about what zstd-1 does (zstd-3 is 2.5 and zlib-6 12 times slower).
+# a share that costs about what zstd-1 does (zstd-3 is about 2 and zlib-6 about 20 times
+# slower: benchmarks/analyze.py prints them).
 CLI_SAMPLE = {"zstd-3": 1 / 4, "zlib-6": 1 / 16}
 
 # Factories, because a ZstdCompressor must not be shared between threads.

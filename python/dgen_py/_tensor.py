@@ -176,7 +176,6 @@ def clustered_vectors(rows, dim, clusters=16, queries=100, neighbours=10, spread
 
 def _nearest(base: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     """ids of the k nearest base rows of every query, nearest first (ties: lower id)."""
-    ids = np.empty((len(query), k), np.int64)
     q = query.astype(np.float64)
     step = max(1, _NEIGHBOUR_CHUNK // max(1, len(q) * base.shape[1]))
     best_d = np.full((len(query), 0), np.inf)
@@ -189,5 +188,4 @@ def _nearest(base: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
         order = np.lexsort((best_i, best_d), axis=1)[:, :k]
         best_d = np.take_along_axis(best_d, order, 1)
         best_i = np.take_along_axis(best_i, order, 1)
-    ids[:] = best_i
-    return ids
+    return np.ascontiguousarray(best_i)

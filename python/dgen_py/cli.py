@@ -474,9 +474,10 @@ def cmd_generate(args) -> int:
         # The reader of a pipe needs a CPU too: producers on every CPU slow it (on 2 CPUs,
         # 4 GiB through `| cat` took 1.6-3.5 s with two, 1.4 s with one).
         threads = max(1, _core.available_cpus() - 1)
-    gen = Generator(args.size, **identity_options(args), max_threads=threads)
+    options = identity_options(args)
+    gen = Generator(args.size, **options, max_threads=threads)
     identity = {"seed": gen.seed, "size": args.size,
-                **{k: v for k, v in identity_options(args).items() if k != "seed"}}
+                **{k: v for k, v in options.items() if k != "seed"}}
     if args.seed is None:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")

@@ -458,15 +458,16 @@ def _image_parts(spec, f):
     yield Encoded(f["payload_offset"], f["payload"], encode)
 
 
+_DECIMAL = [str(i).encode() for i in range(256)]  # csv's text of each byte value
+
+
 def _csv_parts(spec, f):
     """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO)."""
     d1, d2 = f["dims"]
 
-    decimal = [str(i).encode() for i in range(256)]
-
     def encode(values):
         rows = values.reshape(f["samples"], d1 * d2).tolist()
-        return b"".join(b",".join([decimal[v] for v in row]) + b"\n" for row in rows)
+        return b"".join(b",".join([_DECIMAL[v] for v in row]) + b"\n" for row in rows)
     yield Encoded(f["payload_offset"], f["payload"], encode)
 
 

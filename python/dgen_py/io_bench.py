@@ -44,7 +44,7 @@ import time
 from . import _core
 from .cli import human, parse_size
 
-# (name, numerator row, denominator row, at least)
+# (name, case, numerator row, denominator row, at least)
 ACCEPTANCE = [
     ("write 2 jobs: dgen / fio refill", "write2", "dgen", "fio refill", 1.3),
     ("write 2 jobs: dgen / fio no refill", "write2", "dgen", "fio no refill", 0.7),

@@ -261,7 +261,7 @@ def _file_readers(paths, root):
     of a dataset (under `root`) are opened without following symlinks."""
     tree = None
     if root is not None:
-        tree = DatasetTree(os.open(root, os.O_RDONLY | os.O_DIRECTORY), root)
+        tree = DatasetTree.at(root)
     try:
         for path in paths:
             fd = (os.open(path, os.O_RDONLY) if tree is None
@@ -271,7 +271,6 @@ def _file_readers(paths, root):
     finally:
         if tree is not None:
             tree.close()
-            os.close(tree.fds[""])
 
 
 def _read_chunks(readers, chunk):

@@ -877,11 +877,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
     copying into the page cache is slower than generation."""
     from concurrent.futures import ThreadPoolExecutor
     started = time.perf_counter()
-    fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    tree = _files.DatasetTree(fd_root, root)
-    for f in mine:  # directories opened (made) here, so the writers only read the tree
-        for p in [f["path"]] + side_paths(spec, f):
-            tree.dir(os.path.dirname(p), create=True)
+    tree = _files.DatasetTree.at(root)
     jobs = max(1, min(len(mine), threads))
     if progress and jobs > 1:
         lock, report = threading.Lock(), progress
@@ -900,12 +896,14 @@ def _write_files(root, spec, identity, mine, threads, progress):
             writer.window.close()
 
     try:
+        for f in mine:  # directories opened here (rank 0 made them), so writers only read it
+            for p in [f["path"]] + side_paths(spec, f):
+                tree.dir(os.path.dirname(p))
         with ThreadPoolExecutor(jobs) as pool:
             for future in [pool.submit(write, mine[j::jobs]) for j in range(jobs)]:
                 future.result()
     finally:
         tree.close()
-        os.close(fd_root)
     return sizes, time.perf_counter() - started
 
 
@@ -1035,8 +1033,7 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
 def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progress) -> dict:
     """Compare files `mine` with what they should hold; `lengths`: the manifest's, by path."""
     checker = _Checker(identity, threads, max_ranges, progress)
-    fd_root = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    tree = _files.DatasetTree(fd_root, root)
+    tree = _files.DatasetTree.at(root)
     count = 0
     try:
         for f in mine:
@@ -1056,7 +1053,6 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
     finally:
         checker.window.close()
         tree.close()
-        os.close(fd_root)
     return {"files": count, "bytes_read": checker.read, "mismatched_bytes": checker.mismatched,
             "range_count": checker.count, "ranges": checker.ranges}
 

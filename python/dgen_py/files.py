@@ -154,10 +154,17 @@ def open_in(directory: int, name: str, flags: int, shown: str, mode: int = 0o644
 
 
 class DatasetTree:
-    """Directories under DIR opened one component at a time, never following a symlink."""
+    """Directories under DIR opened one component at a time, never following a symlink.
+    close() closes them, and the root's fd too when the tree opened it (at())."""
 
     def __init__(self, root_fd: int, root: str):
-        self.root, self.fds = root, {"": root_fd}
+        self.root, self.fds, self.owns_root = root, {"": root_fd}, False
+
+    @classmethod
+    def at(cls, root: str) -> "DatasetTree":
+        tree = cls(os.open(root, os.O_RDONLY | os.O_DIRECTORY), root)
+        tree.owns_root = True
+        return tree
 
     def dir(self, rel: str, create=False) -> int:
         if rel in self.fds:
@@ -187,7 +194,7 @@ class DatasetTree:
 
     def close(self):
         for rel, fd in self.fds.items():
-            if rel:
+            if rel or self.owns_root:
                 os.close(fd)
 
 

@@ -29,35 +29,40 @@ struct Halves {
   uint64_t mask;
 };
 
+// One pass of the 4-round balanced Feistel network over v's halves (Forward), or of its
+// inverse.
+template <bool Forward>
+inline uint64_t network(uint64_t v, uint64_t key, const Halves& h) {
+  uint64_t l = v >> h.half, r = v & h.mask;
+  for (uint64_t i = 0; i < 4; ++i) {
+    if constexpr (Forward) {
+      const uint64_t next = l ^ (mix64(r ^ (key + i * kGolden)) & h.mask);
+      l = r;
+      r = next;
+    } else {
+      const uint64_t prev_r = l;
+      l = r ^ (mix64(prev_r ^ (key + (3 - i) * kGolden)) & h.mask);
+      r = prev_r;
+    }
+  }
+  return (l << h.half) | r;
+}
+
 }  // namespace
 
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key) {
   if (n <= 1) return 0;
   const Halves h(n);
-  do {
-    uint64_t l = x >> h.half, r = x & h.mask;
-    for (uint64_t round = 0; round < 4; ++round) {
-      const uint64_t next = l ^ (mix64(r ^ (key + round * kGolden)) & h.mask);
-      l = r;
-      r = next;
-    }
-    x = (l << h.half) | r;
-  } while (x >= n);  // walk the cycle until back inside [0, n)
+  do x = network<true>(x, key, h);
+  while (x >= n);  // walk the cycle until back inside [0, n)
   return x;
 }
 
 uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key) {
   if (n <= 1) return 0;
   const Halves h(n);
-  do {
-    uint64_t l = y >> h.half, r = y & h.mask;
-    for (uint64_t round = 4; round-- > 0;) {
-      const uint64_t prev_r = l;
-      l = r ^ (mix64(prev_r ^ (key + round * kGolden)) & h.mask);
-      r = prev_r;
-    }
-    y = (l << h.half) | r;
-  } while (y >= n);
+  do y = network<false>(y, key, h);
+  while (y >= n);
   return y;
 }
 
@@ -76,20 +81,7 @@ void permute_many(uint64_t n, const uint64_t* keys, uint64_t* values, size_t cou
     while (left > 0) {
       for (size_t p = 0; p < left; ++p) {  // one pass of the network, value after value
         uint64_t& v = values[walking[p]];
-        const uint64_t key = keys[walking[p]];
-        uint64_t l = v >> h.half, r = v & h.mask;
-        for (uint64_t round = 0; round < 4; ++round) {
-          if constexpr (Forward) {
-            const uint64_t next = l ^ (mix64(r ^ (key + round * kGolden)) & h.mask);
-            l = r;
-            r = next;
-          } else {
-            const uint64_t prev_r = l;
-            l = r ^ (mix64(prev_r ^ (key + (3 - round) * kGolden)) & h.mask);
-            r = prev_r;
-          }
-        }
-        v = (l << h.half) | r;
+        v = network<Forward>(v, keys[walking[p]], h);
       }
       size_t kept = 0;
       for (size_t p = 0; p < left; ++p)

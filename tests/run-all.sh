@@ -24,7 +24,7 @@ python3 -m pip install -q --upgrade "scikit-build-core>=0.10" "nanobind>=2.0" "c
 # wheel's extension and the C++ tests come from build/test.
 python3 -m pip install -q --no-build-isolation -Cbuild-dir=build/test \
   -Ccmake.define.DGEN_BUILD_TESTS=ON ".[test]"
-ctest --test-dir build/test --output-on-failure -j2
+ctest --test-dir build/test --output-on-failure -j2 --timeout 300
 
 # Sanitizers; the ASan build also covers a core built without hwloc (sysfs topology).
 for san in address,undefined thread; do
@@ -35,9 +35,10 @@ for san in address,undefined thread; do
     -DCMAKE_CXX_FLAGS="-fsanitize=$san -fno-omit-frame-pointer -fno-sanitize-recover=all" >/dev/null
   cmake --build "$dir" --target dgen_tests fill_bench
   UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
-    ctest --test-dir "$dir" --output-on-failure -j2
+    ctest --test-dir "$dir" --output-on-failure -j2 --timeout 300
 done
 
 # tests/python/test_mpi.py runs mpirun -n 2 and -n 3 with --oversubscribe (and, for root,
 # OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1).
+# Each test has a 300 s timeout (pyproject.toml): a hang fails with the test's name.
 python3 -m pytest -q tests/python

@@ -46,7 +46,7 @@ COMPRESSORS = {
 
 def analyze(source, *, block_sizes=None, frame_size=1048576,
             compressors=("zstd-1", "zstd-3", "lz4", "zlib-6"), sample=None,
-            threads=None, progress=None) -> dict:
+            threads=None, progress=None, cdc=()) -> dict:
     """Measure what a dedup engine and a compressor would make of `source`.
 
     `source` is a path (str or os.PathLike), any bytes-like object (bytes, bytearray,
@@ -70,7 +70,10 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     and always including frame 0 (0.25: frames 0, 4, 8, ...); a dict gives a share per
     compressor ({"zlib-6": 0.125}: zlib-6 every 8th frame, the others every frame).
     `threads` (default: the CPUs this process may use) measure 4 MiB pieces in parallel;
-    the result does not depend on it.
+    the result does not depend on it. `cdc`: average chunk sizes (each a power of two in
+    [256, 2**28]) at which to measure what a content-defined chunking engine finds:
+    FastCDC (pyfastcdc; minimum a quarter, maximum 8 times the average) over the whole
+    stream, each chunk identified by its XXH3-128 digest.
 
     Returns a JSON-serialisable dict:
         "source": the path, or the type name of the object
@@ -84,6 +87,8 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
                         "ratios": {"<compressor>": input bytes / compressed bytes},
                         "sampled": {"<compressor>": {"frames_compressed",
                                                      "bytes_compressed"}}}
+        "cdc": {"<average>": {"chunks", "unique": distinct chunks, "stored_bytes": bytes
+                of the distinct chunks, "ratio": bytes / stored_bytes}}, with `cdc`
         "zero_pages": {"count": all-zero aligned 4 KiB pages, "share": count / pages}
         "entropy_bits_per_byte": Shannon entropy of the byte histogram, 0.0 .. 8.0
         "ignored_tail_bytes": bytes after the last full 4 KiB page (not in zero_pages)
@@ -97,6 +102,7 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
                          f"got {frame_size}")
     names = _compressor_names(compressors)
     default, samplers = _samplers(sample, names)
+    chunkers = [_Chunker(avg) for avg in _cdc_sizes(cdc)]
     threads = (len(os.sched_getaffinity(0)) if threads is None
                else _checks.integer("threads", threads, 1, _checks.MAX_THREADS))
     piece = frame_size * max(1, PIECE // frame_size)
@@ -109,7 +115,9 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
 
     def collect(futures, nbytes):
         nonlocal zero
-        for future in futures:
+        for future in futures[:len(chunkers)]:
+            future.result()
+        for future in futures[len(chunkers):]:
             d, z, h, p = future.result()
             digests.extend(d)
             hist[:] += h
@@ -122,17 +130,24 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
         label, chunks = _open(source, chunk, stack)
         pool = ThreadPoolExecutor(threads)
         stack.callback(pool.shutdown, cancel_futures=True)
+        # One thread per chunker: each cuts the stream in order, beside the pieces' work.
+        serial = [ThreadPoolExecutor(1) for _ in chunkers]
+        for executor in serial:
+            stack.callback(executor.shutdown, cancel_futures=True)
         pending = deque()
         for data in chunks:
-            pending.append(([pool.submit(_measure, data[o:o + piece],
+            pending.append(([*(e.submit(c.feed, data) for e, c in zip(serial, chunkers)),
+                             *(pool.submit(_measure, data[o:o + piece],
                                          (total + o) // frame_size, frame_size,
                                          [*samplers, default], names)
-                             for o in range(0, len(data), piece)], len(data)))
+                               for o in range(0, len(data), piece))], len(data)))
             total += len(data)
             if len(pending) == 2:  # the reader is about to refill the oldest buffer
                 collect(*pending.popleft())
         while pending:
             collect(*pending.popleft())
+    for c in chunkers:
+        c.finish()
 
     dedup = {}
     for size in sizes:
@@ -158,10 +173,47 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
             "sampled": {name: {"frames_compressed": f, "bytes_compressed": r}
                         for name, f, r in zip(names, frames, read)},
         },
+        **({"cdc": {str(c.average): c.result(total) for c in chunkers}} if chunkers else {}),
         "zero_pages": {"count": zero, "share": zero / pages if pages else None},
         "entropy_bits_per_byte": float((p * np.log2(1 / p)).sum()),
         "ignored_tail_bytes": total - pages * PAGE,
     }
+
+
+class _Chunker:
+    """FastCDC over a stream fed in pieces, cut exactly as over one buffer: a cut point
+    depends only on the bytes from its chunk's start, so the last chunk of each piece
+    (cut short by the piece's end) is carried into the next and cut again."""
+
+    def __init__(self, average):
+        from pyfastcdc import FastCDC
+        self.average = average
+        self.cut = FastCDC(avg_size=average).cut_buf
+        self.carry = b""
+        self.stored = {}
+        self.chunks = 0
+
+    def feed(self, view):
+        data = self.carry + view if self.carry else view
+        last = None
+        for last in self.cut(data):
+            if last.offset + last.length < len(data):
+                self._add(last.data)
+        self.carry = bytes(last.data) if last is not None else b""
+
+    def finish(self):
+        if self.carry:
+            self._add(self.carry)
+            self.carry = b""
+
+    def _add(self, chunk):
+        self.chunks += 1
+        self.stored.setdefault(xxhash.xxh3_128_digest(chunk), len(chunk))
+
+    def result(self, total):
+        stored = sum(self.stored.values())
+        return {"chunks": self.chunks, "unique": len(self.stored), "stored_bytes": stored,
+                "ratio": total / stored if stored else None}
 
 
 def _measure(view, first_frame, frame_size, samplers, names):
@@ -300,6 +352,16 @@ def _block_sizes(value) -> list[int]:
     for v in sizes:
         if v & (v - 1):
             raise ValueError(f"block_sizes must be powers of two in [4096, {MAX_BLOCK}], "
+                             f"got {v}")
+    return sizes
+
+
+def _cdc_sizes(value) -> list[int]:
+    sizes = sorted({_checks.integer("cdc", v, 256, 2**28)
+                    for v in ((value,) if isinstance(value, numbers.Integral) else value)})
+    for v in sizes:
+        if v & (v - 1):
+            raise ValueError(f"cdc average chunk sizes must be powers of two in [256, 2**28], "
                              f"got {v}")
     return sizes
 

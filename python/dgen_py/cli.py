@@ -340,6 +340,7 @@ def build_parser() -> Parser:
                 "examples:\n  dgen analyze disk.img --sample 0.1\n"
                 "  dgen analyze /mnt/test/dir            # a dataset: its files as one\n"
                 "  dgen analyze a.bin b.bin --block-sizes 4K,64K --json\n"
+                "  dgen analyze /backup/src --cdc 1MiB,2MiB   # what restic/borg would find\n"
                 "Without --sample, zstd-1 and lz4 compress every frame, zstd-3 1 frame in 4\n"
                 "and zlib-6 1 in 16 (the slow ones); --sample 1: every frame with all four.")
     c.add_argument("paths", nargs="+", metavar="PATH",
@@ -349,6 +350,10 @@ def build_parser() -> Parser:
                    help="dedup block sizes, comma-separated (default 4KiB..1MiB)")
     c.add_argument("--frame-size", metavar="SIZE", type=_arg(parse_size), default=1 << 20,
                    help="compression frame (default 1MiB)")
+    c.add_argument("--cdc", metavar="SIZES", type=_arg(_block_sizes), default=(),
+                   help="also measure the dedup a content-defined chunking engine finds "
+                   "(FastCDC) at these average chunk sizes, comma-separated powers of two "
+                   "in [256, 256MiB]")
     c.add_argument("--sample", metavar="SHARE", type=_arg(_number(0, 1, "a share in (0, 1]")),
                    help="share of frames every compressor compresses, in (0, 1] (default: "
                    "all for zstd-1 and lz4, 1/4 for zstd-3, 1/16 for zlib-6)")
@@ -680,7 +685,7 @@ def cmd_analyze(args) -> int:
                                    frame_size=args.frame_size,
                                    sample=CLI_SAMPLE if args.sample is None
                                    else args.sample, threads=args.threads,
-                                   progress=advance))
+                                   progress=advance, cdc=args.cdc))
         results[-1]["seconds"] = round(time.perf_counter() - t0, 3)
         if not args.json:
             print(analyze_report(results[-1]))
@@ -700,6 +705,10 @@ def analyze_report(a: dict) -> str:
              f"  {'dedup block':>11} {'blocks':>12} {'unique':>12} {'ratio':>8}"]
     lines += [f"  {human(int(size)):>11} {d['blocks']:>12} {d['unique']:>12} "
               f"{fmt(d['ratio']):>8}" for size, d in a["dedup"].items()]
+    if "cdc" in a:
+        lines.append(f"  {'cdc average':>11} {'chunks':>12} {'unique':>12} {'ratio':>8}")
+        lines += [f"  {human(int(size)):>11} {d['chunks']:>12} {d['unique']:>12} "
+                  f"{fmt(d['ratio']):>8}" for size, d in a["cdc"].items()]
     lines.append(f"  compression of {human(c['frame_size'])} frames "
                  f"({c['frames_compressed']} of {c['frames']} compressed):")
     lines += [f"  {name:>11} {fmt(ratio):>8}"

@@ -229,6 +229,9 @@ ERRORS = [
     ("compressor", dict(compressors=("zstd-1", "gzip")), ValueError,
      "'gzip'; accepted: zstd-1, zstd-3, lz4, zlib-6"),
     ("threads 0", dict(threads=0), ValueError, "threads"),
+    ("cdc 3000", dict(cdc=3000), ValueError, "powers of two in [256, 2**28], got 3000"),
+    ("cdc 128", dict(cdc=(128,)), ValueError, "cdc"),
+    ("cdc float", dict(cdc=(4096.0,)), TypeError, "cdc"),
 ]
 
 
@@ -352,3 +355,34 @@ def test_progress_is_called_with_every_byte_measured(dataset_dir, monkeypatch):
     calls = []
     dgen_py.analyze(path, compressors=(), progress=calls.append)
     assert len(calls) > 1 and sum(calls) == len(data)
+
+
+def fastcdc_count(data, average):
+    """(chunks, unique, stored bytes) of FastCDC over one buffer, as a backup engine counts."""
+    from pyfastcdc import FastCDC
+    stored, chunks = {}, 0
+    for c in FastCDC(avg_size=average).cut_buf(data):
+        stored[bytes(c.data)] = c.length
+        chunks += 1
+    return chunks, len(stored), sum(stored.values())
+
+
+def test_cdc_counts_what_fastcdc_finds_over_the_whole_stream(tmp_path, monkeypatch):
+    # Runs of 16 pages copied: a 16 KiB chunker finds most copies, a 64 KiB one fewer.
+    data = bytes(dgen_py.generate_buffer(12 << 20, dedup_ratio=2, compress_ratio=2, seed=8,
+                                         dedup_unit=PAGE, dedup_run=16))
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    monkeypatch.setattr(analyze_module, "CHUNK", 1)  # 4 MiB reads: chunks cut across them
+    r = dgen_py.analyze(path, cdc=(16384, 65536), compressors=(), block_sizes=(PAGE,))
+    for average in (16384, 65536):
+        chunks, unique, stored = fastcdc_count(data, average)
+        assert r["cdc"][str(average)] == {"chunks": chunks, "unique": unique,
+                                          "stored_bytes": stored, "ratio": len(data) / stored}
+    assert r["cdc"]["16384"]["ratio"] > r["cdc"]["65536"]["ratio"] > 1.0
+
+
+def test_cdc_is_reported_only_when_asked_for():
+    assert "cdc" not in dgen_py.analyze(b"\1" * PAGE, compressors=())
+    r = dgen_py.analyze(b"", cdc=4096, compressors=())
+    assert r["cdc"] == {"4096": {"chunks": 0, "unique": 0, "stored_bytes": 0, "ratio": None}}

@@ -5,6 +5,7 @@ import json
 import os
 import pty
 import random
+import re
 import resource
 import shutil
 import struct
@@ -437,6 +438,19 @@ def test_an_unknown_format_version_is_refused(tmp_path):
 
 
 # --- analyze -----------------------------------------------------------------------------
+def test_analyze_cdc_prints_what_fastcdc_finds(tmp_path):
+    from test_analyze import fastcdc_count
+    data = bytes(dgen_py.generate_buffer(8 << 20, dedup_ratio=2, seed=4, dedup_unit=4096,
+                                         dedup_run=32))
+    (tmp_path / "d.bin").write_bytes(data)
+    a = dgen_json("analyze", tmp_path / "d.bin", "--cdc", "16KiB")["files"][0]["cdc"]
+    chunks, unique, stored = fastcdc_count(data, 16384)
+    assert (a["16384"]["chunks"], a["16384"]["unique"]) == (chunks, unique)
+    assert a["16384"]["ratio"] == pytest.approx(len(data) / stored, rel=0.01)
+    out = dgen("analyze", tmp_path / "d.bin", "--cdc", "16KiB", check=0).stdout.decode()
+    assert re.search(rf"cdc average .*\n +16 KiB +{chunks} +{unique} ", out), out
+
+
 def test_analyze_takes_a_dataset_directory_as_one_dataset(tmp_path):
     # 8 MiB: one whole window of format 2, which shows the ratio exactly.
     dgen("write", tmp_path / "ds", "--size", "8MiB", "--files", 4, "--dedup-ratio", 2,

@@ -22,6 +22,7 @@ from fractions import Fraction
 
 from . import _checks, _core, bench, files
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
+from ._holds import TOLERANCE, holds
 
 SIZE_EXAMPLES = "examples: 4096, 4KiB, 10G, 1.5TiB"
 # Like GNU dd: K/M/G/T/P/E and KiB/MiB/... are powers of 1024, KB/MB/... powers of 1000.
@@ -517,6 +518,7 @@ def cmd_generate(args) -> int:
         record = files.manifest_record(identity, [{"path": data, "offset": 0,
                                                    "length": args.size}])
         files.write_manifest(manifest, record)
+    warn_held(identity, record["holds"] if manifest else holds(identity))
     if advance:  # on a terminal, where the bar goes away when done
         say(f"generated {human(args.size)} at {rate(args.size, time.perf_counter() - t0)}")
     return 0
@@ -531,9 +533,31 @@ def identity_options(args) -> dict:
     return {k: getattr(args, k) for k in IDENTITY_OPTIONS}
 
 
+def held_line(identity: dict, held: dict) -> str:
+    """What a report adds: the dedup ratio the size holds, where dedup was asked for."""
+    return "" if identity["dedup_ratio"] == 1 else f", holds dedup {held['dedup_ratio']:.3f}"
+
+
+def warn_held(identity: dict, held: dict) -> None:
+    """Warn where the size holds the dedup ratio off the request by more than 1%."""
+    want = identity["dedup_ratio"]
+    if abs(held["dedup_ratio"] / want - 1) <= TOLERANCE:
+        return
+    size = identity["size"]
+    where = (f"; {human(held['smallest_size'])} ({held['smallest_size']} bytes) is the "
+             f"smallest size from {human(size)} up that holds it within 1%"
+             if held["smallest_size"] else "")
+    say(f"warning: {human(size)} holds dedup {held['dedup_ratio']:.3f}, not the "
+        f"{want:g} requested ({held['unique_units']} unique units of {held['units']}: the "
+        f"ratio shows over whole windows of runs, docs/data-model.md){where}")
+
+
 def report_written(args, m: dict, line, shown: dict | None = None) -> int:
     """What a command that wrote a dataset prints: its manifest (`shown`, when given) as
-    JSON, or line(m) and where the manifest is."""
+    JSON, or line(m) and where the manifest is; and a warning where its size holds less
+    dedup than requested."""
+    if "holds" in m:
+        warn_held(m["identity"], m["holds"])
     if args.json:
         print_json(m if shown is None else shown)
     else:
@@ -556,7 +580,8 @@ def cmd_write(args) -> int:
         size = m["identity"]["size"]
         ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
         return (f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s){ranks} at "
-                f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}")
+                f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}"
+                f"{held_line(m['identity'], m['holds'])}")
     return report_written(args, m, line)
 
 

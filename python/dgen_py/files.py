@@ -33,6 +33,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from . import _checks, _core
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
+from ._holds import holds
 
 ALIGN = 4096
 VERIFY_CHUNK = 64 * 1024 * 1024
@@ -528,6 +529,7 @@ def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=F
         "format_version": identity["format_version"],
         "dgen_version": __version__,
         "identity": identity,
+        "holds": holds(identity),
         "files": layout,
         "direct": bool(direct),
         "fsync": bool(fsync),

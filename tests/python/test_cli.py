@@ -173,7 +173,8 @@ def test_verify_of_a_path_that_does_not_exist_fails_in_one_line(tmp_path):
 
 def test_verify_without_manifest_takes_the_identity_as_flags(tmp_path):
     path = tmp_path / "copy.bin"
-    r = dgen("generate", "--size", "3MiB", "--dedup-ratio", 2, "-o", path, check=0)
+    # 8 MiB: one whole window of 64 units, which holds dedup 2 (no warning).
+    r = dgen("generate", "--size", "8MiB", "--dedup-ratio", 2, "-o", path, check=0)
     seed = int(r.stderr.split()[2])  # "dgen: seed N (...)": the one line on stderr
     assert r.stderr.count(b"\n") == 1
     os.unlink(f"{path}.dgen.json")  # as for a file copied without its manifest
@@ -207,10 +208,10 @@ def test_verify_reports_ranges_across_reads_as_one_call_would(tmp_path, monkeypa
 
 # --- generate ----------------------------------------------------------------------------
 def test_generate_to_stdout_is_exactly_the_python_api_bytes():
-    r = dgen("generate", "--size", "10MiB", "--seed", 42, "--dedup-ratio", 2,
-             "--compress-ratio", 3, check=0)
-    assert len(r.stdout) == 10 << 20 and r.stderr == b""
-    assert r.stdout == expected(10 << 20, 42, 2, 3)
+    r = dgen("generate", "--size", "16MiB", "--seed", 42, "--dedup-ratio", 2,
+             "--compress-ratio", 3, check=0)  # 128 units: holds dedup 2, no warning
+    assert len(r.stdout) == 16 << 20 and r.stderr == b""
+    assert r.stdout == expected(16 << 20, 42, 2, 3)
 
 
 def test_generate_prints_its_rate_when_done_on_a_terminal(tmp_path):

@@ -210,12 +210,12 @@ def test_verify_sized_by_the_file_warns_that_truncation_is_undetectable(tmp_path
 
 
 def test_generate_prints_the_whole_identity(tmp_path):
-    r = dgen("generate", "--size", "64KiB", "--dedup-ratio", 2, "--compress-ratio", 3,
-             "--dedup-unit", "4K", "-o", tmp_path / "g.bin", check=0)
+    r = dgen("generate", "--size", "256KiB", "--dedup-ratio", 2, "--compress-ratio", 3,
+             "--dedup-unit", "4K", "-o", tmp_path / "g.bin", check=0)  # 64 units: holds 2
     line = r.stderr.decode()
     seed = int(line.split()[2])
     assert line == (f"dgen: seed {seed} drawn; to reproduce or verify this data: --seed {seed} "
-                    f"--size 65536 --dedup-ratio 2 --compress-ratio 3 --dedup-unit 4096 "
+                    f"--size 262144 --dedup-ratio 2 --compress-ratio 3 --dedup-unit 4096 "
                     f"--format-version {dgen_py.FORMAT_VERSION}\n")
     os.unlink(tmp_path / "g.bin.dgen.json")
     assert dgen_json("verify", tmp_path / "g.bin", *line.split(": ")[2].split())["ok"]

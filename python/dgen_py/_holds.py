@@ -1,0 +1,42 @@
+"""What a dataset's size holds of its dedup ratio (docs/data-model.md, "What a size holds").
+
+A dataset shows its dedup ratio over whole windows of runs; a size that ends inside the
+first windows holds less (2 GiB of 1 MiB units in runs of 64: 1.33 for a requested 2).
+Reports give the ratio held, and, where it is off by more than TOLERANCE, the smallest
+size from the requested one up that holds the request.
+"""
+
+from __future__ import annotations
+
+from ._generator import Generator
+
+TOLERANCE = 0.01
+MAX_STEPS = 1 << 16  # candidate sizes looked at (a window is 64 runs: far fewer suffice)
+
+
+def holds(identity: dict) -> dict:
+    """{"dedup_ratio": units / unique units at this size, "units", "unique_units",
+    "smallest_size": None where the request holds within TOLERANCE, else the smallest size
+    >= identity["size"] (in whole runs) that holds it, or None when none is near}."""
+    unit = identity["dedup_unit"]
+    run = identity.get("dedup_run", 1)
+
+    units = -(-identity["size"] // unit)
+    unique = _unique(identity, identity["size"])
+    ratio = units / unique if unique else 1.0
+    out = {"dedup_ratio": ratio, "units": units, "unique_units": unique, "smallest_size": None}
+    want = identity["dedup_ratio"]
+    if abs(ratio / want - 1) <= TOLERANCE or units == 0:
+        return out
+    first = -(-units // run) * run
+    for n in range(max(first, run), first + MAX_STEPS * run, run):
+        u = _unique(identity, n * unit)
+        if abs(n / u / want - 1) <= TOLERANCE:
+            out["smallest_size"] = n * unit
+            break
+    return out
+
+
+def _unique(identity: dict, size: int) -> int:
+    options = {k: v for k, v in identity.items() if k != "size"}
+    return Generator(size, **options, max_threads=1).unique_units

@@ -208,6 +208,19 @@ class Generator(io.RawIOBase):
             _closed()
         return self._s.fill(self._room(buf) if self._sliced else buf)
 
+    def read(self, size=-1) -> bytes:
+        """The next min(size, remaining) bytes (all of them for size -1 or None), made in
+        place in one bytes object; a size that cannot be had raises MemoryError naming it."""
+        if self.closed:
+            _closed()
+        size = -1 if size is None else _checks.integer("size", size, -_checks.MAX_SIZE,
+                                                       _checks.MAX_SIZE)
+        left = max(0, self._stop - self._s.position)
+        return self._s.read_bytes(left if size < 0 else min(size, left))
+
+    def readall(self) -> bytes:
+        return self.read()
+
     def seek(self, offset, whence=io.SEEK_SET) -> int:
         """Go to `offset` (counted from the slice's start in a slice)."""
         if self.closed:
@@ -321,4 +334,8 @@ def create_bytearrays(count, size) -> list[bytearray]:
     count = _checks.integer("count", count, 0, 2**31)
     size = _checks.integer("size", size, 0, _checks.MAX_SIZE)
     _core.check_memory(count * size)
-    return [bytearray(size) for _ in range(count)]
+    try:
+        return [bytearray(size) for _ in range(count)]
+    except MemoryError:
+        raise MemoryError(f"asked {count * size} bytes ({count} bytearrays of {size}); Python "
+                          f"could not allocate them") from None

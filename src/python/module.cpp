@@ -267,6 +267,30 @@ nb::object stream_read(dgen::Stream& s, uint64_t n) {
   return owner;
 }
 
+// read() of a file: the bytes as a new bytes object, filled in place (no copy). A refusal
+// names the size, as every MemoryError of ours does.
+nb::object stream_read_bytes(dgen::Stream& s, uint64_t n) {
+  CallScope scope("read");
+  const auto c = s.claim(n);
+  PyObject* b;
+  try {
+    dgen::check_memory(c.length);
+    b = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(c.length));
+    if (!b) {
+      PyErr_Clear();
+      throw dgen::OutOfMemory("asked " + dgen::format_bytes(c.length) + " (" +
+                              std::to_string(c.length) +
+                              " bytes); Python could not allocate them");
+    }
+  } catch (...) {
+    s.unclaim(c);
+    throw;
+  }
+  nb::object owner = nb::steal(b);
+  fill_claim(s, c, reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(b)));
+  return owner;
+}
+
 dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offset,
                                  size_t max_ranges) {
   CallScope scope("verify");
@@ -548,6 +572,7 @@ NB_MODULE(_core, m) {
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)
+      .def("read_bytes", &stream_read_bytes, "n"_a)
       .def("verify", &stream_verify, "buf"_a.none(), "offset"_a, "max_ranges"_a = 20)
       .def("verifier", &stream_verifier, "max_ranges"_a = 20, nb::rv_policy::take_ownership)
       .def("write", &stream_write, "fd"_a, "offset"_a, "length"_a, "file_offset"_a = -1,

@@ -867,7 +867,7 @@ def start_mpi(args) -> int | None:
         where = (f"launched as one of {launched[0]} ranks by {launched[1]}" if launched
                  else "--mpi given")
         return fail(2, f"{where}, but mpi4py cannot be imported ({e}): install it "
-                    f"(pip install mpi4py, or pip install dgen-py[mpi]) built against "
+                    f"(pip install mpi4py, or pip install '.[mpi]' in dgen's source tree) built against "
                     f"this MPI, or pass --no-mpi to run every rank on its own")
     args.mpi_module, args.comm = mpi, mpi.MPI.COMM_WORLD
     if args.comm.rank:  # rank 0 alone prints: the report, progress, --json and errors

@@ -135,7 +135,7 @@ def require(fmt: str):
         return __import__(module)
     except ImportError:
         raise ValueError(f"--format {fmt} needs the Python package {module}: pip install "
-                         f"'dgen-py[{extra}]'") from None
+                         f"'.[{extra}]' in dgen's source tree") from None
 
 
 def _file_names(spec) -> list[str]:

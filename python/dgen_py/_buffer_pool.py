@@ -92,6 +92,11 @@ class BufferPool:
         """The seed the pool's datasets derive from."""
         return self._seed
 
+    def __reduce__(self):
+        raise TypeError("BufferPool cannot be pickled: a copy would hand out the same slices as "
+                        "the original, so their data would not be unique; make one pool per "
+                        "process instead (BufferPool(seed=...) with a seed of its own)")
+
     def __repr__(self) -> str:
         return (f"BufferPool(dedup_ratio={self._dedup:g}, compress_ratio={self._compress:g}, "
                 f"seed={self._seed})")

@@ -183,6 +183,8 @@ class Generator(io.RawIOBase):
         Its `result` is what one verify() over all the pieces would report, with ranges
         merged across piece boundaries; memory stays constant however much is added.
         """
+        if self.closed:
+            _closed()
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
         return Verifier(self._s.verifier(max_ranges), self._start)
 

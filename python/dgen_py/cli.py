@@ -469,7 +469,7 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--manifest: {args.manifest!r} must end in "
                          f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
                          f"hold the data, where dgen verify looks for it")
-    threads = args.threads
+    threads = args.threads or _checks.threads(None) or None
     if threads is None and to_stdout and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
         # The reader of a pipe needs a CPU too: producers on every CPU slow it (on 2 CPUs,
         # 4 GiB through `| cat` took 1.6-3.5 s with two, 1.4 s with one).

@@ -760,7 +760,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                            dlio="2.0", hdf5_datasets=1, dims_seed=10, seed=None,
                            dedup_ratio=1.0, compress_ratio=1.0, dedup_unit=DEFAULT_DEDUP_UNIT,
                            format_version=_core.FORMAT_VERSION, threads=None, force=False,
-                           progress=None, comm=None) -> dict:
+                           jobs=None, fsync=False, progress=None, comm=None) -> dict:
     """Write a DLIO training dataset into directory `path`; returns its manifest.
 
     format (or workload, a preset of MLPerf Storage: unet3d, resnet50, cosmoflow) and the
@@ -768,8 +768,10 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     (an mpi4py communicator; collective) file i is written by rank i % comm.size and rank 0
     claims the directory and writes the manifest after every rank finished; every rank
     returns the same manifest. Files under train/, valid/ and index/ that the new dataset
-    does not have are refused, or deleted with force=True. progress(n) is called with the
-    payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
+    does not have are refused, or deleted with force=True. jobs files are written at once
+    (default: one per thread, at most the files); fsync=True fsyncs every file and
+    directory before the manifest. progress(n) is called with the payload bytes written
+    (on rank 0, scaled to the dataset's size, under MPI).
     """
     spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
                         samples_per_file=samples_per_file, record_length=record_length,
@@ -780,6 +782,8 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
     root = _checks.path(path)
     force = _checks.flag("force", force)
+    fsync = _checks.flag("fsync", fsync)
+    jobs = None if jobs is None else _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
     threads = _checks.threads(threads)
     if threads is None and comm is not None:
         from .mpi import threads_per_rank
@@ -845,8 +849,8 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         mine = entries[rank::world]
         scale = identity["size"] / max(1, sum(e["payload"] for e in mine))
         tick = (lambda n: progress(n * scale)) if progress and rank == 0 else None
-        sizes = agree(lambda: _write_files(root, spec, identity, mine, threads, tick),
-                      share=True)
+        sizes = agree(lambda: _write_files(root, spec, identity, mine, threads, tick, jobs,
+                                           fsync), share=True)
         seconds = max(s for _, s in sizes)
         sized = {}
         for written, _ in sizes:
@@ -871,14 +875,15 @@ def _collective(comm):
     return lambda fn, share=True: _agree(comm, fn, share)
 
 
-def _write_files(root, spec, identity, mine, threads, progress):
+def _write_files(root, spec, identity, mine, threads, progress, jobs=None, fsync=False):
     """Write data files `mine` and their index files; ({path: size}, seconds). With several
-    threads, several files at once (one writer each, as `dgen write --jobs`): one thread
-    copying into the page cache is slower than generation."""
+    threads, several files at once (`jobs`, one writer each, as `dgen write --jobs`; by
+    default one per thread): one thread copying into the page cache is slower than
+    generation. fsync: every file, then every directory, reaches the device."""
     from concurrent.futures import ThreadPoolExecutor
     started = time.perf_counter()
     tree = _files.DatasetTree.at(root)
-    jobs = max(1, min(len(mine), threads))
+    jobs = max(1, min(len(mine), threads if jobs is None else jobs))
     if progress and jobs > 1:
         lock, report = threading.Lock(), progress
 
@@ -891,7 +896,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
         writer = _Writer(identity, max(1, threads // jobs), progress)
         try:
             for f in group:
-                _write_one(tree, root, spec, f, writer, sizes)
+                _write_one(tree, root, spec, f, writer, sizes, fsync)
         finally:
             writer.window.close()
 
@@ -902,12 +907,15 @@ def _write_files(root, spec, identity, mine, threads, progress):
         with ThreadPoolExecutor(jobs) as pool:
             for future in [pool.submit(write, mine[j::jobs]) for j in range(jobs)]:
                 future.result()
+        if fsync:
+            for fd in tree.fds.values():
+                os.fsync(fd)
     finally:
         tree.close()
     return sizes, time.perf_counter() - started
 
 
-def _write_one(tree, root, spec, f, writer, sizes):
+def _write_one(tree, root, spec, f, writer, sizes, fsync=False):
     # Existing files are overwritten in place and cut to their new length after (as
     # write_dataset does: no pages freed and allocated again), new ones appended to.
     flags = os.O_WRONLY | os.O_CREAT
@@ -915,6 +923,8 @@ def _write_one(tree, root, spec, f, writer, sizes):
     try:
         sizes[f["path"]] = writer.write(fd, spec, f)
         os.ftruncate(fd, sizes[f["path"]])
+        if fsync:
+            os.fsync(fd)
     except OSError as e:
         raise OSError(e.errno, f"writing {os.path.join(root, f['path'])}: "
                       f"{e.strerror}") from None
@@ -924,6 +934,8 @@ def _write_one(tree, root, spec, f, writer, sizes):
         fd = tree.open(p, flags | os.O_TRUNC)
         try:
             os.write(fd, content)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         sizes[p] = len(content)

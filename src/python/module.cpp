@@ -1,7 +1,8 @@
 // dgen_py._core: argument conversion, buffer checks, GIL release. No logic of its own.
 //
-// Concurrency protocol (the pool's own is at the top of src/core/pool.cpp). Each rule names
-// the test in tests/python/test_concurrency.py that breaks it.
+// Concurrency protocol (the pool's own, and the fork protocol of every process-wide lock of
+// the core, are at the top of src/core/pool.cpp). Each rule names the test in
+// tests/python/test_concurrency.py that breaks it.
 // - GIL: a call that may take more than a block, or needs the pool, releases the GIL
 //   (Released) and polls for signals every 20 ms by taking it back briefly; smaller calls
 //   keep it. No thread waits for a lock of ours while holding the GIL

@@ -60,6 +60,7 @@ FLUSH = 1 << 20  # gathered writes go out at this many bytes ...
 IOV_MAX = 512  # ... or this many pieces
 DIRECT_WRITE = 1 << 20  # payload extents at least this long are written by the core
 PARQUET_ROW_GROUP = 1024  # DLIO's parquet.row_group_size default
+ENCODE_VALUES = 1 << 20  # csv values encoded at once (the encoder holds about 25 bytes each)
 SPLITS = ("train", "valid")
 INDEX_DIR = "index"
 
@@ -458,33 +459,88 @@ def _image_parts(spec, f):
     yield Encoded(f["payload_offset"], f["payload"], encode)
 
 
-_DECIMAL = [str(i).encode() for i in range(256)]  # csv's text of each byte value
+def _csv_table():
+    """(256 x 4 uint8: each byte value's decimal digits, left-aligned; their counts)."""
+    import numpy as np
+    table, counts = np.zeros((256, 4), np.uint8), np.zeros(256, np.intp)
+    for v in range(256):
+        text = str(v).encode()
+        table[v, :len(text)] = list(text)
+        counts[v] = len(text)
+    return table, counts
 
 
 def _csv_parts(spec, f):
-    """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO)."""
-    d1, d2 = f["dims"]
+    """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO),
+    encoded ENCODE_VALUES values at a time, rows cut anywhere: memory stays bounded."""
+    row = f["dims"][0] * f["dims"][1]
+    table = []
 
-    def encode(values):
-        rows = values.reshape(f["samples"], d1 * d2).tolist()
-        return b"".join(b",".join([_DECIMAL[v] for v in row]) + b"\n" for row in rows)
-    yield Encoded(f["payload_offset"], f["payload"], encode)
+    def piece(first):  # values [first, first + len(values)) of the file
+        def encode(values):
+            import numpy as np
+            if not table:
+                table.extend(_csv_table())
+            digits, counts = table
+            tokens = digits[values]  # each value's digits, then its separator
+            n = len(values)
+            ends = np.full(n, ord(","), np.uint8)
+            ends[row - 1 - first % row::row] = ord("\n")  # the last value of a row
+            width = counts[values]
+            tokens.reshape(-1)[np.arange(0, 4 * n, 4) + width] = ends
+            return tokens[np.arange(4) <= width[:, None]].tobytes()
+        return encode
+    for at in range(0, f["payload"], ENCODE_VALUES):
+        yield Encoded(f["payload_offset"] + at, min(ENCODE_VALUES, f["payload"] - at),
+                      piece(at))
+
+
+class _Sink(io.RawIOBase):
+    """A file that keeps what is written until take() hands it out."""
+
+    def __init__(self):
+        super().__init__()
+        self.pieces = []
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.pieces.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out, self.pieces = b"".join(self.pieces), []
+        return out
 
 
 def _parquet_parts(spec, f):
     """One column `data` of fixed-size lists of dim1 * dim2 uint8, row groups of 1024 rows
-    (the MLPerf Storage fork's legacy mode), stored uncompressed, no dictionary."""
+    (the MLPerf Storage fork's legacy mode), stored uncompressed, no dictionary. One row
+    group is encoded at a time (the bytes of pq.write_table over the whole file), so memory
+    is bounded by a row group's, not the file's."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    d1, d2 = f["dims"]
+    row = f["dims"][0] * f["dims"][1]
+    sink, state = _Sink(), {}
 
-    def encode(values):
-        column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()), d1 * d2)
-        out = pa.BufferOutputStream()
-        pq.write_table(pa.table({"data": column}), out, row_group_size=PARQUET_ROW_GROUP,
-                       compression="none", use_dictionary=False, write_statistics=False)
-        return out.getvalue().to_pybytes()
-    yield Encoded(f["payload_offset"], f["payload"], encode)
+    def piece(last):
+        def encode(values):
+            column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()), row)
+            table = pa.table({"data": column})
+            if "writer" not in state:
+                state["writer"] = pq.ParquetWriter(sink, table.schema, compression="none",
+                                                   use_dictionary=False,
+                                                   write_statistics=False)
+            state["writer"].write_table(table, row_group_size=PARQUET_ROW_GROUP)
+            if last:
+                state["writer"].close()
+            return sink.take()
+        return encode
+    group = PARQUET_ROW_GROUP * row
+    for at in range(0, f["payload"], group):
+        n = min(group, f["payload"] - at)
+        yield Encoded(f["payload_offset"] + at, n, piece(at + n == f["payload"]))
 
 
 _FORMAT_PARTS = {"npy": _npy_parts, "npz": _npz_parts, "indexed_binary": _indexed_binary_parts,

@@ -66,6 +66,16 @@ def path(value) -> str:
                         f"{type(value).__name__} {value!r}") from None
 
 
+def buffer(size: int) -> bytearray:
+    """bytearray(size), checked against the memory that can be had first; a MemoryError
+    names the size either way (Python's own says nothing)."""
+    _core.check_memory(size)
+    try:
+        return bytearray(size)
+    except MemoryError:
+        raise MemoryError(f"asked {size} bytes; Python could not allocate them") from None
+
+
 def size(value) -> int:
     return integer("size", value, 0, MAX_SIZE)
 

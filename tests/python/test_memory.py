@@ -224,3 +224,16 @@ def test_create_bytearrays_that_python_cannot_allocate_names_the_size():
             print("MemoryError:", e)
     """, preexec=address_space_limit(512 * MiB), env={"DGEN_SKIP_MEMORY_CHECK": "1"})
     assert r.stdout.startswith("MemoryError: asked 3221225472 bytes"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args", [["bench", "--size", "1GiB", "--threads", "1"],
+                                  ["analyze", "FILE", "--frame-size", "1GiB"]])
+def test_the_cli_names_the_size_python_could_not_allocate(args, tmp_path):
+    (tmp_path / "FILE").write_bytes(bytes(4096))
+    args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
+    r = subprocess.run([DGEN, *args], capture_output=True, text=True, timeout=60,
+                       preexec_fn=address_space_limit(512 * MiB),
+                       env={**os.environ, "DGEN_SKIP_MEMORY_CHECK": "1"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("dgen: error: not enough memory: asked "), r.stderr
+    assert "bytes" in r.stderr.splitlines()[0]

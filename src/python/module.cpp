@@ -16,6 +16,9 @@
 //   verifiers_lock]. A forked child replaces the lock on first use; a Verifier that another
 //   thread held at the fork raises RuntimeError there, its state being unknown
 //   [test_a_child_forked_while_a_verifier_is_locked_gets_a_clear_error].
+// - A BufferPool's lock (Python's, python/dgen_py/_buffer_pool.py) is made anew in a forked
+//   child, as the Verifier's is [test_a_child_forked_while_another_thread_holds_a_buffer_
+//   pools_lock_can_use_the_pool].
 // - In flight: calls_in_flight counts threads between releasing and retaking the GIL
 //   (calls and lock waits). In a forked child it restarts at this thread's own count
 //   [test_forks_under_load_never_hang_and_every_child_exits_promptly, test_a_child_forked_

@@ -229,7 +229,8 @@ def build_parser() -> Parser:
 
     def threads(c):
         c.add_argument("--threads", metavar="N", type=_arg(_integer(1, _checks.MAX_THREADS)),
-                       help="worker threads (default: every CPU this process may use)")
+                       help="worker threads (default: DGEN_THREADS, else every CPU this "
+                       "process may use)")
 
     def json_flag(c):
         c.add_argument("--json", action="store_true", help="print JSON for machines")

@@ -633,9 +633,13 @@ def verify_target(path: str) -> tuple[str, tuple[int, int, int] | None]:
     """What `dgen verify PATH` checks: (dataset path, None), or for one file of a dataset
     directory that has no manifest of its own, (directory, (file index, 0, length))."""
     name = os.path.basename(path)
+    named = name == files.MANIFEST_NAME or (path.endswith(files.MANIFEST_SUFFIX)
+                                            and len(name) > len(files.MANIFEST_SUFFIX))
+    if named and not os.path.lexists(path):
+        raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     if name == files.MANIFEST_NAME:  # a manifest stands for what it describes
         return os.path.dirname(path) or ".", None
-    if path.endswith(files.MANIFEST_SUFFIX) and len(name) > len(files.MANIFEST_SUFFIX):
+    if named:
         return path[:-len(files.MANIFEST_SUFFIX)], None
     directory = os.path.dirname(path) or "."
     if (os.path.isfile(path) and not os.path.lexists(path + files.MANIFEST_SUFFIX)

@@ -577,6 +577,9 @@ def test_verify_takes_a_manifest_as_analyze_does(tmp_path):
     r = dgen_json("verify", tmp_path / "one.bin.dgen.json", check=0)
     assert r["ok"] and r["path"] == str(tmp_path / "one.bin")
     dgen("verify", tmp_path / "nothing.dgen.json", check=3)
+    (tmp_path / "one.bin.dgen.json").unlink()
+    r = dgen("verify", tmp_path / "one.bin.dgen.json", check=3)  # not "give the seed"
+    assert b"no such file or directory" in r.stderr
 
 
 def test_format_and_workload_values_are_case_insensitive(tmp_path):

@@ -150,14 +150,16 @@ class Dataset {
   uint64_t change_key(uint64_t h, uint64_t window) const;   // keys rewrite h's choice there
 
   // Format 2, dedup_skew with generations: the versions of the runs born in the first
-  // kEarlyWindows windows, where most hot units of a Zipf law are, made on first use (a
+  // kEarlyWindows windows, where most hot units of a Zipf law are, made with the dataset (a
   // one-time cost of about kEarlyWindows windows' tables, a fraction of a millisecond).
+  // Not on first use under a lock: a fork while another thread made it left that lock
+  // taken for good in the child (the fork protocol: src/core/pool.cpp).
   static constexpr uint64_t kEarlyWindows = 64;
   struct Early {
-    std::once_flag made;
     std::vector<uint32_t> version;
   };
-  std::shared_ptr<Early> early_;
+  std::shared_ptr<const Early> early_;
+  void make_early();
 
   Params params_;
   uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data

@@ -60,7 +60,8 @@ struct TensorParams {
   // uniform (float dtypes): [low, high), both finite; at least one value of the dtype
   // must lie in it.
   double low = 0, high = 1;
-  // normal (float dtypes): mean + std * N(0, 1), both finite, std >= 0.
+  // normal (float dtypes): mean + std * N(0, 1), both finite, std >= 0, and |mean| + 6.77
+  // std at most the dtype's largest finite value (so every value is finite).
   double mean = 0, std = 1;
   // integers and zipf (integer dtypes): values first + k for k in [0, count), with first
   // as the dtype's value in two's complement and count 0 meaning 2^64; every value must
@@ -71,7 +72,8 @@ struct TensorParams {
 };
 
 // Writes elements [first_element, first_element + out.size() / element_size(dtype)) of the
-// tensor stream (seed, dtype, params) to out, little-endian (bfloat16 as its 16 bits).
+// tensor stream (seed, dtype, params) to out, little-endian (bfloat16 as its 16 bits;
+// dgen_py.fill_tensor swaps them for an array of the other byte order).
 // out.size() must be a multiple of the element size; out needs no particular alignment.
 void fill_tensor(uint64_t seed, uint64_t first_element, Dtype dtype, const TensorParams& params,
                  std::span<uint8_t> out, const FillOptions& opt = {});

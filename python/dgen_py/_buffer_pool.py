@@ -14,15 +14,29 @@ same numbers; the data itself is never reused.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
+import weakref
 
 from . import _checks
 from ._core import BytesView
 from ._generator import DEFAULT_DEDUP_UNIT, _stream
 
 BLOCK = 1 << 20  # 0.3.0's pool block
+
+# Every pool, so that a forked child can give each a new lock: one held by another thread
+# at the fork would stay taken for good there (the holder does not exist in the child).
+_pools: weakref.WeakSet = weakref.WeakSet()
+
+
+def _renew_locks() -> None:
+    for pool in list(_pools):
+        pool._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_locks)
 
 
 class BufferPool:
@@ -36,6 +50,7 @@ class BufferPool:
         seed = _checks.seed(seed)
         self._seed = secrets.randbits(64) if seed is None else seed
         self._lock = threading.Lock()
+        _pools.add(self)
         self._generation = 0
         self._remaining = BLOCK
         self._open(_checks.ratio("dedup_ratio", dedup_ratio),
@@ -91,6 +106,11 @@ class BufferPool:
     def seed(self) -> int:
         """The seed the pool's datasets derive from."""
         return self._seed
+
+    def __reduce__(self):
+        raise TypeError("BufferPool cannot be pickled: a copy would hand out the same slices as "
+                        "the original, so their data would not be unique; make one pool per "
+                        "process instead (BufferPool(seed=...) with a seed of its own)")
 
     def __repr__(self) -> str:
         return (f"BufferPool(dedup_ratio={self._dedup:g}, compress_ratio={self._compress:g}, "

@@ -66,6 +66,16 @@ def path(value) -> str:
                         f"{type(value).__name__} {value!r}") from None
 
 
+def buffer(size: int) -> bytearray:
+    """bytearray(size), checked against the memory that can be had first; a MemoryError
+    names the size either way (Python's own says nothing)."""
+    _core.check_memory(size)
+    try:
+        return bytearray(size)
+    except MemoryError:
+        raise MemoryError(f"asked {size} bytes; Python could not allocate them") from None
+
+
 def size(value) -> int:
     return integer("size", value, 0, MAX_SIZE)
 
@@ -75,9 +85,20 @@ def seed(value) -> int | None:
 
 
 def threads(value) -> int:
-    """max_threads: None means every CPU this process may use."""
+    """max_threads: None means DGEN_THREADS when set (as in dgen-py 0.3.0), else 0: every
+    CPU this process may use."""
     if value is None:
-        return 0
+        env = os.environ.get("DGEN_THREADS")
+        if not env:
+            return 0
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"DGEN_THREADS must be an integer in [1, {MAX_THREADS}], "
+                             f"got {env!r}")
+        return n
     return integer("max_threads", value, 1, MAX_THREADS)
 
 

@@ -55,6 +55,10 @@ class Generator(io.RawIOBase):
     start= and stop= slice the dataset: the Generator then makes dataset bytes
     [start, stop), identical to that range of the whole, and position, size, seek, fill
     and verify count from `start` (shard(rank, world) cuts balanced slices).
+
+    set_seed(s) at position P restarts, as dgen-py 0.3.0 does: position p then holds byte
+    p - P of seed s's dataset (of the slice), up to the same total size; `_shift` is P.
+    The stream itself reads dataset offsets in [start, _end), _end = stop - P.
     """
 
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
@@ -78,10 +82,17 @@ class Generator(io.RawIOBase):
         whole = self._s.size
         self._stop = whole if stop is None else _checks.integer("stop", stop, 0, whole)
         self._start = _checks.integer("start", start, 0, self._stop)
+        self._shift, self._end = 0, self._stop
         self._sliced = (self._start, self._stop) != (0, whole)
         if self._sliced:
             self._s.seek(self._start)
         self._args.update(start=self._start, stop=self._stop)
+
+    def _restart(self, shift: int) -> None:
+        """Position `shift` holds the slice's first byte from here on (see set_seed)."""
+        self._shift, self._end = shift, self._stop - shift
+        self._sliced = (self._start, self._end) != (0, self._s.size)
+        self._s.seek(self._start)
 
     def shard(self, rank, world) -> Generator:
         """Share `rank` of `world` of this Generator's bytes (dgen_py.split, cut at
@@ -104,7 +115,7 @@ class Generator(io.RawIOBase):
 
     def _room(self, buf):
         """buf, cut to the bytes left in the slice."""
-        left = self._stop - self._s.position
+        left = self._end - self._s.position
         view = memoryview(buf)
         return view.cast("B")[:max(0, left)] if view.nbytes > left else buf
 
@@ -132,29 +143,40 @@ class Generator(io.RawIOBase):
         if n == 0:
             return None
         if self._sliced:
-            n = min(n, self._stop - self._s.position)
+            n = min(n, self._end - self._s.position)
         view = self._s.read(n) if n > 0 else ()
         return view if len(view) else None
 
     def reset(self) -> None:
-        self.seek(0)
+        """Back to position 0, where the seed in use starts its stream again."""
+        if self.closed:
+            _closed()
+        self._restart(0)
 
     def position(self) -> int:
-        return self._s.position - self._start
+        return self._s.position - self._start + self._shift
 
     def total_size(self) -> int:
         return self._stop - self._start
 
     def is_complete(self) -> bool:
-        return self._s.position >= self._stop
+        return self._s.position >= self._end
 
-    def set_seed(self, seed) -> None:
-        """Use a new seed (None: drawn from the OS, as dgen-py does); the stream goes on
-        from the current position with its bytes."""
+    def set_seed(self, seed, *, restart=True) -> None:
+        """Use a new seed (None: drawn from the OS, as dgen-py does).
+
+        As in dgen-py 0.3.0 the bytes from here on are the new seed's stream from its
+        beginning, while position() counts on to the same total size (so seeding each
+        object gives it its seed's bytes). restart=False instead goes on at the current
+        offset of the new seed's dataset.
+        """
         if self.closed:
             _closed()
         seed = _checks.seed(seed)
+        restart = _checks.flag("restart", restart)
         self._s.set_seed(secrets.randbits(64) if seed is None else seed)
+        if restart:
+            self._restart(self.position())
 
     def verify(self, buf, offset=0, *, max_ranges=20) -> VerifyResult:
         """Compare data read back (any buffer) with bytes [offset, offset + len(buf)).
@@ -183,6 +205,8 @@ class Generator(io.RawIOBase):
         Its `result` is what one verify() over all the pieces would report, with ranges
         merged across piece boundaries; memory stays constant however much is added.
         """
+        if self.closed:
+            _closed()
         max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
         return Verifier(self._s.verifier(max_ranges), self._start)
 
@@ -208,30 +232,47 @@ class Generator(io.RawIOBase):
             _closed()
         return self._s.fill(self._room(buf) if self._sliced else buf)
 
+    def read(self, size=-1) -> bytes:
+        """The next min(size, remaining) bytes (all of them for size -1 or None), made in
+        place in one bytes object; a size that cannot be had raises MemoryError naming it."""
+        if self.closed:
+            _closed()
+        size = -1 if size is None else _checks.integer("size", size, -_checks.MAX_SIZE,
+                                                       _checks.MAX_SIZE)
+        left = max(0, self._end - self._s.position)
+        return self._s.read_bytes(left if size < 0 else min(size, left))
+
+    def readall(self) -> bytes:
+        return self.read()
+
     def seek(self, offset, whence=io.SEEK_SET) -> int:
-        """Go to `offset` (counted from the slice's start in a slice)."""
+        """Go to position `offset` (counted from the slice's start in a slice). After
+        set_seed at position P, only positions from P on hold the seed's bytes."""
         if self.closed:
             _closed()
         offset = _checks.integer("offset", offset, -_checks.MAX_SIZE, _checks.MAX_SIZE)
         size = self._stop - self._start
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._s.position - self._start,
-                io.SEEK_END: size}.get(whence)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position(), io.SEEK_END: size}.get(whence)
         if base is None:
             raise ValueError(f"whence must be 0, 1 or 2, got {whence!r}")
         target = base + offset
         if not 0 <= target <= size:
             raise ValueError(f"offset must land in [0, {size}], got {target}")
-        self._s.seek(self._start + target)
+        if target < self._shift:
+            raise ValueError(f"offset must land in [{self._shift}, {size}], got {target}: the "
+                             f"bytes before position {self._shift} came from the seed "
+                             f"before set_seed(); reset() starts this seed over at 0")
+        self._s.seek(self._start + target - self._shift)
         return target
 
     def tell(self) -> int:
         if self.closed:
             _closed()
-        return self._s.position - self._start
+        return self.position()
 
     def __reduce__(self):
         """Pickles as identity + position, so a Generator can go to another process."""
-        return _rebuild, (self._args, self._s.seed, self.tell())
+        return _rebuild, (self._args, self._s.seed, self.tell(), self._shift)
 
     def __repr__(self) -> str:
         where = f", start={self._start}, stop={self._stop}" if self._sliced else ""
@@ -246,8 +287,9 @@ def _closed():
     raise ValueError("I/O operation on a closed Generator")
 
 
-def _rebuild(args: dict, seed: int, position: int) -> Generator:
+def _rebuild(args: dict, seed: int, position: int, shift: int = 0) -> Generator:
     g = Generator(seed=seed, **args)
+    g._restart(shift)
     g.seek(position)
     return g
 
@@ -321,4 +363,8 @@ def create_bytearrays(count, size) -> list[bytearray]:
     count = _checks.integer("count", count, 0, 2**31)
     size = _checks.integer("size", size, 0, _checks.MAX_SIZE)
     _core.check_memory(count * size)
-    return [bytearray(size) for _ in range(count)]
+    try:
+        return [bytearray(size) for _ in range(count)]
+    except MemoryError:
+        raise MemoryError(f"asked {count * size} bytes ({count} bytearrays of {size}); Python "
+                          f"could not allocate them") from None

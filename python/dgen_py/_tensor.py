@@ -7,6 +7,7 @@ thread count and how a tensor is split never change it, and `start` seeks to any
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -101,8 +102,13 @@ def fill_tensor(out, dist="uniform", low=None, high=None, mean=0.0, std=1.0, zip
                 raise ValueError(f"zipf needs high - low in [1, 2^53], got low={low}, "
                                  f"high={high}")
             kind = "zipf"
-    _core.fill_tensor(out, name, kind, lo, hi, float(mean), float(std), first, count,
+    # The core writes native order: a byte-swapped array is filled through a native view
+    # of it, then swapped to its own order.
+    target = out if out.dtype.isnative else out.view(out.dtype.newbyteorder("="))
+    _core.fill_tensor(target, name, kind, lo, hi, float(mean), float(std), first, count,
                       exponent, seed, start, threads)
+    if target is not out:
+        target.byteswap(inplace=True)
     return out
 
 
@@ -156,6 +162,13 @@ def clustered_vectors(rows, dim, clusters=16, queries=100, neighbours=10, spread
         raise ValueError(f"spread must be >= 0, got {spread}")
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    # Values reach 6.77 * (1 + 1.01 * spread) (|normal| <= 6.77), and the float64 squared
+    # distances dim * (twice that)^2: both must stay finite, as uniform's values do.
+    largest = min(float(np.finfo(dtype).max), math.sqrt(sys.float_info.max / dim) / 2)
+    limit = (largest / 6.77 - 1) / 1.01
+    if spread > limit:
+        raise ValueError(f"spread must be at most {limit:g} for {np.dtype(dtype).name} with "
+                         f"dim={dim} (every value and distance finite), got {spread:g}")
     seed = _seed(seed)
     normal = np.empty((clusters + rows + queries) * dim)  # one normal stream, in turn
     fill_tensor(normal, "normal", seed=seed, max_threads=max_threads)

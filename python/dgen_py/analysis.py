@@ -328,7 +328,7 @@ def _file_readers(paths, root):
 def _read_chunks(readers, chunk):
     """Full chunks (the last may be short) read from the readers in turn, as one stream,
     into two buffers used in turn."""
-    buffers = (memoryview(bytearray(chunk)), memoryview(bytearray(chunk)))
+    buffers = (memoryview(_checks.buffer(chunk)), memoryview(_checks.buffer(chunk)))
     readers = iter(readers)
     readinto = next(readers, None)
     for buf in itertools.cycle(buffers):

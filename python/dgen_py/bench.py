@@ -14,7 +14,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _core
+from . import _checks, _core
 from ._generator import Generator
 from ._system import get_system_info
 
@@ -92,7 +92,7 @@ def run(size: int = 32 * 1024 * 1024, threads=None, seconds: float = 1.0) -> dic
                          f"bytes, too little to time: give at least {MIN_SHARE} bytes "
                          f"(64 KiB) per thread, size >= {counts[0] * MIN_SHARE}")
     _core.check_memory(2 * size)  # the buffer and the copy verify compares against
-    buf = bytearray(size)
+    buf = _checks.buffer(size)
     fill, verify, warnings = [], [], []
 
     def warn(row, what, *spreads):
@@ -115,7 +115,8 @@ def run(size: int = 32 * 1024 * 1024, threads=None, seconds: float = 1.0) -> dic
             # copies is the least any check must do.
             g = Generator(size, 2, 2, seed=1, max_threads=n)
             g.fill_chunk(buf)
-            copy = bytearray(buf)
+            copy = _checks.buffer(size)
+            copy[:] = buf
             ours, base = compare(lambda: g.verify(buf), memcmp_fn(buf, copy, pool, n), size,
                                  seconds)
             verify.append({"threads": n, **figures("verify_gbps", ours),

@@ -1,7 +1,8 @@
 """`dgen`: generate, write, verify, analyze and benchmark synthetic data from the shell.
 
 Exit codes: 0 ok; 1 verification found a mismatch, or an I/O error stopped the run;
-2 usage error (one line on stderr); 130 interrupted (Ctrl-C); 141 stdout closed early.
+2 usage error (one line on stderr); 3 a path that is missing or cannot be read or made;
+130 interrupted (Ctrl-C); 141 stdout closed early.
 See docs/cli.md.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -44,7 +46,8 @@ examples:
   dgen info
 
 sizes: 4096, 4KiB (=4K, 1024-based, like dd and fio), 4KB (1000-based), 1.5TiB
-exit codes: 0 ok, 1 mismatch or I/O error, 2 usage error, 130 interrupted
+exit codes: 0 ok, 1 mismatch or I/O error, 2 usage error, 3 missing or unreadable path,
+130 interrupted
 """
 
 
@@ -162,6 +165,10 @@ def _block_sizes(text):
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # No abbreviations: `--format npy` must not be taken for `--format-version npy`.
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
     def error(self, message):
         """One line, no usage dump: `dgen: error: --size: '10X' is not a size (...)`."""
         self.exit(2, f"dgen: error: {re.sub(r'^argument ', '', message)}\n")
@@ -223,7 +230,8 @@ def build_parser() -> Parser:
 
     def threads(c):
         c.add_argument("--threads", metavar="N", type=_arg(_integer(1, _checks.MAX_THREADS)),
-                       help="worker threads (default: every CPU this process may use)")
+                       help="worker threads (default: DGEN_THREADS, else every CPU this "
+                       "process may use)")
 
     def json_flag(c):
         c.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -252,6 +260,9 @@ def build_parser() -> Parser:
     c.add_argument("--manifest", metavar="FILE.dgen.json",
                    help="with stdout: write the manifest of the stream here, once it is "
                    "complete, for the data saved as FILE")
+    c.add_argument("--json", action="store_true", help="print JSON for machines when done "
+                   "(identity, manifest, bytes, seconds): on stdout with -o FILE, else on "
+                   "stderr")
     c.set_defaults(run=cmd_generate)
 
     c = command("write", "Write a dataset of one or many files, with a manifest.",
@@ -285,10 +296,12 @@ def build_parser() -> Parser:
                 "Files under DIR/train and DIR/valid as DLIO names them; the manifest is "
                 "written last.")
     c.add_argument("path", metavar="DIR", help="the dataset directory (DLIO's data_folder)")
-    c.add_argument("--format", metavar="F", help="npz, npy, hdf5, tfrecord, parquet, "
-                   "indexed_binary, jpeg, png or csv (default: the workload's)")
-    c.add_argument("--workload", metavar="W", help="an MLPerf Storage preset: unet3d, "
-                   "resnet50 or cosmoflow (the options below override its values)")
+    c.add_argument("--format", metavar="F", type=str.lower, help="npz, npy, hdf5, tfrecord, "
+                   "parquet, indexed_binary, jpeg, png or csv, in any case (default: the "
+                   "workload's)")
+    c.add_argument("--workload", metavar="W", type=str.lower, help="an MLPerf Storage "
+                   "preset: unet3d, resnet50 or cosmoflow (the options below override its "
+                   "values)")
     count = _arg(_integer(0, 1 << 24))
     c.add_argument("--files", metavar="N", type=count, help="training files (default 1)")
     c.add_argument("--eval-files", metavar="N", type=count, help="eval files (default 0)")
@@ -317,6 +330,10 @@ def build_parser() -> Parser:
                    default=DEFAULT_DEDUP_UNIT, help="default 128KiB")
     c.add_argument("--force", action="store_true", help="delete files under train/, valid/ "
                    "and index/ that the new dataset does not have (else they are refused)")
+    c.add_argument("--jobs", metavar="J", type=_arg(_integer(1, _checks.MAX_THREADS)),
+                   help="files written at once (default: one per thread)")
+    c.add_argument("--fsync", action="store_true", help="fsync files and directories before "
+                   "the manifest")
     threads(c)
     json_flag(c)
     mpi_flags(c)
@@ -326,7 +343,8 @@ def build_parser() -> Parser:
                 "examples:\n  dgen verify /mnt/test/file.bin\n"
                 "  dgen verify copy.bin --seed 42 --dedup-ratio 2    # no manifest\n"
                 "Exit code 1 when any byte differs or is missing.")
-    c.add_argument("path", metavar="PATH", help="a file or dataset directory")
+    c.add_argument("path", metavar="PATH", help="a file, a dataset directory, one file of "
+                   "it (checked against the directory's manifest) or a manifest")
     identity(c, new=False)
     c.add_argument("--files", metavar="N", type=_arg(_integer(1, 1_000_000)),
                    help="without a manifest: the --files the dataset was written with")
@@ -408,8 +426,18 @@ def progress(args, total: int, what: str):
         yield None
         return
     from tqdm import tqdm
-    with tqdm(total=total, desc=what, unit="B", unit_scale=True,
-              file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+
+    class Bar(tqdm):  # sizes and rate in the units of the summaries: 1.5 GiB, 0.55 GB/s
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            d["done"] = human(d["n"]) + (f"/{human(d['total'])}" if d["total"] else "")
+            d["speed"] = rate(d["n"], d["elapsed"]) if d["elapsed"] else "? GB/s"
+            return d
+    shape = ("{desc}: {percentage:3.0f}%|{bar}| {done} [{elapsed}<{remaining}, {speed}]"
+             if total else "{desc}: {done} [{elapsed}, {speed}]")
+    with Bar(total=total, desc=what, bar_format=shape, file=sys.stderr, leave=False,
+             dynamic_ncols=True) as bar:
         yield bar.update
 
 
@@ -475,7 +503,7 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--manifest: {args.manifest!r} must end in "
                          f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
                          f"hold the data, where dgen verify looks for it")
-    threads = args.threads
+    threads = args.threads or _checks.threads(None) or None
     if threads is None and to_stdout and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
         # The reader of a pipe needs a CPU too: producers on every CPU slow it (on 2 CPUs,
         # 4 GiB through `| cat` took 1.6-3.5 s with two, 1.4 s with one).
@@ -484,7 +512,7 @@ def cmd_generate(args) -> int:
     gen = Generator(args.size, **options, max_threads=threads)
     identity = {"seed": gen.seed, "size": args.size,
                 **{k: v for k, v in options.items() if k != "seed"}}
-    if args.seed is None:
+    if args.seed is None and not args.json:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
     name = "stdout" if to_stdout else args.output
@@ -518,9 +546,15 @@ def cmd_generate(args) -> int:
         record = files.manifest_record(identity, [{"path": data, "offset": 0,
                                                    "length": args.size}])
         files.write_manifest(manifest, record)
-    warn_held(identity, record["holds"] if manifest else holds(identity))
-    if advance:  # on a terminal, where the bar goes away when done
-        say(f"generated {human(args.size)} at {rate(args.size, time.perf_counter() - t0)}")
+    held = record["holds"] if manifest else holds(identity)
+    warn_held(identity, held)
+    seconds = time.perf_counter() - t0
+    if args.json:  # stdout may carry the data itself
+        print(json.dumps({"path": args.output, "manifest": manifest, "identity": identity,
+                          "holds": held, "bytes": args.size, "seconds": seconds}, indent=2),
+              file=sys.stderr if to_stdout else sys.stdout)
+    elif advance:  # on a terminal, where the bar goes away when done
+        say(f"generated {human(args.size)} at {rate(args.size, seconds)}")
     return 0
 
 
@@ -591,7 +625,8 @@ def cmd_dataset(args) -> int:
         "workload", "files", "eval_files", "samples_per_file", "record_length",
         "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")}
     options = {**layout, **{k: getattr(args, k) for k in (
-        "seed", "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force")}}
+        "seed", "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force", "jobs",
+        "fsync")}}
     spec = datasets.resolve_spec(args.format, **layout)
     total = datasets.plan(spec)[1]
     with progress(args, total, "dataset") as advance:
@@ -625,9 +660,34 @@ def cmd_rewrite(args) -> int:
     return report_written(args, m, line)
 
 
+def verify_target(path: str) -> tuple[str, tuple[int, int, int] | None]:
+    """What `dgen verify PATH` checks: (dataset path, None), or for one file of a dataset
+    directory that has no manifest of its own, (directory, (file index, 0, length))."""
+    name = os.path.basename(path)
+    named = name == files.MANIFEST_NAME or (path.endswith(files.MANIFEST_SUFFIX)
+                                            and len(name) > len(files.MANIFEST_SUFFIX))
+    if named and not os.path.lexists(path):
+        raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
+    if name == files.MANIFEST_NAME:  # a manifest stands for what it describes
+        return os.path.dirname(path) or ".", None
+    if named:
+        return path[:-len(files.MANIFEST_SUFFIX)], None
+    directory = os.path.dirname(path) or "."
+    if (os.path.isfile(path) and not os.path.lexists(path + files.MANIFEST_SUFFIX)
+            and os.path.isfile(os.path.join(directory, files.MANIFEST_NAME))):
+        record = files.read_manifest(directory)
+        listed = [i for i, f in enumerate(record["files"]) if f["path"] == name]
+        if listed:
+            return directory, (listed[0], 0, record["files"][listed[0]]["length"])
+    return path, None
+
+
 def cmd_verify(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  **identity_options(args)}
+    args.path, piece = verify_target(args.path)
+    if piece:
+        return verify_one_file(args, overrides, piece)
     from . import datasets
     if datasets.is_training_dataset(args.path):
         given = [k for k, v in overrides.items() if v is not None]
@@ -657,6 +717,25 @@ def cmd_verify(args) -> int:
         print_json(r)
     else:
         print(verify_report(r))
+    return 0 if r["ok"] else 1
+
+
+def verify_one_file(args, overrides, piece) -> int:
+    """dgen verify DIR/FILE: that file alone, against the directory's manifest."""
+    if args.comm:
+        raise ValueError(f"{args.path}: one file of a dataset is verified in one process: "
+                         f"run without mpirun/srun, or verify the directory")
+    directory, (i, _, length) = args.path, piece
+    with progress(args, length, "verify") as advance:
+        r = files.verify_file(directory, **overrides, direct=args.direct,
+                              threads=args.threads, max_ranges=args.max_ranges,
+                              progress=advance, pieces=[piece])
+    r.update(path=os.path.join(directory, r["files"][0]["path"]), bytes=length)
+    for key in ("gap_bytes", "zeros"):
+        r.pop(key, None)
+    for warning in r["warnings"]:
+        say(f"warning: {warning}")
+    print_json(r) if args.json else print(verify_report(r))
     return 0 if r["ok"] else 1
 
 
@@ -837,7 +916,7 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as e:
-        return fail(1, str(e))
+        return fail(3 if e.errno in PATH_ERRORS else 1, str(e))
     except MemoryError:
         return fail(1, "out of memory")
     except KeyboardInterrupt:
@@ -849,6 +928,12 @@ def main(argv=None) -> int:
         say(f"error: rank {args.comm.rank} failed unexpectedly; aborting the MPI job")
         args.comm.Abort(1)
         raise
+
+
+# A path that is missing or cannot be read or made: exit code 3, apart from data that
+# differs (1) and bad arguments (2).
+PATH_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+               errno.ELOOP, errno.ENAMETOOLONG}
 
 
 def fail(code: int, message: str, comm=None) -> int:
@@ -901,8 +986,8 @@ def start_mpi(args) -> int | None:
         where = (f"launched as one of {launched[0]} ranks by {launched[1]}" if launched
                  else "--mpi given")
         return fail(2, f"{where}, but mpi4py cannot be imported ({e}): install it "
-                    f"(pip install mpi4py, or pip install dgen-py[mpi]) built against "
-                    f"this MPI, or pass --no-mpi to run every rank on its own")
+                    f"(pip install mpi4py, or pip install '.[mpi]' in dgen's source tree) built "
+                    f"against this MPI, or pass --no-mpi to run every rank on its own")
     args.mpi_module, args.comm = mpi, mpi.MPI.COMM_WORLD
     if args.comm.rank:  # rank 0 alone prints: the report, progress, --json and errors
         sys.stdout = sys.stderr = open(os.devnull, "w")

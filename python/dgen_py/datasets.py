@@ -60,6 +60,7 @@ FLUSH = 1 << 20  # gathered writes go out at this many bytes ...
 IOV_MAX = 512  # ... or this many pieces
 DIRECT_WRITE = 1 << 20  # payload extents at least this long are written by the core
 PARQUET_ROW_GROUP = 1024  # DLIO's parquet.row_group_size default
+ENCODE_VALUES = 1 << 20  # csv values encoded at once (the encoder holds about 25 bytes each)
 SPLITS = ("train", "valid")
 INDEX_DIR = "index"
 
@@ -135,7 +136,7 @@ def require(fmt: str):
         return __import__(module)
     except ImportError:
         raise ValueError(f"--format {fmt} needs the Python package {module}: pip install "
-                         f"'dgen-py[{extra}]'") from None
+                         f"'.[{extra}]' in dgen's source tree") from None
 
 
 def _file_names(spec) -> list[str]:
@@ -458,33 +459,88 @@ def _image_parts(spec, f):
     yield Encoded(f["payload_offset"], f["payload"], encode)
 
 
-_DECIMAL = [str(i).encode() for i in range(256)]  # csv's text of each byte value
+def _csv_table():
+    """(256 x 4 uint8: each byte value's decimal digits, left-aligned; their counts)."""
+    import numpy as np
+    table, counts = np.zeros((256, 4), np.uint8), np.zeros(256, np.intp)
+    for v in range(256):
+        text = str(v).encode()
+        table[v, :len(text)] = list(text)
+        counts[v] = len(text)
+    return table, counts
 
 
 def _csv_parts(spec, f):
-    """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO)."""
-    d1, d2 = f["dims"]
+    """n rows of dim1 * dim2 comma-separated values, no header (pandas' to_csv of DLIO),
+    encoded ENCODE_VALUES values at a time, rows cut anywhere: memory stays bounded."""
+    row = f["dims"][0] * f["dims"][1]
+    table = []
 
-    def encode(values):
-        rows = values.reshape(f["samples"], d1 * d2).tolist()
-        return b"".join(b",".join([_DECIMAL[v] for v in row]) + b"\n" for row in rows)
-    yield Encoded(f["payload_offset"], f["payload"], encode)
+    def piece(first):  # values [first, first + len(values)) of the file
+        def encode(values):
+            import numpy as np
+            if not table:
+                table.extend(_csv_table())
+            digits, counts = table
+            tokens = digits[values]  # each value's digits, then its separator
+            n = len(values)
+            ends = np.full(n, ord(","), np.uint8)
+            ends[row - 1 - first % row::row] = ord("\n")  # the last value of a row
+            width = counts[values]
+            tokens.reshape(-1)[np.arange(0, 4 * n, 4) + width] = ends
+            return tokens[np.arange(4) <= width[:, None]].tobytes()
+        return encode
+    for at in range(0, f["payload"], ENCODE_VALUES):
+        yield Encoded(f["payload_offset"] + at, min(ENCODE_VALUES, f["payload"] - at),
+                      piece(at))
+
+
+class _Sink(io.RawIOBase):
+    """A file that keeps what is written until take() hands it out."""
+
+    def __init__(self):
+        super().__init__()
+        self.pieces = []
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.pieces.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out, self.pieces = b"".join(self.pieces), []
+        return out
 
 
 def _parquet_parts(spec, f):
     """One column `data` of fixed-size lists of dim1 * dim2 uint8, row groups of 1024 rows
-    (the MLPerf Storage fork's legacy mode), stored uncompressed, no dictionary."""
+    (the MLPerf Storage fork's legacy mode), stored uncompressed, no dictionary. One row
+    group is encoded at a time (the bytes of pq.write_table over the whole file), so memory
+    is bounded by a row group's, not the file's."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    d1, d2 = f["dims"]
+    row = f["dims"][0] * f["dims"][1]
+    sink, state = _Sink(), {}
 
-    def encode(values):
-        column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()), d1 * d2)
-        out = pa.BufferOutputStream()
-        pq.write_table(pa.table({"data": column}), out, row_group_size=PARQUET_ROW_GROUP,
-                       compression="none", use_dictionary=False, write_statistics=False)
-        return out.getvalue().to_pybytes()
-    yield Encoded(f["payload_offset"], f["payload"], encode)
+    def piece(last):
+        def encode(values):
+            column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()), row)
+            table = pa.table({"data": column})
+            if "writer" not in state:
+                state["writer"] = pq.ParquetWriter(sink, table.schema, compression="none",
+                                                   use_dictionary=False,
+                                                   write_statistics=False)
+            state["writer"].write_table(table, row_group_size=PARQUET_ROW_GROUP)
+            if last:
+                state["writer"].close()
+            return sink.take()
+        return encode
+    group = PARQUET_ROW_GROUP * row
+    for at in range(0, f["payload"], group):
+        n = min(group, f["payload"] - at)
+        yield Encoded(f["payload_offset"] + at, n, piece(at + n == f["payload"]))
 
 
 _FORMAT_PARTS = {"npy": _npy_parts, "npz": _npz_parts, "indexed_binary": _indexed_binary_parts,
@@ -760,7 +816,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                            dlio="2.0", hdf5_datasets=1, dims_seed=10, seed=None,
                            dedup_ratio=1.0, compress_ratio=1.0, dedup_unit=DEFAULT_DEDUP_UNIT,
                            format_version=_core.FORMAT_VERSION, threads=None, force=False,
-                           progress=None, comm=None) -> dict:
+                           jobs=None, fsync=False, progress=None, comm=None) -> dict:
     """Write a DLIO training dataset into directory `path`; returns its manifest.
 
     format (or workload, a preset of MLPerf Storage: unet3d, resnet50, cosmoflow) and the
@@ -768,8 +824,10 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     (an mpi4py communicator; collective) file i is written by rank i % comm.size and rank 0
     claims the directory and writes the manifest after every rank finished; every rank
     returns the same manifest. Files under train/, valid/ and index/ that the new dataset
-    does not have are refused, or deleted with force=True. progress(n) is called with the
-    payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
+    does not have are refused, or deleted with force=True. jobs files are written at once
+    (default: one per thread, at most the files); fsync=True fsyncs every file and
+    directory before the manifest. progress(n) is called with the payload bytes written
+    (on rank 0, scaled to the dataset's size, under MPI).
     """
     spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
                         samples_per_file=samples_per_file, record_length=record_length,
@@ -780,6 +838,8 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
     root = _checks.path(path)
     force = _checks.flag("force", force)
+    fsync = _checks.flag("fsync", fsync)
+    jobs = None if jobs is None else _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
     threads = _checks.threads(threads)
     if threads is None and comm is not None:
         from .mpi import threads_per_rank
@@ -845,8 +905,8 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         mine = entries[rank::world]
         scale = identity["size"] / max(1, sum(e["payload"] for e in mine))
         tick = (lambda n: progress(n * scale)) if progress and rank == 0 else None
-        sizes = agree(lambda: _write_files(root, spec, identity, mine, threads, tick),
-                      share=True)
+        sizes = agree(lambda: _write_files(root, spec, identity, mine, threads, tick, jobs,
+                                           fsync), share=True)
         seconds = max(s for _, s in sizes)
         sized = {}
         for written, _ in sizes:
@@ -871,14 +931,15 @@ def _collective(comm):
     return lambda fn, share=True: _agree(comm, fn, share)
 
 
-def _write_files(root, spec, identity, mine, threads, progress):
+def _write_files(root, spec, identity, mine, threads, progress, jobs=None, fsync=False):
     """Write data files `mine` and their index files; ({path: size}, seconds). With several
-    threads, several files at once (one writer each, as `dgen write --jobs`): one thread
-    copying into the page cache is slower than generation."""
+    threads, several files at once (`jobs`, one writer each, as `dgen write --jobs`; by
+    default one per thread): one thread copying into the page cache is slower than
+    generation. fsync: every file, then every directory, reaches the device."""
     from concurrent.futures import ThreadPoolExecutor
     started = time.perf_counter()
     tree = _files.DatasetTree.at(root)
-    jobs = max(1, min(len(mine), threads))
+    jobs = max(1, min(len(mine), threads if jobs is None else jobs))
     if progress and jobs > 1:
         lock, report = threading.Lock(), progress
 
@@ -891,7 +952,7 @@ def _write_files(root, spec, identity, mine, threads, progress):
         writer = _Writer(identity, max(1, threads // jobs), progress)
         try:
             for f in group:
-                _write_one(tree, root, spec, f, writer, sizes)
+                _write_one(tree, root, spec, f, writer, sizes, fsync)
         finally:
             writer.window.close()
 
@@ -902,12 +963,15 @@ def _write_files(root, spec, identity, mine, threads, progress):
         with ThreadPoolExecutor(jobs) as pool:
             for future in [pool.submit(write, mine[j::jobs]) for j in range(jobs)]:
                 future.result()
+        if fsync:
+            for fd in tree.fds.values():
+                os.fsync(fd)
     finally:
         tree.close()
     return sizes, time.perf_counter() - started
 
 
-def _write_one(tree, root, spec, f, writer, sizes):
+def _write_one(tree, root, spec, f, writer, sizes, fsync=False):
     # Existing files are overwritten in place and cut to their new length after (as
     # write_dataset does: no pages freed and allocated again), new ones appended to.
     flags = os.O_WRONLY | os.O_CREAT
@@ -915,6 +979,8 @@ def _write_one(tree, root, spec, f, writer, sizes):
     try:
         sizes[f["path"]] = writer.write(fd, spec, f)
         os.ftruncate(fd, sizes[f["path"]])
+        if fsync:
+            os.fsync(fd)
     except OSError as e:
         raise OSError(e.errno, f"writing {os.path.join(root, f['path'])}: "
                       f"{e.strerror}") from None
@@ -924,6 +990,8 @@ def _write_one(tree, root, spec, f, writer, sizes):
         fd = tree.open(p, flags | os.O_TRUNC)
         try:
             os.write(fd, content)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         sizes[p] = len(content)

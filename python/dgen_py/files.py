@@ -826,7 +826,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     bytes, as one of several processes verifying the dataset together (dgen_py.mpi);
     "ok" then covers them, and "gap_bytes" and "zeros" let the results be combined.
     """
-    path = os.fspath(path)
+    path = _checks.path(path)
     dataset = resolve_dataset(path, seed=seed, size=size, files=files,
                               dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                               dedup_unit=dedup_unit, dedup_run=dedup_run,

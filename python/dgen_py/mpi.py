@@ -320,7 +320,7 @@ def bench(comm, size=32 * 1024 * 1024, seconds=1.0, threads=None) -> dict:
         return count
 
     count = _agree(comm, check)[comm.rank]
-    buf = bytearray(size)
+    buf = _checks.buffer(size)
     rows = []
 
     def timed(fn) -> tuple[int, float]:

@@ -232,7 +232,6 @@ Dataset::Dataset(const Params& p) : params_(p) {
   // unit born in the window.
   if (p.dedup_skew > 0.0)
     hot_ = uint64_t(std::floor((double(kWindowUnits) - double(kWindowUnits) / p.dedup_ratio) / 2));
-  if (hot_ > 0 && p.generation > 0 && p.change_rate < 1.0) early_ = std::make_shared<Early>();
   if (p.dedup_ratio == 1.0) {
     unique_ = units_;
     return;
@@ -247,6 +246,21 @@ Dataset::Dataset(const Params& p) : params_(p) {
     const uint64_t before = distinct_runs(runs - 1);
     unique_ = before * run + (distinct_runs(runs) > before ? last : 0);
   }
+  if (hot_ > 0 && p.generation > 0 && p.change_rate < 1.0) make_early();
+}
+
+void Dataset::make_early() {
+  // In order, so every window is tabulated once; early_ is still empty, so version() makes
+  // each entry as it would without the table.
+  const uint64_t g = params_.generation;
+  const uint64_t runs = std::min(unique_before(kEarlyWindows * kWindowUnits),
+                                 (units_ + params_.dedup_run - 1) / params_.dedup_run);
+  auto early = std::make_shared<Early>();
+  early->version.resize(runs);
+  VersionCache in_order;
+  for (uint64_t q = 0; q < runs; ++q)
+    early->version[q] = uint32_t(version(q * params_.dedup_run, g, in_order));
+  early_ = std::move(early);
 }
 
 uint64_t Dataset::distinct_runs(uint64_t n) const {
@@ -365,17 +379,9 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
   // dedup_skew) is looked up alone: one permutation per generation back to its latest
   // change, instead of a whole window's table used once.
   if (bw.index + 1 < cache.ahead) {
-    if (early_ && g == params_.generation && bw.index < kEarlyWindows) {
-      std::call_once(early_->made, [&] {  // in order, so every window is tabulated once
-        const uint64_t runs = std::min(unique_before(kEarlyWindows * kWindowUnits),
-                                       (units_ + params_.dedup_run - 1) / params_.dedup_run);
-        early_->version.resize(runs);
-        VersionCache in_order;
-        for (uint64_t q = 0; q < runs; ++q)
-          early_->version[q] = uint32_t(version(q * params_.dedup_run, g, in_order));
-      });
-      if (r < early_->version.size()) return early_->version[r];
-    }
+    if (early_ && g == params_.generation && bw.index < kEarlyWindows &&
+        r < early_->version.size())
+      return early_->version[r];
     if (m == 0) return 0;  // no rewrite changes a run of this window
     VersionCache::Alone& a = cache.alone[r % VersionCache::kAlone];
     if (a.run == r && a.generation == g) return a.version;

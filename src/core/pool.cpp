@@ -21,13 +21,33 @@
 //   job, which lives on the caller's stack, outlives every use; a throwing task or poll
 //   stops the job and its own exception reaches the caller [RethrowsATaskError,
 //   Interrupt.AThrowingPollLeavesThePoolUsable].
-// - fork(): the prepare handler takes the registry lock and joins the workers of every
-//   idle pool; jobs that start until the fork is over run on their caller alone (a bound
-//   one unpinned: the bytes are the same). A pool busy with another thread's job is not
-//   waited for (that job may need the GIL the forking thread holds). The child touches no lock or condition variable copied from the parent
-//   (a waiter that does not exist there made pthread_cond_signal hang): it abandons every
-//   pool and makes new ones on first use [ForkedChildCanUseThePool, ForksUnderLoadNeverHang].
 // - Pools are never destroyed: workers may outlive static destructors.
+//
+// Fork protocol: the one pthread_atfork handler of the library (Registry, below,
+// registered at load before any thread of ours exists) covers every process-wide lock;
+// a new one must join it here, with a test that forks while another thread holds it.
+// - prepare: (1) finishes every first-use initialisation whose static guard is a lock
+//   (Topology::get, with hwloc's topology; kernels::active), so no child inherits one
+//   half taken; (2) takes Registry::mu; (3) joins the workers of every idle pool, so a
+//   fork from a process whose calls are done is a fork of one thread and no lock of any
+//   library can be held by a thread that is gone in the child (Python 3.12 then has no
+//   threads to warn about either) [IdleWorkersAreJoinedBeforeFork]; jobs that start
+//   until the fork is over run on their caller alone (a bound one unpinned: the bytes are
+//   the same); a pool busy with another thread's job is not waited for (that job may need
+//   the GIL the forking thread holds); (4) takes the lock of allocate()'s recycler of
+//   freed buffers (topology.cpp), last, since its holders take no other lock
+//   [Recycler.ForksWhileAnotherThreadAllocatesNeverHang, in memory_test.cpp].
+// - parent: releases them in reverse order.
+// - child: makes Registry::mu and the recycler's lock anew (the forking thread held them),
+//   and touches no pool lock or condition variable copied from the parent (a waiter that
+//   does not exist there made pthread_cond_signal hang): it abandons every pool and makes
+//   new ones on first use [ForkedChildCanUseThePool, ForksUnderLoadNeverHang].
+// Not process-wide, and why they need no handler: a Job's locks and write_range's
+// producer lock live on a caller's stack (the call does not exist in the child); a
+// Stream's lock is taken only with Python's GIL held, which the forking thread holds; a
+// Python Verifier's lock is replaced on first use in the child (src/python/module.cpp). No
+// table is made on first use under a lock (a Dataset makes its early versions when it is
+// made): a child could share such a lock, taken for good, with the parent's objects.
 #include "pool.hpp"
 
 #include <pthread.h>
@@ -336,15 +356,18 @@ struct Registry {
     Registry& r = instance();
     r.mu.lock();
     for (auto& [key, pool] : r.pools) pool->quiesce();
+    recycler_before_fork();  // last: its holders take no other lock
   }
 
   static void in_parent() {
+    recycler_after_fork(false);
     Registry& r = instance();
     for (auto& [key, pool] : r.pools) pool->after_fork();
     r.mu.unlock();
   }
 
   static void in_child() {
+    recycler_after_fork(true);
     Registry& r = instance();
     new (&r.mu) std::mutex;  // held by this thread in the parent; a fresh one here
     for (auto& [key, pool] : r.pools) pool = new Pool(key);  // the old ones are leaked

@@ -30,4 +30,9 @@ void run(size_t n, const WorkerPlan& plan, const std::function<void(size_t)>& ta
 void run(size_t n, unsigned threads, const std::function<void(size_t)>& task,
          const std::function<bool()>& interrupted = {});
 
+// The lock of allocate()'s recycler of freed buffers (topology.cpp), for the fork handler
+// of pool.cpp: taken before fork(), then released in the parent or made anew in the child.
+void recycler_before_fork();
+void recycler_after_fork(bool child);
+
 }  // namespace dgen::pool

@@ -141,6 +141,16 @@ float small_float(Dtype d, uint16_t h) {
 uint16_t step_up(uint16_t h) { return h == 0x8000 ? 1 : h & 0x8000 ? h - 1 : h + 1; }
 uint16_t step_down(uint16_t h) { return h == 0 ? 0x8001 : h & 0x8000 ? h + 1 : h - 1; }
 
+// The largest finite value of a float dtype.
+double largest_finite(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::f16: return 65504.0;
+    case Dtype::bf16: return 0x1.FEp127;
+    case Dtype::f32: return std::numeric_limits<float>::max();
+    default: return std::numeric_limits<double>::max();
+  }
+}
+
 std::string range_text(double low, double high) {
   return "low=" + num(low) + ", high=" + num(high);
 }
@@ -187,6 +197,13 @@ kernels::TypedSpec spec_for(Dtype dtype, const TensorParams& p) {
     if (!std::isfinite(p.mean) || !std::isfinite(p.std) || !(p.std >= 0))
       throw std::invalid_argument("mean and std must be finite and std >= 0, got mean=" +
                                   num(p.mean) + ", std=" + num(p.std));
+    // Every value finite, as uniform's range is: |z| never exceeds kernels::kMaxNormal.
+    const double largest = largest_finite(dtype);
+    if (!(std::abs(p.mean) + kernels::kMaxNormal * p.std <= largest))
+      throw std::invalid_argument(
+          "mean and std must keep every value in " + name + "'s range: |mean| + " +
+          num(kernels::kMaxNormal) + " * std must be at most " + num(largest) + ", got mean=" +
+          num(p.mean) + ", std=" + num(p.std));
     t.mean = p.mean;
     t.std = p.std;
   } else {

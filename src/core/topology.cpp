@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <new>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -20,6 +21,8 @@
 #if defined(DGEN_HAVE_HWLOC)
 #include <hwloc.h>
 #endif
+
+#include "pool.hpp"
 
 namespace dgen {
 namespace {
@@ -225,9 +228,19 @@ bool bind_thread(const std::vector<unsigned>& cpus) {
 namespace {
 
 // Recently freed buffers, kept for the next allocation of the same size and node: a loop
-// of get_chunk() calls then reuses resident pages instead of faulting in new ones.
+// of get_chunk() calls then reuses resident pages instead of faulting in new ones. Its lock
+// is process-wide and taken without the GIL (every Stream.write allocates), so it belongs
+// to the fork protocol (pool.cpp): held across fork(), made anew in the child.
 class Recycler {
  public:
+  void before_fork() { mu_.lock(); }
+  void after_fork(bool child) {
+    if (child)
+      new (&mu_) std::mutex;  // held by this thread in the parent; a fresh one here
+    else
+      mu_.unlock();
+  }
+
   void* take(uint64_t len, int node) {
     std::lock_guard lk(mu_);
     for (size_t i = 0; i < kept_.size(); ++i)
@@ -312,5 +325,10 @@ void free_memory(void* p, uint64_t bytes, std::optional<unsigned> node) {
   const uint64_t len = mapped_length(bytes);
   if (!recycler().keep(p, len, node ? int(*node) : -1)) munmap(p, len);
 }
+
+namespace pool {
+void recycler_before_fork() { recycler().before_fork(); }
+void recycler_after_fork(bool child) { recycler().after_fork(child); }
+}  // namespace pool
 
 }  // namespace dgen

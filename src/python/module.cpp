@@ -1,7 +1,8 @@
 // dgen_py._core: argument conversion, buffer checks, GIL release. No logic of its own.
 //
-// Concurrency protocol (the pool's own is at the top of src/core/pool.cpp). Each rule names
-// the test in tests/python/test_concurrency.py that breaks it.
+// Concurrency protocol (the pool's own, and the fork protocol of every process-wide lock of
+// the core, are at the top of src/core/pool.cpp). Each rule names the test in
+// tests/python/test_concurrency.py that breaks it.
 // - GIL: a call that may take more than a block, or needs the pool, releases the GIL
 //   (Released) and polls for signals every 20 ms by taking it back briefly; smaller calls
 //   keep it. No thread waits for a lock of ours while holding the GIL
@@ -15,6 +16,9 @@
 //   verifiers_lock]. A forked child replaces the lock on first use; a Verifier that another
 //   thread held at the fork raises RuntimeError there, its state being unknown
 //   [test_a_child_forked_while_a_verifier_is_locked_gets_a_clear_error].
+// - A BufferPool's lock (Python's, python/dgen_py/_buffer_pool.py) is made anew in a forked
+//   child, as the Verifier's is [test_a_child_forked_while_another_thread_holds_a_buffer_
+//   pools_lock_can_use_the_pool].
 // - In flight: calls_in_flight counts threads between releasing and retaking the GIL
 //   (calls and lock waits). In a forked child it restarts at this thread's own count
 //   [test_forks_under_load_never_hang_and_every_child_exits_promptly, test_a_child_forked_
@@ -264,6 +268,30 @@ nb::object stream_read(dgen::Stream& s, uint64_t n) {
   }
   nb::object owner = nb::cast(bv, nb::rv_policy::take_ownership);
   fill_claim(s, c, bv->data());
+  return owner;
+}
+
+// read() of a file: the bytes as a new bytes object, filled in place (no copy). A refusal
+// names the size, as every MemoryError of ours does.
+nb::object stream_read_bytes(dgen::Stream& s, uint64_t n) {
+  CallScope scope("read");
+  const auto c = s.claim(n);
+  PyObject* b;
+  try {
+    dgen::check_memory(c.length);
+    b = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(c.length));
+    if (!b) {
+      PyErr_Clear();
+      throw dgen::OutOfMemory("asked " + dgen::format_bytes(c.length) + " (" +
+                              std::to_string(c.length) +
+                              " bytes); Python could not allocate them");
+    }
+  } catch (...) {
+    s.unclaim(c);
+    throw;
+  }
+  nb::object owner = nb::steal(b);
+  fill_claim(s, c, reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(b)));
   return owner;
 }
 
@@ -548,6 +576,7 @@ NB_MODULE(_core, m) {
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buf"_a.none())
       .def("read", &stream_read, "n"_a)
+      .def("read_bytes", &stream_read_bytes, "n"_a)
       .def("verify", &stream_verify, "buf"_a.none(), "offset"_a, "max_ranges"_a = 20)
       .def("verifier", &stream_verifier, "max_ranges"_a = 20, nb::rv_policy::take_ownership)
       .def("write", &stream_write, "fd"_a, "offset"_a, "length"_a, "file_offset"_a = -1,

@@ -1,10 +1,14 @@
 // Memory headroom read from fake /proc and cgroup files, and the check built on it.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "dgen/memory.hpp"
 #include "dgen/topology.hpp"
@@ -145,6 +149,40 @@ TEST(Memory, SizesInMessagesUseBinaryUnits) {
   EXPECT_EQ(dgen::format_bytes(1ull << 40), "1 TiB");
   EXPECT_EQ(dgen::format_bytes(3 * GiB / 2), "1.5 GiB");
   EXPECT_EQ(dgen::format_bytes(UINT64_MAX), "16.0 EiB");
+}
+
+}  // namespace
+
+namespace {
+
+// Forks while another thread allocates and frees buffers of one size as fast as it can, so
+// the recycler's lock is held most of the time; every child allocates at once. A child that
+// inherited the lock held by a thread that does not exist there hung in its first
+// allocation (the lock belongs to the fork protocol: src/core/pool.cpp).
+TEST(Recycler, ForksWhileAnotherThreadAllocatesNeverHang) {
+  std::atomic<bool> stop{false};
+  std::thread hammer([&] {
+    while (!stop) dgen::free_memory(dgen::allocate(1 << 20, std::nullopt), 1 << 20, std::nullopt);
+  });
+  int hung = 0, failed = 0;
+  for (int k = 0; k < 300 && hung == 0; ++k) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      alarm(10);  // a hang ends the child with SIGALRM
+      void* p = dgen::allocate(1 << 20, std::nullopt);
+      dgen::free_memory(p, 1 << 20, std::nullopt);
+      _exit(p ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) ++hung;
+    else if (WEXITSTATUS(status) != 0) ++failed;
+  }
+  stop = true;
+  hammer.join();
+  EXPECT_EQ(hung, 0);
+  EXPECT_EQ(failed, 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <stdexcept>
 #include <thread>
@@ -61,6 +62,32 @@ TEST(Pool, ForkedChildCanUseThePool) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   dgen::pool::run(64, 4, [&](size_t) { n++; });  // and the parent's still works
   EXPECT_EQ(n.load(), 128);
+}
+
+// This process's threads, as the kernel counts them.
+size_t threads_now() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// The pool's idle workers are joined before fork (and made again by the next job): a fork
+// from a process whose calls are done is then a fork of one thread, so no lock of any
+// library can be held by a thread that does not exist in the child (and Python 3.12 has
+// no threads to warn about).
+TEST(Pool, IdleWorkersAreJoinedBeforeFork) {
+  const auto fork_and_wait = [] {
+    const pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+  };
+  fork_and_wait();
+  const size_t without_workers = threads_now();
+  dgen::pool::run(64, 4, [](size_t) {});
+  ASSERT_GT(threads_now(), without_workers);  // the job started workers
+  fork_and_wait();
+  EXPECT_EQ(threads_now(), without_workers);
 }
 
 }  // namespace

@@ -52,18 +52,41 @@ def test_reset_reproduces_the_stream():
     assert b"".join(bytes(c) for c in iter(g.get_chunk, None)) == first
 
 
-def test_set_seed_continues_at_the_position_with_the_new_seed():
+def test_set_seed_restarts_the_new_seeds_stream_while_the_position_counts_on():
+    # dgen-py 0.3.0: after two 1 MiB chunks, set_seed(7) then fill_chunk gives the first
+    # chunk of a fresh Generator(seed=7); position() keeps counting, to the same total.
+    size, chunk = 5 << 20, 1 << 20
+    g = dgen_py.Generator(size, 2, 2, seed=1)
+    buf = bytearray(chunk)
+    g.fill_chunk(buf)
+    g.fill_chunk(buf)
+    g.set_seed(7)
+    assert (g.seed, g.position()) == (7, 2 * chunk)
+    rest = bytearray(size)
+    assert g.fill_chunk(rest) == size - 2 * chunk
+    assert g.position() == size and g.is_complete()
+    fresh = reference(size, 7, 2, 2)
+    assert bytes(rest[:size - 2 * chunk]) == fresh[:size - 2 * chunk]
+    g.seek(2 * chunk + 1000)  # the new seed's stream goes on from where it started
+    assert bytes(g.read(10)) == fresh[1000:1010]
+    with pytest.raises(ValueError, match=r"before position 2097152.*reset\(\)"):
+        g.seek(2 * chunk - 1)
+    g.reset()  # position 0: the seed's stream from its beginning
+    assert g.position() == 0 and bytes(g.read(size)) == fresh
+
+
+def test_set_seed_can_continue_at_the_position_with_the_new_seed():
     g = dgen_py.Generator(200_000, 1.5, 3, seed=1)
     head = bytearray(50_000)
     g.fill_chunk(head)
-    g.set_seed(2)
+    g.set_seed(2, restart=False)
     assert g.seed == 2 and g.position() == 50_000
     tail = bytearray(150_000)
     assert g.fill_chunk(tail) == 150_000
     assert bytes(head) == reference(200_000, 1, 1.5, 3)[:50_000]
     assert bytes(tail) == reference(200_000, 2, 1.5, 3)[50_000:]
     g.reset()
-    g.set_seed(2)
+    g.set_seed(2, restart=False)
     whole = bytearray(200_000)
     g.fill_chunk(whole)
     assert bytes(whole) == reference(200_000, 2, 1.5, 3)
@@ -189,7 +212,26 @@ def test_set_seed_none_draws_a_new_seed_as_dgen_py_does():
     assert g.seed != 1 and g.position() == 50_000
     tail = bytearray(150_000)
     g.fill_chunk(tail)
-    assert bytes(tail) == reference(200_000, g.seed)[50_000:]
+    assert bytes(tail) == reference(200_000, g.seed)[:150_000]
+
+
+def test_a_generator_pickles_with_the_position_its_seed_started_at():
+    import pickle
+    g = dgen_py.Generator(100_000, seed=1)
+    g.fill_chunk(bytearray(30_000))
+    g.set_seed(5)
+    g.fill_chunk(bytearray(1000))
+    h = pickle.loads(pickle.dumps(g))
+    assert (h.position(), h.seed) == (31_000, 5)
+    assert bytes(h.read()) == reference(100_000, 5)[1000:70_000]
+
+
+def test_a_slice_restarts_the_new_seeds_stream_at_its_start():
+    g = dgen_py.Generator(100_000, seed=1, start=20_000, stop=60_000)
+    g.fill_chunk(bytearray(5000))
+    g.set_seed(4)
+    assert g.position() == 5000
+    assert g.read() == reference(100_000, 4)[20_000:55_000]
 
 
 def test_compress_ratio_100_is_accepted_as_dgen_py_accepts_it():
@@ -216,3 +258,32 @@ def test_importing_the_package_leaves_numpy_and_the_compressors_unloaded():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+THREADS_AFTER_A_CALL = """
+import os, dgen_py
+before = len(os.listdir("/proc/self/task"))
+dgen_py.generate_buffer(64 << 20, seed=1)
+print(len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a worker")
+@pytest.mark.parametrize("value, workers", [("1", 0), ("", 1), (None, 1)])
+def test_dgen_threads_sizes_the_pool_when_max_threads_is_not_given(value, workers):
+    env = {k: v for k, v in os.environ.items() if k != "DGEN_THREADS"}
+    if value is not None:
+        env["DGEN_THREADS"] = value
+    r = subprocess.run([sys.executable, "-c", THREADS_AFTER_A_CALL], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (int(r.stdout) > 0) == (workers > 0), r.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "2000", "-1"])
+def test_a_bad_dgen_threads_is_refused_naming_it(monkeypatch, value):
+    monkeypatch.setenv("DGEN_THREADS", value)
+    with pytest.raises(ValueError, match=rf"DGEN_THREADS must be an integer in \[1, 1024\], "
+                                         rf"got '{value}'"):
+        dgen_py.generate_buffer(10, seed=1)
+    assert len(dgen_py.generate_buffer(10, seed=1, max_threads=2)) == 10  # given: not read

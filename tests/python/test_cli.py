@@ -166,7 +166,7 @@ def test_missing_and_longer_files_are_mismatches(tmp_path):
 
 
 def test_verify_of_a_path_that_does_not_exist_fails_in_one_line(tmp_path):
-    r = dgen("verify", tmp_path / "nothing", check=1)
+    r = dgen("verify", tmp_path / "nothing", check=3)
     assert r.stderr.decode().splitlines() == [
         f"dgen: error: [Errno 2] no such file or directory: {tmp_path / 'nothing'}"]
 
@@ -533,3 +533,111 @@ def test_verify_names_a_lost_write_a_misplaced_unit_and_a_zeroed_page(tmp_path):
     assert (kinds["zeros"]["offset"], kinds["zeros"]["length"]) == (zero_at, 4096)
     text = dgen("verify", path, check=1).stdout.decode()
     assert "stale: holds its generation 2 content (a lost write)" in text
+
+
+# --- what a new user expects -------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["write", "x", "--size", "1K", "--format", "npy"], "unrecognized arguments: --format npy"),
+    (["generate", "--size", "1K", "--se", "1"], "unrecognized arguments: --se 1"),
+    (["verify", "f", "--max", "3"], "unrecognized arguments: --max 3"),
+    (["dataset", "d", "--work", "unet3d"], "unrecognized arguments: --work unet3d"),
+])
+def test_options_are_never_abbreviated(args, message, tmp_path):
+    r = dgen(*args, check=2, cwd=tmp_path)
+    assert r.stderr.decode().splitlines() == [f"dgen: error: {message}"]
+
+
+@pytest.mark.parametrize("make, args", [
+    (None, ["verify", "nothing"]),
+    (None, ["analyze", "nothing"]),
+    (None, ["write", "no/such/dir/x", "--size", "4K"]),
+    ("unreadable", ["verify", "f", "--seed", "1"]),
+    ("unreadable", ["analyze", "f"]),
+])
+def test_a_missing_or_unreadable_path_exits_3(make, args, tmp_path):
+    if make:
+        if os.geteuid() == 0:
+            pytest.skip("root reads any file")
+        (tmp_path / "f").write_bytes(bytes(4096))
+        (tmp_path / "f").chmod(0)
+    r = dgen(*args, check=3, cwd=tmp_path)
+    assert len(r.stderr.decode().splitlines()) == 1
+
+
+def test_a_file_of_a_dataset_directory_verifies_against_the_directorys_manifest(tmp_path):
+    d = tmp_path / "set"
+    dgen("write", d, "--size", "4MiB", "--files", 4, "--seed", 3, check=0)
+    r = dgen_json("verify", d / "part-00002", check=0)
+    assert r["ok"] and r["bytes_read"] == 1 << 20 and r["manifest"] == str(d / MANIFEST)
+    assert [f["path"] for f in r["files"]] == ["part-00002"]
+    assert dgen("verify", d / "part-00002", check=0).stdout.startswith(
+        f"OK {d / 'part-00002'}: 1 MiB (1048576 bytes) read and verified in 1 file(s)".encode())
+    with open(d / "part-00002", "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff")
+    r = dgen_json("verify", d / "part-00002", check=1)
+    assert [(x["file"], x["file_offset"], x["offset"]) for x in r["ranges"]] == [
+        ("part-00002", 100, (2 << 20) + 100)]
+    dgen("verify", d / "part-00001", check=0)  # the other files are not read
+
+
+MANIFEST = "dgen-manifest.json"
+
+
+def test_verify_takes_a_manifest_as_analyze_does(tmp_path):
+    d = tmp_path / "set"
+    dgen("write", d, "--size", "2MiB", "--files", 2, "--seed", 3, check=0)
+    assert dgen_json("verify", d / MANIFEST, check=0)["bytes_read"] == 2 << 20
+    dgen("write", tmp_path / "one.bin", "--size", "1MiB", "--seed", 3, check=0)
+    r = dgen_json("verify", tmp_path / "one.bin.dgen.json", check=0)
+    assert r["ok"] and r["path"] == str(tmp_path / "one.bin")
+    dgen("verify", tmp_path / "nothing.dgen.json", check=3)
+    (tmp_path / "one.bin.dgen.json").unlink()
+    r = dgen("verify", tmp_path / "one.bin.dgen.json", check=3)  # not "give the seed"
+    assert b"no such file or directory" in r.stderr
+
+
+def test_format_and_workload_values_are_case_insensitive(tmp_path):
+    m = dgen_json("dataset", tmp_path / "d", "--format", "NPY", "--files", 1,
+                  "--record-length", "4KiB", "--seed", 1)
+    assert m["dataset"]["format"] == "npy"
+    m = dgen_json("dataset", tmp_path / "e", "--workload", "UNet3D", "--files", 1,
+                  "--record-length", "4KiB", "--record-length-stdev", 0, "--seed", 1)
+    assert m["dataset"]["workload"] == "unet3d"
+
+
+def test_generate_json_reports_the_identity_and_where_the_manifest_went(tmp_path):
+    out = tmp_path / "g.bin"
+    r = dgen_json("generate", "--size", "1MiB", "--dedup-ratio", 2, "-o", out)
+    assert r["identity"]["size"] == 1 << 20 and r["identity"]["dedup_ratio"] == 2
+    assert r["path"] == str(out) and r["manifest"] == str(out) + ".dgen.json"
+    assert r["bytes"] == 1 << 20 and r["seconds"] >= 0
+    piped = dgen("generate", "--size", "4K", "--seed", 9, "--json", check=0)
+    assert piped.stdout == expected(4096, 9)  # the data keeps stdout; the JSON goes to stderr
+    assert json.loads(piped.stderr)["identity"]["seed"] == 9
+
+
+@pytest.mark.parametrize("flags, writers, synced", [
+    ([], 3, 2), (["--jobs", "2"], 2, 2), (["--fsync"], 3, 8), (["--jobs", "1", "--fsync"], 1, 8)])
+def test_dataset_takes_jobs_and_fsync(tmp_path, monkeypatch, flags, writers, synced):
+    from dgen_py import cli, datasets
+    made, fsynced = [], []
+    init = datasets._Writer.__init__
+    monkeypatch.setattr(datasets._Writer, "__init__", lambda self, *a: (made.append(1),
+                                                                        init(self, *a))[1])
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), fsync(fd))[1])
+    args = ["dataset", str(tmp_path / "d"), "--format", "npy", "--files", "4",
+            "--record-length", "4KiB", "--seed", "1", "--threads", "3", "--json"]
+    assert cli.main(args + flags) == 0
+    # Always the manifest and its directory; with --fsync the 4 files and the directories
+    # they are in too (the root, train/).
+    assert (len(made), len(fsynced)) == (writers, synced)
+    dgen("verify", tmp_path / "d", check=0)
+
+
+def test_progress_bars_use_the_summarys_units(tmp_path):
+    shown = stderr_on_a_terminal("write", str(tmp_path / "d"), "--size", "256MiB", "--seed", "1")
+    os.unlink(tmp_path / "d")
+    assert b"MiB/256 MiB [" in shown and b" GB/s]" in shown, shown[-300:]
+    assert b"MB/s" not in shown and b"M/268" not in shown

@@ -418,3 +418,26 @@ def test_the_exiting_threads_own_calls_still_run_in_atexit_handlers():
         import dgen_py
     """)
     assert r.returncode == 0 and r.stdout.strip() == str(4 << 20), r.stdout + r.stderr
+
+
+def test_a_child_forked_while_another_thread_holds_a_buffer_pools_lock_can_use_the_pool():
+    r = run_script("""
+        import os, threading, dgen_py
+        pool = dgen_py.BufferPool(seed=1)
+        held, done = threading.Event(), threading.Event()
+        def hold():
+            with pool._lock:  # as next_slice does, when the GIL moves to the forking thread
+                held.set()
+                done.wait()
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            import signal
+            signal.alarm(10)  # a hang ends the child with SIGALRM
+            os._exit(0 if len(pool.next_slice(4096)) == 4096 else 1)
+        done.set()
+        print(os.waitpid(pid, 0)[1])
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0"], "the child hung on the pool's lock"

@@ -342,7 +342,7 @@ def test_missing_dependency_names_the_extra(tmp_path, monkeypatch, capsys, fmt, 
     monkeypatch.setitem(sys.modules, module, None)  # import fails
     assert cli.main(["dataset", str(tmp_path / "d"), "--format", fmt]) == 2
     err = capsys.readouterr().err
-    assert module in err and f"dgen-py[{extra}]" in err
+    assert module in err and f"pip install '.[{extra}]'" in err
     assert not (tmp_path / "d").exists()
 
 

@@ -122,3 +122,38 @@ def test_dgen_isa_scalar_forces_the_reference_path_and_empty_means_unset(isa, us
     r = _with_isa(isa, sys.executable, "-c", "import dgen_py; print(dgen_py.get_system_info()['isa'])")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == (used or dgen_py.get_system_info()["isa"])
+
+
+@pytest.mark.parametrize("call", [
+    lambda g: g.fill_chunk(bytearray(4)), lambda g: g.get_chunk(4), lambda g: g.read(4),
+    lambda g: g.readinto(bytearray(4)), lambda g: g.verify(b"1234"), lambda g: g.verifier(),
+    lambda g: g.set_seed(2), lambda g: g.seek(0), lambda g: g.tell(),
+], ids=["fill_chunk", "get_chunk", "read", "readinto", "verify", "verifier", "set_seed",
+        "seek", "tell"])
+def test_a_closed_generator_raises_value_error(call):
+    g = G(100, seed=1)
+    g.close()
+    with pytest.raises(ValueError, match="closed Generator"):
+        call(g)
+
+
+@pytest.mark.parametrize("kind", [str, os.fsencode, __import__("pathlib").Path])
+def test_verify_file_takes_str_bytes_and_pathlike_paths(tmp_path, kind):
+    path = tmp_path / "d.bin"
+    dgen_py.write_dataset(str(path), 4096, seed=1)
+    assert dgen_py.verify_file(kind(str(path)))["ok"]
+
+
+def test_verify_file_refuses_a_path_of_another_type_naming_it():
+    with pytest.raises(TypeError, match="path must be a str, bytes or os.PathLike, got int"):
+        dgen_py.verify_file(3)
+
+
+def test_a_buffer_pool_refuses_to_pickle_saying_why():
+    import copy
+    import pickle
+    pool = dgen_py.BufferPool(seed=1)
+    with pytest.raises(TypeError, match="BufferPool cannot be pickled: .*same slices"):
+        pickle.dumps(pool)
+    with pytest.raises(TypeError, match="BufferPool cannot be pickled"):
+        copy.copy(pool)

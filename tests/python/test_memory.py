@@ -187,3 +187,53 @@ def test_generate_streams_in_constant_memory():
     small, large = peak_rss("64MiB"), peak_rss("2GiB")
     assert large < small + 16 * MiB, (small, large)
 
+
+
+READ_3GIB = """
+    import dgen_py
+    g = dgen_py.Generator(3 * 2**30, seed=1)
+    for call in (lambda: g.read(3 * 2**30), lambda: g.read(), lambda: g.readall()):
+        try:
+            call()
+        except MemoryError as e:
+            print("MemoryError:", e)
+        else:
+            print("allocated")
+    print("position", g.tell())
+"""
+
+
+@pytest.mark.parametrize("skip_check", ["0", "1"])
+def test_a_read_too_large_raises_memory_error_naming_the_size(skip_check):
+    r = run_child(READ_3GIB, preexec=address_space_limit(512 * MiB),
+                  env={"DGEN_SKIP_MEMORY_CHECK": skip_check})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4, r.stdout
+    for line in lines[:3]:
+        assert line.startswith("MemoryError: asked 3 GiB (3221225472 bytes)"), r.stdout
+    assert lines[3] == "position 0"  # a refused read leaves the position
+
+
+def test_create_bytearrays_that_python_cannot_allocate_names_the_size():
+    r = run_child("""
+        import dgen_py
+        try:
+            dgen_py.create_bytearrays(3, 2**30)
+        except MemoryError as e:
+            print("MemoryError:", e)
+    """, preexec=address_space_limit(512 * MiB), env={"DGEN_SKIP_MEMORY_CHECK": "1"})
+    assert r.stdout.startswith("MemoryError: asked 3221225472 bytes"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args", [["bench", "--size", "1GiB", "--threads", "1"],
+                                  ["analyze", "FILE", "--frame-size", "1GiB"]])
+def test_the_cli_names_the_size_python_could_not_allocate(args, tmp_path):
+    (tmp_path / "FILE").write_bytes(bytes(4096))
+    args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
+    r = subprocess.run([DGEN, *args], capture_output=True, text=True, timeout=60,
+                       preexec_fn=address_space_limit(512 * MiB),
+                       env={**os.environ, "DGEN_SKIP_MEMORY_CHECK": "1"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("dgen: error: not enough memory: asked "), r.stderr
+    assert "bytes" in r.stderr.splitlines()[0]

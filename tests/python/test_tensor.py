@@ -5,6 +5,7 @@ import hashlib
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -198,3 +199,41 @@ def test_bad_input_is_refused_with_a_clear_error(call, error, match):
 def test_errors_show_the_values_given():
     with pytest.raises(ValueError, match=r"low=1e-10, high=2e-10"):
         dgen_py.tensor((4,), "float16", low=1e-10, high=2e-10)
+
+
+@pytest.mark.parametrize("dtype, kw", [
+    (">f2", {}), (">f4", {"dist": "normal"}), (">f8", {}), (">i2", {}), (">i4", {}),
+    (">i8", {"low": -5, "high": 1000}), (">u4", {}), (">u8", {}), (">u2", {"dtype": "bfloat16"}),
+])
+def test_a_big_endian_array_gets_the_values_a_native_one_gets(dtype, kw):
+    big = np.empty(1000, dtype)
+    dgen_py.fill_tensor(big, seed=3, start=7, **kw)
+    native = dgen_py.fill_tensor(np.empty(1000, big.dtype.newbyteorder("=")), seed=3, start=7,
+                                 **kw)
+    assert np.array_equal(big, native)  # compared as values, each in its own byte order
+    assert big.tobytes() == native.byteswap().tobytes()
+
+
+# mean + std * z with |z| <= sqrt(-2 ln 2^-33) = 6.76...: the largest std whose values all
+# stay finite, as the refusal says.
+@pytest.mark.parametrize("dtype, largest", [
+    ("float16", 65504.0), ("bfloat16", 3.3895313892515355e38),
+    ("float32", 3.4028234663852886e38), ("float64", 1.7976931348623157e308)])
+def test_normal_refuses_a_std_that_overflows_the_dtype_naming_its_range(dtype, largest):
+    bound = re.escape(f"{largest:g}")
+    with pytest.raises(ValueError, match=rf"std.*{dtype}.*{bound}"):
+        dgen_py.tensor(4, dtype, "normal", std=largest / 6)
+    with pytest.raises(ValueError, match=rf"mean.*{dtype}.*{bound}"):
+        dgen_py.tensor(4, dtype, "normal", mean=largest, std=largest / 1e6)
+    values = dgen_py.tensor(1 << 16, dtype, "normal", std=largest / 6.8, seed=1)
+    if dtype == "bfloat16":
+        values = (values.astype(np.uint32) << 16).view(np.float32)
+    assert np.isfinite(values).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_clustered_vectors_refuse_a_spread_that_overflows_naming_the_range(dtype):
+    with pytest.raises(ValueError, match=rf"spread must be at most .* for {dtype}"):
+        dgen_py.clustered_vectors(100, 4, clusters=2, queries=3, spread=1e200, dtype=dtype)
+    with pytest.raises(ValueError, match="spread must be at most"):
+        dgen_py.clustered_vectors(100, 4, clusters=2, queries=3, spread=1e300, dtype=dtype)

@@ -64,6 +64,9 @@ inline double cos_turn(uint32_t w) {
   return ((q + 1) >> 1) & 1 ? -v : v;
 }
 
+// The largest |normal_value|, rounded up: sqrt(-2 ln 2^-33) = 6.7637...
+inline constexpr double kMaxNormal = 6.77;
+
 // A standard normal value from one 64-bit word (Box-Muller, cosine branch): radius from
 // the low 32 bits, u = (lo + 1/2) 2^-32, angle from the high 32 bits.
 inline double normal_value(uint64_t x) {

@@ -1,0 +1,84 @@
+"""csv and parquet training files are encoded in pieces: memory stays bounded however large
+a file is, and the bytes are those of encoding the whole file at once."""
+
+import io
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dgen_py import datasets
+
+MiB = 1 << 20
+
+PEAK = """
+    import resource, sys
+    from dgen_py import datasets
+    fmt, samples, record = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    datasets.write_training_dataset(sys.argv[4], fmt, files=1, samples_per_file=samples,
+                                    record_length=record, record_length_stdev=0, seed=1,
+                                    threads=1)
+    assert datasets.verify_training_dataset(sys.argv[4], threads=1)["ok"]
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def peak(tmp_path, fmt, samples, record) -> int:
+    """Peak RSS of a process that writes and verifies one file of `samples` samples."""
+    root = tmp_path / f"{fmt}-{samples}"
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(PEAK), fmt, str(samples),
+                        str(record), str(root)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout)
+
+
+# (format, samples and record length of an 8 MiB file): parquet in row groups of 1024
+# samples (DLIO's), csv in rows.
+@pytest.mark.parametrize("fmt, samples, record", [("csv", 8, MiB), ("parquet", 2048, 4096)])
+def test_memory_does_not_grow_with_the_file(tmp_path, fmt, samples, record):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    small = peak(tmp_path, fmt, samples, record)
+    large = peak(tmp_path, fmt, 4 * samples, record)  # 32 MiB: 18-23x would be 430+ MiB more
+    assert large - small < 48 * MiB, (small, large)
+
+
+def whole_file(fmt, values: np.ndarray, rows: int) -> bytes:
+    """The file as one call of the encoder makes it, for comparison."""
+    if fmt == "csv":
+        return b"".join(b",".join(str(v).encode() for v in row) + b"\n"
+                        for row in values.reshape(rows, -1).tolist())
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()),
+                                               len(values) // rows)
+    out = io.BytesIO()
+    pq.write_table(pa.table({"data": column}), out, row_group_size=datasets.PARQUET_ROW_GROUP,
+                   compression="none", use_dictionary=False, write_statistics=False)
+    return out.getvalue()
+
+
+# csv: rows cut across pieces at a small ENCODE_VALUES, and at the default; parquet: one
+# row group, a short last one, whole ones.
+@pytest.mark.parametrize("fmt, samples, dims, encode_values", [
+    ("csv", 3, (5, 7), 17), ("csv", 2, (1100, 1000), datasets.ENCODE_VALUES),
+    ("parquet", 1, (8, 8), 0), ("parquet", 2500, (4, 8), 0), ("parquet", 2048, (2, 2), 0)])
+def test_pieces_are_the_bytes_of_the_whole_file(fmt, samples, dims, encode_values,
+                                                monkeypatch):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    else:
+        monkeypatch.setattr(datasets, "ENCODE_VALUES", encode_values)
+    d1, d2 = dims
+    f = {"dims": dims, "samples": samples, "payload_offset": 8192,
+         "payload": samples * d1 * d2}
+    values = np.random.default_rng(1).integers(0, 256, f["payload"], np.uint8)
+    got = b""
+    for part in datasets.parts({"format": fmt}, f):
+        assert isinstance(part, datasets.Encoded)
+        assert part.length <= (encode_values or datasets.PARQUET_ROW_GROUP * d1 * d2)
+        at = part.offset - f["payload_offset"]
+        got += part.encode(values[at:at + part.length])
+    assert got == whole_file(fmt, values, samples)

@@ -562,15 +562,17 @@ def cmd_dataset(args) -> int:
         "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")}
     options = {**layout, **{k: getattr(args, k) for k in (
         "seed", "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force")}}
-    spec = datasets.resolve_spec(args.format, **layout)
-    total = datasets.plan(spec)[1]
+    try:  # the bar's total; bad options are refused by the write (under MPI on every rank)
+        total = datasets.plan(datasets.resolve_spec(args.format, **layout))[1]
+    except ValueError:
+        total = None
     with progress(args, total, "dataset") as advance:
         m = datasets.write_training_dataset(args.path, args.format, **options,
                                             progress=advance, comm=args.comm)
     def line(m):
         size = sum(f["length"] for f in m["files"] + m["index_files"])
         index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
-        return (f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
+        return (f"wrote {m['dataset']['format']} dataset of {len(m['files'])} file(s){index}, "
                 f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
                 f"{identity_line(m['identity'])}")
     return report_written(args, m, line, {k: v for k, v in m.items() if k != "files"})

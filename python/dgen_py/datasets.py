@@ -771,29 +771,34 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     does not have are refused, or deleted with force=True. progress(n) is called with the
     payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
     """
-    spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
-                        samples_per_file=samples_per_file, record_length=record_length,
-                        record_length_stdev=record_length_stdev, subfolders=subfolders,
-                        file_prefix=file_prefix, dlio=dlio, hdf5_datasets=hdf5_datasets,
-                        dims_seed=dims_seed)
     agree = _collective(comm)
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
-    root = _checks.path(path)
-    force = _checks.flag("force", force)
-    threads = _checks.threads(threads)
-    if threads is None and comm is not None:
-        from .mpi import threads_per_rank
-        threads = threads_per_rank(comm)
-    threads = threads or _core.available_cpus()
+    share = None
+    if comm is not None:
+        from .mpi import same_settings, threads_per_rank
+        share = threads_per_rank(comm)  # collective: before any rank can fail
+    planned = {}
 
-    entries, size = plan(spec)
-
-    def check():
+    def check():  # on every rank, each rank's settings gathered to compare them
+        spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
+                            samples_per_file=samples_per_file, record_length=record_length,
+                            record_length_stdev=record_length_stdev, subfolders=subfolders,
+                            file_prefix=file_prefix, dlio=dlio, hdf5_datasets=hdf5_datasets,
+                            dims_seed=dims_seed)
         require(spec["format"])
-        return _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                                format_version)
+        _checks.path(path)
+        _checks.flag("force", force)
+        count = _checks.threads(threads) or share or _core.available_cpus()
+        planned["entries"], size = plan(spec)
+        identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
+                                    format_version)
+        return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count
     checked = agree(check)
-    identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
+    if comm is not None:
+        same_settings([{**spec, **given} for spec, given, _, _ in checked])
+    spec, identity, threads = checked[0][0], dict(checked[0][1]), checked[rank][3]
+    identity["seed"] = checked[0][2]  # rank 0 drew it, where none was given
+    entries, root = planned["entries"], _checks.path(path)
     new = {e["path"] for e in entries} | {p for e in entries for p in side_paths(spec, e)}
     new_dirs = {d for p in new for d in _parents(p)}
     sub = spec["subfolders"]
@@ -999,12 +1004,22 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     offset: the stream offset of a payload range}), "warnings" (encoders of another
     version than the one that wrote the files) and "seconds". With comm, rank r checks
     files r, r + size, ... and every rank returns the same dict."""
-    path = os.fspath(path)
-    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
-    threads = _checks.threads(threads) or _core.available_cpus()
     agree = _collective(comm)
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
-    record = agree(lambda: read_manifest(path), share=False)
+    share = None
+    if comm is not None:
+        from .mpi import same_dataset, threads_per_rank
+        share = threads_per_rank(comm)  # collective: before any rank can fail
+
+    def check():
+        return (_checks.integer("max_ranges", max_ranges, 0, 2**31),
+                _checks.threads(threads) or share or _core.available_cpus(),
+                read_manifest(path))
+    max_ranges, count, record = agree(check, share=False)
+    path = os.fspath(path)
+    if comm is not None:  # the manifest as read (not where, nor what it implies)
+        same_dataset(comm, {k: v for k, v in record.items()
+                            if k not in ("manifest", "entries")}, path)
     spec, identity, entries = record["dataset"], record["identity"], record["entries"]
     warnings = []
     now = agree(lambda: require(spec["format"]) and encoders(spec["format"]),
@@ -1016,7 +1031,7 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     started = time.perf_counter()
     lengths = {f["path"]: f["length"] for f in record["files"] + record["index_files"]}
     results = agree(lambda: _check_files(path, spec, identity, entries[rank::world], lengths,
-                                         threads, max_ranges,
+                                         count, max_ranges,
                                          progress if rank == 0 else None))
     ranges = sorted((r for res in results for r in res["ranges"]),
                     key=lambda r: r["file"])[:max_ranges]

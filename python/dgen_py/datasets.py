@@ -928,10 +928,23 @@ def _write_one(tree, root, spec, f, writer, sizes):
     for p, content in side_files(spec, f):
         fd = tree.open(p, flags | os.O_TRUNC)
         try:
-            os.write(fd, content)
+            _write_all(fd, content)
+        except OSError as e:  # a full disk or a file size limit: name the file
+            raise OSError(e.errno, f"writing {os.path.join(root, p)}: {e.strerror}") from None
         finally:
             os.close(fd)
         sizes[p] = len(content)
+
+
+def _write_all(fd, data) -> None:
+    """write() until every byte is written: a short write is retried, and the retry
+    raises what stopped the first (ENOSPC, EFBIG)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n == 0:
+            raise OSError(errno.EIO, "write() wrote nothing")
+        view = view[n:]
 
 
 def _manifest(spec, identity, entries, sizes) -> dict:

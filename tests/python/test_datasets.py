@@ -525,3 +525,21 @@ def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "is a FIFO" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_short_write_of_an_index_file_fails_naming_it(tmp_path):
+    # indexed_binary with 4-byte samples: the data file (4000 bytes) fits under a 6000-byte
+    # file size limit, its 8000-byte offset index does not (write() writes 6000, then fails).
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+    root = tmp_path / "d"
+    r = subprocess.run([sys.executable, "-m", "dgen_py", "dataset", root, "--format",
+                        "indexed_binary", "--samples-per-file", "1000", "--record-length", "4",
+                        "--seed", "1"], capture_output=True, text=True, timeout=120,
+                       env=clean_env(), preexec_fn=limit)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert str(root / "train" / "img_0_of_1.indexed_binary.off.idx") in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+    assert not (root / "dgen-manifest.json").exists()

@@ -743,14 +743,45 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def _existing(root: str) -> tuple[set[str], set[str]]:
-    """(files, directories) under DIR/train, valid and index, relative to DIR."""
-    files, dirs = set(), set()
-    for top in (*SPLITS, INDEX_DIR):
-        for base, subdirs, names in os.walk(os.path.join(root, top)):
-            files.update(os.path.relpath(os.path.join(base, n), root) for n in names)
-            dirs.update(os.path.relpath(os.path.join(base, d), root) for d in subdirs)
-    return files, dirs
+def _kind(entry) -> str:
+    return "dir" if entry.is_dir(follow_symlinks=False) else \
+        "file" if entry.is_file(follow_symlinks=False) else "other"
+
+
+def _existing(root: str) -> dict[str, str]:
+    """Every entry under DIR/train, valid and index, and those three: {path relative to
+    DIR: "dir", "file" or "other" (symlinks, FIFOs, devices: never followed)}."""
+    out, todo = {}, []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name in (*SPLITS, INDEX_DIR):
+                out[entry.name] = _kind(entry)
+                todo.append(entry.name)
+    while todo:
+        rel = todo.pop()
+        if out[rel] != "dir":
+            continue
+        with os.scandir(os.path.join(root, rel)) as entries:
+            for entry in entries:
+                name = f"{rel}/{entry.name}"
+                out[name] = _kind(entry)
+                todo.append(name)
+    return out
+
+
+def _refuse_in_the_way(root: str, existing: dict, files: set, dirs: set) -> None:
+    """Refused, before anything changes, where an entry that a new file or directory
+    needs is of another kind (a directory or symlink where a file goes, a file or
+    symlink where a directory goes): the write would fail after the old manifest went."""
+    for rel in sorted(dirs):
+        if existing.get(rel, "dir") != "dir":
+            raise _files.Refused(errno.EINVAL, f"{os.path.join(root, rel)} is not a "
+                                 f"directory: dgen reads and writes only inside real "
+                                 f"directories of the dataset")
+    for rel in sorted(files):
+        if existing.get(rel, "file") != "file":
+            full = os.path.join(root, rel)
+            _files._refuse_not_regular(os.lstat(full), full)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -814,12 +845,15 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         os.makedirs(root, exist_ok=True)
         state["root"] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         _files._lock(state["root"], root)
-        files, dirs = _existing(root)
-        stale = sorted(files - new)
-        # Directories the new layout does not have (an earlier --subfolders): DLIO would
-        # take them for subfolders. Deepest first, so each is empty when it goes (one where
-        # a new file must go is left for the write to fail on, naming it).
-        stale_dirs = sorted(dirs - new_dirs - new, key=lambda d: -d.count("/"))
+        existing = _existing(root)
+        _refuse_in_the_way(root, existing, new, new_dirs | set(SPLITS))
+        # Entries the new layout does not have; symlinks go as files (never followed).
+        # Directories (an earlier --subfolders: DLIO would take them for subfolders)
+        # deepest first, so each is empty when it goes.
+        kept = new | new_dirs | {*SPLITS, INDEX_DIR}
+        stale = sorted(p for p, kind in existing.items() if kind != "dir" and p not in kept)
+        stale_dirs = sorted((p for p, kind in existing.items()
+                             if kind == "dir" and p not in kept), key=lambda d: -d.count("/"))
         stale += stale_dirs
         if stale and not force:
             raise _files.Refused(errno.EEXIST, f"{root} holds {len(stale)} file(s) that are "

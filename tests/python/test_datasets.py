@@ -347,16 +347,71 @@ def test_missing_dependency_names_the_extra(tmp_path, monkeypatch, capsys, fmt, 
 
 
 def test_nothing_half_written_looks_complete(tmp_path):
-    root, _ = write(tmp_path, "npy")
+    root, _ = write(tmp_path, "npy", record_length=2000, record_length_stdev=0)
     manifest = root / "dgen-manifest.json"
     assert manifest.exists()
-    # A directory where a data file must go: the write fails after the old manifest went.
-    os.unlink(root / "train" / "img_1_of_3.npy")
-    os.mkdir(root / "train" / "img_1_of_3.npy")
-    with pytest.raises(OSError):
-        write(tmp_path, "npy")
+    # A file size limit the larger files pass: the write fails after the old manifest went.
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+    r = subprocess.run([sys.executable, "-m", "dgen_py", "dataset", root, "--format", "npy",
+                        "--files", "3", "--eval-files", "2", "--samples-per-file", "4",
+                        "--record-length", "8000"], capture_output=True, timeout=120,
+                       env=clean_env(), preexec_fn=limit)
+    assert r.returncode == 1 and b"File too large" in r.stderr, r.stderr
     assert not manifest.exists()
     assert dgen("verify", root).returncode != 0
+
+
+def valid_is_a_file(root):
+    os.rmdir(root / "valid")
+    (root / "valid").write_bytes(b"x")
+
+
+def data_file_is_a_directory(root):
+    os.unlink(root / "train" / "img_1_of_3.npy")
+    os.mkdir(root / "train" / "img_1_of_3.npy")
+
+
+def data_file_is_a_symlink(root):
+    os.rename(root / "train" / "img_1_of_3.npy", root / "moved.npy")
+    os.symlink(root / "moved.npy", root / "train" / "img_1_of_3.npy")
+
+
+def index_dir_is_a_symlink(root):
+    os.rename(root / "index", root / "moved")
+    os.symlink(root / "moved", root / "index")
+
+
+@pytest.mark.parametrize("fmt, change, what", [
+    ("npy", valid_is_a_file, "valid is not a directory"),
+    ("npy", data_file_is_a_directory, "img_1_of_3.npy is a directory"),
+    ("npy", data_file_is_a_symlink, "img_1_of_3.npy is a symbolic link"),
+    ("tfrecord", index_dir_is_a_symlink, "index is not a directory"),
+])
+def test_a_refused_dataset_run_keeps_the_previous_manifest(tmp_path, fmt, change, what):
+    root, _ = write(tmp_path, fmt, eval_files=0)
+    manifest = (root / "dgen-manifest.json").read_bytes()
+    change(root)
+    before = tree_bytes(root)
+    out = dgen("dataset", root, "--format", fmt, "--files", "3", "--record-length", "100",
+               "--force")
+    assert out.returncode == 2 and what in out.stderr.decode(), out.stderr
+    assert (root / "dgen-manifest.json").read_bytes() == manifest
+    assert tree_bytes(root) == before
+
+
+def test_force_deletes_a_stray_symlinked_subdirectory_not_its_target(tmp_path):
+    root, _ = write(tmp_path, "npy")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "keep").write_bytes(b"keep")
+    os.symlink(tmp_path / "elsewhere", root / "train" / "extra")
+    out = dgen("dataset", root, "--format", "npy", "--record-length", "100", "--force")
+    assert out.returncode == 0, out.stderr
+    assert not os.path.lexists(root / "train" / "extra")
+    assert (tmp_path / "elsewhere" / "keep").read_bytes() == b"keep"
+    assert dgen("verify", root).returncode == 0
 
 
 def test_stale_files_refused_unless_force(tmp_path):

@@ -1010,7 +1010,7 @@ def is_training_dataset(path) -> bool:
     try:
         with open(manifest) as fh:
             return json.load(fh).get("dgen_dataset") == 1
-    except (ValueError, AttributeError, OSError):
+    except (ValueError, AttributeError, OSError, RecursionError):
         return False
 
 
@@ -1037,8 +1037,43 @@ def read_manifest(path) -> dict:
     if size != identity["size"]:
         raise ValueError(f"{where}: identity.size is {identity['size']}, but the dataset's "
                          f"samples take {size} bytes of the stream")
+    _check_listing(record, where, {
+        "files": [e["path"] for e in entries],
+        "index_files": sorted(p for e in entries for p in side_paths(spec, e))})
+    encoders = record.get("encoders", {})
+    if not isinstance(encoders, dict) or not all(
+            isinstance(v, str) for v in encoders.values()):
+        raise ValueError(f"{where}: encoders must be an object of package: version strings, "
+                         f"got {encoders!r:.60}")
     return {**record, "dataset": spec, "identity": identity, "entries": entries,
             "manifest": where}
+
+
+def _check_listing(record, where, expected: dict) -> None:
+    """The manifest's file lists (expected: {key: the paths the dataset section makes, in
+    order}) are lists of {path, length} of exactly those paths; ValueError naming the
+    first bad field."""
+    def bad(field, problem):
+        raise ValueError(f"{where}: {field} {problem}")
+    for key, paths in expected.items():
+        listed = record.get(key)
+        if not isinstance(listed, list):
+            bad(key, "is missing" if key not in record else
+                f"must be a list, got {type(listed).__name__}")
+        if len(listed) != len(paths):
+            bad(key, f"lists {len(listed)} file(s), but the dataset section makes "
+                f"{len(paths)}")
+        for i, (f, path) in enumerate(zip(listed, paths)):
+            if not isinstance(f, dict):
+                bad(f"{key}[{i}]", f"must be a JSON object, got {type(f).__name__}")
+            if f.get("path") != path:
+                bad(f"{key}[{i}].path", "is missing" if "path" not in f else
+                    f"is {f['path']!r}, but the dataset section makes {path!r}")
+            length = f.get("length")
+            if isinstance(length, bool) or not isinstance(length, int) or \
+                    not 0 <= length <= _checks.MAX_SIZE:
+                bad(f"{key}[{i}].length", "is missing" if "length" not in f else
+                    f"must be an integer in [0, {_checks.MAX_SIZE}], got {length!r}")
 
 
 def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,

@@ -636,7 +636,7 @@ def _load_manifest(path):
         _refuse_not_regular(os.fstat(fd), where)
         with os.fdopen(os.dup(fd), "rb") as f:
             record = json.load(f)
-    except ValueError as e:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested too deep
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
     finally:
         os.close(fd)

@@ -598,3 +598,47 @@ def test_a_short_write_of_an_index_file_fails_naming_it(tmp_path):
     assert str(root / "train" / "img_0_of_1.indexed_binary.off.idx") in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
     assert not (root / "dgen-manifest.json").exists()
+
+
+def edit_manifest(root, change):
+    path = root / "dgen-manifest.json"
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda r: r.pop("files"), "files"),
+    (lambda r: r.pop("index_files"), "index_files"),
+    (lambda r: r["files"][0].pop("path"), "files[0].path"),
+    (lambda r: r["files"][1].update(length="9"), "files[1].length"),
+    (lambda r: r["files"][1].update(path="train/other.tfrecord"), "files[1].path"),
+    (lambda r: r["index_files"][0].pop("length"), "index_files[0].length"),
+    (lambda r: r.update(files={}), "files"),
+    (lambda r: r.update(encoders=["pillow"]), "encoders"),
+    (lambda r: r.update(encoders={"pillow": 3}), "encoders"),
+    (lambda r: r.update(dataset=[]), "dataset"),
+])
+def test_an_edited_training_manifest_is_refused_naming_the_field(tmp_path, change, field):
+    root, _ = write(tmp_path, "tfrecord", files=2, eval_files=0)
+    edit_manifest(root, change)
+    out = dgen("verify", root)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"dgen-manifest.json: {field}" in err, err
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("args", [
+    ["verify", "{d}"], ["analyze", "{d}"],
+    ["write", "{d}", "--size", "1MiB", "--files", "2", "--generation", "1", "--changed-only"],
+])
+def test_a_deeply_nested_manifest_is_refused_not_a_traceback(tmp_path, args):
+    root, _ = write(tmp_path, "npy", files=2, eval_files=0)
+    (root / "dgen-manifest.json").write_text(DEEP)
+    out = dgen(*[a.format(d=root) for a in args])
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "dgen-manifest.json: not a" in err and "manifest" in err, err

@@ -18,6 +18,7 @@ import re
 import stat
 import sys
 import time
+import traceback
 from fractions import Fraction
 
 from . import _checks, _core, bench, files
@@ -810,11 +811,15 @@ def main(argv=None) -> int:
         return fail(1, "out of memory")
     except KeyboardInterrupt:
         return fail(130, "interrupted", args.comm)
-    except BaseException:
+    except BaseException as e:
         if not args.comm:
             raise
         # A rank that fails outside the collective steps would leave the others waiting.
-        say(f"error: rank {args.comm.rank} failed unexpectedly; aborting the MPI job")
+        # Its cause goes to the real stderr: only rank 0's is not silenced.
+        print(f"dgen: error: rank {args.comm.rank} failed unexpectedly ({type(e).__name__}: "
+              f"{e}); aborting the MPI job", file=sys.__stderr__)
+        traceback.print_exc(file=sys.__stderr__)
+        sys.__stderr__.flush()
         args.comm.Abort(1)
         raise
 

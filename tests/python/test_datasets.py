@@ -642,3 +642,23 @@ def test_a_deeply_nested_manifest_is_refused_not_a_traceback(tmp_path, args):
     err = out.stderr.decode()
     assert out.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "dgen-manifest.json: not a" in err and "manifest" in err, err
+
+
+def test_changed_only_on_a_training_dataset_says_rewrites_are_for_dgen_write(tmp_path):
+    root, m = write(tmp_path, "npy", files=2, eval_files=0)
+    manifest = (root / "dgen-manifest.json").read_bytes()
+    out = dgen("write", root, "--size", m["identity"]["size"], "--files", "2", "--seed",
+               SEED, "--generation", "1", "--changed-only")
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1, err
+    assert "training dataset" in err and "datasets written by dgen write" in err, err
+    assert (root / "dgen-manifest.json").read_bytes() == manifest
+
+
+def test_a_training_dataset_without_its_manifest_is_not_asked_for_a_seed(tmp_path):
+    root, _ = write(tmp_path, "npy")
+    os.unlink(root / "dgen-manifest.json")
+    out = dgen("verify", root)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1, err
+    assert "has no manifest" in err and "dgen dataset" in err and "seed" not in err, err

@@ -516,3 +516,22 @@ def test_training_dataset_verify_refuses_ranks_that_see_another_dataset(tmp_path
     assert {open(f"{a}.{rank}").read() for rank in range(2)} == {
         f"rank 1: sees another dataset at {b} than rank 0 (another manifest or file "
         f"size): give every rank the same path on a shared filesystem"}
+
+
+@needs_mpi
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_rank_that_fails_unexpectedly_names_the_cause(tmp_path, failing):
+    job = script(tmp_path, f"""
+        from dgen_py import cli
+        real = mpi.write
+        def write(comm, *args, **kwargs):
+            if comm.rank == {failing}:
+                raise RuntimeError("the cause")
+            return real(comm, *args, **kwargs)
+        mpi.write = write
+        sys.exit(cli.main(["write", sys.argv[1], "--size", "1M"]))
+    """)
+    r = mpirun(2, sys.executable, job, tmp_path / "d.bin")
+    err = r.stderr.decode()
+    assert r.returncode != 0
+    assert f"rank {failing} failed unexpectedly (RuntimeError: the cause)" in err, err

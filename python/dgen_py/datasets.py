@@ -215,17 +215,24 @@ def side_paths(spec, f) -> list[str]:
     return []
 
 
-def side_files(spec, f) -> list[tuple[str, bytes]]:
-    """(path, content) of side_paths(spec, f)."""
+INDEX_CHUNK = 1 << 16  # index entries made at a time (memory stays bounded)
+
+
+def side_files(spec, f) -> list[tuple[str, object]]:
+    """(path, content) of side_paths(spec, f); content: an iterator of bytes, made
+    INDEX_CHUNK entries at a time."""
     fmt, (d1, d2), n = spec["format"], f["dims"], f["samples"]
+    cuts = [(i, min(n, i + INDEX_CHUNK)) for i in range(0, n, INDEX_CHUNK)]
     if fmt == "indexed_binary":
         size = d1 * d2
-        contents = [struct.pack(f"<{n}Q", *range(0, n * size, size)),
-                    struct.pack(f"<{n}Q", *[size] * n)]
+        contents = [(struct.pack(f"<{b - a}Q", *range(a * size, b * size, size))
+                     for a, b in cuts),
+                    (struct.pack(f"<{b - a}Q", *[size] * (b - a)) for a, b in cuts)]
     elif fmt == "tfrecord":
         head, size_entry = _example_head(spec, f)
         record = 16 + len(head) + d1 * d2 + len(size_entry)
-        contents = ["".join(f"{i * record} {record}\n" for i in range(n)).encode()]
+        contents = [("".join(f"{i * record} {record}\n" for i in range(a, b)).encode()
+                     for a, b in cuts)]
     else:
         contents = []
     return list(zip(side_paths(spec, f), contents))
@@ -713,8 +720,11 @@ class _Checker:
                             None if stream is None else stream + s)
         return len(got)
 
-    def check(self, fd, path, expected_parts, limit=0) -> None:
-        at, ended = 0, None  # ended: where the file ended before its expected bytes did
+    def check(self, fd, path, expected_parts, limit=0, size=0) -> None:
+        """Compare the file with its parts. Where the file ends early the parts left are
+        not made (a manifest that asks for more than is there costs what is there): one
+        missing range from there to `size`, the file's length in the manifest."""
+        at = 0
         for part in _expanded(expected_parts):
             if isinstance(part, (bytes, bytearray)):
                 pieces = [(part, "container", None)]
@@ -724,15 +734,14 @@ class _Checker:
             else:
                 pieces = [(part.encode(_payload_array(self.gen, part)), "encoded", None)]
             for data, kind, stream in pieces:
-                if ended is None and (got := self._compare(fd, path, at, data, kind,
-                                                           stream)) < len(data):
-                    ended = at + got  # the rest of the parts is missing: one range
+                got = self._compare(fd, path, at, data, kind, stream)
+                if got < len(data):
+                    self._range(path, at + got, max(0, size - at - got), "missing")
+                    return
                 at += len(data)
                 if self.progress and kind != "container":
                     self.progress(len(data))
-        if ended is not None:
-            self._range(path, ended, at - ended, "missing")
-        elif (extra := os.fstat(fd).st_size - at) > 0:
+        if (extra := os.fstat(fd).st_size - at) > 0:
             self._range(path, at, extra, "extra")
 
 
@@ -961,13 +970,15 @@ def _write_one(tree, root, spec, f, writer, sizes):
         os.close(fd)
     for p, content in side_files(spec, f):
         fd = tree.open(p, flags | os.O_TRUNC)
+        sizes[p] = 0
         try:
-            _write_all(fd, content)
+            for chunk in content:
+                _write_all(fd, chunk)
+                sizes[p] += len(chunk)
         except OSError as e:  # a full disk or a file size limit: name the file
             raise OSError(e.errno, f"writing {os.path.join(root, p)}: {e.strerror}") from None
         finally:
             os.close(fd)
-        sizes[p] = len(content)
 
 
 def _write_all(fd, data) -> None:
@@ -1033,6 +1044,17 @@ def read_manifest(path) -> dict:
                                     ident["dedup_unit"], ident["format_version"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{where}: dataset or identity: {e}") from None
+    # The lists the dataset section asks for must be there, before plan() makes them: a
+    # small manifest cannot ask for millions of files.
+    count = spec["files"] + spec["eval_files"]
+    listed = {"files": count, "index_files": count * len(side_paths(spec, {"path": "x/y"}))}
+    for key, n in listed.items():
+        if not isinstance(record.get(key), list):
+            raise ValueError(f"{where}: {key} " + ("is missing" if key not in record else
+                             f"must be a list, got {type(record[key]).__name__}"))
+        if len(record[key]) != n:
+            raise ValueError(f"{where}: {key} lists {len(record[key])} file(s), but the "
+                             f"dataset section (files + eval_files: {count}) makes {n}")
     entries, size = plan(spec)
     if size != identity["size"]:
         raise ValueError(f"{where}: identity.size is {identity['size']}, but the dataset's "
@@ -1050,20 +1072,13 @@ def read_manifest(path) -> dict:
 
 
 def _check_listing(record, where, expected: dict) -> None:
-    """The manifest's file lists (expected: {key: the paths the dataset section makes, in
-    order}) are lists of {path, length} of exactly those paths; ValueError naming the
-    first bad field."""
+    """The manifest's file lists (lists of the right length; expected: {key: the paths the
+    dataset section makes, in order}) are {path, length} of exactly those paths;
+    ValueError naming the first bad field."""
     def bad(field, problem):
         raise ValueError(f"{where}: {field} {problem}")
     for key, paths in expected.items():
-        listed = record.get(key)
-        if not isinstance(listed, list):
-            bad(key, "is missing" if key not in record else
-                f"must be a list, got {type(listed).__name__}")
-        if len(listed) != len(paths):
-            bad(key, f"lists {len(listed)} file(s), but the dataset section makes "
-                f"{len(paths)}")
-        for i, (f, path) in enumerate(zip(listed, paths)):
+        for i, (f, path) in enumerate(zip(record[key], paths)):
             if not isinstance(f, dict):
                 bad(f"{key}[{i}]", f"must be a JSON object, got {type(f).__name__}")
             if f.get("path") != path:
@@ -1135,7 +1150,7 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
     try:
         for f in mine:
             targets = [(f["path"], parts(spec, f), f["payload_offset"] + f["payload"])]
-            targets += [(p, [content], 0) for p, content in side_files(spec, f)]
+            targets += [(p, content, 0) for p, content in side_files(spec, f)]
             for rel, expected, limit in targets:
                 count += 1
                 try:
@@ -1144,7 +1159,7 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
                     checker._range(rel, 0, lengths[rel], "missing")
                     continue
                 try:
-                    checker.check(fd, rel, expected, limit)
+                    checker.check(fd, rel, expected, limit, lengths[rel])
                 finally:
                     os.close(fd)
     finally:

@@ -662,3 +662,61 @@ def test_a_training_dataset_without_its_manifest_is_not_asked_for_a_seed(tmp_pat
     err = out.stderr.decode()
     assert out.returncode == 2 and err.count("\n") == 1, err
     assert "has no manifest" in err and "dgen dataset" in err and "seed" not in err, err
+
+
+def plant(root, **dataset):
+    """A manifest edited to describe a far larger dataset than the files there: the
+    dataset section changed, identity.size made to match it."""
+    def change(record):
+        record["dataset"].update(dataset)
+        spec = datasets.resolve_spec(**record["dataset"])
+        if spec["files"] + spec["eval_files"] < 100:
+            record["identity"]["size"] = datasets.plan(spec)[1]
+    edit_manifest(root, change)
+
+
+def verify_bounded(root, seconds=60, memory=3 << 30):
+    """dgen verify of root in a process limited in time and address space."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    return subprocess.run([sys.executable, "-m", "dgen_py", "verify", root], timeout=seconds,
+                          capture_output=True, text=True, env=clean_env(), preexec_fn=limit)
+
+
+def test_a_planted_manifest_asking_for_millions_of_files_is_refused_up_front(tmp_path):
+    root, _ = write(tmp_path, "npy", files=2, eval_files=0)
+    plant(root, files=1 << 24, eval_files=1 << 24)
+    out = verify_bounded(root, seconds=20)
+    assert out.returncode == 2 and "files lists 2 file(s)" in out.stderr, out.stderr
+    assert "33554432" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("fmt, dataset", [
+    ("tfrecord", {"samples_per_file": 1 << 32, "record_length": 1}),  # 4G records, index
+    ("indexed_binary", {"samples_per_file": 1 << 32, "record_length": 1}),
+    ("npy", {"samples_per_file": 1, "record_length": 1 << 40}),  # one 1 TiB sample
+])
+def test_verify_of_a_planted_manifest_reads_what_is_there_in_bounded_time_and_memory(
+        tmp_path, fmt, dataset):
+    root, _ = write(tmp_path, fmt, files=1, eval_files=0, samples_per_file=2,
+                    record_length=4096, record_length_stdev=0)
+    plant(root, record_length_stdev=0, **dataset)
+    out = verify_bounded(root, seconds=20)
+    assert out.returncode == 1 and "missing" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "indexed_binary"])
+def test_index_files_made_in_chunks_are_the_same_bytes(tmp_path, monkeypatch, fmt):
+    want = tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
+    monkeypatch.setattr(datasets, "INDEX_CHUNK", 3)
+    root, _ = write(tmp_path / "chunks", fmt, samples_per_file=10)
+    assert tree_bytes(root) == want
+    assert datasets.verify_training_dataset(root)["ok"]
+    index = [p for p in want if p.endswith(".idx")][0]
+    with open(root / index, "r+b") as f:  # a byte of the third chunk
+        f.seek(len(want[index]) - 3)
+        f.write(b"\xff")
+    (x,) = datasets.verify_training_dataset(root)["ranges"]
+    assert (x["file"], x["file_offset"]) == (index, len(want[index]) - 3)

@@ -5,9 +5,11 @@ index/ for TFRecord's DALI index files) in one of the formats DLIO and MLPerf St
 read; verify_training_dataset() reads them back. Every sample's bytes come from one
 logical stream, the identity (seed, ratios, dedup unit, format version) of files.py:
 file g's payload is stream bytes [payload_offset(g), payload_offset(g) + payload(g)),
-files in DLIO's order (train 0..N-1, then eval) with each start rounded up to 4 KiB, so
-the files carry the stream's dedup and compression ratios where the container stores the
-payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are reproducible from the seed.
+files in DLIO's order (train 0..N-1, then eval) with each start rounded up to 4 KiB
+(TFRecord samples of ALIGNED_RECORD bytes and more each at a 4 KiB-aligned offset, and at
+one of the file too), so the files carry the stream's dedup and compression ratios where
+the container stores the payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are
+reproducible from the seed.
 
 Each format is a generator of the file's parts, in file order: container bytes, Payload
 extents (stream bytes stored raw; a checksum of them may be asked for), Encoded parts
@@ -26,6 +28,7 @@ file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import math
 import mmap
@@ -166,13 +169,18 @@ def dims(spec) -> list[tuple[int, int]]:
 
 
 def plan(spec) -> tuple[list[dict], int]:
-    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file.
-    An hdf5 file of DLIO HEAD's layout holds its samples once per dataset records_j."""
+    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file:
+    `payload` stream bytes from payload_offset hold its samples, back to back but for
+    TFRecord samples of ALIGNED_RECORD bytes and more (each at a 4 KiB-aligned stream
+    offset, see _stride). An hdf5 file of DLIO HEAD's layout holds its samples once per
+    dataset records_j."""
     copies = spec["hdf5_datasets"] if spec["format"] == "hdf5" else 1
     n = spec["samples_per_file"]
     at, out = 0, []
     for path, (d1, d2) in zip(_file_names(spec), dims(spec)):
         payload = copies * n * d1 * d2
+        if spec["format"] == "tfrecord":  # the stream bytes its samples span
+            payload = (n - 1) * _stride(d1 * d2) + d1 * d2
         out.append({"path": path, "dims": (d1, d2), "samples": n, "payload_offset": at,
                     "payload": payload})
         at = -(-(at + payload) // ALIGN) * ALIGN
@@ -182,12 +190,14 @@ def plan(spec) -> tuple[list[dict], int]:
 # --- parts ---------------------------------------------------------------------------------
 class Payload:
     """Stream bytes [offset, offset + length) stored raw; with crc ("crc32" or "crc32c")
-    the consumer sets .crc to the checksum of them, continued from `start`."""
+    the consumer sets .crc to the checksum of them, continued from `start`. `step`: the
+    stream bytes from this payload to the next of its kind (TFRecord's samples), if any."""
 
-    __slots__ = ("offset", "length", "crc", "start")
+    __slots__ = ("offset", "length", "crc", "start", "step")
 
-    def __init__(self, offset, length, crc=None, start=0):
+    def __init__(self, offset, length, crc=None, start=0, step=None):
         self.offset, self.length, self.crc, self.start = offset, length, crc, start
+        self.step = step
 
 
 class Encoded:
@@ -229,10 +239,15 @@ def side_files(spec, f) -> list[tuple[str, object]]:
                      for a, b in cuts),
                     (struct.pack(f"<{b - a}Q", *[size] * (b - a)) for a, b in cuts)]
     elif fmt == "tfrecord":
-        head, size_entry = _example_head(spec, f)
-        record = 16 + len(head) + d1 * d2 + len(size_entry)
-        contents = [("".join(f"{i * record} {record}\n" for i in range(a, b)).encode()
-                     for a, b in cuts)]
+        starts, at = [], 0  # (first record, its file offset, record length) of each run
+        for head, after, first, count in _record_runs(spec, f):
+            starts.append((first, at, 16 + len(head) + d1 * d2 + len(after)))
+            at += count * starts[-1][2]
+
+        def line(i):
+            first, at, record = next(r for r in reversed(starts) if r[0] <= i)
+            return f"{at + (i - first) * record} {record}\n"
+        contents = [("".join(line(i) for i in range(a, b)).encode() for a, b in cuts)]
     else:
         contents = []
     return list(zip(side_paths(spec, f), contents))
@@ -254,8 +269,9 @@ def _npy_parts(spec, f):
 
 
 # npz: a stored zip of x.npy (dims, samples: the sample axis last, as np.savez(x=...) in
-# DLIO) and y.npy (samples zeros). x's CRC-32 follows its data (a data descriptor), so the
-# payload is generated once.
+# DLIO; its npy header padded so that the payload starts 4 KiB into the file) and y.npy
+# (samples zeros). x's CRC-32 follows its data (a data descriptor), so the payload is
+# generated once.
 _DOS_DATE = 0x21  # 1980-01-01, 00:00
 
 
@@ -280,7 +296,7 @@ def _npz_parts(spec, f):
     np.lib.format.write_array(y, np.zeros(n, dtype=np.int64), version=(1, 0))
     y = y.getvalue()
     y_at = len(x_head) + x_size + 16
-    if y_at + 30 + 5 + len(y) + 2 * 51 + 22 > 0xFFFFFFFF:
+    if y_at + 30 + 5 + len(y) + 2 * 51 + 22 + ALIGN > 0xFFFFFFFF:
         raise ValueError(f"--record-length: npz files over 4 GiB are not supported "
                          f"({f['path']} would hold {x_size} bytes)")
     yield x_head + npy
@@ -293,8 +309,11 @@ def _npz_parts(spec, f):
     central = _central_entry(b"x.npy", crc, x_size, 8, 0) + \
         _central_entry(b"y.npy", y_crc, len(y), 0, y_at)
     at = y_at + 35 + len(y)
+    # The zip's comment (zeros) ends the file at a multiple of 4 KiB, so that the next
+    # file's payload is 4 KiB-aligned where files are read as one stream.
+    comment = bytes(-(at + len(central) + 22) % ALIGN)
     yield tail + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(central),
-                                       at, 0)
+                                       at, len(comment)) + comment
 
 
 def _indexed_binary_parts(spec, f):
@@ -324,19 +343,88 @@ def _size_entry(spec, f) -> bytes:
                   _field(0x12, _field(0x1A, _field(0x0A, _varint(value)))))
 
 
-def _example_head(spec, f) -> tuple[bytes, bytes]:
-    """(the Example's bytes before the image's raw bytes, those after them: the size
-    entry). Example {features = 1: Features {feature = 1: map entries {key = 1, value =
-    2: Feature {bytes_list = 1 | int64_list = 3}}}}."""
+def _example(spec, f, front=b"", tail=b"") -> tuple[bytes, bytes]:
+    """(the Example's bytes before the image's raw bytes, those after them). Example
+    {features = 1: Features {feature = 1: map entries {key = 1, value = 2: Feature
+    {bytes_list = 1 | int64_list = 3}}}}: the entries `front` (a padding entry or none),
+    image, size and `tail` (the same)."""
     length = f["dims"][0] * f["dims"][1]
     bytes_list = 1 + len(_varint(length)) + length
     feature = 1 + len(_varint(bytes_list)) + bytes_list
     entry_body = 7 + 1 + len(_varint(feature)) + feature
     entry = b"\x0a" + _varint(entry_body) + b"\x0a\x05image\x12" + _varint(feature) + \
         b"\x0a" + _varint(bytes_list) + b"\x0a" + _varint(length)
-    size_entry = _size_entry(spec, f)
-    features = len(entry) + length + len(size_entry)
-    return b"\x0a" + _varint(features) + entry, size_entry
+    after = _size_entry(spec, f) + tail
+    features = len(front) + len(entry) + length + len(after)
+    return b"\x0a" + _varint(features) + front + entry, after
+
+
+ALIGNED_RECORD = 16 * ALIGN  # TFRecord samples this long and longer are 4 KiB-aligned
+
+
+def _stride(size: int) -> int:
+    """Stream bytes from one TFRecord sample of `size` bytes to the next: size, or for
+    samples of ALIGNED_RECORD bytes and more size rounded up to 4 KiB, so that each
+    starts at a 4 KiB-aligned stream offset (placed at an aligned file offset, its 4 KiB
+    blocks are the stream's, and so are its duplicates; the padding costs < 1/16)."""
+    return size if size < ALIGNED_RECORD else -(-size // ALIGN) * ALIGN
+
+
+def _pad_entry(key: bytes, total: int) -> bytes | None:
+    """The map entry {key: bytes_list [n zero bytes]} of exactly `total` bytes, or None
+    where no n gives that length (a varint grows by a byte)."""
+    for n in range(max(0, total - 16 - len(key)), total):
+        entry = _field(0x0A, _field(0x0A, key) +
+                       _field(0x12, _field(0x0A, _field(0x0A, bytes(n)))))
+        if len(entry) >= total:
+            return entry if len(entry) == total else None
+    return None
+
+
+def _aligning(key: bytes, length_with) -> bytes:
+    """The shortest padding entry `key` with which length_with(entry) is a multiple of
+    4 KiB (length_with(b""): the length without it; an entry changes it by its own length
+    and by at most 2 bytes of varints)."""
+    need = -length_with(b"") % ALIGN
+    for total in sorted(t for t in (need - d + k * ALIGN for d in range(3) for k in range(3))
+                        if t >= 17):
+        pad = _pad_entry(key, total)
+        if pad is not None and length_with(pad) % ALIGN == 0:
+            return pad
+    raise AssertionError(f"no padding aligns a record of {length_with(b'')} bytes")
+
+
+def _record_runs(spec, f) -> list[tuple[bytes, bytes, int, int]]:
+    """[(head, after, first record, count)]: the records of TFRecord data file f, in runs
+    of records with the same bytes around their payload. Samples of ALIGNED_RECORD bytes
+    and more start at 4 KiB-aligned file offsets and the file ends at one: record 0's
+    Example opens with a "padding" bytes feature that ends its head at 4 KiB, the others
+    with one that puts their payload 4 KiB-aligned after the one before; the last ends
+    with a "padding_end" one that ends the file at a multiple of 4 KiB."""
+    size, n = f["dims"][0] * f["dims"][1], f["samples"]
+    return _runs(size, n, _size_entry(spec, f), f["dims"], spec["dlio"], spec["record_length"])
+
+
+@functools.lru_cache(maxsize=4096)  # files share dims; writing and index ask alike
+def _runs(size, n, size_entry, dims, dlio, record_length):
+    spec, f = {"dlio": dlio, "record_length": record_length}, {"dims": dims}
+    if size < ALIGNED_RECORD:
+        head, after = _example(spec, f)
+        return [(head, after, 0, n)]
+    pad, end = b"padding", b"padding_end"
+
+    def head_with(tail, lead):  # padded head of a record after `lead` bytes
+        return _example(spec, f, _aligning(pad, lambda p: lead + 12 + len(
+            _example(spec, f, p, tail)[0])), tail)[0]
+    gap = size + len(size_entry) + 4  # from a payload's start to the next record's start
+    tail = _aligning(end, lambda p: size + len(size_entry) + len(p) + 4)
+    last_after = size_entry + tail
+    if n == 1:
+        return [(head_with(tail, 0), last_after, 0, 1)]
+    runs = [(head_with(b"", 0), size_entry, 0, 1)]
+    if n > 2:
+        runs.append((head_with(b"", gap), size_entry, 1, n - 2))
+    return runs + [(head_with(tail, gap), last_after, n - 1, 1)]
 
 
 def _masked(crc: int) -> int:
@@ -345,21 +433,22 @@ def _masked(crc: int) -> int:
 
 class Records:
     """count TFRecord records: `before` (framing and the Example's head), the Payload of
-    stream bytes [offset + i * size, + size), `after` (the Example's tail) and the masked
+    stream bytes [offset + i * stride, + size), `after` (the Example's tail) and the masked
     CRC-32C of the Example, continued from head_crc. Written by the core where it has a
     CRC32C library (core_crc32c()), else as parts()."""
 
-    __slots__ = ("before", "head_crc", "after", "offset", "size", "count")
+    __slots__ = ("before", "head_crc", "after", "offset", "size", "count", "stride")
 
-    def __init__(self, before, head_crc, after, offset, size, count):
+    def __init__(self, before, head_crc, after, offset, size, count, stride):
         self.before, self.head_crc, self.after = before, head_crc, after
-        self.offset, self.size, self.count = offset, size, count
+        self.offset, self.size, self.count, self.stride = offset, size, count, stride
 
     def parts(self):
         import crc32c
         for i in range(self.count):
             yield self.before
-            payload = Payload(self.offset + i * self.size, self.size, "crc32c", self.head_crc)
+            payload = Payload(self.offset + i * self.stride, self.size, "crc32c",
+                              self.head_crc, self.stride)
             yield payload
             yield self.after + struct.pack("<I", _masked(crc32c.crc32c(self.after,
                                                                        payload.crc)))
@@ -368,11 +457,12 @@ class Records:
 def _tfrecord_parts(spec, f):
     import crc32c
     size = f["dims"][0] * f["dims"][1]
-    head, size_entry = _example_head(spec, f)
-    frame = struct.pack("<Q", len(head) + size + len(size_entry))
-    frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
-    yield Records(frame + head, crc32c.crc32c(head), size_entry, f["payload_offset"], size,
-                  f["samples"])
+    stride = _stride(size)
+    for head, after, first, count in _record_runs(spec, f):
+        frame = struct.pack("<Q", len(head) + size + len(after))
+        frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
+        yield Records(frame + head, crc32c.crc32c(head), after,
+                      f["payload_offset"] + first * stride, size, count, stride)
 
 
 _CORE_CRC32C = []  # [whether the core has a CRC32C function], once asked
@@ -423,8 +513,8 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]]]:
                 ds = h5py.h5d.create(h5.id, name.encode(), h5py.h5t.NATIVE_UINT8,
                                      h5py.h5s.create_simple(shape), dcpl=dcpl)
                 extents.append((ds.get_offset(), math.prod(shape)))
-            h5.create_dataset("labels", data=np.zeros(shape[0], dtype=np.uint8),
-                              track_times=False)
+            h5.create_dataset("labels", data=np.zeros(shape[0], dtype=np.int64),
+                              track_times=False)  # int64, as DLIO writes [0] * n
         with open(path, "rb") as fh:  # only the bytes outside the raw data
             image, at = bytearray(), 0
             for offset, length in sorted(extents):
@@ -528,52 +618,58 @@ class _Window:
         self.sums, self.key = {}, None
         self.pool, self.ahead = ThreadPoolExecutor(1), None  # (start, end, future)
 
-    def _fill(self, view, offset, n, length, checksum):
+    def _fill(self, view, offset, n, length, checksum, step):
         """Generate stream bytes [offset, offset + n) into view; with checksum = (function,
-        start), the checksum of each piece of `length` too (so it is made here, beside
-        the writes of the other window, and not in the caller's thread)."""
+        start), the checksum of each piece of `length` (one every `step` bytes) too (so it
+        is made here, beside the writes of the other window, not in the caller's thread)."""
         self.gen.seek(offset)
         self.gen.readinto(view[:n])
         if checksum:
             crc, start = checksum
-            return {offset + i: crc(view[i:i + length], start) for i in range(0, n, length)}
+            return {offset + i: crc(view[i:i + length], start)
+                    for i in range(0, n - length + 1, step)}
         return {}
 
-    def get(self, offset: int, length: int, limit: int, checksum=None):
+    def get(self, offset: int, length: int, limit: int, checksum=None, step=None):
         """(view of bytes [offset, offset + length), their checksum or None); length <=
-        WINDOW. A window runs on up to `limit` and holds whole pieces of `length` (records
-        of one size follow each other in the stream), so that the next window starts where
-        the next piece does; checksum = (function, start) asks for the piece's checksum."""
+        WINDOW. A window runs on up to `limit` and holds whole pieces of `length`, one
+        every `step` bytes (default length: records of one size follow each other in the
+        stream), so that the next window starts where the next piece does; checksum =
+        (function, start) asks for the piece's checksum."""
+        step = step or length
         if not (self.start <= offset and offset + length <= self.end):
             if self.before_refill:
                 self.before_refill()  # nothing refers to the current buffer any more
             ahead, self.ahead = self.ahead, None
             sums = ahead[3].result() if ahead else None
-            if ahead and ahead[:3] == (offset, length, checksum) and \
-                    offset + length <= ahead[4]:
+            if ahead and ahead[:3] == (offset, length, checksum) and ahead[5] == step:
                 self.views.reverse()
                 self.start, self.end, self.sums = offset, ahead[4], sums
             else:
-                self.start, self.end = offset, offset + self._size(offset, length, limit)
+                self.start = offset
+                self.end = offset + self._size(offset, length, step, limit)[0]
                 self.sums = self._fill(self.views[0], offset, self.end - self.start, length,
-                                       checksum)
-            self.key = (length, checksum)
-            if self.end < limit:
-                n = self._size(self.end, length, limit)
-                self.ahead = (self.end, length, checksum,
-                              self.pool.submit(self._fill, self.views[1], self.end, n, length,
-                                               checksum), self.end + n)
+                                       checksum, step)
+            self.key = (length, checksum, step)
+            after = self.start + self._size(self.start, length, step, limit)[1]
+            if after + length <= limit:
+                n = self._size(after, length, step, limit)[0]
+                self.ahead = (after, length, checksum,
+                              self.pool.submit(self._fill, self.views[1], after, n, length,
+                                               checksum, step), after + n, step)
         view = self.views[0][offset - self.start:offset - self.start + length]
         if not checksum:
             return view, None
-        if self.key == (length, checksum) and offset in self.sums:
+        if self.key == (length, checksum, step) and offset in self.sums:
             return view, self.sums[offset]
         return view, checksum[0](view, checksum[1])  # a piece of another kind
 
     @staticmethod
-    def _size(offset, length, limit):
-        n = min(WINDOW, limit - offset)
-        return max(length, n // length * length)
+    def _size(offset, length, step, limit) -> tuple[int, int]:
+        """(bytes of a window from offset: whole pieces, up to WINDOW and limit, at least
+        one; the offset of the piece after them, relative)."""
+        k = max(1, (min(WINDOW, limit - offset) - length) // step + 1)
+        return (k - 1) * step + length, k * step
 
     def close(self):
         if self.ahead:
@@ -585,7 +681,7 @@ def _chunks(part, window, limit, crc):
     """Views of a Payload's bytes (each at most WINDOW), setting part.crc at the end."""
     if part.length <= WINDOW:
         view, value = window.get(part.offset, part.length, limit,
-                                 (crc, part.start) if part.crc else None)
+                                 (crc, part.start) if part.crc else None, part.step)
         yield part.offset, view
         if part.crc:
             part.crc = value
@@ -641,7 +737,7 @@ class _Writer:
                     self.flush()
                     self.at += self.gen._s.write_tfrecords(
                         fd, part.before, part.head_crc, part.after, part.offset, part.size,
-                        part.count, self.at, tick=self._tick)
+                        part.count, self.at, tick=self._tick, stride=part.stride)
                 elif isinstance(part, (bytes, bytearray)):
                     if part:
                         self.add(part)

@@ -40,10 +40,15 @@ def stream(m, offset, length) -> np.ndarray:
 
 
 def samples(m, f) -> np.ndarray:
-    """File f's samples as (samples, dim1, dim2), from the stream."""
+    """File f's samples as (samples, dim1, dim2), from the stream: back to back, or (large
+    TFRecord samples) each at a 4 KiB-aligned stream offset."""
     d1, d2 = f["dims"]
-    n = f["payload"] // (d1 * d2)
-    return stream(m, f["payload_offset"], f["payload"]).reshape(n, d1, d2)
+    size = d1 * d2
+    n = m["dataset"]["samples_per_file"]
+    stride = f["payload"] // n if n > 1 and f["payload"] % size else size
+    stride = -(-stride // 4096) * 4096 if stride != size else size
+    return np.stack([stream(m, f["payload_offset"] + i * stride, size).reshape(d1, d2)
+                     for i in range(n)])
 
 
 def test_npz_reads_as_dlio_reads_it(tmp_path):
@@ -81,7 +86,7 @@ def test_hdf5_reads_as_dlio_reads_it(tmp_path, dlio, k):
         with h5py.File(root / f["path"], "r") as h5:
             names = ["records"] if dlio == "2.0" else [f"records_{j}" for j in range(k)]
             assert sorted(h5) == sorted(names + ["labels"])
-            assert list(h5["labels"][:]) == [0] * 4
+            assert list(h5["labels"][:]) == [0] * 4 and h5["labels"].dtype == np.int64
             for j, name in enumerate(names):
                 want = stream(m, f["payload_offset"] + j * per, per).reshape(4, d1, d2)
                 assert h5[name].shape == (4, d1, d2) and h5[name].dtype == np.uint8
@@ -89,19 +94,22 @@ def test_hdf5_reads_as_dlio_reads_it(tmp_path, dlio, k):
                     assert np.array_equal(h5[name][i], want[i])
 
 
-@pytest.mark.parametrize("dlio", ["2.0", "head"])
-def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio):
+@pytest.mark.parametrize("dlio, record_length", [("2.0", 5000), ("head", 5000),
+                                                 ("2.0", 70000), ("head", 70000)])
+def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio, record_length):
     crc32c = pytest.importorskip("crc32c")
     tfrecord = pytest.importorskip("tfrecord")
     from tfrecord import example_pb2
     assert crc32c.crc32c(b"123456789") == 0xE3069283  # Castagnoli
-    root, m = write(tmp_path, "tfrecord", dlio=dlio)
-    base = int(np.sqrt(5000))
+    root, m = write(tmp_path, "tfrecord", dlio=dlio, record_length=record_length,
+                    record_length_stdev=record_length // 4)
+    base = int(np.sqrt(record_length))
     for f in m["files"]:
         path = root / f["path"]
         split = f["path"].split("/")[0]
         index = root / "index" / split / (os.path.basename(f["path"]) + ".idx")
         want = samples(m, f)
+        aligned = want[0].size >= 64 * 1024  # samples of 64 KiB and more: payloads aligned
         data = path.read_bytes()
         at, starts = 0, []
         for i in range(4):  # framing: length, masked CRC of it, data, masked CRC of data
@@ -115,7 +123,10 @@ def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio):
             example = example_pb2.Example()
             example.ParseFromString(data[at + 12:at + 12 + length])
             feature = example.features.feature
-            assert sorted(feature) == ["image", "size"]
+            padding = ["padding", "padding_end"] if i == 3 else ["padding"]
+            assert sorted(feature) == sorted(["image", "size"] + (padding if aligned else []))
+            if aligned:  # the payload at a 4 KiB boundary of the file
+                assert data.index(want[i].tobytes(), at) % 4096 == 0
             assert len(feature["image"].bytes_list.value) == 1
             assert len(feature["size"].int64_list.value) == 1
             assert feature["image"].bytes_list.value[0] == want[i].tobytes()
@@ -481,18 +492,23 @@ def test_verify_takes_no_identity_overrides(tmp_path, capsys):
     assert "--seed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("window", [3 * 4096 + 100, 2000])
-def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window):
+@pytest.mark.parametrize("window, record_length", [
+    (3 * 4096 + 100, 5000), (2000, 5000),
+    (200_000, 70_000), (50_000, 70_000)])  # TFRecord samples 4 KiB-aligned in the stream
+def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window,
+                                                  record_length):
     """Records across many windows (generated ahead) and records larger than a window
     (checksums continued across windows) give the bytes one window would."""
     pytest.importorskip("crc32c")
-    want = {fmt: tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
+    options = {"samples_per_file": 10, "record_length": record_length,
+               "record_length_stdev": 0}
+    want = {fmt: tree_bytes(write(tmp_path / "one", fmt, **options)[0])
             for fmt in ("tfrecord", "npz")}
     monkeypatch.setattr(datasets, "WINDOW", window)
     monkeypatch.setattr(datasets, "FLUSH", 1000)
     monkeypatch.setattr(datasets, "_CORE_CRC32C", [False])  # TFRecord's through the windows
     for fmt in want:
-        root, _ = write(tmp_path / "small", fmt, samples_per_file=10)
+        root, _ = write(tmp_path / "small", fmt, **options)
         assert tree_bytes(root) == want[fmt]
         assert datasets.verify_training_dataset(root)["ok"]
 
@@ -720,3 +736,23 @@ def test_index_files_made_in_chunks_are_the_same_bytes(tmp_path, monkeypatch, fm
         f.write(b"\xff")
     (x,) = datasets.verify_training_dataset(root)["ranges"]
     assert (x["file"], x["file_offset"]) == (index, len(want[index]) - 3)
+
+
+@pytest.mark.parametrize("fmt, options, ratio", [
+    # resnet50's samples: 27 of the 29 blocks of a record are payload (1.88 at most)
+    ("tfrecord", {"files": 4, "samples_per_file": 64, "record_length": 114_660}, 1.7),
+    ("tfrecord", {"files": 16, "samples_per_file": 1, "record_length": 2_828_486,
+                  "record_length_stdev": 71_311}, 1.8),  # cosmoflow's
+    ("npz", {"files": 4, "samples_per_file": 4, "record_length": 1 << 20}, 1.9),
+    ("hdf5", {"files": 4, "samples_per_file": 4, "record_length": 1 << 20}, 1.9),
+])
+def test_training_datasets_carry_the_dedup_ratio_at_4_kib_blocks(tmp_path, fmt, options,
+                                                                 ratio):
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
+    options = {"eval_files": 0, "record_length_stdev": 0, **options}
+    root, m = write(tmp_path, fmt, **options)
+    measured = dgen_py.analyze(str(root), block_sizes=[4096], sample=0.05)
+    assert measured["dedup"]["4096"]["ratio"] > ratio, measured["dedup"]
+    for f in m["files"]:  # each file ends at 4 KiB: the next one's payload stays aligned
+        assert f["length"] % 4096 == 0

@@ -343,18 +343,17 @@ def _size_entry(spec, f) -> bytes:
                   _field(0x12, _field(0x1A, _field(0x0A, _varint(value)))))
 
 
-def _example(spec, f, front=b"", tail=b"") -> tuple[bytes, bytes]:
-    """(the Example's bytes before the image's raw bytes, those after them). Example
-    {features = 1: Features {feature = 1: map entries {key = 1, value = 2: Feature
+def _example(length, size_entry, front=b"", tail=b"") -> tuple[bytes, bytes]:
+    """(the Example's bytes before the image's `length` raw bytes, those after them).
+    Example {features = 1: Features {feature = 1: map entries {key = 1, value = 2: Feature
     {bytes_list = 1 | int64_list = 3}}}}: the entries `front` (a padding entry or none),
-    image, size and `tail` (the same)."""
-    length = f["dims"][0] * f["dims"][1]
+    image, size (`size_entry`) and `tail` (as front)."""
     bytes_list = 1 + len(_varint(length)) + length
     feature = 1 + len(_varint(bytes_list)) + bytes_list
     entry_body = 7 + 1 + len(_varint(feature)) + feature
     entry = b"\x0a" + _varint(entry_body) + b"\x0a\x05image\x12" + _varint(feature) + \
         b"\x0a" + _varint(bytes_list) + b"\x0a" + _varint(length)
-    after = _size_entry(spec, f) + tail
+    after = size_entry + tail
     features = len(front) + len(entry) + length + len(after)
     return b"\x0a" + _varint(features) + front + entry, after
 
@@ -401,21 +400,19 @@ def _record_runs(spec, f) -> list[tuple[bytes, bytes, int, int]]:
     Example opens with a "padding" bytes feature that ends its head at 4 KiB, the others
     with one that puts their payload 4 KiB-aligned after the one before; the last ends
     with a "padding_end" one that ends the file at a multiple of 4 KiB."""
-    size, n = f["dims"][0] * f["dims"][1], f["samples"]
-    return _runs(size, n, _size_entry(spec, f), f["dims"], spec["dlio"], spec["record_length"])
+    return _runs(f["dims"][0] * f["dims"][1], f["samples"], _size_entry(spec, f))
 
 
 @functools.lru_cache(maxsize=4096)  # files share dims; writing and index ask alike
-def _runs(size, n, size_entry, dims, dlio, record_length):
-    spec, f = {"dlio": dlio, "record_length": record_length}, {"dims": dims}
+def _runs(size, n, size_entry):
     if size < ALIGNED_RECORD:
-        head, after = _example(spec, f)
+        head, after = _example(size, size_entry)
         return [(head, after, 0, n)]
     pad, end = b"padding", b"padding_end"
 
     def head_with(tail, lead):  # padded head of a record after `lead` bytes
-        return _example(spec, f, _aligning(pad, lambda p: lead + 12 + len(
-            _example(spec, f, p, tail)[0])), tail)[0]
+        return _example(size, size_entry, _aligning(pad, lambda p: lead + 12 + len(
+            _example(size, size_entry, p, tail)[0])), tail)[0]
     gap = size + len(size_entry) + 4  # from a payload's start to the next record's start
     tail = _aligning(end, lambda p: size + len(size_entry) + len(p) + 4)
     last_after = size_entry + tail

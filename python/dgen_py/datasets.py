@@ -1129,14 +1129,24 @@ def read_manifest(path) -> dict:
     if record.get("complete") is not True:
         raise ValueError(f"{where}: complete is {record.get('complete')!r}: the dataset was "
                          f"not completely written")
+    for key in ("dataset", "identity"):
+        if not isinstance(record.get(key), dict):
+            raise ValueError(f"{where}: {key} " + ("is missing" if key not in record else
+                             f"must be a JSON object, got {type(record[key]).__name__}"))
+    ident = record["identity"]
+    names = ("size", "dedup_ratio", "compress_ratio", "seed", "dedup_unit", "format_version")
+    for name in names:
+        if ident.get(name) is None:  # a null seed would draw one at random
+            raise ValueError(f"{where}: identity.{name} is "
+                             f"{'missing' if name not in ident else 'null'}")
+    try:
+        identity = _files._identity(*(ident[name] for name in names))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: identity.{e}") from None
     try:
         spec = resolve_spec(**record["dataset"])
-        ident = record["identity"]
-        identity = _files._identity(ident["size"], ident["dedup_ratio"],
-                                    ident["compress_ratio"], ident["seed"],
-                                    ident["dedup_unit"], ident["format_version"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{where}: dataset or identity: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: dataset: {e}") from None
     # The lists the dataset section asks for must be there, before plan() makes them: a
     # small manifest cannot ask for millions of files.
     count = spec["files"] + spec["eval_files"]

@@ -634,6 +634,10 @@ def edit_manifest(root, change):
     (lambda r: r.update(encoders=["pillow"]), "encoders"),
     (lambda r: r.update(encoders={"pillow": 3}), "encoders"),
     (lambda r: r.update(dataset=[]), "dataset"),
+    (lambda r: r.pop("identity"), "identity is missing"),
+    (lambda r: r["identity"].pop("seed"), "identity.seed is missing"),
+    (lambda r: r["identity"].update(seed=None), "identity.seed is null"),
+    (lambda r: r["dataset"].update(color=1), "dataset"),
 ])
 def test_an_edited_training_manifest_is_refused_naming_the_field(tmp_path, change, field):
     root, _ = write(tmp_path, "tfrecord", files=2, eval_files=0)

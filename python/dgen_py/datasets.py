@@ -510,8 +510,10 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]]]:
                 ds = h5py.h5d.create(h5.id, name.encode(), h5py.h5t.NATIVE_UINT8,
                                      h5py.h5s.create_simple(shape), dcpl=dcpl)
                 extents.append((ds.get_offset(), math.prod(shape)))
-            h5.create_dataset("labels", data=np.zeros(shape[0], dtype=np.int64),
-                              track_times=False)  # int64, as DLIO writes [0] * n
+            # int64 zeros, as DLIO writes [0] * n: the fill value, so that no array of
+            # them is made here (a manifest may ask for billions of samples)
+            h5.create_dataset("labels", shape=(shape[0],), dtype=np.int64, fillvalue=0,
+                              track_times=False)
         with open(path, "rb") as fh:  # only the bytes outside the raw data
             image, at = bytearray(), 0
             for offset, length in sorted(extents):

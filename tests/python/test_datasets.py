@@ -717,9 +717,12 @@ def test_a_planted_manifest_asking_for_millions_of_files_is_refused_up_front(tmp
     ("tfrecord", {"samples_per_file": 1 << 32, "record_length": 1}),  # 4G records, index
     ("indexed_binary", {"samples_per_file": 1 << 32, "record_length": 1}),
     ("npy", {"samples_per_file": 1, "record_length": 1 << 40}),  # one 1 TiB sample
+    ("hdf5", {"samples_per_file": 1 << 32, "record_length": 1}),  # 4G labels
 ])
 def test_verify_of_a_planted_manifest_reads_what_is_there_in_bounded_time_and_memory(
         tmp_path, fmt, dataset):
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
     root, _ = write(tmp_path, fmt, files=1, eval_files=0, samples_per_file=2,
                     record_length=4096, record_length_stdev=0)
     plant(root, record_length_stdev=0, **dataset)

@@ -539,7 +539,11 @@ def _hdf5_parts(spec, f):
         used += offset - at
         yield Payload(stream + j * per, length)
         at = offset + length
-    yield image[used:]
+    # Zeros after the end HDF5 records (readers allow a longer file) end the file at a
+    # multiple of 4 KiB, so that the next file's payload stays aligned where files are
+    # read as one stream.
+    rest = image[used:]
+    yield rest + bytes(-(at + len(rest)) % ALIGN)
 
 
 def _image_parts(spec, f):

@@ -179,6 +179,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
                                     dedup_shift, dedup_skew)
         count = _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
+        _checks.path(path)
         settings = {**identity, "seed": _checks.seed(seed), "files": count}
         return settings, identity["seed"], _checks.threads(threads) or default_threads
 

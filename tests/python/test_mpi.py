@@ -535,3 +535,22 @@ def test_a_rank_that_fails_unexpectedly_names_the_cause(tmp_path, failing):
     err = r.stderr.decode()
     assert r.returncode != 0
     assert f"rank {failing} failed unexpectedly (RuntimeError: the cause)" in err, err
+
+
+@needs_mpi
+def test_a_bad_path_on_one_rank_is_raised_on_every_rank(tmp_path):
+    job = script(tmp_path, """
+        try:
+            mpi.write(comm, 17 if comm.rank == 1 else sys.argv[1], 1 << 20, seed=7)
+            out = "no error"
+        except TypeError as e:
+            out = str(e)
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            f.write(out)
+    """)
+    data = str(tmp_path / "d.bin")
+    r = mpirun(2, sys.executable, job, data, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert {open(f"{data}.{rank}").read() for rank in range(2)} == {
+        "rank 1: path must be a str, bytes or os.PathLike, got int 17"}
+    assert not os.path.exists(data)

@@ -57,15 +57,16 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
 // CRC library).
 using Crc32cExtend = uint32_t (*)(uint32_t crc, const uint8_t* data, size_t n);
 
-// TFRecord records whose payloads follow each other in the dataset: record i is `before`
-// (the length, its masked CRC, the Example up to the payload), dataset bytes
-// [offset + i * size, + size), `after` (the rest of the Example), and the masked CRC-32C of
-// the Example, continued from head_crc (the CRC of the Example's bytes in `before`).
+// TFRecord records whose payloads lie `stride` bytes apart in the dataset: record i is
+// `before` (the length, its masked CRC, the Example up to the payload), dataset bytes
+// [offset + i * stride, + size), `after` (the rest of the Example), and the masked CRC-32C
+// of the Example, continued from head_crc (the CRC of the Example's bytes in `before`).
+// stride 0 means size: the payloads follow each other.
 struct TfRecords {
   std::span<const uint8_t> before;
   uint32_t head_crc = 0;
   std::span<const uint8_t> after;
-  uint64_t offset = 0, size = 0, count = 0;
+  uint64_t offset = 0, size = 0, count = 0, stride = 0;
 };
 
 // Writes the records at t.file_offset (>= 0; not O_DIRECT), laid out a chunk at a time in

@@ -264,7 +264,7 @@ def _manifest_files(path: str) -> list[str]:
     with open(path) as f:
         try:
             record = json.load(f)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
             raise ValueError(f"{path}: not a manifest ({e})") from None
     listed = record.get("files") if isinstance(record, dict) else None
     if not isinstance(listed, list) or not all(

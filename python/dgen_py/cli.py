@@ -20,6 +20,7 @@ import re
 import stat
 import sys
 import time
+import traceback
 from fractions import Fraction
 
 from . import _checks, _core, bench, files
@@ -627,15 +628,17 @@ def cmd_dataset(args) -> int:
     options = {**layout, **{k: getattr(args, k) for k in (
         "seed", "dedup_ratio", "compress_ratio", "dedup_unit", "threads", "force", "jobs",
         "fsync")}}
-    spec = datasets.resolve_spec(args.format, **layout)
-    total = datasets.plan(spec)[1]
+    try:  # the bar's total; bad options are refused by the write (under MPI on every rank)
+        total = datasets.plan(datasets.resolve_spec(args.format, **layout))[1]
+    except ValueError:
+        total = None
     with progress(args, total, "dataset") as advance:
         m = datasets.write_training_dataset(args.path, args.format, **options,
                                             progress=advance, comm=args.comm)
     def line(m):
         size = sum(f["length"] for f in m["files"] + m["index_files"])
         index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
-        return (f"wrote {spec['format']} dataset of {len(m['files'])} file(s){index}, "
+        return (f"wrote {m['dataset']['format']} dataset of {len(m['files'])} file(s){index}, "
                 f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
                 f"{identity_line(m['identity'])}")
     return report_written(args, m, line, {k: v for k, v in m.items() if k != "files"})
@@ -921,11 +924,15 @@ def main(argv=None) -> int:
         return fail(1, "out of memory")
     except KeyboardInterrupt:
         return fail(130, "interrupted", args.comm)
-    except BaseException:
+    except BaseException as e:
         if not args.comm:
             raise
         # A rank that fails outside the collective steps would leave the others waiting.
-        say(f"error: rank {args.comm.rank} failed unexpectedly; aborting the MPI job")
+        # Its cause goes to the real stderr: only rank 0's is not silenced.
+        print(f"dgen: error: rank {args.comm.rank} failed unexpectedly ({type(e).__name__}: "
+              f"{e}); aborting the MPI job", file=sys.__stderr__)
+        traceback.print_exc(file=sys.__stderr__)
+        sys.__stderr__.flush()
         args.comm.Abort(1)
         raise
 

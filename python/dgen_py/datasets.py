@@ -5,9 +5,11 @@ index/ for TFRecord's DALI index files) in one of the formats DLIO and MLPerf St
 read; verify_training_dataset() reads them back. Every sample's bytes come from one
 logical stream, the identity (seed, ratios, dedup unit, format version) of files.py:
 file g's payload is stream bytes [payload_offset(g), payload_offset(g) + payload(g)),
-files in DLIO's order (train 0..N-1, then eval) with each start rounded up to 4 KiB, so
-the files carry the stream's dedup and compression ratios where the container stores the
-payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are reproducible from the seed.
+files in DLIO's order (train 0..N-1, then eval) with each start rounded up to 4 KiB
+(TFRecord samples of ALIGNED_RECORD bytes and more each at a 4 KiB-aligned offset, and at
+one of the file too), so the files carry the stream's dedup and compression ratios where
+the container stores the payload raw (npy, npz, hdf5, tfrecord, indexed_binary) and are
+reproducible from the seed.
 
 Each format is a generator of the file's parts, in file order: container bytes, Payload
 extents (stream bytes stored raw; a checksum of them may be asked for), Encoded parts
@@ -26,6 +28,7 @@ file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import math
 import mmap
@@ -167,13 +170,18 @@ def dims(spec) -> list[tuple[int, int]]:
 
 
 def plan(spec) -> tuple[list[dict], int]:
-    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file.
-    An hdf5 file of DLIO HEAD's layout holds its samples once per dataset records_j."""
+    """([{path, dims, samples, payload_offset, payload}], stream size) for every data file:
+    `payload` stream bytes from payload_offset hold its samples, back to back but for
+    TFRecord samples of ALIGNED_RECORD bytes and more (each at a 4 KiB-aligned stream
+    offset, see _stride). An hdf5 file of DLIO HEAD's layout holds its samples once per
+    dataset records_j."""
     copies = spec["hdf5_datasets"] if spec["format"] == "hdf5" else 1
     n = spec["samples_per_file"]
     at, out = 0, []
     for path, (d1, d2) in zip(_file_names(spec), dims(spec)):
         payload = copies * n * d1 * d2
+        if spec["format"] == "tfrecord":  # the stream bytes its samples span
+            payload = (n - 1) * _stride(d1 * d2) + d1 * d2
         out.append({"path": path, "dims": (d1, d2), "samples": n, "payload_offset": at,
                     "payload": payload})
         at = -(-(at + payload) // ALIGN) * ALIGN
@@ -183,12 +191,14 @@ def plan(spec) -> tuple[list[dict], int]:
 # --- parts ---------------------------------------------------------------------------------
 class Payload:
     """Stream bytes [offset, offset + length) stored raw; with crc ("crc32" or "crc32c")
-    the consumer sets .crc to the checksum of them, continued from `start`."""
+    the consumer sets .crc to the checksum of them, continued from `start`. `step`: the
+    stream bytes from this payload to the next of its kind (TFRecord's samples), if any."""
 
-    __slots__ = ("offset", "length", "crc", "start")
+    __slots__ = ("offset", "length", "crc", "start", "step")
 
-    def __init__(self, offset, length, crc=None, start=0):
+    def __init__(self, offset, length, crc=None, start=0, step=None):
         self.offset, self.length, self.crc, self.start = offset, length, crc, start
+        self.step = step
 
 
 class Encoded:
@@ -216,17 +226,29 @@ def side_paths(spec, f) -> list[str]:
     return []
 
 
-def side_files(spec, f) -> list[tuple[str, bytes]]:
-    """(path, content) of side_paths(spec, f)."""
+INDEX_CHUNK = 1 << 16  # index entries made at a time (memory stays bounded)
+
+
+def side_files(spec, f) -> list[tuple[str, object]]:
+    """(path, content) of side_paths(spec, f); content: an iterator of bytes, made
+    INDEX_CHUNK entries at a time."""
     fmt, (d1, d2), n = spec["format"], f["dims"], f["samples"]
+    cuts = [(i, min(n, i + INDEX_CHUNK)) for i in range(0, n, INDEX_CHUNK)]
     if fmt == "indexed_binary":
         size = d1 * d2
-        contents = [struct.pack(f"<{n}Q", *range(0, n * size, size)),
-                    struct.pack(f"<{n}Q", *[size] * n)]
+        contents = [(struct.pack(f"<{b - a}Q", *range(a * size, b * size, size))
+                     for a, b in cuts),
+                    (struct.pack(f"<{b - a}Q", *[size] * (b - a)) for a, b in cuts)]
     elif fmt == "tfrecord":
-        head, size_entry = _example_head(spec, f)
-        record = 16 + len(head) + d1 * d2 + len(size_entry)
-        contents = ["".join(f"{i * record} {record}\n" for i in range(n)).encode()]
+        starts, at = [], 0  # (first record, its file offset, record length) of each run
+        for head, after, first, count in _record_runs(spec, f):
+            starts.append((first, at, 16 + len(head) + d1 * d2 + len(after)))
+            at += count * starts[-1][2]
+
+        def line(i):
+            first, at, record = next(r for r in reversed(starts) if r[0] <= i)
+            return f"{at + (i - first) * record} {record}\n"
+        contents = [("".join(line(i) for i in range(a, b)).encode() for a, b in cuts)]
     else:
         contents = []
     return list(zip(side_paths(spec, f), contents))
@@ -248,8 +270,9 @@ def _npy_parts(spec, f):
 
 
 # npz: a stored zip of x.npy (dims, samples: the sample axis last, as np.savez(x=...) in
-# DLIO) and y.npy (samples zeros). x's CRC-32 follows its data (a data descriptor), so the
-# payload is generated once.
+# DLIO; its npy header padded so that the payload starts 4 KiB into the file) and y.npy
+# (samples zeros). x's CRC-32 follows its data (a data descriptor), so the payload is
+# generated once.
 _DOS_DATE = 0x21  # 1980-01-01, 00:00
 
 
@@ -274,7 +297,7 @@ def _npz_parts(spec, f):
     np.lib.format.write_array(y, np.zeros(n, dtype=np.int64), version=(1, 0))
     y = y.getvalue()
     y_at = len(x_head) + x_size + 16
-    if y_at + 30 + 5 + len(y) + 2 * 51 + 22 > 0xFFFFFFFF:
+    if y_at + 30 + 5 + len(y) + 2 * 51 + 22 + ALIGN > 0xFFFFFFFF:
         raise ValueError(f"--record-length: npz files over 4 GiB are not supported "
                          f"({f['path']} would hold {x_size} bytes)")
     yield x_head + npy
@@ -287,8 +310,11 @@ def _npz_parts(spec, f):
     central = _central_entry(b"x.npy", crc, x_size, 8, 0) + \
         _central_entry(b"y.npy", y_crc, len(y), 0, y_at)
     at = y_at + 35 + len(y)
+    # The zip's comment (zeros) ends the file at a multiple of 4 KiB, so that the next
+    # file's payload is 4 KiB-aligned where files are read as one stream.
+    comment = bytes(-(at + len(central) + 22) % ALIGN)
     yield tail + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(central),
-                                       at, 0)
+                                       at, len(comment)) + comment
 
 
 def _indexed_binary_parts(spec, f):
@@ -318,19 +344,85 @@ def _size_entry(spec, f) -> bytes:
                   _field(0x12, _field(0x1A, _field(0x0A, _varint(value)))))
 
 
-def _example_head(spec, f) -> tuple[bytes, bytes]:
-    """(the Example's bytes before the image's raw bytes, those after them: the size
-    entry). Example {features = 1: Features {feature = 1: map entries {key = 1, value =
-    2: Feature {bytes_list = 1 | int64_list = 3}}}}."""
-    length = f["dims"][0] * f["dims"][1]
+def _example(length, size_entry, front=b"", tail=b"") -> tuple[bytes, bytes]:
+    """(the Example's bytes before the image's `length` raw bytes, those after them).
+    Example {features = 1: Features {feature = 1: map entries {key = 1, value = 2: Feature
+    {bytes_list = 1 | int64_list = 3}}}}: the entries `front` (a padding entry or none),
+    image, size (`size_entry`) and `tail` (as front)."""
     bytes_list = 1 + len(_varint(length)) + length
     feature = 1 + len(_varint(bytes_list)) + bytes_list
     entry_body = 7 + 1 + len(_varint(feature)) + feature
     entry = b"\x0a" + _varint(entry_body) + b"\x0a\x05image\x12" + _varint(feature) + \
         b"\x0a" + _varint(bytes_list) + b"\x0a" + _varint(length)
-    size_entry = _size_entry(spec, f)
-    features = len(entry) + length + len(size_entry)
-    return b"\x0a" + _varint(features) + entry, size_entry
+    after = size_entry + tail
+    features = len(front) + len(entry) + length + len(after)
+    return b"\x0a" + _varint(features) + front + entry, after
+
+
+ALIGNED_RECORD = 16 * ALIGN  # TFRecord samples this long and longer are 4 KiB-aligned
+
+
+def _stride(size: int) -> int:
+    """Stream bytes from one TFRecord sample of `size` bytes to the next: size, or for
+    samples of ALIGNED_RECORD bytes and more size rounded up to 4 KiB, so that each
+    starts at a 4 KiB-aligned stream offset (placed at an aligned file offset, its 4 KiB
+    blocks are the stream's, and so are its duplicates; the padding costs < 1/16)."""
+    return size if size < ALIGNED_RECORD else -(-size // ALIGN) * ALIGN
+
+
+def _pad_entry(key: bytes, total: int) -> bytes | None:
+    """The map entry {key: bytes_list [n zero bytes]} of exactly `total` bytes, or None
+    where no n gives that length (a varint grows by a byte)."""
+    for n in range(max(0, total - 16 - len(key)), total):
+        entry = _field(0x0A, _field(0x0A, key) +
+                       _field(0x12, _field(0x0A, _field(0x0A, bytes(n)))))
+        if len(entry) >= total:
+            return entry if len(entry) == total else None
+    return None
+
+
+def _aligning(key: bytes, length_with) -> bytes:
+    """The shortest padding entry `key` with which length_with(entry) is a multiple of
+    4 KiB (length_with(b""): the length without it; an entry changes it by its own length
+    and by at most 2 bytes of varints)."""
+    need = -length_with(b"") % ALIGN
+    for total in sorted(t for t in (need - d + k * ALIGN for d in range(3) for k in range(3))
+                        if t >= 17):
+        pad = _pad_entry(key, total)
+        if pad is not None and length_with(pad) % ALIGN == 0:
+            return pad
+    raise AssertionError(f"no padding aligns a record of {length_with(b'')} bytes")
+
+
+def _record_runs(spec, f) -> list[tuple[bytes, bytes, int, int]]:
+    """[(head, after, first record, count)]: the records of TFRecord data file f, in runs
+    of records with the same bytes around their payload. Samples of ALIGNED_RECORD bytes
+    and more start at 4 KiB-aligned file offsets and the file ends at one: record 0's
+    Example opens with a "padding" bytes feature that ends its head at 4 KiB, the others
+    with one that puts their payload 4 KiB-aligned after the one before; the last ends
+    with a "padding_end" one that ends the file at a multiple of 4 KiB."""
+    return _runs(f["dims"][0] * f["dims"][1], f["samples"], _size_entry(spec, f))
+
+
+@functools.lru_cache(maxsize=4096)  # files share dims; writing and index ask alike
+def _runs(size, n, size_entry):
+    if size < ALIGNED_RECORD:
+        head, after = _example(size, size_entry)
+        return [(head, after, 0, n)]
+    pad, end = b"padding", b"padding_end"
+
+    def head_with(tail, lead):  # padded head of a record after `lead` bytes
+        return _example(size, size_entry, _aligning(pad, lambda p: lead + 12 + len(
+            _example(size, size_entry, p, tail)[0])), tail)[0]
+    gap = size + len(size_entry) + 4  # from a payload's start to the next record's start
+    tail = _aligning(end, lambda p: size + len(size_entry) + len(p) + 4)
+    last_after = size_entry + tail
+    if n == 1:
+        return [(head_with(tail, 0), last_after, 0, 1)]
+    runs = [(head_with(b"", 0), size_entry, 0, 1)]
+    if n > 2:
+        runs.append((head_with(b"", gap), size_entry, 1, n - 2))
+    return runs + [(head_with(tail, gap), last_after, n - 1, 1)]
 
 
 def _masked(crc: int) -> int:
@@ -339,21 +431,22 @@ def _masked(crc: int) -> int:
 
 class Records:
     """count TFRecord records: `before` (framing and the Example's head), the Payload of
-    stream bytes [offset + i * size, + size), `after` (the Example's tail) and the masked
+    stream bytes [offset + i * stride, + size), `after` (the Example's tail) and the masked
     CRC-32C of the Example, continued from head_crc. Written by the core where it has a
     CRC32C library (core_crc32c()), else as parts()."""
 
-    __slots__ = ("before", "head_crc", "after", "offset", "size", "count")
+    __slots__ = ("before", "head_crc", "after", "offset", "size", "count", "stride")
 
-    def __init__(self, before, head_crc, after, offset, size, count):
+    def __init__(self, before, head_crc, after, offset, size, count, stride):
         self.before, self.head_crc, self.after = before, head_crc, after
-        self.offset, self.size, self.count = offset, size, count
+        self.offset, self.size, self.count, self.stride = offset, size, count, stride
 
     def parts(self):
         import crc32c
         for i in range(self.count):
             yield self.before
-            payload = Payload(self.offset + i * self.size, self.size, "crc32c", self.head_crc)
+            payload = Payload(self.offset + i * self.stride, self.size, "crc32c",
+                              self.head_crc, self.stride)
             yield payload
             yield self.after + struct.pack("<I", _masked(crc32c.crc32c(self.after,
                                                                        payload.crc)))
@@ -362,11 +455,12 @@ class Records:
 def _tfrecord_parts(spec, f):
     import crc32c
     size = f["dims"][0] * f["dims"][1]
-    head, size_entry = _example_head(spec, f)
-    frame = struct.pack("<Q", len(head) + size + len(size_entry))
-    frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
-    yield Records(frame + head, crc32c.crc32c(head), size_entry, f["payload_offset"], size,
-                  f["samples"])
+    stride = _stride(size)
+    for head, after, first, count in _record_runs(spec, f):
+        frame = struct.pack("<Q", len(head) + size + len(after))
+        frame += struct.pack("<I", _masked(crc32c.crc32c(frame)))
+        yield Records(frame + head, crc32c.crc32c(head), after,
+                      f["payload_offset"] + first * stride, size, count, stride)
 
 
 _CORE_CRC32C = []  # [whether the core has a CRC32C function], once asked
@@ -417,7 +511,9 @@ def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]]]:
                 ds = h5py.h5d.create(h5.id, name.encode(), h5py.h5t.NATIVE_UINT8,
                                      h5py.h5s.create_simple(shape), dcpl=dcpl)
                 extents.append((ds.get_offset(), math.prod(shape)))
-            h5.create_dataset("labels", data=np.zeros(shape[0], dtype=np.uint8),
+            # int64 zeros, as DLIO writes [0] * n: the fill value, so that no array of
+            # them is made here (a manifest may ask for billions of samples)
+            h5.create_dataset("labels", shape=(shape[0],), dtype=np.int64, fillvalue=0,
                               track_times=False)
         with open(path, "rb") as fh:  # only the bytes outside the raw data
             image, at = bytearray(), 0
@@ -444,7 +540,11 @@ def _hdf5_parts(spec, f):
         used += offset - at
         yield Payload(stream + j * per, length)
         at = offset + length
-    yield image[used:]
+    # Zeros after the end HDF5 records (readers allow a longer file) end the file at a
+    # multiple of 4 KiB, so that the next file's payload stays aligned where files are
+    # read as one stream.
+    rest = image[used:]
+    yield rest + bytes(-(at + len(rest)) % ALIGN)
 
 
 def _image_parts(spec, f):
@@ -577,52 +677,58 @@ class _Window:
         self.sums, self.key = {}, None
         self.pool, self.ahead = ThreadPoolExecutor(1), None  # (start, end, future)
 
-    def _fill(self, view, offset, n, length, checksum):
+    def _fill(self, view, offset, n, length, checksum, step):
         """Generate stream bytes [offset, offset + n) into view; with checksum = (function,
-        start), the checksum of each piece of `length` too (so it is made here, beside
-        the writes of the other window, and not in the caller's thread)."""
+        start), the checksum of each piece of `length` (one every `step` bytes) too (so it
+        is made here, beside the writes of the other window, not in the caller's thread)."""
         self.gen.seek(offset)
         self.gen.readinto(view[:n])
         if checksum:
             crc, start = checksum
-            return {offset + i: crc(view[i:i + length], start) for i in range(0, n, length)}
+            return {offset + i: crc(view[i:i + length], start)
+                    for i in range(0, n - length + 1, step)}
         return {}
 
-    def get(self, offset: int, length: int, limit: int, checksum=None):
+    def get(self, offset: int, length: int, limit: int, checksum=None, step=None):
         """(view of bytes [offset, offset + length), their checksum or None); length <=
-        WINDOW. A window runs on up to `limit` and holds whole pieces of `length` (records
-        of one size follow each other in the stream), so that the next window starts where
-        the next piece does; checksum = (function, start) asks for the piece's checksum."""
+        WINDOW. A window runs on up to `limit` and holds whole pieces of `length`, one
+        every `step` bytes (default length: records of one size follow each other in the
+        stream), so that the next window starts where the next piece does; checksum =
+        (function, start) asks for the piece's checksum."""
+        step = step or length
         if not (self.start <= offset and offset + length <= self.end):
             if self.before_refill:
                 self.before_refill()  # nothing refers to the current buffer any more
             ahead, self.ahead = self.ahead, None
             sums = ahead[3].result() if ahead else None
-            if ahead and ahead[:3] == (offset, length, checksum) and \
-                    offset + length <= ahead[4]:
+            if ahead and ahead[:3] == (offset, length, checksum) and ahead[5] == step:
                 self.views.reverse()
                 self.start, self.end, self.sums = offset, ahead[4], sums
             else:
-                self.start, self.end = offset, offset + self._size(offset, length, limit)
+                self.start = offset
+                self.end = offset + self._size(offset, length, step, limit)[0]
                 self.sums = self._fill(self.views[0], offset, self.end - self.start, length,
-                                       checksum)
-            self.key = (length, checksum)
-            if self.end < limit:
-                n = self._size(self.end, length, limit)
-                self.ahead = (self.end, length, checksum,
-                              self.pool.submit(self._fill, self.views[1], self.end, n, length,
-                                               checksum), self.end + n)
+                                       checksum, step)
+            self.key = (length, checksum, step)
+            after = self.start + self._size(self.start, length, step, limit)[1]
+            if after + length <= limit:
+                n = self._size(after, length, step, limit)[0]
+                self.ahead = (after, length, checksum,
+                              self.pool.submit(self._fill, self.views[1], after, n, length,
+                                               checksum, step), after + n, step)
         view = self.views[0][offset - self.start:offset - self.start + length]
         if not checksum:
             return view, None
-        if self.key == (length, checksum) and offset in self.sums:
+        if self.key == (length, checksum, step) and offset in self.sums:
             return view, self.sums[offset]
         return view, checksum[0](view, checksum[1])  # a piece of another kind
 
     @staticmethod
-    def _size(offset, length, limit):
-        n = min(WINDOW, limit - offset)
-        return max(length, n // length * length)
+    def _size(offset, length, step, limit) -> tuple[int, int]:
+        """(bytes of a window from offset: whole pieces, up to WINDOW and limit, at least
+        one; the offset of the piece after them, relative)."""
+        k = max(1, (min(WINDOW, limit - offset) - length) // step + 1)
+        return (k - 1) * step + length, k * step
 
     def close(self):
         if self.ahead:
@@ -634,7 +740,7 @@ def _chunks(part, window, limit, crc):
     """Views of a Payload's bytes (each at most WINDOW), setting part.crc at the end."""
     if part.length <= WINDOW:
         view, value = window.get(part.offset, part.length, limit,
-                                 (crc, part.start) if part.crc else None)
+                                 (crc, part.start) if part.crc else None, part.step)
         yield part.offset, view
         if part.crc:
             part.crc = value
@@ -690,7 +796,7 @@ class _Writer:
                     self.flush()
                     self.at += self.gen._s.write_tfrecords(
                         fd, part.before, part.head_crc, part.after, part.offset, part.size,
-                        part.count, self.at, tick=self._tick)
+                        part.count, self.at, tick=self._tick, stride=part.stride)
                 elif isinstance(part, (bytes, bytearray)):
                     if part:
                         self.add(part)
@@ -769,8 +875,11 @@ class _Checker:
                             None if stream is None else stream + s)
         return len(got)
 
-    def check(self, fd, path, expected_parts, limit=0) -> None:
-        at, ended = 0, None  # ended: where the file ended before its expected bytes did
+    def check(self, fd, path, expected_parts, limit=0, size=0) -> None:
+        """Compare the file with its parts. Where the file ends early the parts left are
+        not made (a manifest that asks for more than is there costs what is there): one
+        missing range from there to `size`, the file's length in the manifest."""
+        at = 0
         for part in _expanded(expected_parts):
             if isinstance(part, (bytes, bytearray)):
                 pieces = [(part, "container", None)]
@@ -780,15 +889,14 @@ class _Checker:
             else:
                 pieces = [(part.encode(_payload_array(self.gen, part)), "encoded", None)]
             for data, kind, stream in pieces:
-                if ended is None and (got := self._compare(fd, path, at, data, kind,
-                                                           stream)) < len(data):
-                    ended = at + got  # the rest of the parts is missing: one range
+                got = self._compare(fd, path, at, data, kind, stream)
+                if got < len(data):
+                    self._range(path, at + got, max(0, size - at - got), "missing")
+                    return
                 at += len(data)
                 if self.progress and kind != "container":
                     self.progress(len(data))
-        if ended is not None:
-            self._range(path, ended, at - ended, "missing")
-        elif (extra := os.fstat(fd).st_size - at) > 0:
+        if (extra := os.fstat(fd).st_size - at) > 0:
             self._range(path, at, extra, "extra")
 
 
@@ -799,14 +907,45 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def _existing(root: str) -> tuple[set[str], set[str]]:
-    """(files, directories) under DIR/train, valid and index, relative to DIR."""
-    files, dirs = set(), set()
-    for top in (*SPLITS, INDEX_DIR):
-        for base, subdirs, names in os.walk(os.path.join(root, top)):
-            files.update(os.path.relpath(os.path.join(base, n), root) for n in names)
-            dirs.update(os.path.relpath(os.path.join(base, d), root) for d in subdirs)
-    return files, dirs
+def _kind(entry) -> str:
+    return "dir" if entry.is_dir(follow_symlinks=False) else \
+        "file" if entry.is_file(follow_symlinks=False) else "other"
+
+
+def _existing(root: str) -> dict[str, str]:
+    """Every entry under DIR/train, valid and index, and those three: {path relative to
+    DIR: "dir", "file" or "other" (symlinks, FIFOs, devices: never followed)}."""
+    out, todo = {}, []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name in (*SPLITS, INDEX_DIR):
+                out[entry.name] = _kind(entry)
+                todo.append(entry.name)
+    while todo:
+        rel = todo.pop()
+        if out[rel] != "dir":
+            continue
+        with os.scandir(os.path.join(root, rel)) as entries:
+            for entry in entries:
+                name = f"{rel}/{entry.name}"
+                out[name] = _kind(entry)
+                todo.append(name)
+    return out
+
+
+def _refuse_in_the_way(root: str, existing: dict, files: set, dirs: set) -> None:
+    """Refused, before anything changes, where an entry that a new file or directory
+    needs is of another kind (a directory or symlink where a file goes, a file or
+    symlink where a directory goes): the write would fail after the old manifest went."""
+    for rel in sorted(dirs):
+        if existing.get(rel, "dir") != "dir":
+            raise _files.Refused(errno.EINVAL, f"{os.path.join(root, rel)} is not a "
+                                 f"directory: dgen reads and writes only inside real "
+                                 f"directories of the dataset")
+    for rel in sorted(files):
+        if existing.get(rel, "file") != "file":
+            full = os.path.join(root, rel)
+            _files._refuse_not_regular(os.lstat(full), full)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -829,31 +968,38 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     directory before the manifest. progress(n) is called with the payload bytes written
     (on rank 0, scaled to the dataset's size, under MPI).
     """
-    spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
-                        samples_per_file=samples_per_file, record_length=record_length,
-                        record_length_stdev=record_length_stdev, subfolders=subfolders,
-                        file_prefix=file_prefix, dlio=dlio, hdf5_datasets=hdf5_datasets,
-                        dims_seed=dims_seed)
     agree = _collective(comm)
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
-    root = _checks.path(path)
-    force = _checks.flag("force", force)
-    fsync = _checks.flag("fsync", fsync)
-    jobs = None if jobs is None else _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
-    threads = _checks.threads(threads)
-    if threads is None and comm is not None:
-        from .mpi import threads_per_rank
-        threads = threads_per_rank(comm)
-    threads = threads or _core.available_cpus()
+    share = None
+    if comm is not None:
+        from .mpi import same_settings, threads_per_rank
+        share = threads_per_rank(comm)  # collective: before any rank can fail
+    planned = {}
 
-    entries, size = plan(spec)
-
-    def check():
+    def check():  # on every rank, each rank's settings gathered to compare them
+        spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
+                            samples_per_file=samples_per_file, record_length=record_length,
+                            record_length_stdev=record_length_stdev, subfolders=subfolders,
+                            file_prefix=file_prefix, dlio=dlio, hdf5_datasets=hdf5_datasets,
+                            dims_seed=dims_seed)
         require(spec["format"])
-        return _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                                format_version)
+        _checks.path(path)
+        _checks.flag("force", force)
+        _checks.flag("fsync", fsync)
+        if jobs is not None:
+            _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
+        count = _checks.threads(threads) or share or _core.available_cpus()
+        planned["entries"], size = plan(spec)
+        identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
+                                    format_version)
+        return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count
     checked = agree(check)
-    identity = {**checked[rank], "seed": checked[0]["seed"]}  # rank 0 drew it
+    if comm is not None:
+        same_settings([{**spec, **given} for spec, given, _, _ in checked])
+    spec, identity, threads = checked[0][0], dict(checked[0][1]), checked[rank][3]
+    identity["seed"] = checked[0][2]  # rank 0 drew it, where none was given
+    entries, root = planned["entries"], _checks.path(path)
+    force, fsync = bool(force), bool(fsync)
     new = {e["path"] for e in entries} | {p for e in entries for p in side_paths(spec, e)}
     new_dirs = {d for p in new for d in _parents(p)}
     sub = spec["subfolders"]
@@ -869,12 +1015,15 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         os.makedirs(root, exist_ok=True)
         state["root"] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         _files._lock(state["root"], root)
-        files, dirs = _existing(root)
-        stale = sorted(files - new)
-        # Directories the new layout does not have (an earlier --subfolders): DLIO would
-        # take them for subfolders. Deepest first, so each is empty when it goes (one where
-        # a new file must go is left for the write to fail on, naming it).
-        stale_dirs = sorted(dirs - new_dirs - new, key=lambda d: -d.count("/"))
+        existing = _existing(root)
+        _refuse_in_the_way(root, existing, new, new_dirs | set(SPLITS))
+        # Entries the new layout does not have; symlinks go as files (never followed).
+        # Directories (an earlier --subfolders: DLIO would take them for subfolders)
+        # deepest first, so each is empty when it goes.
+        kept = new | new_dirs | {*SPLITS, INDEX_DIR}
+        stale = sorted(p for p, kind in existing.items() if kind != "dir" and p not in kept)
+        stale_dirs = sorted((p for p, kind in existing.items()
+                             if kind == "dir" and p not in kept), key=lambda d: -d.count("/"))
         stale += stale_dirs
         if stale and not force:
             raise _files.Refused(errno.EEXIST, f"{root} holds {len(stale)} file(s) that are "
@@ -988,13 +1137,28 @@ def _write_one(tree, root, spec, f, writer, sizes, fsync=False):
         os.close(fd)
     for p, content in side_files(spec, f):
         fd = tree.open(p, flags | os.O_TRUNC)
+        sizes[p] = 0
         try:
-            os.write(fd, content)
+            for chunk in content:
+                _write_all(fd, chunk)
+                sizes[p] += len(chunk)
             if fsync:
                 os.fsync(fd)
+        except OSError as e:  # a full disk or a file size limit: name the file
+            raise OSError(e.errno, f"writing {os.path.join(root, p)}: {e.strerror}") from None
         finally:
             os.close(fd)
-        sizes[p] = len(content)
+
+
+def _write_all(fd, data) -> None:
+    """write() until every byte is written: a short write is retried, and the retry
+    raises what stopped the first (ENOSPC, EFBIG)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n == 0:
+            raise OSError(errno.EIO, "write() wrote nothing")
+        view = view[n:]
 
 
 def _manifest(spec, identity, entries, sizes) -> dict:
@@ -1026,7 +1190,7 @@ def is_training_dataset(path) -> bool:
     try:
         with open(manifest) as fh:
             return json.load(fh).get("dgen_dataset") == 1
-    except (ValueError, AttributeError, OSError):
+    except (ValueError, AttributeError, OSError, RecursionError):
         return False
 
 
@@ -1041,20 +1205,69 @@ def read_manifest(path) -> dict:
     if record.get("complete") is not True:
         raise ValueError(f"{where}: complete is {record.get('complete')!r}: the dataset was "
                          f"not completely written")
+    for key in ("dataset", "identity"):
+        if not isinstance(record.get(key), dict):
+            raise ValueError(f"{where}: {key} " + ("is missing" if key not in record else
+                             f"must be a JSON object, got {type(record[key]).__name__}"))
+    ident = record["identity"]
+    names = ("size", "dedup_ratio", "compress_ratio", "seed", "dedup_unit", "format_version")
+    for name in names:
+        if ident.get(name) is None:  # a null seed would draw one at random
+            raise ValueError(f"{where}: identity.{name} is "
+                             f"{'missing' if name not in ident else 'null'}")
+    try:
+        identity = _files._identity(*(ident[name] for name in names))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: identity.{e}") from None
     try:
         spec = resolve_spec(**record["dataset"])
-        ident = record["identity"]
-        identity = _files._identity(ident["size"], ident["dedup_ratio"],
-                                    ident["compress_ratio"], ident["seed"],
-                                    ident["dedup_unit"], ident["format_version"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{where}: dataset or identity: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: dataset: {e}") from None
+    # The lists the dataset section asks for must be there, before plan() makes them: a
+    # small manifest cannot ask for millions of files.
+    count = spec["files"] + spec["eval_files"]
+    listed = {"files": count, "index_files": count * len(side_paths(spec, {"path": "x/y"}))}
+    for key, n in listed.items():
+        if not isinstance(record.get(key), list):
+            raise ValueError(f"{where}: {key} " + ("is missing" if key not in record else
+                             f"must be a list, got {type(record[key]).__name__}"))
+        if len(record[key]) != n:
+            raise ValueError(f"{where}: {key} lists {len(record[key])} file(s), but the "
+                             f"dataset section (files + eval_files: {count}) makes {n}")
     entries, size = plan(spec)
     if size != identity["size"]:
         raise ValueError(f"{where}: identity.size is {identity['size']}, but the dataset's "
                          f"samples take {size} bytes of the stream")
+    _check_listing(record, where, {
+        "files": [e["path"] for e in entries],
+        "index_files": sorted(p for e in entries for p in side_paths(spec, e))})
+    encoders = record.get("encoders", {})
+    if not isinstance(encoders, dict) or not all(
+            isinstance(v, str) for v in encoders.values()):
+        raise ValueError(f"{where}: encoders must be an object of package: version strings, "
+                         f"got {encoders!r:.60}")
     return {**record, "dataset": spec, "identity": identity, "entries": entries,
             "manifest": where}
+
+
+def _check_listing(record, where, expected: dict) -> None:
+    """The manifest's file lists (lists of the right length; expected: {key: the paths the
+    dataset section makes, in order}) are {path, length} of exactly those paths;
+    ValueError naming the first bad field."""
+    def bad(field, problem):
+        raise ValueError(f"{where}: {field} {problem}")
+    for key, paths in expected.items():
+        for i, (f, path) in enumerate(zip(record[key], paths)):
+            if not isinstance(f, dict):
+                bad(f"{key}[{i}]", f"must be a JSON object, got {type(f).__name__}")
+            if f.get("path") != path:
+                bad(f"{key}[{i}].path", "is missing" if "path" not in f else
+                    f"is {f['path']!r}, but the dataset section makes {path!r}")
+            length = f.get("length")
+            if isinstance(length, bool) or not isinstance(length, int) or \
+                    not 0 <= length <= _checks.MAX_SIZE:
+                bad(f"{key}[{i}].length", "is missing" if "length" not in f else
+                    f"must be an integer in [0, {_checks.MAX_SIZE}], got {length!r}")
 
 
 def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
@@ -1067,12 +1280,22 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     offset: the stream offset of a payload range}), "warnings" (encoders of another
     version than the one that wrote the files) and "seconds". With comm, rank r checks
     files r, r + size, ... and every rank returns the same dict."""
-    path = os.fspath(path)
-    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
-    threads = _checks.threads(threads) or _core.available_cpus()
     agree = _collective(comm)
     rank, world = (0, 1) if comm is None else (comm.rank, comm.size)
-    record = agree(lambda: read_manifest(path), share=False)
+    share = None
+    if comm is not None:
+        from .mpi import same_dataset, threads_per_rank
+        share = threads_per_rank(comm)  # collective: before any rank can fail
+
+    def check():
+        return (_checks.integer("max_ranges", max_ranges, 0, 2**31),
+                _checks.threads(threads) or share or _core.available_cpus(),
+                read_manifest(path))
+    max_ranges, count, record = agree(check, share=False)
+    path = os.fspath(path)
+    if comm is not None:  # the manifest as read (not where, nor what it implies)
+        same_dataset(comm, {k: v for k, v in record.items()
+                            if k not in ("manifest", "entries")}, path)
     spec, identity, entries = record["dataset"], record["identity"], record["entries"]
     warnings = []
     now = agree(lambda: require(spec["format"]) and encoders(spec["format"]),
@@ -1084,7 +1307,7 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     started = time.perf_counter()
     lengths = {f["path"]: f["length"] for f in record["files"] + record["index_files"]}
     results = agree(lambda: _check_files(path, spec, identity, entries[rank::world], lengths,
-                                         threads, max_ranges,
+                                         count, max_ranges,
                                          progress if rank == 0 else None))
     ranges = sorted((r for res in results for r in res["ranges"]),
                     key=lambda r: r["file"])[:max_ranges]
@@ -1106,7 +1329,7 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
     try:
         for f in mine:
             targets = [(f["path"], parts(spec, f), f["payload_offset"] + f["payload"])]
-            targets += [(p, [content], 0) for p, content in side_files(spec, f)]
+            targets += [(p, content, 0) for p, content in side_files(spec, f)]
             for rel, expected, limit in targets:
                 count += 1
                 try:
@@ -1115,7 +1338,7 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
                     checker._range(rel, 0, lengths[rel], "missing")
                     continue
                 try:
-                    checker.check(fd, rel, expected, limit)
+                    checker.check(fd, rel, expected, limit, lengths[rel])
                 finally:
                     os.close(fd)
     finally:

@@ -638,7 +638,7 @@ def _load_manifest(path):
         _refuse_not_regular(os.fstat(fd), where)
         with os.fdopen(os.dup(fd), "rb") as f:
             record = json.load(f)
-    except ValueError as e:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested too deep
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
     finally:
         os.close(fd)
@@ -665,6 +665,11 @@ def check_manifest(record, where: str) -> dict:
             if key not in value:
                 bad(f"{field}.{key}" if field != "manifest" else key, "is missing")
 
+    if isinstance(record, dict) and record.get("dgen_dataset") == 1:
+        raise ValueError(f"{where} is a training dataset's manifest (dgen dataset): rewrites "
+                         f"in place (--changed-only) and identity options apply to datasets "
+                         f"written by dgen write; verify it with dgen verify DIR alone "
+                         f"(verify_training_dataset)")
     fields(record, "manifest", ("format_version", "complete", "identity", "files"))
     version = record["format_version"]
     if (isinstance(version, bool) or not isinstance(version, int)
@@ -745,6 +750,11 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         "generation": 0,
         "change_rate": 1.0, "format_version": _core.FORMAT_VERSION}
     merged = {k: known[k] if given[k] is None else given[k] for k in given}
+    if merged["seed"] is None and record is None and _training_layout(path):
+        raise ValueError(f"{path} has no manifest ({manifest_path(path)}) but holds train/ "
+                         f"or valid/ as a training dataset of dgen dataset does; its manifest "
+                         f"is written last, so that write did not finish (or the manifest "
+                         f"was removed): write the dataset again with dgen dataset")
     if merged["seed"] is None:
         raise ValueError(f"{path} has no manifest ({manifest_path(path)}): give the seed "
                          f"and the other identity values the data was written with")
@@ -770,6 +780,11 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     return {"identity": identity, "base": base, "files": layout,
             "manifest": manifest_path(path) if record else None,
             "sized_by_file": sized_by_file, "strict": bool(record) or directory}
+
+
+def _training_layout(path: str) -> bool:
+    """Whether directory `path` holds train/ or valid/ (dgen dataset's layout)."""
+    return any(os.path.isdir(os.path.join(path, split)) for split in ("train", "valid"))
 
 
 def _size_of(path: str) -> int:

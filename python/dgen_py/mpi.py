@@ -99,6 +99,18 @@ def _raise_first(gathered) -> None:
         raise cls(message)
 
 
+def same_settings(settings: list[dict]) -> None:
+    """Raise ValueError (on every rank alike: each has every rank's settings) naming the
+    first setting in which a rank differs from rank 0: ranks given other options would
+    write or check other bytes than the manifest claims."""
+    for rank, mine in enumerate(settings):
+        for key, value in mine.items():
+            if value != settings[0][key]:
+                raise ValueError(f"rank {rank}: {key} is {value!r} there but "
+                                 f"{settings[0][key]!r} on rank 0: give every rank the same "
+                                 f"options (the dataset's identity and layout)")
+
+
 def _agree(comm, fn, share=True):
     """fn() on every rank; every rank's value (share=False: this rank's only, for large
     values), or every rank raises the first error."""
@@ -165,13 +177,17 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
         identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                                     format_version, dedup_run, generation, change_rate,
                                     dedup_shift, dedup_skew)
-        _checks.integer("files", files, 1, 1_000_000)
+        count = _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
-        return identity, _checks.threads(threads) or default_threads
+        _checks.path(path)
+        settings = {**identity, "seed": _checks.seed(seed), "files": count}
+        return settings, identity["seed"], _checks.threads(threads) or default_threads
 
     values = _agree(comm, check)  # small values only: every rank gets every rank's
-    identity = {**values[comm.rank][0], "seed": values[0][0]["seed"]}  # rank 0 drew it
-    mine = values[comm.rank][1]
+    same_settings([v[0] for v in values])
+    identity = {k: v for k, v in values[0][0].items() if k != "files"}
+    identity["seed"] = values[0][1]  # rank 0 drew it, where none was given
+    mine = values[comm.rank][2]
     layout = _files._layout(_checks.path(path), identity["size"], files)[1]
     pieces = _for_jobs(shares(layout, comm.size, identity["dedup_unit"])[comm.rank], jobs)
     job = _Job(comm, pieces)
@@ -232,10 +248,7 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
         return dataset, _checks.threads(threads) or default_threads
 
     dataset, count = _agree(comm, check, share=False)
-    # Every rank must have read the same manifest (one path on a shared filesystem).
-    seen = hashlib.sha256(json.dumps([dataset["identity"], dataset["files"]]).encode()).digest()
-    lead = comm.bcast(seen)
-    _agree(comm, lambda: _same(seen, lead, path))
+    same_dataset(comm, [dataset["identity"], dataset["files"]], path)
     layout = dataset["files"]
     pieces = shares(layout, comm.size, dataset["identity"]["dedup_unit"])[comm.rank]
     comm.Barrier()
@@ -245,6 +258,14 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
         progress=progress if comm.rank == 0 else None, pieces=pieces))
     seconds = comm.allgather(time.perf_counter() - started)
     return _combine(results, layout, max_ranges, seconds)
+
+
+def same_dataset(comm, seen, path) -> None:
+    """Every rank must have read the same manifest (one path on a shared filesystem), or
+    every rank raises ValueError; `seen`: what this rank read (JSON-ready)."""
+    mine = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).digest()
+    lead = comm.bcast(mine)
+    _agree(comm, lambda: _same(mine, lead, path))
 
 
 def _same(mine: bytes, lead: bytes, path) -> None:

@@ -260,9 +260,13 @@ uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc
   if (!crc) throw std::invalid_argument("write_tfrecords needs a CRC-32C function");
   if (t.file_offset < 0 || t.direct)
     throw std::invalid_argument("TFRecord records are written at a file offset, without O_DIRECT");
-  if (r.size && r.count > UINT64_MAX / r.size)
-    throw std::out_of_range("TFRecord records: count * size overflows");
-  detail::check_range(ds, r.offset, r.size * r.count);
+  const uint64_t stride = r.stride ? r.stride : r.size;
+  if (stride < r.size)
+    throw std::invalid_argument("TFRecord records: stride " + std::to_string(stride) +
+                                " is smaller than size " + std::to_string(r.size));
+  if (r.count && stride && r.count - 1 > (UINT64_MAX - r.size) / stride)
+    throw std::out_of_range("TFRecord records: count * stride overflows");
+  detail::check_range(ds, r.offset, r.count ? (r.count - 1) * stride + r.size : 0);
   const uint64_t chunk = checked_chunk(t, false);
   Ticker ticker(t, opt);
   // Records are laid out in one buffer and written a full chunk at a time (one pwrite
@@ -288,7 +292,7 @@ uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc
   for (uint64_t i = 0; i < r.count; ++i) {
     put(r.before.data(), r.before.size());
     uint32_t sum = r.head_crc;
-    for (uint64_t at = r.offset + i * r.size, end = at + r.size; at < end;) {
+    for (uint64_t at = r.offset + i * stride, end = at + r.size; at < end;) {
       if (used == chunk) flush();
       const uint64_t n = std::min(end - at, chunk - used);
       uint8_t* p = mem.p + used;

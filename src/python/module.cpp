@@ -497,7 +497,7 @@ void use_crc32c(const std::string& path) {
 uint64_t stream_write_tfrecords(dgen::Stream& s, int fd, nb::bytes before, uint32_t head_crc,
                                 nb::bytes after, uint64_t offset, uint64_t size,
                                 uint64_t count, int64_t file_offset, uint64_t chunk,
-                                nb::object tick) {
+                                nb::object tick, uint64_t stride) {
   CallScope scope("write_tfrecords");
   const dgen::Crc32cExtend crc = crc32c_extend;
   if (!crc) throw std::runtime_error("write_tfrecords: no CRC32C library: call use_crc32c()");
@@ -505,7 +505,7 @@ uint64_t stream_write_tfrecords(dgen::Stream& s, int fd, nb::bytes before, uint3
   const auto bytes = [](const nb::bytes& b) {
     return std::span(reinterpret_cast<const uint8_t*>(b.c_str()), b.size());
   };
-  const dgen::TfRecords r{bytes(before), head_crc, bytes(after), offset, size, count};
+  const dgen::TfRecords r{bytes(before), head_crc, bytes(after), offset, size, count, stride};
   return released_write(s, {fd, file_offset, false, chunk, {}}, tick,
                         [&](const dgen::WriteTarget& t, const dgen::FillOptions& o) {
                           return dgen::write_tfrecords(ds, r, crc, t, o);
@@ -585,10 +585,11 @@ NB_MODULE(_core, m) {
            "at its position); tick(n) every few tens of ms, a true result stops.")
       .def("write_tfrecords", &stream_write_tfrecords, "fd"_a, "before"_a, "head_crc"_a,
            "after"_a, "offset"_a, "size"_a, "count"_a, "file_offset"_a, "chunk"_a = 0,
-           "tick"_a = nb::none(),
+           "tick"_a = nb::none(), "stride"_a = 0,
            "Writes count TFRecord records at file_offset of fd: before, stream bytes [offset + "
-           "i * size, + size), after, the masked CRC-32C of the Example continued from "
-           "head_crc. Returns the file bytes written; tick(n) counts payload bytes.")
+           "i * stride, + size) (stride 0: size), after, the masked CRC-32C of the Example "
+           "continued from head_crc. Returns the file bytes written; tick(n) counts payload "
+           "bytes.")
       .def("seek", &dgen::Stream::seek, "offset"_a)
       .def("set_seed", &dgen::Stream::set_seed, "seed"_a)
       .def_prop_ro("position", &dgen::Stream::position)

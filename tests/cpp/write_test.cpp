@@ -152,7 +152,7 @@ std::vector<uint8_t> tfrecords_expected(const dgen::Dataset& ds, const dgen::TfR
   std::vector<uint8_t> out;
   for (uint64_t i = 0; i < r.count; ++i) {
     out.insert(out.end(), r.before.begin(), r.before.end());
-    const auto payload = expected(ds, r.offset + i * r.size, r.size);
+    const auto payload = expected(ds, r.offset + i * (r.stride ? r.stride : r.size), r.size);
     out.insert(out.end(), payload.begin(), payload.end());
     out.insert(out.end(), r.after.begin(), r.after.end());
     uint32_t sum = fold(fold(r.head_crc, payload.data(), payload.size()), r.after.data(),
@@ -179,6 +179,26 @@ TEST(WriteTfRecords, RecordsAcrossChunksAreFramedAndChecksummed) {
       EXPECT_EQ(f.read(at, want.size()), want) << "size " << size << " chunk " << chunk;
     }
   }
+}
+
+TEST(WriteTfRecords, PayloadsAtAStrideSkipTheStreamBytesBetweenThem) {
+  const auto ds = dataset(4 << 20);
+  const std::vector<uint8_t> before(30, 5), after{42, 43};
+  for (uint64_t chunk : {uint64_t(4096), uint64_t(0)}) {
+    dgen::TfRecords r{before, 0x1234567u, after, 8192, 5000, 5};
+    r.stride = 8192;
+    MemFile f;
+    const auto want = tfrecords_expected(ds, r);
+    EXPECT_EQ(dgen::write_tfrecords(ds, r, fold, {f.fd, 0, false, chunk, {}}), want.size());
+    EXPECT_EQ(f.read(0, want.size()), want) << "chunk " << chunk;
+  }
+  dgen::TfRecords r{before, 0, after, 0, 5000, 2};
+  r.stride = 4999;  // payloads would overlap
+  MemFile f;
+  EXPECT_THROW(dgen::write_tfrecords(ds, r, fold, {f.fd, 0, false, 0, {}}),
+               std::invalid_argument);
+  r.stride = 4 << 20;  // the second payload lies past the dataset's end
+  EXPECT_THROW(dgen::write_tfrecords(ds, r, fold, {f.fd, 0, false, 0, {}}), std::out_of_range);
 }
 
 TEST(WriteTfRecords, ProgressCountsPayloadAndFalseStopsAfterARecord) {

@@ -40,10 +40,15 @@ def stream(m, offset, length) -> np.ndarray:
 
 
 def samples(m, f) -> np.ndarray:
-    """File f's samples as (samples, dim1, dim2), from the stream."""
+    """File f's samples as (samples, dim1, dim2), from the stream: back to back, or (large
+    TFRecord samples) each at a 4 KiB-aligned stream offset."""
     d1, d2 = f["dims"]
-    n = f["payload"] // (d1 * d2)
-    return stream(m, f["payload_offset"], f["payload"]).reshape(n, d1, d2)
+    size = d1 * d2
+    n = m["dataset"]["samples_per_file"]
+    stride = f["payload"] // n if n > 1 and f["payload"] % size else size
+    stride = -(-stride // 4096) * 4096 if stride != size else size
+    return np.stack([stream(m, f["payload_offset"] + i * stride, size).reshape(d1, d2)
+                     for i in range(n)])
 
 
 def test_npz_reads_as_dlio_reads_it(tmp_path):
@@ -81,7 +86,7 @@ def test_hdf5_reads_as_dlio_reads_it(tmp_path, dlio, k):
         with h5py.File(root / f["path"], "r") as h5:
             names = ["records"] if dlio == "2.0" else [f"records_{j}" for j in range(k)]
             assert sorted(h5) == sorted(names + ["labels"])
-            assert list(h5["labels"][:]) == [0] * 4
+            assert list(h5["labels"][:]) == [0] * 4 and h5["labels"].dtype == np.int64
             for j, name in enumerate(names):
                 want = stream(m, f["payload_offset"] + j * per, per).reshape(4, d1, d2)
                 assert h5[name].shape == (4, d1, d2) and h5[name].dtype == np.uint8
@@ -89,19 +94,22 @@ def test_hdf5_reads_as_dlio_reads_it(tmp_path, dlio, k):
                     assert np.array_equal(h5[name][i], want[i])
 
 
-@pytest.mark.parametrize("dlio", ["2.0", "head"])
-def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio):
+@pytest.mark.parametrize("dlio, record_length", [("2.0", 5000), ("head", 5000),
+                                                 ("2.0", 70000), ("head", 70000)])
+def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio, record_length):
     crc32c = pytest.importorskip("crc32c")
     tfrecord = pytest.importorskip("tfrecord")
     from tfrecord import example_pb2
     assert crc32c.crc32c(b"123456789") == 0xE3069283  # Castagnoli
-    root, m = write(tmp_path, "tfrecord", dlio=dlio)
-    base = int(np.sqrt(5000))
+    root, m = write(tmp_path, "tfrecord", dlio=dlio, record_length=record_length,
+                    record_length_stdev=record_length // 4)
+    base = int(np.sqrt(record_length))
     for f in m["files"]:
         path = root / f["path"]
         split = f["path"].split("/")[0]
         index = root / "index" / split / (os.path.basename(f["path"]) + ".idx")
         want = samples(m, f)
+        aligned = want[0].size >= 64 * 1024  # samples of 64 KiB and more: payloads aligned
         data = path.read_bytes()
         at, starts = 0, []
         for i in range(4):  # framing: length, masked CRC of it, data, masked CRC of data
@@ -115,7 +123,10 @@ def test_tfrecord_reads_with_an_independent_reader(tmp_path, dlio):
             example = example_pb2.Example()
             example.ParseFromString(data[at + 12:at + 12 + length])
             feature = example.features.feature
-            assert sorted(feature) == ["image", "size"]
+            padding = ["padding", "padding_end"] if i == 3 else ["padding"]
+            assert sorted(feature) == sorted(["image", "size"] + (padding if aligned else []))
+            if aligned:  # the payload at a 4 KiB boundary of the file
+                assert data.index(want[i].tobytes(), at) % 4096 == 0
             assert len(feature["image"].bytes_list.value) == 1
             assert len(feature["size"].int64_list.value) == 1
             assert feature["image"].bytes_list.value[0] == want[i].tobytes()
@@ -347,16 +358,71 @@ def test_missing_dependency_names_the_extra(tmp_path, monkeypatch, capsys, fmt, 
 
 
 def test_nothing_half_written_looks_complete(tmp_path):
-    root, _ = write(tmp_path, "npy")
+    root, _ = write(tmp_path, "npy", record_length=2000, record_length_stdev=0)
     manifest = root / "dgen-manifest.json"
     assert manifest.exists()
-    # A directory where a data file must go: the write fails after the old manifest went.
-    os.unlink(root / "train" / "img_1_of_3.npy")
-    os.mkdir(root / "train" / "img_1_of_3.npy")
-    with pytest.raises(OSError):
-        write(tmp_path, "npy")
+    # A file size limit the larger files pass: the write fails after the old manifest went.
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+    r = subprocess.run([sys.executable, "-m", "dgen_py", "dataset", root, "--format", "npy",
+                        "--files", "3", "--eval-files", "2", "--samples-per-file", "4",
+                        "--record-length", "8000"], capture_output=True, timeout=120,
+                       env=clean_env(), preexec_fn=limit)
+    assert r.returncode == 1 and b"File too large" in r.stderr, r.stderr
     assert not manifest.exists()
     assert dgen("verify", root).returncode != 0
+
+
+def valid_is_a_file(root):
+    os.rmdir(root / "valid")
+    (root / "valid").write_bytes(b"x")
+
+
+def data_file_is_a_directory(root):
+    os.unlink(root / "train" / "img_1_of_3.npy")
+    os.mkdir(root / "train" / "img_1_of_3.npy")
+
+
+def data_file_is_a_symlink(root):
+    os.rename(root / "train" / "img_1_of_3.npy", root / "moved.npy")
+    os.symlink(root / "moved.npy", root / "train" / "img_1_of_3.npy")
+
+
+def index_dir_is_a_symlink(root):
+    os.rename(root / "index", root / "moved")
+    os.symlink(root / "moved", root / "index")
+
+
+@pytest.mark.parametrize("fmt, change, what", [
+    ("npy", valid_is_a_file, "valid is not a directory"),
+    ("npy", data_file_is_a_directory, "img_1_of_3.npy is a directory"),
+    ("npy", data_file_is_a_symlink, "img_1_of_3.npy is a symbolic link"),
+    ("tfrecord", index_dir_is_a_symlink, "index is not a directory"),
+])
+def test_a_refused_dataset_run_keeps_the_previous_manifest(tmp_path, fmt, change, what):
+    root, _ = write(tmp_path, fmt, eval_files=0)
+    manifest = (root / "dgen-manifest.json").read_bytes()
+    change(root)
+    before = tree_bytes(root)
+    out = dgen("dataset", root, "--format", fmt, "--files", "3", "--record-length", "100",
+               "--force")
+    assert out.returncode == 2 and what in out.stderr.decode(), out.stderr
+    assert (root / "dgen-manifest.json").read_bytes() == manifest
+    assert tree_bytes(root) == before
+
+
+def test_force_deletes_a_stray_symlinked_subdirectory_not_its_target(tmp_path):
+    root, _ = write(tmp_path, "npy")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "keep").write_bytes(b"keep")
+    os.symlink(tmp_path / "elsewhere", root / "train" / "extra")
+    out = dgen("dataset", root, "--format", "npy", "--record-length", "100", "--force")
+    assert out.returncode == 0, out.stderr
+    assert not os.path.lexists(root / "train" / "extra")
+    assert (tmp_path / "elsewhere" / "keep").read_bytes() == b"keep"
+    assert dgen("verify", root).returncode == 0
 
 
 def test_stale_files_refused_unless_force(tmp_path):
@@ -426,18 +492,23 @@ def test_verify_takes_no_identity_overrides(tmp_path, capsys):
     assert "--seed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("window", [3 * 4096 + 100, 2000])
-def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window):
+@pytest.mark.parametrize("window, record_length", [
+    (3 * 4096 + 100, 5000), (2000, 5000),
+    (200_000, 70_000), (50_000, 70_000)])  # TFRecord samples 4 KiB-aligned in the stream
+def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window,
+                                                  record_length):
     """Records across many windows (generated ahead) and records larger than a window
     (checksums continued across windows) give the bytes one window would."""
     pytest.importorskip("crc32c")
-    want = {fmt: tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
+    options = {"samples_per_file": 10, "record_length": record_length,
+               "record_length_stdev": 0}
+    want = {fmt: tree_bytes(write(tmp_path / "one", fmt, **options)[0])
             for fmt in ("tfrecord", "npz")}
     monkeypatch.setattr(datasets, "WINDOW", window)
     monkeypatch.setattr(datasets, "FLUSH", 1000)
     monkeypatch.setattr(datasets, "_CORE_CRC32C", [False])  # TFRecord's through the windows
     for fmt in want:
-        root, _ = write(tmp_path / "small", fmt, samples_per_file=10)
+        root, _ = write(tmp_path / "small", fmt, **options)
         assert tree_bytes(root) == want[fmt]
         assert datasets.verify_training_dataset(root)["ok"]
 
@@ -525,3 +596,171 @@ def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "is a FIFO" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_short_write_of_an_index_file_fails_naming_it(tmp_path):
+    # indexed_binary with 4-byte samples: the data file (4000 bytes) fits under a 6000-byte
+    # file size limit, its 8000-byte offset index does not (write() writes 6000, then fails).
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+    root = tmp_path / "d"
+    r = subprocess.run([sys.executable, "-m", "dgen_py", "dataset", root, "--format",
+                        "indexed_binary", "--samples-per-file", "1000", "--record-length", "4",
+                        "--seed", "1"], capture_output=True, text=True, timeout=120,
+                       env=clean_env(), preexec_fn=limit)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert str(root / "train" / "img_0_of_1.indexed_binary.off.idx") in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+    assert not (root / "dgen-manifest.json").exists()
+
+
+def edit_manifest(root, change):
+    path = root / "dgen-manifest.json"
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda r: r.pop("files"), "files"),
+    (lambda r: r.pop("index_files"), "index_files"),
+    (lambda r: r["files"][0].pop("path"), "files[0].path"),
+    (lambda r: r["files"][1].update(length="9"), "files[1].length"),
+    (lambda r: r["files"][1].update(path="train/other.tfrecord"), "files[1].path"),
+    (lambda r: r["index_files"][0].pop("length"), "index_files[0].length"),
+    (lambda r: r.update(files={}), "files"),
+    (lambda r: r.update(encoders=["pillow"]), "encoders"),
+    (lambda r: r.update(encoders={"pillow": 3}), "encoders"),
+    (lambda r: r.update(dataset=[]), "dataset"),
+    (lambda r: r.pop("identity"), "identity is missing"),
+    (lambda r: r["identity"].pop("seed"), "identity.seed is missing"),
+    (lambda r: r["identity"].update(seed=None), "identity.seed is null"),
+    (lambda r: r["dataset"].update(color=1), "dataset"),
+])
+def test_an_edited_training_manifest_is_refused_naming_the_field(tmp_path, change, field):
+    root, _ = write(tmp_path, "tfrecord", files=2, eval_files=0)
+    edit_manifest(root, change)
+    out = dgen("verify", root)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"dgen-manifest.json: {field}" in err, err
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("args", [
+    ["verify", "{d}"], ["analyze", "{d}"],
+    ["write", "{d}", "--size", "1MiB", "--files", "2", "--generation", "1", "--changed-only"],
+])
+def test_a_deeply_nested_manifest_is_refused_not_a_traceback(tmp_path, args):
+    root, _ = write(tmp_path, "npy", files=2, eval_files=0)
+    (root / "dgen-manifest.json").write_text(DEEP)
+    out = dgen(*[a.format(d=root) for a in args])
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "dgen-manifest.json: not a" in err and "manifest" in err, err
+
+
+def test_changed_only_on_a_training_dataset_says_rewrites_are_for_dgen_write(tmp_path):
+    root, m = write(tmp_path, "npy", files=2, eval_files=0)
+    manifest = (root / "dgen-manifest.json").read_bytes()
+    out = dgen("write", root, "--size", m["identity"]["size"], "--files", "2", "--seed",
+               SEED, "--generation", "1", "--changed-only")
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1, err
+    assert "training dataset" in err and "datasets written by dgen write" in err, err
+    assert (root / "dgen-manifest.json").read_bytes() == manifest
+
+
+def test_a_training_dataset_without_its_manifest_is_not_asked_for_a_seed(tmp_path):
+    root, _ = write(tmp_path, "npy")
+    os.unlink(root / "dgen-manifest.json")
+    out = dgen("verify", root)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1, err
+    assert "has no manifest" in err and "dgen dataset" in err and "seed" not in err, err
+
+
+def plant(root, **dataset):
+    """A manifest edited to describe a far larger dataset than the files there: the
+    dataset section changed, identity.size made to match it."""
+    def change(record):
+        record["dataset"].update(dataset)
+        spec = datasets.resolve_spec(**record["dataset"])
+        if spec["files"] + spec["eval_files"] < 100:
+            record["identity"]["size"] = datasets.plan(spec)[1]
+    edit_manifest(root, change)
+
+
+def verify_bounded(root, seconds=60, memory=3 << 30):
+    """dgen verify of root in a process limited in time and address space."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    return subprocess.run([sys.executable, "-m", "dgen_py", "verify", root], timeout=seconds,
+                          capture_output=True, text=True, env=clean_env(), preexec_fn=limit)
+
+
+def test_a_planted_manifest_asking_for_millions_of_files_is_refused_up_front(tmp_path):
+    root, _ = write(tmp_path, "npy", files=2, eval_files=0)
+    plant(root, files=1 << 24, eval_files=1 << 24)
+    out = verify_bounded(root, seconds=20)
+    assert out.returncode == 2 and "files lists 2 file(s)" in out.stderr, out.stderr
+    assert "33554432" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("fmt, dataset", [
+    ("tfrecord", {"samples_per_file": 1 << 32, "record_length": 1}),  # 4G records, index
+    ("indexed_binary", {"samples_per_file": 1 << 32, "record_length": 1}),
+    ("npy", {"samples_per_file": 1, "record_length": 1 << 40}),  # one 1 TiB sample
+    ("hdf5", {"samples_per_file": 1 << 32, "record_length": 1}),  # 4G labels
+])
+def test_verify_of_a_planted_manifest_reads_what_is_there_in_bounded_time_and_memory(
+        tmp_path, fmt, dataset):
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
+    root, _ = write(tmp_path, fmt, files=1, eval_files=0, samples_per_file=2,
+                    record_length=4096, record_length_stdev=0)
+    plant(root, record_length_stdev=0, **dataset)
+    out = verify_bounded(root, seconds=20)
+    assert out.returncode == 1 and "missing" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "indexed_binary"])
+def test_index_files_made_in_chunks_are_the_same_bytes(tmp_path, monkeypatch, fmt):
+    want = tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
+    monkeypatch.setattr(datasets, "INDEX_CHUNK", 3)
+    root, _ = write(tmp_path / "chunks", fmt, samples_per_file=10)
+    assert tree_bytes(root) == want
+    assert datasets.verify_training_dataset(root)["ok"]
+    index = [p for p in want if p.endswith(".idx")][0]
+    with open(root / index, "r+b") as f:  # a byte of the third chunk
+        f.seek(len(want[index]) - 3)
+        f.write(b"\xff")
+    (x,) = datasets.verify_training_dataset(root)["ranges"]
+    assert (x["file"], x["file_offset"]) == (index, len(want[index]) - 3)
+
+
+@pytest.mark.parametrize("fmt, options, ratio", [
+    # resnet50's samples: 27 of the 29 blocks of a record are payload (1.88 at most)
+    ("tfrecord", {"files": 4, "samples_per_file": 64, "record_length": 114_660}, 1.7),
+    ("tfrecord", {"files": 16, "samples_per_file": 1, "record_length": 2_828_486,
+                  "record_length_stdev": 71_311}, 1.8),  # cosmoflow's
+    # 1448 x 1448 samples: the payload ends off the 4 KiB grid
+    ("npz", {"files": 4, "samples_per_file": 4, "record_length": 2 << 20}, 1.9),
+    ("hdf5", {"files": 4, "samples_per_file": 4, "record_length": 2 << 20}, 1.9),
+])
+def test_training_datasets_carry_the_dedup_ratio_at_4_kib_blocks(tmp_path, fmt, options,
+                                                                 ratio):
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
+    options = {"eval_files": 0, "record_length_stdev": 0, **options}
+    root, m = write(tmp_path, fmt, **options)
+    measured = dgen_py.analyze(str(root), block_sizes=[4096], sample=0.05)
+    assert measured["dedup"]["4096"]["ratio"] > ratio, measured["dedup"]
+    for f in m["files"]:  # each file ends at 4 KiB: the next one's payload stays aligned
+        assert f["length"] % 4096 == 0

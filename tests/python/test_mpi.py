@@ -406,3 +406,151 @@ def test_bad_arguments_of_the_mpi_api_raise_alike_on_every_rank(tmp_path):
         "FileNotFoundError", "ValueError", "ValueError", "ValueError"], out[0]
     assert "size must be in [0, " in out[0][0] and "files must be in [1, " in out[0][1]
     assert "max_ranges must be in [0, " in out[0][6]
+
+
+def on_rank_1(codes, extra: str) -> list[str]:
+    """sh -c that runs "$0" "$@" on every rank, with `extra` appended on rank 1 alone, and
+    leaves each rank's exit code in codes/<rank>."""
+    return ["sh", "-c", f'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then "$0" "$@" {extra}; '
+            f'else "$0" "$@"; fi; echo $? > {codes}/$OMPI_COMM_WORLD_RANK']
+
+
+@needs_mpi
+@pytest.mark.parametrize("extra, key", [
+    ("--dedup-ratio 2", "dedup_ratio"), ("--compress-ratio 3", "compress_ratio"),
+    ("--size 2MiB", "size"), ("--dedup-unit 8KiB", "dedup_unit"),
+    ("--generation 1", "generation"), ("--format-version 1", "format_version"),
+    ("--dedup-run 2", "dedup_run"), ("--dedup-shift", "dedup_shift"),
+    ("--dedup-skew 1.1", "dedup_skew"), ("--change-rate 0.5", "change_rate"),
+    ("--seed 8", "seed"), ("--files 3", "files"),
+])
+def test_ranks_given_other_settings_all_refuse_before_writing(tmp_path, extra, key):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    path = tmp_path / "d"
+    r = mpirun(2, *on_rank_1(codes, extra), DGEN, "write", path, "--size", "1MiB",
+               "--files", 2, "--seed", 7)
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
+    err = r.stderr.decode()
+    assert err.count("error: ") == 1 and f"rank 1: {key} " in err and "rank 0" in err, err
+    assert not path.exists()
+
+
+@needs_mpi
+def test_a_seed_given_to_some_ranks_only_is_refused(tmp_path):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    r = mpirun(2, *on_rank_1(codes, "--seed 7"), DGEN, "write", tmp_path / "d.bin",
+               "--size", "1MiB")
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
+    assert "rank 1: seed " in r.stderr.decode()
+    assert not (tmp_path / "d.bin").exists()
+
+
+@needs_mpi
+@pytest.mark.parametrize("extra, key", [
+    ("--record-length 3000", "record_length"), ("--dedup-ratio 3", "dedup_ratio"),
+    ("--format npz", "format"), ("--files 3", "files"), ("--eval-files 1", "eval_files"),
+    ("--samples-per-file 3", "samples_per_file"), ("--seed 8", "seed"),
+])
+def test_dataset_ranks_given_other_settings_all_refuse_before_writing(tmp_path, extra, key):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    path = tmp_path / "d"
+    r = mpirun(2, *on_rank_1(codes, extra), DGEN, "dataset", path, "--format", "npy",
+               "--files", 2, "--samples-per-file", 2, "--record-length", 2000,
+               "--seed", 7, "--dedup-ratio", 2)
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
+    err = r.stderr.decode()
+    assert err.count("error: ") == 1 and f"rank 1: {key} " in err and "rank 0" in err, err
+    assert not path.exists()
+
+
+@needs_mpi
+def test_training_dataset_write_and_verify_use_the_rank_thread_share(tmp_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the share of 2 ranks is every CPU")
+    job = script(tmp_path, """
+        from dgen_py import datasets
+        seen = []
+        def spy(real, at):
+            def call(*a):
+                seen.append(a[at])
+                return real(*a)
+            return call
+        datasets._write_files = spy(datasets._write_files, 4)  # (root, spec, id, mine, threads
+        datasets._check_files = spy(datasets._check_files, 5)  # (.., mine, lengths, threads
+        d = sys.argv[1]
+        datasets.write_training_dataset(d, "npy", files=2, record_length=4096, seed=1,
+                                         comm=comm)
+        assert datasets.verify_training_dataset(d, comm=comm)["ok"]
+        with open(d + f".{comm.rank}", "w") as f:
+            json.dump([seen, mpi.threads_per_rank(comm)], f)
+    """)
+    d = str(tmp_path / "d")
+    r = mpirun(2, "--bind-to", "none", sys.executable, job, d)
+    assert r.returncode == 0, r.stderr.decode()
+    for rank in range(2):
+        seen, share = json.load(open(f"{d}.{rank}"))
+        assert share < len(os.sched_getaffinity(0)) and seen == [share, share]
+
+
+@needs_mpi
+def test_training_dataset_verify_refuses_ranks_that_see_another_dataset(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    for path, seed in ((a, 1), (b, 2)):
+        assert dgen("dataset", path, "--format", "npy", "--files", 2, "--record-length",
+                    4096, "--seed", seed, "--no-mpi").returncode == 0
+    damage(os.path.join(a, "train", "img_1_of_2.npy"), [5000])  # in rank 1's share
+    job = script(tmp_path, """
+        from dgen_py import datasets
+        try:  # as if rank 1 had another copy at the same path (node-local storage)
+            r = datasets.verify_training_dataset(sys.argv[comm.rank + 1], comm=comm)
+            out = f"ok {r['ok']}"
+        except ValueError as e:
+            out = str(e)
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            f.write(out)
+    """)
+    assert mpirun(2, sys.executable, job, a, b).returncode == 0
+    assert {open(f"{a}.{rank}").read() for rank in range(2)} == {
+        f"rank 1: sees another dataset at {b} than rank 0 (another manifest or file "
+        f"size): give every rank the same path on a shared filesystem"}
+
+
+@needs_mpi
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_rank_that_fails_unexpectedly_names_the_cause(tmp_path, failing):
+    job = script(tmp_path, f"""
+        from dgen_py import cli
+        real = mpi.write
+        def write(comm, *args, **kwargs):
+            if comm.rank == {failing}:
+                raise RuntimeError("the cause")
+            return real(comm, *args, **kwargs)
+        mpi.write = write
+        sys.exit(cli.main(["write", sys.argv[1], "--size", "1M"]))
+    """)
+    r = mpirun(2, sys.executable, job, tmp_path / "d.bin")
+    err = r.stderr.decode()
+    assert r.returncode != 0
+    assert f"rank {failing} failed unexpectedly (RuntimeError: the cause)" in err, err
+
+
+@needs_mpi
+def test_a_bad_path_on_one_rank_is_raised_on_every_rank(tmp_path):
+    job = script(tmp_path, """
+        try:
+            mpi.write(comm, 17 if comm.rank == 1 else sys.argv[1], 1 << 20, seed=7)
+            out = "no error"
+        except TypeError as e:
+            out = str(e)
+        with open(sys.argv[1] + f".{comm.rank}", "w") as f:
+            f.write(out)
+    """)
+    data = str(tmp_path / "d.bin")
+    r = mpirun(2, sys.executable, job, data, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert {open(f"{data}.{rank}").read() for rank in range(2)} == {
+        "rank 1: path must be a str, bytes or os.PathLike, got int 17"}
+    assert not os.path.exists(data)

@@ -951,15 +951,13 @@ def _manifest(spec, identity, entries, sizes) -> dict:
 # --- verifying -----------------------------------------------------------------------------
 def is_training_dataset(path) -> bool:
     """Whether `path` is a directory whose manifest describes a training dataset."""
-    import json
-    manifest = os.path.join(os.fspath(path), _files.MANIFEST_NAME)
-    if not os.path.isdir(path) or not os.path.isfile(manifest):
+    if not os.path.isdir(path):
         return False
-    try:
-        with open(manifest) as fh:
-            return json.load(fh).get("dgen_dataset") == 1
-    except (ValueError, AttributeError, OSError):
+    try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
+        record = _files.load_manifest(os.path.join(os.fspath(path), _files.MANIFEST_NAME))
+    except (ValueError, OSError):
         return False
+    return isinstance(record, dict) and "dgen_dataset" in record
 
 
 def read_manifest(path) -> dict:

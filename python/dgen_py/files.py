@@ -626,21 +626,74 @@ def read_manifest(path) -> dict | None:
 
 
 def _load_manifest(path):
-    """The manifest's JSON value, unchecked, or None if there is none."""
-    where = manifest_path(path)
+    """The JSON value of the manifest of the dataset at `path`, unchecked, or None."""
+    return load_manifest(manifest_path(path))
+
+
+MAX_MANIFEST = 256 << 20  # bytes: a million files listed take about 100 MiB
+MANIFEST_VERSION = 1  # dgen_manifest (dgen_dataset for training datasets) this dgen reads
+
+
+def load_manifest(where: str):
+    """The JSON value of the manifest file `where`, or None if there is none. Every command
+    reads manifests here, with the same refusals (Refused, ValueError): a symlink, FIFO or
+    device in its place (opened O_NOFOLLOW | O_NONBLOCK: nothing can hang or point
+    elsewhere), more than MAX_MANIFEST bytes, a version this dgen cannot read, and a
+    single file's manifest (FILE.dgen.json) that lists another file than FILE."""
     try:
-        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang verify
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):
+            _refuse_not_regular(os.lstat(where), where)
+        raise
     try:
-        _refuse_not_regular(os.fstat(fd), where)
+        st = os.fstat(fd)
+        _refuse_not_regular(st, where)
+        if st.st_size > MAX_MANIFEST:
+            raise Refused(errno.EFBIG, f"{where} holds {st.st_size} bytes: a manifest may "
+                          f"hold at most {MAX_MANIFEST} bytes")
         with os.fdopen(os.dup(fd), "rb") as f:
-            record = json.load(f)
+            text = f.read(MAX_MANIFEST + 1)
+        if len(text) > MAX_MANIFEST:  # grew while read
+            raise Refused(errno.EFBIG, f"{where} holds more than {MAX_MANIFEST} bytes: a "
+                          f"manifest may hold at most {MAX_MANIFEST} bytes")
+        record = json.loads(text)
     except ValueError as e:  # not JSON, or not UTF-8
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
     finally:
         os.close(fd)
+    if isinstance(record, dict):
+        _check_versions(record, where)
+        if where.endswith(MANIFEST_SUFFIX):
+            _check_own_file(record, where)
     return record
+
+
+def _check_versions(record: dict, where: str) -> None:
+    """Refuse a manifest of a layout or data format version this dgen cannot read."""
+    for key in ("dgen_manifest", "dgen_dataset"):
+        if key in record and (type(record[key]) is not int
+                              or record[key] != MANIFEST_VERSION):
+            raise ValueError(f"{where}: {key} is {record[key]!r}: this dgen reads manifest "
+                             f"version {MANIFEST_VERSION} only (a newer dgen wrote it?)")
+    version = record.get("format_version", _core.FORMAT_VERSION)
+    if (type(version) is not int
+            or not _core.MIN_FORMAT_VERSION <= version <= _core.FORMAT_VERSION):
+        raise ValueError(f"{where}: format_version is {version!r}: this dgen reads format "
+                         f"versions {_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
+
+
+def _check_own_file(record: dict, where: str) -> None:
+    """FILE.dgen.json describes FILE alone: it may not send dgen to another file."""
+    own = os.path.basename(where[:-len(MANIFEST_SUFFIX)])
+    listed = record.get("files")
+    if isinstance(listed, list) and any(
+            not isinstance(f, dict) or f.get("path") != own for f in listed):
+        names = [f.get("path") if isinstance(f, dict) else f for f in listed]
+        raise ValueError(f"{where}: files must list only {own!r}, the file this manifest "
+                         f"is beside, got {names!r:.80}")
 
 
 def check_manifest(record, where: str) -> dict:

@@ -410,3 +410,70 @@ def test_generate_help_says_the_memory_it_holds_into_a_pipe_and_else():
     assert (f"Buffers held: into a pipe {human(pipe_chunk)} with one thread, "
             f"{human(5 * pipe_chunk)} at most; else {human(chunk)}, {human(5 * chunk)} at "
             f"most" in words)
+
+
+# --- manifests: one loader, the same refusals for every command --------------------------
+@pytest.mark.parametrize("key, value", [("dgen_manifest", 99), ("format_version", 99)])
+def test_a_manifest_of_a_future_version_is_refused_naming_the_versions_read(four, key, value):
+    path, manifest = four
+    edit(manifest, set_field(key, value=value))
+    line = one_error_line(dgen("verify", path, check=2))
+    assert f"{manifest}: {key} is 99: this dgen reads " in line
+    assert ("manifest version 1 only" if key == "dgen_manifest" else
+            f"format versions {_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}") in line
+    assert f"{key} is 99" in one_error_line(dgen("analyze", manifest, check=2))
+
+
+@pytest.mark.parametrize("key", ["dgen_dataset", "format_version"])
+def test_a_training_manifest_of_a_future_version_is_refused(tmp_path, key):
+    path = tmp_path / "ds"
+    dgen("dataset", path, "--format", "npy", "--files", 2, "--record-length", "4KiB",
+         "--seed", 3, check=0)
+    edit(path / files.MANIFEST_NAME, set_field(key, value=99))
+    assert f"{key} is 99: this dgen reads" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_a_symlinked_manifest_is_refused_by_every_command(four):
+    path, manifest = four
+    os.rename(manifest, path / "real.json")
+    os.symlink("real.json", manifest)
+    for r in (dgen("verify", path, check=2), dgen("analyze", path, check=2),
+              dgen("analyze", manifest, check=2),
+              dgen("write", path, "--size", "1MiB", "--files", 4, "--generation", 1,
+                   "--changed-only", check=2)):
+        assert f"{manifest} is a symbolic link" in one_error_line(r)
+
+
+def test_analyze_refuses_a_manifest_symlinked_to_a_device_without_reading_it(tmp_path):
+    os.symlink("/dev/zero", tmp_path / files.MANIFEST_NAME)
+    r = dgen("analyze", tmp_path, check=2)
+    assert "dgen-manifest.json is a symbolic link" in one_error_line(r)
+
+
+def test_analyze_refuses_a_fifo_manifest_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / files.MANIFEST_NAME)
+    for source in (tmp_path, tmp_path / files.MANIFEST_NAME):
+        r = dgen("analyze", source, check=2)
+        assert "dgen-manifest.json is a FIFO" in one_error_line(r)
+
+
+def test_a_manifest_larger_than_the_limit_is_refused_naming_it(four, monkeypatch):
+    path, manifest = four
+    monkeypatch.setattr(files, "MAX_MANIFEST", 100)
+    with pytest.raises(files.Refused, match=f"{manifest} holds \\d+ bytes: a manifest may "
+                                            f"hold at most 100 bytes"):
+        dgen_py.verify_file(path)
+    assert files.MAX_MANIFEST < (1 << 30)
+
+
+def test_a_single_files_manifest_may_name_only_that_file(tmp_path):
+    for name in ("a", "b"):
+        dgen("write", tmp_path / name, "--size", "64KiB", "--seed", 1, check=0)
+    edit(tmp_path / "a.dgen.json", set_field("files", 0, "path", value="b"))
+    before = (tmp_path / "b").read_bytes()
+    for r in (dgen("verify", tmp_path / "a", check=2),
+              dgen("write", tmp_path / "a", "--size", "64KiB", "--generation", 1,
+                   "--changed-only", check=2)):
+        assert f"a.dgen.json: files must list only 'a', the file this manifest is beside, " \
+               f"got ['b']" in one_error_line(r)
+    assert (tmp_path / "b").read_bytes() == before

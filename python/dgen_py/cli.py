@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -17,6 +18,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import time
 from fractions import Fraction
 
@@ -469,6 +471,8 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--manifest: {args.manifest!r} must end in "
                          f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
                          f"hold the data, where dgen verify looks for it")
+    if args.manifest:  # written after the stream: make sure now that it can be
+        check_writable(args.manifest)
     threads = args.threads
     if threads is None and to_stdout and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
         # The reader of a pipe needs a CPU too: producers on every CPU slow it (on 2 CPUs,
@@ -515,6 +519,20 @@ def cmd_generate(args) -> int:
     if advance:  # on a terminal, where the bar goes away when done
         say(f"generated {human(args.size)} at {rate(args.size, time.perf_counter() - t0)}")
     return 0
+
+
+def check_writable(manifest: str) -> None:
+    """ValueError unless a manifest can be written (atomically, as write_manifest does)
+    at `manifest`."""
+    try:
+        if os.path.isdir(manifest):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        fd, probe = tempfile.mkstemp(prefix=".dgen-manifest-",
+                                     dir=os.path.dirname(manifest) or ".")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"--manifest: cannot write {manifest}: {e.strerror}") from None
 
 
 # The options of the dataset identity besides size and files, named as in the API.

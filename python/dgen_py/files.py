@@ -198,13 +198,17 @@ class DatasetTree:
                 os.close(fd)
 
 
+def _kind(st: os.stat_result) -> str:
+    return ("a regular file" if stat.S_ISREG(st.st_mode) else
+            "a symbolic link" if stat.S_ISLNK(st.st_mode) else
+            "a directory" if stat.S_ISDIR(st.st_mode) else
+            "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket")
+
+
 def _refuse_not_regular(st: os.stat_result, shown: str) -> None:
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else
-                "a directory" if stat.S_ISDIR(st.st_mode) else
-                "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket")
-        raise Refused(errno.EINVAL, f"{shown} is {kind}: dgen reads and writes only regular "
-                      f"files inside the dataset")
+        raise Refused(errno.EINVAL, f"{shown} is {_kind(st)}: dgen reads and writes only "
+                      f"regular files inside the dataset")
 
 
 def _lock(fd: int, path: str) -> None:
@@ -382,6 +386,7 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
     generation = _checks.integer("generation", generation, 1, _core.MAX_GENERATION)
     shown_manifest = manifest_path(path)
     record = _load_manifest(path)
+    _refuse_replaced_by_directory(path, record)
     if record is None:
         raise Refused(errno.ENOENT, f"--changed-only (changed_only=True): {path} has no "
                       f"manifest ({shown_manifest}) to rewrite from; write the dataset first")
@@ -781,6 +786,7 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     agree with it. The other identity values given replace the manifest's."""
     path = os.fspath(path)
     record = read_manifest(path)
+    _refuse_replaced_by_directory(path, record)
     if record is None and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     given = {"seed": seed, "size": size, "dedup_ratio": dedup_ratio,
@@ -821,6 +827,14 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     return {"identity": identity, "base": base, "files": layout,
             "manifest": manifest_path(path) if record else None,
             "sized_by_file": sized_by_file, "strict": bool(record) or directory}
+
+
+def _refuse_replaced_by_directory(path: str, record) -> None:
+    """A directory without a manifest, beside the manifest of a single file of its name."""
+    single = path.rstrip("/") + MANIFEST_SUFFIX
+    if record is None and os.path.isdir(path) and os.path.lexists(single):
+        raise Refused(errno.EISDIR, f"{path} is a directory, but its manifest {single} "
+                      f"describes a single file: the file was replaced by a directory")
 
 
 def _size_of(path: str) -> int:
@@ -997,6 +1011,16 @@ def _verify_one(directory, base, f, gen, views, direct, report, progress, part, 
     piece = len(small)
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
     path = os.path.join(base, f["path"])
+    if direct:  # O_DIRECT on a FIFO fails as where the filesystem lacks it (after a wait)
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(path) if directory is None else \
+                os.stat(f["path"], dir_fd=directory, follow_symlinks=False)
+            if directory is not None:
+                if not stat.S_ISLNK(st.st_mode):  # open_in refuses a symlink itself
+                    _refuse_not_regular(st, path)
+            elif not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                raise Refused(errno.EINVAL, f"{path} is {_kind(st)}, not a regular file or "
+                              f"block device: --direct (O_DIRECT) reads only those")
     try:
         fd = os.open(path, flags) if directory is None else \
             open_in(directory, f["path"], flags, path)

@@ -477,3 +477,45 @@ def test_a_single_files_manifest_may_name_only_that_file(tmp_path):
         assert f"a.dgen.json: files must list only 'a', the file this manifest is beside, " \
                f"got ['b']" in one_error_line(r)
     assert (tmp_path / "b").read_bytes() == before
+
+
+# --- messages that name what is there ----------------------------------------------------
+def test_verify_direct_calls_a_fifo_of_a_dataset_a_fifo(four):
+    path, _ = four
+    os.unlink(path / "part-00002")
+    os.mkfifo(path / "part-00002")
+    line = one_error_line(dgen("verify", path, "--direct", check=2))
+    assert "part-00002 is a FIFO" in line and "O_DIRECT" not in line
+
+
+def test_verify_direct_calls_a_named_fifo_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = run_shell(f"(sleep 1; head -c 1M /dev/zero > {fifo}) & "
+                  f"'{DGEN}' verify {fifo} --direct --seed 1 --size 1M; s=$?; kill %1; exit $s")
+    assert r.returncode == 2
+    assert one_error_line(r) == (f"dgen: error: {fifo} is a FIFO, not a regular file or block "
+                                 f"device: --direct (O_DIRECT) reads only those")
+
+
+def test_a_file_replaced_by_a_directory_is_called_a_directory(tmp_path):
+    path = tmp_path / "d.bin"
+    dgen("write", path, "--size", "64KiB", "--seed", 1, check=0)
+    path.unlink()
+    path.mkdir()
+    for r in (dgen("verify", path, check=2),
+              dgen("write", path, "--size", "64KiB", "--generation", 1, "--changed-only",
+                   check=2)):
+        assert one_error_line(r).endswith(
+            f"{path} is a directory, but its manifest {path}.dgen.json describes a single "
+            f"file: the file was replaced by a directory")
+
+
+def test_generate_checks_where_its_manifest_goes_before_the_stream(tmp_path):
+    out = tmp_path / "out"
+    r = run_shell(f"'{DGEN}' generate --size 64M --seed 1 --manifest "
+                  f"{tmp_path}/absent/x.bin.dgen.json > {out}")
+    assert r.returncode == 2
+    assert one_error_line(r) == (f"dgen: error: --manifest: cannot write "
+                                 f"{tmp_path}/absent/x.bin.dgen.json: No such file or directory")
+    assert out.stat().st_size == 0  # nothing generated

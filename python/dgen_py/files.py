@@ -1144,11 +1144,14 @@ class _Report:
 
     def other_identity(self) -> bool:
         """Almost nothing matches: 90% of the bytes read differ (another seed, dedup ratio
-        or unit) or nearly every 4 KiB page holds a mismatch (another compress ratio), and
-        no range reads as zeros. Damage looks otherwise."""
+        or unit), or nearly every 4 KiB page holds a mismatch of at least 1% of its bytes
+        on average (another compress ratio: the pages' random and filler parts end
+        elsewhere, tens to thousands of bytes apart), and no range reads as zeros. Damage
+        looks otherwise, also a few bytes changed in every page: the pages nearly match."""
         differing, pages = self.mismatched - self.gaps, self.read // ALIGN
         return self.read > 0 and not self.zeros and (
-            differing >= 0.9 * self.read or (pages >= 16 and self.count >= 0.99 * pages))
+            differing >= 0.9 * self.read or (pages >= 16 and self.count >= 0.99 * pages
+                                             and differing >= 0.01 * self.read))
 
     @staticmethod
     def _range(m, f: dict) -> dict:

@@ -227,7 +227,8 @@ NOTHING = ("nothing here matches this dataset identity (seed, ratios, unit, size
 
 
 @pytest.mark.parametrize("flags", [["--dedup-ratio", 1, "--compress-ratio", 1],
-                                   ["--compress-ratio", 1], ["--seed", 6]])
+                                   ["--compress-ratio", 1], ["--compress-ratio", 4],
+                                   ["--seed", 6]])
 def test_a_wrong_identity_says_nothing_matches(tmp_path, flags):
     path = tmp_path / "d.bin"  # 128 units: fewer would match by chance more often
     dgen("write", path, "--size", "16MiB", "--seed", 5, "--dedup-ratio", 2,
@@ -237,15 +238,23 @@ def test_a_wrong_identity_says_nothing_matches(tmp_path, flags):
     assert dgen_json("verify", path, *flags, check=1)["verdict"] == "other identity"
 
 
-@pytest.mark.parametrize("damage", ["flip", "zeros"])
+@pytest.mark.parametrize("damage", ["flip", "zeros", "a byte per page", "16 bytes per page",
+                                    "half overwritten"])
 def test_damage_is_a_mismatch_not_another_identity(tmp_path, damage):
     path = tmp_path / "d.bin"
     dgen("write", path, "--size", "1MiB", "--seed", 5, check=0)
     data = bytearray(path.read_bytes())
     if damage == "flip":
         data[1000:5000] = bytes(b ^ 1 for b in data[1000:5000])
-    else:
+    elif damage == "zeros":
         data = bytearray(len(data))
+    elif damage == "a byte per page":  # 0.02% of the data, in every page
+        data[100::4096] = bytes(b ^ 1 for b in data[100::4096])
+    elif damage == "16 bytes per page":
+        for at in range(0, len(data), 4096):
+            data[at + 700:at + 716] = bytes(b ^ 0xFF for b in data[at + 700:at + 716])
+    else:  # 50% of the bytes differ, in one range: damage, not another identity
+        data[len(data) // 2:] = os.urandom(len(data) // 2)
     path.write_bytes(data)
     r = dgen_json("verify", path, check=1)
     assert r["verdict"] == "mismatch"

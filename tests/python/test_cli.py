@@ -518,3 +518,10 @@ def test_verify_names_a_lost_write_a_misplaced_unit_and_a_zeroed_page(tmp_path):
     assert (kinds["zeros"]["offset"], kinds["zeros"]["length"]) == (zero_at, 4096)
     text = dgen("verify", path, check=1).stdout.decode()
     assert "stale: holds its generation 2 content (a lost write)" in text
+
+
+def test_generate_to_a_longer_file_leaves_exactly_the_stream(tmp_path):
+    out = tmp_path / "g.bin"
+    out.write_bytes(b"\xaa" * (3 << 20))
+    dgen("generate", "--size", "1MiB", "--seed", 4, "-o", out, check=0)
+    assert out.read_bytes() == expected(1 << 20, 4)

@@ -808,7 +808,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                              f"file {root}")
         os.makedirs(root, exist_ok=True)
         state["root"] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        _files._lock(state["root"], root)
+        state["release"] = _files._lock(state["root"], root)
         files, dirs = _existing(root)
         stale = sorted(files - new)
         # Directories the new layout does not have (an earlier --subfolders): DLIO would
@@ -858,6 +858,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             agree(lambda: None)
     finally:
         if "root" in state:
+            state.get("release", lambda: None)()
             os.close(state["root"])  # and with it the lock
     return {**record, "manifest": manifest, "seconds": seconds}
 

@@ -8,8 +8,9 @@ the dataset identity and the file list; it is written only once all data is writ
 
 dgen reads and writes only regular files inside the dataset's directory: every data file
 is opened by name from the directory's descriptor with O_NOFOLLOW, and whatever is not a
-regular file (a symlink, device or FIFO) is refused. A writer holds an exclusive flock on
-the dataset (the directory, or the single data file) for the whole run.
+regular file (a symlink, device or FIFO) is refused. A writer holds an exclusive lock on
+the dataset (the directory, or the single data file) for the whole run, and verify a
+shared one while it reads (see _lock for file systems without flock()).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import queue
 import re
 import secrets
+import socket
 import stat
 import tempfile
 import threading
@@ -211,12 +213,102 @@ def _refuse_not_regular(st: os.stat_result, shown: str) -> None:
                       f"regular files inside the dataset")
 
 
-def _lock(fd: int, path: str) -> None:
+# Locks. A writer holds an exclusive flock on the dataset (the directory, or the single data
+# file) for its whole run; verify holds a shared one while it reads, so neither sees the
+# other's half-done work: each refuses while the other runs. Where the file system has no
+# flock() (Lustre mounted without -o flock answers ENOSYS), a writer creates PATH.dgen-lock
+# instead (O_EXCL, holding "host pid"), removes it when done, and verify refuses while it
+# is there; a lock file left by a dead process of this host is taken over.
+NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+
+
+def lock_file(path: str) -> str:
+    return os.fspath(path).rstrip("/") + ".dgen-lock"
+
+
+def _lock(fd: int, path: str):
+    """Take the writer's lock on the dataset `path` (open as fd); returns the function that
+    releases it (closing fd releases a flock, but not a lock file)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lambda: None
     except BlockingIOError:
-        raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
-                      f"the dataset's lock); wait for it to finish") from None
+        try:  # only readers hold it: a verify
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            holder = "verified by dgen (it holds the dataset's shared lock)"
+        except BlockingIOError:
+            holder = "written by another dgen (it holds the dataset's lock)"
+        raise Refused(errno.EBUSY, f"{path} is being {holder}; wait for it to "
+                      f"finish") from None
+    except OSError as e:
+        if e.errno not in NO_FLOCK:
+            raise
+    return _create_lock_file(path)
+
+
+def _create_lock_file(path: str):
+    where, me = lock_file(path), f"{socket.gethostname()} {os.getpid()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            if not _stale(where):
+                raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it "
+                              f"holds the lock file {where}; this file system has no "
+                              f"flock()); wait for it to finish, or remove {where} if no "
+                              f"dgen runs") from None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(where)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return lambda: os.unlink(where)
+    raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
+                  f"starting?")
+
+
+def _stale(where: str) -> bool:
+    """Whether the lock file was left by a process of this host that is gone."""
+    try:
+        with open(where) as f:
+            host, pid = f.read().split()
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # unreadable, half written, or another user's process
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def _reading(path: str):
+    """Hold the shared lock on the dataset at `path` (a directory or regular file) while
+    verify reads it: Refused while a writer holds it."""
+    busy = (f"{path} is being written by dgen now (it holds the dataset's lock): verify it "
+            f"once that is done")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:  # absent, or not for us to lock: verify says what it is
+        yield
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(errno.EBUSY, busy) from None
+            except OSError as e:
+                if e.errno not in NO_FLOCK:
+                    raise
+                if os.path.lexists(lock_file(path)):
+                    raise Refused(errno.EBUSY, f"{busy} (the lock file "
+                                  f"{lock_file(path)} is there)") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class _Progress:
@@ -298,10 +390,11 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
     lead = job is None or job.lead  # claims the dataset and writes the manifest
     held = open_in(directory, layout[0]["path"], flags, shown(layout[0]["path"])) \
         if single and lead else os.dup(directory)
+    release = lambda: None  # noqa: E731
     try:
         stale = []
         if lead:
-            _lock(held, path)
+            release = _lock(held, path)
             for f in layout[1:] if single else layout:
                 os.close(open_in(directory, f["path"], flags, shown(f["path"])))
             new = {f["path"] for f in layout}
@@ -359,6 +452,7 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
         if lead:
             write_manifest(manifest, record)
     finally:
+        release()
         os.close(held)
     return {**record, "manifest": manifest, "seconds": seconds}
 
@@ -422,8 +516,9 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
         single = not os.path.isdir(path)
         held = (open_in(directory, layout[0]["path"], os.O_WRONLY, os.path.join(base, layout[0]["path"]))
                 if single else os.dup(directory))
+        release = lambda: None  # noqa: E731
         try:
-            _lock(held, path)
+            release = _lock(held, path)
             for f in layout:
                 fd = open_in(directory, f["path"], os.O_RDONLY, os.path.join(base, f["path"]))
                 try:
@@ -444,6 +539,7 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
             new = manifest_record(identity, layout, direct=direct, fsync=fsync)
             write_manifest(shown_manifest, new)
         finally:
+            release()
             os.close(held)
     finally:
         os.close(directory)
@@ -659,8 +755,10 @@ def load_manifest(where: str):
         if st.st_size > MAX_MANIFEST:
             raise Refused(errno.EFBIG, f"{where} holds {st.st_size} bytes: a manifest may "
                           f"hold at most {MAX_MANIFEST} bytes")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            text = f.read(MAX_MANIFEST + 1)
+        with os.fdopen(os.dup(fd), "rb") as f:  # read(n) allocates n bytes at once
+            text = f.read(st.st_size + 1)
+            while len(text) <= MAX_MANIFEST and (more := f.read(1 << 16)):  # it grew
+                text += more
         if len(text) > MAX_MANIFEST:  # grew while read
             raise Refused(errno.EFBIG, f"{where} holds more than {MAX_MANIFEST} bytes: a "
                           f"manifest may hold at most {MAX_MANIFEST} bytes")
@@ -728,7 +826,10 @@ def check_manifest(record, where: str) -> dict:
         bad("format_version", f"is {version!r}: this dgen verifies format versions "
             f"{_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
     if record["complete"] is not True:
-        bad("complete", f"is {record['complete']!r}: the dataset was not completely written")
+        rewrite = record.get("rewrite_generation")
+        bad("complete", f"is {record['complete']!r}: the dataset was not completely written"
+            + (f" (a --changed-only rewrite to generation {rewrite} runs now, or was "
+               f"interrupted: run it again to finish it)" if rewrite is not None else ""))
     fields(record["identity"], "identity", IDENTITY)
     given = record["identity"]
     if given.get("format_version", version) != version:
@@ -785,7 +886,8 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     With a manifest, its file list is what is checked; size and files, when given, must
     agree with it. The other identity values given replace the manifest's."""
     path = os.fspath(path)
-    record = read_manifest(path)
+    with _reading(path):  # a running writer is named, not taken for a missing manifest
+        record = read_manifest(path)
     _refuse_replaced_by_directory(path, record)
     if record is None and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
@@ -892,86 +994,87 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     "ok" then covers them, and "gap_bytes" and "zeros" let the results be combined.
     """
     path = os.fspath(path)
-    dataset = resolve_dataset(path, seed=seed, size=size, files=files,
-                              dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
-                              dedup_unit=dedup_unit, dedup_run=dedup_run,
-                              dedup_shift=dedup_shift, dedup_skew=dedup_skew,
-                              generation=generation, change_rate=change_rate,
-                              format_version=format_version)
-    identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
-    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+    with _reading(path):  # no writer changes it underneath; none runs now
+        dataset = resolve_dataset(path, seed=seed, size=size, files=files,
+                                  dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
+                                  dedup_unit=dedup_unit, dedup_run=dedup_run,
+                                  dedup_shift=dedup_shift, dedup_skew=dedup_skew,
+                                  generation=generation, change_rate=change_rate,
+                                  format_version=format_version)
+        identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
+        max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 
-    threads = _checks.threads(threads) or _core.available_cpus()
-    chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
-    parts = _verify_parts(layout, threads, chunk) if pieces is None else pieces
-    # File parts are checked in parallel, one worker per part up to the threads, each alone
-    # on its own thread when there are as many parts as threads (no pool, no hand-off).
-    workers = max(1, min(len(parts), threads))
-    report = _Report(max_ranges)
-    # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
-    each = max(1, threads // workers)
-    piece = each * _core.write_chunk()
-    _core.check_memory(workers * (chunk + piece))
-    # Page-aligned, as O_DIRECT needs: one pair per worker, reused from part to part.
-    views = queue.SimpleQueue()
-    for _ in range(workers):
-        views.put((memoryview(mmap.mmap(-1, chunk)), memoryview(mmap.mmap(-1, piece))))
-    # Files from a manifest or a directory layout are opened only inside their directory;
-    # a file named on its own, without a manifest, may be a device.
-    directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
-        else None
-    stop = threading.Event()
-    shared = _Progress(progress)
+        threads = _checks.threads(threads) or _core.available_cpus()
+        chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+        parts = _verify_parts(layout, threads, chunk) if pieces is None else pieces
+        # File parts are checked in parallel, one worker per part up to the threads, each alone
+        # on its own thread when there are as many parts as threads (no pool, no hand-off).
+        workers = max(1, min(len(parts), threads))
+        report = _Report(max_ranges)
+        # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
+        each = max(1, threads // workers)
+        piece = each * _core.write_chunk()
+        _core.check_memory(workers * (chunk + piece))
+        # Page-aligned, as O_DIRECT needs: one pair per worker, reused from part to part.
+        views = queue.SimpleQueue()
+        for _ in range(workers):
+            views.put((memoryview(mmap.mmap(-1, chunk)), memoryview(mmap.mmap(-1, piece))))
+        # Files from a manifest or a directory layout are opened only inside their directory;
+        # a file named on its own, without a manifest, may be a device.
+        directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
+            else None
+        stop = threading.Event()
+        shared = _Progress(progress)
 
-    def one(part):
-        i, at, length = part
-        # A part lists at least its first range, which may join the last one before it.
-        gen, view, mine = _generator(identity, each), views.get(), _Report(max(1, max_ranges))
+        def one(part):
+            i, at, length = part
+            # A part lists at least its first range, which may join the last one before it.
+            gen, view, mine = _generator(identity, each), views.get(), _Report(max(1, max_ranges))
+            try:
+                return _verify_one(directory, base, layout[i], gen, view, direct, mine,
+                                   shared if progress else None, (at, at + length), stop), mine
+            finally:
+                views.put(view)
+        started = time.perf_counter()
         try:
-            return _verify_one(directory, base, layout[i], gen, view, direct, mine,
-                               shared if progress else None, (at, at + length), stop), mine
+            if workers == 1:
+                done = [one(part) for part in parts]
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    futures = [pool.submit(one, part) for part in parts]
+                    try:
+                        wait(futures, return_when=FIRST_EXCEPTION)
+                    finally:  # on an error or Ctrl-C the other workers stop at their next chunk
+                        stop.set()
+                        pool.shutdown(cancel_futures=True)
+                done = [future.result() for future in futures]
         finally:
-            views.put(view)
-    started = time.perf_counter()
-    try:
-        if workers == 1:
-            done = [one(part) for part in parts]
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                futures = [pool.submit(one, part) for part in parts]
-                try:
-                    wait(futures, return_when=FIRST_EXCEPTION)
-                finally:  # on an error or Ctrl-C the other workers stop at their next chunk
-                    stop.set()
-                    pool.shutdown(cancel_futures=True)
-            done = [future.result() for future in futures]
-    finally:
-        if directory is not None:
-            os.close(directory)
-    sizes = {}
-    for (i, _, _), (size, mine) in zip(parts, done):  # in dataset order, as one pass lists them
-        sizes[i] = size
-        report.merge(mine)
-    ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
-    verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
-    return {
-        "ok": ok,
-        "verdict": verdict,
-        "path": path,
-        "manifest": dataset["manifest"],
-        "identity": identity,
-        "files": [{**f, "size_on_disk": sizes[i]} for i, f in enumerate(layout) if i in sizes],
-        "bytes": identity["size"],
-        "bytes_read": report.read,
-        "mismatched_bytes": report.mismatched,
-        "range_count": report.count,
-        "ranges": report.ranges,
-        "warnings": [f"{path} has no manifest and no size was given: the size was taken "
-                     f"from the file, so a truncated file cannot be detected"]
-        if dataset["sized_by_file"] else [],
-        "seconds": time.perf_counter() - started,
-        **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
-    }
+            if directory is not None:
+                os.close(directory)
+        sizes = {}
+        for (i, _, _), (size, mine) in zip(parts, done):  # in dataset order, as one pass lists them
+            sizes[i] = size
+            report.merge(mine)
+        ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
+        verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
+        return {
+            "ok": ok,
+            "verdict": verdict,
+            "path": path,
+            "manifest": dataset["manifest"],
+            "identity": identity,
+            "files": [{**f, "size_on_disk": sizes[i]} for i, f in enumerate(layout) if i in sizes],
+            "bytes": identity["size"],
+            "bytes_read": report.read,
+            "mismatched_bytes": report.mismatched,
+            "range_count": report.count,
+            "ranges": report.ranges,
+            "warnings": [f"{path} has no manifest and no size was given: the size was taken "
+                         f"from the file, so a truncated file cannot be detected"]
+            if dataset["sized_by_file"] else [],
+            "seconds": time.perf_counter() - started,
+            **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
+        }
 
 
 def _verify_parts(layout: list[dict], threads: int, window: int) -> list[tuple[int, int, int]]:

@@ -1,8 +1,10 @@
 """Verify never gives a false answer, and dgen touches only regular files inside a dataset."""
 
+import errno
 import fcntl
 import json
 import os
+import socket
 import stat
 import subprocess
 
@@ -528,3 +530,84 @@ def test_generate_checks_where_its_manifest_goes_before_the_stream(tmp_path):
     assert one_error_line(r) == (f"dgen: error: --manifest: cannot write "
                                  f"{tmp_path}/absent/x.bin.dgen.json: No such file or directory")
     assert out.stat().st_size == 0  # nothing generated
+
+
+# --- a writer and a verify never see each other's half-done work --------------------------
+@pytest.mark.parametrize("count", [1, 3])
+def test_verify_refuses_a_dataset_a_writer_holds(tmp_path, count):
+    target = tmp_path / ("set" if count > 1 else "d.bin")
+    dgen("write", target, "--size", "64KiB", "--files", count, "--seed", 1, check=0)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running write or --changed-only rewrite holds it
+        r = dgen("verify", target, check=2)
+    finally:
+        os.close(fd)
+    assert one_error_line(r) == (f"dgen: error: {target} is being written by dgen now (it "
+                                 f"holds the dataset's lock): verify it once that is done")
+
+
+def test_a_rewrite_refuses_while_verify_reads_the_dataset(tmp_path):
+    path = tmp_path / "d.bin"
+    args = ["--size", "4MiB", "--seed", 1, "--dedup-unit", "4KiB"]
+    dgen("write", path, *args, check=0)
+    tried = []
+
+    def progress(n):  # verify is reading: a rewrite starts now
+        if not tried:
+            tried.append(dgen("write", path, *args, "--generation", 1, "--changed-only"))
+    assert dgen_py.verify_file(path, progress=progress, threads=1)["ok"]
+    assert tried[0].returncode == 2
+    assert one_error_line(tried[0]) == (f"dgen: error: {path} is being verified by dgen (it "
+                                        f"holds the dataset's shared lock); wait for it to "
+                                        f"finish")
+
+
+def test_verify_during_a_rewrite_names_the_rewrite(tmp_path):
+    path = tmp_path / "d.bin"
+    dgen("write", path, "--size", "64KiB", "--seed", 1, check=0)
+    edit(tmp_path / "d.bin.dgen.json", lambda m: {**m, "complete": False,
+                                                  "rewrite_generation": 1})
+    assert one_error_line(dgen("verify", path, check=2)).endswith(
+        "complete is False: the dataset was not completely written (a --changed-only rewrite "
+        "to generation 1 runs now, or was interrupted: run it again to finish it)")
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+    """A file system without flock() (Lustre without -o flock answers ENOSYS)."""
+    def flock(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_without_flock_a_lock_file_stands_in_and_is_removed(tmp_path, no_flock, count):
+    target = tmp_path / ("set" if count > 1 else "d.bin")
+    lock = tmp_path / (target.name + ".dgen-lock")
+    seen = []
+    files.write_dataset(target, 1 << 20, files=count, seed=1,
+                        progress=lambda n: seen.append(lock.read_text()))
+    assert seen[0] == f"{socket.gethostname()} {os.getpid()}\n"
+    assert not lock.exists()
+    m = files.rewrite_changed(target, 1 << 20, files=count, generation=1)
+    assert m["identity"]["generation"] == 1 and not lock.exists()
+    assert dgen_py.verify_file(target)["ok"]
+
+
+def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_flock):
+    target = tmp_path / "d.bin"
+    files.write_dataset(target, 1 << 20, seed=1)
+    lock = tmp_path / "d.bin.dgen-lock"
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live writer
+    with pytest.raises(files.Refused, match=f"holds the lock file {lock}; this file system "
+                                            f"has no flock\\(\\)\\); wait for it to finish, "
+                                            f"or remove {lock} if no dgen runs"):
+        files.write_dataset(target, 1 << 20, seed=2)
+    with pytest.raises(files.Refused, match="is being written by dgen now"):
+        dgen_py.verify_file(target)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"{socket.gethostname()} {dead.pid}\n")  # left by a process now gone
+    files.write_dataset(target, 1 << 20, seed=2)
+    assert not lock.exists() and dgen_py.verify_file(target)["identity"]["seed"] == 2

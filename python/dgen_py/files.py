@@ -603,9 +603,12 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
                 futures = [pool.submit(write, i, ranges) for i, ranges in batch.items()]
                 try:
                     finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                finally:
-                    if any(f.done() and f.exception() for f in futures):
-                        stop.set()
+                except BaseException:  # Ctrl-C: the writers stop at their next chunk
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+                    raise
+                if any(f.exception() for f in finished):
+                    stop.set()
                 for future in finished:
                     future.result()
         if fsync:

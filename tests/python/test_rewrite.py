@@ -166,3 +166,27 @@ def test_a_rewrite_refuses_a_data_file_of_another_length(tmp_path, length):
         f"manifest; write it whole"]
     assert f.read_bytes() == before
     assert json.loads((tmp_path / "f.dgen.json").read_text())["identity"]["generation"] == 2
+
+
+def test_ctrl_c_stops_a_rewrite_within_half_a_second(tmp_path):
+    import signal
+    import threading
+    import time
+    size = 64 << 20
+    args = dict(seed=3, dedup_unit=4096, change_rate=1.0)
+    files.write_dataset(tmp_path / "f", size, **args)
+    sent = []
+
+    def slow(n):  # each chunk takes 20 ms: the batch would take seconds
+        time.sleep(0.02)
+    timer = threading.Timer(0.3, lambda: (sent.append(time.perf_counter()),
+                                          os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            files.rewrite_changed(tmp_path / "f", size, generation=1, threads=1,
+                                  progress=slow, **args)
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert stopped - sent[0] < 0.5

@@ -290,8 +290,10 @@ def build_parser() -> Parser:
                    "indexed_binary, jpeg, png or csv (default: the workload's)")
     c.add_argument("--workload", metavar="W", help="an MLPerf Storage preset: unet3d, "
                    "resnet50 or cosmoflow (the options below override its values)")
-    count = _arg(_integer(0, 1 << 24))
-    c.add_argument("--files", metavar="N", type=count, help="training files (default 1)")
+    count = _arg(_integer(0, files.MAX_FILES))  # --files 0: resolve_spec names [1, ...]
+    c.add_argument("--files", metavar="N", type=count,
+                   help=f"training files (default 1; with --eval-files at most "
+                   f"{files.MAX_FILES})")
     c.add_argument("--eval-files", metavar="N", type=count, help="eval files (default 0)")
     c.add_argument("--samples-per-file", metavar="N", type=_arg(_integer(0, 1 << 32)),
                    help="samples per file (default 1)")

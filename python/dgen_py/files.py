@@ -42,6 +42,7 @@ MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
 IDENTITY = ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit")
 PART = re.compile(r"part-\d{5,}")
+MAX_FILES = 1_000_000  # files of one dataset: each is listed in memory and in the manifest
 
 
 class Refused(OSError):
@@ -734,7 +735,7 @@ def _load_manifest(path):
     return load_manifest(manifest_path(path))
 
 
-MAX_MANIFEST = 256 << 20  # bytes: a million files listed take about 100 MiB
+MAX_MANIFEST = 512 << 20  # bytes: MAX_FILES files of a training dataset take about 300 MiB
 MANIFEST_VERSION = 1  # dgen_manifest (dgen_dataset for training datasets) this dgen reads
 
 

@@ -525,3 +525,18 @@ def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "is a FIFO" in r.stdout, r.stdout + r.stderr
+
+
+def test_more_files_than_a_plan_holds_are_refused_up_front_naming_the_limit(tmp_path):
+    import time
+    from test_cli import dgen
+    started = time.perf_counter()
+    r = dgen("dataset", tmp_path / "ds", "--format", "npy", "--files", 16777216,
+             "--record-length", 4096, check=2)
+    assert time.perf_counter() - started < 10
+    assert r.stderr.decode().splitlines() == [
+        "dgen: error: --files: '16777216' is not an integer in [0, 1000000]"]
+    with pytest.raises(ValueError, match="--files \\+ --eval-files: 1100000 files; a training "
+                                         "dataset holds at most 1000000"):
+        datasets.resolve_spec("npy", files=600_000, eval_files=500_000)
+    assert not (tmp_path / "ds").exists()

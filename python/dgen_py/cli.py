@@ -361,12 +361,13 @@ def build_parser() -> Parser:
     c.set_defaults(run=cmd_analyze)
 
     c = command("bench", "Generation and verification GB/s beside memset and memcmp; "
-                "with --io DIR, dgen write, generate and verify beside fio and dd/cat.",
+                "with --io DIR, dgen write, generate and verify beside fio and "
+                "head -c N /dev/zero | cat.",
                 "examples:\n  dgen bench\n  dgen bench --threads 1,2,4 --seconds 2 --json\n"
                 "  dgen bench --io /mnt/nvme --size 8GiB --rounds 5 --direct\n"
-                "With --io the files go to DIR (4 x --size, 8 x with --direct, must be "
-                "free)\nand are removed after; without fio on PATH only dgen's rows are "
-                "printed.")
+                "With --io the files go to DIR (4 x --size, 6 x with --direct, must be "
+                "free)\nand are removed after, also on Ctrl-C or SIGTERM; without fio on "
+                "PATH only dgen's rows\nare printed.")
     c.add_argument("--threads", metavar="N,N", type=_arg(_thread_list),
                    help="thread counts, comma-separated (default: every CPU, and 1)")
     c.add_argument("--size", metavar="SIZE", type=_arg(_buffer_size),

@@ -777,7 +777,8 @@ def cmd_info(args) -> int:
     print(f"cpus: {info['available_cpus']} available, {info['logical_cpus']} logical, "
           f"{info['physical_cores']} physical cores; {info['deployment_type']}")
     print(f"topology from {info['source']}"
-          + ("" if info["can_bind"] else "; binding unavailable (threads and memory unpinned)"))
+          + ("; threads and memory can be bound" if info["can_bind"]
+             else "; binding unavailable (threads and memory unpinned)"))
     for node in info["nodes"]:
         print(f"  node {node['id']}: cpus {cpu_ranges(node['cpus'])}, "
               f"memory {human(node['memory_bytes'])}")

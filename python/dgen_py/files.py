@@ -264,7 +264,11 @@ def _create_lock_file(path: str):
             continue
         with os.fdopen(fd, "w") as f:
             f.write(me)
-        return lambda: os.unlink(where)
+
+        def release():
+            with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+                os.unlink(where)
+        return release
     raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
                   f"starting?")
 

@@ -19,6 +19,7 @@ import bisect
 import contextlib
 import datetime
 import errno
+import functools
 import json
 import mmap
 import fcntl
@@ -967,6 +968,17 @@ def _size_of(path: str) -> int:
     return size
 
 
+def _read_locked(verify):
+    """verify(path, ...) run under _reading(path): no writer changes the dataset while it
+    is read, and none runs when it starts."""
+    @functools.wraps(verify)
+    def locked(path, *args, **kw):
+        with _reading(os.fsdecode(os.fspath(path))):
+            return verify(path, *args, **kw)
+    return locked
+
+
+@_read_locked
 def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
                 dedup_skew=None, generation=None, change_rate=None, format_version=None,
@@ -1004,87 +1016,86 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     "ok" then covers them, and "gap_bytes" and "zeros" let the results be combined.
     """
     path = os.fspath(path)
-    with _reading(path):  # no writer changes it underneath; none runs now
-        dataset = resolve_dataset(path, seed=seed, size=size, files=files,
-                                  dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
-                                  dedup_unit=dedup_unit, dedup_run=dedup_run,
-                                  dedup_shift=dedup_shift, dedup_skew=dedup_skew,
-                                  generation=generation, change_rate=change_rate,
-                                  format_version=format_version)
-        identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
-        max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+    dataset = resolve_dataset(path, seed=seed, size=size, files=files,
+                              dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
+                              dedup_unit=dedup_unit, dedup_run=dedup_run,
+                              dedup_shift=dedup_shift, dedup_skew=dedup_skew,
+                              generation=generation, change_rate=change_rate,
+                              format_version=format_version)
+    identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
+    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 
-        threads = _checks.threads(threads) or _core.available_cpus()
-        chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
-        parts = _verify_parts(layout, threads, chunk) if pieces is None else pieces
-        # File parts are checked in parallel, one worker per part up to the threads, each alone
-        # on its own thread when there are as many parts as threads (no pool, no hand-off).
-        workers = max(1, min(len(parts), threads))
-        report = _Report(max_ranges)
-        # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
-        each = max(1, threads // workers)
-        piece = each * _core.write_chunk()
-        _core.check_memory(workers * (chunk + piece))
-        # Page-aligned, as O_DIRECT needs: one pair per worker, reused from part to part.
-        views = queue.SimpleQueue()
-        for _ in range(workers):
-            views.put((memoryview(mmap.mmap(-1, chunk)), memoryview(mmap.mmap(-1, piece))))
-        # Files from a manifest or a directory layout are opened only inside their directory;
-        # a file named on its own, without a manifest, may be a device.
-        directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
-            else None
-        stop = threading.Event()
-        shared = _Progress(progress)
+    threads = _checks.threads(threads) or _core.available_cpus()
+    chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+    parts = _verify_parts(layout, threads, chunk) if pieces is None else pieces
+    # File parts are checked in parallel, one worker per part up to the threads, each alone
+    # on its own thread when there are as many parts as threads (no pool, no hand-off).
+    workers = max(1, min(len(parts), threads))
+    report = _Report(max_ranges)
+    # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.
+    each = max(1, threads // workers)
+    piece = each * _core.write_chunk()
+    _core.check_memory(workers * (chunk + piece))
+    # Page-aligned, as O_DIRECT needs: one pair per worker, reused from part to part.
+    views = queue.SimpleQueue()
+    for _ in range(workers):
+        views.put((memoryview(mmap.mmap(-1, chunk)), memoryview(mmap.mmap(-1, piece))))
+    # Files from a manifest or a directory layout are opened only inside their directory;
+    # a file named on its own, without a manifest, may be a device.
+    directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY) if dataset["strict"] \
+        else None
+    stop = threading.Event()
+    shared = _Progress(progress)
 
-        def one(part):
-            i, at, length = part
-            # A part lists at least its first range, which may join the last one before it.
-            gen, view, mine = _generator(identity, each), views.get(), _Report(max(1, max_ranges))
-            try:
-                return _verify_one(directory, base, layout[i], gen, view, direct, mine,
-                                   shared if progress else None, (at, at + length), stop), mine
-            finally:
-                views.put(view)
-        started = time.perf_counter()
+    def one(part):
+        i, at, length = part
+        # A part lists at least its first range, which may join the last one before it.
+        gen, view, mine = _generator(identity, each), views.get(), _Report(max(1, max_ranges))
         try:
-            if workers == 1:
-                done = [one(part) for part in parts]
-            else:
-                with ThreadPoolExecutor(workers) as pool:
-                    futures = [pool.submit(one, part) for part in parts]
-                    try:
-                        wait(futures, return_when=FIRST_EXCEPTION)
-                    finally:  # on an error or Ctrl-C the other workers stop at their next chunk
-                        stop.set()
-                        pool.shutdown(cancel_futures=True)
-                done = [future.result() for future in futures]
+            return _verify_one(directory, base, layout[i], gen, view, direct, mine,
+                               shared if progress else None, (at, at + length), stop), mine
         finally:
-            if directory is not None:
-                os.close(directory)
-        sizes = {}
-        for (i, _, _), (size, mine) in zip(parts, done):  # in dataset order, as one pass lists them
-            sizes[i] = size
-            report.merge(mine)
-        ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
-        verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
-        return {
-            "ok": ok,
-            "verdict": verdict,
-            "path": path,
-            "manifest": dataset["manifest"],
-            "identity": identity,
-            "files": [{**f, "size_on_disk": sizes[i]} for i, f in enumerate(layout) if i in sizes],
-            "bytes": identity["size"],
-            "bytes_read": report.read,
-            "mismatched_bytes": report.mismatched,
-            "range_count": report.count,
-            "ranges": report.ranges,
-            "warnings": [f"{path} has no manifest and no size was given: the size was taken "
-                         f"from the file, so a truncated file cannot be detected"]
-            if dataset["sized_by_file"] else [],
-            "seconds": time.perf_counter() - started,
-            **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
-        }
+            views.put(view)
+    started = time.perf_counter()
+    try:
+        if workers == 1:
+            done = [one(part) for part in parts]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(one, part) for part in parts]
+                try:
+                    wait(futures, return_when=FIRST_EXCEPTION)
+                finally:  # on an error or Ctrl-C the other workers stop at their next chunk
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+            done = [future.result() for future in futures]
+    finally:
+        if directory is not None:
+            os.close(directory)
+    sizes = {}
+    for (i, _, _), (size, mine) in zip(parts, done):  # in dataset order, as one pass lists them
+        sizes[i] = size
+        report.merge(mine)
+    ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
+    verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
+    return {
+        "ok": ok,
+        "verdict": verdict,
+        "path": path,
+        "manifest": dataset["manifest"],
+        "identity": identity,
+        "files": [{**f, "size_on_disk": sizes[i]} for i, f in enumerate(layout) if i in sizes],
+        "bytes": identity["size"],
+        "bytes_read": report.read,
+        "mismatched_bytes": report.mismatched,
+        "range_count": report.count,
+        "ranges": report.ranges,
+        "warnings": [f"{path} has no manifest and no size was given: the size was taken "
+                     f"from the file, so a truncated file cannot be detected"]
+        if dataset["sized_by_file"] else [],
+        "seconds": time.perf_counter() - started,
+        **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
+    }
 
 
 def _verify_parts(layout: list[dict], threads: int, window: int) -> list[tuple[int, int, int]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import json
 import numbers
 import os
 import zlib
@@ -20,7 +19,7 @@ import zstandard
 
 from . import _checks, _core
 from ._generator import Generator
-from .files import MANIFEST_NAME, MANIFEST_SUFFIX, DatasetTree
+from .files import MANIFEST_NAME, MANIFEST_SUFFIX, DatasetTree, load_manifest
 
 PAGE = 4096
 MAX_BLOCK = 2**30
@@ -246,7 +245,7 @@ def dataset_files(path) -> list[str] | None:
     path = os.fspath(path)
     if os.path.isdir(path):
         manifest = os.path.join(path, MANIFEST_NAME)
-        if not os.path.exists(manifest):
+        if not os.path.lexists(manifest):
             names = sorted(e.name for e in os.scandir(path) if e.is_file(follow_symlinks=False)
                            and not e.name.startswith(".") and e.name != MANIFEST_NAME
                            and not e.name.endswith(MANIFEST_SUFFIX))
@@ -261,11 +260,9 @@ def dataset_files(path) -> list[str] | None:
 
 
 def _manifest_files(path: str) -> list[str]:
-    with open(path) as f:
-        try:
-            record = json.load(f)
-        except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
-            raise ValueError(f"{path}: not a manifest ({e})") from None
+    record = load_manifest(path)  # refuses a symlink, FIFO, device or oversized file
+    if record is None:
+        raise FileNotFoundError(errno.ENOENT, "no such manifest", path)
     listed = record.get("files") if isinstance(record, dict) else None
     if not isinstance(listed, list) or not all(
             isinstance(x, dict) and isinstance(x.get("path"), str)

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import time
 import traceback
 from fractions import Fraction
@@ -303,8 +304,10 @@ def build_parser() -> Parser:
     c.add_argument("--workload", metavar="W", type=str.lower, help="an MLPerf Storage "
                    "preset: unet3d, resnet50 or cosmoflow (the options below override its "
                    "values)")
-    count = _arg(_integer(0, 1 << 24))
-    c.add_argument("--files", metavar="N", type=count, help="training files (default 1)")
+    count = _arg(_integer(0, files.MAX_FILES))  # --files 0: resolve_spec names [1, ...]
+    c.add_argument("--files", metavar="N", type=count,
+                   help=f"training files (default 1; with --eval-files at most "
+                   f"{files.MAX_FILES})")
     c.add_argument("--eval-files", metavar="N", type=count, help="eval files (default 0)")
     c.add_argument("--samples-per-file", metavar="N", type=_arg(_integer(0, 1 << 32)),
                    help="samples per file (default 1)")
@@ -382,12 +385,13 @@ def build_parser() -> Parser:
     c.set_defaults(run=cmd_analyze)
 
     c = command("bench", "Generation and verification GB/s beside memset and memcmp; "
-                "with --io DIR, dgen write, generate and verify beside fio and dd/cat.",
+                "with --io DIR, dgen write, generate and verify beside fio and "
+                "head -c N /dev/zero | cat.",
                 "examples:\n  dgen bench\n  dgen bench --threads 1,2,4 --seconds 2 --json\n"
                 "  dgen bench --io /mnt/nvme --size 8GiB --rounds 5 --direct\n"
-                "With --io the files go to DIR (4 x --size, 8 x with --direct, must be "
-                "free)\nand are removed after; without fio on PATH only dgen's rows are "
-                "printed.")
+                "With --io the files go to DIR (4 x --size, 6 x with --direct, must be "
+                "free)\nand are removed after, also on Ctrl-C or SIGTERM; without fio on "
+                "PATH only dgen's rows\nare printed.")
     c.add_argument("--threads", metavar="N,N", type=_arg(_thread_list),
                    help="thread counts, comma-separated (default: every CPU, and 1)")
     c.add_argument("--size", metavar="SIZE", type=_arg(_buffer_size),
@@ -504,6 +508,8 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--manifest: {args.manifest!r} must end in "
                          f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
                          f"hold the data, where dgen verify looks for it")
+    if args.manifest:  # written after the stream: make sure now that it can be
+        check_writable(args.manifest)
     threads = args.threads or _checks.threads(None) or None
     if threads is None and to_stdout and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
         # The reader of a pipe needs a CPU too: producers on every CPU slow it (on 2 CPUs,
@@ -557,6 +563,20 @@ def cmd_generate(args) -> int:
     elif advance:  # on a terminal, where the bar goes away when done
         say(f"generated {human(args.size)} at {rate(args.size, seconds)}")
     return 0
+
+
+def check_writable(manifest: str) -> None:
+    """ValueError unless a manifest can be written (atomically, as write_manifest does)
+    at `manifest`."""
+    try:
+        if os.path.isdir(manifest):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        fd, probe = tempfile.mkstemp(prefix=".dgen-manifest-",
+                                     dir=os.path.dirname(manifest) or ".")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"--manifest: cannot write {manifest}: {e.strerror}") from None
 
 
 # The options of the dataset identity besides size and files, named as in the API.
@@ -728,7 +748,7 @@ def verify_one_file(args, overrides, piece) -> int:
     if args.comm:
         raise ValueError(f"{args.path}: one file of a dataset is verified in one process: "
                          f"run without mpirun/srun, or verify the directory")
-    directory, (i, _, length) = args.path, piece
+    directory, length = args.path, piece[2]
     with progress(args, length, "verify") as advance:
         r = files.verify_file(directory, **overrides, direct=args.direct,
                               threads=args.threads, max_ranges=args.max_ranges,
@@ -872,7 +892,8 @@ def cmd_info(args) -> int:
     print(f"cpus: {info['available_cpus']} available, {info['logical_cpus']} logical, "
           f"{info['physical_cores']} physical cores; {info['deployment_type']}")
     print(f"topology from {info['source']}"
-          + ("" if info["can_bind"] else "; binding unavailable (threads and memory unpinned)"))
+          + ("; threads and memory can be bound" if info["can_bind"]
+             else "; binding unavailable (threads and memory unpinned)"))
     for node in info["nodes"]:
         print(f"  node {node['id']}: cpus {cpu_ranges(node['cpus'])}, "
               f"memory {human(node['memory_bytes'])}")

@@ -91,8 +91,9 @@ def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
     if fmt not in FORMATS:
         raise ValueError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     spec = {"format": fmt, "workload": workload,
-            "files": _option("--files", pick("files", files, 1), 1, 1 << 24),
-            "eval_files": _option("--eval-files", pick("eval_files", eval_files, 0), 0, 1 << 24),
+            "files": _option("--files", pick("files", files, 1), 1, MAX_FILES),
+            "eval_files": _option("--eval-files", pick("eval_files", eval_files, 0), 0,
+                                  MAX_FILES),
             "samples_per_file": _option("--samples-per-file",
                                         pick("samples_per_file", samples_per_file, 1), 1, 1 << 32),
             "record_length": _option("--record-length",
@@ -104,6 +105,10 @@ def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
             "file_prefix": file_prefix, "dlio": dlio,
             "hdf5_datasets": _option("--hdf5-datasets", hdf5_datasets, 1, 1024),
             "dims_seed": _option("--dims-seed", dims_seed, 0, 2**32 - 1)}
+    if spec["files"] + spec["eval_files"] > MAX_FILES:
+        raise ValueError(f"--files + --eval-files: {spec['files'] + spec['eval_files']} files; "
+                         f"a training dataset holds at most {MAX_FILES} (its plan and "
+                         f"manifest hold every file in memory, about 1 KiB each)")
     if spec["record_length_stdev"] > spec["record_length"]:
         raise ValueError(f"--record-length-stdev: {spec['record_length_stdev']} is larger than "
                          f"--record-length {spec['record_length']}")
@@ -121,6 +126,11 @@ def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
         raise ValueError(f"--samples-per-file: {fmt} files hold one image each, got "
                          f"{spec['samples_per_file']}")
     return spec
+
+
+# Files of a training dataset, train and eval together: the plan and the manifest hold each
+# one in memory (about 1 KiB), and the manifest must stay readable (files.MAX_MANIFEST).
+MAX_FILES = _files.MAX_FILES
 
 
 def _option(name, value, lo, hi) -> int:
@@ -1014,7 +1024,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                              f"file {root}")
         os.makedirs(root, exist_ok=True)
         state["root"] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        _files._lock(state["root"], root)
+        state["release"] = _files._lock(state["root"], root)
         existing = _existing(root)
         _refuse_in_the_way(root, existing, new, new_dirs | set(SPLITS))
         # Entries the new layout does not have; symlinks go as files (never followed).
@@ -1067,6 +1077,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             agree(lambda: None)
     finally:
         if "root" in state:
+            state.get("release", lambda: None)()
             os.close(state["root"])  # and with it the lock
     return {**record, "manifest": manifest, "seconds": seconds}
 
@@ -1183,15 +1194,13 @@ def _manifest(spec, identity, entries, sizes) -> dict:
 # --- verifying -----------------------------------------------------------------------------
 def is_training_dataset(path) -> bool:
     """Whether `path` is a directory whose manifest describes a training dataset."""
-    import json
-    manifest = os.path.join(os.fspath(path), _files.MANIFEST_NAME)
-    if not os.path.isdir(path) or not os.path.isfile(manifest):
+    if not os.path.isdir(path):
         return False
-    try:
-        with open(manifest) as fh:
-            return json.load(fh).get("dgen_dataset") == 1
-    except (ValueError, AttributeError, OSError, RecursionError):
+    try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
+        record = _files.load_manifest(os.path.join(os.fspath(path), _files.MANIFEST_NAME))
+    except (ValueError, OSError):
         return False
+    return isinstance(record, dict) and "dgen_dataset" in record
 
 
 def read_manifest(path) -> dict:

@@ -8,8 +8,9 @@ the dataset identity and the file list; it is written only once all data is writ
 
 dgen reads and writes only regular files inside the dataset's directory: every data file
 is opened by name from the directory's descriptor with O_NOFOLLOW, and whatever is not a
-regular file (a symlink, device or FIFO) is refused. A writer holds an exclusive flock on
-the dataset (the directory, or the single data file) for the whole run.
+regular file (a symlink, device or FIFO) is refused. A writer holds an exclusive lock on
+the dataset (the directory, or the single data file) for the whole run, and verify a
+shared one while it reads (see _lock for file systems without flock()).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import bisect
 import contextlib
 import datetime
 import errno
+import functools
 import json
 import mmap
 import fcntl
@@ -25,6 +27,7 @@ import os
 import queue
 import re
 import secrets
+import socket
 import stat
 import tempfile
 import threading
@@ -41,6 +44,7 @@ MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
 IDENTITY = ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit")
 PART = re.compile(r"part-\d{5,}")
+MAX_FILES = 1_000_000  # files of one dataset: each is listed in memory and in the manifest
 
 
 class Refused(OSError):
@@ -199,21 +203,119 @@ class DatasetTree:
                 os.close(fd)
 
 
+def _kind(st: os.stat_result) -> str:
+    return ("a regular file" if stat.S_ISREG(st.st_mode) else
+            "a symbolic link" if stat.S_ISLNK(st.st_mode) else
+            "a directory" if stat.S_ISDIR(st.st_mode) else
+            "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket")
+
+
 def _refuse_not_regular(st: os.stat_result, shown: str) -> None:
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else
-                "a directory" if stat.S_ISDIR(st.st_mode) else
-                "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket")
-        raise Refused(errno.EINVAL, f"{shown} is {kind}: dgen reads and writes only regular "
-                      f"files inside the dataset")
+        raise Refused(errno.EINVAL, f"{shown} is {_kind(st)}: dgen reads and writes only "
+                      f"regular files inside the dataset")
 
 
-def _lock(fd: int, path: str) -> None:
+# Locks. A writer holds an exclusive flock on the dataset (the directory, or the single data
+# file) for its whole run; verify holds a shared one while it reads, so neither sees the
+# other's half-done work: each refuses while the other runs. Where the file system has no
+# flock() (Lustre mounted without -o flock answers ENOSYS), a writer creates PATH.dgen-lock
+# instead (O_EXCL, holding "host pid"), removes it when done, and verify refuses while it
+# is there; a lock file left by a dead process of this host is taken over.
+NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+
+
+def lock_file(path: str) -> str:
+    return os.fspath(path).rstrip("/") + ".dgen-lock"
+
+
+def _lock(fd: int, path: str):
+    """Take the writer's lock on the dataset `path` (open as fd); returns the function that
+    releases it (closing fd releases a flock, but not a lock file)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lambda: None
     except BlockingIOError:
-        raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
-                      f"the dataset's lock); wait for it to finish") from None
+        try:  # only readers hold it: a verify
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            holder = "verified by dgen (it holds the dataset's shared lock)"
+        except BlockingIOError:
+            holder = "written by another dgen (it holds the dataset's lock)"
+        raise Refused(errno.EBUSY, f"{path} is being {holder}; wait for it to "
+                      f"finish") from None
+    except OSError as e:
+        if e.errno not in NO_FLOCK:
+            raise
+    return _create_lock_file(path)
+
+
+def _create_lock_file(path: str):
+    where, me = lock_file(path), f"{socket.gethostname()} {os.getpid()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            if not _stale(where):
+                raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it "
+                              f"holds the lock file {where}; this file system has no "
+                              f"flock()); wait for it to finish, or remove {where} if no "
+                              f"dgen runs") from None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(where)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+
+        def release():
+            with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+                os.unlink(where)
+        return release
+    raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
+                  f"starting?")
+
+
+def _stale(where: str) -> bool:
+    """Whether the lock file was left by a process of this host that is gone."""
+    try:
+        with open(where) as f:
+            host, pid = f.read().split()
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # unreadable, half written, or another user's process
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def _reading(path: str):
+    """Hold the shared lock on the dataset at `path` (a directory or regular file) while
+    verify reads it: Refused while a writer holds it."""
+    busy = (f"{path} is being written by dgen now (it holds the dataset's lock): verify it "
+            f"once that is done")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:  # absent, or not for us to lock: verify says what it is
+        yield
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(errno.EBUSY, busy) from None
+            except OSError as e:
+                if e.errno not in NO_FLOCK:
+                    raise
+                if os.path.lexists(lock_file(path)):
+                    raise Refused(errno.EBUSY, f"{busy} (the lock file "
+                                  f"{lock_file(path)} is there)") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class _Progress:
@@ -295,10 +397,11 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
     lead = job is None or job.lead  # claims the dataset and writes the manifest
     held = open_in(directory, layout[0]["path"], flags, shown(layout[0]["path"])) \
         if single and lead else os.dup(directory)
+    release = lambda: None  # noqa: E731
     try:
         stale = []
         if lead:
-            _lock(held, path)
+            release = _lock(held, path)
             for f in layout[1:] if single else layout:
                 os.close(open_in(directory, f["path"], flags, shown(f["path"])))
             new = {f["path"] for f in layout}
@@ -356,11 +459,14 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
         if lead:
             write_manifest(manifest, record)
     finally:
+        release()
         os.close(held)
     return {**record, "manifest": manifest, "seconds": seconds}
 
 
-REWRITE_UNITS = 1 << 20  # units whose changed ranges are listed at a time (bounds memory)
+# Units whose changed ranges are listed at a time: bounds memory, and the listing (about
+# 0.13 s for 2^18 units, during which Ctrl-C waits) between batches.
+REWRITE_UNITS = 1 << 18
 
 
 def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
@@ -383,6 +489,7 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
     generation = _checks.integer("generation", generation, 1, _core.MAX_GENERATION)
     shown_manifest = manifest_path(path)
     record = _load_manifest(path)
+    _refuse_replaced_by_directory(path, record)
     if record is None:
         raise Refused(errno.ENOENT, f"--changed-only (changed_only=True): {path} has no "
                       f"manifest ({shown_manifest}) to rewrite from; write the dataset first")
@@ -418,8 +525,9 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
         single = not os.path.isdir(path)
         held = (open_in(directory, layout[0]["path"], os.O_WRONLY, os.path.join(base, layout[0]["path"]))
                 if single else os.dup(directory))
+        release = lambda: None  # noqa: E731
         try:
-            _lock(held, path)
+            release = _lock(held, path)
             for f in layout:
                 fd = open_in(directory, f["path"], os.O_RDONLY, os.path.join(base, f["path"]))
                 try:
@@ -440,6 +548,7 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
             new = manifest_record(identity, layout, direct=direct, fsync=fsync)
             write_manifest(shown_manifest, new)
         finally:
+            release()
             os.close(held)
     finally:
         os.close(directory)
@@ -503,9 +612,12 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
                 futures = [pool.submit(write, i, ranges) for i, ranges in batch.items()]
                 try:
                     finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                finally:
-                    if any(f.done() and f.exception() for f in futures):
-                        stop.set()
+                except BaseException:  # Ctrl-C: the writers stop at their next chunk
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+                    raise
+                if any(f.exception() for f in finished):
+                    stop.set()
                 for future in finished:
                     future.result()
         if fsync:
@@ -628,21 +740,76 @@ def read_manifest(path) -> dict | None:
 
 
 def _load_manifest(path):
-    """The manifest's JSON value, unchecked, or None if there is none."""
-    where = manifest_path(path)
+    """The JSON value of the manifest of the dataset at `path`, unchecked, or None."""
+    return load_manifest(manifest_path(path))
+
+
+MAX_MANIFEST = 512 << 20  # bytes: MAX_FILES files of a training dataset take about 300 MiB
+MANIFEST_VERSION = 1  # dgen_manifest (dgen_dataset for training datasets) this dgen reads
+
+
+def load_manifest(where: str):
+    """The JSON value of the manifest file `where`, or None if there is none. Every command
+    reads manifests here, with the same refusals (Refused, ValueError): a symlink, FIFO or
+    device in its place (opened O_NOFOLLOW | O_NONBLOCK: nothing can hang or point
+    elsewhere), more than MAX_MANIFEST bytes, a version this dgen cannot read, and a
+    single file's manifest (FILE.dgen.json) that lists another file than FILE."""
     try:
-        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang verify
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):
+            _refuse_not_regular(os.lstat(where), where)
+        raise
     try:
-        _refuse_not_regular(os.fstat(fd), where)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            record = json.load(f)
+        st = os.fstat(fd)
+        _refuse_not_regular(st, where)
+        if st.st_size > MAX_MANIFEST:
+            raise Refused(errno.EFBIG, f"{where} holds {st.st_size} bytes: a manifest may "
+                          f"hold at most {MAX_MANIFEST} bytes")
+        with os.fdopen(os.dup(fd), "rb") as f:  # read(n) allocates n bytes at once
+            text = f.read(st.st_size + 1)
+            while len(text) <= MAX_MANIFEST and (more := f.read(1 << 16)):  # it grew
+                text += more
+        if len(text) > MAX_MANIFEST:  # grew while read
+            raise Refused(errno.EFBIG, f"{where} holds more than {MAX_MANIFEST} bytes: a "
+                          f"manifest may hold at most {MAX_MANIFEST} bytes")
+        record = json.loads(text)
     except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested too deep
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
     finally:
         os.close(fd)
+    if isinstance(record, dict):
+        _check_versions(record, where)
+        if where.endswith(MANIFEST_SUFFIX):
+            _check_own_file(record, where)
     return record
+
+
+def _check_versions(record: dict, where: str) -> None:
+    """Refuse a manifest of a layout or data format version this dgen cannot read."""
+    for key in ("dgen_manifest", "dgen_dataset"):
+        if key in record and (type(record[key]) is not int
+                              or record[key] != MANIFEST_VERSION):
+            raise ValueError(f"{where}: {key} is {record[key]!r}: this dgen reads manifest "
+                             f"version {MANIFEST_VERSION} only (a newer dgen wrote it?)")
+    version = record.get("format_version", _core.FORMAT_VERSION)
+    if (type(version) is not int
+            or not _core.MIN_FORMAT_VERSION <= version <= _core.FORMAT_VERSION):
+        raise ValueError(f"{where}: format_version is {version!r}: this dgen reads format "
+                         f"versions {_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
+
+
+def _check_own_file(record: dict, where: str) -> None:
+    """FILE.dgen.json describes FILE alone: it may not send dgen to another file."""
+    own = os.path.basename(where[:-len(MANIFEST_SUFFIX)])
+    listed = record.get("files")
+    if isinstance(listed, list) and any(
+            not isinstance(f, dict) or f.get("path") != own for f in listed):
+        names = [f.get("path") if isinstance(f, dict) else f for f in listed]
+        raise ValueError(f"{where}: files must list only {own!r}, the file this manifest "
+                         f"is beside, got {names!r:.80}")
 
 
 def check_manifest(record, where: str) -> dict:
@@ -677,7 +844,10 @@ def check_manifest(record, where: str) -> dict:
         bad("format_version", f"is {version!r}: this dgen verifies format versions "
             f"{_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
     if record["complete"] is not True:
-        bad("complete", f"is {record['complete']!r}: the dataset was not completely written")
+        rewrite = record.get("rewrite_generation")
+        bad("complete", f"is {record['complete']!r}: the dataset was not completely written"
+            + (f" (a --changed-only rewrite to generation {rewrite} runs now, or was "
+               f"interrupted: run it again to finish it)" if rewrite is not None else ""))
     fields(record["identity"], "identity", IDENTITY)
     given = record["identity"]
     if given.get("format_version", version) != version:
@@ -734,7 +904,9 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     With a manifest, its file list is what is checked; size and files, when given, must
     agree with it. The other identity values given replace the manifest's."""
     path = os.fspath(path)
-    record = read_manifest(path)
+    with _reading(path):  # a running writer is named, not taken for a missing manifest
+        record = read_manifest(path)
+    _refuse_replaced_by_directory(path, record)
     if record is None and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     given = {"seed": seed, "size": size, "dedup_ratio": dedup_ratio,
@@ -785,6 +957,12 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
 def _training_layout(path: str) -> bool:
     """Whether directory `path` holds train/ or valid/ (dgen dataset's layout)."""
     return any(os.path.isdir(os.path.join(path, split)) for split in ("train", "valid"))
+def _refuse_replaced_by_directory(path: str, record) -> None:
+    """A directory without a manifest, beside the manifest of a single file of its name."""
+    single = path.rstrip("/") + MANIFEST_SUFFIX
+    if record is None and os.path.isdir(path) and os.path.lexists(single):
+        raise Refused(errno.EISDIR, f"{path} is a directory, but its manifest {single} "
+                      f"describes a single file: the file was replaced by a directory")
 
 
 def _size_of(path: str) -> int:
@@ -805,6 +983,17 @@ def _size_of(path: str) -> int:
     return size
 
 
+def _read_locked(verify):
+    """verify(path, ...) run under _reading(path): no writer changes the dataset while it
+    is read, and none runs when it starts."""
+    @functools.wraps(verify)
+    def locked(path, *args, **kw):
+        with _reading(os.fsdecode(os.fspath(path))):
+            return verify(path, *args, **kw)
+    return locked
+
+
+@_read_locked
 def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
                 dedup_skew=None, generation=None, change_rate=None, format_version=None,
@@ -961,6 +1150,16 @@ def _verify_one(directory, base, f, gen, views, direct, report, progress, part, 
     piece = len(small)
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
     path = os.path.join(base, f["path"])
+    if direct:  # O_DIRECT on a FIFO fails as where the filesystem lacks it (after a wait)
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(path) if directory is None else \
+                os.stat(f["path"], dir_fd=directory, follow_symlinks=False)
+            if directory is not None:
+                if not stat.S_ISLNK(st.st_mode):  # open_in refuses a symlink itself
+                    _refuse_not_regular(st, path)
+            elif not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                raise Refused(errno.EINVAL, f"{path} is {_kind(st)}, not a regular file or "
+                              f"block device: --direct (O_DIRECT) reads only those")
     try:
         fd = os.open(path, flags) if directory is None else \
             open_in(directory, f["path"], flags, path)
@@ -1084,11 +1283,14 @@ class _Report:
 
     def other_identity(self) -> bool:
         """Almost nothing matches: 90% of the bytes read differ (another seed, dedup ratio
-        or unit) or nearly every 4 KiB page holds a mismatch (another compress ratio), and
-        no range reads as zeros. Damage looks otherwise."""
+        or unit), or nearly every 4 KiB page holds a mismatch of at least 1% of its bytes
+        on average (another compress ratio: the pages' random and filler parts end
+        elsewhere, tens to thousands of bytes apart), and no range reads as zeros. Damage
+        looks otherwise, also a few bytes changed in every page: the pages nearly match."""
         differing, pages = self.mismatched - self.gaps, self.read // ALIGN
         return self.read > 0 and not self.zeros and (
-            differing >= 0.9 * self.read or (pages >= 16 and self.count >= 0.99 * pages))
+            differing >= 0.9 * self.read or (pages >= 16 and self.count >= 0.99 * pages
+                                             and differing >= 0.01 * self.read))
 
     @staticmethod
     def _range(m, f: dict) -> dict:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+from pathlib import Path
 
 import pytest
 
@@ -642,3 +643,44 @@ def test_progress_bars_use_the_summarys_units(tmp_path):
     # The first frame is always drawn (later ones only after tqdm's interval): "0 B/256 MiB".
     assert b"B/256 MiB [" in shown and b" GB/s]" in shown, shown[-300:]
     assert b"MB/s" not in shown and b"M/268" not in shown
+
+
+def test_generate_to_a_longer_file_leaves_exactly_the_stream(tmp_path):
+    out = tmp_path / "g.bin"
+    out.write_bytes(b"\xaa" * (3 << 20))
+    dgen("generate", "--size", "1MiB", "--seed", 4, "-o", out, check=0)
+    assert out.read_bytes() == expected(1 << 20, 4)
+
+
+def test_the_docs_verify_transcript_is_what_verify_prints(tmp_path):
+    # docs/cli.md shows verify of a 1 GiB file with a flipped byte, a zeroed page, two
+    # swapped units and a truncation: the same damage here must print the same lines.
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    block = docs[docs.index("$ dgen verify /tmp/dg/data.bin\n"):]
+    block = block[:block.index("$ echo $?")].splitlines()[1:]
+    path = tmp_path / "data.bin"
+    dgen("write", path, "--size", "1GiB", "--seed", 42, "--dedup-ratio", 2,
+         "--compress-ratio", 2, check=0)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, bytes([os.pread(fd, 1, 1000003)[0] ^ 1]), 1000003)
+        os.pwrite(fd, bytes(4096), 2097152)
+        a, b = os.pread(fd, UNIT, 4194304), os.pread(fd, UNIT, 8388608)
+        os.pwrite(fd, b, 4194304)
+        os.pwrite(fd, a, 8388608)
+        os.ftruncate(fd, 1_000_000_000)
+    finally:
+        os.close(fd)
+    out = dgen("verify", path, check=1).stdout.decode().replace(str(path), "/tmp/dg/data.bin")
+    assert out.splitlines() == block
+
+
+def test_info_says_whether_threads_and_memory_can_be_bound():
+    out = dgen("info", check=0).stdout.decode()
+    can = dgen_py.get_system_info()["can_bind"]
+    assert ("; threads and memory can be bound" in out) == can
+    assert ("; binding unavailable (threads and memory unpinned)" in out) == (not can)
+    docs = " ".join((Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+                    .split())
+    assert "`; threads and memory can be bound`" in docs
+    assert "`; binding unavailable (threads and memory unpinned)`" in docs

@@ -764,3 +764,18 @@ def test_training_datasets_carry_the_dedup_ratio_at_4_kib_blocks(tmp_path, fmt, 
     assert measured["dedup"]["4096"]["ratio"] > ratio, measured["dedup"]
     for f in m["files"]:  # each file ends at 4 KiB: the next one's payload stays aligned
         assert f["length"] % 4096 == 0
+
+
+def test_more_files_than_a_plan_holds_are_refused_up_front_naming_the_limit(tmp_path):
+    import time
+    from test_cli import dgen
+    started = time.perf_counter()
+    r = dgen("dataset", tmp_path / "ds", "--format", "npy", "--files", 16777216,
+             "--record-length", 4096, check=2)
+    assert time.perf_counter() - started < 10
+    assert r.stderr.decode().splitlines() == [
+        "dgen: error: --files: '16777216' is not an integer in [0, 1000000]"]
+    with pytest.raises(ValueError, match="--files \\+ --eval-files: 1100000 files; a training "
+                                         "dataset holds at most 1000000"):
+        datasets.resolve_spec("npy", files=600_000, eval_files=500_000)
+    assert not (tmp_path / "ds").exists()

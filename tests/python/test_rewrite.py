@@ -1,6 +1,7 @@
 """dgen write --generation G --changed-only: a rewrite in place from generation G-1 to G."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -134,3 +135,58 @@ def test_a_rewrite_lists_the_changed_ranges_a_batch_at_a_time(tmp_path, monkeypa
     assert peak < 500_000, f"{peak} bytes traced at the peak"
     for name in files.file_names(3):
         assert (old / name).read_bytes() == (fresh / name).read_bytes()
+
+
+def test_while_the_data_changes_the_manifest_says_the_rewrite_is_unfinished(tmp_path,
+                                                                           monkeypatch):
+    f = tmp_path / "f"
+    dgen("write", f, *identity(), "--generation", 2, check=0)
+    seen = {}
+
+    def crash(*args, **kw):  # the rewrite dies as its first byte would be written
+        seen.update(json.loads((tmp_path / "f.dgen.json").read_text()))
+        raise RuntimeError("killed")
+    monkeypatch.setattr(files, "_rewrite", crash)
+    with pytest.raises(RuntimeError):
+        files.rewrite_changed(f, SIZE, dedup_ratio=2.0, compress_ratio=2.0, seed=9,
+                              dedup_unit=16384, change_rate=0.3, generation=3)
+    assert seen["complete"] is False and seen["rewrite_generation"] == 3
+    assert "not completely written" in dgen("verify", f, check=2).stderr.decode()
+
+
+@pytest.mark.parametrize("length", [SIZE - 1, SIZE + 4096])
+def test_a_rewrite_refuses_a_data_file_of_another_length(tmp_path, length):
+    f = tmp_path / "f"
+    dgen("write", f, *identity(), "--generation", 2, check=0)
+    os.truncate(f, length)
+    before = f.read_bytes()
+    r = dgen("write", f, *identity(), "--generation", 3, "--changed-only", check=2)
+    assert r.stderr.decode().splitlines() == [
+        f"dgen: error: --changed-only: {f} holds {length} bytes, not the {SIZE} of the "
+        f"manifest; write it whole"]
+    assert f.read_bytes() == before
+    assert json.loads((tmp_path / "f.dgen.json").read_text())["identity"]["generation"] == 2
+
+
+def test_ctrl_c_stops_a_rewrite_within_half_a_second(tmp_path):
+    import signal
+    import threading
+    import time
+    size = 64 << 20
+    args = dict(seed=3, dedup_unit=4096, change_rate=1.0)
+    files.write_dataset(tmp_path / "f", size, **args)
+    sent = []
+
+    def slow(n):  # each chunk takes 20 ms: the batch would take seconds
+        time.sleep(0.02)
+    timer = threading.Timer(0.3, lambda: (sent.append(time.perf_counter()),
+                                          os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            files.rewrite_changed(tmp_path / "f", size, generation=1, threads=1,
+                                  progress=slow, **args)
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert stopped - sent[0] < 0.5

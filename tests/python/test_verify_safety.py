@@ -1,8 +1,10 @@
 """Verify never gives a false answer, and dgen touches only regular files inside a dataset."""
 
+import errno
 import fcntl
 import json
 import os
+import socket
 import stat
 import subprocess
 
@@ -227,7 +229,8 @@ NOTHING = ("nothing here matches this dataset identity (seed, ratios, unit, size
 
 
 @pytest.mark.parametrize("flags", [["--dedup-ratio", 1, "--compress-ratio", 1],
-                                   ["--compress-ratio", 1], ["--seed", 6]])
+                                   ["--compress-ratio", 1], ["--compress-ratio", 4],
+                                   ["--seed", 6]])
 def test_a_wrong_identity_says_nothing_matches(tmp_path, flags):
     path = tmp_path / "d.bin"  # 128 units: fewer would match by chance more often
     dgen("write", path, "--size", "16MiB", "--seed", 5, "--dedup-ratio", 2,
@@ -237,15 +240,23 @@ def test_a_wrong_identity_says_nothing_matches(tmp_path, flags):
     assert dgen_json("verify", path, *flags, check=1)["verdict"] == "other identity"
 
 
-@pytest.mark.parametrize("damage", ["flip", "zeros"])
+@pytest.mark.parametrize("damage", ["flip", "zeros", "a byte per page", "16 bytes per page",
+                                    "half overwritten"])
 def test_damage_is_a_mismatch_not_another_identity(tmp_path, damage):
     path = tmp_path / "d.bin"
     dgen("write", path, "--size", "1MiB", "--seed", 5, check=0)
     data = bytearray(path.read_bytes())
     if damage == "flip":
         data[1000:5000] = bytes(b ^ 1 for b in data[1000:5000])
-    else:
+    elif damage == "zeros":
         data = bytearray(len(data))
+    elif damage == "a byte per page":  # 0.02% of the data, in every page
+        data[100::4096] = bytes(b ^ 1 for b in data[100::4096])
+    elif damage == "16 bytes per page":
+        for at in range(0, len(data), 4096):
+            data[at + 700:at + 716] = bytes(b ^ 0xFF for b in data[at + 700:at + 716])
+    else:  # 50% of the bytes differ, in one range: damage, not another identity
+        data[len(data) // 2:] = os.urandom(len(data) // 2)
     path.write_bytes(data)
     r = dgen_json("verify", path, check=1)
     assert r["verdict"] == "mismatch"
@@ -410,3 +421,193 @@ def test_generate_help_says_the_memory_it_holds_into_a_pipe_and_else():
     assert (f"Buffers held: into a pipe {human(pipe_chunk)} with one thread, "
             f"{human(5 * pipe_chunk)} at most; else {human(chunk)}, {human(5 * chunk)} at "
             f"most" in words)
+
+
+# --- manifests: one loader, the same refusals for every command --------------------------
+@pytest.mark.parametrize("key, value", [("dgen_manifest", 99), ("format_version", 99)])
+def test_a_manifest_of_a_future_version_is_refused_naming_the_versions_read(four, key, value):
+    path, manifest = four
+    edit(manifest, set_field(key, value=value))
+    line = one_error_line(dgen("verify", path, check=2))
+    assert f"{manifest}: {key} is 99: this dgen reads " in line
+    assert ("manifest version 1 only" if key == "dgen_manifest" else
+            f"format versions {_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}") in line
+    assert f"{key} is 99" in one_error_line(dgen("analyze", manifest, check=2))
+
+
+@pytest.mark.parametrize("key", ["dgen_dataset", "format_version"])
+def test_a_training_manifest_of_a_future_version_is_refused(tmp_path, key):
+    path = tmp_path / "ds"
+    dgen("dataset", path, "--format", "npy", "--files", 2, "--record-length", "4KiB",
+         "--seed", 3, check=0)
+    edit(path / files.MANIFEST_NAME, set_field(key, value=99))
+    assert f"{key} is 99: this dgen reads" in one_error_line(dgen("verify", path, check=2))
+
+
+def test_a_symlinked_manifest_is_refused_by_every_command(four):
+    path, manifest = four
+    os.rename(manifest, path / "real.json")
+    os.symlink("real.json", manifest)
+    for r in (dgen("verify", path, check=2), dgen("analyze", path, check=2),
+              dgen("analyze", manifest, check=2),
+              dgen("write", path, "--size", "1MiB", "--files", 4, "--generation", 1,
+                   "--changed-only", check=2)):
+        assert f"{manifest} is a symbolic link" in one_error_line(r)
+
+
+def test_analyze_refuses_a_manifest_symlinked_to_a_device_without_reading_it(tmp_path):
+    os.symlink("/dev/zero", tmp_path / files.MANIFEST_NAME)
+    r = dgen("analyze", tmp_path, check=2)
+    assert "dgen-manifest.json is a symbolic link" in one_error_line(r)
+
+
+def test_analyze_refuses_a_fifo_manifest_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / files.MANIFEST_NAME)
+    for source in (tmp_path, tmp_path / files.MANIFEST_NAME):
+        r = dgen("analyze", source, check=2)
+        assert "dgen-manifest.json is a FIFO" in one_error_line(r)
+
+
+def test_a_manifest_larger_than_the_limit_is_refused_naming_it(four, monkeypatch):
+    path, manifest = four
+    monkeypatch.setattr(files, "MAX_MANIFEST", 100)
+    with pytest.raises(files.Refused, match=f"{manifest} holds \\d+ bytes: a manifest may "
+                                            f"hold at most 100 bytes"):
+        dgen_py.verify_file(path)
+    assert files.MAX_MANIFEST < (1 << 30)
+
+
+def test_a_single_files_manifest_may_name_only_that_file(tmp_path):
+    for name in ("a", "b"):
+        dgen("write", tmp_path / name, "--size", "64KiB", "--seed", 1, check=0)
+    edit(tmp_path / "a.dgen.json", set_field("files", 0, "path", value="b"))
+    before = (tmp_path / "b").read_bytes()
+    for r in (dgen("verify", tmp_path / "a", check=2),
+              dgen("write", tmp_path / "a", "--size", "64KiB", "--generation", 1,
+                   "--changed-only", check=2)):
+        assert f"a.dgen.json: files must list only 'a', the file this manifest is beside, " \
+               f"got ['b']" in one_error_line(r)
+    assert (tmp_path / "b").read_bytes() == before
+
+
+# --- messages that name what is there ----------------------------------------------------
+def test_verify_direct_calls_a_fifo_of_a_dataset_a_fifo(four):
+    path, _ = four
+    os.unlink(path / "part-00002")
+    os.mkfifo(path / "part-00002")
+    line = one_error_line(dgen("verify", path, "--direct", check=2))
+    assert "part-00002 is a FIFO" in line and "O_DIRECT" not in line
+
+
+def test_verify_direct_calls_a_named_fifo_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = run_shell(f"(sleep 1; head -c 1M /dev/zero > {fifo}) & "
+                  f"'{DGEN}' verify {fifo} --direct --seed 1 --size 1M; s=$?; kill %1; exit $s")
+    assert r.returncode == 2
+    assert one_error_line(r) == (f"dgen: error: {fifo} is a FIFO, not a regular file or block "
+                                 f"device: --direct (O_DIRECT) reads only those")
+
+
+def test_a_file_replaced_by_a_directory_is_called_a_directory(tmp_path):
+    path = tmp_path / "d.bin"
+    dgen("write", path, "--size", "64KiB", "--seed", 1, check=0)
+    path.unlink()
+    path.mkdir()
+    for r in (dgen("verify", path, check=2),
+              dgen("write", path, "--size", "64KiB", "--generation", 1, "--changed-only",
+                   check=2)):
+        assert one_error_line(r).endswith(
+            f"{path} is a directory, but its manifest {path}.dgen.json describes a single "
+            f"file: the file was replaced by a directory")
+
+
+def test_generate_checks_where_its_manifest_goes_before_the_stream(tmp_path):
+    out = tmp_path / "out"
+    r = run_shell(f"'{DGEN}' generate --size 64M --seed 1 --manifest "
+                  f"{tmp_path}/absent/x.bin.dgen.json > {out}")
+    assert r.returncode == 2
+    assert one_error_line(r) == (f"dgen: error: --manifest: cannot write "
+                                 f"{tmp_path}/absent/x.bin.dgen.json: No such file or directory")
+    assert out.stat().st_size == 0  # nothing generated
+
+
+# --- a writer and a verify never see each other's half-done work --------------------------
+@pytest.mark.parametrize("count", [1, 3])
+def test_verify_refuses_a_dataset_a_writer_holds(tmp_path, count):
+    target = tmp_path / ("set" if count > 1 else "d.bin")
+    dgen("write", target, "--size", "64KiB", "--files", count, "--seed", 1, check=0)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running write or --changed-only rewrite holds it
+        r = dgen("verify", target, check=2)
+    finally:
+        os.close(fd)
+    assert one_error_line(r) == (f"dgen: error: {target} is being written by dgen now (it "
+                                 f"holds the dataset's lock): verify it once that is done")
+
+
+def test_a_rewrite_refuses_while_verify_reads_the_dataset(tmp_path):
+    path = tmp_path / "d.bin"
+    args = ["--size", "4MiB", "--seed", 1, "--dedup-unit", "4KiB"]
+    dgen("write", path, *args, check=0)
+    tried = []
+
+    def progress(n):  # verify is reading: a rewrite starts now
+        if not tried:
+            tried.append(dgen("write", path, *args, "--generation", 1, "--changed-only"))
+    assert dgen_py.verify_file(path, progress=progress, threads=1)["ok"]
+    assert tried[0].returncode == 2
+    assert one_error_line(tried[0]) == (f"dgen: error: {path} is being verified by dgen (it "
+                                        f"holds the dataset's shared lock); wait for it to "
+                                        f"finish")
+
+
+def test_verify_during_a_rewrite_names_the_rewrite(tmp_path):
+    path = tmp_path / "d.bin"
+    dgen("write", path, "--size", "64KiB", "--seed", 1, check=0)
+    edit(tmp_path / "d.bin.dgen.json", lambda m: {**m, "complete": False,
+                                                  "rewrite_generation": 1})
+    assert one_error_line(dgen("verify", path, check=2)).endswith(
+        "complete is False: the dataset was not completely written (a --changed-only rewrite "
+        "to generation 1 runs now, or was interrupted: run it again to finish it)")
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+    """A file system without flock() (Lustre without -o flock answers ENOSYS)."""
+    def flock(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_without_flock_a_lock_file_stands_in_and_is_removed(tmp_path, no_flock, count):
+    target = tmp_path / ("set" if count > 1 else "d.bin")
+    lock = tmp_path / (target.name + ".dgen-lock")
+    seen = []
+    files.write_dataset(target, 1 << 20, files=count, seed=1,
+                        progress=lambda n: seen.append(lock.read_text()))
+    assert seen[0] == f"{socket.gethostname()} {os.getpid()}\n"
+    assert not lock.exists()
+    m = files.rewrite_changed(target, 1 << 20, files=count, generation=1)
+    assert m["identity"]["generation"] == 1 and not lock.exists()
+    assert dgen_py.verify_file(target)["ok"]
+
+
+def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_flock):
+    target = tmp_path / "d.bin"
+    files.write_dataset(target, 1 << 20, seed=1)
+    lock = tmp_path / "d.bin.dgen-lock"
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live writer
+    with pytest.raises(files.Refused, match=f"holds the lock file {lock}; this file system "
+                                            f"has no flock\\(\\)\\); wait for it to finish, "
+                                            f"or remove {lock} if no dgen runs"):
+        files.write_dataset(target, 1 << 20, seed=2)
+    with pytest.raises(files.Refused, match="is being written by dgen now"):
+        dgen_py.verify_file(target)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"{socket.gethostname()} {dead.pid}\n")  # left by a process now gone
+    files.write_dataset(target, 1 << 20, seed=2)
+    assert not lock.exists() and dgen_py.verify_file(target)["identity"]["seed"] == 2

@@ -988,7 +988,7 @@ def _read_locked(verify):
     is read, and none runs when it starts."""
     @functools.wraps(verify)
     def locked(path, *args, **kw):
-        with _reading(os.fsdecode(os.fspath(path))):
+        with _reading(_checks.path(path)):
             return verify(path, *args, **kw)
     return locked
 

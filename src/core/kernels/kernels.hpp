@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "dgen/tensor.hpp"
 
@@ -83,6 +84,9 @@ inline constexpr size_t kRingPad = 32;
 
 const Table& scalar();
 const Table* avx2();    // nullptr when not compiled in
+const Table* avx512();  // nullptr when not compiled in
+// The table named scalar, avx2 or avx512 if this build, CPU and OS can run it, else nullptr.
+const Table* usable(std::string_view isa);
 // Chosen once: DGEN_ISA override, else the best the CPU supports. Throws
 // std::invalid_argument for a DGEN_ISA naming no path usable here.
 const Table& active();

@@ -12,14 +12,6 @@
 #include "pool.hpp"
 
 namespace dgen {
-namespace {
-
-// Above this many bytes per call, pages go out with non-temporal stores: the data would
-// not stay in cache anyway, and skipping the read-for-ownership saves bandwidth.
-constexpr uint64_t kStreamThreshold = 8ull << 20;
-
-}  // namespace
-
 namespace detail {
 
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
@@ -194,7 +186,7 @@ void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
 void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
   const uint64_t len = out.size();
   detail::check_range(ds, offset, len);
-  const bool stream = len >= kStreamThreshold;
+  const bool stream = len >= kernels::kStreamThreshold;
   detail::for_each_block(offset, len, opt, [&](uint64_t lo, uint64_t hi) {
     detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
   });

@@ -82,6 +82,10 @@ struct Table {
 
 inline constexpr size_t kRingPad = 32;
 
+// From this many bytes per fill() call on, pages go out with non-temporal stores: the data
+// would not stay in cache anyway, and skipping the read-for-ownership saves bandwidth.
+inline constexpr uint64_t kStreamThreshold = 8ull << 20;
+
 const Table& scalar();
 const Table* avx2();    // nullptr when not compiled in
 const Table* avx512();  // nullptr when not compiled in

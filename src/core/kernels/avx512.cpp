@@ -24,15 +24,17 @@ struct Lanes {
   explicit Lanes(const uint64_t* w)
       : s0(_mm512_loadu_si512(w)), s1(_mm512_loadu_si512(w + 8)),
         s2(_mm512_loadu_si512(w + 16)), s3(_mm512_loadu_si512(w + 24)) {}
+  // The xors of Xoshiro256++ as three-input ternary logic (0x96: a ^ b ^ c): 9 vector
+  // operations per step where the plain form takes 10.
   inline __m512i next() {
     const __m512i out = _mm512_add_epi64(_mm512_rol_epi64(_mm512_add_epi64(s0, s3), 23), s0);
     const __m512i t = _mm512_slli_epi64(s1, 17);
-    s2 = _mm512_xor_si512(s2, s0);
-    s3 = _mm512_xor_si512(s3, s1);
-    s1 = _mm512_xor_si512(s1, s2);
-    s0 = _mm512_xor_si512(s0, s3);
-    s2 = _mm512_xor_si512(s2, t);
-    s3 = _mm512_rol_epi64(s3, 45);
+    const __m512i x3 = _mm512_xor_si512(s3, s1);                // s3 ^= s1
+    const __m512i x1 = _mm512_ternarylogic_epi64(s1, s2, s0, 0x96);  // s1 ^= (s2 ^= s0)
+    s2 = _mm512_ternarylogic_epi64(s2, s0, t, 0x96);            // s2 ^= s0, then ^= t
+    s0 = _mm512_xor_si512(s0, x3);                              // s0 ^= s3
+    s1 = x1;
+    s3 = _mm512_rol_epi64(x3, 45);
     return out;
   }
 };

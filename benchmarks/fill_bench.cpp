@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     // fill() decides for a buffer of this size.
     std::vector<uint64_t> keys(size / 4096);
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = 0x9E3779B97F4A7C15ull * (i + 1);
-    const bool stream = size >= dgen::kernels::kStreamThreshold;
+    const bool stream = size >= dgen::kernels::stream_threshold();
     const dgen::kernels::UniformScale unit{0.0f, 0x1p-24f, 1.0f, 0x1.fffffep-1f};
     for (const char* isa : {"avx2", "avx512"}) {
       const dgen::kernels::Table* t = dgen::kernels::usable(isa);

@@ -186,7 +186,7 @@ void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
 void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
   const uint64_t len = out.size();
   detail::check_range(ds, offset, len);
-  const bool stream = len >= kernels::kStreamThreshold;
+  const bool stream = len >= kernels::stream_threshold();
   detail::for_each_block(offset, len, opt, [&](uint64_t lo, uint64_t hi) {
     detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
   });

@@ -174,8 +174,9 @@ TEST(Fill, FormatTwoOptionsDoNotDependOnChunkingThreadsOrBlocks) {
   }
   // Large enough for one call to stream: shifted copies of runs of pages then take
   // another path than in pieces.
+  const uint64_t streamed = dgen::kernels::stream_threshold() + 11;
   for (uint64_t unit : {uint64_t{4096}, uint64_t{131072}}) {
-    auto p = params(24'000'011, 2.0, 2.0, unit, 4);
+    auto p = params(streamed, 2.0, 2.0, unit, 4);
     p.dedup_shift = true;
     all.push_back(p);
     p.dedup_run = 5;
@@ -184,7 +185,7 @@ TEST(Fill, FormatTwoOptionsDoNotDependOnChunkingThreadsOrBlocks) {
   for (const auto& p : all) {
     const auto ref = whole(p);
     ASSERT_EQ(ref, whole(p, {3, 4096 * 3}));
-    if (p.size > 16'000'000) {  // streamed into a buffer off the 32-byte grid, and off both
+    if (p.size >= streamed) {  // streamed into a buffer off the 32-byte grid, and off both
       const dgen::Dataset ds(p);
       for (size_t at : {16, 5}) {
         std::vector<uint8_t> buf(p.size + 64);

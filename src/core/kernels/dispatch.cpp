@@ -1,4 +1,5 @@
 // Chooses the kernel table once per process from CPU features and DGEN_ISA.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -6,6 +7,8 @@
 #include <string_view>
 
 #include "kernels.hpp"
+
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -69,6 +72,19 @@ const Table& choose() {
 }
 
 }  // namespace
+
+uint64_t stream_threshold() {
+  static const uint64_t bytes = [] {
+    long l3 = -1;
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+    l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    // At most 32 MiB: a bigger last-level cache is shared by more cores (and the tests size
+    // their streaming cases from this).
+    return l3 > 0 ? std::min(uint64_t(l3), uint64_t{32} << 20) : uint64_t{8} << 20;
+  }();
+  return bytes;
+}
 
 const Table* usable(std::string_view isa) {
   if (isa == "scalar") return &scalar();

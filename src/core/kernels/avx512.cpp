@@ -185,17 +185,20 @@ void shifted(uint8_t* dst, const uint64_t* keys, size_t, size_t skip, size_t n, 
     shifted_with<false>(dst, keys, skip, n, r);
 }
 
-// Sixteen values from the 64 bytes of one step, as uniform_value() makes them.
+// Sixteen values from the 64 bytes of one step, as uniform_value() makes them. Without
+// Clamp where no value reaches high (see uniform()).
+template <bool Clamp>
 inline __m512 to_uniform16(__m512i w, __m512 low, __m512 step, __m512 high, __m512 below) {
   const __m512 k = _mm512_cvtepi32_ps(_mm512_srli_epi32(w, 8));
   const __m512 v = _mm512_add_ps(low, _mm512_mul_ps(k, step));
+  if constexpr (!Clamp) return v;
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, high, _CMP_LT_OQ), below, v);
 }
 
 // The pages of random_len 4096 that pages() would make, converted in registers. As there,
 // the next block's lanes are seeded one SplitMix64 word per step. Stream: 64 (streaming
 // zmm stores), 32 (two ymm ones, for destinations 32 bytes off the 64-byte grid) or 0.
-template <int Stream>
+template <int Stream, bool Clamp>
 void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformScale& s) {
   const __m512 low = _mm512_set1_ps(s.low), step = _mm512_set1_ps(s.step);
   const __m512 high = _mm512_set1_ps(s.high), below = _mm512_set1_ps(s.below_high);
@@ -210,7 +213,7 @@ void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformS
     Lanes a(w);
     float* p = dst + kUniformBlock * i;
     for (int j = 0; j < 64; ++j, p += 16) {
-      const __m512 v = to_uniform16(a.next(), low, step, high, below);
+      const __m512 v = to_uniform16<Clamp>(a.next(), low, step, high, below);
       if constexpr (Stream == 64) {
         _mm512_stream_ps(p, v);
       } else if constexpr (Stream == 32) {
@@ -224,15 +227,26 @@ void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformS
   }
 }
 
+template <int Stream>
+void uniform_at(float* dst, const uint64_t* keys, size_t count, const UniformScale& s) {
+  // Rounding is monotonic, so the largest word, 2^24 - 1 after the shift, gives the
+  // largest value: when that is below high, no value needs the clamp.
+  const float top = s.low + float(0xFFFFFF) * s.step;
+  if (top < s.high)
+    uniform_with<Stream, false>(dst, keys, count, s);
+  else
+    uniform_with<Stream, true>(dst, keys, count, s);
+}
+
 void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, bool stream) {
   if (count == 0) return;
   const auto addr = reinterpret_cast<uintptr_t>(dst);
   if (stream && addr % 64 == 0)
-    uniform_with<64>(dst, keys, count, s);
+    uniform_at<64>(dst, keys, count, s);
   else if (stream && addr % 32 == 0)
-    uniform_with<32>(dst, keys, count, s);
+    uniform_at<32>(dst, keys, count, s);
   else
-    uniform_with<0>(dst, keys, count, s);
+    uniform_at<0>(dst, keys, count, s);
 }
 
 // Typed blocks: float32 uniform is uniform() itself; the rest makes each block's page in

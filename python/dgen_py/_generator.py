@@ -81,7 +81,15 @@ class Generator(io.RawIOBase):
         self._sliced = (self._start, self._stop) != (0, whole)
         if self._sliced:
             self._s.seek(self._start)
+        else:
+            # fill_chunk straight to the core, a third of a 4 KiB call's cost saved; close()
+            # takes it away again, so that a closed Generator raises.
+            self.fill_chunk = self._s.fill
         self._args.update(start=self._start, stop=self._stop)
+
+    def close(self) -> None:
+        self.__dict__.pop("fill_chunk", None)
+        super().close()
 
     def shard(self, rank, world) -> Generator:
         """Share `rank` of `world` of this Generator's bytes (dgen_py.split, cut at

@@ -99,6 +99,28 @@ TEST(Kernels, ShiftedAndRingCopyMatchTheScalarReference) {
   }
 }
 
+TEST(Kernels, EqualFindsEveryChangedByteOnEveryPath) {
+  std::vector<const dgen::kernels::Table*> tables = simd_tables();
+  tables.push_back(&dgen::kernels::scalar());
+  std::mt19937_64 rng(23);
+  constexpr size_t kMax = 5;
+  alignas(64) static uint8_t a[4096 * kMax + 64];
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    for (int i = 0; i < 600; ++i) {
+      const size_t count = 1 + rng() % kMax, at = rng() % 64;
+      uint64_t keys[kMax];
+      for (auto& k : keys) k = rng();
+      const uint32_t r = uint32_t(rng() % 4097);
+      dgen::kernels::scalar().pages(a + at, keys, count, r, false);
+      ASSERT_TRUE(t->equal(a + at, keys, count, r)) << count << " pages, random_len " << r;
+      const size_t flip = rng() % (4096 * count);
+      a[at + flip] ^= uint8_t(1 + rng() % 255);
+      ASSERT_FALSE(t->equal(a + at, keys, count, r)) << "byte " << flip << " of " << count << " pages";
+    }
+  }
+}
+
 TEST(Kernels, RandomLengthsCoverEveryValue) {
   const auto tables = simd_tables();
   if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";

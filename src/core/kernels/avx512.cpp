@@ -144,6 +144,35 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len
 
 void fence() { _mm_sfence(); }
 
+// A sink for page_with() that compares each step with the data instead of storing it: one
+// load and one ternary-logic operation (acc | (v ^ data)) per 64 bytes.
+class Compare {
+ public:
+  explicit Compare(const uint8_t* data) : p_(data) {}
+  inline void put(__m512i v) {
+    acc_ = _mm512_ternarylogic_epi64(acc_, v, _mm512_loadu_si512(p_), 0xF6);
+    p_ += 64;
+  }
+  bool same() const { return _mm512_test_epi64_mask(acc_, acc_) == 0; }
+
+ private:
+  const uint8_t* p_;
+  __m512i acc_ = _mm512_setzero_si512();
+};
+
+bool equal(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t r) {
+  if (count == 0) return true;
+  Compare cmp(data);
+  uint64_t words[2][kSeedWords];
+  seed_page(keys[0], words[0]);
+  for (size_t i = 0; i < count; ++i) {
+    const bool next = i + 1 < count;
+    page_with(cmp, words[i % 2], r, next, next ? keys[i + 1] : 0, words[(i + 1) % 2]);
+    if (!cmp.same()) return false;
+  }
+  return true;
+}
+
 // shifted(): the steps as pages() makes them, each as two 32-byte pieces into avx2_parts'
 // Realigned writer.
 template <bool Upper>
@@ -269,7 +298,7 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
 }  // namespace
 
 const Table* avx512() {
-  static const Table t{"avx512", pages, fence, uniform, typed, ring_copy, shifted};
+  static const Table t{"avx512", pages, fence, uniform, typed, ring_copy, shifted, equal};
   return &t;
 }
 

@@ -78,6 +78,9 @@ struct Table {
   // of pages, streaming.
   void (*shifted)(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
                   uint32_t random_len);
+  // Whether data (any alignment) holds the `count` pages pages() would write from keys:
+  // verify's common case, compared as they are made where the path can.
+  bool (*equal)(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len);
 };
 
 inline constexpr size_t kRingPad = 32;

@@ -192,7 +192,7 @@ void shifted(uint8_t* dst, const uint64_t* keys, size_t, size_t skip, size_t n, 
 
 // The pages of random_len 4096 that pages() would make, converted in registers. As there,
 // the next block's lanes are seeded one SplitMix64 word per step.
-template <bool Stream>
+template <bool Stream, bool Clamp>
 void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformScale& s) {
   const __m256 low = _mm256_set1_ps(s.low), step = _mm256_set1_ps(s.step);
   const __m256 high = _mm256_set1_ps(s.high), below = _mm256_set1_ps(s.below_high);
@@ -208,8 +208,8 @@ void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformS
     Lanes b{load(w + 4), load(w + 12), load(w + 20), load(w + 28)};  // lanes 4-7
     float* p = dst + kUniformBlock * i;
     for (int j = 0; j < 64; ++j, p += 16) {
-      const __m256 va = to_uniform(a.next(), low, step, high, below);
-      const __m256 vb = to_uniform(b.next(), low, step, high, below);
+      const __m256 va = to_uniform<Clamp>(a.next(), low, step, high, below);
+      const __m256 vb = to_uniform<Clamp>(b.next(), low, step, high, below);
       if constexpr (Stream) {
         _mm256_stream_ps(p, va);
         _mm256_stream_ps(p + 8, vb);
@@ -224,10 +224,13 @@ void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformS
 
 void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, bool stream) {
   if (count == 0) return;
-  if (stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0)
-    uniform_with<true>(dst, keys, count, s);
+  const bool aligned = stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
+  if (top_below_high(s))
+    aligned ? uniform_with<true, false>(dst, keys, count, s)
+            : uniform_with<false, false>(dst, keys, count, s);
   else
-    uniform_with<false>(dst, keys, count, s);
+    aligned ? uniform_with<true, true>(dst, keys, count, s)
+            : uniform_with<false, true>(dst, keys, count, s);
 }
 
 // Typed blocks: float32 uniform is uniform() itself; the rest makes each block's page in

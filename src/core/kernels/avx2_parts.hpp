@@ -106,11 +106,19 @@ class Realigned {
   __m256i lo_, hi_, prev_;
 };
 
-// Eight values from the 32 bytes of one step, as uniform_value() makes them.
+// Eight values from the 32 bytes of one step, as uniform_value() makes them. Without
+// Clamp where no value reaches high: rounding is monotonic, so that holds when the largest
+// word's value (top_below_high()) is below it.
+template <bool Clamp = true>
 inline __m256 to_uniform(__m256i w, __m256 low, __m256 step, __m256 high, __m256 below) {
   const __m256 k = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8));
   const __m256 v = _mm256_add_ps(low, _mm256_mul_ps(k, step));
+  if constexpr (!Clamp) return v;
   return _mm256_blendv_ps(below, v, _mm256_cmp_ps(v, high, _CMP_LT_OQ));
+}
+
+inline bool top_below_high(const UniformScale& s) {
+  return s.low + float(0xFFFFFF) * s.step < s.high;
 }
 
 // Typed conversions, lane for lane the operations of typed.hpp.

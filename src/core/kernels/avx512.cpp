@@ -260,8 +260,7 @@ template <int Stream>
 void uniform_at(float* dst, const uint64_t* keys, size_t count, const UniformScale& s) {
   // Rounding is monotonic, so the largest word, 2^24 - 1 after the shift, gives the
   // largest value: when that is below high, no value needs the clamp.
-  const float top = s.low + float(0xFFFFFF) * s.step;
-  if (top < s.high)
+  if (top_below_high(s))
     uniform_with<Stream, false>(dst, keys, count, s);
   else
     uniform_with<Stream, true>(dst, keys, count, s);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need, builds once, runs every test: C++ (default and scalar
-# SIMD path, then under ASan+UBSan and TSan) and Python (against the installed package).
+# Installs what the tests need, builds once, runs every test: C++ (the best SIMD path and
+# again on scalar, AVX2 and AVX-512, each skipped with its reason where the CPU lacks it;
+# then all of it under ASan+UBSan and TSan) and Python (against the installed package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -86,6 +86,7 @@ class Generator(io.RawIOBase):
         self._sliced = (self._start, self._stop) != (0, whole)
         if self._sliced:
             self._s.seek(self._start)
+        self._direct_fill()
         self._args.update(start=self._start, stop=self._stop)
 
     def _restart(self, shift: int) -> None:
@@ -93,6 +94,19 @@ class Generator(io.RawIOBase):
         self._shift, self._end = shift, self._stop - shift
         self._sliced = (self._start, self._end) != (0, self._s.size)
         self._s.seek(self._start)
+        self._direct_fill()
+
+    def _direct_fill(self) -> None:
+        """fill_chunk straight to the core where nothing cuts the buffer (a third of a 4 KiB
+        call's cost saved); a slice, a restarted seed or close() take it away again."""
+        if self._sliced or self.closed:
+            self.__dict__.pop("fill_chunk", None)
+        else:
+            self.fill_chunk = self._s.fill
+
+    def close(self) -> None:
+        super().close()
+        self._direct_fill()
 
     def shard(self, rank, world) -> Generator:
         """Share `rank` of `world` of this Generator's bytes (dgen_py.split, cut at

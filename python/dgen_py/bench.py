@@ -2,9 +2,13 @@
 
 memset and memcmp run as ctypes calls from the same number of threads, each on one
 contiguous share of the buffer (ctypes releases the GIL), so both sides touch the same
-bytes of the same memory with the same parallelism. Each pair is measured in alternating
+bytes of the same memory with the same parallelism. The baseline is memset of a non-zero
+byte: some CPUs store zeros faster than any other byte (twice as fast past the cache on
+Zen 4), which would make a zero baseline flatter or shame generation depending on the CPU;
+memset(0) is measured beside it as its own row. Each pair is measured in alternating
 rounds, so drift (turbo, noisy neighbours) hits both alike; the medians are compared and
-min and max reported, with a warning when rounds differ by more than NOISY (max/min).
+min and max reported, with a warning when rounds differ by more than NOISY (max/min), and
+the process CPU-seconds per 10^12 bytes generated.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from ._generator import Generator
 from ._system import get_system_info
 
 SETTINGS = ((1, 1), (2, 2))  # (compress_ratio, dedup_ratio)
+# In L2, in the last-level cache (or just past it) and well past it.
+SIZES = (2 << 20, 32 << 20, 256 << 20)
+BASELINE_BYTE = 7  # memset's byte: not 0 (see above)
 MIN_SHARE = 64 * 1024  # bytes per thread: a smaller share times thread wake-ups, not fills
 NOISY = 1.2  # max/min over rounds above which a figure is not to be trusted
 
@@ -34,13 +41,16 @@ def rate(fn, nbytes: int, seconds: float) -> float:
 
 def compare(fn, baseline, nbytes: int, seconds: float, rounds: int = 7):
     """(min, median, max) GB/s of fn and of baseline over alternating rounds of `seconds`
-    in all."""
+    in all, and the process CPU-seconds per 10^12 bytes of fn's rounds."""
     fn(), baseline()  # warm-up: page faults, thread start
-    a, b = [], []
+    a, b, cpu, done = [], [], 0.0, 0.0
     for _ in range(rounds):
+        c0, t0 = time.process_time(), time.perf_counter()
         a.append(rate(fn, nbytes, seconds / rounds))
+        cpu += time.process_time() - c0
+        done += a[-1] * 1e9 * (time.perf_counter() - t0)
         b.append(rate(baseline, nbytes, seconds / rounds))
-    return spread(a), spread(b)
+    return spread(a), spread(b), round(cpu / done * 1e12, 1) if done else None
 
 
 def spread(values) -> tuple[float, float, float]:
@@ -67,62 +77,85 @@ def shares(buf: bytearray, threads: int) -> list[tuple[int, int]]:
             for i in range(threads)]
 
 
-def memset_fn(buf: bytearray, pool: ThreadPoolExecutor, threads: int):
+def memset_fn(buf: bytearray, pool: ThreadPoolExecutor, threads: int,
+              byte: int = BASELINE_BYTE):
     parts = shares(buf, threads)
-    return lambda: list(pool.map(lambda p: ctypes.memset(p[0], 0, p[1]), parts))
+    if threads == 1:  # on the caller, as a one-thread fill runs: no hand-off to time
+        (addr, n), = parts
+        return lambda: ctypes.memset(addr, byte, n)
+    return lambda: list(pool.map(lambda p: ctypes.memset(p[0], byte, p[1]), parts))
 
 
 def memcmp_fn(a: bytearray, b: bytearray, pool: ThreadPoolExecutor, threads: int):
     memcmp = ctypes.CDLL(None).memcmp
     memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
     pairs = list(zip(shares(a, threads), shares(b, threads)))
+    if threads == 1:
+        ((x, n), (y, _)), = pairs
+        return lambda: memcmp(x, y, n)
     return lambda: list(pool.map(lambda p: memcmp(p[0][0], p[1][0], p[0][1]), pairs))
 
 
-def run(size: int = 32 * 1024 * 1024, threads=None, seconds: float = 1.0) -> dict:
+def run(size=None, threads=None, seconds: float = 1.0) -> dict:
     """Measure fill vs memset, verify vs memcmp and small-call costs; a JSON-ready dict.
 
-    `threads`: the thread counts to measure (default: every available CPU, and 1);
-    `seconds`: the time spent on each pair. GB/s are 10^9 bytes per second.
+    `size`: the buffer size, or several (default SIZES: 2, 32 and 256 MiB); `threads`: the
+    thread counts to measure (default: every available CPU, and 1); `seconds`: the time
+    spent on each pair. GB/s are 10^9 bytes per second.
     """
     info = get_system_info()
+    sizes = list(SIZES if size is None else [size] if isinstance(size, int) else size)
     counts = sorted(set(threads or (info["available_cpus"], 1)), reverse=True)
-    if size // counts[0] < MIN_SHARE:
-        raise ValueError(f"size {size} over {counts[0]} threads gives each {size // counts[0]} "
-                         f"bytes, too little to time: give at least {MIN_SHARE} bytes "
-                         f"(64 KiB) per thread, size >= {counts[0] * MIN_SHARE}")
-    _core.check_memory(2 * size)  # the buffer and the copy verify compares against
-    buf = _checks.buffer(size)
-    fill, verify, warnings = [], [], []
+    if min(sizes) // counts[0] < MIN_SHARE:
+        small = min(sizes)
+        raise ValueError(f"size {small} over {counts[0]} threads gives each "
+                         f"{small // counts[0]} bytes, too little to time: give at least "
+                         f"{MIN_SHARE} bytes (64 KiB) per thread, size >= "
+                         f"{counts[0] * MIN_SHARE}")
+    _core.check_memory(2 * max(sizes))  # the buffer and the copy verify compares against
+    fill, memset0, verify, warnings = [], [], [], []
 
     def warn(row, what, *spreads):
         if worst := noisy(*spreads):
-            warnings.append(f"{what}, {row['threads']} thread(s): rounds vary {worst:g}x "
-                            f"(max/min); a busy machine or a varying clock: rerun on a "
-                            f"quiet one before trusting this ratio")
+            warnings.append(f"{what}, {row['buffer_bytes'] / 2**20:g} MiB, {row['threads']} "
+                            f"thread(s): rounds vary {worst:g}x (max/min); a busy machine or "
+                            f"a varying clock: rerun on a quiet one before trusting this ratio")
 
-    for n in counts:
-        with ThreadPoolExecutor(n) as pool:
-            memset = memset_fn(buf, pool, n)
-            for compress, dedup in SETTINGS:
-                g = Generator(2**62, dedup, compress, seed=1, max_threads=n)
-                ours, base = compare(lambda: g.fill_chunk(buf), memset, size, seconds)
-                fill.append({"threads": n, "compress_ratio": compress, "dedup_ratio": dedup,
-                             **figures("fill_gbps", ours), **figures("memset_gbps", base),
-                             "ratio": round(ours[1] / base[1], 3)})
-                warn(fill[-1], f"fill compress {compress:g} dedup {dedup:g}", ours, base)
-            # Verify compares data read back with the regenerated dataset; memcmp of two
-            # copies is the least any check must do.
-            g = Generator(size, 2, 2, seed=1, max_threads=n)
-            g.fill_chunk(buf)
-            copy = _checks.buffer(size)
-            copy[:] = buf
-            ours, base = compare(lambda: g.verify(buf), memcmp_fn(buf, copy, pool, n), size,
-                                 seconds)
-            verify.append({"threads": n, **figures("verify_gbps", ours),
-                           **figures("memcmp_gbps", base), "ratio": round(ours[1] / base[1], 3)})
-            warn(verify[-1], "verify", ours, base)
-    return {"buffer_bytes": size, "isa": info["isa"], "fill": fill, "verify": verify,
+    for nbytes in sizes:
+        buf = _checks.buffer(nbytes)
+        for n in counts:
+            at = {"buffer_bytes": nbytes, "threads": n}
+            with ThreadPoolExecutor(n) as pool:
+                memset = memset_fn(buf, pool, n)
+                zero, base, _ = compare(memset_fn(buf, pool, n, 0), memset, nbytes, seconds)
+                memset0.append({**at, **figures("memset0_gbps", zero),
+                                **figures("memset_gbps", base),
+                                "ratio": round(zero[1] / base[1], 3)})
+                warn(memset0[-1], "memset(0)", zero, base)
+                for compress, dedup in SETTINGS:
+                    g = Generator(2**62, dedup, compress, seed=1, max_threads=n)
+                    ours, base, cpu = compare(lambda: g.fill_chunk(buf), memset, nbytes,
+                                              seconds)
+                    fill.append({**at, "compress_ratio": compress, "dedup_ratio": dedup,
+                                 **figures("fill_gbps", ours), **figures("memset_gbps", base),
+                                 "ratio": round(ours[1] / base[1], 3), "cpu_s_per_tb": cpu})
+                    warn(fill[-1], f"fill compress {compress:g} dedup {dedup:g}", ours, base)
+                # Verify compares data read back with the regenerated dataset; memcmp of two
+                # copies is the least any check must do.
+                g = Generator(nbytes, 2, 2, seed=1, max_threads=n)
+                g.fill_chunk(buf)
+                copy = _checks.buffer(nbytes)
+                copy[:] = buf
+                ours, base, cpu = compare(lambda: g.verify(buf), memcmp_fn(buf, copy, pool, n),
+                                          nbytes, seconds)
+                del copy
+                verify.append({**at, **figures("verify_gbps", ours),
+                               **figures("memcmp_gbps", base),
+                               "ratio": round(ours[1] / base[1], 3), "cpu_s_per_tb": cpu})
+                warn(verify[-1], "verify", ours, base)
+        del buf
+    return {"buffer_bytes": sizes, "isa": info["isa"], "memset_byte": BASELINE_BYTE,
+            "fill": fill, "memset0": memset0, "verify": verify,
             "small_calls": _small_calls(seconds), "warnings": warnings}
 
 
@@ -144,20 +177,30 @@ def _small_calls(seconds: float) -> list[dict]:
 
 
 def report(result: dict) -> str:
-    """run()'s result as three tables: median GB/s and (min-max) over the rounds."""
+    """run()'s result as tables: median GB/s and (min-max) over the rounds."""
     def cell(r, name):
         return f"{r[name]:>6.2f} ({r[name + '_min']:.2f}-{r[name + '_max']:.2f})"
-    lines = [f"buffer {result['buffer_bytes'] / 2**20:g} MiB, isa {result['isa']}; "
-             f"GB/s: median (min-max) over rounds",
-             f"{'threads':>7} {'compress':>8} {'dedup':>5} {'fill GB/s':>18} "
-             f"{'memset GB/s':>18} {'fill/memset':>11}"]
-    lines += [f"{r['threads']:>7} {r['compress_ratio']:>8} {r['dedup_ratio']:>5} "
-              f"{cell(r, 'fill_gbps'):>18} {cell(r, 'memset_gbps'):>18} {r['ratio']:>11.3f}"
-              for r in result["fill"]]
-    lines += ["", f"{'threads':>7} {'verify GB/s':>18} {'memcmp GB/s':>18} "
-              f"{'verify/memcmp':>13}"]
-    lines += [f"{r['threads']:>7} {cell(r, 'verify_gbps'):>18} {cell(r, 'memcmp_gbps'):>18} "
-              f"{r['ratio']:>13.3f}" for r in result["verify"]]
+
+    def mib(r):
+        return f"{r['buffer_bytes'] / 2**20:g}"
+    byte = result["memset_byte"]
+    lines = [f"isa {result['isa']}; GB/s: median (min-max) over rounds; baseline "
+             f"memset({byte}) (memset(0) is not: some CPUs store zeros faster); cpu-s/TB: "
+             f"process CPU-seconds per 10^12 bytes",
+             f"{'MiB':>5} {'threads':>7} {'compress':>8} {'dedup':>5} {'fill GB/s':>18} "
+             f"{f'memset({byte}) GB/s':>18} {f'fill/memset({byte})':>14} {'cpu-s/TB':>9}"]
+    lines += [f"{mib(r):>5} {r['threads']:>7} {r['compress_ratio']:>8} {r['dedup_ratio']:>5} "
+              f"{cell(r, 'fill_gbps'):>18} {cell(r, 'memset_gbps'):>18} {r['ratio']:>14.3f} "
+              f"{r['cpu_s_per_tb'] or 0:>9.1f}" for r in result["fill"]]
+    lines += ["", f"{'MiB':>5} {'threads':>7} {'memset(0) GB/s':>18} "
+              f"{f'memset({byte}) GB/s':>18} {f'memset(0)/memset({byte})':>20}"]
+    lines += [f"{mib(r):>5} {r['threads']:>7} {cell(r, 'memset0_gbps'):>18} "
+              f"{cell(r, 'memset_gbps'):>18} {r['ratio']:>20.3f}" for r in result["memset0"]]
+    lines += ["", f"{'MiB':>5} {'threads':>7} {'verify GB/s':>18} {'memcmp GB/s':>18} "
+              f"{'verify/memcmp':>13} {'cpu-s/TB':>9}"]
+    lines += [f"{mib(r):>5} {r['threads']:>7} {cell(r, 'verify_gbps'):>18} "
+              f"{cell(r, 'memcmp_gbps'):>18} {r['ratio']:>13.3f} {r['cpu_s_per_tb'] or 0:>9.1f}"
+              for r in result["verify"]]
     lines += ["", f"{'call bytes':>10} {'us/call':>8} {'GB/s':>6}"]
     lines += [f"{r['bytes']:>10} {r['us_per_call']:>8.3f} {r['gbps']:>6.2f}"
               for r in result["small_calls"]]

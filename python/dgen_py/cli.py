@@ -384,8 +384,8 @@ def build_parser() -> Parser:
     json_flag(c)
     c.set_defaults(run=cmd_analyze)
 
-    c = command("bench", "Generation and verification GB/s beside memset and memcmp; "
-                "with --io DIR, dgen write, generate and verify beside fio and "
+    c = command("bench", "Generation and verification GB/s beside memset of a non-zero byte "
+                "and memcmp; with --io DIR, dgen write, generate and verify beside fio and "
                 "head -c N /dev/zero | cat.",
                 "examples:\n  dgen bench\n  dgen bench --threads 1,2,4 --seconds 2 --json\n"
                 "  dgen bench --io /mnt/nvme --size 8GiB --rounds 5 --direct\n"
@@ -395,8 +395,8 @@ def build_parser() -> Parser:
     c.add_argument("--threads", metavar="N,N", type=_arg(_thread_list),
                    help="thread counts, comma-separated (default: every CPU, and 1)")
     c.add_argument("--size", metavar="SIZE", type=_arg(_buffer_size),
-                   help="buffer size (default 32MiB); with --io the dataset size (default "
-                   "2GiB), twice that through the pipe")
+                   help="buffer size (default 2MiB, 32MiB and 256MiB; 32MiB under MPI); with "
+                   "--io the dataset size (default 2GiB), twice that through the pipe")
     c.add_argument("--io", metavar="DIR", help="run the I/O jobs (benchmarks/io.py) on "
                    "the directory DIR, e.g. /dev/shm or a mounted device")
     c.add_argument("--rounds", metavar="N", type=_arg(_integer(1, 1000)), default=3,
@@ -862,7 +862,7 @@ def cmd_bench(args) -> int:
         return bench_io(args)
     if args.direct:
         raise ValueError("--direct: only with --io DIR")
-    result = bench.run(args.size or 32 << 20, args.threads, args.seconds)
+    result = bench.run(args.size, args.threads, args.seconds)
     if args.json:
         print_json(result)
     else:

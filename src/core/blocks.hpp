@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "dgen/dgen.hpp"
 
@@ -10,6 +11,12 @@ namespace dgen::detail {
 
 // Single-threaded: writes bytes [offset, offset + len) of the dataset to out.
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream);
+
+// Single-threaded: whether data holds bytes [offset, offset + len) of the dataset, compared
+// as they are made (no copy); nullopt where the range holds a shifted copy of a run
+// (dedup_shift), which only fill_range() makes.
+std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_t* data,
+                                uint64_t len);
 
 // Throws std::out_of_range unless [offset, offset + len) lies inside the dataset.
 void check_range(const Dataset& ds, uint64_t offset, uint64_t len);

@@ -12,14 +12,6 @@
 #include "pool.hpp"
 
 namespace dgen {
-namespace {
-
-// Above this many bytes per call, pages go out with non-temporal stores: the data would
-// not stay in cache anyway, and skipping the read-for-ownership saves bandwidth.
-constexpr uint64_t kStreamThreshold = 8ull << 20;
-
-}  // namespace
-
 namespace detail {
 
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
@@ -160,6 +152,46 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
   if (streamed) k.fence();
 }
 
+std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_t* data,
+                                uint64_t len) {
+  // fill_range()'s walk over units and pages, with compares for stores.
+  const kernels::Table& k = kernels::active();
+  const uint64_t unit = ds.params().dedup_unit, end = offset + len;
+  const uint32_t random_len = ds.random_bytes_per_page();
+  constexpr uint64_t kRun = 32;
+  uint64_t keys[kRun];
+  VersionCache versions;
+  SlotCache slots;
+  while (offset < end) {
+    const uint64_t unit_index = offset / unit;
+    const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
+    const uint64_t id = ds.unique_id(unit_index, slots);
+    if (ds.shift(unit_index, slots) != 0) return std::nullopt;
+    const uint64_t ukey = ds.unit_key(id, versions);
+    for (uint64_t at = offset % unit, stop = at + (unit_end - offset); at < stop;) {
+      const uint64_t in_page = at % kPageSize, page = at / kPageSize;
+      const uint64_t whole = in_page == 0 ? (stop - at) / kPageSize : 0;
+      if (whole > 0) {
+        const uint64_t m = std::min(whole, kRun);
+        for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
+        if (!k.equal(data, keys, m, random_len)) return false;
+        at += m * kPageSize;
+        data += m * kPageSize;
+        continue;
+      }
+      const uint64_t m = std::min(kPageSize - in_page, stop - at);
+      alignas(64) uint8_t buf[kPageSize];
+      keys[0] = model::page_key(ukey, page);
+      k.pages(buf, keys, 1, random_len, false);
+      if (std::memcmp(buf + in_page, data, m) != 0) return false;
+      at += m;
+      data += m;
+    }
+    offset = unit_end;
+  }
+  return true;
+}
+
 void check_range(const Dataset& ds, uint64_t offset, uint64_t len) {
   if (offset > ds.size() || len > ds.size() - offset)
     throw std::out_of_range("range [" + std::to_string(offset) + ", " +
@@ -194,7 +226,7 @@ void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
 void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
   const uint64_t len = out.size();
   detail::check_range(ds, offset, len);
-  const bool stream = len >= kStreamThreshold;
+  const bool stream = len >= kernels::stream_threshold();
   detail::for_each_block(offset, len, opt, [&](uint64_t lo, uint64_t hi) {
     detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
   });

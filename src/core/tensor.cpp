@@ -24,8 +24,6 @@ static_assert(kUniformBlock == kernels::kUniformBlock);
 constexpr uint64_t kUniformDomain = 0x756E69666F726D31ull;  // "uniform1"
 // Elements handed to a worker at once (1 MiB of float32).
 constexpr uint64_t kWorkElements = 256 * 1024;
-// From this many bytes per call on, values go out with non-temporal stores.
-constexpr uint64_t kStreamBytes = 8ull << 20;
 
 kernels::UniformScale scale_for(float low, float high) {
   const float span = high - low;
@@ -252,7 +250,7 @@ void fill_range(uint64_t seed, uint64_t first, const kernels::TypedSpec& t, uint
     throw std::out_of_range("elements [" + std::to_string(first) + ", +" + std::to_string(n) +
                             ") run past element 2^64 - 1");
   const uint64_t key = model::mix64(seed ^ domain(t)), width = element_size(t.dtype);
-  const bool stream = n >= kStreamBytes / width;
+  const bool stream = n >= kernels::stream_threshold() / width;
   FillOptions o = opt;
   o.block_size = kWorkElements;  // element counts here, not bytes
   detail::for_each_block(first, n, o, [&](uint64_t lo, uint64_t hi) {

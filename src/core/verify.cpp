@@ -219,8 +219,13 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOpt
   detail::for_each_block(offset, data.size(), opt, [&](uint64_t lo, uint64_t hi) {
     alignas(64) static thread_local uint8_t expected[kScratch];
     BlockResult& r = blocks[lo / block - first_block];
+    // The common case, data as it should be, compared as it is made, the whole block at
+    // once; otherwise chunk by chunk, each that differs made in the scratch buffer to find
+    // where.
+    if (detail::equal_range(ds_, lo, data.data() + (lo - offset), hi - lo).value_or(false)) return;
     for (uint64_t at = lo; at < hi; at += kScratch) {
       const uint64_t n = std::min(kScratch, hi - at);
+      if (detail::equal_range(ds_, at, data.data() + (at - offset), n).value_or(false)) continue;
       detail::fill_range(ds_, at, expected, n, false);
       diff(expected, data.data() + (at - offset), n, at, r);
     }

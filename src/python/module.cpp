@@ -574,7 +574,7 @@ NB_MODULE(_core, m) {
            "generation"_a = 0, "change_rate"_a = 1.0, "dedup_shift"_a = false,
            "dedup_skew"_a = 0.0)
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
-      .def("fill", &stream_fill, "buf"_a.none())
+      .def("fill", &stream_fill, "buffer"_a.none())
       .def("read", &stream_read, "n"_a)
       .def("read_bytes", &stream_read_bytes, "n"_a)
       .def("verify", &stream_verify, "buf"_a.none(), "offset"_a, "max_ranges"_a = 20)

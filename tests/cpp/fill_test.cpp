@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <random>
 #include <set>
@@ -35,75 +36,110 @@ bool untouched(const uint8_t* buf, size_t size, size_t lo, size_t hi) {
 }
 
 TEST(Kernels, EveryPathMatchesTheScalarReference) {
-  if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
-  const dgen::kernels::Table& simd = *dgen::kernels::avx2();
-  std::mt19937_64 rng(7);
-  constexpr size_t kMax = 5;
-  alignas(64) static uint8_t a[4096 * kMax], b[4096 * kMax + 64];
-  for (int i = 0; i < 1500; ++i) {
-    const size_t count = 1 + rng() % kMax;
-    uint64_t keys[kMax];
-    for (auto& k : keys) k = rng();
-    const uint32_t r = uint32_t(rng() % 4097);
-    const size_t shift = size_t(i % 3 == 0 ? 0 : i % 3 == 1 ? 16 : 5);  // 32-, 16-, unaligned
-    dgen::kernels::scalar().pages(a, keys, count, r, false);
-    std::memset(b, 0xA5, sizeof b);
-    simd.pages(b + shift, keys, count, r, i % 2 == 0);
-    simd.fence();
-    ASSERT_EQ(0, std::memcmp(a, b + shift, 4096 * count)) << "random_len " << r << ", " << count << " pages, shift " << shift;
-    ASSERT_TRUE(untouched(b, sizeof b, shift, shift + 4096 * count)) << "random_len " << r << ", shift " << shift;
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    const dgen::kernels::Table& simd = *t;
+    std::mt19937_64 rng(7);
+    constexpr size_t kMax = 5;
+    alignas(64) static uint8_t a[4096 * kMax], b[4096 * kMax + 64];
+    for (int i = 0; i < 1500; ++i) {
+      const size_t count = 1 + rng() % kMax;
+      uint64_t keys[kMax];
+      for (auto& k : keys) k = rng();
+      const uint32_t r = uint32_t(rng() % 4097);
+      // On the 64-byte grid, 16, 32 or 48 bytes off it, or unaligned; streamed or not.
+      const size_t shift = std::array<size_t, 5>{0, 16, 32, 48, 5}[i % 5];
+      dgen::kernels::scalar().pages(a, keys, count, r, false);
+      std::memset(b, 0xA5, sizeof b);
+      simd.pages(b + shift, keys, count, r, i % 2 == 0);
+      simd.fence();
+      ASSERT_EQ(0, std::memcmp(a, b + shift, 4096 * count)) << "random_len " << r << ", " << count << " pages, shift " << shift;
+      ASSERT_TRUE(untouched(b, sizeof b, shift, shift + 4096 * count)) << "random_len " << r << ", shift " << shift;
+    }
   }
 }
 
 TEST(Kernels, ShiftedAndRingCopyMatchTheScalarReference) {
-  if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
-  const dgen::kernels::Table &ref = dgen::kernels::scalar(), &simd = *dgen::kernels::avx2();
-  std::mt19937_64 rng(17);
-  constexpr size_t kMax = 6;
-  alignas(64) static uint8_t a[4096 * kMax], b[4096 * kMax + 64];
-  alignas(64) static uint8_t ring[4096 * 2 + dgen::kernels::kRingPad];
-  for (int i = 0; i < 3000; ++i) {
-    const size_t count = 1 + rng() % kMax;
-    uint64_t keys[kMax];
-    for (auto& k : keys) k = rng();
-    const uint32_t r = uint32_t(16 + rng() % 4081);
-    const size_t skip = rng() % 4096, n = rng() % (4096 * count - skip + 1);
-    const size_t shift = size_t(i % 3 == 0 ? 0 : i % 3 == 1 ? 16 : 48);  // on the grid or half
-    ref.shifted(a, keys, count, skip, n, r);
-    std::memset(b, 0xA5, sizeof b);
-    simd.shifted(b + shift, keys, count, skip, n, r);
-    simd.fence();
-    ASSERT_EQ(0, std::memcmp(a, b + shift, n)) << count << " pages, skip " << skip << ", n " << n << ", shift " << shift;
-    ASSERT_TRUE(untouched(b, sizeof b, shift, shift + n)) << "skip " << skip << ", n " << n << ", shift " << shift;
-    // ring_copy: a ring of one or two pages, wrapping, to any alignment.
-    const size_t ring_size = 4096 * (1 + i % 2), start = rng() % ring_size;
-    const size_t m = rng() % (4096 * 3), at = rng() % 64;
-    ref.pages(ring, keys, ring_size / 4096, r, false);
-    std::memcpy(ring + ring_size, ring, dgen::kernels::kRingPad);
-    for (size_t x = 0; x < m; ++x) a[x] = ring[(start + x) % ring_size];
-    std::memset(b, 0xA5, sizeof b);
-    simd.ring_copy(b + at, ring, ring_size, start, m);
-    simd.fence();
-    ASSERT_EQ(0, std::memcmp(a, b + at, m)) << "ring " << ring_size << ", start " << start << ", n " << m << ", at " << at;
-    ASSERT_TRUE(untouched(b, sizeof b, at, at + m)) << "ring_copy at " << at << ", n " << m;
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    const dgen::kernels::Table &ref = dgen::kernels::scalar(), &simd = *t;
+    std::mt19937_64 rng(17);
+    constexpr size_t kMax = 6;
+    alignas(64) static uint8_t a[4096 * kMax], b[4096 * kMax + 64];
+    alignas(64) static uint8_t ring[4096 * 2 + dgen::kernels::kRingPad];
+    for (int i = 0; i < 3000; ++i) {
+      const size_t count = 1 + rng() % kMax;
+      uint64_t keys[kMax];
+      for (auto& k : keys) k = rng();
+      const uint32_t r = uint32_t(16 + rng() % 4081);
+      const size_t skip = rng() % 4096, n = rng() % (4096 * count - skip + 1);
+      const size_t shift = size_t(16 * (i % 4));  // on the 64-byte grid or 16, 32, 48 off it
+      ref.shifted(a, keys, count, skip, n, r);
+      std::memset(b, 0xA5, sizeof b);
+      simd.shifted(b + shift, keys, count, skip, n, r);
+      simd.fence();
+      ASSERT_EQ(0, std::memcmp(a, b + shift, n)) << count << " pages, skip " << skip << ", n " << n << ", shift " << shift;
+      ASSERT_TRUE(untouched(b, sizeof b, shift, shift + n)) << "skip " << skip << ", n " << n << ", shift " << shift;
+      // ring_copy: a ring of one or two pages, wrapping, to any alignment.
+      const size_t ring_size = 4096 * (1 + i % 2), start = rng() % ring_size;
+      const size_t m = rng() % (4096 * 3), at = rng() % 64;
+      ref.pages(ring, keys, ring_size / 4096, r, false);
+      std::memcpy(ring + ring_size, ring, dgen::kernels::kRingPad);
+      for (size_t x = 0; x < m; ++x) a[x] = ring[(start + x) % ring_size];
+      std::memset(b, 0xA5, sizeof b);
+      simd.ring_copy(b + at, ring, ring_size, start, m);
+      simd.fence();
+      ASSERT_EQ(0, std::memcmp(a, b + at, m)) << "ring " << ring_size << ", start " << start << ", n " << m << ", at " << at;
+      ASSERT_TRUE(untouched(b, sizeof b, at, at + m)) << "ring_copy at " << at << ", n " << m;
+    }
+  }
+}
+
+TEST(Kernels, EqualFindsEveryChangedByteOnEveryPath) {
+  std::vector<const dgen::kernels::Table*> tables = simd_tables();
+  tables.push_back(&dgen::kernels::scalar());
+  std::mt19937_64 rng(23);
+  constexpr size_t kMax = 5;
+  alignas(64) static uint8_t a[4096 * kMax + 64];
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    for (int i = 0; i < 600; ++i) {
+      const size_t count = 1 + rng() % kMax, at = rng() % 64;
+      uint64_t keys[kMax];
+      for (auto& k : keys) k = rng();
+      const uint32_t r = uint32_t(rng() % 4097);
+      dgen::kernels::scalar().pages(a + at, keys, count, r, false);
+      ASSERT_TRUE(t->equal(a + at, keys, count, r)) << count << " pages, random_len " << r;
+      const size_t flip = rng() % (4096 * count);
+      a[at + flip] ^= uint8_t(1 + rng() % 255);
+      ASSERT_FALSE(t->equal(a + at, keys, count, r)) << "byte " << flip << " of " << count << " pages";
+    }
   }
 }
 
 TEST(Kernels, RandomLengthsCoverEveryValue) {
-  if (!simd_available()) GTEST_SKIP() << "no SIMD path on this CPU";
-  alignas(64) static uint8_t a[8192], b[8192 + 32];
-  for (uint32_t r = 0; r <= 4096; ++r) {
-    const uint64_t keys[2] = {0x1234 + r, 0x99 * r};
-    dgen::kernels::scalar().pages(a, keys, 2, r, false);
-    for (size_t shift : {0, 16}) {  // the 32- and 16-byte aligned layouts, streamed or not
-      for (bool stream : {true, false}) {
-        std::memset(b, 0xA5, sizeof b);
-        dgen::kernels::avx2()->pages(b + shift, keys, 2, r, stream);
-        dgen::kernels::avx2()->fence();
-        ASSERT_EQ(0, std::memcmp(a, b + shift, sizeof a))
-            << "random_len " << r << ", shift " << shift << ", stream " << stream;
-        ASSERT_TRUE(untouched(b, sizeof b, shift, shift + sizeof a))
-            << "random_len " << r << ", shift " << shift << ", stream " << stream;
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    alignas(64) static uint8_t a[8192], b[8192 + 64];
+    for (uint32_t r = 0; r <= 4096; ++r) {
+      const uint64_t keys[2] = {0x1234 + r, 0x99 * r};
+      dgen::kernels::scalar().pages(a, keys, 2, r, false);
+      for (size_t shift : {0, 16, 32, 48}) {  // every 16-byte aligned layout, streamed or not
+        for (bool stream : {true, false}) {
+          std::memset(b, 0xA5, sizeof b);
+          t->pages(b + shift, keys, 2, r, stream);
+          t->fence();
+          ASSERT_EQ(0, std::memcmp(a, b + shift, sizeof a))
+              << "random_len " << r << ", shift " << shift << ", stream " << stream;
+          ASSERT_TRUE(untouched(b, sizeof b, shift, shift + sizeof a))
+              << "random_len " << r << ", shift " << shift << ", stream " << stream;
+        }
       }
     }
   }
@@ -160,8 +196,9 @@ TEST(Fill, FormatTwoOptionsDoNotDependOnChunkingThreadsOrBlocks) {
   }
   // Large enough for one call to stream: shifted copies of runs of pages then take
   // another path than in pieces.
+  const uint64_t streamed = dgen::kernels::stream_threshold() + 11;
   for (uint64_t unit : {uint64_t{4096}, uint64_t{131072}}) {
-    auto p = params(24'000'011, 2.0, 2.0, unit, 4);
+    auto p = params(streamed, 2.0, 2.0, unit, 4);
     p.dedup_shift = true;
     all.push_back(p);
     p.dedup_run = 5;
@@ -170,7 +207,7 @@ TEST(Fill, FormatTwoOptionsDoNotDependOnChunkingThreadsOrBlocks) {
   for (const auto& p : all) {
     const auto ref = whole(p);
     ASSERT_EQ(ref, whole(p, {3, 4096 * 3}));
-    if (p.size > 16'000'000) {  // streamed into a buffer off the 32-byte grid, and off both
+    if (p.size >= streamed) {  // streamed into a buffer off the 32-byte grid, and off both
       const dgen::Dataset ds(p);
       for (size_t at : {16, 5}) {
         std::vector<uint8_t> buf(p.size + 64);

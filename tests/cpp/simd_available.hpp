@@ -1,13 +1,13 @@
-// Whether this build and this CPU have the AVX2 path, for tests that compare it with scalar.
+// The SIMD paths this build, CPU and OS can run, for tests that compare them with scalar.
 #pragma once
+
+#include <vector>
 
 #include "kernels/kernels.hpp"
 
-inline bool simd_available() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  return dgen::kernels::avx2() && __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
+inline std::vector<const dgen::kernels::Table*> simd_tables() {
+  std::vector<const dgen::kernels::Table*> out;
+  for (const char* isa : {"avx2", "avx512"})
+    if (const dgen::kernels::Table* t = dgen::kernels::usable(isa)) out.push_back(t);
+  return out;
 }

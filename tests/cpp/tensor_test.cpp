@@ -32,25 +32,30 @@ bool same(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(Kernels, UniformMatchesTheScalarReference) {
-  if (!simd_available()) GTEST_SKIP() << "no AVX2 path";
-  const dgen::kernels::Table& simd = *dgen::kernels::avx2();
-  std::mt19937_64 rng(11);
-  constexpr size_t kMax = 4, kBlock = dgen::kernels::kUniformBlock;
-  alignas(64) static float a[kBlock * kMax], b[kBlock * kMax + 16];
-  for (int i = 0; i < 300; ++i) {
-    const size_t count = 1 + rng() % kMax;
-    uint64_t keys[kMax];
-    for (auto& k : keys) k = rng();
-    const float low = float(int(rng() % 200) - 100) / 8, high = low + float(1 + rng() % 1000) / 16;
-    const dgen::kernels::UniformScale s{low, (high - low) * 0x1p-24f, high,
-                                        std::nextafter(high, -1e30f)};
-    const size_t shift = i % 3 == 0 ? 0 : i % 3 == 1 ? 4 : 1;  // 32-, 16- and 4-byte aligned
-    dgen::kernels::scalar().uniform(a, keys, count, s, false);
-    std::memset(b, 0xA5, sizeof b);
-    simd.uniform(b + shift, keys, count, s, i % 2 == 0);
-    simd.fence();
-    ASSERT_EQ(0, std::memcmp(a, b + shift, 4 * kBlock * count))
-        << count << " blocks, [" << low << ", " << high << "), shift " << shift;
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    const dgen::kernels::Table& simd = *t;
+    std::mt19937_64 rng(11);
+    constexpr size_t kMax = 4, kBlock = dgen::kernels::kUniformBlock;
+    alignas(64) static float a[kBlock * kMax], b[kBlock * kMax + 16];
+    for (int i = 0; i < 300; ++i) {
+      const size_t count = 1 + rng() % kMax;
+      uint64_t keys[kMax];
+      for (auto& k : keys) k = rng();
+      const float low = float(int(rng() % 200) - 100) / 8, high = low + float(1 + rng() % 1000) / 16;
+      const dgen::kernels::UniformScale s{low, (high - low) * 0x1p-24f, high,
+                                          std::nextafter(high, -1e30f)};
+      // 64-, 32-, 16- and 4-byte aligned, each streamed and not.
+      const size_t shift = std::array<size_t, 4>{0, 8, 4, 1}[i % 4];
+      dgen::kernels::scalar().uniform(a, keys, count, s, false);
+      std::memset(b, 0xA5, sizeof b);
+      simd.uniform(b + shift, keys, count, s, i / 4 % 2 == 0);
+      simd.fence();
+      ASSERT_EQ(0, std::memcmp(a, b + shift, 4 * kBlock * count))
+          << count << " blocks, [" << low << ", " << high << "), shift " << shift;
+    }
   }
 }
 
@@ -225,40 +230,44 @@ std::vector<std::pair<dgen::Dtype, dgen::TensorParams>> every_kind() {
 }
 
 TEST(Kernels, TypedMatchesTheScalarReference) {
-  if (!simd_available()) GTEST_SKIP() << "no AVX2 path";
-  const dgen::kernels::Table& simd = *dgen::kernels::avx2();
-  std::mt19937_64 rng(12);
-  alignas(64) static uint8_t a[4 * 4096], b[4 * 4096];
-  for (int i = 0; i < 600; ++i) {
-    dgen::kernels::TypedSpec t{};
-    t.dtype = dgen::Dtype(rng() % 12);
-    const bool floating = dgen::is_float(t.dtype);
-    t.dist = dgen::Dist(floating ? rng() % 2 : 2 + rng() % 2);
-    // Scales that reach float16's subnormals and its overflow to infinity.
-    const float low = std::array{-1.0f, -1e-4f, -7e4f}[rng() % 3];
-    t.f = {low, -2 * low * 0x1p-24f, -low, std::nextafter(-low, 0.0f)};
-    t.clamp_lo = t.dtype == dgen::Dtype::f32 ? low : 0.99f * low;
-    t.clamp_hi = t.dtype == dgen::Dtype::f32 ? t.f.below_high : -0.99f * low;
-    t.low = -1, t.step = 0x1p-51, t.high = 1, t.below_high = std::nextafter(1.0, 0.0);
-    t.mean = 0.5, t.std = std::array{3.0, 1e-5, 5e4}[rng() % 3];
-    t.first = rng() % 2 ? 0 : uint64_t(-7);
-    t.count = t.dist == dgen::Dist::zipf ? 1 + rng() % 1000 : rng() % 2 ? 0 : 1 + rng() % 256;
-    if (t.dist == dgen::Dist::integers && dgen::element_size(t.dtype) < 8 && t.count == 0)
-      t.count = 1;
-    t.log_form = rng() % 2;
-    t.c0 = t.log_form ? 1.0 : -0.69;
-    t.c1 = t.log_form ? -0.9 : 7.0;
-    t.inv_t = -2.5;
-    const size_t count = 1 + rng() % 4;
-    uint64_t keys[4];
-    for (auto& k : keys) k = rng();
-    const size_t bytes = count * dgen::kernels::block_elements(t) * dgen::element_size(t.dtype);
-    std::memset(a, 0x5A, sizeof a);
-    std::memset(b, 0xA5, sizeof b);
-    dgen::kernels::scalar().typed(a, keys, count, t, false);
-    simd.typed(b, keys, count, t, i % 2 == 0);
-    ASSERT_EQ(0, std::memcmp(a, b, bytes))
-        << dgen::dtype_name(t.dtype) << " dist " << int(t.dist) << ", " << count << " blocks";
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const dgen::kernels::Table* t : tables) {
+    SCOPED_TRACE(t->name);
+    const dgen::kernels::Table& simd = *t;
+    std::mt19937_64 rng(12);
+    alignas(64) static uint8_t a[4 * 4096], b[4 * 4096];
+    for (int i = 0; i < 600; ++i) {
+      dgen::kernels::TypedSpec t{};
+      t.dtype = dgen::Dtype(rng() % 12);
+      const bool floating = dgen::is_float(t.dtype);
+      t.dist = dgen::Dist(floating ? rng() % 2 : 2 + rng() % 2);
+      // Scales that reach float16's subnormals and its overflow to infinity.
+      const float low = std::array{-1.0f, -1e-4f, -7e4f}[rng() % 3];
+      t.f = {low, -2 * low * 0x1p-24f, -low, std::nextafter(-low, 0.0f)};
+      t.clamp_lo = t.dtype == dgen::Dtype::f32 ? low : 0.99f * low;
+      t.clamp_hi = t.dtype == dgen::Dtype::f32 ? t.f.below_high : -0.99f * low;
+      t.low = -1, t.step = 0x1p-51, t.high = 1, t.below_high = std::nextafter(1.0, 0.0);
+      t.mean = 0.5, t.std = std::array{3.0, 1e-5, 5e4}[rng() % 3];
+      t.first = rng() % 2 ? 0 : uint64_t(-7);
+      t.count = t.dist == dgen::Dist::zipf ? 1 + rng() % 1000 : rng() % 2 ? 0 : 1 + rng() % 256;
+      if (t.dist == dgen::Dist::integers && dgen::element_size(t.dtype) < 8 && t.count == 0)
+        t.count = 1;
+      t.log_form = rng() % 2;
+      t.c0 = t.log_form ? 1.0 : -0.69;
+      t.c1 = t.log_form ? -0.9 : 7.0;
+      t.inv_t = -2.5;
+      const size_t count = 1 + rng() % 4;
+      uint64_t keys[4];
+      for (auto& k : keys) k = rng();
+      const size_t bytes = count * dgen::kernels::block_elements(t) * dgen::element_size(t.dtype);
+      std::memset(a, 0x5A, sizeof a);
+      std::memset(b, 0xA5, sizeof b);
+      dgen::kernels::scalar().typed(a, keys, count, t, false);
+      simd.typed(b, keys, count, t, i % 2 == 0);
+      ASSERT_EQ(0, std::memcmp(a, b, bytes))
+          << dgen::dtype_name(t.dtype) << " dist " << int(t.dist) << ", " << count << " blocks";
+    }
   }
 }
 

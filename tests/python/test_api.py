@@ -100,6 +100,15 @@ def test_fill_chunk_returns_the_remaining_count_then_zero():
     assert dgen_py.Generator(10, seed=1).get_chunk(0) is None  # as dgen-py 0.3 does
 
 
+@pytest.mark.parametrize("start", [0, 1000])  # whole (the direct path to the core) and sliced
+def test_fill_chunk_takes_its_buffer_by_keyword_and_raises_once_closed(start):
+    g = dgen_py.Generator(10_000, seed=1, start=start)
+    assert g.fill_chunk(buffer=bytearray(100)) == 100
+    g.close()
+    with pytest.raises(ValueError, match="closed"):
+        g.fill_chunk(buffer=bytearray(100))
+
+
 @pytest.mark.parametrize("make", [
     lambda n: bytearray(n),
     lambda n: memoryview(bytearray(n)),

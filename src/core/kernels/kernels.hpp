@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "dgen/tensor.hpp"
 
@@ -77,12 +78,24 @@ struct Table {
   // of pages, streaming.
   void (*shifted)(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size_t n,
                   uint32_t random_len);
+  // Whether data (any alignment) holds the `count` pages pages() would write from keys:
+  // verify's common case, compared as they are made where the path can.
+  bool (*equal)(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len);
 };
 
 inline constexpr size_t kRingPad = 32;
 
+// From this many bytes per fill() call on, pages go out with non-temporal stores: the data
+// would not stay in cache anyway, and skipping the read-for-ownership saves bandwidth. The
+// last-level cache's size, at most 32 MiB (8 MiB where unknown): below it plain stores are faster (Zen 4,
+// one thread: 34-39 GB/s plain against 25 streaming at 8 MiB), above it streaming is.
+uint64_t stream_threshold();
+
 const Table& scalar();
 const Table* avx2();    // nullptr when not compiled in
+const Table* avx512();  // nullptr when not compiled in
+// The table named scalar, avx2 or avx512 if this build, CPU and OS can run it, else nullptr.
+const Table* usable(std::string_view isa);
 // Chosen once: DGEN_ISA override, else the best the CPU supports. Throws
 // std::invalid_argument for a DGEN_ISA naming no path usable here.
 const Table& active();

@@ -95,10 +95,19 @@ void shifted(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size
   }
 }
 
+bool equal(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len) {
+  alignas(64) uint8_t buf[4096];
+  for (size_t i = 0; i < count; ++i) {
+    page(buf, keys[i], random_len);
+    if (std::memcmp(buf, data + 4096 * i, 4096) != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 const Table& scalar() {
-  static const Table t{"scalar", pages, fence, uniform, typed, ring_copy, shifted};
+  static const Table t{"scalar", pages, fence, uniform, typed, ring_copy, shifted, equal};
   return t;
 }
 

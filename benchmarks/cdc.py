@@ -3,8 +3,8 @@
 FastCDC (pyfastcdc) at the preset's average chunk over generated streams (no files), dedup
 by SHA-256 of each chunk. Prints, per preset and dedup ratio, the share of the ideal saving
 (1 - 1/ratio) found: over a whole dataset, over each file of an 8-file dataset and over
-random ranges of a larger one; and, per generation, the bytes new to the engine against
-change_rate x unique size (docs/data-model.md, "Format 3").
+random ranges of a larger one; and, per generation of a 4 GiB dataset, the bytes new to
+the engine against change_rate x unique size (docs/data-model.md, "Format 3").
 
     python benchmarks/cdc.py                       # the full-scale figures (tens of GiB)
     python benchmarks/cdc.py --scale 64 --presets cdc:16KiB   # sizes / 64, seconds
@@ -94,10 +94,10 @@ def main() -> None:
                       f"{human(size)}: {' '.join(f'{x:.3f}' for x in got)} "
                       f"(min {min(got):.3f})", flush=True)
             print(f"    ({time.perf_counter() - t:.0f} s)", flush=True)
-        if "generations" in only:
+        if "generations" in only:  # 4 GiB: 64 unique runs of 32 MiB, whole groups of 16
             for rate in map(float, a.rates.split(",")):
-                got = new_per_generation(GIB // s, average, 2.0, rate, 2, **ident)
-                print(f"  dedup 2, change rate {rate:g}, {human(GIB // s)}: new / (c x unique) "
+                got = new_per_generation(4 * GIB // s, average, 2.0, rate, 2, **ident)
+                print(f"  dedup 2, change rate {rate:g}, {human(4 * GIB // s)}: new / (c x unique) "
                       + " ".join(f"gen {g}: {x:.3f}" for g, x in got), flush=True)
 
 

@@ -442,7 +442,7 @@ OPTIONAL = (("dedup_run", 1, "dedup run {}", "--dedup-run {}"),
             ("dedup_skew", 0.0, "skew {:g}", "--dedup-skew {:g}"),
             ("generation", 0, "generation {}", "--generation {}"),
             ("change_rate", 1.0, "change rate {:g}", "--change-rate {:g}"),
-            ("dedup_window", _core.WINDOW_UNITS, "window {} runs", "--dedup-window {}"))
+            ("dedup_window", _core.WINDOW_UNITS, "dedup window {}", "--dedup-window {}"))
 
 
 def _optional(i: dict, column: int) -> list[str]:
@@ -502,7 +502,8 @@ def cmd_generate(args) -> int:
     options = identity_options(args)
     gen = Generator(args.size, **options, max_threads=threads)
     identity = {"seed": gen.seed, "size": args.size,
-                **{k: v for k, v in options.items() if k != "seed"}}
+                **{k: v for k, v in options.items() if k != "seed"
+                   and (k != "dedup_window" or options["format_version"] >= 3)}}
     if args.seed is None:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")

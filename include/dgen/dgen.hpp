@@ -149,6 +149,7 @@ class Dataset {
   uint64_t hot_ = 0;                                // dedup_skew: hot slots per window
   uint64_t window_ = kWindowUnits;                  // runs per window
   uint64_t side_ = 8;                               // of the window's grid (side^2 = window)
+  int side_shift_ = 3;                              // log2(side_)
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
   // Format 2 generations: the window where run r was born, runs [first, end).
   struct BirthWindow {

@@ -234,7 +234,8 @@ Dataset::Dataset(const Params& p) : params_(p) {
   }
   key_ = model::mix64(p.seed ^ 0x2545F4914F6CDD1Dull);
   window_ = p.dedup_window;
-  side_ = uint64_t(1) << (std::bit_width(window_) / 2);
+  side_shift_ = std::bit_width(window_) / 2;
+  side_ = uint64_t(1) << side_shift_;
   // Half the copies a window can spare go to the hot set: the other slots still hold every
   // unit born in the window.
   if (p.dedup_skew > 0.0)
@@ -528,7 +529,7 @@ uint64_t zipf_rank(double u, uint64_t n, double s, const ZipfLaw& law) {
 uint64_t Dataset::slot_id(uint64_t slot, const SlotCache& c) const {
   // The first W - hot slots of a window show its births, spread evenly; the rest repeat
   // hot units of all those born by the window's end.
-  const uint64_t k = slot % window_, local = window_ - hot_;
+  const uint64_t k = slot & (window_ - 1), local = window_ - hot_;
   if (k < local) return c.first + ((k + 1) * (c.upto - c.first) + local - 1) / local - 1;
   const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
   const ZipfLaw law{c.zipf_base, c.zipf_span};
@@ -562,8 +563,9 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
   // holds two, which would add dedup to the compression it measures), mixed with other
   // ids' first occurrences.
   if (c.run == i) return c;
+  // (Powers of two: shifts and masks, not divisions, on this path of every run.)
   const uint64_t W = window_, n = side_;
-  const uint64_t w = i / W, j = i % W;
+  const uint64_t w = i >> (2 * side_shift_), j = i & (W - 1);
   if (c.window != w) {
     const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
     model::shuffle(key, c.diagonal, unsigned(n));
@@ -576,8 +578,8 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
     std::fill(std::begin(c.before), std::end(c.before), ~0ull);
     c.window = w;
   }
-  const uint64_t x = c.column[j % n];
-  const uint64_t slot = w * W + n * x + (c.diagonal[j / n] + n - x) % n;
+  const uint64_t x = c.column[j & (n - 1)];
+  const uint64_t slot = w * W + n * x + ((c.diagonal[j >> side_shift_] + n - x) & (n - 1));
   c.run = i;
   c.slot = slot;
   if (hot_ == 0) {
@@ -585,12 +587,12 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
       if (c.before[k] == ~0ull) c.before[k] = unique_before(w * W + k);
       return c.before[k];
     };
-    const uint64_t k = slot % W;
+    const uint64_t k = slot & (W - 1);
     c.id = before(k + 1) - 1;
     c.born = before(k) <= c.id;
     return c;
   }
-  const uint64_t k = slot % W;
+  const uint64_t k = slot & (W - 1);
   c.id = slot_id(slot, c);
   c.born = k < W - hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(slot - 1, c));
   return c;

@@ -83,7 +83,8 @@ def main() -> None:
                 cuts = [size * i // n for i in range(n + 1)]
                 got = [found(size, average, ratio, cuts[i], cuts[i + 1], **ident)
                        for i in range(n)]
-                print(f"  dedup {ratio:g} each of 8 files of {human(size)}: "
+                print(f"  dedup {ratio:g} each of 8 files of {human(size // n)} "
+                      f"({human(size)} in all): "
                       f"{' '.join(f'{x:.3f}' for x in got)} (min {min(got):.3f})", flush=True)
             if "ranges" in only:
                 size, length = 4 * GIB // s, 512 * MIB // s

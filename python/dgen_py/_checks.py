@@ -152,12 +152,11 @@ DEDUP_FOR_FORMS = "'cdc:SIZE' (SIZE a power of two in [4KiB, 8MiB]) or 'fixed:SI
 
 
 def window_for(run_bytes: int) -> int:
-    """The smallest window whose grid keeps the copies of an id (up to dedup = its side)
-    FRAME bytes apart or more: rows of the grid are side runs apart."""
-    for w in WINDOWS:
-        if math.isqrt(w) * run_bytes >= FRAME:
-            return w
-    return WINDOWS[-1]
+    """Runs of FRAME bytes or more need no grid: a copy is a run or more from its original,
+    out of a compressor's frame; shorter runs take format 2's grid of 8 x 8, whose copies
+    lie 8 runs apart up to dedup 8 (a smaller grid puts an id's copies side by side in a
+    row once the ratio exceeds its side)."""
+    return 1 if run_bytes >= FRAME else 64
 
 
 def dedup_for(value) -> dict:

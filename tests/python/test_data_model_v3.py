@@ -5,6 +5,7 @@ import json
 import subprocess
 
 import pytest
+import zstandard
 from hypothesis import given, settings, strategies as st
 from pyfastcdc import FastCDC
 
@@ -37,7 +38,7 @@ def test_a_cdc_preset_lets_its_engine_find_the_saving_in_a_small_dataset(ratio):
 
 @pytest.mark.parametrize("ratio", [2.0, 4.0])
 def test_a_cdc_preset_lets_its_engine_find_the_saving_in_every_file(ratio):
-    size = 128 * MIB
+    size = 256 * MIB  # files of 32 MiB: one window of cdc:16KiB
     cuts = [size * i // 8 for i in range(9)]
     for a, b in zip(cuts, cuts[1:]):
         assert found(size, 16384, ratio, a, b, dedup_for="cdc:16KiB") >= 0.9, (a, b)
@@ -72,6 +73,19 @@ def test_any_prefix_of_a_format_3_dataset_is_the_smaller_dataset(size, ratio, pr
     whole = dgen_py.generate_buffer(size, ratio, 2.0, seed=seed, dedup_for=preset)
     prefix = dgen_py.generate_buffer(n, ratio, 2.0, seed=seed, dedup_for=preset)
     assert bytes(prefix) == bytes(memoryview(whole)[:n])
+
+
+@pytest.mark.parametrize("preset", ["cdc:4KiB", "cdc:8KiB", "cdc:16KiB", "cdc:32KiB",
+                                    "fixed:4KiB"])
+def test_compressors_over_1mib_frames_do_not_see_a_presets_copies(preset):
+    # Runs under 1 MiB lie in grids of 8 x 8, their copies 8 runs apart up to dedup 8;
+    # runs of 1 MiB or more are a frame apart already.
+    for ratio in (2.0, 4.0, 8.0):
+        data = memoryview(dgen_py.generate_buffer(32 * MIB, ratio, 2.0, seed=1,
+                                                  dedup_for=preset))
+        z = zstandard.ZstdCompressor(level=3)
+        packed = sum(len(z.compress(data[i:i + MIB])) for i in range(0, len(data), MIB))
+        assert len(data) / packed < 2.1, (preset, ratio)
 
 
 def test_presets_choose_format_3_unit_run_and_window():
@@ -119,7 +133,7 @@ def test_write_records_the_values_a_preset_chose_and_verifies(tmp_path):
     identity = json.loads((tmp_path / "d.dgen.json").read_text())["identity"]
     assert {k: identity[k] for k in ("dedup_unit", "dedup_run", "dedup_window",
                                      "format_version")} == {
-        "dedup_unit": 16384, "dedup_run": 32, "dedup_window": 4, "format_version": 3}
+        "dedup_unit": 16384, "dedup_run": 32, "dedup_window": 64, "format_version": 3}
     r = subprocess.run([DGEN, "verify", str(f)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("OK"), r.stdout + r.stderr
     assert bytes(dgen_py.generate_buffer(32 * MIB, 2.0, seed=4, dedup_for="cdc:16KiB")) == \
@@ -148,3 +162,25 @@ def test_write_dataset_takes_a_preset(tmp_path):
     assert (m["identity"]["dedup_unit"], m["identity"]["dedup_run"],
             m["identity"]["dedup_window"]) == (65536, 32, 1)
     assert dgen_py.verify_file(str(tmp_path / "d"))["ok"]
+
+
+def test_verify_names_the_runs_a_generation_changed_as_stale(tmp_path):
+    # 32 MiB of cdc:32KiB at dedup 2: 16 unique runs of 1 MiB in windows of one run, one
+    # group of births, of which round(0.3 * 16) = 5 change: 10 of the 32 runs.
+    path = str(tmp_path / "d")
+    dgen_py.write_dataset(path, 32 * MIB, dedup_ratio=2.0, seed=1, dedup_for="cdc:32KiB",
+                          change_rate=0.3)
+    r = dgen_py.verify_file(path, generation=1, max_ranges=10**6)
+    assert r["verdict"] == "mismatch"
+    assert abs(r["mismatched_bytes"] / (32 * MIB) - 10 / 32) < 0.005
+    kinds = {(x["kind"], x["stale_generation"]) for x in r["ranges"]}
+    assert ("stale", 0) in kinds and kinds <= {("stale", 0), ("differs", None)}
+
+
+def test_a_size_short_of_a_window_is_reported_with_the_smallest_that_holds(tmp_path):
+    r = subprocess.run([DGEN, "write", str(tmp_path / "d"), "--size", "8MiB", "--seed", "1",
+                        "--dedup-ratio", "2", "--dedup-for", "cdc:1MiB"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "holds dedup 1.000" in r.stdout
+    assert "64 MiB (67108864 bytes) is the smallest size" in r.stderr

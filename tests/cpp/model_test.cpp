@@ -686,6 +686,28 @@ TEST(ModelV3, SkewKeepsTheCountExactInWindowsWithCopiesToSpare) {
   EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
 }
 
+TEST(ModelV3, VersionsThroughTheCacheAreTheVersionsOneByOne) {
+  // Plain and skewed (hot units born windows back), in windows of 1, 16 and 64 runs.
+  for (uint64_t window : {1, 16, 64})
+    for (double skew : {0.0, 1.0})
+      for (uint64_t g : {1, 4, 30}) {
+        if (window == 1 && skew > 0) continue;  // no copies to spare for a hot set
+        dgen::Params p{21, 64 * 40 * 4096, 2.0, 1.0, 4096, 3};
+        p.dedup_run = 2, p.dedup_window = window, p.generation = g, p.change_rate = 0.2;
+        p.dedup_skew = skew;
+        const dgen::Dataset ds(p);
+        dgen::VersionCache cache;
+        for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+          const uint64_t id = ds.unique_id(i);
+          uint64_t alone = 0;  // the definition: the latest generation that changed its run
+          for (uint64_t h = g; h > 0 && !alone; --h)
+            if (ds.changed_at(id, h)) alone = h;
+          ASSERT_EQ(ds.version(id, g, cache), alone)
+              << "window " << window << " skew " << skew << " g " << g << " unit " << i;
+        }
+      }
+}
+
 TEST(ModelV3, WindowIsRefusedOutOfItsValuesAndBeforeFormat3) {
   for (uint64_t w : {0, 2, 8, 32, 128}) {
     dgen::Params p{0, 10, 1, 1, 131072, 3};

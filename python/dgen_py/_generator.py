@@ -202,7 +202,7 @@ class Generator(io.RawIOBase):
 
     @property
     def format_version(self) -> int:
-        """The data format these bytes follow (1 or 2, the default)."""
+        """The data format these bytes follow (1, 2, the default, or 3)."""
         return self._s.format_version
 
     # --- file-like: shutil.copyfileobj, io.BufferedReader, boto3 upload_fileobj ----------

@@ -406,3 +406,16 @@ def test_bad_arguments_of_the_mpi_api_raise_alike_on_every_rank(tmp_path):
         "FileNotFoundError", "ValueError", "ValueError", "ValueError"], out[0]
     assert "size must be in [0, " in out[0][0] and "files must be in [1, " in out[0][1]
     assert "max_ranges must be in [0, " in out[0][6]
+
+
+@needs_mpi
+def test_mpirun_write_with_a_preset_equals_a_plain_write(tmp_path):
+    mine, plain = str(tmp_path / "mpi"), str(tmp_path / "plain")
+    args = ["--size", 24 << 20, "--files", 3, "--dedup-ratio", 2, "--seed", 7,
+            "--dedup-for", "cdc:32KiB"]
+    r = mpirun(3, DGEN, "write", mine, *args)
+    assert r.returncode == 0, r.stderr.decode()
+    assert dgen("write", plain, *args).returncode == 0
+    assert digest(mine) == digest(plain)
+    assert manifest(mine) == manifest(plain)
+    assert manifest(mine)["identity"]["dedup_window"] == 1

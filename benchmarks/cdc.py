@@ -40,6 +40,16 @@ def found(size, average, ratio, start=0, stop=None, **identity):
     return (1 - sum(stored.values()) / total) / (1 - 1 / ratio)
 
 
+def held(size, ratio, start, stop, **identity):
+    """Share of the ideal saving the whole dedup units inside [start, stop) hold (what an
+    exact engine of the unit's blocks finds there)."""
+    unit = _checks.dedup_for(identity["dedup_for"])["dedup_unit"]
+    a, b = -(-start // unit) * unit, stop // unit * unit
+    g = dgen_py.Generator(size, ratio, seed=5, start=a, stop=b, **identity)
+    digests = [hashlib.sha256(g.read(unit)).digest() for _ in range((b - a) // unit)]
+    return (1 - len(set(digests)) / len(digests)) / (1 - 1 / ratio)
+
+
 def new_per_generation(size, average, ratio, rate, generations, **identity):
     """[(generation, bytes new to the engine / (rate x unique bytes))]."""
     g0 = dgen_py.Generator(size, ratio, seed=5, **identity)
@@ -91,9 +101,11 @@ def main() -> None:
                 rng = random.Random(int(ratio * 10) + average)
                 starts = [rng.randrange(0, size - length) for _ in range(a.ranges)]
                 got = [found(size, average, ratio, x, x + length, **ident) for x in starts]
+                have = [held(size, ratio, x, x + length, **ident) for x in starts]
                 print(f"  dedup {ratio:g} {a.ranges} random ranges of {human(length)} of "
                       f"{human(size)}: {' '.join(f'{x:.3f}' for x in got)} "
-                      f"(min {min(got):.3f})", flush=True)
+                      f"(min {min(got):.3f}); their whole units hold "
+                      f"{' '.join(f'{x:.3f}' for x in have)}", flush=True)
             print(f"    ({time.perf_counter() - t:.0f} s)", flush=True)
         if "generations" in only:  # 4 GiB: 64 unique runs of 32 MiB, whole groups of 16
             for rate in map(float, a.rates.split(",")):

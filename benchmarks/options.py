@@ -1,4 +1,4 @@
-"""Fill rate of every format-2 option beside format 1 and memset, all in the same run.
+"""Fill rate of every format-2 and format-3 option beside format 1 and memset, all in the same run.
 
     python benchmarks/options.py [--size-mib 32] [--seconds 1] [--threads N] [--units 4096,131072]
         [--cpu-time] [--only shift]
@@ -29,6 +29,10 @@ ROWS = [("format 1", {"format_version": 1}), ("format 2", {}),
 ROWS += [(f"gen {g} c {c:g}", {"generation": g, "change_rate": c})
          for g in (1, 2, 5, 10, 20) for c in (0.05, 0.3, 1.0)]
 ROWS += [("gen 10 c 0.3 skew 1", {"generation": 10, "change_rate": 0.3, "dedup_skew": 1.0})]
+ROWS += [(f"format 3 window {w}", {"format_version": 3, "dedup_window": w}) for w in (1, 4, 16)]
+ROWS += [("format 3 run 32 window 1", {"format_version": 3, "dedup_run": 32, "dedup_window": 1}),
+         ("format 3 gen 2 c 0.3 run 32", {"format_version": 3, "dedup_run": 32, "dedup_window": 1,
+                                          "generation": 2, "change_rate": 0.3})]
 
 
 def main() -> None:

@@ -26,7 +26,9 @@ namespace dgen {
 // The default data format; format 1 stays reproducible byte for byte (Params::format_version).
 inline constexpr int kFormatVersion = 2;
 inline constexpr int kMinFormatVersion = 1;
-// Format 2 places copies inside windows of this many units (docs/data-model.md).
+inline constexpr int kMaxFormatVersion = 3;
+// Format 2 places copies inside windows of this many runs (docs/data-model.md); format 3
+// takes the count from Params::dedup_window, at most this.
 inline constexpr uint64_t kWindowUnits = 64;
 inline constexpr uint64_t kPageSize = 4096;
 inline constexpr uint64_t kDefaultDedupUnit = 128 * 1024;
@@ -46,7 +48,7 @@ struct Params {
   double dedup_ratio = 1.0;     // >= 1; fractional values are exact
   double compress_ratio = 1.0;  // >= 1
   uint64_t dedup_unit = kDefaultDedupUnit;  // power of two in [4 KiB, 64 MiB]
-  int format_version = kFormatVersion;      // 1 or 2
+  int format_version = kFormatVersion;      // 1, 2 or 3
   // Format 2: copies come in runs of this many units that repeat as many consecutive
   // unique units, as copied files and VM images do (1: every unit on its own).
   uint64_t dedup_run = 1;
@@ -62,6 +64,9 @@ struct Params {
   // set: a share of every window's slots repeats units drawn with weight 1 / rank^s from
   // all units born so far, as vdbench's hot sets do (ratio still exact).
   double dedup_skew = 0.0;
+  // Format 3: runs per window, 1, 4, 16 or 64 (a grid of 1, 2, 4 or 8 runs a side); the
+  // ratio is exact at every whole window. Formats 1 and 2: 64.
+  uint64_t dedup_window = kWindowUnits;
 };
 inline constexpr double kMaxDedupSkew = 4.0;
 inline constexpr uint64_t kMaxGeneration = 1ull << 32;
@@ -87,7 +92,7 @@ struct VersionCache {
 // looked up last, kept between calls on consecutive units. Valid for one Dataset only.
 struct SlotCache {
   uint64_t window = ~0ull;
-  uint8_t diagonal[8] = {}, column[8] = {};
+  uint8_t diagonal[8] = {}, column[8] = {};  // the first `side` of each are used
   uint64_t first = 0, upto = 0;  // unique_before() at the window's ends
   double zipf_base = 0, zipf_span = 0;  // dedup_skew: the window's law (model.cpp)
   uint64_t before[kWindowUnits + 1];  // unique_before() at its slots, ~0 until needed
@@ -133,6 +138,8 @@ class Dataset {
   uint64_t shift(uint64_t unit_index, SlotCache& cache) const;
   // Format 2: distinct runs among the first n runs (units, at dedup_run 1) when n is a
   // multiple of kWindowUnits (and for dedup 1, any n): max(1, floor(n / dedup_ratio + 1/2)).
+  // Format 3: floor((n - 1) / dedup_ratio) + 1 (slot s shows id floor(s / dedup_ratio)),
+  // at every n that is a multiple of the window.
   uint64_t unique_before(uint64_t n) const;
 
  private:
@@ -140,12 +147,17 @@ class Dataset {
   const SlotCache& locate(uint64_t run_index, SlotCache& cache) const;
   uint64_t slot_id(uint64_t slot, const SlotCache& window) const;
   uint64_t hot_ = 0;                                // dedup_skew: hot slots per window
+  uint64_t window_ = kWindowUnits;                  // runs per window
+  uint64_t side_ = 8;                               // of the window's grid (side^2 = window)
+  int side_shift_ = 3;                              // log2(side_)
   uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
   // Format 2 generations: the window where run r was born, runs [first, end).
   struct BirthWindow {
     uint64_t index, first, end;
   };
   BirthWindow birth_window(uint64_t run) const;
+  static constexpr uint64_t kChangeGroup = 16;  // format 3: births per group of changes
+  uint64_t floor_quotient(uint64_t n, double add) const;  // floor(n / dedup_ratio + add)
   uint64_t changes(const BirthWindow& bw) const;             // runs each rewrite changes there
   uint64_t change_key(uint64_t h, uint64_t window) const;   // keys rewrite h's choice there
 

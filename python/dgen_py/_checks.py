@@ -147,7 +147,75 @@ def dedup_skew(value) -> float:
 
 
 def format_version(value) -> int:
-    return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)
+    return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION)
+
+
+WINDOWS = (1, 4, 16, 64)  # runs per window in format 3: grids of 1, 2, 4 and 8 a side
+
+
+def dedup_window(value) -> int:
+    v = integer("dedup_window", value, 1, 64)
+    if v not in WINDOWS:
+        raise ValueError(f"dedup_window must be 1, 4, 16 or 64, got {v}")
+    return v
+
+
+# dedup_for presets (docs/data-model.md, "Format 3"): a content-defined engine finds a copy
+# through the chunks lying wholly inside it, so runs hold CDC_CHUNKS of its average chunks;
+# a fixed-block engine needs a unit that is a multiple of its block.
+CDC_CHUNKS = 32
+CDC_SIZES = (4096, 8 << 20)
+FIXED_SIZES = (4096, 64 << 20)
+FRAME = 1 << 20  # copies at least this far apart: compressors' 1 MiB frames never see them
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20}
+DEDUP_FOR_FORMS = "'cdc:SIZE' (SIZE a power of two in [4KiB, 8MiB]) or 'fixed:SIZE' " \
+                  "(a power of two in [4KiB, 64MiB]), e.g. cdc:1MiB, fixed:4KiB"
+
+
+def window_for(run_bytes: int) -> int:
+    """Runs of FRAME bytes or more need no grid: a copy is a run or more from its original,
+    out of a compressor's frame; shorter runs take format 2's grid of 8 x 8, whose copies
+    lie 8 runs apart up to dedup 8 (a smaller grid puts an id's copies side by side in a
+    row once the ratio exceeds its side)."""
+    return 1 if run_bytes >= FRAME else 64
+
+
+def dedup_for(value) -> dict:
+    """The identity values a preset picks: format_version, dedup_unit, dedup_run,
+    dedup_window."""
+    if not isinstance(value, str):
+        raise TypeError(f"dedup_for must be a string, {DEDUP_FOR_FORMS}; got "
+                        f"{type(value).__name__}")
+    engine, _, size = value.strip().partition(":")
+    num = size.strip().rstrip("bBiI").lower()
+    digits = num.rstrip("km")
+    n = int(digits) * _SIZE_UNITS[num[len(digits):]] if digits.isdigit() else 0
+    lo, hi = CDC_SIZES if engine == "cdc" else FIXED_SIZES
+    if engine not in ("cdc", "fixed") or not lo <= n <= hi or n & (n - 1):
+        raise ValueError(f"dedup_for must be {DEDUP_FOR_FORMS}; got {value!r}")
+    if engine == "cdc":
+        unit, run = n, CDC_CHUNKS
+    else:
+        unit, run = max(n, 128 << 10), 1
+    return {"format_version": 3, "dedup_unit": unit, "dedup_run": run,
+            "dedup_window": window_for(unit * run)}
+
+
+def apply_dedup_for(value, dedup_unit, dedup_run, dedup_window, format_version) -> tuple:
+    """(dedup_unit, dedup_run, dedup_window, format_version): the preset's where value is
+    not None, refusing any of them set away from its default beside it."""
+    if value is None:
+        return dedup_unit, dedup_run, dedup_window, format_version
+    chosen = dedup_for(value)
+    for name, given, default in (("dedup_unit", dedup_unit, 128 << 10),
+                                 ("dedup_run", dedup_run, 1),
+                                 ("dedup_window", dedup_window, _core.WINDOW_UNITS),
+                                 ("format_version", format_version, _core.FORMAT_VERSION)):
+        if given != default and not (name == "format_version" and given == 3):
+            raise ValueError(f"dedup_for={value!r} chooses {name} itself "
+                             f"({chosen[name]}): give dedup_for or {name}={given!r}, not both")
+    return (chosen["dedup_unit"], chosen["dedup_run"], chosen["dedup_window"],
+            chosen["format_version"])
 
 
 FLOAT32_MAX = 3.4028234663852886e38

@@ -12,12 +12,13 @@ DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
 DEFAULT_DEDUP_UNIT = 128 * 1024
 ALL_CHANGE = 1.0  # the default change_rate, one object, so that _stream can test it by identity
 _FORMAT, _ONE, _ZERO, _UNIFORM = _core.FORMAT_VERSION, 1, 0, "uniform"  # the defaults
+_WINDOW = _core.WINDOW_UNITS
 
 
 def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
             dedup_unit, block_size=None, format_version=_core.FORMAT_VERSION,
             dedup_run=1, generation=0, change_rate=ALL_CHANGE, dedup_shift=False,
-            dedup_skew="uniform") -> _core.Stream:
+            dedup_skew="uniform", dedup_window=_WINDOW, dedup_for=None) -> _core.Stream:
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
@@ -27,18 +28,23 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     seed = _checks.seed(seed)
     if seed is None:
         seed = secrets.randbits(64)
+    if dedup_for is not None:
+        dedup_unit, dedup_run, dedup_window, format_version = _checks.apply_dedup_for(
+            dedup_for, dedup_unit, dedup_run, dedup_window, format_version)
     dedup_unit = _checks.dedup_unit(dedup_unit)
     block = (0 if block_size is None
              else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
     # Left at their defaults (the same objects), the format 2 options need no checks: that
     # keeps a 4 KiB call as cheap as before they existed.
     if (format_version is _FORMAT and dedup_run is _ONE and generation is _ZERO
-            and change_rate is ALL_CHANGE and dedup_shift is False and dedup_skew is _UNIFORM):
+            and change_rate is ALL_CHANGE and dedup_shift is False and dedup_skew is _UNIFORM
+            and dedup_window is _WINDOW):
         return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                             numa_mode, numa_node)
     options = (_checks.format_version(format_version), _checks.dedup_run(dedup_run),
                _checks.generation(generation), _checks.change_rate(change_rate),
-               _checks.flag("dedup_shift", dedup_shift), _checks.dedup_skew(dedup_skew))
+               _checks.flag("dedup_shift", dedup_shift), _checks.dedup_skew(dedup_skew),
+               _checks.dedup_window(dedup_window))
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                         numa_mode, numa_node, *options)
 
@@ -65,18 +71,21 @@ class Generator(io.RawIOBase):
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
                  seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
                  dedup_run=1, dedup_shift=False, dedup_skew="uniform", generation=0,
-                 change_rate=ALL_CHANGE, format_version=_core.FORMAT_VERSION, start=0, stop=None):
+                 change_rate=ALL_CHANGE, format_version=_core.FORMAT_VERSION, start=0, stop=None,
+                 dedup_window=_WINDOW, dedup_for=None):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
                           numa_node, seed, dedup_unit, block_size, format_version, dedup_run,
-                          generation, change_rate, dedup_shift, dedup_skew)
+                          generation, change_rate, dedup_shift, dedup_skew, dedup_window,
+                          dedup_for)
         self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                           numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
                           chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit,
                           dedup_run=dedup_run, dedup_shift=dedup_shift,
                           dedup_skew=dedup_skew, generation=generation,
-                          change_rate=change_rate, format_version=format_version)
+                          change_rate=change_rate, format_version=format_version,
+                          dedup_window=dedup_window, dedup_for=dedup_for)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
         whole = self._s.size
@@ -231,7 +240,7 @@ class Generator(io.RawIOBase):
 
     @property
     def format_version(self) -> int:
-        """The data format these bytes follow (1 or 2, the default)."""
+        """The data format these bytes follow (1, 2, the default, or 3)."""
         return self._s.format_version
 
     # --- file-like: shutil.copyfileobj, io.BufferedReader, boto3 upload_fileobj ----------
@@ -336,13 +345,14 @@ def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     max_threads=None, numa_node=None, method="parallel", seed=None, *,
                     dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                     dedup_skew="uniform", generation=0, change_rate=ALL_CHANGE,
-                    format_version=_core.FORMAT_VERSION) -> BytesView:
+                    format_version=_core.FORMAT_VERSION, dedup_window=_WINDOW,
+                    dedup_for=None) -> BytesView:
     """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
     _checks.method(method)
     s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
                 dedup_unit, format_version=format_version, dedup_run=dedup_run,
                 generation=generation, change_rate=change_rate, dedup_shift=dedup_shift,
-                dedup_skew=dedup_skew)
+                dedup_skew=dedup_skew, dedup_window=dedup_window, dedup_for=dedup_for)
     return s.read(s.size)
 
 
@@ -353,7 +363,8 @@ def fill_buffer(buffer, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                 max_threads=None, numa_node=None, method="parallel", seed=None, *,
                 dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                 dedup_skew="uniform", generation=0, change_rate=ALL_CHANGE,
-                format_version=_core.FORMAT_VERSION) -> int:
+                format_version=_core.FORMAT_VERSION, dedup_window=_WINDOW,
+                dedup_for=None) -> int:
     """Fill a writable buffer in place with a dataset of len(buffer) bytes; returns the count."""
     _checks.method(method)
     try:
@@ -365,7 +376,8 @@ def fill_buffer(buffer, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
         s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
                     numa_node, seed, dedup_unit, format_version=format_version,
                     dedup_run=dedup_run, generation=generation, change_rate=change_rate,
-                    dedup_shift=dedup_shift, dedup_skew=dedup_skew)
+                    dedup_shift=dedup_shift, dedup_skew=dedup_skew, dedup_window=dedup_window,
+                    dedup_for=dedup_for)
         return s.fill(buffer)
 
 

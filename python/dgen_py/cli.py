@@ -111,6 +111,15 @@ def _ratio(name: str):
     return parse
 
 
+def _window(text):
+    return _checks.dedup_window(_integer(1, 64)(text))
+
+
+def _dedup_for(text):
+    _checks.dedup_for(text)
+    return text
+
+
 def _skew(text):
     if text == "uniform":
         return 0.0
@@ -223,11 +232,20 @@ def build_parser() -> Parser:
         c.add_argument("--change-rate", metavar="C", type=_arg(_change_rate),
                        **default(1.0, "share of the unique units each rewrite changes, in "
                                  "[0, 1] (default 1)"))
+        c.add_argument("--dedup-window", metavar="N", type=_arg(_window),
+                       **default(_core.WINDOW_UNITS, "format 3: runs per window, 1, 4, 16 or "
+                                 "64 (default); the ratio is exact at whole windows"))
+        c.add_argument("--dedup-for", metavar="ENGINE", type=_arg(_dedup_for),
+                       help="format 3 with the dedup unit, run and window an engine sees "
+                            "the ratio with: cdc:SIZE (content-defined, average chunk "
+                            "SIZE, e.g. cdc:1MiB) or fixed:SIZE (fixed blocks, e.g. "
+                            "fixed:4KiB); the values chosen are recorded")
         c.add_argument("--format-version", metavar="V",
-                       type=_arg(_integer(_core.MIN_FORMAT_VERSION, _core.FORMAT_VERSION)),
+                       type=_arg(_integer(_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION)),
                        **default(_core.FORMAT_VERSION,
                                  f"data format, default {_core.FORMAT_VERSION}; 1 reproduces "
-                                 f"datasets of dgen 0.4.0 and before"))
+                                 f"datasets of dgen 0.4.0 and before; 3 sizes windows "
+                                 f"(--dedup-window, --dedup-for)"))
         threads(c)
 
     def threads(c):
@@ -456,7 +474,8 @@ OPTIONAL = (("dedup_run", 1, "dedup run {}", "--dedup-run {}"),
             ("dedup_shift", False, "shifted copies", "--dedup-shift"),
             ("dedup_skew", 0.0, "skew {:g}", "--dedup-skew {:g}"),
             ("generation", 0, "generation {}", "--generation {}"),
-            ("change_rate", 1.0, "change rate {:g}", "--change-rate {:g}"))
+            ("change_rate", 1.0, "change rate {:g}", "--change-rate {:g}"),
+            ("dedup_window", _core.WINDOW_UNITS, "dedup window {}", "--dedup-window {}"))
 
 
 def _optional(i: dict, column: int) -> list[str]:
@@ -518,7 +537,8 @@ def cmd_generate(args) -> int:
     options = identity_options(args)
     gen = Generator(args.size, **options, max_threads=threads)
     identity = {"seed": gen.seed, "size": args.size,
-                **{k: v for k, v in options.items() if k != "seed"}}
+                **{k: v for k, v in options.items() if k != "seed"
+                   and (k != "dedup_window" or options["format_version"] >= 3)}}
     if args.seed is None and not args.json:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
@@ -581,11 +601,29 @@ def check_writable(manifest: str) -> None:
 
 # The options of the dataset identity besides size and files, named as in the API.
 IDENTITY_OPTIONS = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit", "dedup_run",
-                    "dedup_shift", "dedup_skew", "generation", "change_rate", "format_version")
+                    "dedup_shift", "dedup_skew", "generation", "change_rate", "format_version",
+                    "dedup_window")
 
 
 def identity_options(args) -> dict:
     return {k: getattr(args, k) for k in IDENTITY_OPTIONS}
+
+
+def resolve_dedup_for(args) -> None:
+    """--dedup-for becomes the values it picks (what every command and manifest then sees);
+    --dedup-unit, --dedup-run or --dedup-window given beside it is refused."""
+    if getattr(args, "dedup_for", None) is None:
+        return
+    defaults = {"dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1,
+                "dedup_window": _core.WINDOW_UNITS, "format_version": _core.FORMAT_VERSION}
+    given = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
+    try:
+        chosen = _checks.apply_dedup_for(args.dedup_for, **given)
+    except ValueError as e:
+        flag = next(k for k in defaults if f" {k}" in str(e)).replace("_", "-")
+        raise ValueError(f"--dedup-for {args.dedup_for} chooses --{flag} itself: give one "
+                         f"of them, not both") from None
+    args.dedup_unit, args.dedup_run, args.dedup_window, args.format_version = chosen
 
 
 def held_line(identity: dict, held: dict) -> str:
@@ -884,6 +922,7 @@ def cmd_info(args) -> int:
     from . import __version__
     from ._system import get_system_info
     info = {"version": __version__, "format_version": _core.FORMAT_VERSION,
+            "max_format_version": _core.MAX_FORMAT_VERSION,
             **get_system_info()}
     if args.json:
         print_json(info)
@@ -926,6 +965,7 @@ def main(argv=None) -> int:
                      "bench or info (see dgen --help)")
     try:
         args.comm = args.mpi_module = None
+        resolve_dedup_for(args)
         if (code := start_mpi(args)) is not None:
             return code
         return args.run(args)

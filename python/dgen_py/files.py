@@ -91,8 +91,16 @@ def _layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
 
 def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
               format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
-              change_rate=1.0, dedup_shift=False, dedup_skew=0.0) -> dict:
+              change_rate=1.0, dedup_shift=False, dedup_skew=0.0,
+              dedup_window=_core.WINDOW_UNITS, dedup_for=None) -> dict:
+    """The identity's values, checked; a dedup_for preset becomes the values it picks.
+    dedup_window is listed in format 3 only (manifests of formats 1 and 2 stay as they
+    were)."""
     seed = _checks.seed(seed)
+    dedup_unit, dedup_run, dedup_window, format_version = _checks.apply_dedup_for(
+        dedup_for, dedup_unit, dedup_run, dedup_window, format_version)
+    window = _checks.dedup_window(dedup_window)
+    version = _checks.format_version(format_version)
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
             "dedup_ratio": _checks.ratio("dedup_ratio", dedup_ratio),
@@ -103,7 +111,8 @@ def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
             "dedup_skew": _checks.dedup_skew(dedup_skew),
             "generation": _checks.generation(generation),
             "change_rate": _checks.change_rate(change_rate),
-            "format_version": _checks.format_version(format_version)}
+            **({"dedup_window": window} if version >= 3 else {}),
+            "format_version": version}
 
 
 def _generator(identity: dict, threads) -> Generator:
@@ -113,6 +122,7 @@ def _generator(identity: dict, threads) -> Generator:
                      dedup_skew=identity["dedup_skew"],
                      generation=identity["generation"],
                      change_rate=identity["change_rate"],
+                     dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
                      format_version=identity["format_version"], max_threads=threads)
 
 
@@ -334,7 +344,8 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
                   dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                   dedup_skew="uniform", generation=0, change_rate=1.0,
                   format_version=_core.FORMAT_VERSION, direct=False, fsync=False, jobs=1,
-                  threads=None, force=False, progress=None, job=None) -> dict:
+                  threads=None, force=False, progress=None, job=None,
+                  dedup_window=_core.WINDOW_UNITS, dedup_for=None) -> dict:
     """Write a dataset of `size` bytes to `path` and return its manifest.
 
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
@@ -361,7 +372,8 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     """
     path = _checks.path(path)
     identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
-                         dedup_run, generation, change_rate, dedup_shift, dedup_skew)
+                         dedup_run, generation, change_rate, dedup_shift, dedup_skew,
+                         dedup_window, dedup_for)
     files = _checks.integer("files", files, 1, 1_000_000)
     direct = _checks.flag("direct", direct)
     fsync = _checks.flag("fsync", fsync)
@@ -473,7 +485,8 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
                     dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                     dedup_skew="uniform", generation=1, change_rate=1.0,
                     format_version=_core.FORMAT_VERSION, files=1, direct=False, fsync=False,
-                    jobs=1, threads=None, progress=None) -> dict:
+                    jobs=1, threads=None, progress=None, dedup_window=_core.WINDOW_UNITS,
+                    dedup_for=None) -> dict:
     """Rewrite in place the dataset at `path`, written as generation - 1, into `generation`:
     only the units whose content differs between the two are written (at their offsets),
     then the manifest is updated to `generation`. Returns the new manifest with
@@ -499,7 +512,7 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
     old = record["identity"]
     identity = _identity(size, dedup_ratio, compress_ratio, old["seed"] if seed is None
                          else seed, dedup_unit, format_version, dedup_run, generation,
-                         change_rate, dedup_shift, dedup_skew)
+                         change_rate, dedup_shift, dedup_skew, dedup_window, dedup_for)
     for field, value in identity.items():
         expected = generation - 1 if field == "generation" else value
         if old[field] != expected:
@@ -840,9 +853,9 @@ def check_manifest(record, where: str) -> dict:
     fields(record, "manifest", ("format_version", "complete", "identity", "files"))
     version = record["format_version"]
     if (isinstance(version, bool) or not isinstance(version, int)
-            or not _core.MIN_FORMAT_VERSION <= version <= _core.FORMAT_VERSION):
+            or not _core.MIN_FORMAT_VERSION <= version <= _core.MAX_FORMAT_VERSION):
         bad("format_version", f"is {version!r}: this dgen verifies format versions "
-            f"{_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
+            f"{_core.MIN_FORMAT_VERSION} to {_core.MAX_FORMAT_VERSION}")
     if record["complete"] is not True:
         rewrite = record.get("rewrite_generation")
         bad("complete", f"is {record['complete']!r}: the dataset was not completely written"
@@ -861,7 +874,8 @@ def check_manifest(record, where: str) -> dict:
                              generation=given.get("generation", 0),
                              change_rate=given.get("change_rate", 1.0),
                              dedup_shift=given.get("dedup_shift", False),
-                             dedup_skew=given.get("dedup_skew", 0.0))
+                             dedup_skew=given.get("dedup_skew", 0.0),
+                             dedup_window=given.get("dedup_window", _core.WINDOW_UNITS))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     layout = record["files"]
@@ -894,7 +908,7 @@ def check_manifest(record, where: str) -> dict:
 def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                     compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
                     dedup_skew=None, generation=None, change_rate=None,
-                    format_version=None) -> dict:
+                    format_version=None, dedup_window=None) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
     (True when the size was taken from the file: truncation cannot be detected), "strict"
@@ -914,13 +928,14 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
              "dedup_run": dedup_run, "dedup_shift": dedup_shift, "dedup_skew": dedup_skew,
              "generation": generation,
              "change_rate": change_rate,
-             "format_version": format_version}
+             "format_version": format_version, "dedup_window": dedup_window}
     known = record["identity"] if record else {
         "seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
         "dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1, "dedup_shift": False,
         "dedup_skew": 0.0,
         "generation": 0,
         "change_rate": 1.0, "format_version": _core.FORMAT_VERSION}
+    known = {"dedup_window": _core.WINDOW_UNITS, **known}
     merged = {k: known[k] if given[k] is None else given[k] for k in given}
     if merged["seed"] is None and record is None and _training_layout(path):
         raise ValueError(f"{path} has no manifest ({manifest_path(path)}) but holds train/ "
@@ -999,7 +1014,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 dedup_skew=None, generation=None, change_rate=None, format_version=None,
                 direct=False,
                 threads=None,
-                max_ranges=20, progress=None, pieces=None) -> dict:
+                max_ranges=20, progress=None, pieces=None, dedup_window=None) -> dict:
     """Read a dataset back and compare it with the bytes its identity defines.
 
     The identity and file list come from the manifest beside `path` (see write_dataset),
@@ -1036,7 +1051,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                               dedup_unit=dedup_unit, dedup_run=dedup_run,
                               dedup_shift=dedup_shift, dedup_skew=dedup_skew,
                               generation=generation, change_rate=change_rate,
-                              format_version=format_version)
+                              format_version=format_version, dedup_window=dedup_window)
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 

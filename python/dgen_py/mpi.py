@@ -160,7 +160,8 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
           dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False, dedup_skew="uniform",
           generation=0, change_rate=1.0, format_version=_core.FORMAT_VERSION, direct=False,
           fsync=False, jobs=1,
-          threads=None, force=False, progress=None) -> dict:
+          threads=None, force=False, progress=None, dedup_window=_core.WINDOW_UNITS,
+          dedup_for=None) -> dict:
     """Write one dataset from every rank of `comm` (collective: call it on every rank).
 
     Arguments as files.write_dataset; `jobs` and `threads` are per rank (threads default:
@@ -176,7 +177,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     def check():
         identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                                     format_version, dedup_run, generation, change_rate,
-                                    dedup_shift, dedup_skew)
+                                    dedup_shift, dedup_skew, dedup_window, dedup_for)
         count = _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         _checks.path(path)
@@ -197,6 +198,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
             **{k: identity[k] for k in ("dedup_ratio", "compress_ratio", "dedup_unit",
                                         "dedup_run", "dedup_shift", "dedup_skew",
                                         "generation", "change_rate", "format_version")},
+            dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
             direct=direct, fsync=fsync, jobs=jobs, threads=mine, force=force,
             progress=_scaled(progress, identity["size"], pieces) if comm.rank == 0 else None,
             job=job)
@@ -225,7 +227,7 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
            compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
            dedup_skew=None, generation=None, change_rate=None, format_version=None,
            direct=False, threads=None,
-           max_ranges=20, progress=None) -> dict:
+           max_ranges=20, progress=None, dedup_window=None) -> dict:
     """Verify one dataset from every rank of `comm` (collective), each rank reading its
     share; every rank returns the same dict, as files.verify_file would return it for
     the whole dataset: ranges in dataset order, a range running across a share boundary
@@ -239,7 +241,7 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
                      compress_ratio=compress_ratio, dedup_unit=dedup_unit,
                      dedup_run=dedup_run, dedup_shift=dedup_shift, dedup_skew=dedup_skew,
                      generation=generation, change_rate=change_rate,
-                     format_version=format_version)
+                     format_version=format_version, dedup_window=dedup_window)
     default_threads = threads_per_rank(comm)
 
     def check():

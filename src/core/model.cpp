@@ -142,12 +142,12 @@ void SmallPermutation::apply(uint8_t* values, size_t count) const {
 template void SmallPermutation::apply<true>(uint8_t*, size_t) const;
 template void SmallPermutation::apply<false>(uint8_t*, size_t) const;
 
-void shuffle8(uint64_t key, uint8_t (&order)[8]) {
+void shuffle(uint64_t key, uint8_t* order, unsigned n) {
   // One 64-bit draw serves every step: the high word of r * (i + 1) is the choice, the low
   // word the randomness left for the next (8! needs about 15 of its 64 bits).
-  for (uint8_t i = 0; i < 8; ++i) order[i] = i;
+  for (uint8_t i = 0; i < n; ++i) order[i] = i;
   uint64_t r = mix64(key);
-  for (unsigned i = 7; i > 0; --i) {
+  for (unsigned i = n - 1; i > 0; --i) {
     const auto m = static_cast<unsigned __int128>(r) * (i + 1);
     std::swap(order[i], order[unsigned(m >> 64)]);
     r = uint64_t(m);
@@ -193,9 +193,14 @@ Dataset::Dataset(const Params& p) : params_(p) {
       p.dedup_unit > kMaxDedupUnit)
     bad("dedup_unit must be a power of two in [4096, 67108864], got " +
         std::to_string(p.dedup_unit));
-  if (p.format_version < kMinFormatVersion || p.format_version > kFormatVersion)
+  if (p.format_version < kMinFormatVersion || p.format_version > kMaxFormatVersion)
     bad("format_version must be in [" + std::to_string(kMinFormatVersion) + ", " +
-        std::to_string(kFormatVersion) + "], got " + std::to_string(p.format_version));
+        std::to_string(kMaxFormatVersion) + "], got " + std::to_string(p.format_version));
+  if (p.dedup_window != 1 && p.dedup_window != 4 && p.dedup_window != 16 && p.dedup_window != 64)
+    bad("dedup_window must be 1, 4, 16 or 64, got " + std::to_string(p.dedup_window));
+  if (p.format_version < 3 && p.dedup_window != kWindowUnits)
+    bad("dedup_window must be 64 in format_version " + std::to_string(p.format_version) +
+        " (format 3 sets it), got " + std::to_string(p.dedup_window));
   if (p.dedup_run < 1 || p.dedup_run > kMaxDedupRun)
     bad("dedup_run must be in [1, " + std::to_string(kMaxDedupRun) + "], got " +
         std::to_string(p.dedup_run));
@@ -228,10 +233,17 @@ Dataset::Dataset(const Params& p) : params_(p) {
     return;
   }
   key_ = model::mix64(p.seed ^ 0x2545F4914F6CDD1Dull);
+  window_ = p.dedup_window;
+  side_shift_ = std::bit_width(window_) / 2;
+  side_ = uint64_t(1) << side_shift_;
   // Half the copies a window can spare go to the hot set: the other slots still hold every
   // unit born in the window.
   if (p.dedup_skew > 0.0)
-    hot_ = uint64_t(std::floor((double(kWindowUnits) - double(kWindowUnits) / p.dedup_ratio) / 2));
+    hot_ = uint64_t(std::floor((double(window_) - double(window_) / p.dedup_ratio) / 2));
+  if (p.format_version >= 3 && p.dedup_skew > 0.0 && p.dedup_ratio > 1.0 && hot_ == 0)
+    bad("dedup_skew needs a window with copies to spare: dedup_window " +
+        std::to_string(window_) + " at dedup_ratio " + num(p.dedup_ratio) +
+        " has none (use dedup_window 16 or 64)");
   if (p.dedup_ratio == 1.0) {
     unique_ = units_;
     return;
@@ -253,8 +265,9 @@ void Dataset::make_early() {
   // In order, so every window is tabulated once; early_ is still empty, so version() makes
   // each entry as it would without the table.
   const uint64_t g = params_.generation;
-  const uint64_t runs = std::min(unique_before(kEarlyWindows * kWindowUnits),
-                                 (units_ + params_.dedup_run - 1) / params_.dedup_run);
+  const uint64_t born = params_.format_version >= 3 ? kEarlyWindows * kChangeGroup
+                                                    : unique_before(kEarlyWindows * kWindowUnits);
+  const uint64_t runs = std::min(born, (units_ + params_.dedup_run - 1) / params_.dedup_run);
   auto early = std::make_shared<Early>();
   early->version.resize(runs);
   VersionCache in_order;
@@ -266,7 +279,7 @@ void Dataset::make_early() {
 uint64_t Dataset::distinct_runs(uint64_t n) const {
   // Every full window adds to the count; a partial last one adds the new ids among the
   // slots it shows.
-  const uint64_t full = n / kWindowUnits * kWindowUnits;
+  const uint64_t full = n / window_ * window_;
   const uint64_t before = unique_before(full);
   uint64_t seen = 0;  // bit k: id before + k occurs (a window adds at most 64 ids)
   SlotCache cache;
@@ -277,16 +290,24 @@ uint64_t Dataset::distinct_runs(uint64_t n) const {
 
 uint64_t Dataset::unique_before(uint64_t n) const {
   if (n == 0 || params_.dedup_ratio == 1.0) return n;
+  // Format 3: slot s shows id floor(s / r), so that the ids of an integer ratio fill whole
+  // multiples of it and a range of whole windows cuts none (format 2's rounding,
+  // floor(n / r + 1/2), leaves an id astride every such boundary: a third of the ids of a
+  // file of 8 runs at dedup 4).
+  if (params_.format_version >= 3) return floor_quotient(n - 1, 0.0) + 1;
+  return std::clamp<uint64_t>(floor_quotient(n, 0.5), 1, n);
+}
+
+uint64_t Dataset::floor_quotient(uint64_t n, double add) const {
   // A product with the reciprocal is the quotient when the ratio is a power of two, else
   // within a few ulps of it, so that its floor is the quotient's unless it lies that close
   // to an integer; only then divide. (Positive values below 2^63: truncation is floor.)
-  const double x = double(n) * inverse_ratio_ + 0.5;
+  const double x = double(n) * inverse_ratio_ + add;
   const auto t = int64_t(x);
   const double d = x - double(t), margin = double(n) * 0x1p-48;
-  const auto c = exact_inverse_ || (d > margin && 1 - d > margin)
-                     ? uint64_t(t)
-                     : uint64_t(int64_t(double(n) / params_.dedup_ratio + 0.5));
-  return std::clamp<uint64_t>(c, 1, n);
+  return exact_inverse_ || (d > margin && 1 - d > margin)
+             ? uint64_t(t)
+             : uint64_t(int64_t(double(n) / params_.dedup_ratio + add));
 }
 
 uint64_t Dataset::unit_key(uint64_t id) const {
@@ -311,6 +332,13 @@ Dataset Dataset::at_generation(uint64_t g) const {
 // floor(c a + 1/2) changes, the runs at the first positions of a permutation keyed by the
 // generation. A unit's version is the latest generation that changed its run.
 Dataset::BirthWindow Dataset::birth_window(uint64_t r) const {
+  // Format 3 counts changes in groups of kChangeGroup births whatever the window (a window
+  // of one run has at most one birth: the same runs would change in every generation), few
+  // enough that a dataset of a few groups changes its share exactly.
+  if (params_.format_version >= 3) {
+    const uint64_t w = r / kChangeGroup;
+    return {w, w * kChangeGroup, (w + 1) * kChangeGroup};
+  }
   if (params_.dedup_ratio == 1.0) {
     const uint64_t w = r / kWindowUnits;
     return {w, w * kWindowUnits, (w + 1) * kWindowUnits};
@@ -505,7 +533,7 @@ uint64_t zipf_rank(double u, uint64_t n, double s, const ZipfLaw& law) {
 uint64_t Dataset::slot_id(uint64_t slot, const SlotCache& c) const {
   // The first W - hot slots of a window show its births, spread evenly; the rest repeat
   // hot units of all those born by the window's end.
-  const uint64_t k = slot % kWindowUnits, local = kWindowUnits - hot_;
+  const uint64_t k = slot & (window_ - 1), local = window_ - hot_;
   if (k < local) return c.first + ((k + 1) * (c.upto - c.first) + local - 1) / local - 1;
   const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
   const ZipfLaw law{c.zipf_base, c.zipf_span};
@@ -531,44 +559,46 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
   // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
   // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
   // copies in consecutive slots (an id born at a window's end goes on in the next).
-  // Slots sit in an 8 x 8 grid: column x holds the 8 consecutive slots 8x..8x+7, and
-  // slot (x, y) lies on diagonal (x + y) mod 8. Unit j of the window shows, at keyed
-  // diagonal G(j / 8), the slot of keyed column F(j % 8). So the copies of an id lie on
-  // successive diagonals, in different rows of units but at the same place in them: 8 or
-  // more units apart (a compressor's window of a few units rarely holds two, which would
-  // add dedup to the compression it measures), mixed with other ids' first occurrences.
-  static_assert(kWindowUnits == 64);
+  // Slots sit in an n x n grid (n = side_, 8 in format 2): column x holds the n
+  // consecutive slots nx..nx+n-1, and slot (x, y) lies on diagonal (x + y) mod n. Unit j
+  // of the window shows, at keyed diagonal G(j / n), the slot of keyed column F(j % n). So
+  // the copies of an id lie on successive diagonals, in different rows of units but at the
+  // same place in them: n or more units apart (a compressor's window of a few units rarely
+  // holds two, which would add dedup to the compression it measures), mixed with other
+  // ids' first occurrences.
   if (c.run == i) return c;
-  const uint64_t w = i / kWindowUnits, j = i % kWindowUnits;
+  // (Powers of two: shifts and masks, not divisions, on this path of every run.)
+  const uint64_t W = window_, n = side_;
+  const uint64_t w = i >> (2 * side_shift_), j = i & (W - 1);
   if (c.window != w) {
     const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
-    model::shuffle8(key, c.diagonal);
-    model::shuffle8(model::mix64(key + 1), c.column);
+    model::shuffle(key, c.diagonal, unsigned(n));
+    model::shuffle(model::mix64(key + 1), c.column, unsigned(n));
     if (hot_ > 0) {
-      c.first = unique_before(w * kWindowUnits), c.upto = unique_before((w + 1) * kWindowUnits);
+      c.first = unique_before(w * W), c.upto = unique_before((w + 1) * W);
       const ZipfLaw law = zipf_law(c.upto, params_.dedup_skew);
       c.zipf_base = law.base, c.zipf_span = law.span;
     }
     std::fill(std::begin(c.before), std::end(c.before), ~0ull);
     c.window = w;
   }
-  const uint64_t x = c.column[j % 8];
-  const uint64_t slot = w * kWindowUnits + 8 * x + (c.diagonal[j / 8] + 8 - x) % 8;
+  const uint64_t x = c.column[j & (n - 1)];
+  const uint64_t slot = w * W + n * x + ((c.diagonal[j >> side_shift_] + n - x) & (n - 1));
   c.run = i;
   c.slot = slot;
   if (hot_ == 0) {
     const auto before = [&](uint64_t k) {  // unique_before(w W + k), once per window
-      if (c.before[k] == ~0ull) c.before[k] = unique_before(w * kWindowUnits + k);
+      if (c.before[k] == ~0ull) c.before[k] = unique_before(w * W + k);
       return c.before[k];
     };
-    const uint64_t k = slot % kWindowUnits;
+    const uint64_t k = slot & (W - 1);
     c.id = before(k + 1) - 1;
     c.born = before(k) <= c.id;
     return c;
   }
-  const uint64_t k = slot % kWindowUnits;
+  const uint64_t k = slot & (W - 1);
   c.id = slot_id(slot, c);
-  c.born = k < kWindowUnits - hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(slot - 1, c));
+  c.born = k < W - hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(slot - 1, c));
   return c;
 }
 

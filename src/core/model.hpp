@@ -22,9 +22,10 @@ inline uint64_t page_key(uint64_t unit_key, uint64_t page_in_unit) {
 // The x that permute() sends to y.
 uint64_t unpermute(uint64_t y, uint64_t n, uint64_t key);
 
-// A keyed shuffle of [0, 8) (Fisher-Yates): order[x] is where x goes. Small domains need a
-// real shuffle, which a Feistel network of 2-bit halves is not.
-void shuffle8(uint64_t key, uint8_t (&order)[8]);
+// A keyed shuffle of [0, n), n <= 8 (Fisher-Yates): order[x] is where x goes. Small domains
+// need a real shuffle, which a Feistel network of 2-bit halves is not.
+void shuffle(uint64_t key, uint8_t* order, unsigned n);
+inline void shuffle8(uint64_t key, uint8_t (&order)[8]) { shuffle(key, order, 8); }
 
 // Keyed bijection of [0, n): a 4-round balanced Feistel network with cycle walking.
 uint64_t permute(uint64_t x, uint64_t n, uint64_t key);

@@ -23,6 +23,7 @@ void check_vectors(int version) {
     if (version >= 2)
       ASSERT_TRUE(f >> p.dedup_run >> p.generation >> p.change_rate >> p.dedup_shift >>
                   p.dedup_skew) << line;
+    if (version >= 3) ASSERT_TRUE(f >> p.dedup_window) << line;
     ASSERT_TRUE(f >> offset >> length >> want) << line;
     std::vector<uint8_t> bytes(length);
     dgen::fill(dgen::Dataset(p), offset, bytes);
@@ -33,6 +34,7 @@ void check_vectors(int version) {
 
 TEST(Golden, FormatV1Vectors) { check_vectors(1); }
 TEST(Golden, FormatV2Vectors) { check_vectors(2); }
+TEST(Golden, FormatV3Vectors) { check_vectors(3); }
 
 TEST(Golden, IsaOverrideIsHonoured) {
   const char* want = std::getenv("DGEN_ISA");

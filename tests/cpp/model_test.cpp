@@ -227,7 +227,7 @@ TEST(Model, InvalidIdentitiesNameTheParameter) {
            {{0, 10, 1, 1, 3 * 4096}, "dedup_unit"},
            {{0, 10, 1, 1, 128ull << 20}, "dedup_unit"},
            {{0, 10, 1, 1, 131072, 0}, "format_version"},
-           {{0, 10, 1, 1, 131072, 3}, "format_version"}}) {
+           {{0, 10, 1, 1, 131072, 4}, "format_version"}}) {
     try {
       dgen::Dataset ds(b.p);
       FAIL() << "accepted " << b.needle;
@@ -556,6 +556,174 @@ TEST(ModelV2, SkewKeepsTheCountExactAndMakesHotUnits) {
   p.dedup_skew = 1;
   p.format_version = 1;
   EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+}
+
+// --- format 3 -----------------------------------------------------------------------------
+
+dgen::Dataset v3(uint64_t units, double dedup, uint64_t window, uint64_t run = 1,
+                 uint64_t seed = 1) {
+  dgen::Params p{seed, units * 4096, dedup, 1.0, 4096, 3};
+  p.dedup_run = run;
+  p.dedup_window = window;
+  return dgen::Dataset(p);
+}
+
+TEST(ModelV3, DistinctRunsAtEveryWholeWindowAreTheBirthsSoFar) {
+  // Slot s shows id floor(s / r): n runs hold floor((n - 1) / r) + 1 ids, n / r where that
+  // is whole.
+  for (uint64_t window : {1, 4, 16, 64})
+    for (uint64_t run : {1, 3})
+      for (double r : {1.0, 1.5, 2.0, 2.7, 3.7, 4.0, 10.0, 50.0}) {
+        const auto ds = v3(window * run * 150, r, window, run);
+        std::set<uint64_t> ids;
+        for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+          ids.insert(ds.unique_id(i));
+          const uint64_t n = (i + 1) / run;  // runs so far
+          if ((i + 1) % run || n % window) continue;
+          ASSERT_EQ(ids.size(), run * (uint64_t(std::floor(double(n - 1) / r)) + 1))
+              << "window " << window << " run " << run << " ratio " << r << " after " << n;
+        }
+      }
+}
+
+TEST(ModelV3, IdsOfAnIntegerRatioFillWholeMultiplesOfIt) {
+  // So a range of whole windows, a file of 8 runs at dedup 4 say, cuts no id in two.
+  for (double r : {2.0, 3.0, 4.0, 8.0}) {
+    const auto ds = v3(1000, r, 1);
+    for (uint64_t i = 0; i < ds.unit_count(); ++i)
+      ASSERT_EQ(ds.unique_id(i), uint64_t(double(i) / r)) << r << " " << i;
+  }
+}
+
+TEST(ModelV3, UniqueCountIsExactForEverySize) {
+  for (uint64_t window : {1, 4, 16})
+    for (double r : {1.5, 2.0, 3.7})
+      for (uint64_t units : {1, 2, 5, 15, 16, 17, 100, 1001}) {
+        const auto ds = v3(units, r, window, 2, 9);
+        std::set<uint64_t> ids;
+        for (uint64_t i = 0; i < units; ++i) ids.insert(ds.unique_id(i));
+        ASSERT_EQ(ds.unique_count(), ids.size()) << units << " units, ratio " << r;
+      }
+}
+
+TEST(ModelV3, BytesAtAnOffsetDoNotDependOnTheSize) {
+  for (uint64_t window : {1, 4, 16}) {
+    const auto big = v3(64 * 50, 3.7, window, 2, 4);
+    for (uint64_t units : {1, 33, 64, 65, 1000}) {
+      const auto small = v3(units, 3.7, window, 2, 4);
+      for (uint64_t i = 0; i < units; ++i) ASSERT_EQ(small.unique_id(i), big.unique_id(i));
+      std::vector<uint8_t> a(units * 4096), b(units * 4096);
+      dgen::fill(small, 0, a);
+      dgen::fill(big, 0, b);
+      ASSERT_EQ(a, b) << "window " << window << " units " << units;
+    }
+  }
+}
+
+TEST(ModelV3, WindowOf64AtDedup2IsFormat2sLayout) {
+  // (Other ratios differ: format 3 rounds births up, format 2 to nearest.)
+  for (double r : {1.0, 2.0}) {
+    const auto a = v2(64 * 20, r, 5);
+    const auto b = v3(64 * 20, r, 64, 1, 5);
+    for (uint64_t i = 0; i < a.unit_count(); ++i) ASSERT_EQ(a.unique_id(i), b.unique_id(i));
+  }
+}
+
+TEST(ModelV3, CopiesOfAnIdLieASideApartAtDedup2) {
+  // In a grid of n runs a side, the copies of an id lie n or more runs apart unless the
+  // id straddles a grid column (at dedup 2 none does).
+  for (uint64_t window : {4, 16, 64})
+    for (double r : {2.0}) {
+      const uint64_t side = window == 4 ? 2 : window == 16 ? 4 : 8;
+      const auto ds = v3(window * 200, r, window);
+      std::vector<int64_t> last(ds.unique_count(), -1000);
+      int close = 0;
+      for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+        const uint64_t id = ds.unique_id(i);
+        close += int64_t(i) - last[id] < int64_t(side);
+        last[id] = int64_t(i);
+      }
+      EXPECT_LT(close, int(ds.unique_count() / 10)) << window << " " << r;
+    }
+}
+
+TEST(ModelV3, EachGenerationChangesTheChangeRateShareOfRunsWhateverTheWindow) {
+  // Changes are counted per 64 runs born, so a window of one run still changes a keyed
+  // share, and other runs in each generation.
+  for (uint64_t window : {1, 4, 64})
+    for (double c : {0.1, 0.3}) {
+      dgen::Params p{3, 64 * 64 * 4 * 4096, 2.0, 1.0, 4096, 3};
+      p.dedup_run = 4, p.dedup_window = window, p.change_rate = c;
+      std::vector<std::set<uint64_t>> changed(3);
+      for (uint64_t g : {1, 2}) {
+        p.generation = g;
+        const dgen::Dataset ds(p);
+        uint64_t n = 0;
+        for (uint64_t id = 0; id < ds.unique_count(); id += 4)
+          if (ds.changed_at(id, g)) changed[g].insert(id), ++n;
+        const uint64_t runs = ds.unique_count() / 4;
+        ASSERT_EQ(n, uint64_t(std::floor(c * double(runs) + 0.5))) << window << " " << c;
+      }
+      std::vector<uint64_t> both;
+      std::set_intersection(changed[1].begin(), changed[1].end(), changed[2].begin(),
+                            changed[2].end(), std::back_inserter(both));
+      EXPECT_LT(double(both.size()), 2 * c * double(changed[1].size()) + 4) << window << " " << c;
+    }
+}
+
+TEST(ModelV3, SkewKeepsTheCountExactInWindowsWithCopiesToSpare) {
+  for (uint64_t window : {16, 64}) {
+    dgen::Params p{2, 16 * 40 * 4096, 2.0, 1.0, 4096, 3};
+    p.dedup_window = window, p.dedup_skew = 1.0;
+    const dgen::Dataset ds(p);
+    std::set<uint64_t> ids;
+    for (uint64_t i = 0; i < ds.unit_count(); ++i) ids.insert(ds.unique_id(i));
+    EXPECT_EQ(ids.size(), ds.unique_count());
+    if (ds.unit_count() % window == 0) EXPECT_EQ(ids.size(), ds.unit_count() / 2);
+  }
+  dgen::Params p{2, 1 << 20, 2.0, 1.0, 4096, 3};
+  p.dedup_window = 1, p.dedup_skew = 1.0;
+  EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument);
+}
+
+TEST(ModelV3, VersionsThroughTheCacheAreTheVersionsOneByOne) {
+  // Plain and skewed (hot units born windows back), in windows of 1, 16 and 64 runs.
+  for (uint64_t window : {1, 16, 64})
+    for (double skew : {0.0, 1.0})
+      for (uint64_t g : {1, 4, 30}) {
+        if (window == 1 && skew > 0) continue;  // no copies to spare for a hot set
+        dgen::Params p{21, 64 * 40 * 4096, 2.0, 1.0, 4096, 3};
+        p.dedup_run = 2, p.dedup_window = window, p.generation = g, p.change_rate = 0.2;
+        p.dedup_skew = skew;
+        const dgen::Dataset ds(p);
+        dgen::VersionCache cache;
+        for (uint64_t i = 0; i < ds.unit_count(); ++i) {
+          const uint64_t id = ds.unique_id(i);
+          uint64_t alone = 0;  // the definition: the latest generation that changed its run
+          for (uint64_t h = g; h > 0 && !alone; --h)
+            if (ds.changed_at(id, h)) alone = h;
+          ASSERT_EQ(ds.version(id, g, cache), alone)
+              << "window " << window << " skew " << skew << " g " << g << " unit " << i;
+        }
+      }
+}
+
+TEST(ModelV3, WindowIsRefusedOutOfItsValuesAndBeforeFormat3) {
+  for (uint64_t w : {0, 2, 8, 32, 128}) {
+    dgen::Params p{0, 10, 1, 1, 131072, 3};
+    p.dedup_window = w;
+    EXPECT_THROW(dgen::Dataset{p}, std::invalid_argument) << w;
+  }
+  for (int v : {1, 2}) {
+    dgen::Params p{0, 10, 1, 1, 131072, v};
+    p.dedup_window = 16;
+    try {
+      dgen::Dataset ds(p);
+      FAIL() << "accepted window 16 in format " << v;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("dedup_window"), std::string::npos);
+    }
+  }
 }
 
 }  // namespace

@@ -435,8 +435,8 @@ def test_a_manifest_from_before_format_2_verifies_as_format_1(tmp_path):
 
 
 def test_an_unknown_format_version_is_refused(tmp_path):
-    r = dgen("generate", "--size", "4K", "--format-version", 3, "-o", tmp_path / "x", check=2)
-    assert b"--format-version" in r.stderr and b"3" in r.stderr
+    r = dgen("generate", "--size", "4K", "--format-version", 4, "-o", tmp_path / "x", check=2)
+    assert b"--format-version" in r.stderr and b"4" in r.stderr
 
 
 # --- analyze -----------------------------------------------------------------------------

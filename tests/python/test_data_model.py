@@ -18,12 +18,14 @@ def golden_rows(version):
             seed, size, d, c, unit = f[:5]
             extra = dict(dedup_run=int(f[5]), generation=int(f[6]), change_rate=float(f[7]),
                          dedup_shift=bool(int(f[8])), dedup_skew=float(f[9])) if version >= 2 else {}
+            if version >= 3:
+                extra["dedup_window"] = int(f[10])
             off, n, digest = f[-3:]
             yield (int(seed), int(size), float(d), float(c), int(unit), int(off), int(n), digest,
                    extra)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_golden_vectors_pin_every_format_version(version):
     rows = list(golden_rows(version))
     assert len(rows) >= 8

@@ -554,3 +554,16 @@ def test_a_bad_path_on_one_rank_is_raised_on_every_rank(tmp_path):
     assert {open(f"{data}.{rank}").read() for rank in range(2)} == {
         "rank 1: path must be a str, bytes or os.PathLike, got int 17"}
     assert not os.path.exists(data)
+
+
+@needs_mpi
+def test_mpirun_write_with_a_preset_equals_a_plain_write(tmp_path):
+    mine, plain = str(tmp_path / "mpi"), str(tmp_path / "plain")
+    args = ["--size", 24 << 20, "--files", 3, "--dedup-ratio", 2, "--seed", 7,
+            "--dedup-for", "cdc:32KiB"]
+    r = mpirun(3, DGEN, "write", mine, *args)
+    assert r.returncode == 0, r.stderr.decode()
+    assert dgen("write", plain, *args).returncode == 0
+    assert digest(mine) == digest(plain)
+    assert manifest(mine) == manifest(plain)
+    assert manifest(mine)["identity"]["dedup_window"] == 1

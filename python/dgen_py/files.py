@@ -809,9 +809,9 @@ def _check_versions(record: dict, where: str) -> None:
                              f"version {MANIFEST_VERSION} only (a newer dgen wrote it?)")
     version = record.get("format_version", _core.FORMAT_VERSION)
     if (type(version) is not int
-            or not _core.MIN_FORMAT_VERSION <= version <= _core.FORMAT_VERSION):
+            or not _core.MIN_FORMAT_VERSION <= version <= _core.MAX_FORMAT_VERSION):
         raise ValueError(f"{where}: format_version is {version!r}: this dgen reads format "
-                         f"versions {_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}")
+                         f"versions {_core.MIN_FORMAT_VERSION} to {_core.MAX_FORMAT_VERSION}")
 
 
 def _check_own_file(record: dict, where: str) -> None:

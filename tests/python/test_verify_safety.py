@@ -431,7 +431,7 @@ def test_a_manifest_of_a_future_version_is_refused_naming_the_versions_read(four
     line = one_error_line(dgen("verify", path, check=2))
     assert f"{manifest}: {key} is 99: this dgen reads " in line
     assert ("manifest version 1 only" if key == "dgen_manifest" else
-            f"format versions {_core.MIN_FORMAT_VERSION} to {_core.FORMAT_VERSION}") in line
+            f"format versions {_core.MIN_FORMAT_VERSION} to {_core.MAX_FORMAT_VERSION}") in line
     assert f"{key} is 99" in one_error_line(dgen("analyze", manifest, check=2))
 
 

@@ -1172,6 +1172,26 @@ def _write_all(fd, data) -> None:
         view = view[n:]
 
 
+# The container layout of the files dgen dataset writes. 2: npz, hdf5 and tfrecord files
+# end at 4 KiB, and TFRecord samples of 64 KiB and more start at 4 KiB (dgen 0.6.0).
+LAYOUT = 2
+LAYOUT_CHANGED = {2: ("npz", "hdf5", "tfrecord")}  # layout: formats whose files it changed
+
+
+def _check_layout(record, where, fmt) -> None:
+    """ValueError where the files were laid out otherwise than this dgen lays them out:
+    verify would call every container byte damage."""
+    layout = record.get("layout", 1)
+    if type(layout) is not int or not 1 <= layout <= LAYOUT:
+        raise ValueError(f"{where}: layout is {layout!r}: this dgen reads layouts 1 to "
+                         f"{LAYOUT} (a newer dgen wrote it?)")
+    if any(fmt in LAYOUT_CHANGED[v] for v in range(layout + 1, LAYOUT + 1)):
+        raise ValueError(f"{where}: {fmt} files of container layout {layout} (written by dgen "
+                         f"{record.get('dgen_version', 'before 0.6.0')}); this dgen writes "
+                         f"layout {LAYOUT}, whose {fmt} files differ: verify with the dgen "
+                         f"that wrote it, or write the dataset again")
+
+
 def _manifest(spec, identity, entries, sizes) -> dict:
     from . import __version__
     import datetime
@@ -1182,7 +1202,7 @@ def _manifest(spec, identity, entries, sizes) -> dict:
                        "dims": list(f["dims"])})
         at += sizes[f["path"]]
     index = sorted(p for f in entries for p in side_paths(spec, f))
-    return {"dgen_dataset": 1, "dgen_version": __version__,
+    return {"dgen_dataset": 1, "dgen_version": __version__, "layout": LAYOUT,
             "format_version": identity["format_version"], "identity": identity,
             "dataset": spec, "encoders": encoders(spec["format"]), "files": listed,
             "index_files": [{"path": p, "length": sizes[p]} for p in index],
@@ -1232,6 +1252,7 @@ def read_manifest(path) -> dict:
         spec = resolve_spec(**record["dataset"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: dataset: {e}") from None
+    _check_layout(record, where, spec["format"])
     # The lists the dataset section asks for must be there, before plan() makes them: a
     # small manifest cannot ask for millions of files.
     count = spec["files"] + spec["eval_files"]

@@ -779,3 +779,29 @@ def test_more_files_than_a_plan_holds_are_refused_up_front_naming_the_limit(tmp_
                                          "dataset holds at most 1000000"):
         datasets.resolve_spec("npy", files=600_000, eval_files=500_000)
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("fmt", ["npz", "hdf5", "tfrecord"])
+def test_a_dataset_of_the_earlier_container_layout_is_refused_naming_it(tmp_path, fmt):
+    # npz, hdf5 and tfrecord files are laid out for 4 KiB blocks since layout 2: a manifest
+    # without "layout" was written before, and its files cannot match what verify makes.
+    root, m = write(tmp_path, fmt, files=1, eval_files=0, samples_per_file=2,
+                    record_length=70000, record_length_stdev=0)
+    assert m["layout"] == datasets.LAYOUT == 2
+    edit_manifest(root, lambda r: r.pop("layout"))
+    with pytest.raises(ValueError, match=rf"{fmt} files of container layout 1 .*dgen "
+                                         rf"{m['dgen_version']}.* writes layout 2"):
+        datasets.verify_training_dataset(root)
+
+
+def test_a_dataset_of_a_format_the_layout_left_alone_verifies_at_any_layout(tmp_path):
+    root, _ = write(tmp_path, "npy", files=1, eval_files=0)
+    edit_manifest(root, lambda r: r.pop("layout"))
+    assert datasets.verify_training_dataset(root)["ok"]
+
+
+def test_a_future_layout_is_refused(tmp_path):
+    root, _ = write(tmp_path, "npy", files=1, eval_files=0)
+    edit_manifest(root, lambda r: r.update(layout=3))
+    with pytest.raises(ValueError, match="layout is 3: this dgen reads layouts 1 to 2"):
+        datasets.verify_training_dataset(root)

@@ -356,6 +356,8 @@ def build_parser() -> Parser:
                    help="files written at once (default: one per thread)")
     c.add_argument("--fsync", action="store_true", help="fsync files and directories before "
                    "the manifest")
+    c.add_argument("--direct", action="store_true", help="refused: the containers' headers "
+                   "and framing sit off the block grid O_DIRECT needs")
     threads(c)
     json_flag(c)
     mpi_flags(c)
@@ -680,6 +682,10 @@ def cmd_write(args) -> int:
 
 def cmd_dataset(args) -> int:
     from . import datasets
+    if args.direct:
+        raise ValueError("--direct: dgen dataset cannot write with O_DIRECT: container headers "
+                         "and framing sit at offsets that are not multiples of the block size; "
+                         "write without it (add --fsync to have the data on the device)")
     layout = {k: getattr(args, k) for k in (
         "workload", "files", "eval_files", "samples_per_file", "record_length",
         "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")}

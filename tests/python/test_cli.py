@@ -684,3 +684,12 @@ def test_info_says_whether_threads_and_memory_can_be_bound():
                     .split())
     assert "`; threads and memory can be bound`" in docs
     assert "`; binding unavailable (threads and memory unpinned)`" in docs
+
+
+def test_dataset_direct_is_refused_saying_why(tmp_path):
+    r = dgen("dataset", tmp_path / "ds", "--format", "npy", "--direct", check=2)
+    assert r.stderr.decode().splitlines() == [
+        "dgen: error: --direct: dgen dataset cannot write with O_DIRECT: container headers and "
+        "framing sit at offsets that are not multiples of the block size; write without it "
+        "(add --fsync to have the data on the device)"]
+    assert not (tmp_path / "ds").exists()

@@ -1,0 +1,342 @@
+// Content profiles: see content.hpp and docs/data-model.md, "Content".
+#include "content.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace dgen::content {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kSlack = 128;     // a token writes up to 96 bytes past its end
+constexpr size_t kDictSize = 1 << 15;  // bytes of a profile's shared dictionary
+
+// A page is a run of tokens, each a literal run (0..32 of the page's literal bytes at the
+// same position) then a copy (1..64 bytes) of one kind. Each part copies 32 (64) bytes and
+// keeps its length, so longer runs and matches are several tokens in a row (a match at
+// the last distance continues one). No branch depends on the random bits.
+enum Copy {
+  kMatch,  // earlier bytes of the page at a new distance (32..4095)
+  kRep,    // earlier bytes at the last distance: continues a match, or repeats one
+  kDict,   // a short string of the profile's dictionary (shared by all pages)
+  kShort,  // 3 or 4 earlier bytes at a new distance: too short for the fast match finders
+  kNear,   // 2 or 3 bytes at the last distance: what optimal parsers (xz) find in tables
+  kRun,    // one byte repeated
+  kRaw,    // the page's random bytes at the same position (incompressible)
+  kCopies
+};
+
+// Literal bytes from random words, 8 at a time: with a = the word, b and c = a rotated,
+// bit i of every byte is 1 with probability 1/8 (and3), 1/4 (and2), 1/2 (one) or 3/4
+// (or2), else it is `set`. Rotating by a multiple of 8 makes a byte share random bits with
+// a neighbour (the order-1 flavour real literals have, which xz and bzip2 model and zstd
+// and lz4 do not).
+struct Literals {
+  uint8_t and3, and2, one, or2, set;
+};
+constexpr int kRotB = 8, kRotC = 16;
+
+// A profile at one compressibility: the weights of the copy kinds and the literal run's
+// mean length.
+struct Anchor {
+  double copy[kCopies];
+  double literal_mean;
+};
+
+struct Spec {
+  Literals lit;
+  uint8_t run_bytes[4];
+  double copy_mean[kCopies];  // mean copy lengths (geometric, copy_min..64)
+  uint8_t copy_min[kCopies];
+  Anchor anchors[3];          // at levels 0, kLevels / 2, kLevels - 1
+  // A page's level is offset by spread[3 key bits], so regions differ; kSparse instead
+  // makes it a sparse page (mostly runs, as padding and tables are), at levels from
+  // sparse_from up.
+  int16_t spread[8];
+  int sparse_from;
+  Anchor sparse;
+  int dict_bits;  // the dictionary used: its first 2^dict_bits bytes (at most 15)
+};
+constexpr int16_t kSparse = 999;
+
+//                 match rep  dict short near run  raw
+constexpr Spec kBinary = {
+    {0xF0, 0x0E, 0x01, 0x00, 0x00},
+    {0x00, 0x00, 0xFF, 0xCC},
+    {20, 16, 20, 3.5, 2.5, 48, 48},
+    {1, 1, 6, 3, 2, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8}, 2},
+     {{2.0, 1.0, 1.0, 0.5, 1.0, 0.3, 0.1}, 2},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0}, 0.1}},
+    {-24, -12, -4, 0, 0, 8, 24, kSparse},
+    64,
+    {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0}, 0.5},
+    13,
+};
+
+constexpr Spec kText = {
+    {0x00, 0x1F, 0x00, 0x40, 0x20},
+    {' ', ' ', ' ', '-'},
+    {20, 16, 20, 3.5, 2.5, 12, 48},
+    {1, 1, 6, 3, 2, 4, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8}, 2},
+     {{3.0, 1.0, 2.0, 0.3, 0.0, 0.3, 0.0}, 2.5},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0}, 0.1}},
+    {-24, -12, -4, 0, 0, 8, 24, 48},
+    999,
+    {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0}, 2},
+    13,
+};
+
+inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+inline uint64_t bytes8(uint8_t b) { return 0x0101010101010101ull * b; }
+
+// 8 literal bytes from a random word.
+inline uint64_t literal_word(uint64_t a, const Literals& l) {
+  const uint64_t b = rotl(a, kRotB), c = rotl(a, kRotC);
+  return (a & b & c & bytes8(l.and3)) | (a & b & bytes8(l.and2)) | (a & bytes8(l.one)) |
+         ((a | b) & bytes8(l.or2)) | bytes8(l.set);
+}
+
+// The page's literal bytes from its random bytes.
+inline void literal_bytes(uint64_t* lit, const uint64_t* random, Literals l) {
+  for (size_t i = 0; i < kPage / 8; ++i) lit[i] = literal_word(random[i], l);
+}
+
+// SplitMix64 over a counter: the constant-seeded source of the profile tables.
+struct Mix {
+  uint64_t x;
+  uint64_t next() {
+    uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+};
+
+// The tables a profile's pages are made from, built once from its Spec.
+struct Profile {
+  alignas(64) uint8_t dict[kDictSize + kSlack];
+  alignas(64) uint8_t runs[4][64];
+  uint8_t copy_len[kCopies][32];  // copy lengths (1..64) by 5 random bits
+  uint16_t distance[256];         // new match distances by 8 random bits
+  struct Level {
+    uint8_t copy[64];             // copy kinds by 6 random bits
+    uint8_t literal_len[32];      // literal run lengths by 5 random bits
+  } levels[kLevels + 1];  // the last: sparse pages
+  Literals lit;
+  int16_t spread[8];
+  int sparse_from;
+  int dict_shift;  // a dictionary offset is (x * x) >> dict_shift, x 16 random bits
+};
+
+// 32 lengths in lo..hi of a geometric variable of the mean, by inverse transform.
+void lengths(uint8_t (&out)[32], double mean, int lo, int hi) {
+  const double p = 1.0 / std::max(mean - lo + 1, 1.0);
+  for (int i = 0; i < 32; ++i) {
+    const double u = (i + 0.5) / 32;
+    const double v = lo + std::floor(std::log1p(-u) / std::log1p(-std::min(p, 0.999999)));
+    out[i] = uint8_t(std::clamp(int(v), lo, hi));
+  }
+}
+
+Profile* build(const Spec& s, uint64_t seed) {
+  Profile* p = new Profile{};
+  Mix mix{seed};
+  p->lit = s.lit;
+  for (size_t i = 0; i < kDictSize + kSlack; i += 8) {
+    const uint64_t v = literal_word(mix.next(), s.lit);
+    std::memcpy(p->dict + i, &v, 8);
+  }
+  for (int r = 0; r < 4; ++r) std::memset(p->runs[r], s.run_bytes[r], 64);
+  for (int t = 0; t < kCopies; ++t) lengths(p->copy_len[t], s.copy_mean[t], s.copy_min[t], t == kShort || t == kNear ? s.copy_min[t] + 1 : 64);
+  // Distances: from 32 to 4095, the short ones most often.
+  for (int i = 0; i < 256; ++i) {
+    const double u = (i + 0.5) / 256;
+    p->distance[i] = uint16_t(std::clamp(std::exp2(5 + 7 * u * u), 32.0, 4095.0));
+  }
+  for (int l = 0; l <= kLevels; ++l) {
+    const double x = double(l) / (kLevels - 1) * 2;  // 0..2 over the three anchors
+    const int a = x < 1 ? 0 : 1;
+    const double f = l == kLevels ? 0 : x - a;
+    const Anchor& lo = l == kLevels ? s.sparse : s.anchors[a];
+    const Anchor& hi = l == kLevels ? s.sparse : s.anchors[a + 1];
+    // Each anchor's weights as shares, then mixed.
+    double slo = 0, shi = 0, w[kCopies], sum = 0;
+    for (int t = 0; t < kCopies; ++t) slo += lo.copy[t], shi += hi.copy[t];
+    for (int t = 0; t < kCopies; ++t)
+      sum += w[t] = lo.copy[t] / slo * (1 - f) + hi.copy[t] / shi * f;
+    int t = 0;
+    double c = w[0] / sum;
+    for (int i = 0; i < 64; ++i) {
+      while (t < kCopies - 1 && (i + 0.5) / 64 > c) c += w[++t] / sum;
+      p->levels[l].copy[i] = uint8_t(t);
+    }
+    lengths(p->levels[l].literal_len, lo.literal_mean * (1 - f) + hi.literal_mean * f, 0, 32);
+  }
+  p->sparse_from = s.sparse_from;
+  p->dict_shift = 32 - s.dict_bits;
+  std::memcpy(p->spread, s.spread, sizeof p->spread);
+  return p;
+}
+
+const Profile& profile(Kind k) {
+  static const Profile* binary = build(kBinary, 0x62696E617279ull);
+  static const Profile* text = build(kText, 0x74657874ull);
+  return k == Kind::text ? *text : *binary;
+}
+
+// The token source: wyrand (a 64-bit multiply per word, two tokens), seeded by the key.
+struct Wy {
+  uint64_t x;
+  uint64_t next() {
+    x += 0xA0761D6478BD642Full;
+    const unsigned __int128 m = (unsigned __int128)x * (x ^ 0xE7037ED1A0B428DBull);
+    return uint64_t(m) ^ uint64_t(m >> 64);
+  }
+};
+
+// 32 bytes from s to d; the ranges never overlap (matches are 32 or more bytes back).
+inline void copy32(uint8_t* d, const uint8_t* s) { std::memcpy(d, s, 32); }
+// 64 bytes, 32 at a time: a match 32..63 bytes back reads bytes the first half wrote.
+inline void copy64(uint8_t* d, const uint8_t* s) {
+  copy32(d, s);
+  copy32(d + 32, s + 32);
+}
+
+// Where each copy kind reads, as masks, so that a token selects its source with no
+// branch (kinds are random, and a mispredicted branch costs more than the whole token):
+// base + (pos & at) - (d & back) + (offset & table).
+struct Source {
+  const uint8_t* base;
+  size_t at, back, rep, table, rep_set;  // rep_set: the distance becomes the last one
+};
+
+// One token from 32 random bits: bits 0-4 the literal length, 5-10 the copy kind, 11-15
+// its length, 16-31 its distance, dictionary offset or run byte.
+inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
+                    const Source* sources, const Profile& p, const Profile::Level& L,
+                    size_t& last) {
+  copy32(out + pos, lit + pos);
+  pos += L.literal_len[c & 31];
+  const Source& s = sources[L.copy[(c >> 5) & 63]];
+  const size_t n = p.copy_len[L.copy[(c >> 5) & 63]][(c >> 11) & 31];
+  const uint32_t x = c >> 16;
+  size_t d = (last & s.rep) | (p.distance[x & 255] & ~s.rep);
+  d = d < pos ? d : pos;
+  last = (d & s.rep_set) | (last & ~s.rep_set);
+  // Dictionary offsets favour its start; run buffers sit 64 bytes apart (table bits 6-7).
+  const size_t off = (x * x) >> p.dict_shift;
+  copy64(out + pos, s.base + (pos & s.at) - (d & s.back) + (off & s.table));
+  return pos + n;
+}
+
+// One page into out (kPage + kSlack bytes) from its random bytes (kPage + kSlack, the
+// slack zero) and key; lit: scratch of the same size, slack zero. Integer operations and
+// copies only: the AVX2 clone (32-byte moves, vector literal bytes) writes the same bytes.
+__attribute__((target_clones("avx2", "default")))
+void page(uint8_t* out, uint8_t* lit, const uint8_t* random, uint64_t key, const Profile& p,
+          int level) {
+  literal_bytes(reinterpret_cast<uint64_t*>(lit), reinterpret_cast<const uint64_t*>(random),
+                p.lit);
+  Wy wy{key ^ 0x5F0A3C1B2D4E6978ull};
+  uint64_t w = wy.next();
+  const int spread = p.spread[w & 7];
+  const Profile::Level& L =
+      p.levels[spread == kSparse ? (level >= p.sparse_from ? kLevels : level)
+                                 : std::clamp(level + spread, 0, kLevels - 1)];
+  // The first 32 bytes are random: no page is all zeros, none equals another, and every
+  // match has 32 bytes behind it.
+  copy32(out, random);
+  constexpr size_t all = ~size_t{0};
+  const Source sources[kCopies] = {
+      {out, all, all, 0, 0, all}, {out, all, all, all, 0, all},
+      {p.dict, 0, 0, 0, ~size_t{15}, 0}, {out, all, all, 0, 0, 0},
+      {out, all, all, all, 0, all}, {p.runs[0], 0, 0, 0, 0xC0, 0},
+      {random, all, 0, 0, 0, 0}};
+  size_t pos = 32, last = 64;
+  while (pos < kPage) {
+    w = wy.next();
+    pos = token(out, pos, uint32_t(w), lit, sources, p, L, last);
+    if (pos >= kPage) break;
+    pos = token(out, pos, uint32_t(w >> 32), lit, sources, p, L, last);
+  }
+}
+
+}  // namespace
+
+const char* name(Kind k) {
+  switch (k) {
+    case Kind::flat: return "flat";
+    case Kind::binary: return "binary";
+    case Kind::text: return "text";
+  }
+  return nullptr;
+}
+
+bool parse(const char* s, Kind& out) {
+  for (Kind k : {Kind::flat, Kind::binary, Kind::text})
+    if (std::strcmp(s, name(k)) == 0) return out = k, true;
+  return false;
+}
+
+Model model_at(Kind kind, int level) { return Model{kind, std::clamp(level, 0, kLevels - 1)}; }
+
+// The calibration: zstd -3 over 1 MiB frames of each profile at levels 0, 8, ..., 248 and
+// 255, measured by benchmarks/texture_fit.py on 8 MiB of pages. model_for() interpolates it
+// in log ratio.
+constexpr int kFitPoints = 33;
+constexpr double kCalibration[2][kFitPoints] = {
+    {1.037, 1.057, 1.078, 1.107, 1.141, 1.172, 1.211, 1.259,
+     1.472, 1.549, 1.629, 1.746, 1.906, 2.123, 2.376, 2.694,
+     3.097, 3.501, 3.761, 4.021, 4.224, 4.455, 4.730, 4.955,
+     5.359, 5.947, 6.447, 7.154, 8.029, 8.743, 9.648, 10.933,
+     12.246},
+    {1.066, 1.085, 1.116, 1.150, 1.191, 1.239, 1.294, 1.361,
+     1.442, 1.540, 1.672, 1.806, 1.963, 2.193, 2.467, 2.797,
+     3.220, 3.569, 3.810, 4.069, 4.172, 4.290, 4.427, 4.589,
+     4.808, 5.080, 5.436, 5.764, 6.216, 6.864, 7.576, 8.671,
+     10.144},
+};
+
+Model model_for(Kind kind, double compress_ratio) {
+  const double* r = kCalibration[kind == Kind::text ? 1 : 0];
+  const auto level_of = [](int i) { return std::min(8 * i, kLevels - 1); };
+  if (!(compress_ratio > r[0])) return model_at(kind, 0);
+  for (int i = 1; i < kFitPoints; ++i) {
+    if (compress_ratio <= r[i]) {
+      const double f = std::log(compress_ratio / r[i - 1]) / std::log(r[i] / r[i - 1]);
+      const double l = level_of(i - 1) + f * (level_of(i) - level_of(i - 1));
+      return model_at(kind, int(std::lround(l)));
+    }
+  }
+  return model_at(kind, kLevels - 1);
+}
+
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
+           const kernels::Table& k) {
+  constexpr size_t kBatch = 4;  // pages whose random bytes are made in one kernel call
+  const Profile& p = profile(m.kind);
+  alignas(64) uint8_t random[kBatch * kPage + kSlack] = {};
+  alignas(64) uint8_t lit[kPage + kSlack] = {};
+  alignas(64) uint8_t last[kPage + kSlack];
+  for (size_t i = 0; i < count; i += kBatch) {
+    const size_t n = std::min(kBatch, count - i);
+    k.pages(random, keys + i, n, kPage, false);
+    // The slack after a batch's last page must read as zeros: tokens past the page end
+    // read it (and write bytes that are dropped).
+    std::memset(random + n * kPage, 0, kSlack);
+    for (size_t j = 0; j < n; ++j) {
+      // A token writes up to kSlack bytes past the page end: straight into the next page's
+      // place in dst, which is written after, except for the last page.
+      const bool tail = i + j + 1 == count;
+      uint8_t* out = tail ? last : dst + kPage * (i + j);
+      page(out, lit, random + kPage * j, keys[i + j], p, m.level);
+      if (tail) std::memcpy(dst + kPage * (i + j), last, kPage);
+    }
+  }
+}
+
+}  // namespace dgen::content

@@ -11,6 +11,7 @@ namespace {
 constexpr size_t kPage = 4096;
 constexpr size_t kSlack = 128;     // a token writes up to 96 bytes past its end
 constexpr size_t kDictSize = 1 << 15;  // bytes of a profile's shared dictionary
+constexpr size_t kFarSize = 1 << 20;   // bytes of its rare dictionary
 
 // A page is a run of tokens, each a literal run (0..32 of the page's literal bytes at the
 // same position) then a copy (1..64 bytes) of one kind. Each part copies 32 (64) bytes and
@@ -24,6 +25,8 @@ enum Copy {
   kNear,   // 2 or 3 bytes at the last distance: what optimal parsers (xz) find in tables
   kRun,    // one byte repeated
   kRaw,    // the page's random bytes at the same position (incompressible)
+  kFar,    // a string of the profile's large rare dictionary: repeats far apart, which only
+           // the deep match finders (zstd -19, xz) keep in view
   kCopies
 };
 
@@ -57,36 +60,39 @@ struct Spec {
   int sparse_from;
   Anchor sparse;
   int dict_bits;  // the dictionary used: its first 2^dict_bits bytes (at most 15)
+  int far_bits;   // the rare dictionary used: its first 2^far_bits bytes (at most 20)
 };
 constexpr int16_t kSparse = 999;
 
-//                 match rep  dict short near run  raw
+//                 match rep  dict short near run  raw  far
 constexpr Spec kBinary = {
     {0xF0, 0x0E, 0x01, 0x00, 0x00},
     {0x00, 0x00, 0xFF, 0xCC},
-    {20, 16, 20, 3.5, 2.5, 48, 48},
-    {1, 1, 6, 3, 2, 8, 8},
-    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8}, 2},
-     {{2.0, 1.0, 1.0, 0.5, 1.0, 0.3, 0.1}, 2},
-     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0}, 0.1}},
+    {20, 16, 20, 3.5, 2.5, 48, 48, 16},
+    {1, 1, 6, 3, 2, 8, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{1.5, 1.0, 0.8, 0.5, 1.0, 0.3, 0.1, 0.5}, 2},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
     {-24, -12, -4, 0, 0, 8, 24, kSparse},
     64,
-    {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0}, 0.5},
+    {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 1.0},
     13,
+    17,
 };
 
 constexpr Spec kText = {
     {0x00, 0x1F, 0x00, 0x40, 0x20},
     {' ', ' ', ' ', '-'},
-    {20, 16, 20, 3.5, 2.5, 12, 48},
-    {1, 1, 6, 3, 2, 4, 8},
-    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8}, 2},
-     {{3.0, 1.0, 2.0, 0.3, 0.0, 0.3, 0.0}, 2.5},
-     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0}, 0.1}},
+    {20, 16, 20, 3.5, 2.5, 12, 48, 16},
+    {1, 1, 6, 3, 2, 4, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{3.0, 1.0, 2.0, 0.3, 0.0, 0.3, 0.0, 0}, 2.5},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
     {-24, -12, -4, 0, 0, 8, 24, 48},
     999,
-    {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0}, 2},
+    {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 2},
     13,
+    17,
 };
 
 inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -119,6 +125,7 @@ struct Mix {
 // The tables a profile's pages are made from, built once from its Spec.
 struct Profile {
   alignas(64) uint8_t dict[kDictSize + kSlack];
+  alignas(64) uint8_t far[kFarSize + kSlack];
   alignas(64) uint8_t runs[4][64];
   uint8_t copy_len[kCopies][32];  // copy lengths (1..64) by 5 random bits
   uint16_t distance[256];         // new match distances by 8 random bits
@@ -130,6 +137,7 @@ struct Profile {
   int16_t spread[8];
   int sparse_from;
   int dict_shift;  // a dictionary offset is (x * x) >> dict_shift, x 16 random bits
+  size_t far_mask;  // a rare dictionary offset is (16 x) & far_mask
 };
 
 // 32 lengths in lo..hi of a geometric variable of the mean, by inverse transform.
@@ -149,6 +157,10 @@ Profile* build(const Spec& s, uint64_t seed) {
   for (size_t i = 0; i < kDictSize + kSlack; i += 8) {
     const uint64_t v = literal_word(mix.next(), s.lit);
     std::memcpy(p->dict + i, &v, 8);
+  }
+  for (size_t i = 0; i < kFarSize + kSlack; i += 8) {
+    const uint64_t v = literal_word(mix.next(), s.lit);
+    std::memcpy(p->far + i, &v, 8);
   }
   for (int r = 0; r < 4; ++r) std::memset(p->runs[r], s.run_bytes[r], 64);
   for (int t = 0; t < kCopies; ++t) lengths(p->copy_len[t], s.copy_mean[t], s.copy_min[t], t == kShort || t == kNear ? s.copy_min[t] + 1 : 64);
@@ -178,6 +190,7 @@ Profile* build(const Spec& s, uint64_t seed) {
   }
   p->sparse_from = s.sparse_from;
   p->dict_shift = 32 - s.dict_bits;
+  p->far_mask = ((size_t{1} << s.far_bits) - 1) & ~size_t{15};
   std::memcpy(p->spread, s.spread, sizeof p->spread);
   return p;
 }
@@ -212,6 +225,7 @@ inline void copy64(uint8_t* d, const uint8_t* s) {
 struct Source {
   const uint8_t* base;
   size_t at, back, rep, table, rep_set;  // rep_set: the distance becomes the last one
+  size_t spread;                         // far: 16 * x, any of 64 Ki strings
 };
 
 // One token from 32 random bits: bits 0-4 the literal length, 5-10 the copy kind, 11-15
@@ -229,7 +243,8 @@ inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
   last = (d & s.rep_set) | (last & ~s.rep_set);
   // Dictionary offsets favour its start; run buffers sit 64 bytes apart (table bits 6-7).
   const size_t off = (x * x) >> p.dict_shift;
-  copy64(out + pos, s.base + (pos & s.at) - (d & s.back) + (off & s.table));
+  copy64(out + pos,
+         s.base + (pos & s.at) - (d & s.back) + (off & s.table) + ((size_t{x} << 4) & s.spread));
   return pos + n;
 }
 
@@ -252,10 +267,10 @@ void page(uint8_t* out, uint8_t* lit, const uint8_t* random, uint64_t key, const
   copy32(out, random);
   constexpr size_t all = ~size_t{0};
   const Source sources[kCopies] = {
-      {out, all, all, 0, 0, all}, {out, all, all, all, 0, all},
-      {p.dict, 0, 0, 0, ~size_t{15}, 0}, {out, all, all, 0, 0, 0},
-      {out, all, all, all, 0, all}, {p.runs[0], 0, 0, 0, 0xC0, 0},
-      {random, all, 0, 0, 0, 0}};
+      {out, all, all, 0, 0, all, 0}, {out, all, all, all, 0, all, 0},
+      {p.dict, 0, 0, 0, ~size_t{15}, 0, 0}, {out, all, all, 0, 0, 0, 0},
+      {out, all, all, all, 0, all, 0}, {p.runs[0], 0, 0, 0, 0xC0, 0, 0},
+      {random, all, 0, 0, 0, 0, 0}, {p.far, 0, 0, 0, 0, 0, p.far_mask}};
   size_t pos = 32, last = 64;
   while (pos < kPage) {
     w = wy.next();
@@ -289,11 +304,11 @@ Model model_at(Kind kind, int level) { return Model{kind, std::clamp(level, 0, k
 // in log ratio.
 constexpr int kFitPoints = 33;
 constexpr double kCalibration[2][kFitPoints] = {
-    {1.037, 1.057, 1.078, 1.107, 1.141, 1.172, 1.211, 1.259,
-     1.472, 1.549, 1.629, 1.746, 1.906, 2.123, 2.376, 2.694,
-     3.097, 3.501, 3.761, 4.021, 4.224, 4.455, 4.730, 4.955,
-     5.359, 5.947, 6.447, 7.154, 8.029, 8.743, 9.648, 10.933,
-     12.246},
+    {1.040, 1.062, 1.070, 1.092, 1.129, 1.156, 1.184, 1.235,
+     1.417, 1.475, 1.571, 1.675, 1.816, 1.992, 2.185, 2.486,
+     2.823, 3.088, 3.442, 3.724, 3.793, 4.083, 4.402, 4.724,
+     4.985, 5.236, 5.969, 6.398, 6.835, 8.271, 9.126, 9.853,
+     11.894},
     {1.066, 1.085, 1.116, 1.150, 1.191, 1.239, 1.294, 1.361,
      1.442, 1.540, 1.672, 1.806, 1.963, 2.193, 2.467, 2.797,
      3.220, 3.569, 3.810, 4.069, 4.172, 4.290, 4.427, 4.589,

@@ -105,9 +105,9 @@ TEST(Content, GoldenDigests) {
     const char* sha256;
   };
   const Row rows[] = {
-      {Kind::binary, 0, "bac82a73227104b0dc8e8bbe25367262946c18caa955c6afca9763e5f5c33bd4"},
-      {Kind::binary, 128, "ebffde9da121b6e4e66ccce0770ececd955eee4ceed9fc287cec27c7aa9647bf"},
-      {Kind::binary, 255, "d71fd6ea7b8d9dde32e43822ccc18b86f117efa85e7135d4d85fcc3a97d4fe19"},
+      {Kind::binary, 0, "766728fc68bd8fa8bc2e66c22a573fc203f9b7a8c937aab61a82b335c173fbae"},
+      {Kind::binary, 128, "3f8fbaf8e4d695ffa89bcce08ecafa1afd5c835b8bbc589ecebe7c028f49b5d4"},
+      {Kind::binary, 255, "d1fa3c3210b34a46f8a5bbe69c3fee49647a59ee8bdae72539c030f8c4088b63"},
       {Kind::text, 0, "db23daf7007ee6555c87be431b2c212c87fd4cc9610f8535a7b64d8a5c25bb38"},
       {Kind::text, 128, "55b49af91cd4d057a828930490d66ed9a2d702ead61d96e65e64664b2557fbd8"},
       {Kind::text, 255, "5b72d2d491145dabcdd15dbe98db380f6e2a4774ccdd415ae66c883ecf4d8a8e"},

@@ -52,7 +52,7 @@ struct Spec {
   uint8_t run_bytes[4];
   double copy_mean[kCopies];  // mean copy lengths (geometric, copy_min..64)
   uint8_t copy_min[kCopies];
-  Anchor anchors[3];          // at levels 0, kLevels / 2, kLevels - 1
+  Anchor anchors[4];          // at levels 0, 85, 170, 255
   // A page's level is offset by spread[3 key bits], so regions differ; kSparse instead
   // makes it a sparse page (mostly runs, as padding and tables are), at levels from
   // sparse_from up.
@@ -71,10 +71,11 @@ constexpr Spec kBinary = {
     {20, 16, 20, 3.5, 2.5, 48, 48, 16},
     {1, 1, 6, 3, 2, 8, 8, 8},
     {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{0.2, 0.1, 0.2, 1.0, 1.5, 0.02, 0.15, 0.1}, 14},
      {{1.5, 1.0, 0.8, 0.5, 1.0, 0.3, 0.1, 0.5}, 2},
      {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
     {-24, -12, -4, 0, 0, 8, 24, kSparse},
-    64,
+    100,
     {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 1.0},
     13,
     17,
@@ -86,6 +87,7 @@ constexpr Spec kText = {
     {20, 16, 20, 3.5, 2.5, 12, 48, 16},
     {1, 1, 6, 3, 2, 4, 8, 8},
     {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{0.2, 0.1, 0.2, 1.0, 1.5, 0.02, 0.15, 0.1}, 14},
      {{3.0, 1.0, 2.0, 0.3, 0.0, 0.3, 0.0, 0}, 2.5},
      {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
     {-24, -12, -4, 0, 0, 8, 24, 48},
@@ -170,8 +172,8 @@ Profile* build(const Spec& s, uint64_t seed) {
     p->distance[i] = uint16_t(std::clamp(std::exp2(5 + 7 * u * u), 32.0, 4095.0));
   }
   for (int l = 0; l <= kLevels; ++l) {
-    const double x = double(l) / (kLevels - 1) * 2;  // 0..2 over the three anchors
-    const int a = x < 1 ? 0 : 1;
+    const double x = double(l) / (kLevels - 1) * 3;  // 0..3 over the four anchors
+    const int a = std::min(int(x), 2);
     const double f = l == kLevels ? 0 : x - a;
     const Anchor& lo = l == kLevels ? s.sparse : s.anchors[a];
     const Anchor& hi = l == kLevels ? s.sparse : s.anchors[a + 1];
@@ -304,16 +306,16 @@ Model model_at(Kind kind, int level) { return Model{kind, std::clamp(level, 0, k
 // in log ratio.
 constexpr int kFitPoints = 33;
 constexpr double kCalibration[2][kFitPoints] = {
-    {1.040, 1.062, 1.070, 1.092, 1.129, 1.156, 1.184, 1.235,
-     1.417, 1.475, 1.571, 1.675, 1.816, 1.992, 2.185, 2.486,
-     2.823, 3.088, 3.442, 3.724, 3.793, 4.083, 4.402, 4.724,
-     4.985, 5.236, 5.969, 6.398, 6.835, 8.271, 9.126, 9.853,
-     11.894},
-    {1.066, 1.085, 1.116, 1.150, 1.191, 1.239, 1.294, 1.361,
-     1.442, 1.540, 1.672, 1.806, 1.963, 2.193, 2.467, 2.797,
-     3.220, 3.569, 3.810, 4.069, 4.172, 4.290, 4.427, 4.589,
-     4.808, 5.080, 5.436, 5.764, 6.216, 6.864, 7.576, 8.671,
-     10.144},
+    {1.030, 1.035, 1.038, 1.055, 1.083, 1.095, 1.121, 1.160,
+     1.197, 1.256, 1.328, 1.407, 1.481, 1.734, 1.819, 1.886,
+     2.012, 2.130, 2.285, 2.501, 2.691, 2.952, 3.210, 3.429,
+     3.911, 4.324, 4.597, 5.366, 5.987, 6.677, 7.613, 8.651,
+     11.076},
+    {1.037, 1.048, 1.062, 1.084, 1.112, 1.140, 1.181, 1.229,
+     1.280, 1.358, 1.454, 1.564, 1.704, 1.820, 1.928, 2.097,
+     2.248, 2.431, 2.684, 2.876, 3.130, 3.515, 3.748, 3.955,
+     4.247, 4.499, 4.813, 5.099, 5.483, 6.088, 6.829, 8.010,
+     9.489},
 };
 
 Model model_for(Kind kind, double compress_ratio) {

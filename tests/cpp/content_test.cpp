@@ -105,12 +105,12 @@ TEST(Content, GoldenDigests) {
     const char* sha256;
   };
   const Row rows[] = {
-      {Kind::binary, 0, "766728fc68bd8fa8bc2e66c22a573fc203f9b7a8c937aab61a82b335c173fbae"},
-      {Kind::binary, 128, "3f8fbaf8e4d695ffa89bcce08ecafa1afd5c835b8bbc589ecebe7c028f49b5d4"},
-      {Kind::binary, 255, "d1fa3c3210b34a46f8a5bbe69c3fee49647a59ee8bdae72539c030f8c4088b63"},
-      {Kind::text, 0, "db23daf7007ee6555c87be431b2c212c87fd4cc9610f8535a7b64d8a5c25bb38"},
-      {Kind::text, 128, "55b49af91cd4d057a828930490d66ed9a2d702ead61d96e65e64664b2557fbd8"},
-      {Kind::text, 255, "5b72d2d491145dabcdd15dbe98db380f6e2a4774ccdd415ae66c883ecf4d8a8e"},
+      {Kind::binary, 0, "6895f3b6b2724bea219f1ec5dcd9bd0bc8ff2b508f162e9068acffd9e82ddc9b"},
+      {Kind::binary, 128, "f354c863414d8d70fd1d7ce1419c1329a0417e27322d4d29eac8421c1497e370"},
+      {Kind::binary, 255, "eba4a6d108df0be8364d191c6413886ebc32d24d0da6fb8b2ad42ab58ccfee7c"},
+      {Kind::text, 0, "0b8773016291438ed1bdbff92d995381f60cb96c7760910537ec15aedc9cb125"},
+      {Kind::text, 128, "ab087db5d797cc989bf001ad99cf75100cb2d9db41d06b28a7302d806185e398"},
+      {Kind::text, 255, "89711d6875dbb1511b7e0d71466da3ec92da2ee6fc900ca5dfe3a16af0150757"},
   };
   for (const Row& r : rows) {
     const auto bytes = make(r.kind, r.level, keys, dgen::kernels::active());

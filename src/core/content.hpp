@@ -1,8 +1,9 @@
-// Content profiles (docs/data-model.md, "Content"): 4 KiB pages of LZ-structured bytes that
-// compress like real files. A page is a function of its page key only: its 4096 random
-// bytes (the page of random length 4096 that every kernel makes identically) feed its
-// literals, and a scalar generator seeded by the key draws its tokens. One implementation
-// of the token logic serves every ISA, so every path writes the same bytes.
+// Content profiles (docs/data-model.md, "Content profiles"; not yet selectable): 4 KiB
+// pages of LZ-structured bytes that compress like real files. A page is a function of its
+// page key only: its 4096 random bytes (the page of random length 4096 that every kernel
+// makes identically) feed its literals, and a scalar generator seeded by the key draws its
+// tokens. One implementation of the token logic serves every ISA, so every path writes the
+// same bytes.
 #pragma once
 
 #include <cstddef>

@@ -165,7 +165,10 @@ Profile* build(const Spec& s, uint64_t seed) {
     std::memcpy(p->far + i, &v, 8);
   }
   for (int r = 0; r < 4; ++r) std::memset(p->runs[r], s.run_bytes[r], 64);
-  for (int t = 0; t < kCopies; ++t) lengths(p->copy_len[t], s.copy_mean[t], s.copy_min[t], t == kShort || t == kNear ? s.copy_min[t] + 1 : 64);
+  for (int t = 0; t < kCopies; ++t) {
+    const bool short_kind = t == kShort || t == kNear;  // their length is min or min + 1
+    lengths(p->copy_len[t], s.copy_mean[t], s.copy_min[t], short_kind ? s.copy_min[t] + 1 : 64);
+  }
   // Distances: from 32 to 4095, the short ones most often.
   for (int i = 0; i < 256; ++i) {
     const double u = (i + 0.5) / 256;

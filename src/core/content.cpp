@@ -2,7 +2,6 @@
 #include "content.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 namespace dgen::content {
@@ -113,6 +112,26 @@ inline void literal_bytes(uint64_t* lit, const uint64_t* random, Literals l) {
   for (size_t i = 0; i < kPage / 8; ++i) lit[i] = literal_word(random[i], l);
 }
 
+// New match distances by 8 random bits: floor(2^(5 + 7 u^2)) for u = (i + 0.5) / 256, from
+// 32 to 3913, the short ones most often (written out: no libm in the bytes).
+constexpr uint16_t kDistances[256] = {
+    32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+    32, 32, 32, 32, 33, 33, 33, 33, 33, 33, 33, 33, 33, 34, 34, 34,
+    34, 34, 34, 35, 35, 35, 35, 35, 36, 36, 36, 36, 37, 37, 37, 37,
+    38, 38, 38, 38, 39, 39, 39, 40, 40, 40, 41, 41, 41, 42, 42, 43,
+    43, 43, 44, 44, 45, 45, 46, 46, 47, 47, 48, 48, 49, 49, 50, 51,
+    51, 52, 52, 53, 54, 54, 55, 56, 57, 57, 58, 59, 60, 61, 61, 62,
+    63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 74, 75, 76, 77, 79, 80,
+    81, 83, 84, 85, 87, 88, 90, 92, 93, 95, 97, 98, 100, 102, 104, 106,
+    108, 110, 112, 115, 117, 119, 122, 124, 127, 129, 132, 135, 137, 140, 143, 146,
+    150, 153, 156, 160, 163, 167, 171, 175, 179, 183, 187, 191, 196, 200, 205, 210,
+    215, 220, 226, 231, 237, 243, 249, 255, 261, 268, 275, 282, 289, 297, 304, 312,
+    321, 329, 338, 347, 357, 366, 376, 387, 397, 408, 420, 432, 444, 456, 469, 483,
+    497, 511, 526, 542, 558, 574, 591, 609, 627, 646, 666, 686, 707, 729, 752, 775,
+    799, 824, 850, 877, 905, 934, 965, 996, 1028, 1062, 1097, 1133, 1170, 1209, 1250, 1292,
+    1335, 1380, 1427, 1476, 1527, 1580, 1634, 1691, 1750, 1812, 1876, 1942, 2011, 2083, 2158, 2236,
+    2316, 2401, 2488, 2579, 2674, 2773, 2876, 2983, 3095, 3211, 3332, 3458, 3590, 3727, 3870, 4019};
+
 // SplitMix64 over a counter: the constant-seeded source of the profile tables.
 struct Mix {
   uint64_t x;
@@ -142,13 +161,20 @@ struct Profile {
   size_t far_mask;  // a rare dictionary offset is (16 x) & far_mask
 };
 
-// 32 lengths in lo..hi of a geometric variable of the mean, by inverse transform.
+// 32 lengths in lo..hi of a geometric variable of the mean (lo + floor(log(1 - u) /
+// log(1 - p)), p = 1 / (mean - lo + 1), at u = (i + 0.5) / 32), by walking its tail
+// q^n: multiplications and comparisons only, so every platform builds the same table.
 void lengths(uint8_t (&out)[32], double mean, int lo, int hi) {
-  const double p = 1.0 / std::max(mean - lo + 1, 1.0);
+  const double q = 1 - 1.0 / std::max(mean - lo + 1, 1.0000001);
+  double tail = q;  // P(X > k)
+  int k = lo;
   for (int i = 0; i < 32; ++i) {
     const double u = (i + 0.5) / 32;
-    const double v = lo + std::floor(std::log1p(-u) / std::log1p(-std::min(p, 0.999999)));
-    out[i] = uint8_t(std::clamp(int(v), lo, hi));
+    while (k < hi && 1 - tail < u) {
+      tail *= q;
+      ++k;
+    }
+    out[i] = uint8_t(k);
   }
 }
 
@@ -169,11 +195,7 @@ Profile* build(const Spec& s, uint64_t seed) {
     const bool short_kind = t == kShort || t == kNear;  // their length is min or min + 1
     lengths(p->copy_len[t], s.copy_mean[t], s.copy_min[t], short_kind ? s.copy_min[t] + 1 : 64);
   }
-  // Distances: from 32 to 4095, the short ones most often.
-  for (int i = 0; i < 256; ++i) {
-    const double u = (i + 0.5) / 256;
-    p->distance[i] = uint16_t(std::clamp(std::exp2(5 + 7 * u * u), 32.0, 4095.0));
-  }
+  std::memcpy(p->distance, kDistances, sizeof kDistances);
   for (int l = 0; l <= kLevels; ++l) {
     const double x = double(l) / (kLevels - 1) * 3;  // 0..3 over the four anchors
     const int a = std::min(int(x), 2);
@@ -306,14 +328,14 @@ Model model_at(Kind kind, int level) { return Model{kind, std::clamp(level, 0, k
 
 // The calibration: zstd -3 over 1 MiB frames of each profile at levels 0, 8, ..., 248 and
 // 255, measured by benchmarks/texture_fit.py on 8 MiB of pages. model_for() interpolates it
-// in log ratio.
+// linearly (plain arithmetic: the same level on every platform).
 constexpr int kFitPoints = 33;
 constexpr double kCalibration[2][kFitPoints] = {
     {1.030, 1.035, 1.038, 1.055, 1.083, 1.095, 1.121, 1.160,
-     1.197, 1.256, 1.328, 1.407, 1.481, 1.734, 1.819, 1.886,
-     2.012, 2.130, 2.285, 2.501, 2.691, 2.952, 3.210, 3.429,
-     3.911, 4.324, 4.597, 5.366, 5.987, 6.677, 7.613, 8.651,
-     11.076},
+     1.197, 1.256, 1.328, 1.407, 1.481, 1.734, 1.820, 1.886,
+     2.012, 2.130, 2.285, 2.501, 2.691, 2.952, 3.210, 3.431,
+     3.912, 4.325, 4.598, 5.368, 5.988, 6.679, 7.617, 8.655,
+     11.088},
     {1.035, 1.039, 1.052, 1.071, 1.095, 1.123, 1.157, 1.205,
      1.258, 1.334, 1.427, 1.532, 1.667, 1.775, 1.901, 2.025,
      2.206, 2.397, 2.616, 2.848, 3.098, 3.468, 3.691, 3.886,
@@ -327,9 +349,9 @@ Model model_for(Kind kind, double compress_ratio) {
   if (!(compress_ratio > r[0])) return model_at(kind, 0);
   for (int i = 1; i < kFitPoints; ++i) {
     if (compress_ratio <= r[i]) {
-      const double f = std::log(compress_ratio / r[i - 1]) / std::log(r[i] / r[i - 1]);
+      const double f = (compress_ratio - r[i - 1]) / (r[i] - r[i - 1]);
       const double l = level_of(i - 1) + f * (level_of(i) - level_of(i - 1));
-      return model_at(kind, int(std::lround(l)));
+      return model_at(kind, int(l + 0.5));
     }
   }
   return model_at(kind, kLevels - 1);

@@ -106,8 +106,8 @@ TEST(Content, GoldenDigests) {
   };
   const Row rows[] = {
       {Kind::binary, 0, "6895f3b6b2724bea219f1ec5dcd9bd0bc8ff2b508f162e9068acffd9e82ddc9b"},
-      {Kind::binary, 128, "f354c863414d8d70fd1d7ce1419c1329a0417e27322d4d29eac8421c1497e370"},
-      {Kind::binary, 255, "eba4a6d108df0be8364d191c6413886ebc32d24d0da6fb8b2ad42ab58ccfee7c"},
+      {Kind::binary, 128, "e372461074816886ff404c07144de52e64278f0dc34b1becb313a10167d3f1ef"},
+      {Kind::binary, 255, "cabd5cfb43acbc3b685548d889eaa364f22a43bc1b588f988e1a0ac0e6b99f48"},
       {Kind::text, 0, "dcc8b46d7a9ba16ef4d4632083deb4225e1de496a0b6d5f8d1de59a06975ba6b"},
       {Kind::text, 128, "cf7d1c1162a77277bd1d9f5c6d575c67cb9bb7353f2284635d1d61c80d73f4b1"},
       {Kind::text, 255, "89711d6875dbb1511b7e0d71466da3ec92da2ee6fc900ca5dfe3a16af0150757"},

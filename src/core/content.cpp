@@ -1,0 +1,384 @@
+// Content profiles: see content.hpp and docs/data-model.md, "Content profiles".
+#include "content.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dgen::content {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kSlack = 128;     // a token writes up to 96 bytes past its end
+constexpr size_t kDictSize = 1 << 15;  // bytes of a profile's shared dictionary
+constexpr size_t kFarSize = 1 << 20;   // bytes of its rare dictionary
+
+// A page is a run of tokens, each a literal run (0..32 of the page's literal bytes at the
+// same position) then a copy (1..64 bytes) of one kind. Each part copies 32 (64) bytes and
+// keeps its length, so longer runs and matches are several tokens in a row (a match at
+// the last distance continues one). No branch depends on the random bits.
+enum Copy {
+  kMatch,  // earlier bytes of the page at a new distance (32..4095)
+  kRep,    // earlier bytes at the last distance: continues a match, or repeats one
+  kDict,   // a short string of the profile's dictionary (shared by all pages)
+  kShort,  // 3 or 4 earlier bytes at a new distance: too short for the fast match finders
+  kNear,   // 2 or 3 bytes at the last distance: what optimal parsers (xz) find in tables
+  kRun,    // one byte repeated
+  kRaw,    // the page's random bytes at the same position (incompressible)
+  kFar,    // a string of the profile's large rare dictionary: repeats far apart, which only
+           // the deep match finders (zstd -19, xz) keep in view
+  kCopies
+};
+
+// Literal bytes from random words, 8 at a time: with a = the word, b and c = a rotated,
+// bit i of every byte is 1 with probability 1/8 (and3), 1/4 (and2), 1/2 (one) or 3/4
+// (or2), else it is `set`. Rotating by a multiple of 8 makes a byte share random bits with
+// a neighbour (the order-1 flavour real literals have, which xz and bzip2 model and zstd
+// and lz4 do not).
+struct Literals {
+  uint8_t and3, and2, one, or2, set;
+};
+constexpr int kRotB = 8, kRotC = 16;
+
+// A profile at one compressibility: the weights of the copy kinds and the literal run's
+// mean length.
+struct Anchor {
+  double copy[kCopies];
+  double literal_mean;
+};
+
+struct Spec {
+  Literals lit;
+  uint8_t run_bytes[4];
+  double copy_mean[kCopies];  // mean copy lengths (geometric, copy_min..64)
+  uint8_t copy_min[kCopies];
+  Anchor anchors[4];          // at levels 0, 85, 170, 255
+  // A page's level is offset by spread[3 key bits], so regions differ; kSparse instead
+  // makes it a sparse page (mostly runs, as padding and tables are), at levels from
+  // sparse_from up.
+  int16_t spread[8];
+  int sparse_from;
+  Anchor sparse;
+  int dict_bits;  // the dictionary used: its first 2^dict_bits bytes (at most 15)
+  int far_bits;   // the rare dictionary used: its first 2^far_bits bytes (at most 20)
+};
+constexpr int16_t kSparse = 999;
+
+//                 match rep  dict short near run  raw  far
+constexpr Spec kBinary = {
+    {0xF0, 0x0E, 0x01, 0x00, 0x00},
+    {0x00, 0x00, 0xFF, 0xCC},
+    {20, 16, 20, 3.5, 2.5, 48, 48, 16},
+    {1, 1, 6, 3, 2, 8, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{0.2, 0.1, 0.2, 1.0, 1.5, 0.02, 0.15, 0.1}, 14},
+     {{1.5, 1.0, 0.8, 0.5, 1.0, 0.3, 0.1, 0.5}, 2},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
+    {-24, -12, -4, 0, 0, 8, 24, kSparse},
+    100,
+    {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 1.0},
+    13,
+    17,
+};
+
+constexpr Spec kText = {
+    {0x00, 0x1F, 0x00, 0x40, 0x20},
+    {' ', ' ', ' ', '-'},
+    {20, 16, 20, 3.5, 2.5, 12, 48, 16},
+    {1, 1, 6, 3, 2, 4, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{0.2, 0.1, 0.2, 1.0, 1.5, 0.02, 0.15, 0.1}, 14},
+     {{3.0, 1.0, 2.0, 0.3, 0.0, 0.3, 0.0, 0}, 2.5},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
+    {-24, -12, -4, 0, 0, 8, 16, 32},
+    999,
+    {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 2},
+    13,
+    17,
+};
+
+inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+inline uint64_t bytes8(uint8_t b) { return 0x0101010101010101ull * b; }
+
+// 8 literal bytes from a random word.
+inline uint64_t literal_word(uint64_t a, const Literals& l) {
+  const uint64_t b = rotl(a, kRotB), c = rotl(a, kRotC);
+  return (a & b & c & bytes8(l.and3)) | (a & b & bytes8(l.and2)) | (a & bytes8(l.one)) |
+         ((a | b) & bytes8(l.or2)) | bytes8(l.set);
+}
+
+// The page's literal bytes from its random bytes.
+inline void literal_bytes(uint64_t* lit, const uint64_t* random, Literals l) {
+  for (size_t i = 0; i < kPage / 8; ++i) lit[i] = literal_word(random[i], l);
+}
+
+// New match distances by 8 random bits: floor(2^(5 + 7 u^2)) for u = (i + 0.5) / 256, from
+// 32 to 3913, the short ones most often (written out: no libm in the bytes).
+constexpr uint16_t kDistances[256] = {
+    32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+    32, 32, 32, 32, 33, 33, 33, 33, 33, 33, 33, 33, 33, 34, 34, 34,
+    34, 34, 34, 35, 35, 35, 35, 35, 36, 36, 36, 36, 37, 37, 37, 37,
+    38, 38, 38, 38, 39, 39, 39, 40, 40, 40, 41, 41, 41, 42, 42, 43,
+    43, 43, 44, 44, 45, 45, 46, 46, 47, 47, 48, 48, 49, 49, 50, 51,
+    51, 52, 52, 53, 54, 54, 55, 56, 57, 57, 58, 59, 60, 61, 61, 62,
+    63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 74, 75, 76, 77, 79, 80,
+    81, 83, 84, 85, 87, 88, 90, 92, 93, 95, 97, 98, 100, 102, 104, 106,
+    108, 110, 112, 115, 117, 119, 122, 124, 127, 129, 132, 135, 137, 140, 143, 146,
+    150, 153, 156, 160, 163, 167, 171, 175, 179, 183, 187, 191, 196, 200, 205, 210,
+    215, 220, 226, 231, 237, 243, 249, 255, 261, 268, 275, 282, 289, 297, 304, 312,
+    321, 329, 338, 347, 357, 366, 376, 387, 397, 408, 420, 432, 444, 456, 469, 483,
+    497, 511, 526, 542, 558, 574, 591, 609, 627, 646, 666, 686, 707, 729, 752, 775,
+    799, 824, 850, 877, 905, 934, 965, 996, 1028, 1062, 1097, 1133, 1170, 1209, 1250, 1292,
+    1335, 1380, 1427, 1476, 1527, 1580, 1634, 1691, 1750, 1812, 1876, 1942, 2011, 2083, 2158, 2236,
+    2316, 2401, 2488, 2579, 2674, 2773, 2876, 2983, 3095, 3211, 3332, 3458, 3590, 3727, 3870, 4019};
+
+// SplitMix64 over a counter: the constant-seeded source of the profile tables.
+struct Mix {
+  uint64_t x;
+  uint64_t next() {
+    uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+};
+
+// The tables a profile's pages are made from, built once from its Spec.
+struct Profile {
+  alignas(64) uint8_t dict[kDictSize + kSlack];
+  alignas(64) uint8_t far[kFarSize + kSlack];
+  alignas(64) uint8_t runs[4][64];
+  uint8_t copy_len[kCopies][32];  // copy lengths (1..64) by 5 random bits
+  uint16_t distance[256];         // new match distances by 8 random bits
+  struct Level {
+    uint8_t copy[64];             // copy kinds by 6 random bits
+    uint8_t literal_len[32];      // literal run lengths by 5 random bits
+  } levels[kLevels + 1];  // the last: sparse pages
+  Literals lit;
+  int16_t spread[8];
+  int sparse_from;
+  int dict_shift;  // a dictionary offset is (x * x) >> dict_shift, x 16 random bits
+  size_t far_mask;  // a rare dictionary offset is (16 x) & far_mask
+};
+
+// 32 lengths in lo..hi of a geometric variable of the mean (lo + floor(log(1 - u) /
+// log(1 - p)), p = 1 / (mean - lo + 1), at u = (i + 0.5) / 32), by walking its tail
+// q^n: multiplications and comparisons only, so every platform builds the same table.
+void lengths(uint8_t (&out)[32], double mean, int lo, int hi) {
+  const double q = 1 - 1.0 / std::max(mean - lo + 1, 1.0000001);
+  double tail = q;  // P(X > k)
+  int k = lo;
+  for (int i = 0; i < 32; ++i) {
+    const double u = (i + 0.5) / 32;
+    while (k < hi && 1 - tail < u) {
+      tail *= q;
+      ++k;
+    }
+    out[i] = uint8_t(k);
+  }
+}
+
+Profile* build(const Spec& s, uint64_t seed) {
+  Profile* p = new Profile{};
+  Mix mix{seed};
+  p->lit = s.lit;
+  for (size_t i = 0; i < kDictSize + kSlack; i += 8) {
+    const uint64_t v = literal_word(mix.next(), s.lit);
+    std::memcpy(p->dict + i, &v, 8);
+  }
+  for (size_t i = 0; i < kFarSize + kSlack; i += 8) {
+    const uint64_t v = literal_word(mix.next(), s.lit);
+    std::memcpy(p->far + i, &v, 8);
+  }
+  for (int r = 0; r < 4; ++r) std::memset(p->runs[r], s.run_bytes[r], 64);
+  for (int t = 0; t < kCopies; ++t) {
+    const bool short_kind = t == kShort || t == kNear;  // their length is min or min + 1
+    lengths(p->copy_len[t], s.copy_mean[t], s.copy_min[t], short_kind ? s.copy_min[t] + 1 : 64);
+  }
+  std::memcpy(p->distance, kDistances, sizeof kDistances);
+  for (int l = 0; l <= kLevels; ++l) {
+    const double x = double(l) / (kLevels - 1) * 3;  // 0..3 over the four anchors
+    const int a = std::min(int(x), 2);
+    const double f = l == kLevels ? 0 : x - a;
+    const Anchor& lo = l == kLevels ? s.sparse : s.anchors[a];
+    const Anchor& hi = l == kLevels ? s.sparse : s.anchors[a + 1];
+    // Each anchor's weights as shares, then mixed.
+    double slo = 0, shi = 0, w[kCopies], sum = 0;
+    for (int t = 0; t < kCopies; ++t) slo += lo.copy[t], shi += hi.copy[t];
+    for (int t = 0; t < kCopies; ++t)
+      sum += w[t] = lo.copy[t] / slo * (1 - f) + hi.copy[t] / shi * f;
+    int t = 0;
+    double c = w[0] / sum;
+    for (int i = 0; i < 64; ++i) {
+      while (t < kCopies - 1 && (i + 0.5) / 64 > c) c += w[++t] / sum;
+      p->levels[l].copy[i] = uint8_t(t);
+    }
+    lengths(p->levels[l].literal_len, lo.literal_mean * (1 - f) + hi.literal_mean * f, 0, 32);
+  }
+  p->sparse_from = s.sparse_from;
+  p->dict_shift = 32 - s.dict_bits;
+  p->far_mask = ((size_t{1} << s.far_bits) - 1) & ~size_t{15};
+  std::memcpy(p->spread, s.spread, sizeof p->spread);
+  return p;
+}
+
+const Profile& profile(Kind k) {
+  static const Profile* binary = build(kBinary, 0x62696E617279ull);
+  static const Profile* text = build(kText, 0x74657874ull);
+  return k == Kind::text ? *text : *binary;
+}
+
+// The token source: wyrand (a 64-bit multiply per word, two tokens), seeded by the key.
+struct Wy {
+  uint64_t x;
+  uint64_t next() {
+    x += 0xA0761D6478BD642Full;
+    const unsigned __int128 m = (unsigned __int128)x * (x ^ 0xE7037ED1A0B428DBull);
+    return uint64_t(m) ^ uint64_t(m >> 64);
+  }
+};
+
+// 32 bytes from s to d; the ranges never overlap (matches are 32 or more bytes back).
+inline void copy32(uint8_t* d, const uint8_t* s) { std::memcpy(d, s, 32); }
+// 64 bytes, 32 at a time: a match 32..63 bytes back reads bytes the first half wrote.
+inline void copy64(uint8_t* d, const uint8_t* s) {
+  copy32(d, s);
+  copy32(d + 32, s + 32);
+}
+
+// Where each copy kind reads, as masks, so that a token selects its source with no
+// branch (kinds are random, and a mispredicted branch costs more than the whole token):
+// base + (pos & at) - (d & back) + (offset & table).
+struct Source {
+  const uint8_t* base;
+  size_t at, back, rep, table, rep_set;  // rep_set: the distance becomes the last one
+  size_t spread;                         // far: 16 * x, any of 64 Ki strings
+};
+
+// One token from 32 random bits: bits 0-4 the literal length, 5-10 the copy kind, 11-15
+// its length, 16-31 its distance, dictionary offset or run byte.
+inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
+                    const Source* sources, const Profile& p, const Profile::Level& L,
+                    size_t& last) {
+  copy32(out + pos, lit + pos);
+  pos += L.literal_len[c & 31];
+  const Source& s = sources[L.copy[(c >> 5) & 63]];
+  const size_t n = p.copy_len[L.copy[(c >> 5) & 63]][(c >> 11) & 31];
+  const uint32_t x = c >> 16;
+  size_t d = (last & s.rep) | (p.distance[x & 255] & ~s.rep);
+  d = d < pos ? d : pos;
+  last = (d & s.rep_set) | (last & ~s.rep_set);
+  // Dictionary offsets favour its start; run buffers sit 64 bytes apart (table bits 6-7).
+  const size_t off = (x * x) >> p.dict_shift;
+  copy64(out + pos,
+         s.base + (pos & s.at) - (d & s.back) + (off & s.table) + ((size_t{x} << 4) & s.spread));
+  return pos + n;
+}
+
+// One page into out (kPage + kSlack bytes) from its random bytes (kPage + kSlack, the
+// slack zero) and key; lit: scratch of the same size, slack zero. Integer operations and
+// copies only: the AVX2 clone (32-byte moves, vector literal bytes) writes the same bytes.
+__attribute__((target_clones("avx2", "default")))
+void page(uint8_t* out, uint8_t* lit, const uint8_t* random, uint64_t key, const Profile& p,
+          int level) {
+  literal_bytes(reinterpret_cast<uint64_t*>(lit), reinterpret_cast<const uint64_t*>(random),
+                p.lit);
+  Wy wy{key ^ 0x5F0A3C1B2D4E6978ull};
+  uint64_t w = wy.next();
+  const int spread = p.spread[w & 7];
+  const Profile::Level& L =
+      p.levels[spread == kSparse ? (level >= p.sparse_from ? kLevels : level)
+                                 : std::clamp(level + spread, 0, kLevels - 1)];
+  // The first 32 bytes are random: no page is all zeros, none equals another, and every
+  // match has 32 bytes behind it.
+  copy32(out, random);
+  constexpr size_t all = ~size_t{0};
+  const Source sources[kCopies] = {
+      {out, all, all, 0, 0, all, 0}, {out, all, all, all, 0, all, 0},
+      {p.dict, 0, 0, 0, ~size_t{15}, 0, 0}, {out, all, all, 0, 0, 0, 0},
+      {out, all, all, all, 0, all, 0}, {p.runs[0], 0, 0, 0, 0xC0, 0, 0},
+      {random, all, 0, 0, 0, 0, 0}, {p.far, 0, 0, 0, 0, 0, p.far_mask}};
+  size_t pos = 32, last = 64;
+  while (pos < kPage) {
+    w = wy.next();
+    pos = token(out, pos, uint32_t(w), lit, sources, p, L, last);
+    if (pos >= kPage) break;
+    pos = token(out, pos, uint32_t(w >> 32), lit, sources, p, L, last);
+  }
+}
+
+}  // namespace
+
+const char* name(Kind k) {
+  switch (k) {
+    case Kind::flat: return "flat";
+    case Kind::binary: return "binary";
+    case Kind::text: return "text";
+  }
+  return nullptr;
+}
+
+bool parse(const char* s, Kind& out) {
+  for (Kind k : {Kind::flat, Kind::binary, Kind::text})
+    if (std::strcmp(s, name(k)) == 0) return out = k, true;
+  return false;
+}
+
+Model model_at(Kind kind, int level) { return Model{kind, std::clamp(level, 0, kLevels - 1)}; }
+
+// The calibration: zstd -3 over 1 MiB frames of each profile at levels 0, 8, ..., 248 and
+// 255, measured by benchmarks/texture_fit.py on 8 MiB of pages. model_for() interpolates it
+// linearly (plain arithmetic: the same level on every platform).
+constexpr int kFitPoints = 33;
+constexpr double kCalibration[2][kFitPoints] = {
+    {1.030, 1.035, 1.038, 1.055, 1.083, 1.095, 1.121, 1.160,
+     1.197, 1.256, 1.328, 1.407, 1.481, 1.734, 1.820, 1.886,
+     2.012, 2.130, 2.285, 2.501, 2.691, 2.952, 3.210, 3.431,
+     3.912, 4.325, 4.598, 5.368, 5.988, 6.679, 7.617, 8.655,
+     11.088},
+    {1.035, 1.039, 1.052, 1.071, 1.095, 1.123, 1.157, 1.205,
+     1.258, 1.334, 1.427, 1.532, 1.667, 1.775, 1.901, 2.025,
+     2.206, 2.397, 2.616, 2.848, 3.098, 3.468, 3.691, 3.886,
+     4.141, 4.347, 4.589, 4.912, 5.363, 5.907, 6.829, 8.010,
+     9.489},
+};
+
+Model model_for(Kind kind, double compress_ratio) {
+  const double* r = kCalibration[kind == Kind::text ? 1 : 0];
+  const auto level_of = [](int i) { return std::min(8 * i, kLevels - 1); };
+  if (!(compress_ratio > r[0])) return model_at(kind, 0);
+  for (int i = 1; i < kFitPoints; ++i) {
+    if (compress_ratio <= r[i]) {
+      const double f = (compress_ratio - r[i - 1]) / (r[i] - r[i - 1]);
+      const double l = level_of(i - 1) + f * (level_of(i) - level_of(i - 1));
+      return model_at(kind, int(l + 0.5));
+    }
+  }
+  return model_at(kind, kLevels - 1);
+}
+
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
+           const kernels::Table& k) {
+  constexpr size_t kBatch = 4;  // pages whose random bytes are made in one kernel call
+  const Profile& p = profile(m.kind);
+  alignas(64) uint8_t random[kBatch * kPage + kSlack] = {};
+  alignas(64) uint8_t lit[kPage + kSlack] = {};
+  alignas(64) uint8_t last[kPage + kSlack];
+  for (size_t i = 0; i < count; i += kBatch) {
+    const size_t n = std::min(kBatch, count - i);
+    k.pages(random, keys + i, n, kPage, false);
+    // The slack after a batch's last page must read as zeros: tokens past the page end
+    // read it (and write bytes that are dropped).
+    std::memset(random + n * kPage, 0, kSlack);
+    for (size_t j = 0; j < n; ++j) {
+      // A token writes up to kSlack bytes past the page end: straight into the next page's
+      // place in dst, which is written after, except for the last page.
+      const bool tail = i + j + 1 == count;
+      uint8_t* out = tail ? last : dst + kPage * (i + j);
+      page(out, lit, random + kPage * j, keys[i + j], p, m.level);
+      if (tail) std::memcpy(dst + kPage * (i + j), last, kPage);
+    }
+  }
+}
+
+}  // namespace dgen::content

@@ -1,0 +1,44 @@
+// Content profiles (docs/data-model.md, "Content profiles"; not yet selectable): 4 KiB
+// pages of LZ-structured bytes that compress like real files. A page is a function of its
+// page key only: its 4096 random bytes (the page of random length 4096 that every kernel
+// makes identically) feed its literals, and a scalar generator seeded by the key draws its
+// tokens. One implementation of the token logic serves every ISA, so every path writes the
+// same bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.hpp"
+
+namespace dgen::content {
+
+enum class Kind : uint8_t { flat = 0, binary = 1, text = 2 };
+
+// "flat", "binary", "text"; nullptr for anything else.
+const char* name(Kind k);
+// The kind named `s`; false when it names none.
+bool parse(const char* s, Kind& out);
+
+// Levels of compressibility: 0 is the least compressible, kLevels - 1 the most.
+inline constexpr int kLevels = 256;
+
+// What a dataset's pages of one profile need: the profile and the level that gives the
+// requested compress_ratio (the calibration table in content.cpp).
+struct Model {
+  Kind kind = Kind::flat;
+  int level = 0;
+};
+
+// The model whose pages measure `compress_ratio` with zstd -3 over 1 MiB frames (kind
+// binary or text; compress_ratio >= 1).
+Model model_for(Kind kind, double compress_ratio);
+// The model at an explicit level (calibration and tests).
+Model model_at(Kind kind, int level);
+
+// Writes `count` 4 KiB pages to dst, page i from keys[i], with the kernel table k making
+// the random bytes (any table: all make the same).
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
+           const kernels::Table& k);
+
+}  // namespace dgen::content

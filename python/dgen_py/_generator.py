@@ -59,6 +59,9 @@ class Generator(io.RawIOBase):
     The bytes depend only on (seed, size, dedup_ratio, compress_ratio, dedup_unit) and the
     offset: chunk sizes, threads and call patterns never change them. With seed=None a seed
     is drawn from the OS; `seed` tells which, so the run can be reproduced.
+    content="binary" or "text" makes LZ-structured pages that compress like shared
+    libraries or source files (compress_ratio: what zstd -3 measures over 1 MiB frames);
+    "flat" (the default) the random bytes and filler of every format.
 
     start= and stop= slice the dataset: the Generator then makes dataset bytes
     [start, stop), identical to that range of the whole, and position, size, seek, fill

@@ -23,6 +23,15 @@ def test_flat_is_the_default_and_gives_todays_bytes():
         assert bytes(dgen_py.generate_buffer(1 << 20, 2.0, 3.0, seed=4, content=content)) != plain
 
 
+@pytest.mark.parametrize("content", PROFILES)
+def test_every_entry_point_gives_the_same_content_bytes(content):
+    want = bytes(dgen_py.generate_buffer(300_001, 1.5, 2.0, seed=3, content=content))
+    buf = bytearray(300_001)
+    assert dgen_py.fill_buffer(buf, 1.5, 2.0, seed=3, content=content) == len(buf)
+    assert bytes(buf) == want
+    assert dgen_py.Generator(300_001, 1.5, 2.0, seed=3, content=content).read() == want
+
+
 @pytest.mark.parametrize("bad, error", [("zip", ValueError), ("Binary", ValueError),
                                         ("", ValueError), (1, TypeError), (None, TypeError)])
 def test_bad_content_values_are_refused_naming_the_accepted_ones(bad, error):

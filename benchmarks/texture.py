@@ -14,11 +14,10 @@ of the tool (user + sys of the child); the slow tools (zstd -19, xz -6) see only
 --slow-mib of each input, as the header says. Last column group: the zstd -3 ratio of each
 4 KiB block on its own, p10/p50/p90.
 
-Generated content comes from dgen_py (generate_buffer(..., content=PROFILE)) once the
-profiles are selectable there, or, with --generator CMD, from `CMD PROFILE RATIO BYTES`,
-which writes the bytes to stdout: `--generator build/test/content_bench` (built with the
-tests) makes the profiles of src/core/content.cpp. Without either, only the corpora and
-flat content are measured. --sweep measures the generated
+Generated content comes from dgen_py (generate_buffer(..., content=PROFILE)), or, with
+--generator CMD, from `CMD PROFILE RATIO BYTES`, which writes the bytes to stdout:
+`--generator build/test/content_bench` (built with the tests) makes the profiles of
+src/core/content.cpp without the Python package. --sweep measures the generated
 profiles at requested ratios 1.5, 2, 3, 4, 6, 8 instead: zstd -3 over 1 MiB frames against
 the request, lz4 -1 and xz -6 as fractions of zstd -3.
 """

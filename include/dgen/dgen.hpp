@@ -67,6 +67,11 @@ struct Params {
   // Format 3: runs per window, 1, 4, 16 or 64 (a grid of 1, 2, 4 or 8 runs a side); the
   // ratio is exact at every whole window. Formats 1 and 2: 64.
   uint64_t dedup_window = kWindowUnits;
+  // What a page's bytes look like to a compressor (docs/data-model.md, "Content profiles"):
+  // "flat" (random bytes then one repeated byte; every compressor measures compress_ratio),
+  // "binary" or "text" (LZ-structured, like executables or source; zstd -3 over 1 MiB frames
+  // measures compress_ratio). Any format version; the keys of units and pages stay.
+  std::string content = "flat";
 };
 inline constexpr double kMaxDedupSkew = 4.0;
 inline constexpr uint64_t kMaxGeneration = 1ull << 32;
@@ -111,6 +116,9 @@ class Dataset {
   uint64_t unit_count() const { return units_; }
   uint64_t unique_count() const { return unique_; }
   uint32_t random_bytes_per_page() const { return random_len_; }
+  // The content profile (0 flat, 1 binary, 2 text) and its calibrated level.
+  uint8_t content_kind() const { return content_kind_; }
+  int content_level() const { return content_level_; }
 
   // The unique unit shown at unit index i (i < unit_count()).
   uint64_t unique_id(uint64_t unit_index) const;
@@ -180,6 +188,8 @@ class Dataset {
   double inverse_ratio_ = 1.0;  // 1 / dedup_ratio
   bool exact_inverse_ = true;   // dedup_ratio is a power of two
   uint32_t random_len_ = 0;
+  uint8_t content_kind_ = 0;
+  int content_level_ = 0;
   int unit_shift_ = 0;
 };
 

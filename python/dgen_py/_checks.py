@@ -160,6 +160,18 @@ def dedup_window(value) -> int:
     return v
 
 
+CONTENTS = ("flat", "binary", "text")  # docs/data-model.md, "Content profiles"
+
+
+def content(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"content must be a string, one of flat, binary, text; got "
+                        f"{type(value).__name__}")
+    if value not in CONTENTS:
+        raise ValueError(f"content must be flat, binary or text, got {value!r}")
+    return value
+
+
 # dedup_for presets (docs/data-model.md, "Format 3"): a content-defined engine finds a copy
 # through the chunks lying wholly inside it, so runs hold CDC_CHUNKS of its average chunks;
 # a fixed-block engine needs a unit that is a multiple of its block.

@@ -13,12 +13,14 @@ DEFAULT_DEDUP_UNIT = 128 * 1024
 ALL_CHANGE = 1.0  # the default change_rate, one object, so that _stream can test it by identity
 _FORMAT, _ONE, _ZERO, _UNIFORM = _core.FORMAT_VERSION, 1, 0, "uniform"  # the defaults
 _WINDOW = _core.WINDOW_UNITS
+_FLAT = "flat"
 
 
 def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
             dedup_unit, block_size=None, format_version=_core.FORMAT_VERSION,
             dedup_run=1, generation=0, change_rate=ALL_CHANGE, dedup_shift=False,
-            dedup_skew="uniform", dedup_window=_WINDOW, dedup_for=None) -> _core.Stream:
+            dedup_skew="uniform", dedup_window=_WINDOW, dedup_for=None,
+            content=_FLAT) -> _core.Stream:
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
@@ -38,13 +40,13 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     # keeps a 4 KiB call as cheap as before they existed.
     if (format_version is _FORMAT and dedup_run is _ONE and generation is _ZERO
             and change_rate is ALL_CHANGE and dedup_shift is False and dedup_skew is _UNIFORM
-            and dedup_window is _WINDOW):
+            and dedup_window is _WINDOW and content is _FLAT):
         return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                             numa_mode, numa_node)
     options = (_checks.format_version(format_version), _checks.dedup_run(dedup_run),
                _checks.generation(generation), _checks.change_rate(change_rate),
                _checks.flag("dedup_shift", dedup_shift), _checks.dedup_skew(dedup_skew),
-               _checks.dedup_window(dedup_window))
+               _checks.dedup_window(dedup_window), _checks.content(content))
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                         numa_mode, numa_node, *options)
 
@@ -57,6 +59,9 @@ class Generator(io.RawIOBase):
     The bytes depend only on (seed, size, dedup_ratio, compress_ratio, dedup_unit) and the
     offset: chunk sizes, threads and call patterns never change them. With seed=None a seed
     is drawn from the OS; `seed` tells which, so the run can be reproduced.
+    content="binary" or "text" makes LZ-structured pages that compress like shared
+    libraries or source files (compress_ratio: what zstd -3 measures over 1 MiB frames);
+    "flat" (the default) the random bytes and filler of every format.
 
     start= and stop= slice the dataset: the Generator then makes dataset bytes
     [start, stop), identical to that range of the whole, and position, size, seek, fill
@@ -72,20 +77,20 @@ class Generator(io.RawIOBase):
                  seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
                  dedup_run=1, dedup_shift=False, dedup_skew="uniform", generation=0,
                  change_rate=ALL_CHANGE, format_version=_core.FORMAT_VERSION, start=0, stop=None,
-                 dedup_window=_WINDOW, dedup_for=None):
+                 dedup_window=_WINDOW, dedup_for=None, content=_FLAT):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
                           numa_node, seed, dedup_unit, block_size, format_version, dedup_run,
                           generation, change_rate, dedup_shift, dedup_skew, dedup_window,
-                          dedup_for)
+                          dedup_for, content)
         self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                           numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
                           chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit,
                           dedup_run=dedup_run, dedup_shift=dedup_shift,
                           dedup_skew=dedup_skew, generation=generation,
                           change_rate=change_rate, format_version=format_version,
-                          dedup_window=dedup_window, dedup_for=dedup_for)
+                          dedup_window=dedup_window, dedup_for=dedup_for, content=content)
         self._chunk = (DEFAULT_CHUNK_SIZE if chunk_size is None
                        else _checks.integer("chunk_size", chunk_size, 1, _checks.MAX_SIZE))
         whole = self._s.size
@@ -346,13 +351,14 @@ def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                     dedup_skew="uniform", generation=0, change_rate=ALL_CHANGE,
                     format_version=_core.FORMAT_VERSION, dedup_window=_WINDOW,
-                    dedup_for=None) -> BytesView:
+                    dedup_for=None, content=_FLAT) -> BytesView:
     """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
     _checks.method(method)
     s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
                 dedup_unit, format_version=format_version, dedup_run=dedup_run,
                 generation=generation, change_rate=change_rate, dedup_shift=dedup_shift,
-                dedup_skew=dedup_skew, dedup_window=dedup_window, dedup_for=dedup_for)
+                dedup_skew=dedup_skew, dedup_window=dedup_window, dedup_for=dedup_for,
+                content=content)
     return s.read(s.size)
 
 
@@ -364,7 +370,7 @@ def fill_buffer(buffer, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                 dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
                 dedup_skew="uniform", generation=0, change_rate=ALL_CHANGE,
                 format_version=_core.FORMAT_VERSION, dedup_window=_WINDOW,
-                dedup_for=None) -> int:
+                dedup_for=None, content=_FLAT) -> int:
     """Fill a writable buffer in place with a dataset of len(buffer) bytes; returns the count."""
     _checks.method(method)
     try:
@@ -377,7 +383,7 @@ def fill_buffer(buffer, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                     numa_node, seed, dedup_unit, format_version=format_version,
                     dedup_run=dedup_run, generation=generation, change_rate=change_rate,
                     dedup_shift=dedup_shift, dedup_skew=dedup_skew, dedup_window=dedup_window,
-                    dedup_for=dedup_for)
+                    dedup_for=dedup_for, content=content)
         return s.fill(buffer)
 
 

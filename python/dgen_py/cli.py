@@ -115,6 +115,10 @@ def _window(text):
     return _checks.dedup_window(_integer(1, 64)(text))
 
 
+def _content(text):
+    return _checks.content(text)
+
+
 def _dedup_for(text):
     _checks.dedup_for(text)
     return text
@@ -235,6 +239,11 @@ def build_parser() -> Parser:
         c.add_argument("--dedup-window", metavar="N", type=_arg(_window),
                        **default(_core.WINDOW_UNITS, "format 3: runs per window, 1, 4, 16 or "
                                  "64 (default); the ratio is exact at whole windows"))
+        c.add_argument("--content", metavar="KIND", type=_arg(_content),
+                       **default("flat", "what pages look like to a compressor: flat "
+                                 "(default: random bytes then a repeated byte), binary or "
+                                 "text (LZ-structured like executables or source; zstd -3 "
+                                 "measures --compress-ratio)"))
         c.add_argument("--dedup-for", metavar="ENGINE", type=_arg(_dedup_for),
                        help="format 3 with the dedup unit, run and window an engine sees "
                             "the ratio with: cdc:SIZE (content-defined, average chunk "
@@ -477,7 +486,8 @@ OPTIONAL = (("dedup_run", 1, "dedup run {}", "--dedup-run {}"),
             ("dedup_skew", 0.0, "skew {:g}", "--dedup-skew {:g}"),
             ("generation", 0, "generation {}", "--generation {}"),
             ("change_rate", 1.0, "change rate {:g}", "--change-rate {:g}"),
-            ("dedup_window", _core.WINDOW_UNITS, "dedup window {}", "--dedup-window {}"))
+            ("dedup_window", _core.WINDOW_UNITS, "dedup window {}", "--dedup-window {}"),
+            ("content", "flat", "content {}", "--content {}"))
 
 
 def _optional(i: dict, column: int) -> list[str]:
@@ -540,7 +550,8 @@ def cmd_generate(args) -> int:
     gen = Generator(args.size, **options, max_threads=threads)
     identity = {"seed": gen.seed, "size": args.size,
                 **{k: v for k, v in options.items() if k != "seed"
-                   and (k != "dedup_window" or options["format_version"] >= 3)}}
+                   and (k != "dedup_window" or options["format_version"] >= 3)
+                   and (k != "content" or v != "flat")}}
     if args.seed is None and not args.json:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
@@ -604,7 +615,7 @@ def check_writable(manifest: str) -> None:
 # The options of the dataset identity besides size and files, named as in the API.
 IDENTITY_OPTIONS = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit", "dedup_run",
                     "dedup_shift", "dedup_skew", "generation", "change_rate", "format_version",
-                    "dedup_window")
+                    "dedup_window", "content")
 
 
 def identity_options(args) -> dict:

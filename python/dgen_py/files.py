@@ -92,15 +92,16 @@ def _layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
 def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
               format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
               change_rate=1.0, dedup_shift=False, dedup_skew=0.0,
-              dedup_window=_core.WINDOW_UNITS, dedup_for=None) -> dict:
+              dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
     """The identity's values, checked; a dedup_for preset becomes the values it picks.
-    dedup_window is listed in format 3 only (manifests of formats 1 and 2 stay as they
-    were)."""
+    dedup_window is listed in format 3 only, content only when it is not "flat" (manifests
+    of flat data stay as they were)."""
     seed = _checks.seed(seed)
     dedup_unit, dedup_run, dedup_window, format_version = _checks.apply_dedup_for(
         dedup_for, dedup_unit, dedup_run, dedup_window, format_version)
     window = _checks.dedup_window(dedup_window)
     version = _checks.format_version(format_version)
+    content = _checks.content(content)
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
             "dedup_ratio": _checks.ratio("dedup_ratio", dedup_ratio),
@@ -112,6 +113,7 @@ def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
             "generation": _checks.generation(generation),
             "change_rate": _checks.change_rate(change_rate),
             **({"dedup_window": window} if version >= 3 else {}),
+            **({"content": content} if content != "flat" else {}),
             "format_version": version}
 
 
@@ -123,7 +125,8 @@ def _generator(identity: dict, threads) -> Generator:
                      generation=identity["generation"],
                      change_rate=identity["change_rate"],
                      dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
-                     format_version=identity["format_version"], max_threads=threads)
+                     format_version=identity["format_version"],
+                     content=identity.get("content", "flat"), max_threads=threads)
 
 
 def _check_direct(directory: str) -> None:
@@ -345,7 +348,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
                   dedup_skew="uniform", generation=0, change_rate=1.0,
                   format_version=_core.FORMAT_VERSION, direct=False, fsync=False, jobs=1,
                   threads=None, force=False, progress=None, job=None,
-                  dedup_window=_core.WINDOW_UNITS, dedup_for=None) -> dict:
+                  dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
     """Write a dataset of `size` bytes to `path` and return its manifest.
 
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
@@ -373,7 +376,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     path = _checks.path(path)
     identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
                          dedup_run, generation, change_rate, dedup_shift, dedup_skew,
-                         dedup_window, dedup_for)
+                         dedup_window, dedup_for, content)
     files = _checks.integer("files", files, 1, 1_000_000)
     direct = _checks.flag("direct", direct)
     fsync = _checks.flag("fsync", fsync)
@@ -486,7 +489,7 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
                     dedup_skew="uniform", generation=1, change_rate=1.0,
                     format_version=_core.FORMAT_VERSION, files=1, direct=False, fsync=False,
                     jobs=1, threads=None, progress=None, dedup_window=_core.WINDOW_UNITS,
-                    dedup_for=None) -> dict:
+                    dedup_for=None, content="flat") -> dict:
     """Rewrite in place the dataset at `path`, written as generation - 1, into `generation`:
     only the units whose content differs between the two are written (at their offsets),
     then the manifest is updated to `generation`. Returns the new manifest with
@@ -512,13 +515,15 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
     old = record["identity"]
     identity = _identity(size, dedup_ratio, compress_ratio, old["seed"] if seed is None
                          else seed, dedup_unit, format_version, dedup_run, generation,
-                         change_rate, dedup_shift, dedup_skew, dedup_window, dedup_for)
-    for field, value in identity.items():
+                         change_rate, dedup_shift, dedup_skew, dedup_window, dedup_for, content)
+    # content is recorded only when it is not flat: compared with that default.
+    for field, value in {**identity, "content": identity.get("content", "flat")}.items():
         expected = generation - 1 if field == "generation" else value
-        if old[field] != expected:
-            what = (f"generation {old[field]}, but the rewrite to generation {generation} "
+        had = old.get("content", "flat") if field == "content" else old[field]
+        if had != expected:
+            what = (f"generation {had}, but the rewrite to generation {generation} "
                     f"needs generation {generation - 1}" if field == "generation" else
-                    f"{field} {old[field]!r}, not the {value!r} given")
+                    f"{field} {had!r}, not the {value!r} given")
             raise Refused(errno.EINVAL, f"--changed-only: the manifest {shown_manifest} "
                           f"records {what}; give the identity the dataset was written with")
     layout = record["files"]
@@ -875,7 +880,8 @@ def check_manifest(record, where: str) -> dict:
                              change_rate=given.get("change_rate", 1.0),
                              dedup_shift=given.get("dedup_shift", False),
                              dedup_skew=given.get("dedup_skew", 0.0),
-                             dedup_window=given.get("dedup_window", _core.WINDOW_UNITS))
+                             dedup_window=given.get("dedup_window", _core.WINDOW_UNITS),
+                             content=given.get("content", "flat"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     layout = record["files"]
@@ -908,7 +914,7 @@ def check_manifest(record, where: str) -> dict:
 def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                     compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
                     dedup_skew=None, generation=None, change_rate=None,
-                    format_version=None, dedup_window=None) -> dict:
+                    format_version=None, dedup_window=None, content=None) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
     (True when the size was taken from the file: truncation cannot be detected), "strict"
@@ -928,14 +934,15 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
              "dedup_run": dedup_run, "dedup_shift": dedup_shift, "dedup_skew": dedup_skew,
              "generation": generation,
              "change_rate": change_rate,
-             "format_version": format_version, "dedup_window": dedup_window}
+             "format_version": format_version, "dedup_window": dedup_window,
+             "content": content}
     known = record["identity"] if record else {
         "seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
         "dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1, "dedup_shift": False,
         "dedup_skew": 0.0,
         "generation": 0,
         "change_rate": 1.0, "format_version": _core.FORMAT_VERSION}
-    known = {"dedup_window": _core.WINDOW_UNITS, **known}
+    known = {"dedup_window": _core.WINDOW_UNITS, "content": "flat", **known}
     merged = {k: known[k] if given[k] is None else given[k] for k in given}
     if merged["seed"] is None and record is None and _training_layout(path):
         raise ValueError(f"{path} has no manifest ({manifest_path(path)}) but holds train/ "
@@ -1014,7 +1021,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 dedup_skew=None, generation=None, change_rate=None, format_version=None,
                 direct=False,
                 threads=None,
-                max_ranges=20, progress=None, pieces=None, dedup_window=None) -> dict:
+                max_ranges=20, progress=None, pieces=None, dedup_window=None,
+                content=None) -> dict:
     """Read a dataset back and compare it with the bytes its identity defines.
 
     The identity and file list come from the manifest beside `path` (see write_dataset),
@@ -1051,7 +1059,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                               dedup_unit=dedup_unit, dedup_run=dedup_run,
                               dedup_shift=dedup_shift, dedup_skew=dedup_skew,
                               generation=generation, change_rate=change_rate,
-                              format_version=format_version, dedup_window=dedup_window)
+                              format_version=format_version, dedup_window=dedup_window,
+                              content=content)
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 

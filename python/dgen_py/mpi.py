@@ -161,7 +161,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
           generation=0, change_rate=1.0, format_version=_core.FORMAT_VERSION, direct=False,
           fsync=False, jobs=1,
           threads=None, force=False, progress=None, dedup_window=_core.WINDOW_UNITS,
-          dedup_for=None) -> dict:
+          dedup_for=None, content="flat") -> dict:
     """Write one dataset from every rank of `comm` (collective: call it on every rank).
 
     Arguments as files.write_dataset; `jobs` and `threads` are per rank (threads default:
@@ -177,7 +177,8 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     def check():
         identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                                     format_version, dedup_run, generation, change_rate,
-                                    dedup_shift, dedup_skew, dedup_window, dedup_for)
+                                    dedup_shift, dedup_skew, dedup_window, dedup_for,
+                                    content)
         count = _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         _checks.path(path)
@@ -199,7 +200,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
                                         "dedup_run", "dedup_shift", "dedup_skew",
                                         "generation", "change_rate", "format_version")},
             dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
-            direct=direct, fsync=fsync, jobs=jobs, threads=mine, force=force,
+            content=identity.get("content", "flat"), direct=direct, fsync=fsync, jobs=jobs, threads=mine, force=force,
             progress=_scaled(progress, identity["size"], pieces) if comm.rank == 0 else None,
             job=job)
     except Exception as e:
@@ -227,7 +228,7 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
            compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
            dedup_skew=None, generation=None, change_rate=None, format_version=None,
            direct=False, threads=None,
-           max_ranges=20, progress=None, dedup_window=None) -> dict:
+           max_ranges=20, progress=None, dedup_window=None, content=None) -> dict:
     """Verify one dataset from every rank of `comm` (collective), each rank reading its
     share; every rank returns the same dict, as files.verify_file would return it for
     the whole dataset: ranges in dataset order, a range running across a share boundary
@@ -241,7 +242,8 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
                      compress_ratio=compress_ratio, dedup_unit=dedup_unit,
                      dedup_run=dedup_run, dedup_shift=dedup_shift, dedup_skew=dedup_skew,
                      generation=generation, change_rate=change_rate,
-                     format_version=format_version, dedup_window=dedup_window)
+                     format_version=format_version, dedup_window=dedup_window,
+                     content=content)
     default_threads = threads_per_rank(comm)
 
     def check():

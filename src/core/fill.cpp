@@ -8,17 +8,35 @@
 #include "dgen/dgen.hpp"
 #include "kernels/kernels.hpp"
 #include "blocks.hpp"
+#include "content.hpp"
 #include "model.hpp"
 #include "pool.hpp"
 
 namespace dgen {
 namespace detail {
+namespace {
+
+// Makes `count` whole pages from keys to out: flat pages with the kernel (streaming stores
+// if asked; true when it streamed), content pages with the content model (cached stores).
+bool make_pages(const Dataset& ds, const kernels::Table& k, uint8_t* out, const uint64_t* keys,
+                uint64_t count, bool stream) {
+  if (ds.content_kind() == 0) {
+    k.pages(out, keys, count, ds.random_bytes_per_page(), stream);
+    return stream;
+  }
+  content::pages(out, keys, count,
+                 content::model_at(content::Kind(ds.content_kind()), ds.content_level()), k);
+  return false;
+}
+
+}  // namespace
 
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
   constexpr uint64_t kRun = 32;  // pages handed to the kernel at once
   const kernels::Table& k = kernels::active();
   const uint64_t unit = ds.params().dedup_unit;
   const uint32_t random_len = ds.random_bytes_per_page();
+  const bool flat = ds.content_kind() == 0;
   const uint64_t end = offset + len;
   bool streamed = false;
   uint64_t keys[kRun];
@@ -33,8 +51,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       if (whole > 0) {  // a run of whole pages, straight to `out`
         const uint64_t m = std::min(whole, kRun);
         for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
-        k.pages(out, keys, m, random_len, stream);
-        streamed |= stream;
+        streamed |= make_pages(ds, k, out, keys, m, stream);
         at += m * kPageSize;
         out += m * kPageSize;
         continue;
@@ -43,7 +60,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       const uint64_t m = std::min(kPageSize - in_page, stop - at);
       alignas(64) uint8_t buf[kPageSize];
       keys[0] = model::page_key(ukey, page);
-      k.pages(buf, keys, 1, random_len, false);
+      make_pages(ds, k, buf, keys, 1, false);
       std::memcpy(out, buf + in_page, m);
       at += m;
       out += m;
@@ -94,7 +111,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
           held[slot + count] = (q + i + count) % run_pages;
           ++count;
         }
-        k.pages(ring + slot * kPageSize, keys, count, random_len, false);
+        make_pages(ds, k, ring + slot * kPageSize, keys, count, false);
         if (slot == 0) std::memcpy(ring + slots * kPageSize, ring, kernels::kRingPad);
         i += count;
       }
@@ -105,13 +122,14 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       if (!stream && o == 0 && n >= kPageSize) {
         const uint64_t count = std::min({n / kPageSize, run_pages - q, kRun});
         for (uint64_t i = 0; i < count; ++i) keys[i] = key_of(q + i);
-        k.pages(out, keys, count, random_len, false);
+        make_pages(ds, k, out, keys, count, false);
         m = count * kPageSize;
       } else if (!stream) {
         hold(q, 1);
         m = std::min(n, kPageSize - o);
         std::memcpy(out, ring + (q % slots) * kPageSize + o, m);
-      } else if (run_pages > 1 && reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+      } else if (flat && run_pages > 1 && reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+        // (shifted() remakes flat pages only: content pages are cut from the ring below.)
         const uint64_t count = std::min(kShiftedPages, (o + n + kPageSize - 1) / kPageSize);
         for (uint64_t i = 0; i < count; ++i) shifted_keys[i] = key_of((q + i) % run_pages);
         m = std::min(n, count * kPageSize - o);
@@ -162,6 +180,18 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
   uint64_t keys[kRun];
   VersionCache versions;
   SlotCache slots;
+  const bool flat = ds.content_kind() == 0;
+  // Content pages: made kBatch at a time in a buffer and compared (equal() makes flat ones).
+  constexpr uint64_t kBatch = 8;
+  alignas(64) uint8_t made[kBatch * kPageSize];
+  const auto equal_content = [&](const uint8_t* want, uint64_t m) {
+    for (uint64_t i = 0; i < m; i += kBatch) {
+      const uint64_t n = std::min(kBatch, m - i);
+      make_pages(ds, k, made, keys + i, n, false);
+      if (std::memcmp(made, want + i * kPageSize, n * kPageSize) != 0) return false;
+    }
+    return true;
+  };
   while (offset < end) {
     const uint64_t unit_index = offset / unit;
     const uint64_t unit_end = std::min(end, (unit_index + 1) * unit);
@@ -174,7 +204,7 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
       if (whole > 0) {
         const uint64_t m = std::min(whole, kRun);
         for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
-        if (!k.equal(data, keys, m, random_len)) return false;
+        if (flat ? !k.equal(data, keys, m, random_len) : !equal_content(data, m)) return false;
         at += m * kPageSize;
         data += m * kPageSize;
         continue;
@@ -182,7 +212,7 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
       const uint64_t m = std::min(kPageSize - in_page, stop - at);
       alignas(64) uint8_t buf[kPageSize];
       keys[0] = model::page_key(ukey, page);
-      k.pages(buf, keys, 1, random_len, false);
+      make_pages(ds, k, buf, keys, 1, false);
       if (std::memcmp(buf + in_page, data, m) != 0) return false;
       at += m;
       data += m;

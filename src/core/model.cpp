@@ -10,6 +10,7 @@
 
 #include "dgen/dgen.hpp"
 #include "kernels/kernels.hpp"
+#include "content.hpp"
 
 namespace dgen {
 namespace model {
@@ -220,6 +221,11 @@ Dataset::Dataset(const Params& p) : params_(p) {
     bad("dedup_shift must be false in format_version 1");
   if (p.format_version == 1 && p.generation != 0)
     bad("generation must be 0 in format_version 1, got " + std::to_string(p.generation));
+  content::Kind kind;
+  if (!content::parse(p.content.c_str(), kind))
+    bad("content must be flat, binary or text, got '" + p.content + "'");
+  content_kind_ = uint8_t(kind);
+  if (kind != content::Kind::flat) content_level_ = content::model_for(kind, p.compress_ratio).level;
   kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;

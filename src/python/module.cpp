@@ -560,10 +560,11 @@ NB_MODULE(_core, m) {
               uint64_t seed, uint64_t dedup_unit, unsigned threads, uint64_t block_size,
               const std::string& numa_mode, std::optional<unsigned> numa_node,
               int format_version, uint64_t dedup_run, uint64_t generation,
-              double change_rate, bool dedup_shift, double dedup_skew, uint64_t dedup_window) {
+              double change_rate, bool dedup_shift, double dedup_skew, uint64_t dedup_window,
+              const std::string& content) {
              dgen::Params p{seed, size, dedup_ratio, compress_ratio, dedup_unit, format_version,
                             dedup_run, generation, change_rate, dedup_shift, dedup_skew,
-                            dedup_window};
+                            dedup_window, content};
              dgen::FillOptions opt{.threads = threads,
                                    .block_size = block_size,
                                    .numa_mode = dgen::parse_numa_mode(numa_mode),
@@ -574,7 +575,7 @@ NB_MODULE(_core, m) {
            "threads"_a, "block_size"_a, "numa_mode"_a = "auto", "numa_node"_a = nb::none(),
            "format_version"_a = dgen::kFormatVersion, "dedup_run"_a = 1,
            "generation"_a = 0, "change_rate"_a = 1.0, "dedup_shift"_a = false,
-           "dedup_skew"_a = 0.0, "dedup_window"_a = dgen::kWindowUnits)
+           "dedup_skew"_a = 0.0, "dedup_window"_a = dgen::kWindowUnits, "content"_a = "flat")
       // Buffer arguments take None too, so that Buffer's error says what a buffer is.
       .def("fill", &stream_fill, "buffer"_a.none())
       .def("read", &stream_read, "n"_a)

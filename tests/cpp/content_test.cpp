@@ -2,6 +2,7 @@
 // every ISA path and in any batch, pinned by golden digests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
@@ -9,6 +10,8 @@
 #include <vector>
 
 #include "content.hpp"
+#include "dgen/dgen.hpp"
+#include "model.hpp"
 #include "sha256.hpp"
 #include "simd_available.hpp"
 
@@ -117,6 +120,168 @@ TEST(Content, GoldenDigests) {
     const auto bytes = make(r.kind, r.level, keys, dgen::kernels::active());
     EXPECT_EQ(sha256_hex(bytes.data(), bytes.size()), r.sha256)
         << dgen::content::name(r.kind) << " level " << r.level;
+  }
+}
+
+// Datasets with content (Params::content): the identity field wired through fill and verify.
+
+dgen::Params with_content(const char* content, uint64_t size, double dedup, double compress,
+                          uint64_t unit, uint64_t seed) {
+  dgen::Params p{seed, size, dedup, compress, unit};
+  p.content = content;
+  return p;
+}
+
+std::vector<uint8_t> fill_all(const dgen::Params& p, dgen::FillOptions opt = {1, 0}) {
+  std::vector<uint8_t> v(p.size);
+  dgen::fill(dgen::Dataset(p), 0, v, opt);
+  return v;
+}
+
+TEST(Content, DatasetRefusesAnUnknownContentNamingTheAcceptedOnes) {
+  try {
+    dgen::Dataset(with_content("zip", 4096, 1, 2, 4096, 1));
+    FAIL() << "content 'zip' was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "content must be flat, binary or text, got 'zip'");
+  }
+}
+
+TEST(Content, FlatIsTheDefaultAndGivesTodaysBytes) {
+  EXPECT_EQ(dgen::Params{}.content, "flat");
+  dgen::Params p{7, 300'001, 2, 3, 65536};
+  EXPECT_EQ(fill_all(p), fill_all(with_content("flat", 300'001, 2, 3, 65536, 7)));
+}
+
+// A unit's page j is the profile's page of page_key(unit_key, j), at the level the
+// compress ratio maps to: a page depends on its key only, as flat pages do.
+TEST(Content, DatasetPagesAreTheProfilesPagesOfTheUsualKeys) {
+  for (const char* name : {"binary", "text"}) {
+    const auto p = with_content(name, 1 << 20, 2, 3, 65536, 5);
+    const dgen::Dataset ds(p);
+    const auto got = fill_all(p);
+    Kind kind{};
+    ASSERT_TRUE(dgen::content::parse(name, kind));
+    const auto model = dgen::content::model_for(kind, 3);
+    std::vector<uint64_t> keys;
+    for (uint64_t u = 0; u < ds.unit_count(); ++u)
+      for (uint64_t j = 0; j < 16; ++j)
+        keys.push_back(dgen::model::page_key(ds.unit_key(ds.unique_id(u)), j));
+    std::vector<uint8_t> want(4096 * keys.size());
+    dgen::content::pages(want.data(), keys.data(), keys.size(), model, dgen::kernels::scalar());
+    EXPECT_EQ(got, want) << name;
+    EXPECT_NE(got, fill_all(with_content("flat", 1 << 20, 2, 3, 65536, 5))) << name;
+  }
+}
+
+TEST(Content, ChunkingThreadsBlocksAndStreamingDoNotChangeBytes) {
+  const uint64_t streamed = dgen::kernels::stream_threshold() + 11;
+  std::vector<dgen::Params> all;
+  for (const char* name : {"binary", "text"}) {
+    all.push_back(with_content(name, 3'000'007, 2, 2.5, 4096, 9));
+    auto p = with_content(name, 3'000'007, 2, 4, 16384, 9);
+    p.dedup_run = 3, p.generation = 2, p.change_rate = 0.3, p.dedup_skew = 1.5;
+    all.push_back(p);
+    p.dedup_shift = true;
+    all.push_back(p);
+    p.format_version = 3, p.dedup_window = 16, p.dedup_shift = false;
+    all.push_back(p);
+    auto big = with_content(name, streamed, 2, 2, 131072, 4);
+    all.push_back(big);
+    big.dedup_shift = true, big.dedup_run = 5;
+    all.push_back(big);
+    big.dedup_unit = 4096, big.dedup_run = 1;  // a run of one page: through the ring
+    all.push_back(big);
+  }
+  for (const auto& p : all) {
+    const std::string what = p.content + " unit " + std::to_string(p.dedup_unit) + " run " +
+                             std::to_string(p.dedup_run) + " shift " + std::to_string(p.dedup_shift);
+    const auto ref = fill_all(p);
+    ASSERT_EQ(ref, fill_all(p, {3, 4096 * 3})) << what;
+    const dgen::Dataset ds(p);
+    if (p.size >= streamed) {  // one streaming call, into buffers off the 32-byte grid
+      for (size_t at : {0, 16, 5}) {
+        std::vector<uint8_t> buf(p.size + 64);
+        uint8_t* base = buf.data() + (32 - reinterpret_cast<uintptr_t>(buf.data()) % 32) % 32;
+        dgen::fill(ds, 0, std::span(base + at, p.size), {1, 0});
+        ASSERT_EQ(0, std::memcmp(ref.data(), base + at, p.size)) << what << " at " << at;
+      }
+    }
+    std::mt19937_64 rng(p.size + p.dedup_run);
+    std::vector<uint8_t> got(p.size);
+    for (uint64_t off = 0; off < p.size;) {
+      const uint64_t n = std::min<uint64_t>(p.size - off, 1 + rng() % 40000);
+      dgen::fill(ds, off, std::span(got).subspan(off, n), {unsigned(1 + rng() % 3), 0});
+      off += n;
+    }
+    ASSERT_EQ(ref, got) << what;
+  }
+}
+
+// Shifted copies cut the run's content pages: a copy is its run's bytes rotated.
+TEST(Content, AShiftedCopyIsItsRunsContentRotated) {
+  auto p = with_content("binary", 8 << 20, 2, 3, 16384, 3);
+  p.dedup_run = 4, p.dedup_shift = true;
+  const dgen::Dataset ds(p);
+  const auto bytes = fill_all(p);
+  const uint64_t unit = p.dedup_unit, run = p.dedup_run, run_bytes = unit * run;
+  const auto model = dgen::content::model_for(Kind::binary, 3);
+  int copies = 0;
+  for (uint64_t r = 0; r + 1 <= ds.unit_count() / run; ++r) {
+    const uint64_t shift = ds.shift(r * run);
+    if (shift == 0) continue;
+    std::vector<uint64_t> keys;
+    const uint64_t first = ds.unique_id(r * run);
+    for (uint64_t u = 0; u < run; ++u)
+      for (uint64_t j = 0; j < unit / 4096; ++j)
+        keys.push_back(dgen::model::page_key(ds.unit_key(first + u), j));
+    std::vector<uint8_t> content(run_bytes);
+    dgen::content::pages(content.data(), keys.data(), keys.size(), model, dgen::kernels::scalar());
+    std::rotate(content.begin(), content.begin() + shift, content.end());
+    ASSERT_EQ(0, std::memcmp(content.data(), bytes.data() + r * run_bytes, run_bytes)) << "run " << r;
+    ++copies;
+  }
+  EXPECT_GT(copies, 10);
+}
+
+TEST(Content, APrefixIsTheSmallerDataset) {
+  for (const char* name : {"binary", "text"}) {
+    const auto big = fill_all(with_content(name, 2'000'000, 1.5, 3, 65536, 11));
+    const auto small = fill_all(with_content(name, 777'777, 1.5, 3, 65536, 11));
+    EXPECT_EQ(0, std::memcmp(big.data(), small.data(), small.size())) << name;
+  }
+}
+
+// dedup 4 over 4 KiB units: exactly unique_count() distinct 4 KiB blocks.
+TEST(Content, FixedBlockDedupIsExactAt4KiB) {
+  for (const char* name : {"binary", "text"}) {
+    const auto p = with_content(name, 64 * 64 * 4096, 4, 3, 4096, 2);
+    const auto bytes = fill_all(p);
+    std::set<std::string> blocks;
+    for (uint64_t at = 0; at < bytes.size(); at += 4096)
+      blocks.emplace(reinterpret_cast<const char*>(bytes.data() + at), 4096);
+    EXPECT_EQ(blocks.size(), dgen::Dataset(p).unique_count()) << name;
+    EXPECT_EQ(blocks.size(), 64u * 64 / 4) << name;
+  }
+}
+
+TEST(Content, VerifyFindsAChangedByteAtItsExactOffset) {
+  for (const char* name : {"binary", "text"}) {
+    const auto p = with_content(name, 5'000'000, 2, 3, 131072, 8);
+    const dgen::Dataset ds(p);
+    auto bytes = fill_all(p);
+    EXPECT_TRUE(dgen::verify(ds, 0, bytes).ok()) << name;
+    for (uint64_t at : {uint64_t{0}, uint64_t{4095}, uint64_t{1'234'567}, p.size - 1}) {
+      auto changed = bytes;
+      changed[at] ^= 0x40;
+      const auto r = dgen::verify(ds, 0, changed);
+      ASSERT_EQ(r.mismatched_bytes, 1u) << name << " at " << at;
+      ASSERT_EQ(r.ranges.size(), 1u);
+      EXPECT_EQ(r.ranges[0].offset, at) << name;
+      EXPECT_EQ(r.ranges[0].length, 1u) << name;
+    }
+    // A piece off the page grid, compared where it lies.
+    EXPECT_TRUE(dgen::verify(ds, 12345, std::span(bytes).subspan(12345, 3'000'001)).ok());
   }
 }
 

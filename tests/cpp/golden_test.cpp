@@ -36,6 +36,25 @@ TEST(Golden, FormatV1Vectors) { check_vectors(1); }
 TEST(Golden, FormatV2Vectors) { check_vectors(2); }
 TEST(Golden, FormatV3Vectors) { check_vectors(3); }
 
+// The content profiles (Params::content) in every format version; flat rows are the files
+// above.
+TEST(Golden, ContentVectors) {
+  const int rows = golden_rows("golden_content.txt", [&](std::istringstream& f,
+                                                         const std::string& line) {
+    dgen::Params p;
+    uint64_t offset, length;
+    std::string want;
+    ASSERT_TRUE(f >> p.content >> p.format_version >> p.seed >> p.size >> p.dedup_ratio >>
+                p.compress_ratio >> p.dedup_unit >> p.dedup_run >> p.generation >>
+                p.change_rate >> p.dedup_shift >> p.dedup_skew >> p.dedup_window >> offset >>
+                length >> want) << line;
+    std::vector<uint8_t> bytes(length);
+    dgen::fill(dgen::Dataset(p), offset, bytes);
+    EXPECT_EQ(sha256_hex(bytes.data(), bytes.size()), want) << "isa " << dgen::isa_name() << ": " << line;
+  });
+  EXPECT_GE(rows, 8);
+}
+
 TEST(Golden, IsaOverrideIsHonoured) {
   const char* want = std::getenv("DGEN_ISA");
   if (want && *want) {

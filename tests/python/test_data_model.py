@@ -38,6 +38,30 @@ def test_golden_vectors_pin_every_format_version(version):
         assert sha256(buf) == digest, (seed, size, d, c, unit, off)
 
 
+def content_rows():
+    for line in (TESTS / "golden_content.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            f = line.split()
+            yield dict(content=f[0], format_version=int(f[1]), seed=int(f[2]), size=int(f[3]),
+                       dedup_ratio=float(f[4]), compress_ratio=float(f[5]),
+                       dedup_unit=int(f[6]), dedup_run=int(f[7]), generation=int(f[8]),
+                       change_rate=float(f[9]), dedup_shift=bool(int(f[10])),
+                       dedup_skew=float(f[11]), dedup_window=int(f[12])), \
+                int(f[13]), int(f[14]), f[15]
+
+
+def test_golden_vectors_pin_every_content_profile():
+    rows = list(content_rows())
+    assert {r["content"] for r, *_ in rows} == {"binary", "text"}
+    assert {r["format_version"] for r, *_ in rows} == {1, 2, 3}
+    for identity, off, n, digest in rows:
+        g = dgen_py.Generator(**identity)
+        g.seek(off)
+        buf = bytearray(n)
+        assert g.fill_chunk(buf) == n
+        assert sha256(buf) == digest, identity
+
+
 def test_format_2_is_the_default():
     assert dgen_py.FORMAT_VERSION == 2
     assert dgen_py.Generator(10, seed=1).format_version == 2

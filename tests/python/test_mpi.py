@@ -85,6 +85,20 @@ def test_mpirun_write_equals_a_plain_write(tmp_path, ranks, count, size):
         assert r.stdout.decode().count("wrote ") == 1, r.stdout.decode()
 
 
+@needs_mpi
+def test_mpirun_write_and_verify_of_content_equal_plain_runs(tmp_path):
+    mine, plain = str(tmp_path / "mpi"), str(tmp_path / "plain")
+    args = ["--size", (3 << 20) + 777, "--files", 3, "--content", "text", *IDENTITY]
+    r = mpirun(3, DGEN, "write", mine, *args)
+    assert r.returncode == 0, r.stderr.decode()
+    assert dgen("write", plain, *args).returncode == 0
+    assert digest(mine) == digest(plain)
+    assert manifest(mine) == manifest(plain)
+    assert manifest(mine)["identity"]["content"] == "text"
+    r = mpirun(3, DGEN, "verify", mine)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+
+
 def script(tmp_path, body: str) -> str:
     path = tmp_path / "job.py"
     path.write_text("import json, os, sys\nfrom mpi4py import MPI\nfrom dgen_py import mpi\n"

@@ -101,6 +101,9 @@ def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
         dedup_for, dedup_unit, dedup_run, dedup_window, format_version)
     window = _checks.dedup_window(dedup_window)
     version = _checks.format_version(format_version)
+    if version < 3 and window != _core.WINDOW_UNITS:  # not listed there: it would be dropped
+        raise ValueError(f"dedup_window must be {_core.WINDOW_UNITS} in format_version "
+                         f"{version} (format 3 sets it), got {window}")
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
             "dedup_ratio": _checks.ratio("dedup_ratio", dedup_ratio),

@@ -102,12 +102,15 @@ def _raise_first(gathered) -> None:
 def same_settings(settings: list[dict]) -> None:
     """Raise ValueError (on every rank alike: each has every rank's settings) naming the
     first setting in which a rank differs from rank 0: ranks given other options would
-    write or check other bytes than the manifest claims."""
+    write or check other bytes than the manifest claims. Ranks may hold other keys
+    (dedup_window is listed in format 3 only): rank 0's come first, so that its
+    format_version is the one named."""
     for rank, mine in enumerate(settings):
-        for key, value in mine.items():
-            if value != settings[0][key]:
+        for key in dict.fromkeys([*settings[0], *mine]):
+            value = mine.get(key)
+            if value != settings[0].get(key):
                 raise ValueError(f"rank {rank}: {key} is {value!r} there but "
-                                 f"{settings[0][key]!r} on rank 0: give every rank the same "
+                                 f"{settings[0].get(key)!r} on rank 0: give every rank the same "
                                  f"options (the dataset's identity and layout)")
 
 

@@ -423,6 +423,8 @@ def on_rank_1(codes, extra: str) -> list[str]:
     ("--dedup-run 2", "dedup_run"), ("--dedup-shift", "dedup_shift"),
     ("--dedup-skew 1.1", "dedup_skew"), ("--change-rate 0.5", "change_rate"),
     ("--seed 8", "seed"), ("--files 3", "files"),
+    # format 3 lists dedup_window, which rank 0's format 2 settings do not have
+    ("--format-version 3", "format_version"), ("--dedup-for cdc:1MiB", "dedup_unit"),
 ])
 def test_ranks_given_other_settings_all_refuse_before_writing(tmp_path, extra, key):
     codes = tmp_path / "codes"

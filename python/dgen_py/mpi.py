@@ -184,12 +184,16 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
         count = _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         _checks.path(path)
-        settings = {**identity, "seed": _checks.seed(seed), "files": count}
+        # direct and fsync too: the manifest (rank 0's) records them for every rank's files
+        settings = {**identity, "seed": _checks.seed(seed), "files": count,
+                    "direct": _checks.flag("direct", direct),
+                    "fsync": _checks.flag("fsync", fsync)}
         return settings, identity["seed"], _checks.threads(threads) or default_threads
 
     values = _agree(comm, check)  # small values only: every rank gets every rank's
     same_settings([v[0] for v in values])
-    identity = {k: v for k, v in values[0][0].items() if k != "files"}
+    identity = {k: v for k, v in values[0][0].items()
+                if k not in ("files", "direct", "fsync")}
     identity["seed"] = values[0][1]  # rank 0 drew it, where none was given
     mine = values[comm.rank][2]
     layout = _files._layout(_checks.path(path), identity["size"], files)[1]

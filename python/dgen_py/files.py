@@ -854,11 +854,7 @@ def check_manifest(record, where: str) -> dict:
                          f"written by dgen write; verify it with dgen verify DIR alone "
                          f"(verify_training_dataset)")
     fields(record, "manifest", ("format_version", "complete", "identity", "files"))
-    version = record["format_version"]
-    if (isinstance(version, bool) or not isinstance(version, int)
-            or not _core.MIN_FORMAT_VERSION <= version <= _core.MAX_FORMAT_VERSION):
-        bad("format_version", f"is {version!r}: this dgen verifies format versions "
-            f"{_core.MIN_FORMAT_VERSION} to {_core.MAX_FORMAT_VERSION}")
+    version = record["format_version"]  # in the range read: load_manifest checked it
     if record["complete"] is not True:
         rewrite = record.get("rewrite_generation")
         bad("complete", f"is {record['complete']!r}: the dataset was not completely written"

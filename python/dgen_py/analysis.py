@@ -185,7 +185,11 @@ class _Chunker:
     (cut short by the piece's end) is carried into the next and cut again."""
 
     def __init__(self, average):
-        from pyfastcdc import FastCDC
+        try:
+            from pyfastcdc import FastCDC
+        except ImportError:  # an optional package, as the dataset formats' are
+            raise ValueError("cdc needs the Python package pyfastcdc: pip install '.[cdc]' "
+                             "in dgen's source tree") from None
         self.average = average
         self.cut = FastCDC(avg_size=average).cut_buf
         self.carry = b""

@@ -68,7 +68,8 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     "zlib-6"). `sample` in (0, 1] compresses only that share of the frames, evenly spread
     and always including frame 0 (0.25: frames 0, 4, 8, ...); a dict gives a share per
     compressor ({"zlib-6": 0.125}: zlib-6 every 8th frame, the others every frame).
-    `threads` (default: DGEN_THREADS where set, else the CPUs this process may use) measure 4 MiB pieces in parallel;
+    `threads` (default: DGEN_THREADS where set, else the CPUs this process may use)
+    measure 4 MiB pieces in parallel;
     the result does not depend on it. `cdc`: average chunk sizes (each a power of two in
     [256, 2**28]) at which to measure what a content-defined chunking engine finds:
     FastCDC (pyfastcdc; minimum a quarter, maximum 8 times the average) over the whole

@@ -28,15 +28,19 @@ BLOCK = 1 << 20  # 0.3.0's pool block
 
 # Every pool, so that a forked child can give each a new lock: one held by another thread
 # at the fork would stay taken for good there (the holder does not exist in the child).
+# The child's pool also moves to a seed of its own, drawn from the OS: going on where the
+# parent's stood, it would hand out the parent's next slices (why pickling is refused).
 _pools: weakref.WeakSet = weakref.WeakSet()
 
 
-def _renew_locks() -> None:
+def _renew_in_child() -> None:
     for pool in list(_pools):
         pool._lock = threading.Lock()
+        pool._seed, pool._generation = secrets.randbits(64), 0
+        pool._open(pool._dedup, pool._compress)
 
 
-os.register_at_fork(after_in_child=_renew_locks)
+os.register_at_fork(after_in_child=_renew_in_child)
 
 
 class BufferPool:

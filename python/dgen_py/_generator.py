@@ -112,8 +112,9 @@ class Generator(io.RawIOBase):
 
     def _direct_fill(self) -> None:
         """fill_chunk straight to the core where nothing cuts the buffer (a third of a 4 KiB
-        call's cost saved); a slice, a restarted seed or close() take it away again."""
-        if self._sliced or self.closed:
+        call's cost saved); a slice, a restarted seed or close() take it away again, and a
+        subclass's own fill_chunk never gets it."""
+        if self._sliced or self.closed or type(self).fill_chunk is not Generator.fill_chunk:
             self.__dict__.pop("fill_chunk", None)
         else:
             self.fill_chunk = self._s.fill

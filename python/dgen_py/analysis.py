@@ -68,7 +68,8 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     "zlib-6"). `sample` in (0, 1] compresses only that share of the frames, evenly spread
     and always including frame 0 (0.25: frames 0, 4, 8, ...); a dict gives a share per
     compressor ({"zlib-6": 0.125}: zlib-6 every 8th frame, the others every frame).
-    `threads` (default: the CPUs this process may use) measure 4 MiB pieces in parallel;
+    `threads` (default: DGEN_THREADS where set, else the CPUs this process may use)
+    measure 4 MiB pieces in parallel;
     the result does not depend on it. `cdc`: average chunk sizes (each a power of two in
     [256, 2**28]) at which to measure what a content-defined chunking engine finds:
     FastCDC (pyfastcdc; minimum a quarter, maximum 8 times the average) over the whole
@@ -102,7 +103,7 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     names = _compressor_names(compressors)
     default, samplers = _samplers(sample, names)
     chunkers = [_Chunker(avg) for avg in _cdc_sizes(cdc)]
-    threads = (len(os.sched_getaffinity(0)) if threads is None
+    threads = (_checks.threads(None) or len(os.sched_getaffinity(0)) if threads is None
                else _checks.integer("threads", threads, 1, _checks.MAX_THREADS))
     piece = frame_size * max(1, PIECE // frame_size)
     chunk = piece * max(1, CHUNK // piece)
@@ -185,7 +186,11 @@ class _Chunker:
     (cut short by the piece's end) is carried into the next and cut again."""
 
     def __init__(self, average):
-        from pyfastcdc import FastCDC
+        try:
+            from pyfastcdc import FastCDC
+        except ImportError:  # an optional package, as the dataset formats' are
+            raise ValueError("cdc needs the Python package pyfastcdc: pip install '.[cdc]' "
+                             "in dgen's source tree") from None
         self.average = average
         self.cut = FastCDC(avg_size=average).cut_buf
         self.carry = b""

@@ -998,8 +998,6 @@ def main(argv=None) -> int:
         return 141
     except OSError as e:
         return fail(3 if e.errno in PATH_ERRORS else 1, str(e))
-    except MemoryError:
-        return fail(1, "out of memory")
     except KeyboardInterrupt:
         return fail(130, "interrupted", args.comm)
     except BaseException as e:

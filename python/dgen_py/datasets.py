@@ -995,17 +995,18 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         require(spec["format"])
         _checks.path(path)
         _checks.flag("force", force)
-        _checks.flag("fsync", fsync)
+        synced = _checks.flag("fsync", fsync)
         if jobs is not None:
             _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         count = _checks.threads(threads) or share or _core.available_cpus()
         planned["entries"], size = plan(spec)
         identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                                     format_version)
-        return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count
+        return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count, synced
     checked = agree(check)
-    if comm is not None:
-        same_settings([{**spec, **given} for spec, given, _, _ in checked])
+    if comm is not None:  # fsync too: the manifest is durable only if every rank synced
+        same_settings([{**spec, **given, "fsync": synced}
+                       for spec, given, _, _, synced in checked])
     spec, identity, threads = checked[0][0], dict(checked[0][1]), checked[rank][3]
     identity["seed"] = checked[0][2]  # rank 0 drew it, where none was given
     entries, root = planned["entries"], _checks.path(path)

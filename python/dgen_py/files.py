@@ -102,6 +102,9 @@ def _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
     window = _checks.dedup_window(dedup_window)
     version = _checks.format_version(format_version)
     content = _checks.content(content)
+    if version < 3 and window != _core.WINDOW_UNITS:  # not listed there: it would be dropped
+        raise ValueError(f"dedup_window must be {_core.WINDOW_UNITS} in format_version "
+                         f"{version} (format 3 sets it), got {window}")
     return {"seed": secrets.randbits(64) if seed is None else seed,
             "size": _checks.size(size),
             "dedup_ratio": _checks.ratio("dedup_ratio", dedup_ratio),
@@ -856,11 +859,7 @@ def check_manifest(record, where: str) -> dict:
                          f"written by dgen write; verify it with dgen verify DIR alone "
                          f"(verify_training_dataset)")
     fields(record, "manifest", ("format_version", "complete", "identity", "files"))
-    version = record["format_version"]
-    if (isinstance(version, bool) or not isinstance(version, int)
-            or not _core.MIN_FORMAT_VERSION <= version <= _core.MAX_FORMAT_VERSION):
-        bad("format_version", f"is {version!r}: this dgen verifies format versions "
-            f"{_core.MIN_FORMAT_VERSION} to {_core.MAX_FORMAT_VERSION}")
+    version = record["format_version"]  # in the range read: load_manifest checked it
     if record["complete"] is not True:
         rewrite = record.get("rewrite_generation")
         bad("complete", f"is {record['complete']!r}: the dataset was not completely written"

@@ -102,12 +102,15 @@ def _raise_first(gathered) -> None:
 def same_settings(settings: list[dict]) -> None:
     """Raise ValueError (on every rank alike: each has every rank's settings) naming the
     first setting in which a rank differs from rank 0: ranks given other options would
-    write or check other bytes than the manifest claims."""
+    write or check other bytes than the manifest claims. Ranks may hold other keys
+    (dedup_window is listed in format 3 only): rank 0's come first, so that its
+    format_version is the one named."""
     for rank, mine in enumerate(settings):
-        for key, value in mine.items():
-            if value != settings[0][key]:
+        for key in dict.fromkeys([*settings[0], *mine]):
+            value = mine.get(key)
+            if value != settings[0].get(key):
                 raise ValueError(f"rank {rank}: {key} is {value!r} there but "
-                                 f"{settings[0][key]!r} on rank 0: give every rank the same "
+                                 f"{settings[0].get(key)!r} on rank 0: give every rank the same "
                                  f"options (the dataset's identity and layout)")
 
 
@@ -182,12 +185,16 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
         count = _checks.integer("files", files, 1, 1_000_000)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         _checks.path(path)
-        settings = {**identity, "seed": _checks.seed(seed), "files": count}
+        # direct and fsync too: the manifest (rank 0's) records them for every rank's files
+        settings = {**identity, "seed": _checks.seed(seed), "files": count,
+                    "direct": _checks.flag("direct", direct),
+                    "fsync": _checks.flag("fsync", fsync)}
         return settings, identity["seed"], _checks.threads(threads) or default_threads
 
     values = _agree(comm, check)  # small values only: every rank gets every rank's
     same_settings([v[0] for v in values])
-    identity = {k: v for k, v in values[0][0].items() if k != "files"}
+    identity = {k: v for k, v in values[0][0].items()
+                if k not in ("files", "direct", "fsync")}
     identity["seed"] = values[0][1]  # rank 0 drew it, where none was given
     mine = values[comm.rank][2]
     layout = _files._layout(_checks.path(path), identity["size"], files)[1]

@@ -386,3 +386,25 @@ def test_cdc_is_reported_only_when_asked_for():
     assert "cdc" not in dgen_py.analyze(b"\1" * PAGE, compressors=())
     r = dgen_py.analyze(b"", cdc=4096, compressors=())
     assert r["cdc"] == {"4096": {"chunks": 0, "unique": 0, "stored_bytes": 0, "ratio": None}}
+
+
+def test_cdc_without_pyfastcdc_is_refused_naming_the_package_and_extra(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pyfastcdc", None)  # import raises ImportError
+    with pytest.raises(ValueError, match=r"cdc needs the Python package pyfastcdc: pip "
+                                         r"install '\.\[cdc\]'"):
+        dgen_py.analyze(b"\1" * PAGE, cdc=4096, compressors=())
+
+
+def test_threads_default_to_dgen_threads_as_the_help_says(monkeypatch):
+    made = []
+
+    class Pool(analyze_module.ThreadPoolExecutor):
+        def __init__(self, n):
+            made.append(n)
+            super().__init__(n)
+
+    monkeypatch.setattr(analyze_module, "ThreadPoolExecutor", Pool)
+    monkeypatch.setenv("DGEN_THREADS", "3")
+    dgen_py.analyze(b"\1" * PAGE, compressors=())
+    assert made == [3]

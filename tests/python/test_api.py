@@ -109,6 +109,23 @@ def test_fill_chunk_takes_its_buffer_by_keyword_and_raises_once_closed(start):
         g.fill_chunk(buffer=bytearray(100))
 
 
+def test_a_subclass_that_overrides_fill_chunk_is_called():
+    # The direct path to the core is an attribute of the instance: it must not hide a
+    # subclass's own fill_chunk.
+    class Counting(dgen_py.Generator):
+        calls = 0
+
+        def fill_chunk(self, buffer):
+            Counting.calls += 1
+            return super().fill_chunk(buffer)
+
+    g = Counting(10_000, seed=1)
+    assert g.fill_chunk(bytearray(4096)) == 4096
+    g.reset()
+    assert g.fill_chunk(bytearray(4096)) == 4096
+    assert Counting.calls == 2
+
+
 @pytest.mark.parametrize("make", [
     lambda n: bytearray(n),
     lambda n: memoryview(bytearray(n)),

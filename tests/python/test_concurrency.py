@@ -441,3 +441,25 @@ def test_a_child_forked_while_another_thread_holds_a_buffer_pools_lock_can_use_t
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0"], "the child hung on the pool's lock"
+
+
+def test_a_forked_child_pool_hands_out_other_data_than_its_parent():
+    # "No two slices share data" across processes too: a child that went on where its
+    # parent's pool stood would hand out the parent's next slices (pickling is refused
+    # for that reason).
+    r = run_script("""
+        import os, dgen_py
+        pool = dgen_py.BufferPool(seed=1)
+        pool.next_slice(4096)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, bytes(pool.next_slice(4096)))
+            os._exit(0)
+        os.waitpid(pid, 0)
+        child = os.read(read, 4096)
+        mine = bytes(pool.next_slice(4096))
+        print(len(child), child == mine, pool.seed)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["4096", "False", "1"], r.stdout

@@ -124,6 +124,18 @@ def test_a_window_other_than_64_needs_format_3():
         dgen_py.Generator(MIB, 2.0, format_version=3, dedup_window=8)
 
 
+def test_write_and_verify_refuse_a_window_other_than_64_before_format_3(tmp_path):
+    # The manifest of formats 1 and 2 lists no window: a window given there would be dropped
+    # silently, the data written (or checked) with 64.
+    with pytest.raises(ValueError, match="dedup_window must be 64 in format_version 2"):
+        dgen_py.write_dataset(str(tmp_path / "d"), MIB, dedup_ratio=2.0, seed=1,
+                              dedup_window=16)
+    assert not (tmp_path / "d").exists()
+    dgen_py.write_dataset(str(tmp_path / "e"), MIB, dedup_ratio=2.0, seed=1)
+    with pytest.raises(ValueError, match="dedup_window must be 64 in format_version 2"):
+        dgen_py.verify_file(str(tmp_path / "e"), dedup_window=16)
+
+
 def test_write_records_the_values_a_preset_chose_and_verifies(tmp_path):
     f = tmp_path / "d"
     r = subprocess.run([DGEN, "write", str(f), "--size", "32MiB", "--seed", "4",

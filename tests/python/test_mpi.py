@@ -437,6 +437,9 @@ def on_rank_1(codes, extra: str) -> list[str]:
     ("--dedup-run 2", "dedup_run"), ("--dedup-shift", "dedup_shift"),
     ("--dedup-skew 1.1", "dedup_skew"), ("--change-rate 0.5", "change_rate"),
     ("--seed 8", "seed"), ("--files 3", "files"),
+    # format 3 lists dedup_window, which rank 0's format 2 settings do not have
+    ("--format-version 3", "format_version"), ("--dedup-for cdc:1MiB", "dedup_unit"),
+    ("--fsync", "fsync"),  # the manifest (rank 0's) records it for every rank's files
 ])
 def test_ranks_given_other_settings_all_refuse_before_writing(tmp_path, extra, key):
     codes = tmp_path / "codes"
@@ -466,6 +469,8 @@ def test_a_seed_given_to_some_ranks_only_is_refused(tmp_path):
     ("--record-length 3000", "record_length"), ("--dedup-ratio 3", "dedup_ratio"),
     ("--format npz", "format"), ("--files 3", "files"), ("--eval-files 1", "eval_files"),
     ("--samples-per-file 3", "samples_per_file"), ("--seed 8", "seed"),
+    ("--fsync", "fsync"),  # the manifest, written after every rank's files, is durable only
+                           # if every rank synced them
 ])
 def test_dataset_ranks_given_other_settings_all_refuse_before_writing(tmp_path, extra, key):
     codes = tmp_path / "codes"

@@ -34,7 +34,7 @@ for san in address,undefined thread; do
   cmake -S . -B "$dir" -G Ninja -DDGEN_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDGEN_WITH_HWLOC="$hwloc" \
     -DCMAKE_CXX_FLAGS="-fsanitize=$san -fno-omit-frame-pointer -fno-sanitize-recover=all" >/dev/null
-  cmake --build "$dir" --target dgen_tests fill_bench
+  cmake --build "$dir"  # the tests and the benchmarks their ctest cases run
   UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
     ctest --test-dir "$dir" --output-on-failure -j2 --timeout 300
 done

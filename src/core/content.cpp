@@ -278,7 +278,11 @@ inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
 // One page into out (kPage + kSlack bytes) from its random bytes (kPage + kSlack, the
 // slack zero) and key; lit: scratch of the same size, slack zero. Integer operations and
 // copies only: the AVX2 clone (32-byte moves, vector literal bytes) writes the same bytes.
+// Not under ThreadSanitizer: the clone's ifunc resolver runs before TSan is set up and
+// crashes the program at load.
+#ifndef __SANITIZE_THREAD__
 __attribute__((target_clones("avx2", "default")))
+#endif
 void page(uint8_t* out, uint8_t* lit, const uint8_t* random, uint64_t key, const Profile& p,
           int level) {
   literal_bytes(reinterpret_cast<uint64_t*>(lit), reinterpret_cast<const uint64_t*>(random),

@@ -63,6 +63,15 @@ FLUSH = 1 << 20  # gathered writes go out at this many bytes ...
 IOV_MAX = 512  # ... or this many pieces
 DIRECT_WRITE = 1 << 20  # payload extents at least this long are written by the core
 PARQUET_ROW_GROUP = 1024  # DLIO's parquet.row_group_size default
+# Fewer rows where 1024 samples would pass this: pyarrow holds about 20 times a row group
+# while it encodes it (1024 samples of 1 MiB took 5.7 GB), so DLIO's layout is kept for
+# samples up to 64 KiB and memory stays bounded above that.
+PARQUET_GROUP_BYTES = 64 << 20
+
+
+def parquet_rows(sample_bytes: int) -> int:
+    """Rows per parquet row group for samples of `sample_bytes`."""
+    return max(1, min(PARQUET_ROW_GROUP, PARQUET_GROUP_BYTES // max(1, sample_bytes)))
 ENCODE_VALUES = 1 << 20  # csv values encoded at once (the encoder holds about 25 bytes each)
 SPLITS = ("train", "valid")
 INDEX_DIR = "index"
@@ -626,9 +635,10 @@ class _Sink(io.RawIOBase):
 
 def _parquet_parts(spec, f):
     """One column `data` of fixed-size lists of dim1 * dim2 uint8, row groups of 1024 rows
-    (the MLPerf Storage fork's legacy mode), stored uncompressed, no dictionary. One row
-    group is encoded at a time (the bytes of pq.write_table over the whole file), so memory
-    is bounded by a row group's, not the file's."""
+    (the MLPerf Storage fork's legacy mode; fewer for samples over 64 KiB: parquet_rows),
+    stored uncompressed, no dictionary. One row group is encoded at a time (the bytes of
+    pq.write_table over the whole file), so memory is bounded by a row group's, not the
+    file's."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     row = f["dims"][0] * f["dims"][1]
@@ -642,12 +652,13 @@ def _parquet_parts(spec, f):
                 state["writer"] = pq.ParquetWriter(sink, table.schema, compression="none",
                                                    use_dictionary=False,
                                                    write_statistics=False)
-            state["writer"].write_table(table, row_group_size=PARQUET_ROW_GROUP)
+            state["writer"].write_table(table, row_group_size=rows)
             if last:
                 state["writer"].close()
             return sink.take()
         return encode
-    group = PARQUET_ROW_GROUP * row
+    rows = parquet_rows(row)
+    group = rows * row
     for at in range(0, f["payload"], group):
         n = min(group, f["payload"] - at)
         yield Encoded(f["payload_offset"] + at, n, piece(at + n == f["payload"]))
@@ -1173,20 +1184,24 @@ def _write_all(fd, data) -> None:
         view = view[n:]
 
 
-# The container layout of the files dgen dataset writes. 2: npz, hdf5 and tfrecord files
-# end at 4 KiB, and TFRecord samples of 64 KiB and more start at 4 KiB (dgen 0.6.0).
+# The container layout of the files dgen dataset writes. 2 (dgen 0.6.0): npz, hdf5 and
+# tfrecord files end at 4 KiB, TFRecord samples of 64 KiB and more start at 4 KiB, and
+# parquet samples over 64 KiB go in row groups of fewer than 1024 rows.
 LAYOUT = 2
-LAYOUT_CHANGED = {2: ("npz", "hdf5", "tfrecord")}  # layout: formats whose files it changed
 
 
-def _check_layout(record, where, fmt) -> None:
+def _check_layout(record, where, spec, entries) -> None:
     """ValueError where the files were laid out otherwise than this dgen lays them out:
     verify would call every container byte damage."""
     layout = record.get("layout", 1)
     if type(layout) is not int or not 1 <= layout <= LAYOUT:
         raise ValueError(f"{where}: layout is {layout!r}: this dgen reads layouts 1 to "
                          f"{LAYOUT} (a newer dgen wrote it?)")
-    if any(fmt in LAYOUT_CHANGED[v] for v in range(layout + 1, LAYOUT + 1)):
+    fmt, samples = spec["format"], spec["samples_per_file"]
+    changed = fmt in ("npz", "hdf5", "tfrecord") or fmt == "parquet" and any(
+        parquet_rows(e["dims"][0] * e["dims"][1]) < min(PARQUET_ROW_GROUP, samples)
+        for e in entries)
+    if layout < 2 and changed:
         raise ValueError(f"{where}: {fmt} files of container layout {layout} (written by dgen "
                          f"{record.get('dgen_version', 'before 0.6.0')}); this dgen writes "
                          f"layout {LAYOUT}, whose {fmt} files differ: verify with the dgen "
@@ -1253,7 +1268,6 @@ def read_manifest(path) -> dict:
         spec = resolve_spec(**record["dataset"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: dataset: {e}") from None
-    _check_layout(record, where, spec["format"])
     # The lists the dataset section asks for must be there, before plan() makes them: a
     # small manifest cannot ask for millions of files.
     count = spec["files"] + spec["eval_files"]
@@ -1266,6 +1280,7 @@ def read_manifest(path) -> dict:
             raise ValueError(f"{where}: {key} lists {len(record[key])} file(s), but the "
                              f"dataset section (files + eval_files: {count}) makes {n}")
     entries, size = plan(spec)
+    _check_layout(record, where, spec, entries)
     if size != identity["size"]:
         raise ValueError(f"{where}: identity.size is {identity['size']}, but the dataset's "
                          f"samples take {size} bytes of the stream")

@@ -45,6 +45,16 @@ def test_memory_does_not_grow_with_the_file(tmp_path, fmt, samples, record):
     assert large - small < 48 * MiB, (small, large)
 
 
+def test_parquet_row_groups_of_large_samples_stay_bounded(tmp_path):
+    # 1 MiB samples: 1024 of them (DLIO's row group) would be 1 GiB, about 20 GiB in pyarrow.
+    pytest.importorskip("pyarrow")
+    # Row groups of 64 samples: 4 groups against 8. pyarrow's pool varies by about 200 MiB
+    # from run to run; in one 1024-row group the 256 MiB more would take about 5 GB more.
+    small = peak(tmp_path, "parquet", 256, MiB)
+    large = peak(tmp_path, "parquet", 512, MiB)
+    assert large - small < 384 * MiB and large < 3 << 30, (small, large)
+
+
 def whole_file(fmt, values: np.ndarray, rows: int) -> bytes:
     """The file as one call of the encoder makes it, for comparison."""
     if fmt == "csv":
@@ -55,7 +65,8 @@ def whole_file(fmt, values: np.ndarray, rows: int) -> bytes:
     column = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.uint8()),
                                                len(values) // rows)
     out = io.BytesIO()
-    pq.write_table(pa.table({"data": column}), out, row_group_size=datasets.PARQUET_ROW_GROUP,
+    pq.write_table(pa.table({"data": column}), out,
+                   row_group_size=datasets.parquet_rows(len(values) // rows),
                    compression="none", use_dictionary=False, write_statistics=False)
     return out.getvalue()
 
@@ -64,7 +75,8 @@ def whole_file(fmt, values: np.ndarray, rows: int) -> bytes:
 # row group, a short last one, whole ones.
 @pytest.mark.parametrize("fmt, samples, dims, encode_values", [
     ("csv", 3, (5, 7), 17), ("csv", 2, (1100, 1000), datasets.ENCODE_VALUES),
-    ("parquet", 1, (8, 8), 0), ("parquet", 2500, (4, 8), 0), ("parquet", 2048, (2, 2), 0)])
+    ("parquet", 1, (8, 8), 0), ("parquet", 2500, (4, 8), 0), ("parquet", 2048, (2, 2), 0),
+    ("parquet", 5, (1024, 32768), 0)])  # 32 MiB samples: row groups of 2
 def test_pieces_are_the_bytes_of_the_whole_file(fmt, samples, dims, encode_values,
                                                 monkeypatch):
     if fmt == "parquet":
@@ -78,7 +90,7 @@ def test_pieces_are_the_bytes_of_the_whole_file(fmt, samples, dims, encode_value
     got = b""
     for part in datasets.parts({"format": fmt}, f):
         assert isinstance(part, datasets.Encoded)
-        assert part.length <= (encode_values or datasets.PARQUET_ROW_GROUP * d1 * d2)
+        assert part.length <= (encode_values or datasets.parquet_rows(d1 * d2) * d1 * d2)
         at = part.offset - f["payload_offset"]
         got += part.encode(values[at:at + part.length])
     assert got == whole_file(fmt, values, samples)

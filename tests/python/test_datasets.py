@@ -794,6 +794,18 @@ def test_a_dataset_of_the_earlier_container_layout_is_refused_naming_it(tmp_path
         datasets.verify_training_dataset(root)
 
 
+def test_parquet_of_large_samples_in_layout_1_is_refused_small_ones_verify(tmp_path):
+    pytest.importorskip("pyarrow")
+    big, _ = write(tmp_path / "big", "parquet", files=1, eval_files=0, samples_per_file=80,
+                   record_length=1 << 20, record_length_stdev=0)  # row groups of 64 now
+    small, _ = write(tmp_path / "small", "parquet", files=1, eval_files=0)
+    for root in (big, small):
+        edit_manifest(root, lambda r: r.pop("layout"))
+    with pytest.raises(ValueError, match="parquet files of container layout 1"):
+        datasets.verify_training_dataset(big)
+    assert datasets.verify_training_dataset(small)["ok"]
+
+
 def test_a_dataset_of_a_format_the_layout_left_alone_verifies_at_any_layout(tmp_path):
     root, _ = write(tmp_path, "npy", files=1, eval_files=0)
     edit_manifest(root, lambda r: r.pop("layout"))

@@ -18,6 +18,7 @@ import xxhash
 import zstandard
 
 from . import _checks, _core
+from ._cdc import Chunker, cdc_sizes
 from ._generator import Generator
 from .files import MANIFEST_NAME, MANIFEST_SUFFIX, DatasetTree, load_manifest
 
@@ -102,7 +103,7 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
                          f"got {frame_size}")
     names = _compressor_names(compressors)
     default, samplers = _samplers(sample, names)
-    chunkers = [_Chunker(avg) for avg in _cdc_sizes(cdc)]
+    chunkers = [Chunker(avg) for avg in cdc_sizes(cdc)]
     threads = (_checks.threads(None) or len(os.sched_getaffinity(0)) if threads is None
                else _checks.integer("threads", threads, 1, _checks.MAX_THREADS))
     piece = frame_size * max(1, PIECE // frame_size)
@@ -178,46 +179,6 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
         "entropy_bits_per_byte": float((p * np.log2(1 / p)).sum()),
         "ignored_tail_bytes": total - pages * PAGE,
     }
-
-
-class _Chunker:
-    """FastCDC over a stream fed in pieces, cut exactly as over one buffer: a cut point
-    depends only on the bytes from its chunk's start, so the last chunk of each piece
-    (cut short by the piece's end) is carried into the next and cut again."""
-
-    def __init__(self, average):
-        try:
-            from pyfastcdc import FastCDC
-        except ImportError:  # an optional package, as the dataset formats' are
-            raise ValueError("cdc needs the Python package pyfastcdc: pip install '.[cdc]' "
-                             "in dgen's source tree") from None
-        self.average = average
-        self.cut = FastCDC(avg_size=average).cut_buf
-        self.carry = b""
-        self.stored = {}
-        self.chunks = 0
-
-    def feed(self, view):
-        data = self.carry + view if self.carry else view
-        last = None
-        for last in self.cut(data):
-            if last.offset + last.length < len(data):
-                self._add(last.data)
-        self.carry = bytes(last.data) if last is not None else b""
-
-    def finish(self):
-        if self.carry:
-            self._add(self.carry)
-            self.carry = b""
-
-    def _add(self, chunk):
-        self.chunks += 1
-        self.stored.setdefault(xxhash.xxh3_128_digest(chunk), len(chunk))
-
-    def result(self, total):
-        stored = sum(self.stored.values())
-        return {"chunks": self.chunks, "unique": len(self.stored), "stored_bytes": stored,
-                "ratio": total / stored if stored else None}
 
 
 def _measure(view, first_frame, frame_size, samplers, names):
@@ -354,16 +315,6 @@ def _block_sizes(value) -> list[int]:
     for v in sizes:
         if v & (v - 1):
             raise ValueError(f"block_sizes must be powers of two in [4096, {MAX_BLOCK}], "
-                             f"got {v}")
-    return sizes
-
-
-def _cdc_sizes(value) -> list[int]:
-    sizes = sorted({_checks.integer("cdc", v, 256, 2**28)
-                    for v in ((value,) if isinstance(value, numbers.Integral) else value)})
-    for v in sizes:
-        if v & (v - 1):
-            raise ValueError(f"cdc average chunk sizes must be powers of two in [256, 2**28], "
                              f"got {v}")
     return sizes
 

@@ -6,7 +6,6 @@ and the offset; see the project's docs/data-model.md.
 """
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 
 from ._buffer_pool import BufferPool, bench_rolling_pool
 from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult
@@ -25,6 +24,7 @@ from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
 from .files import verify_file, write_dataset
 from ._shares import split
+from ._version import __version__
 
 
 
@@ -41,11 +41,6 @@ def __getattr__(name):
         return value
     raise AttributeError(f"module 'dgen_py' has no attribute {name!r}")
 
-
-try:
-    __version__ = version("dgen-py")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0+unknown"
 
 __all__ = [
     "FORMAT_VERSION",

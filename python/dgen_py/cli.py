@@ -193,7 +193,7 @@ def build_parser() -> Parser:
     p = Parser(prog="dgen", formatter_class=argparse.RawDescriptionHelpFormatter,
                description="Synthetic data with exact dedup and compression ratios.",
                epilog=EXAMPLES)
-    from . import __version__
+    from ._version import __version__
     p.add_argument("--version", action="version",
                    version=f"dgen {__version__} (format {_core.FORMAT_VERSION})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -936,7 +936,7 @@ def bench_io(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import __version__
+    from ._version import __version__
     from ._system import get_system_info
     info = {"version": __version__, "format_version": _core.FORMAT_VERSION,
             "max_format_version": _core.MAX_FORMAT_VERSION,

@@ -1209,7 +1209,7 @@ def _check_layout(record, where, spec, entries) -> None:
 
 
 def _manifest(spec, identity, entries, sizes) -> dict:
-    from . import __version__
+    from ._version import __version__
     import datetime
     listed, at = [], 0
     for f in entries:

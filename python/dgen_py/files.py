@@ -656,7 +656,7 @@ def _rewrite(directory, base, layout, identity, generation, direct, fsync, jobs,
 
 def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
     """The manifest of a completely written dataset (see docs/cli.md)."""
-    from . import __version__
+    from ._version import __version__
     return {
         "dgen_manifest": 1,
         "format_version": identity["format_version"],

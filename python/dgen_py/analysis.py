@@ -7,6 +7,8 @@ import errno
 import itertools
 import numbers
 import os
+import statistics
+import time
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,10 @@ ZERO_PAGE = np.frombuffer(xxhash.xxh3_128_digest(bytes(PAGE)), np.uint64)
 # slower: benchmarks/analyze.py prints them).
 CLI_SAMPLE = {"zstd-3": 1 / 4, "zlib-6": 1 / 16}
 
+# The per-block spread: every 16th aligned page compressed alone with zstd -3, as a file
+# system that compresses 4 KiB blocks sees it (about a fifth of what zstd-1 costs).
+SPREAD_EVERY = 16
+
 # Factories, because a ZstdCompressor must not be shared between threads.
 COMPRESSORS = {
     "zstd-1": lambda: zstandard.ZstdCompressor(level=1).compress,
@@ -46,7 +52,7 @@ COMPRESSORS = {
 
 def analyze(source, *, block_sizes=None, frame_size=1048576,
             compressors=("zstd-1", "zstd-3", "lz4", "zlib-6"), sample=None,
-            threads=None, progress=None, cdc=()) -> dict:
+            threads=None, progress=None, cdc=(), timing=False) -> dict:
     """Measure what a dedup engine and a compressor would make of `source`.
 
     `source` is a path (str or os.PathLike), any bytes-like object (bytes, bytearray,
@@ -74,7 +80,9 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     the result does not depend on it. `cdc`: average chunk sizes (each a power of two in
     [256, 2**28]) at which to measure what a content-defined chunking engine finds:
     FastCDC (pyfastcdc; minimum a quarter, maximum 8 times the average) over the whole
-    stream, each chunk identified by its XXH3-128 digest.
+    stream, each chunk identified by its XXH3-128 digest. `timing=True` adds each
+    compressor's speed in MB of input per CPU-second of its own calls (varies run to run,
+    so it is off by default and results compare equal).
 
     Returns a JSON-serialisable dict:
         "source": the path, or the type name of the object
@@ -87,7 +95,11 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
                         the share `sample` gives compressors not in a dict),
                         "ratios": {"<compressor>": input bytes / compressed bytes},
                         "sampled": {"<compressor>": {"frames_compressed",
-                                                     "bytes_compressed"}}}
+                                                     "bytes_compressed"}},
+                        "cpu_mb_per_s": {"<compressor>": ...}, with `timing`}
+        "block_spread": {"block_size": 4096, "compressor": "zstd-3", "blocks": every
+                         16th aligned page, each compressed alone, "p10", "p50", "p90":
+                         the 10th/50th/90th percentile of their ratios}
         "cdc": {"<average>": {"chunks", "unique": distinct chunks, "stored_bytes": bytes
                 of the distinct chunks, "ratio": bytes / stored_bytes}}, with `cdc`
         "zero_pages": {"count": all-zero aligned 4 KiB pages, "share": count / pages}
@@ -112,6 +124,8 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     digests = bytearray()
     hist = np.zeros(256, np.int64)
     packed = np.zeros((3, len(names) + 1), np.int64)  # compressed, read, frames; last: default
+    cpu = np.zeros(len(names) + 1)
+    spread = []
     total = zero = 0
 
     def collect(futures, nbytes):
@@ -119,10 +133,12 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
         for future in futures[:len(chunkers)]:
             future.result()
         for future in futures[len(chunkers):]:
-            d, z, h, p = future.result()
+            d, z, h, p, c, b = future.result()
             digests.extend(d)
             hist[:] += h
             packed[:] += p
+            cpu[:] += c
+            spread.extend(b)
             zero += z
         if progress:
             progress(nbytes)
@@ -140,7 +156,7 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
             pending.append(([*(e.submit(c.feed, data) for e, c in zip(serial, chunkers)),
                              *(pool.submit(_measure, data[o:o + piece],
                                          (total + o) // frame_size, frame_size,
-                                         [*samplers, default], names)
+                                         [*samplers, default], names, total + o, timing)
                                for o in range(0, len(data), piece))], len(data)))
             total += len(data)
             if len(pending) == 2:  # the reader is about to refill the oldest buffer
@@ -173,7 +189,10 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
             "ratios": {name: r / n if n else None for name, r, n in zip(names, read, out)},
             "sampled": {name: {"frames_compressed": f, "bytes_compressed": r}
                         for name, f, r in zip(names, frames, read)},
+            **({"cpu_mb_per_s": {name: r / s / 1e6 if s else None
+                                 for name, r, s in zip(names, read, cpu)}} if timing else {}),
         },
+        "block_spread": _spread(spread),
         **({"cdc": {str(c.average): c.result(total) for c in chunkers}} if chunkers else {}),
         "zero_pages": {"count": zero, "share": zero / pages if pages else None},
         "entropy_bits_per_byte": float((p * np.log2(1 / p)).sum()),
@@ -181,9 +200,11 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     }
 
 
-def _measure(view, first_frame, frame_size, samplers, names):
-    """One piece: page digests, zero pages, byte histogram, and per compressor (then for
-    the default share) compressed bytes, bytes read and frames of its sampled frames."""
+def _measure(view, first_frame, frame_size, samplers, names, at, timing):
+    """One piece at stream offset `at`: page digests, zero pages, byte histogram, per
+    compressor (then for the default share) compressed bytes, bytes read and frames of its
+    sampled frames, the CPU-seconds of each compressor's calls (with `timing`), and the
+    compressed sizes of the spread's pages."""
     n = len(view)
     page = xxhash.xxh3_128_digest
     digests = b"".join([page(view[o:o + PAGE]) for o in range(0, n - PAGE + 1, PAGE)])
@@ -192,13 +213,30 @@ def _measure(view, first_frame, frame_size, samplers, names):
     hist = np.array(_core.byte_histogram(view), np.int64)
     packers = [COMPRESSORS[name]() for name in names]
     packed = np.zeros((3, len(samplers)), np.int64)
+    cpu = np.zeros(len(samplers))
+    clock = time.thread_time if timing else lambda: 0.0
     for i, o in enumerate(range(0, n, frame_size), first_frame):
         frame = view[o:o + frame_size]
         for j, sampled in enumerate(samplers):
             if sampled(i):  # the last sampler, the default share, only counts
+                t = clock()
                 packed[:, j] += (len(packers[j](frame)) if j < len(packers) else 0,
                                  len(frame), 1)
-    return digests, zero, hist, packed
+                cpu[j] += clock() - t
+    block = COMPRESSORS["zstd-3"]()
+    first = -(-at // PAGE) * PAGE - at  # the first page whose index is a multiple of EVERY
+    first += (-((at + first) // PAGE) % SPREAD_EVERY) * PAGE
+    spread = [len(block(view[o:o + PAGE]))
+              for o in range(first, n - PAGE + 1, PAGE * SPREAD_EVERY)]
+    return digests, zero, hist, packed, cpu, spread
+
+
+def _spread(sizes: list[int]) -> dict:
+    ratios = sorted(PAGE / s for s in sizes)
+    q = (statistics.quantiles(ratios, n=10, method="inclusive") if len(ratios) > 1
+         else ratios * 9 or [None] * 9)
+    return {"block_size": PAGE, "compressor": "zstd-3", "blocks": len(ratios),
+            "p10": q[0], "p50": q[4], "p90": q[8]}
 
 
 def dataset_files(path) -> list[str] | None:

@@ -408,3 +408,30 @@ def test_threads_default_to_dgen_threads_as_the_help_says(monkeypatch):
     monkeypatch.setenv("DGEN_THREADS", "3")
     dgen_py.analyze(b"\1" * PAGE, compressors=())
     assert made == [3]
+
+
+def test_block_spread_gives_percentiles_of_every_16th_page_compressed_alone():
+    # Pages 0, 16, 32, ...: the first 4 of 10 repeat one byte, the other 6 are random.
+    data = [p for p in pages(160, 11)]
+    for k in range(4):
+        data[16 * k] = b"x" * PAGE
+    s = dgen_py.analyze(b"".join(data), compressors=())["block_spread"]
+    alone = len(analyze_module.COMPRESSORS["zstd-3"]()(b"x" * PAGE))
+    assert (s["block_size"], s["compressor"], s["blocks"]) == (PAGE, "zstd-3", 10)
+    assert s["p90"] == pytest.approx(PAGE / alone)
+    assert s["p10"] == s["p50"] < 1  # a random page grows by the frame's header
+
+
+def test_block_spread_does_not_depend_on_where_pieces_start(sample_data, monkeypatch):
+    want = dgen_py.analyze(sample_data, compressors=())["block_spread"]
+    monkeypatch.setattr(analyze_module, "CHUNK", 21 * PAGE)
+    monkeypatch.setattr(analyze_module, "PIECE", 7 * PAGE)  # pieces start off the 16-page grid
+    assert dgen_py.analyze(sample_data, compressors=(), threads=2)["block_spread"] == want
+    assert want["blocks"] == -(-(len(sample_data) // PAGE) // 16)
+
+
+def test_timing_adds_each_compressors_cpu_speed_and_only_when_asked(sample_data):
+    r = dgen_py.analyze(sample_data, compressors=ALL, timing=True)["compression"]
+    assert set(r["cpu_mb_per_s"]) == set(ALL)
+    assert all(v > 0 for v in r["cpu_mb_per_s"].values())
+    assert "cpu_mb_per_s" not in dgen_py.analyze(sample_data, compressors=ALL)["compression"]

@@ -6,6 +6,7 @@ and the offset; see the project's docs/data-model.md.
 """
 
 import importlib
+from importlib.metadata import version  # dgen-py 0.3.0 exports it
 
 from ._buffer_pool import BufferPool, bench_rolling_pool
 from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult

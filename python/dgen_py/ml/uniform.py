@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 
-from . import _checks, _core
-from ._core import BytesView
+from .. import _checks, _core
+from .._core import BytesView
 
 # The largest count whose bytes fit the sizes the core accepts.
 MAX_COUNT = _checks.MAX_SIZE // 4

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from . import _checks, _core
-from ._uniform import _seed
+from .. import _checks, _core
+from .uniform import _seed
 
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64")

@@ -1,4 +1,5 @@
-"""csv files: each stream byte written as its decimal value."""
+"""csv files: rows of dim1 * dim2 stream bytes, each written as its decimal value,
+comma-separated, no header (pandas' to_csv of DLIO)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ class Window:
         self.views = [memoryview(mmap.mmap(-1, WINDOW)) for _ in range(2)]
         self.start = self.end = 0
         self.sums, self.key = {}, None
-        self.pool, self.ahead = ThreadPoolExecutor(1), None  # (start, length, checksum, future, end, step)
+        # ahead: the next window being generated, (start, length, checksum, future, end,
+        # step), or None
+        self.pool, self.ahead = ThreadPoolExecutor(1), None
 
     def _fill(self, view, offset, n, length, checksum, step):
         """Generate stream bytes [offset, offset + n) into view; with checksum = (function,
@@ -92,7 +94,8 @@ class Window:
 
 
 def chunks(part, window, limit, crc):
-    """Views of a Payload's bytes (each at most WINDOW), setting part.crc at the end."""
+    """(stream offset, view) of each piece of a Payload's bytes (each at most WINDOW),
+    setting part.crc at the end (crc: the checksum function)."""
     if part.length <= WINDOW:
         view, value = window.get(part.offset, part.length, limit,
                                  (crc, part.start) if part.crc else None, part.step)

@@ -1,4 +1,7 @@
-"""HDF5 files: the container made by h5py, the raw data the payload."""
+"""HDF5 files: h5py lays out the container (records (samples, dim1, dim2) uint8 and
+labels, or DLIO HEAD's records_0..k-1), its raw data contiguous, 4 KiB-aligned and never
+filled; the file's bytes around the raw data are the container, the raw data the
+payload."""
 
 from __future__ import annotations
 
@@ -9,15 +12,12 @@ import tempfile
 from .parts import Payload
 from .spec import ALIGN
 
-# HDF5: h5py lays out the container (records (samples, dim1, dim2) uint8 and labels, or
-# DLIO HEAD's records_0..k-1), its raw data contiguous, 4 KiB-aligned and never filled;
-# the file's bytes around the raw data are the container, the raw data the payload.
 _HDF5_CONTAINERS: dict = {}
 
 
 def _hdf5_container(shape, names) -> tuple[bytes, list[tuple[int, int]]]:
     """(the file's bytes but its raw data, [(offset, length)] of each dataset's raw data),
-    made by h5py in a temporary file; the last few are kept, as files of one
+    made by h5py in a temporary file; up to 64 are kept (then all dropped), as files of one
     dataset often share their shape."""
     key = (shape, names)
     if (cached := _HDF5_CONTAINERS.get(key)) is not None:  # one lookup: writers share it

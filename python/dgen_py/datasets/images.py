@@ -7,6 +7,7 @@ import io
 
 from .parts import Encoded
 
+
 def parts(spec, f):
     from PIL import Image
     d1, d2 = f["dims"]

@@ -1,5 +1,5 @@
-"""npy and indexed_binary files: the payload raw, after a padded npy header (npy) or
-alone (indexed_binary, whose offsets and sizes go in index files beside it)."""
+"""npy and indexed_binary files: the payload raw, after an npy header (npy) or alone
+(indexed_binary, whose offsets and sizes go in index files beside it)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import struct
 from .parts import Payload
 from .spec import ALIGN
 
-# npy: a version 1.0 header padded with spaces so that the array starts at a 4 KiB
-# boundary of the file (np.load reads any header length).
+
 def npy_header(shape, starts_at: int, descr="|u1") -> bytes:
+    """A version 1.0 npy header for a file that has `starts_at` bytes before it, padded
+    with spaces so that the array starts at a 4 KiB boundary of the file (np.load reads
+    any header length)."""
     text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple(shape)}, }}"
     total = -(-(starts_at + 10 + len(text) + 1) // ALIGN) * ALIGN - starts_at
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", total - 10) + \

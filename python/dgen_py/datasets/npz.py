@@ -1,4 +1,7 @@
-"""npz files: a zip archive stored, not compressed."""
+"""npz files: a stored zip of x.npy (dims, samples: the sample axis last, as
+np.savez(x=...) in DLIO; its npy header padded so that the payload starts 4 KiB into the
+file) and y.npy (samples zeros). x's CRC-32 follows its data (a data descriptor), so the
+payload is generated once."""
 
 from __future__ import annotations
 
@@ -10,10 +13,6 @@ from .npy import npy_header
 from .parts import Payload
 from .spec import ALIGN
 
-# npz: a stored zip of x.npy (dims, samples: the sample axis last, as np.savez(x=...) in
-# DLIO; its npy header padded so that the payload starts 4 KiB into the file) and y.npy
-# (samples zeros). x's CRC-32 follows its data (a data descriptor), so the payload is
-# generated once.
 _DOS_DATE = 0x21  # 1980-01-01, 00:00
 
 

@@ -7,6 +7,7 @@ import io
 from .parts import Encoded
 from .spec import parquet_rows
 
+
 class _Sink(io.RawIOBase):
     """A file that keeps what is written until take() hands it out."""
 

@@ -2,6 +2,7 @@
 stored raw) and Encoded (stream bytes turned into other bytes); tfrecord.Records is the
 third kind."""
 
+
 class Payload:
     """Stream bytes [offset, offset + length) stored raw; with crc ("crc32" or "crc32c")
     the consumer sets .crc to the checksum of them, continued from `start`. `step`: the

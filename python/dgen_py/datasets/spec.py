@@ -27,19 +27,14 @@ PARQUET_ROW_GROUP = 1024  # DLIO's parquet.row_group_size default
 # while it encodes it (1024 samples of 1 MiB took 5.7 GB), so DLIO's layout is kept for
 # samples up to 64 KiB and memory stays bounded above that.
 PARQUET_GROUP_BYTES = 64 << 20
-
-
-def parquet_rows(sample_bytes: int) -> int:
-    """Rows per parquet row group for samples of `sample_bytes`."""
-    return max(1, min(PARQUET_ROW_GROUP, PARQUET_GROUP_BYTES // max(1, sample_bytes)))
 SPLITS = ("train", "valid")
 INDEX_DIR = "index"
 # Files of a training dataset, train and eval together: the plan and the manifest hold each
 # one in memory (about 1 KiB), and the manifest must stay readable (files.MAX_MANIFEST).
 MAX_FILES = _files.MAX_FILES
+ALIGNED_RECORD = 16 * ALIGN  # TFRecord samples this long and longer are 4 KiB-aligned
 
 
-# --- the dataset's shape ------------------------------------------------------------------
 def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
                  samples_per_file=None, record_length=None, record_length_stdev=None,
                  subfolders=0, file_prefix="img", dlio="2.0", hdf5_datasets=1,
@@ -164,8 +159,6 @@ def plan(spec) -> tuple[list[dict], int]:
     return out, (out[-1]["payload_offset"] + out[-1]["payload"]) if out else 0
 
 
-ALIGNED_RECORD = 16 * ALIGN  # TFRecord samples this long and longer are 4 KiB-aligned
-
 
 def stride(size: int) -> int:
     """Stream bytes from one TFRecord sample of `size` bytes to the next: size, or for
@@ -173,3 +166,8 @@ def stride(size: int) -> int:
     starts at a 4 KiB-aligned stream offset (placed at an aligned file offset, its 4 KiB
     blocks are the stream's, and so are its duplicates; the padding costs < 1/16)."""
     return size if size < ALIGNED_RECORD else -(-size // ALIGN) * ALIGN
+
+
+def parquet_rows(sample_bytes: int) -> int:
+    """Rows per parquet row group for samples of `sample_bytes`."""
+    return max(1, min(PARQUET_ROW_GROUP, PARQUET_GROUP_BYTES // max(1, sample_bytes)))

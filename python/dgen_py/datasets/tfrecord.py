@@ -1,4 +1,6 @@
-"""TFRecord files and their DALI index files."""
+"""TFRecord files and their DALI index files. A record holds a tf.train.Example {image:
+bytes (the sample), size: int64}, framed as uint64 length, masked CRC-32C of it, data,
+masked CRC-32C of the data."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from .. import _core
 from .parts import Payload
 from .spec import ALIGN, ALIGNED_RECORD, stride
 
-# TFRecord: records of a tf.train.Example {image: bytes (the sample), size: int64},
-# framed as uint64 length, masked CRC-32C of it, data, masked CRC-32C of the data.
+
 def _varint(v: int) -> bytes:
     out = bytearray()
     while True:

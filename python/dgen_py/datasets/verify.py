@@ -13,6 +13,7 @@ from .manifest import read_manifest
 from .ranks import collective
 from .spec import require
 
+
 def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
                             comm=None) -> dict:
     """Regenerate every file of the training dataset in `path` and compare it with what is

@@ -121,7 +121,8 @@ def crc_function(name):
 
 
 class Writer:
-    """Writes the parts of one file at a time, gathered into large pwritev calls."""
+    """Writes the parts of one file at a time, gathered into large pwritev calls (long
+    payloads and TFRecord records written by the core)."""
 
     def __init__(self, identity, threads, progress):
         self.gen = _files._generator(identity, threads)
@@ -209,6 +210,9 @@ class Checker:
         self.ranges, self.count, self.mismatched, self.read = [], 0, 0, 0
 
     def add_range(self, path, at, length, kind, stream=None):
+        """Count `length` bytes of file `path` from `at` that are not what they should be
+        (kind: "payload" at stream offset `stream`, "container", "encoded", "missing",
+        "extra"), and list them while fewer than max_ranges are listed."""
         self.count += 1
         self.mismatched += length
         if len(self.ranges) < self.max_ranges:

@@ -37,6 +37,8 @@ def _check_layout(record, where, spec, entries) -> None:
 
 
 def manifest_record(spec, identity, entries, sizes) -> dict:
+    """The manifest of the dataset written from plan `entries`; sizes: {path: bytes} of
+    every data and index file."""
     listed, at = [], 0
     for f in entries:
         listed.append({"path": f["path"], "offset": at, "length": sizes[f["path"]],

@@ -29,7 +29,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     """Write a DLIO training dataset into directory `path`; returns its manifest.
 
     format (or workload, a preset of MLPerf Storage: unet3d, resnet50, cosmoflow) and the
-    counts as in DLIO's dataset section; see the module docstring for the bytes. With comm
+    counts as in DLIO's dataset section; see dgen_py.datasets' docstring for the bytes. With comm
     (an mpi4py communicator; collective) file i is written by rank i % comm.size and rank 0
     claims the directory and writes the manifest after every rank finished; every rank
     returns the same manifest. Files under train/, valid/ and index/ that the new dataset

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dgen_py import datasets
+from dgen_py.datasets import csv as csv_format
 
 MiB = 1 << 20
 
@@ -82,7 +83,7 @@ def test_pieces_are_the_bytes_of_the_whole_file(fmt, samples, dims, encode_value
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
     else:
-        monkeypatch.setattr(datasets, "ENCODE_VALUES", encode_values)
+        monkeypatch.setattr(csv_format, "ENCODE_VALUES", encode_values)
     d1, d2 = dims
     f = {"dims": dims, "samples": samples, "payload_offset": 8192,
          "payload": samples * d1 * d2}

@@ -13,6 +13,7 @@ import pytest
 
 import dgen_py
 from dgen_py import cli, datasets
+from dgen_py.datasets import engine, formats, tfrecord
 
 from test_mpi import clean_env, mpirun, needs_mpi
 
@@ -504,9 +505,9 @@ def test_windows_and_prefetch_do_not_change_bytes(tmp_path, monkeypatch, window,
                "record_length_stdev": 0}
     want = {fmt: tree_bytes(write(tmp_path / "one", fmt, **options)[0])
             for fmt in ("tfrecord", "npz")}
-    monkeypatch.setattr(datasets, "WINDOW", window)
-    monkeypatch.setattr(datasets, "FLUSH", 1000)
-    monkeypatch.setattr(datasets, "_CORE_CRC32C", [False])  # TFRecord's through the windows
+    monkeypatch.setattr(engine, "WINDOW", window)
+    monkeypatch.setattr(engine, "FLUSH", 1000)
+    monkeypatch.setattr(tfrecord, "_CORE_CRC32C", [False])  # TFRecord's through the windows
     for fmt in want:
         root, _ = write(tmp_path / "small", fmt, **options)
         assert tree_bytes(root) == want[fmt]
@@ -527,7 +528,7 @@ def test_tfrecord_written_by_the_core_is_the_python_path_byte_for_byte(tmp_path,
     options = {"samples_per_file": 3, "record_length": record_length,
                "record_length_stdev": record_length // 4}
     root, _ = write(tmp_path / "core", "tfrecord", **options)
-    monkeypatch.setattr(datasets, "_CORE_CRC32C", [False])
+    monkeypatch.setattr(tfrecord, "_CORE_CRC32C", [False])
     want, _ = write(tmp_path / "python", "tfrecord", **options)
     assert tree_bytes(root) == tree_bytes(want)
     assert datasets.verify_training_dataset(root)["ok"]
@@ -733,7 +734,7 @@ def test_verify_of_a_planted_manifest_reads_what_is_there_in_bounded_time_and_me
 @pytest.mark.parametrize("fmt", ["tfrecord", "indexed_binary"])
 def test_index_files_made_in_chunks_are_the_same_bytes(tmp_path, monkeypatch, fmt):
     want = tree_bytes(write(tmp_path / "one", fmt, samples_per_file=10)[0])
-    monkeypatch.setattr(datasets, "INDEX_CHUNK", 3)
+    monkeypatch.setattr(formats, "INDEX_CHUNK", 3)
     root, _ = write(tmp_path / "chunks", fmt, samples_per_file=10)
     assert tree_bytes(root) == want
     assert datasets.verify_training_dataset(root)["ok"]

@@ -491,14 +491,15 @@ def test_training_dataset_write_and_verify_use_the_rank_thread_share(tmp_path):
         pytest.skip("one CPU: the share of 2 ranks is every CPU")
     job = script(tmp_path, """
         from dgen_py import datasets
+        from dgen_py.datasets import verify, write
         seen = []
         def spy(real, at):
             def call(*a):
                 seen.append(a[at])
                 return real(*a)
             return call
-        datasets._write_files = spy(datasets._write_files, 4)  # (root, spec, id, mine, threads
-        datasets._check_files = spy(datasets._check_files, 5)  # (.., mine, lengths, threads
+        write._write_files = spy(write._write_files, 4)  # (root, spec, id, mine, threads
+        verify._check_files = spy(verify._check_files, 5)  # (.., mine, lengths, threads
         d = sys.argv[1]
         datasets.write_training_dataset(d, "npy", files=2, record_length=4096, seed=1,
                                          comm=comm)

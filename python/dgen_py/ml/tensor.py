@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from . import _checks, _core
-from ._uniform import _seed
+from .. import _checks, _core
+from .uniform import seed_or_random
 
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64")
@@ -71,7 +71,7 @@ def fill_tensor(out, dist="uniform", low=None, high=None, mean=0.0, std=1.0, zip
     if start + out.size > 2**64:
         raise ValueError(f"start + out.size must be at most 2^64, got {start} + {out.size}")
     threads = _checks.threads(max_threads)
-    seed = _seed(seed)
+    seed = seed_or_random(seed)
     lo = hi = 0.0
     first = count = 0
     exponent = 1.0
@@ -169,7 +169,7 @@ def clustered_vectors(rows, dim, clusters=16, queries=100, neighbours=10, spread
     if spread > limit:
         raise ValueError(f"spread must be at most {limit:g} for {np.dtype(dtype).name} with "
                          f"dim={dim} (every value and distance finite), got {spread:g}")
-    seed = _seed(seed)
+    seed = seed_or_random(seed)
     normal = np.empty((clusters + rows + queries) * dim)  # one normal stream, in turn
     fill_tensor(normal, "normal", seed=seed, max_threads=max_threads)
     centres = normal[:clusters * dim].reshape(clusters, dim)

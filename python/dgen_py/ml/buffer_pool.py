@@ -20,9 +20,9 @@ import threading
 import time
 import weakref
 
-from . import _checks
-from ._core import BytesView
-from ._generator import DEFAULT_DEDUP_UNIT, _stream
+from .. import _checks
+from .._core import BytesView
+from .._generator import DEFAULT_DEDUP_UNIT, _stream
 
 BLOCK = 1 << 20  # 0.3.0's pool block
 

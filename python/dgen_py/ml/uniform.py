@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import secrets
 
-from . import _checks, _core
-from ._core import BytesView
+from .. import _checks, _core
+from .._core import BytesView
 
 # The largest count whose bytes fit the sizes the core accepts.
 MAX_COUNT = _checks.MAX_SIZE // 4
 
 
-def _seed(seed) -> int:
+def seed_or_random(seed) -> int:
     seed = _checks.seed(seed)
     return secrets.randbits(64) if seed is None else seed
 
@@ -31,7 +31,7 @@ def generate_uniform(count, low=0.0, high=1.0, max_threads=None, numa_mode="auto
     low, high = _checks.float32_range(low, high)
     threads = _checks.threads(max_threads)
     numa_mode = _checks.numa_mode(numa_mode)
-    seed = _seed(seed)
+    seed = seed_or_random(seed)
     return _core.uniform_f32(count, low, high, seed, threads, numa_mode)
 
 
@@ -51,7 +51,7 @@ def generate_uniform_vectors(rows, dim, low=0.0, high=1.0, normalize=True, max_t
     normalize = _checks.flag("normalize", normalize)
     threads = _checks.threads(max_threads)
     numa_mode = _checks.numa_mode(numa_mode)
-    seed = _seed(seed)
+    seed = seed_or_random(seed)
     return _core.uniform_vectors(rows, dim, low, high, normalize, seed, threads, numa_mode)
 
 

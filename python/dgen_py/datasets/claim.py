@@ -1,0 +1,136 @@
+"""Claiming a dataset's directory before writing: its lock, the entries in the way and
+the files of an older dataset."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .. import files as _files
+from .formats import side_paths
+from .spec import INDEX_DIR, SPLITS
+
+
+def targets(spec, entries) -> tuple[set, set]:
+    """(the paths of every data and index file, relative to DIR; every directory they go
+    in and every subfolder, as DLIO makes them)."""
+    new = {e["path"] for e in entries} | {p for e in entries for p in side_paths(spec, e)}
+    new_dirs = {d for p in new for d in _parents(p)}
+    sub = spec["subfolders"]
+    new_dirs |= {f"{split}/{j:0{len(str(sub))}d}" for split in SPLITS
+                 for j in range(sub if sub > 1 else 0)}
+    return new, new_dirs
+
+
+def claim_directory(root: str, manifest: str, new: set, new_dirs: set, force: bool):
+    """Lock directory `root` (made if missing) for a new dataset of files `new` and
+    directories `new_dirs`: refuse entries in their way, and the files under train/,
+    valid/ and index/ that it does not have unless force (then delete them), drop the old
+    manifest, make the directories. Returns release(), which unlocks and closes root."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ValueError(f"path must be a directory for a training dataset, got the "
+                         f"file {root}")
+    os.makedirs(root, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    unlock = None
+    try:
+        unlock = _files._lock(fd, root)
+        existing = _existing(root)
+        _refuse_in_the_way(root, existing, new, new_dirs | set(SPLITS))
+        stale, stale_dirs = _stale(existing, new | new_dirs | {*SPLITS, INDEX_DIR})
+        if (stale or stale_dirs) and not force:
+            listed = stale + stale_dirs
+            raise _files.Refused(errno.EEXIST, f"{root} holds {len(listed)} file(s) that "
+                                 f"are not part of the new dataset ({', '.join(listed[:3])}"
+                                 f"{', ...' if len(listed) > 3 else ''}): remove them, or "
+                                 f"pass --force (force=True) to delete them")
+        try:
+            os.unlink(manifest)
+        except FileNotFoundError:
+            pass
+        _replace_tree(fd, root, stale, stale_dirs, new_dirs | set(SPLITS))
+    except BaseException:
+        if unlock:
+            unlock()
+        os.close(fd)
+        raise
+
+    def release():
+        unlock()
+        os.close(fd)  # and with it the lock
+    return release
+
+
+def _stale(existing: dict, kept: set) -> tuple[list, list]:
+    """(files, directories) of `existing` that are not `kept`: symlinks go as files (never
+    followed); directories (an earlier --subfolders: DLIO would take them for subfolders)
+    deepest first, so each is empty when it goes."""
+    files = sorted(p for p, kind in existing.items() if kind != "dir" and p not in kept)
+    dirs = sorted((p for p, kind in existing.items() if kind == "dir" and p not in kept),
+                  key=lambda d: -d.count("/"))
+    return files, dirs
+
+
+def _replace_tree(fd, root, stale, stale_dirs, dirs) -> None:
+    """Delete files `stale`, then directories `stale_dirs`, then make directories `dirs`
+    (every one a file goes in, before the other ranks open them)."""
+    tree = _files.DatasetTree(fd, root)
+    try:
+        for name in stale:
+            parent, leaf = os.path.split(name)
+            os.unlink(leaf, dir_fd=tree.dir(parent))
+        for name in stale_dirs:
+            parent, leaf = os.path.split(name)
+            os.rmdir(leaf, dir_fd=tree.dir(parent))
+        for d in sorted(dirs):
+            tree.dir(d, create=True)
+    finally:
+        tree.close()
+
+
+def _parents(path: str) -> list[str]:
+    """The directories path lies in, relative: "a/b/c" -> ["a", "a/b"]."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _kind(entry) -> str:
+    return "dir" if entry.is_dir(follow_symlinks=False) else \
+        "file" if entry.is_file(follow_symlinks=False) else "other"
+
+
+def _existing(root: str) -> dict[str, str]:
+    """Every entry under DIR/train, valid and index, and those three: {path relative to
+    DIR: "dir", "file" or "other" (symlinks, FIFOs, devices: never followed)}."""
+    out, todo = {}, []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name in (*SPLITS, INDEX_DIR):
+                out[entry.name] = _kind(entry)
+                todo.append(entry.name)
+    while todo:
+        rel = todo.pop()
+        if out[rel] != "dir":
+            continue
+        with os.scandir(os.path.join(root, rel)) as entries:
+            for entry in entries:
+                name = f"{rel}/{entry.name}"
+                out[name] = _kind(entry)
+                todo.append(name)
+    return out
+
+
+def _refuse_in_the_way(root: str, existing: dict, files: set, dirs: set) -> None:
+    """Refused, before anything changes, where an entry that a new file or directory
+    needs is of another kind (a directory or symlink where a file goes, a file or
+    symlink where a directory goes): the write would fail after the old manifest went."""
+    for rel in sorted(dirs):
+        if existing.get(rel, "dir") != "dir":
+            raise _files.Refused(errno.EINVAL, f"{os.path.join(root, rel)} is not a "
+                                 f"directory: dgen reads and writes only inside real "
+                                 f"directories of the dataset")
+    for rel in sorted(files):
+        if existing.get(rel, "file") != "file":
+            full = os.path.join(root, rel)
+            _files._refuse_not_regular(os.lstat(full), full)
+

@@ -111,15 +111,15 @@ def test_manifest_is_written_once_by_rank_0_after_every_rank_wrote(tmp_path, ref
     size = (2 << 20) + 100
     expected = hashlib.sha256(ref(size, 7, 2, 2)).hexdigest()
     job = script(tmp_path, f"""
-        from dgen_py import files
+        from dgen_py import write
         calls = []
-        real = files.write_manifest
+        real = write.write_manifest
         def spy(path, record):  # what the data file holds when the manifest is written
             with open(sys.argv[1], "rb") as f:
                 import hashlib
                 calls.append(hashlib.sha256(f.read()).hexdigest())
             real(path, record)
-        files.write_manifest = spy
+        write.write_manifest = spy
         mpi.write(comm, sys.argv[1], {size}, seed=7, dedup_ratio=2, compress_ratio=2)
         with open(sys.argv[1] + f".calls.{{comm.rank}}", "w") as f:
             json.dump(calls, f)

@@ -2,7 +2,7 @@
 hold them: manifest (layout, identity, manifests), _fs (safe opens, locks), write,
 rewrite and verify. To be removed once nothing imports it."""
 
-from ._fs import DatasetTree, DirectIOUnsupported, Refused  # noqa: F401
+from ._fs import DatasetTree, DirectIOUnsupported, Refused, reading  # noqa: F401
 from ._fs import lock as _lock, refuse_not_regular as _refuse_not_regular  # noqa: F401
 from .manifest import (MANIFEST_NAME, MANIFEST_SUFFIX, MAX_FILES, file_names,  # noqa: F401
                        load_manifest, manifest_record, read_manifest, resolve_dataset,

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import dgen_py
-from dgen_py import verify
+from dgen_py import cli, manifest as manifests, verify
 from dgen_py.manifest import MANIFEST_NAME
 
 
@@ -227,3 +227,14 @@ def test_one_file_verified_in_parts_by_several_threads_reports_what_one_pass_rep
         ((6 << 20) + 123, (2 << 20) - 123, "missing")]
     assert verify._verify_parts([{"offset": 0, "length": 8 << 20}], 2, 1 << 20) == [
         (0, 0, 4 << 20), (0, 4 << 20, 4 << 20)]
+
+
+def test_dgen_verify_reads_and_checks_the_manifest_once(tmp_path, monkeypatch, capsys):
+    dgen_py.write_dataset(tmp_path / "d.bin", 1 << 20, seed=1)
+    calls = []
+    for name in ("load_manifest", "check_manifest"):
+        real = getattr(manifests, name)
+        monkeypatch.setattr(manifests, name, lambda *a, real=real, name=name:
+                            calls.append(name) or real(*a))
+    assert cli.main(["verify", str(tmp_path / "d.bin"), "--json"]) == 0
+    assert calls == ["load_manifest", "check_manifest"]

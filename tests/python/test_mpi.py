@@ -131,6 +131,27 @@ def test_manifest_is_written_once_by_rank_0_after_every_rank_wrote(tmp_path, ref
     assert calls == [[expected], [], []]
 
 
+@needs_mpi
+def test_each_rank_reads_and_checks_the_manifest_once_to_verify(tmp_path):
+    job = script(tmp_path, """
+        from dgen_py import manifest
+        calls = []
+        for name in ("load_manifest", "check_manifest"):
+            real = getattr(manifest, name)
+            setattr(manifest, name, lambda *a, real=real, name=name:
+                    calls.append(name) or real(*a))
+        assert mpi.verify(comm, sys.argv[1])["ok"]
+        with open(sys.argv[1] + f".calls.{comm.rank}", "w") as f:
+            json.dump(calls, f)
+    """)
+    data = str(tmp_path / "d.bin")
+    assert dgen("write", data, "--size", "1MiB", *IDENTITY).returncode == 0
+    r = mpirun(2, sys.executable, job, data)
+    assert r.returncode == 0, r.stderr.decode()
+    calls = [json.loads(open(f"{data}.calls.{rank}").read()) for rank in range(2)]
+    assert calls == [["load_manifest", "check_manifest"]] * 2
+
+
 def damage(path, offsets):
     with open(path, "r+b") as f:
         for at in offsets:

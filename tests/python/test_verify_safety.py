@@ -474,7 +474,7 @@ def test_a_manifest_larger_than_the_limit_is_refused_naming_it(four, monkeypatch
     path, manifest = four
     monkeypatch.setattr(manifests, "MAX_MANIFEST", 100)
     with pytest.raises(Refused, match=f"{manifest} holds \\d+ bytes: a manifest may "
-                                            f"hold at most 100 bytes"):
+                                      f"hold at most 100 bytes"):
         dgen_py.verify_file(path)
     assert manifests.MAX_MANIFEST < (1 << 30)
 
@@ -597,14 +597,24 @@ def test_without_flock_a_lock_file_stands_in_and_is_removed(tmp_path, no_flock, 
     assert dgen_py.verify_file(target)["ok"]
 
 
+def test_without_flock_a_writer_refused_for_stale_files_removes_its_lock_file(tmp_path,
+                                                                              no_flock):
+    target = tmp_path / "set"
+    write.write_dataset(target, 1 << 20, files=3, seed=1)
+    with pytest.raises(Refused, match="holds 1 part file\\(s\\) that are not part of the new"):
+        write.write_dataset(target, 1 << 20, files=2, seed=2)
+    assert not (tmp_path / "set.dgen-lock").exists()
+    assert dgen_py.verify_file(target)["identity"]["seed"] == 1  # the old dataset stays
+
+
 def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_flock):
     target = tmp_path / "d.bin"
     write.write_dataset(target, 1 << 20, seed=1)
     lock = tmp_path / "d.bin.dgen-lock"
     lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live writer
     with pytest.raises(Refused, match=f"holds the lock file {lock}; this file system "
-                                            f"has no flock\\(\\)\\); wait for it to finish, "
-                                            f"or remove {lock} if no dgen runs"):
+                                      f"has no flock\\(\\)\\); wait for it to finish, "
+                                      f"or remove {lock} if no dgen runs"):
         write.write_dataset(target, 1 << 20, seed=2)
     with pytest.raises(Refused, match="is being written by dgen now"):
         dgen_py.verify_file(target)

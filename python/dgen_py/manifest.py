@@ -25,7 +25,6 @@ from ._holds import holds
 from ._version import __version__
 
 ALIGN = 4096
-VERIFY_CHUNK = 64 * 1024 * 1024
 MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
 IDENTITY = ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit")
@@ -50,7 +49,7 @@ def manifest_path(path) -> str:
             else path + MANIFEST_SUFFIX)
 
 
-def layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
+def file_layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
     """(directory the file paths are relative to, [{path, offset, length}])."""
     if files == 1 and not os.path.isdir(path):
         names, base = [os.path.basename(path)], os.path.dirname(path)
@@ -62,9 +61,9 @@ def layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
 
 
 def make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-              format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
-              change_rate=1.0, dedup_shift=False, dedup_skew=0.0,
-              dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
+                  format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
+                  change_rate=1.0, dedup_shift=False, dedup_skew=0.0,
+                  dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
     """The identity's values, checked; a dedup_for preset becomes the values it picks.
     dedup_window is listed in format 3 only, content only when it is not "flat" (manifests
     of flat data stay as they were)."""
@@ -93,6 +92,7 @@ def make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
 
 
 def make_generator(identity: dict, threads) -> Generator:
+    """The Generator of the dataset `identity` (make_identity's dict), on `threads`."""
     return Generator(identity["size"], identity["dedup_ratio"], identity["compress_ratio"],
                      seed=identity["seed"], dedup_unit=identity["dedup_unit"],
                      dedup_run=identity["dedup_run"], dedup_shift=identity["dedup_shift"],
@@ -102,7 +102,6 @@ def make_generator(identity: dict, threads) -> Generator:
                      dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
                      format_version=identity["format_version"],
                      content=identity.get("content", "flat"), max_threads=threads)
-
 
 
 def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
@@ -342,7 +341,7 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     if record:
         base, listed = (path if directory else os.path.dirname(path)), record["files"]
     else:
-        base, listed = layout(path, identity["size"], count or 1)
+        base, listed = file_layout(path, identity["size"], count or 1)
     return {"identity": identity, "base": base, "files": listed,
             "manifest": manifest_path(path) if record else None,
             "sized_by_file": sized_by_file, "strict": bool(record) or directory}

@@ -35,7 +35,7 @@ from . import _checks, _core, bench as _bench
 from ._fs import DirectIOUnsupported, Refused, reading
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 from ._shares import split
-from .manifest import MAX_FILES, layout as layout_of, make_identity, resolve_dataset
+from .manifest import MAX_FILES, file_layout, make_identity, resolve_dataset
 from .verify import Report, joined, verify_file
 from .write import cut_pieces, write_dataset
 
@@ -204,7 +204,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
                 if k not in ("files", "direct", "fsync")}
     identity["seed"] = values[0][1]  # rank 0 drew it, where none was given
     mine = values[comm.rank][2]
-    layout = layout_of(_checks.path(path), identity["size"], files)[1]
+    layout = file_layout(_checks.path(path), identity["size"], files)[1]
     pieces = _for_jobs(shares(layout, comm.size, identity["dedup_unit"])[comm.rank], jobs)
     job = _Job(comm, pieces)
     try:

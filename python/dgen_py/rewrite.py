@@ -37,10 +37,10 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
 
     Refused (an OSError), before any byte is written, when the dataset has no manifest,
     when the manifest's identity differs from the one given (seed=None takes the
-    manifest's) or its generation is not generation - 1, or when a data file is missing
-    or has another length. While the data changes the manifest says so ("complete":
-    false, "rewrite_generation"): verify refuses the dataset, and the same rewrite can be
-    run again to finish it."""
+    manifest's) or its generation is not generation - 1, or when a data file has another
+    length (FileNotFoundError where one is missing). While the data changes the manifest
+    says so ("complete": false, "rewrite_generation"): verify refuses the dataset, and the
+    same rewrite can be run again to finish it."""
     path = _checks.path(path)
     generation = _checks.integer("generation", generation, 1, _core.MAX_GENERATION)
     shown_manifest = manifest_path(path)

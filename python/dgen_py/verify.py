@@ -87,8 +87,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     threads = _checks.threads(threads) or _core.available_cpus()
     chunk = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
     parts = _verify_parts(layout, threads, chunk) if pieces is None else pieces
-    # File parts are checked in parallel, one worker per part up to the threads, each alone
-    # on its own thread when there are as many parts as threads (no pool, no hand-off).
+    # File parts are checked in parallel, one worker per part up to the threads; a single
+    # worker runs on the calling thread (no pool, no hand-off).
     workers = max(1, min(len(parts), threads))
     report = Report(max_ranges)
     # Pieces of one cache-sized chunk per thread: a worker with more threads shares each.

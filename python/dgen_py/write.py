@@ -19,7 +19,7 @@ from . import _checks, _core
 from ._fs import Refused, check_direct, claim_dataset, fsync_dir, open_in
 from ._generator import DEFAULT_DEDUP_UNIT
 from ._progress import Progress
-from .manifest import (ALIGN, MAX_FILES, PART, layout as layout_of, make_generator,
+from .manifest import (ALIGN, MAX_FILES, PART, file_layout, make_generator,
                        make_identity, manifest_path, manifest_record, split_points,
                        write_manifest)
 
@@ -42,15 +42,15 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     directory (created if needed) holding part-00000 ... and dgen-manifest.json. `jobs`
     writers run in parallel, each with its own Generator seeked to its range (the bytes
     depend only on the offset) and its own cache-sized chunks (see writer_buffer), written
-    by the core without the GIL; `threads` (default:
-    every CPU) are shared among them. direct=True writes with O_DIRECT from page-aligned
+    by the core without the GIL; `threads` (default: every CPU this process may use) are
+    shared among them. direct=True writes with O_DIRECT from page-aligned
     buffers (a final partial 4 KiB block goes through the page cache) and raises
     DirectIOUnsupported where the filesystem refuses it. fsync=True fsyncs every file and
     the directory before the manifest is written.
 
-    Refused (an OSError) is raised, before anything is changed, when another writer holds
-    the dataset, when a data file is not a regular file (a symlink, device or FIFO), and
-    when the directory holds part-* files the new dataset does not (force=True deletes
+    Refused (an OSError) is raised, before any existing file changes, when another writer
+    holds the dataset, when a data file is not a regular file (a symlink, device or FIFO),
+    and when the directory holds part-* files the new dataset does not (force=True deletes
     them). Only once every file has been opened is an earlier manifest removed; the new
     one is written atomically after all data, so no manifest ever claims data that is not
     there. progress(n) is called with each count of bytes written, one call at a time.
@@ -73,7 +73,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
         if os.path.exists(path) and not os.path.isdir(path):
             raise ValueError(f"path must be a directory for files={files}, got the file {path}")
         os.makedirs(path, exist_ok=True)
-    base, layout = layout_of(path, identity["size"], files)
+    base, layout = file_layout(path, identity["size"], files)
     directory = os.open(base or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         return _write(path, base, directory, layout, identity, direct, fsync, jobs,

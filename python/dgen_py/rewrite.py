@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from . import _checks, _core
 from ._fs import Refused, check_direct, fsync_dir, lock, open_in
 from ._generator import DEFAULT_DEDUP_UNIT
-from ._progress import Progress
+from ._workers import Progress
 from .manifest import (MAX_FILES, check_manifest, load_dataset_manifest, make_generator,
                        make_identity, manifest_path, manifest_record,
                        refuse_replaced_by_directory, write_manifest)

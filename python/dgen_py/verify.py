@@ -12,11 +12,10 @@ import queue
 import stat
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from . import _checks, _core
 from ._fs import DirectIOUnsupported, Refused, kind, open_in, reading, refuse_not_regular
-from ._progress import Progress
+from ._workers import Progress, run_all
 from .manifest import ALIGN, make_generator, resolve_dataset
 
 VERIFY_CHUNK = 64 * 1024 * 1024
@@ -121,14 +120,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         if workers == 1:
             done = [one(part) for part in parts]
         else:
-            with ThreadPoolExecutor(workers) as pool:
-                futures = [pool.submit(one, part) for part in parts]
-                try:
-                    wait(futures, return_when=FIRST_EXCEPTION)
-                finally:  # on an error or Ctrl-C the other workers stop at their next chunk
-                    stop.set()
-                    pool.shutdown(cancel_futures=True)
-            done = [future.result() for future in futures]
+            done = run_all(workers, [functools.partial(one, part) for part in parts], stop)
     finally:
         if directory is not None:
             os.close(directory)

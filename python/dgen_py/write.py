@@ -10,15 +10,15 @@ that is not there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from . import _checks, _core
 from ._fs import Refused, check_direct, claim_dataset, fsync_dir, open_in
 from ._generator import DEFAULT_DEDUP_UNIT
-from ._progress import Progress
+from ._workers import Progress, run_all
 from .manifest import (ALIGN, MAX_FILES, PART, file_layout, make_generator,
                        make_identity, manifest_path, manifest_record, split_points,
                        write_manifest)
@@ -130,18 +130,10 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
         per_writer = max(1, threads // writers)
         stop = threading.Event()
         report = Progress(progress)
-        with ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(_write_piece, directory, shown(layout[i]["path"]),
-                                   layout[i]["path"], layout[i]["offset"], at, length,
-                                   identity, direct, fsync, per_writer, stop, report)
-                       for i, at, length in pieces]
-            try:
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            finally:  # on an error or Ctrl-C the other writers stop at their next chunk
-                stop.set()
-                pool.shutdown(cancel_futures=True)
-        for future in done:
-            future.result()
+        run_all(jobs, [functools.partial(
+            _write_piece, directory, shown(layout[i]["path"]), layout[i]["path"],
+            layout[i]["offset"], at, length, identity, direct, fsync, per_writer, stop, report)
+            for i, at, length in pieces], stop)
         if fsync:
             fsync_dir(base or ".")
         seconds = time.perf_counter() - started

@@ -781,14 +781,17 @@ def cmd_verify(args) -> int:
             say(f"warning: {warning}")
         print_json(r) if args.json else print(datasets.report(r))
         return 0 if r["ok"] else 1
-    verify = files.verify_file
-    if args.comm:  # each rank resolves the dataset itself, collectively
-        verify, total = functools.partial(args.mpi_module.verify, args.comm), None
-    else:
-        total = files.resolve_dataset(args.path, **overrides)["identity"]["size"]
-    with progress(args, total, "verify") as advance:
-        r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
-                   max_ranges=args.max_ranges, progress=advance)
+    with contextlib.ExitStack() as held:
+        if args.comm:  # each rank resolves the dataset itself, collectively
+            verify, total = functools.partial(args.mpi_module.verify, args.comm), None
+        else:  # resolved once, under the shared lock kept until verify_file is done
+            held.enter_context(files.reading(args.path))
+            dataset = files.resolve_dataset(args.path, **overrides)
+            verify = functools.partial(files.verify_file, _dataset=dataset)
+            total = dataset["identity"]["size"]
+        with progress(args, total, "verify") as advance:
+            r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
+                       max_ranges=args.max_ranges, progress=advance)
     for warning in r["warnings"]:
         say(f"warning: {warning}")
     if args.json:

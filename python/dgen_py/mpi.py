@@ -21,6 +21,7 @@ This module alone imports mpi4py; `import dgen_py` never does.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -30,13 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mpi4py import MPI
 
-from . import _checks, _core, bench as _bench, files as _files
+from . import _checks, _core, bench as _bench
+from ._fs import DirectIOUnsupported, Refused, reading
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 from ._shares import split
+from .manifest import MAX_FILES, file_layout, make_identity, resolve_dataset
+from .verify import Report, joined, verify_file
+from .write import cut_pieces, write_dataset
 
 STEPS = 3  # ready, written, done (see the module docstring)
 _ERRORS = {e.__name__: e for e in (ValueError, TypeError, OverflowError, MemoryError,
-                                   _files.Refused, _files.DirectIOUnsupported, OSError)}
+                                   Refused, DirectIOUnsupported, OSError)}
 
 
 def threads_per_rank(comm) -> int:
@@ -72,7 +77,7 @@ def shares(layout: list[dict], world: int, align: int) -> list[list[tuple[int, i
 
 def _for_jobs(pieces, jobs: int) -> list[tuple[int, int, int]]:
     """pieces cut further for `jobs` parallel writers, as write_dataset cuts files."""
-    cut = _files._pieces([{"length": n} for _, _, n in pieces], jobs)
+    cut = cut_pieces([{"length": n} for _, _, n in pieces], jobs)
     return [(pieces[k][0], pieces[k][1] + at, n) for k, at, n in cut]
 
 
@@ -114,7 +119,7 @@ def same_settings(settings: list[dict]) -> None:
                                  f"options (the dataset's identity and layout)")
 
 
-def _agree(comm, fn, share=True):
+def agree(comm, fn, share=True):
     """fn() on every rank; every rank's value (share=False: this rank's only, for large
     values), or every rank raises the first error."""
     try:
@@ -126,8 +131,11 @@ def _agree(comm, fn, share=True):
     return [v for v, _ in gathered] if share else value
 
 
+_agree = agree  # the name datasets.py imports
+
+
 class _Job:
-    """This rank's part in write_dataset (see files.write_dataset's job=)."""
+    """This rank's part in write_dataset (see write.write_dataset's job=)."""
 
     def __init__(self, comm, pieces):
         self.comm, self.lead, self.pieces = comm, comm.rank == 0, pieces
@@ -167,7 +175,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
           dedup_for=None, content="flat") -> dict:
     """Write one dataset from every rank of `comm` (collective: call it on every rank).
 
-    Arguments as files.write_dataset; `jobs` and `threads` are per rank (threads default:
+    Arguments as write_dataset; `jobs` and `threads` are per rank (threads default:
     threads_per_rank). Rank 0 draws the seed when none is given, claims the dataset and,
     after every rank has finished, writes the manifest. Every rank returns the same dict:
     the manifest, "manifest" (its path), "seconds" (the slowest rank, timed from a common
@@ -178,11 +186,10 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     default_threads = threads_per_rank(comm)
 
     def check():
-        identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                                    format_version, dedup_run, generation, change_rate,
-                                    dedup_shift, dedup_skew, dedup_window, dedup_for,
-                                    content)
-        count = _checks.integer("files", files, 1, 1_000_000)
+        identity = make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
+                                 format_version, dedup_run, generation, change_rate,
+                                 dedup_shift, dedup_skew, dedup_window, dedup_for, content)
+        count = _checks.integer("files", files, 1, MAX_FILES)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         _checks.path(path)
         # direct and fsync too: the manifest (rank 0's) records them for every rank's files
@@ -191,23 +198,20 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
                     "fsync": _checks.flag("fsync", fsync)}
         return settings, identity["seed"], _checks.threads(threads) or default_threads
 
-    values = _agree(comm, check)  # small values only: every rank gets every rank's
+    values = agree(comm, check)  # small values only: every rank gets every rank's
     same_settings([v[0] for v in values])
     identity = {k: v for k, v in values[0][0].items()
                 if k not in ("files", "direct", "fsync")}
     identity["seed"] = values[0][1]  # rank 0 drew it, where none was given
     mine = values[comm.rank][2]
-    layout = _files._layout(_checks.path(path), identity["size"], files)[1]
+    layout = file_layout(_checks.path(path), identity["size"], files)[1]
     pieces = _for_jobs(shares(layout, comm.size, identity["dedup_unit"])[comm.rank], jobs)
     job = _Job(comm, pieces)
     try:
-        m = _files.write_dataset(
-            path, identity["size"], files=files, seed=identity["seed"],
-            **{k: identity[k] for k in ("dedup_ratio", "compress_ratio", "dedup_unit",
-                                        "dedup_run", "dedup_shift", "dedup_skew",
-                                        "generation", "change_rate", "format_version")},
-            dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
-            content=identity.get("content", "flat"), direct=direct, fsync=fsync, jobs=jobs, threads=mine, force=force,
+        m = write_dataset(  # every identity field is a keyword of write_dataset
+            path, identity["size"], files=files,
+            **{k: v for k, v in identity.items() if k != "size"}, direct=direct, fsync=fsync,
+            jobs=jobs, threads=mine, force=force,
             progress=_scaled(progress, identity["size"], pieces) if comm.rank == 0 else None,
             job=job)
     except Exception as e:
@@ -237,7 +241,7 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
            direct=False, threads=None,
            max_ranges=20, progress=None, dedup_window=None, content=None) -> dict:
     """Verify one dataset from every rank of `comm` (collective), each rank reading its
-    share; every rank returns the same dict, as files.verify_file would return it for
+    share; every rank returns the same dict, as verify_file would return it for
     the whole dataset: ranges in dataset order, a range running across a share boundary
     merged into one. Two limits of cutting one file into shares: a dedup unit moved
     across a share boundary reads as "differs" (not "moved"), and where a rank found more
@@ -252,22 +256,25 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
                      format_version=format_version, dedup_window=dedup_window,
                      content=content)
     default_threads = threads_per_rank(comm)
+    held = contextlib.ExitStack()  # the reading lock, from the resolve to the last read
 
     def check():
-        dataset = _files.resolve_dataset(path, **overrides)
+        held.enter_context(reading(_checks.path(path)))
+        dataset = resolve_dataset(path, **overrides)
         _checks.integer("max_ranges", max_ranges, 0, 2**31)
         return dataset, _checks.threads(threads) or default_threads
 
-    dataset, count = _agree(comm, check, share=False)
-    same_dataset(comm, [dataset["identity"], dataset["files"]], path)
-    layout = dataset["files"]
-    pieces = shares(layout, comm.size, dataset["identity"]["dedup_unit"])[comm.rank]
-    comm.Barrier()
-    started = time.perf_counter()
-    results = _agree(comm, lambda: _files.verify_file(
-        path, **overrides, direct=direct, threads=count, max_ranges=max_ranges,
-        progress=progress if comm.rank == 0 else None, pieces=pieces))
-    seconds = comm.allgather(time.perf_counter() - started)
+    with held:
+        dataset, count = agree(comm, check, share=False)
+        same_dataset(comm, [dataset["identity"], dataset["files"]], path)
+        layout = dataset["files"]
+        pieces = shares(layout, comm.size, dataset["identity"]["dedup_unit"])[comm.rank]
+        comm.Barrier()
+        started = time.perf_counter()
+        results = agree(comm, lambda: verify_file(
+            path, **overrides, direct=direct, threads=count, max_ranges=max_ranges,
+            progress=progress if comm.rank == 0 else None, pieces=pieces, _dataset=dataset))
+        seconds = comm.allgather(time.perf_counter() - started)
     return _combine(results, layout, max_ranges, seconds)
 
 
@@ -276,7 +283,7 @@ def same_dataset(comm, seen, path) -> None:
     every rank raises ValueError; `seen`: what this rank read (JSON-ready)."""
     mine = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).digest()
     lead = comm.bcast(mine)
-    _agree(comm, lambda: _same(mine, lead, path))
+    agree(comm, lambda: _same(mine, lead, path))
 
 
 def _same(mine: bytes, lead: bytes, path) -> None:
@@ -292,19 +299,17 @@ def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds) 
     for r in results:
         own = list(r["ranges"])
         count += r["range_count"]
-        if own and ranges and complete and (one := _files.joined(ranges[-1], own[0])):
+        if own and ranges and complete and (one := joined(ranges[-1], own[0])):
             ranges[-1] = one
             own.pop(0)
             count -= 1
         ranges += own
         if r["range_count"]:
             complete = len(r["ranges"]) == r["range_count"]
-    report = _files._Report(max_ranges)
-    report.count = count
-    report.read = sum(r["bytes_read"] for r in results)
-    report.mismatched = sum(r["mismatched_bytes"] for r in results)
-    report.gaps = sum(r["gap_bytes"] for r in results)
-    report.zeros = any(r["zeros"] for r in results)
+    report = Report(max_ranges)
+    report.count, report.zeros = count, any(r["zeros"] for r in results)
+    report.read, report.mismatched, report.gaps = (
+        sum(r[key] for r in results) for key in ("bytes_read", "mismatched_bytes", "gap_bytes"))
     size = first["identity"]["size"]
     ok = count == 0 and report.read == size
     seen = {}
@@ -351,7 +356,7 @@ def bench(comm, size=32 * 1024 * 1024, seconds=1.0, threads=None) -> dict:
         _core.check_memory(n)
         return count
 
-    count = _agree(comm, check)[comm.rank]
+    count = agree(comm, check)[comm.rank]
     buf = _checks.buffer(size)
     rows = []
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import dgen_py
-from dgen_py import files
+from dgen_py import verify
 from dgen_py.cli import parse_size
 
 UNIT = 128 * 1024
@@ -187,7 +187,7 @@ def test_verify_without_manifest_takes_the_identity_as_flags(tmp_path):
 
 def test_verify_reports_ranges_across_reads_as_one_call_would(tmp_path, monkeypatch):
     """Damage around read boundaries: the same ranges as one verify() of the whole file."""
-    monkeypatch.setattr(files, "VERIFY_CHUNK", 16384)
+    monkeypatch.setattr(verify, "VERIFY_CHUNK", 16384)
     size, unit, rng = 1 << 20, 4096, random.Random(7)
     dgen_py.write_dataset(tmp_path / "p.bin", size, dedup_ratio=1.5, seed=3, dedup_unit=unit)
     good = (tmp_path / "p.bin").read_bytes()

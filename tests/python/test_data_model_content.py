@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from pyfastcdc import FastCDC
 
 import dgen_py
-from dgen_py import files
+from dgen_py.manifest import MANIFEST_NAME
 from test_cli import dgen, dgen_json
 
 PROFILES = ("binary", "text")
@@ -138,7 +138,7 @@ def test_write_records_content_and_verify_reads_it_back(tmp_path, content):
             "--files", 3, "--content", content]
     m = dgen_json("write", path, *args)
     assert m["identity"]["content"] == content
-    record = json.loads((path / files.MANIFEST_NAME).read_text())
+    record = json.loads((path / MANIFEST_NAME).read_text())
     assert record["identity"]["content"] == content
     want = bytes(dgen_py.generate_buffer(5000001, 2.0, 3.0, seed=12, content=content))
     assert b"".join((path / f["path"]).read_bytes() for f in record["files"]) == want

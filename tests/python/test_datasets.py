@@ -590,7 +590,7 @@ def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     # verify of a training dataset opens its manifest; a FIFO there must not block it.
     d = tmp_path / "ds"
     d.mkdir()
-    os.mkfifo(d / dgen_py.files.MANIFEST_NAME)
+    os.mkfifo(d / dgen_py.manifest.MANIFEST_NAME)
     code = ("import sys\nfrom dgen_py import datasets\n"
             "try:\n    datasets.read_manifest(sys.argv[1])\n"
             "except (OSError, ValueError) as e:\n    print(type(e).__name__, e)\n")

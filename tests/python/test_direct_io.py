@@ -48,7 +48,7 @@ def test_direct_write_and_verify_give_the_datasets_bytes(ext4, files, jobs):
     r = run("write", str(d), "--size", str(size), "--files", str(files), "--jobs", str(jobs),
             "--seed", "6", "--dedup-ratio", "2", "--compress-ratio", "2", "--direct")
     assert r.returncode == 0, r.stderr
-    m = dgen_py.files.read_manifest(d)
+    m = dgen_py.manifest.read_manifest(d)
     got = b"".join((d / f["path"]).read_bytes() if files > 1 else d.read_bytes()
                    for f in m["files"])
     assert got == bytes(dgen_py.generate_buffer(size, 2, 2, seed=6))
@@ -99,7 +99,7 @@ def test_a_direct_changed_only_rewrite_gives_the_generations_bytes(ext4, files):
     assert r.returncode == 0, r.stderr
     r = run("write", str(d), *args, "--generation", "2", "--changed-only")
     assert r.returncode == 0, r.stderr
-    m = dgen_py.files.read_manifest(d)
+    m = dgen_py.manifest.read_manifest(d)
     got = b"".join((d / f["path"]).read_bytes() if files > 1 else d.read_bytes()
                    for f in m["files"])
     assert got == bytes(dgen_py.generate_buffer(size, 2, 2, seed=8, dedup_unit=4096,

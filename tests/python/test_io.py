@@ -11,7 +11,8 @@ import time
 import pytest
 
 import dgen_py
-from dgen_py import files
+from dgen_py import cli, manifest as manifests, verify
+from dgen_py.manifest import MANIFEST_NAME
 
 
 def ctrl_c_latency(script: str) -> float:
@@ -69,7 +70,7 @@ def test_ctrl_c_stops_parallel_writers_promptly_and_leaves_no_manifest(tmp_path)
             print("interrupted", time.monotonic(), flush=True)
     """)
     assert ctrl_c_latency(script) < 2.0  # generous: a loaded 2-core machine
-    assert not (tmp_path / "d" / files.MANIFEST_NAME).exists()
+    assert not (tmp_path / "d" / MANIFEST_NAME).exists()
 
 
 DGEN = [sys.executable, "-m", "dgen_py"]
@@ -180,7 +181,7 @@ def test_ctrl_c_stops_parallel_verify_promptly(tmp_path):
         import time, dgen_py
         def slow(n):  # 16 KiB chunks and a pause each: the check lasts minutes
             time.sleep(0.05)
-        dgen_py.files.VERIFY_CHUNK = 16384
+        dgen_py.verify.VERIFY_CHUNK = 16384
         print("start", flush=True)
         try:
             dgen_py.verify_file({str(tmp_path / "d")!r}, threads=2, progress=slow)
@@ -206,7 +207,7 @@ def test_units_swapped_across_pieces_of_a_window_are_found_moved(tmp_path):
 
 def test_one_file_verified_in_parts_by_several_threads_reports_what_one_pass_reports(
         tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "VERIFY_CHUNK", 1 << 20)  # windows of 1 MiB: cuts at 1 MiB
+    monkeypatch.setattr(verify, "VERIFY_CHUNK", 1 << 20)  # windows of 1 MiB: cuts at 1 MiB
     path = tmp_path / "d.bin"
     dgen_py.write_dataset(path, 8 << 20, seed=2, compress_ratio=2)
     damage(path, (4 << 20) - 50)  # one range across the cut between two threads' parts
@@ -224,5 +225,16 @@ def test_one_file_verified_in_parts_by_several_threads_reports_what_one_pass_rep
     assert [(x["offset"], x["length"], x["kind"]) for x in results[0]["ranges"]] == [
         ((2 << 20) + 10, 3000, "zeros"), ((4 << 20) - 50, 100, "differs"),
         ((6 << 20) + 123, (2 << 20) - 123, "missing")]
-    assert files._verify_parts([{"offset": 0, "length": 8 << 20}], 2, 1 << 20) == [
+    assert verify._verify_parts([{"offset": 0, "length": 8 << 20}], 2, 1 << 20) == [
         (0, 0, 4 << 20), (0, 4 << 20, 4 << 20)]
+
+
+def test_dgen_verify_reads_and_checks_the_manifest_once(tmp_path, monkeypatch, capsys):
+    dgen_py.write_dataset(tmp_path / "d.bin", 1 << 20, seed=1)
+    calls = []
+    for name in ("load_manifest", "check_manifest"):
+        real = getattr(manifests, name)
+        monkeypatch.setattr(manifests, name, lambda *a, real=real, name=name:
+                            calls.append(name) or real(*a))
+    assert cli.main(["verify", str(tmp_path / "d.bin"), "--json"]) == 0
+    assert calls == ["load_manifest", "check_manifest"]

@@ -111,15 +111,15 @@ def test_manifest_is_written_once_by_rank_0_after_every_rank_wrote(tmp_path, ref
     size = (2 << 20) + 100
     expected = hashlib.sha256(ref(size, 7, 2, 2)).hexdigest()
     job = script(tmp_path, f"""
-        from dgen_py import files
+        from dgen_py import write
         calls = []
-        real = files.write_manifest
+        real = write.write_manifest
         def spy(path, record):  # what the data file holds when the manifest is written
             with open(sys.argv[1], "rb") as f:
                 import hashlib
                 calls.append(hashlib.sha256(f.read()).hexdigest())
             real(path, record)
-        files.write_manifest = spy
+        write.write_manifest = spy
         mpi.write(comm, sys.argv[1], {size}, seed=7, dedup_ratio=2, compress_ratio=2)
         with open(sys.argv[1] + f".calls.{{comm.rank}}", "w") as f:
             json.dump(calls, f)
@@ -129,6 +129,27 @@ def test_manifest_is_written_once_by_rank_0_after_every_rank_wrote(tmp_path, ref
     assert r.returncode == 0, r.stderr.decode()
     calls = [json.loads(open(f"{data}.calls.{rank}").read()) for rank in range(3)]
     assert calls == [[expected], [], []]
+
+
+@needs_mpi
+def test_each_rank_reads_and_checks_the_manifest_once_to_verify(tmp_path):
+    job = script(tmp_path, """
+        from dgen_py import manifest
+        calls = []
+        for name in ("load_manifest", "check_manifest"):
+            real = getattr(manifest, name)
+            setattr(manifest, name, lambda *a, real=real, name=name:
+                    calls.append(name) or real(*a))
+        assert mpi.verify(comm, sys.argv[1])["ok"]
+        with open(sys.argv[1] + f".calls.{comm.rank}", "w") as f:
+            json.dump(calls, f)
+    """)
+    data = str(tmp_path / "d.bin")
+    assert dgen("write", data, "--size", "1MiB", *IDENTITY).returncode == 0
+    r = mpirun(2, sys.executable, job, data)
+    assert r.returncode == 0, r.stderr.decode()
+    calls = [json.loads(open(f"{data}.calls.{rank}").read()) for rank in range(2)]
+    assert calls == [["load_manifest", "check_manifest"]] * 2
 
 
 def damage(path, offsets):

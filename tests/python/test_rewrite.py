@@ -7,7 +7,9 @@ import shutil
 import pytest
 
 import dgen_py
-from dgen_py import files
+from dgen_py import rewrite
+from dgen_py.manifest import MANIFEST_NAME, file_names
+from dgen_py.write import write_dataset
 from test_cli import dgen, dgen_json
 
 SIZE = 64 * 40 * 16384 + 5000  # 40 windows of 16 KiB units and a partial last unit
@@ -28,7 +30,7 @@ def test_a_changed_only_rewrite_equals_a_fresh_write_of_the_generation(tmp_path,
     shutil.copytree(old, lost) if files_ > 1 else shutil.copy(old, lost)
     dgen("write", fresh, *args, "--generation", 3, check=0)
     m = dgen_json("write", old, *args, "--generation", 3, "--changed-only")
-    parts = files.file_names(files_) if files_ > 1 else [""]
+    parts = file_names(files_) if files_ > 1 else [""]
     for name in parts:
         assert (old / name).read_bytes() == (fresh / name).read_bytes()
     assert m["identity"]["generation"] == 3
@@ -56,7 +58,7 @@ def test_a_changed_only_rewrite_equals_a_fresh_write_of_the_generation(tmp_path,
         lost_manifest["identity"]["generation"] = 2
         (tmp_path / "lost.dgen.json").write_text(json.dumps(lost_manifest))
     else:
-        shutil.copy(old / files.MANIFEST_NAME, lost / files.MANIFEST_NAME)
+        shutil.copy(old / MANIFEST_NAME, lost / MANIFEST_NAME)
     s = dgen_json("verify", lost, "--generation", 3, "--max-ranges", 10**6, check=1)
     # (verify names the kind of a bounded number of damaged units per piece it reads)
     stale = [x for x in s["ranges"] if x["kind"] == "stale"]
@@ -122,18 +124,18 @@ def test_a_rewrite_lists_the_changed_ranges_a_batch_at_a_time(tmp_path, monkeypa
     size, unit = 256 << 20, 4096
     args = dict(dedup_ratio=2.0, compress_ratio=2.0, seed=5, dedup_unit=unit, change_rate=0.3)
     old, fresh = tmp_path / "old", tmp_path / "fresh"
-    files.write_dataset(old, size, files=3, generation=1, **args)
-    files.write_dataset(fresh, size, files=3, generation=2, **args)
-    monkeypatch.setattr(files, "REWRITE_UNITS", 1024)
+    write_dataset(old, size, files=3, generation=1, **args)
+    write_dataset(fresh, size, files=3, generation=2, **args)
+    monkeypatch.setattr(rewrite, "REWRITE_UNITS", 1024)
     tracemalloc.start()
     try:
-        m = files.rewrite_changed(old, size, files=3, generation=2, jobs=2, **args)
+        m = rewrite.rewrite_changed(old, size, files=3, generation=2, jobs=2, **args)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert m["rewritten"]["ranges"] > 10_000
     assert peak < 500_000, f"{peak} bytes traced at the peak"
-    for name in files.file_names(3):
+    for name in file_names(3):
         assert (old / name).read_bytes() == (fresh / name).read_bytes()
 
 
@@ -146,9 +148,9 @@ def test_while_the_data_changes_the_manifest_says_the_rewrite_is_unfinished(tmp_
     def crash(*args, **kw):  # the rewrite dies as its first byte would be written
         seen.update(json.loads((tmp_path / "f.dgen.json").read_text()))
         raise RuntimeError("killed")
-    monkeypatch.setattr(files, "_rewrite", crash)
+    monkeypatch.setattr(rewrite, "_rewrite", crash)
     with pytest.raises(RuntimeError):
-        files.rewrite_changed(f, SIZE, dedup_ratio=2.0, compress_ratio=2.0, seed=9,
+        rewrite.rewrite_changed(f, SIZE, dedup_ratio=2.0, compress_ratio=2.0, seed=9,
                               dedup_unit=16384, change_rate=0.3, generation=3)
     assert seen["complete"] is False and seen["rewrite_generation"] == 3
     assert "not completely written" in dgen("verify", f, check=2).stderr.decode()
@@ -174,7 +176,7 @@ def test_ctrl_c_stops_a_rewrite_at_the_next_chunk_not_after_the_batch(tmp_path):
     import time
     size = 64 << 20
     args = dict(seed=3, dedup_unit=4096, change_rate=1.0)
-    files.write_dataset(tmp_path / "f", size, **args)
+    write_dataset(tmp_path / "f", size, **args)
     sent = []
 
     # Each of the 64 chunks takes 100 ms: the batch would take 6.4 s, one chunk 0.1 s; the
@@ -186,7 +188,7 @@ def test_ctrl_c_stops_a_rewrite_at_the_next_chunk_not_after_the_batch(tmp_path):
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            files.rewrite_changed(tmp_path / "f", size, generation=1, threads=1,
+            rewrite.rewrite_changed(tmp_path / "f", size, generation=1, threads=1,
                                   progress=slow, **args)
         stopped = time.perf_counter()
     finally:

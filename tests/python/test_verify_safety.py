@@ -11,7 +11,9 @@ import subprocess
 import pytest
 
 import dgen_py
-from dgen_py import _core, files
+from dgen_py import _core, manifest as manifests, rewrite, write
+from dgen_py._fs import Refused
+from dgen_py.manifest import MANIFEST_NAME
 from dgen_py.cli import human
 from test_cli import DGEN, dgen, dgen_json, expected
 
@@ -400,9 +402,9 @@ def test_bench_refuses_shares_too_small_to_time():
 def test_each_writer_holds_a_few_cache_sized_chunks():
     chunk = _core.write_chunk()
     assert 256 << 10 <= chunk <= 2 << 20
-    assert files.writer_buffer(1) == chunk  # one thread: one chunk, on the writer's thread
-    assert files.writer_buffer(2) == 3 * chunk  # a producer thread: three chunks in turn
-    assert files.writer_buffer(1024) == 5 * chunk  # three producers at most
+    assert write.writer_buffer(1) == chunk  # one thread: one chunk, on the writer's thread
+    assert write.writer_buffer(2) == 3 * chunk  # a producer thread: three chunks in turn
+    assert write.writer_buffer(1024) == 5 * chunk  # three producers at most
 
 
 def test_write_help_says_the_memory_per_writer():
@@ -440,7 +442,7 @@ def test_a_training_manifest_of_a_future_version_is_refused(tmp_path, key):
     path = tmp_path / "ds"
     dgen("dataset", path, "--format", "npy", "--files", 2, "--record-length", "4KiB",
          "--seed", 3, check=0)
-    edit(path / files.MANIFEST_NAME, set_field(key, value=99))
+    edit(path / MANIFEST_NAME, set_field(key, value=99))
     assert f"{key} is 99: this dgen reads" in one_error_line(dgen("verify", path, check=2))
 
 
@@ -456,25 +458,25 @@ def test_a_symlinked_manifest_is_refused_by_every_command(four):
 
 
 def test_analyze_refuses_a_manifest_symlinked_to_a_device_without_reading_it(tmp_path):
-    os.symlink("/dev/zero", tmp_path / files.MANIFEST_NAME)
+    os.symlink("/dev/zero", tmp_path / MANIFEST_NAME)
     r = dgen("analyze", tmp_path, check=2)
     assert "dgen-manifest.json is a symbolic link" in one_error_line(r)
 
 
 def test_analyze_refuses_a_fifo_manifest_without_hanging(tmp_path):
-    os.mkfifo(tmp_path / files.MANIFEST_NAME)
-    for source in (tmp_path, tmp_path / files.MANIFEST_NAME):
+    os.mkfifo(tmp_path / MANIFEST_NAME)
+    for source in (tmp_path, tmp_path / MANIFEST_NAME):
         r = dgen("analyze", source, check=2)
         assert "dgen-manifest.json is a FIFO" in one_error_line(r)
 
 
 def test_a_manifest_larger_than_the_limit_is_refused_naming_it(four, monkeypatch):
     path, manifest = four
-    monkeypatch.setattr(files, "MAX_MANIFEST", 100)
-    with pytest.raises(files.Refused, match=f"{manifest} holds \\d+ bytes: a manifest may "
-                                            f"hold at most 100 bytes"):
+    monkeypatch.setattr(manifests, "MAX_MANIFEST", 100)
+    with pytest.raises(Refused, match=f"{manifest} holds \\d+ bytes: a manifest may "
+                                      f"hold at most 100 bytes"):
         dgen_py.verify_file(path)
-    assert files.MAX_MANIFEST < (1 << 30)
+    assert manifests.MAX_MANIFEST < (1 << 30)
 
 
 def test_a_single_files_manifest_may_name_only_that_file(tmp_path):
@@ -586,28 +588,38 @@ def test_without_flock_a_lock_file_stands_in_and_is_removed(tmp_path, no_flock, 
     target = tmp_path / ("set" if count > 1 else "d.bin")
     lock = tmp_path / (target.name + ".dgen-lock")
     seen = []
-    files.write_dataset(target, 1 << 20, files=count, seed=1,
+    write.write_dataset(target, 1 << 20, files=count, seed=1,
                         progress=lambda n: seen.append(lock.read_text()))
     assert seen[0] == f"{socket.gethostname()} {os.getpid()}\n"
     assert not lock.exists()
-    m = files.rewrite_changed(target, 1 << 20, files=count, generation=1)
+    m = rewrite.rewrite_changed(target, 1 << 20, files=count, generation=1)
     assert m["identity"]["generation"] == 1 and not lock.exists()
     assert dgen_py.verify_file(target)["ok"]
 
 
+def test_without_flock_a_writer_refused_for_stale_files_removes_its_lock_file(tmp_path,
+                                                                              no_flock):
+    target = tmp_path / "set"
+    write.write_dataset(target, 1 << 20, files=3, seed=1)
+    with pytest.raises(Refused, match="holds 1 part file\\(s\\) that are not part of the new"):
+        write.write_dataset(target, 1 << 20, files=2, seed=2)
+    assert not (tmp_path / "set.dgen-lock").exists()
+    assert dgen_py.verify_file(target)["identity"]["seed"] == 1  # the old dataset stays
+
+
 def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_flock):
     target = tmp_path / "d.bin"
-    files.write_dataset(target, 1 << 20, seed=1)
+    write.write_dataset(target, 1 << 20, seed=1)
     lock = tmp_path / "d.bin.dgen-lock"
     lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live writer
-    with pytest.raises(files.Refused, match=f"holds the lock file {lock}; this file system "
-                                            f"has no flock\\(\\)\\); wait for it to finish, "
-                                            f"or remove {lock} if no dgen runs"):
-        files.write_dataset(target, 1 << 20, seed=2)
-    with pytest.raises(files.Refused, match="is being written by dgen now"):
+    with pytest.raises(Refused, match=f"holds the lock file {lock}; this file system "
+                                      f"has no flock\\(\\)\\); wait for it to finish, "
+                                      f"or remove {lock} if no dgen runs"):
+        write.write_dataset(target, 1 << 20, seed=2)
+    with pytest.raises(Refused, match="is being written by dgen now"):
         dgen_py.verify_file(target)
     dead = subprocess.Popen(["true"])
     dead.wait()
     lock.write_text(f"{socket.gethostname()} {dead.pid}\n")  # left by a process now gone
-    files.write_dataset(target, 1 << 20, seed=2)
+    write.write_dataset(target, 1 << 20, seed=2)
     assert not lock.exists() and dgen_py.verify_file(target)["identity"]["seed"] == 2

@@ -1,0 +1,284 @@
+"""Safe file access for datasets: opens that refuse what is not a regular file, locks.
+
+dgen reads and writes only regular files inside the dataset's directory: every data file
+is opened by name from the directory's descriptor with O_NOFOLLOW, and whatever is not a
+regular file (a symlink, device or FIFO) is refused. A writer holds an exclusive lock on
+the dataset (the directory, or the single data file) for the whole run, and verify a
+shared one while it reads (see lock for file systems without flock()).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import stat
+import tempfile
+
+
+class Refused(OSError):
+    """dgen will not touch this dataset as asked (the CLI's usage error, exit 2)."""
+
+
+class DirectIOUnsupported(Refused):
+    """The filesystem refuses O_DIRECT."""
+
+
+def check_direct(directory: str) -> None:
+    """Raise DirectIOUnsupported before any data file is touched."""
+    fd, probe = tempfile.mkstemp(prefix=".dgen-probe-", dir=directory)
+    os.close(fd)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        raise DirectIOUnsupported(
+            errno.EINVAL, f"the filesystem of {directory} does not support O_DIRECT "
+            f"(--direct); write without it or to another filesystem") from None
+    finally:
+        os.unlink(probe)
+
+
+def fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file renamed over it, both synced."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".dgen-manifest-", dir=directory)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the manifest from other users
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk: name the manifest
+            raise OSError(e.errno, f"writing {path}: {e.strerror}") from None
+        raise
+    fsync_dir(directory)
+
+
+def open_in(directory: int, name: str, flags: int, shown: str, mode: int = 0o644) -> int:
+    """Open the regular file `name` in the directory open as `directory`, not following a
+    symlink; O_NONBLOCK so that a FIFO cannot hang the open. `shown` names it in errors."""
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK, mode, dir_fd=directory)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO without a reader
+            refuse_not_regular(os.stat(name, dir_fd=directory, follow_symlinks=False), shown)
+        raise OSError(e.errno, e.strerror, shown) from None
+    try:
+        refuse_not_regular(os.fstat(fd), shown)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class DatasetTree:
+    """Directories under DIR opened one component at a time, never following a symlink.
+    close() closes them, and the root's fd too when the tree opened it (at())."""
+
+    def __init__(self, root_fd: int, root: str):
+        self.root, self.fds, self.owns_root = root, {"": root_fd}, False
+
+    @classmethod
+    def at(cls, root: str) -> "DatasetTree":
+        tree = cls(os.open(root, os.O_RDONLY | os.O_DIRECTORY), root)
+        tree.owns_root = True
+        return tree
+
+    def dir(self, rel: str, create=False) -> int:
+        if rel in self.fds:
+            return self.fds[rel]
+        parent, name = os.path.split(rel)
+        up = self.dir(parent, create)
+        if create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=up)
+            except FileExistsError:
+                pass
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up)
+        except OSError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise Refused(errno.EINVAL, f"{os.path.join(self.root, rel)} is not a "
+                                     f"directory: dgen reads and writes only inside "
+                                     f"real directories of the dataset") from None
+            raise OSError(e.errno, e.strerror, os.path.join(self.root, rel)) from None
+        self.fds[rel] = fd
+        return fd
+
+    def open(self, rel: str, flags: int) -> int:
+        parent, name = os.path.split(rel)
+        return open_in(self.dir(parent, create=bool(flags & os.O_CREAT)), name, flags,
+                       os.path.join(self.root, rel))
+
+    def close(self):
+        for rel, fd in self.fds.items():
+            if rel or self.owns_root:
+                os.close(fd)
+
+
+def kind(st: os.stat_result) -> str:
+    return ("a regular file" if stat.S_ISREG(st.st_mode) else
+            "a symbolic link" if stat.S_ISLNK(st.st_mode) else
+            "a directory" if stat.S_ISDIR(st.st_mode) else
+            "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket")
+
+
+def refuse_not_regular(st: os.stat_result, shown: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(errno.EINVAL, f"{shown} is {kind(st)}: dgen reads and writes only "
+                      f"regular files inside the dataset")
+
+
+# Locks. A writer holds an exclusive flock on the dataset (the directory, or the single data
+# file) for its whole run; verify holds a shared one while it reads, so neither sees the
+# other's half-done work: each refuses while the other runs. Where the file system has no
+# flock() (Lustre mounted without -o flock answers ENOSYS), a writer creates PATH.dgen-lock
+# instead (O_EXCL, holding "host pid"), removes it when done, and verify refuses while it
+# is there; a lock file left by a dead process of this host is taken over.
+NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+
+
+def lock_file(path: str) -> str:
+    return os.fspath(path).rstrip("/") + ".dgen-lock"
+
+
+def lock(fd: int, path: str):
+    """Take the writer's lock on the dataset `path` (open as fd); returns the function that
+    releases it (closing fd releases a flock, but not a lock file)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lambda: None
+    except BlockingIOError:
+        try:  # only readers hold it: a verify
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            holder = "verified by dgen (it holds the dataset's shared lock)"
+        except BlockingIOError:
+            holder = "written by another dgen (it holds the dataset's lock)"
+        raise Refused(errno.EBUSY, f"{path} is being {holder}; wait for it to "
+                      f"finish") from None
+    except OSError as e:
+        if e.errno not in NO_FLOCK:
+            raise
+    return _create_lock_file(path)
+
+
+def _create_lock_file(path: str):
+    where, me = lock_file(path), f"{socket.gethostname()} {os.getpid()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            if not _stale(where):
+                raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it "
+                              f"holds the lock file {where}; this file system has no "
+                              f"flock()); wait for it to finish, or remove {where} if no "
+                              f"dgen runs") from None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(where)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+
+        def release():
+            with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+                os.unlink(where)
+        return release
+    raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
+                  f"starting?")
+
+
+def _stale(where: str) -> bool:
+    """Whether the lock file was left by a process of this host that is gone."""
+    try:
+        with open(where) as f:
+            host, pid = f.read().split()
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # unreadable, half written, or another user's process
+        return False
+    return False
+
+
+def claim_dataset(directory: int, path: str, manifest: str, survey, *, force: bool,
+                  what: str = "file(s)", held: int | None = None):
+    """Claim the dataset `path` for a writer, in the order that keeps the old manifest and
+    data valid together until the new data starts. Takes the writer's lock (see lock) on
+    `held` (default: `directory`, the dataset's directory open); survey(), run under the
+    lock, refuses what is in the way and returns the entries the new dataset does not
+    have, relative to `directory`: (files, directories deepest first). Those are refused
+    (Refused, EEXIST, naming them as `what`) unless force; then the old manifest is
+    removed, and they are deleted. Returns the function that releases the lock; where
+    this raises, the lock is released already."""
+    release = lock(directory if held is None else held, path)
+    try:
+        files, dirs = survey()
+        stale = [*files, *dirs]
+        if stale and not force:
+            raise Refused(errno.EEXIST, f"{path} holds {len(stale)} {what} that are not "
+                          f"part of the new dataset ({', '.join(stale[:3])}"
+                          f"{', ...' if len(stale) > 3 else ''}): remove them, or pass "
+                          f"--force (force=True) to delete them")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(manifest)
+        tree = DatasetTree(directory, path)
+        try:
+            for rel in files:
+                parent, leaf = os.path.split(rel)
+                os.unlink(leaf, dir_fd=tree.dir(parent))
+            for rel in dirs:
+                parent, leaf = os.path.split(rel)
+                os.rmdir(leaf, dir_fd=tree.dir(parent))
+        finally:
+            tree.close()
+    except BaseException:
+        release()
+        raise
+    return release
+
+
+@contextlib.contextmanager
+def reading(path: str):
+    """Hold the shared lock on the dataset at `path` (a directory or regular file) while
+    verify reads it: Refused while a writer holds it."""
+    busy = (f"{path} is being written by dgen now (it holds the dataset's lock): verify it "
+            f"once that is done")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:  # absent, or not for us to lock: verify says what it is
+        yield
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(errno.EBUSY, busy) from None
+            except OSError as e:
+                if e.errno not in NO_FLOCK:
+                    raise
+                if os.path.lexists(lock_file(path)):
+                    raise Refused(errno.EBUSY, f"{busy} (the lock file "
+                                  f"{lock_file(path)} is there)") from None
+        yield
+    finally:
+        os.close(fd)

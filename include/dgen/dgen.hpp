@@ -16,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -108,7 +109,8 @@ struct SlotCache {
 // A validated dataset identity with its derived layout.
 class Dataset {
  public:
-  // Throws std::invalid_argument, also for a DGEN_ISA naming no SIMD path usable here.
+  // Throws std::invalid_argument, also for a DGEN_ISA naming no SIMD path usable here
+  // (unless set_isa() chose one).
   explicit Dataset(const Params& p);
 
   const Params& params() const { return params_; }
@@ -300,7 +302,6 @@ class Stream {
   void unclaim(const Claim& c);
   const FillOptions& options() const { return opt_; }
   void seek(uint64_t offset);  // offset <= size; throws std::out_of_range otherwise
-  void reset() { seek(0); }
   // New seed; the stream continues at the current position with the new seed's bytes.
   void set_seed(uint64_t seed);
 
@@ -320,12 +321,16 @@ class Stream {
 // (one block, no NUMA node to run on): no worker hand-off, no wait for the pool.
 bool runs_on_caller(uint64_t offset, uint64_t len, const FillOptions& opt);
 
-// A seed from the operating system's entropy source.
-uint64_t random_seed();
-
-// Name of the SIMD path in use: "scalar" or "avx2". DGEN_ISA=scalar|avx2 overrides
-// detection (an unsupported request falls back to the best supported path).
+// Name of the SIMD path in use: "scalar", "avx2" or "avx512". Unless set_isa() chose one,
+// the first use takes DGEN_ISA's (scalar, avx2 or avx512), else the best this build, CPU
+// and OS support; a DGEN_ISA naming no usable path is refused: this, Dataset's constructor
+// and fill() throw std::invalid_argument naming the value and the accepted ones.
 const char* isa_name();
+// Chooses the SIMD path from code, over DGEN_ISA: "scalar", "avx2" or "avx512". Throws
+// std::invalid_argument naming the value and the accepted ones for a name that is unknown
+// or not usable here. Every path makes the same bytes; a call already running may finish
+// on the path it started with.
+void set_isa(std::string_view isa);
 
 // CPUs this process may run on (sched_getaffinity), at least 1.
 unsigned available_cpus();

@@ -8,6 +8,7 @@
 #include "kernels/kernels.hpp"
 #include "blocks.hpp"
 #include "content.hpp"
+#include "dataset_detail.hpp"
 #include "model.hpp"
 #include "pool.hpp"
 

@@ -1,3 +1,5 @@
+// Dataset: the identity validated and the unit-to-unique-id layout of formats 1 to 3
+// (docs/data-model.md); generations in generations.cpp. Also the keyed permutations of model.hpp.
 #include "dataset_detail.hpp"
 #include "model.hpp"
 #include "text.hpp"

@@ -130,19 +130,11 @@ class Dataset {
   uint64_t unique_before(uint64_t n) const;
 
  private:
-  // The derived layout below and the helpers that read it (src/core/model.cpp and
-  // generations.cpp; their types in src/core/dataset_detail.hpp).
+  // The helpers that read the derived layout below, and their types: src/core/model.cpp,
+  // generations.cpp and dataset_detail.hpp.
+  struct Detail;
   struct BirthWindow;
   struct Early;
-  // Format 2: the slot run `run_index` shows, the id there and whether it is born there.
-  const SlotCache& locate(uint64_t run_index, SlotCache& cache) const;
-  uint64_t slot_id(uint64_t slot, const SlotCache& window) const;
-  uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
-  BirthWindow birth_window(uint64_t run) const;       // the window where run r was born
-  uint64_t floor_quotient(uint64_t n, double add) const;  // floor(n / dedup_ratio + add)
-  uint64_t changes(const BirthWindow& bw) const;           // runs each rewrite changes there
-  uint64_t change_key(uint64_t h, uint64_t window) const;  // keys rewrite h's choice there
-  void make_early();
 
   uint64_t hot_ = 0;                // dedup_skew: hot slots per window
   uint64_t window_ = kWindowUnits;  // runs per window

@@ -1,5 +1,5 @@
 // The parts of Dataset that only the core reads: the caches its loops keep between calls on
-// consecutive units, and the types of its private helpers. Not installed (dgen.hpp
+// consecutive units, its private helpers and their types. Not installed (dgen.hpp
 // forward-declares what it names).
 #pragma once
 
@@ -52,6 +52,19 @@ inline constexpr uint64_t kChangeGroup = 16;  // format 3: births per group of c
 inline constexpr uint64_t kEarlyWindows = 64;
 struct Dataset::Early {
   std::vector<uint32_t> version;
+};
+
+// Dataset's private helpers (a nested type, so they read its private fields).
+struct Dataset::Detail {
+  // Format 2: the slot run `run_index` shows, the id there and whether it is born there.
+  static const SlotCache& locate(const Dataset& d, uint64_t run_index, SlotCache& cache);
+  static uint64_t slot_id(const Dataset& d, uint64_t slot, const SlotCache& window);
+  static uint64_t distinct_runs(const Dataset& d, uint64_t run_count);  // among the first ones
+  static BirthWindow birth_window(const Dataset& d, uint64_t run);  // where run was born
+  static uint64_t floor_quotient(const Dataset& d, uint64_t n, double add);  // n / ratio + add
+  static uint64_t changes(const Dataset& d, const BirthWindow& bw);  // each rewrite's, there
+  static uint64_t change_key(const Dataset& d, uint64_t h, uint64_t window);  // h's choice
+  static void make_early(Dataset& d);
 };
 
 }  // namespace dgen

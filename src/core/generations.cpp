@@ -16,32 +16,32 @@ namespace dgen {
 // at the end of each window: the runs born in window w, [a, b), get floor(c b + 1/2) -
 // floor(c a + 1/2) changes, the runs at the first positions of a permutation keyed by the
 // generation. A unit's version is the latest generation that changed its run.
-Dataset::BirthWindow Dataset::birth_window(uint64_t r) const {
+Dataset::BirthWindow Dataset::Detail::birth_window(const Dataset& d, uint64_t r) {
   // Format 3 counts changes in groups of kChangeGroup births whatever the window (a window
   // of one run has at most one birth: the same runs would change in every generation), few
   // enough that a dataset of a few groups changes its share exactly.
-  if (params_.format_version >= 3) {
+  if (d.params_.format_version >= 3) {
     const uint64_t w = r / kChangeGroup;
     return {w, w * kChangeGroup, (w + 1) * kChangeGroup};
   }
-  if (params_.dedup_ratio == 1.0) {
+  if (d.params_.dedup_ratio == 1.0) {
     const uint64_t w = r / kWindowUnits;
     return {w, w * kWindowUnits, (w + 1) * kWindowUnits};
   }
-  uint64_t w = uint64_t(double(r) * params_.dedup_ratio / double(kWindowUnits));
-  while (w > 0 && unique_before(w * kWindowUnits) > r) --w;
-  while (unique_before((w + 1) * kWindowUnits) <= r) ++w;
-  return {w, unique_before(w * kWindowUnits), unique_before((w + 1) * kWindowUnits)};
+  uint64_t w = uint64_t(double(r) * d.params_.dedup_ratio / double(kWindowUnits));
+  while (w > 0 && d.unique_before(w * kWindowUnits) > r) --w;
+  while (d.unique_before((w + 1) * kWindowUnits) <= r) ++w;
+  return {w, d.unique_before(w * kWindowUnits), d.unique_before((w + 1) * kWindowUnits)};
 }
 
-uint64_t Dataset::changes(const BirthWindow& bw) const {
-  const double c = params_.change_rate;
+uint64_t Dataset::Detail::changes(const Dataset& d, const BirthWindow& bw) {
+  const double c = d.params_.change_rate;
   return uint64_t(std::floor(c * double(bw.end) + 0.5)) -
          uint64_t(std::floor(c * double(bw.first) + 0.5));
 }
 
-uint64_t Dataset::change_key(uint64_t h, uint64_t w) const {
-  return model::mix64(key_ ^ model::mix64(h * 0x9FB21C651E98DF25ull + w));
+uint64_t Dataset::Detail::change_key(const Dataset& d, uint64_t h, uint64_t w) {
+  return model::mix64(d.key_ ^ model::mix64(h * 0x9FB21C651E98DF25ull + w));
 }
 
 bool Dataset::changed_at(uint64_t id, uint64_t h) const {
@@ -52,8 +52,9 @@ bool Dataset::changed_at(uint64_t id, uint64_t h) const {
   if (params_.format_version < 2) return false;  // format 1 has no generations
   if (params_.change_rate == 1.0) return true;
   const uint64_t r = id / params_.dedup_run;
-  const BirthWindow bw = birth_window(r);
-  return model::permute(r - bw.first, bw.end - bw.first, change_key(h, bw.index)) < changes(bw);
+  const BirthWindow bw = Detail::birth_window(*this, r);
+  const uint64_t key = Detail::change_key(*this, h, bw.index);
+  return model::permute(r - bw.first, bw.end - bw.first, key) < Detail::changes(*this, bw);
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> Dataset::changed_units(uint64_t begin, uint64_t end,
@@ -85,9 +86,9 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
   const uint64_t r = id / params_.dedup_run;
   for (const auto& c : cache.windows)
     if (c.generation == g && r >= c.first && r < c.first + c.count) return c.version[r - c.first];
-  const BirthWindow bw = birth_window(r);
+  const BirthWindow bw = Detail::birth_window(*this, r);
   const uint64_t n = bw.end - bw.first;  // at most 64: a window's slots
-  const uint64_t m = changes(bw);
+  const uint64_t m = Detail::changes(*this, bw);
   // A run born well before the windows a sequential caller is in (a hot unit of
   // dedup_skew) is looked up alone: one permutation per generation back to its latest
   // change, instead of a whole window's table used once.
@@ -105,7 +106,8 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
     while (h > 0) {
       uint64_t keys[kGroup], at[kGroup];
       const uint64_t group = std::min(per_group, h);
-      for (uint64_t i = 0; i < group; ++i) keys[i] = change_key(h - i, bw.index), at[i] = r - bw.first;
+      for (uint64_t i = 0; i < group; ++i)
+        keys[i] = Detail::change_key(*this, h - i, bw.index), at[i] = r - bw.first;
       model::permute_many<true>(n, keys, at, group);
       uint64_t i = 0;
       while (i < group && at[i] >= m) ++i;
@@ -142,13 +144,13 @@ uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
     uint64_t group = 1;
     if (count >= kTable) {
       for (uint64_t i = 0; i < count; ++i) values[i] = uint8_t(forward ? open[i] : i);
-      const model::SmallPermutation p(n, change_key(h, bw.index));
+      const model::SmallPermutation p(n, Detail::change_key(*this, h, bw.index));
       forward ? p.apply<true>(values, count) : p.apply<false>(values, count);
     } else {
       group = forward ? 1 : std::min(h, kTable / count);
       uint64_t keys[kTable], wide[kTable];
       for (uint64_t i = 0; i < group * count; ++i)
-        keys[i] = change_key(h - i / count, bw.index),
+        keys[i] = Detail::change_key(*this, h - i / count, bw.index),
         wide[i] = forward ? open[i] : i % count;
       forward ? model::permute_many<true>(n, keys, wide, count)
               : model::permute_many<false>(n, keys, wide, group * count);

@@ -262,38 +262,38 @@ Dataset::Dataset(const Params& p) : params_(p) {
   const uint64_t run = p.dedup_run, runs = (units_ + run - 1) / run;
   const uint64_t last = units_ - (runs == 0 ? 0 : (runs - 1) * run);
   if (last == run || runs == 0) {
-    unique_ = distinct_runs(runs) * run;
+    unique_ = Detail::distinct_runs(*this, runs) * run;
   } else {
-    const uint64_t before = distinct_runs(runs - 1);
-    unique_ = before * run + (distinct_runs(runs) > before ? last : 0);
+    const uint64_t before = Detail::distinct_runs(*this, runs - 1);
+    unique_ = before * run + (Detail::distinct_runs(*this, runs) > before ? last : 0);
   }
-  if (hot_ > 0 && p.generation > 0 && p.change_rate < 1.0) make_early();
+  if (hot_ > 0 && p.generation > 0 && p.change_rate < 1.0) Detail::make_early(*this);
 }
 
-void Dataset::make_early() {
+void Dataset::Detail::make_early(Dataset& d) {
   // In order, so every window is tabulated once; early_ is still empty, so version() makes
   // each entry as it would without the table.
-  const uint64_t g = params_.generation;
-  const uint64_t born = params_.format_version >= 3 ? kEarlyWindows * kChangeGroup
-                                                    : unique_before(kEarlyWindows * kWindowUnits);
-  const uint64_t runs = std::min(born, (units_ + params_.dedup_run - 1) / params_.dedup_run);
+  const uint64_t g = d.params_.generation;
+  const uint64_t born = d.params_.format_version >= 3 ? kEarlyWindows * kChangeGroup
+                                                    : d.unique_before(kEarlyWindows * kWindowUnits);
+  const uint64_t runs = std::min(born, (d.units_ + d.params_.dedup_run - 1) / d.params_.dedup_run);
   auto early = std::make_shared<Early>();
   early->version.resize(runs);
   VersionCache in_order;
   for (uint64_t q = 0; q < runs; ++q)
-    early->version[q] = uint32_t(version(q * params_.dedup_run, g, in_order));
-  early_ = std::move(early);
+    early->version[q] = uint32_t(d.version(q * d.params_.dedup_run, g, in_order));
+  d.early_ = std::move(early);
 }
 
-uint64_t Dataset::distinct_runs(uint64_t n) const {
+uint64_t Dataset::Detail::distinct_runs(const Dataset& d, uint64_t n) {
   // Every full window adds to the count; a partial last one adds the new ids among the
   // slots it shows.
-  const uint64_t full = n / window_ * window_;
-  const uint64_t before = unique_before(full);
+  const uint64_t full = n / d.window_ * d.window_;
+  const uint64_t before = d.unique_before(full);
   uint64_t seen = 0;  // bit k: id before + k occurs (a window adds at most 64 ids)
   SlotCache cache;
   for (uint64_t q = full; q < n; ++q)
-    if (const uint64_t id = locate(q, cache).id; id >= before) seen |= 1ull << (id - before);
+    if (const uint64_t id = locate(d, q, cache).id; id >= before) seen |= 1ull << (id - before);
   return before + uint64_t(std::popcount(seen));
 }
 
@@ -303,20 +303,20 @@ uint64_t Dataset::unique_before(uint64_t n) const {
   // multiples of it and a range of whole windows cuts none (format 2's rounding,
   // floor(n / r + 1/2), leaves an id astride every such boundary: a third of the ids of a
   // file of 8 runs at dedup 4).
-  if (params_.format_version >= 3) return floor_quotient(n - 1, 0.0) + 1;
-  return std::clamp<uint64_t>(floor_quotient(n, 0.5), 1, n);
+  if (params_.format_version >= 3) return Detail::floor_quotient(*this, n - 1, 0.0) + 1;
+  return std::clamp<uint64_t>(Detail::floor_quotient(*this, n, 0.5), 1, n);
 }
 
-uint64_t Dataset::floor_quotient(uint64_t n, double add) const {
+uint64_t Dataset::Detail::floor_quotient(const Dataset& d, uint64_t n, double add) {
   // A product with the reciprocal is the quotient when the ratio is a power of two, else
   // within a few ulps of it, so that its floor is the quotient's unless it lies that close
   // to an integer; only then divide. (Positive values below 2^63: truncation is floor.)
-  const double x = double(n) * inverse_ratio_ + add;
+  const double x = double(n) * d.inverse_ratio_ + add;
   const auto t = int64_t(x);
-  const double d = x - double(t), margin = double(n) * 0x1p-48;
-  return exact_inverse_ || (d > margin && 1 - d > margin)
+  const double frac = x - double(t), margin = double(n) * 0x1p-48;
+  return d.exact_inverse_ || (frac > margin && 1 - frac > margin)
              ? uint64_t(t)
-             : uint64_t(int64_t(double(n) / params_.dedup_ratio + add));
+             : uint64_t(int64_t(double(n) / d.params_.dedup_ratio + add));
 }
 
 uint64_t Dataset::unit_key(uint64_t id) const {
@@ -346,7 +346,7 @@ uint64_t Dataset::unique_id(uint64_t i, SlotCache& cache) const {
     if (params_.dedup_ratio == 1.0) return i;
     // Runs of dedup_run units repeat runs of consecutive unique units.
     const uint64_t run = params_.dedup_run;
-    return locate(i / run, cache).id * run + i % run;
+    return Detail::locate(*this, i / run, cache).id * run + i % run;
   }
   if (unique_ == units_) return i;
   // Each period of `unique_` consecutive units shows every unique unit exactly once, in a
@@ -380,14 +380,14 @@ uint64_t zipf_rank(double u, uint64_t n, double s, const ZipfLaw& law) {
 }  // namespace
 
 // (Skew) the id slot `slot` of the cached window shows.
-uint64_t Dataset::slot_id(uint64_t slot, const SlotCache& c) const {
+uint64_t Dataset::Detail::slot_id(const Dataset& d, uint64_t slot, const SlotCache& c) {
   // The first W - hot slots of a window show its births, spread evenly; the rest repeat
   // hot units of all those born by the window's end.
-  const uint64_t k = slot & (window_ - 1), local = window_ - hot_;
+  const uint64_t k = slot & (d.window_ - 1), local = d.window_ - d.hot_;
   if (k < local) return c.first + ((k + 1) * (c.upto - c.first) + local - 1) / local - 1;
-  const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
+  const uint64_t draw = model::mix64(d.key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
   const ZipfLaw law{c.zipf_base, c.zipf_span};
-  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, params_.dedup_skew, law) - 1;
+  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, d.params_.dedup_skew, law) - 1;
 }
 
 uint64_t Dataset::shift(uint64_t unit_index) const {
@@ -397,14 +397,14 @@ uint64_t Dataset::shift(uint64_t unit_index) const {
 
 uint64_t Dataset::shift(uint64_t unit_index, SlotCache& cache) const {
   if (!params_.dedup_shift || params_.dedup_ratio == 1.0) return 0;
-  const SlotCache& c = locate(unit_index / params_.dedup_run, cache);
+  const SlotCache& c = Detail::locate(*this, unit_index / params_.dedup_run, cache);
   if (c.born) return 0;  // the run's first slot
   const uint64_t bytes = params_.dedup_run * params_.dedup_unit;
   const uint64_t s = 1 + model::mix64(key_ ^ model::mix64(c.slot ^ 0x3C6EF372FE94F82Bull)) % (bytes - 1);
   return s % kPageSize ? s : s - 1;
 }
 
-const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
+const SlotCache& Dataset::Detail::locate(const Dataset& d, uint64_t i, SlotCache& c) {
   // (i counts runs; with dedup_run 1 a run is a unit.)
   // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
   // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
@@ -418,27 +418,27 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
   // ids' first occurrences.
   if (c.run == i) return c;
   // (Powers of two: shifts and masks, not divisions, on this path of every run.)
-  const uint64_t W = window_, n = side_;
-  const uint64_t w = i >> (2 * side_shift_), j = i & (W - 1);
+  const uint64_t W = d.window_, n = d.side_;
+  const uint64_t w = i >> (2 * d.side_shift_), j = i & (W - 1);
   if (c.window != w) {
-    const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
+    const uint64_t key = model::mix64(d.key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
     model::shuffle(key, c.diagonal, unsigned(n));
     model::shuffle(model::mix64(key + 1), c.column, unsigned(n));
-    if (hot_ > 0) {
-      c.first = unique_before(w * W), c.upto = unique_before((w + 1) * W);
-      const ZipfLaw law = zipf_law(c.upto, params_.dedup_skew);
+    if (d.hot_ > 0) {
+      c.first = d.unique_before(w * W), c.upto = d.unique_before((w + 1) * W);
+      const ZipfLaw law = zipf_law(c.upto, d.params_.dedup_skew);
       c.zipf_base = law.base, c.zipf_span = law.span;
     }
     std::fill(std::begin(c.before), std::end(c.before), ~0ull);
     c.window = w;
   }
   const uint64_t x = c.column[j & (n - 1)];
-  const uint64_t slot = w * W + n * x + ((c.diagonal[j >> side_shift_] + n - x) & (n - 1));
+  const uint64_t slot = w * W + n * x + ((c.diagonal[j >> d.side_shift_] + n - x) & (n - 1));
   c.run = i;
   c.slot = slot;
-  if (hot_ == 0) {
+  if (d.hot_ == 0) {
     const auto before = [&](uint64_t k) {  // unique_before(w W + k), once per window
-      if (c.before[k] == ~0ull) c.before[k] = unique_before(w * W + k);
+      if (c.before[k] == ~0ull) c.before[k] = d.unique_before(w * W + k);
       return c.before[k];
     };
     const uint64_t k = slot & (W - 1);
@@ -447,8 +447,8 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
     return c;
   }
   const uint64_t k = slot & (W - 1);
-  c.id = slot_id(slot, c);
-  c.born = k < W - hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(slot - 1, c));
+  c.id = slot_id(d, slot, c);
+  c.born = k < W - d.hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(d, slot - 1, c));
   return c;
 }
 

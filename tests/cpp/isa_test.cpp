@@ -1,4 +1,5 @@
-// DGEN_ISA and set_isa(): ctest runs the suite once per path; a run for a path this CPU lacks is skipped.
+// DGEN_ISA and set_isa(): ctest runs the suite once per path; a run for a path this CPU
+// lacks is skipped.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

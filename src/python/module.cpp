@@ -1,6 +1,7 @@
 // dgen_py._core: the bindings of the core (argument conversion, buffer checks, the Python
-// types). Every call runs under the protocol of protocol.cpp (GIL, Ctrl-C, exit, fork,
-// signal handlers), where its rules are written down.
+// types). The calls that release the GIL run under the protocol of protocol.cpp (GIL,
+// Ctrl-C, exit, fork, signal handlers), where its rules are written down; byte_histogram
+// and Stream.changed_units still release it directly (nb::gil_scoped_release), outside it.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/array.h>
 #include <nanobind/stl/optional.h>

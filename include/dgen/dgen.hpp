@@ -16,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -77,38 +78,16 @@ inline constexpr double kMaxDedupSkew = 4.0;
 inline constexpr uint64_t kMaxGeneration = 1ull << 32;
 inline constexpr uint64_t kMaxDedupRun = 1ull << 20;
 
-// The versions of the runs of two windows (a window's units also show the last run of the
-// one before), kept between calls on consecutive units. Valid for one Dataset only.
-struct VersionCache {
-  struct Window {
-    uint64_t generation = 0, first = 0, count = 0;
-    uint32_t version[kWindowUnits];
-  } windows[2];
-  unsigned next = 0;    // the one to replace
-  uint64_t ahead = 0;   // the latest window tabulated: runs born well before it go alone
-  struct Alone {        // those runs' versions (dedup_skew repeats a few of them often),
-    uint64_t run = ~0ull, generation = 0, version = 0;  // at run mod kAlone
-  };
-  static constexpr unsigned kAlone = 64;
-  Alone alone[kAlone];
-};
-
-// Format 2: the layout of the window a caller is in (its keyed slot orders) and the run it
-// looked up last, kept between calls on consecutive units. Valid for one Dataset only.
-struct SlotCache {
-  uint64_t window = ~0ull;
-  uint8_t diagonal[8] = {}, column[8] = {};  // the first `side` of each are used
-  uint64_t first = 0, upto = 0;  // unique_before() at the window's ends
-  double zipf_base = 0, zipf_span = 0;  // dedup_skew: the window's law (model.cpp)
-  uint64_t before[kWindowUnits + 1];  // unique_before() at its slots, ~0 until needed
-  uint64_t run = ~0ull, slot = 0, id = 0;
-  bool born = false;  // the run's slot is its id's first
-};
+// What the core's loops keep between calls on consecutive units (src/core/dataset_detail.hpp);
+// the Dataset overloads that take one are for those loops.
+struct VersionCache;
+struct SlotCache;
 
 // A validated dataset identity with its derived layout.
 class Dataset {
  public:
-  // Throws std::invalid_argument, also for a DGEN_ISA naming no SIMD path usable here.
+  // Throws std::invalid_argument, also for a DGEN_ISA naming no SIMD path usable here
+  // (unless set_isa() chose one).
   explicit Dataset(const Params& p);
 
   const Params& params() const { return params_; }
@@ -151,36 +130,17 @@ class Dataset {
   uint64_t unique_before(uint64_t n) const;
 
  private:
-  // Format 2: the slot run `run_index` shows, the id there and whether it is born there.
-  const SlotCache& locate(uint64_t run_index, SlotCache& cache) const;
-  uint64_t slot_id(uint64_t slot, const SlotCache& window) const;
-  uint64_t hot_ = 0;                                // dedup_skew: hot slots per window
-  uint64_t window_ = kWindowUnits;                  // runs per window
-  uint64_t side_ = 8;                               // of the window's grid (side^2 = window)
-  int side_shift_ = 3;                              // log2(side_)
-  uint64_t distinct_runs(uint64_t run_count) const;  // among the first run_count runs
-  // Format 2 generations: the window where run r was born, runs [first, end).
-  struct BirthWindow {
-    uint64_t index, first, end;
-  };
-  BirthWindow birth_window(uint64_t run) const;
-  static constexpr uint64_t kChangeGroup = 16;  // format 3: births per group of changes
-  uint64_t floor_quotient(uint64_t n, double add) const;  // floor(n / dedup_ratio + add)
-  uint64_t changes(const BirthWindow& bw) const;             // runs each rewrite changes there
-  uint64_t change_key(uint64_t h, uint64_t window) const;   // keys rewrite h's choice there
+  // The helpers that read the derived layout below, and their types: src/core/model.cpp,
+  // generations.cpp and dataset_detail.hpp.
+  struct Detail;
+  struct BirthWindow;
+  struct Early;
 
-  // Format 2, dedup_skew with generations: the versions of the runs born in the first
-  // kEarlyWindows windows, where most hot units of a Zipf law are, made with the dataset (a
-  // one-time cost of about kEarlyWindows windows' tables, a fraction of a millisecond).
-  // Not on first use under a lock: a fork while another thread made it left that lock
-  // taken for good in the child (the fork protocol: src/core/pool.cpp).
-  static constexpr uint64_t kEarlyWindows = 64;
-  struct Early {
-    std::vector<uint32_t> version;
-  };
-  std::shared_ptr<const Early> early_;
-  void make_early();
-
+  uint64_t hot_ = 0;                // dedup_skew: hot slots per window
+  uint64_t window_ = kWindowUnits;  // runs per window
+  uint64_t side_ = 8;               // of the window's grid (side^2 = window)
+  int side_shift_ = 3;              // log2(side_)
+  std::shared_ptr<const Early> early_;  // dedup_skew with generations (dataset_detail.hpp)
   Params params_;
   uint64_t key_ = 0;  // the seed, mixed (format 2) so that related seeds give unrelated data
   uint64_t units_ = 0;
@@ -300,7 +260,6 @@ class Stream {
   void unclaim(const Claim& c);
   const FillOptions& options() const { return opt_; }
   void seek(uint64_t offset);  // offset <= size; throws std::out_of_range otherwise
-  void reset() { seek(0); }
   // New seed; the stream continues at the current position with the new seed's bytes.
   void set_seed(uint64_t seed);
 
@@ -320,12 +279,16 @@ class Stream {
 // (one block, no NUMA node to run on): no worker hand-off, no wait for the pool.
 bool runs_on_caller(uint64_t offset, uint64_t len, const FillOptions& opt);
 
-// A seed from the operating system's entropy source.
-uint64_t random_seed();
-
-// Name of the SIMD path in use: "scalar" or "avx2". DGEN_ISA=scalar|avx2 overrides
-// detection (an unsupported request falls back to the best supported path).
+// Name of the SIMD path in use: "scalar", "avx2" or "avx512". Unless set_isa() chose one,
+// the first use takes DGEN_ISA's (scalar, avx2 or avx512), else the best this build, CPU
+// and OS support; a DGEN_ISA naming no usable path is refused: this, Dataset's constructor
+// and fill() throw std::invalid_argument naming the value and the accepted ones.
 const char* isa_name();
+// Chooses the SIMD path from code, over DGEN_ISA: "scalar", "avx2" or "avx512". Throws
+// std::invalid_argument naming the value and the accepted ones for a name that is unknown
+// or not usable here. Every path makes the same bytes; a call already running may finish
+// on the path it started with.
+void set_isa(std::string_view isa);
 
 // CPUs this process may run on (sched_getaffinity), at least 1.
 unsigned available_cpus();

@@ -46,8 +46,9 @@ uint64_t write_memory(const WriteTarget& t, const FillOptions& opt);
 // chunk from page-aligned buffers that stay in cache. A pipe (with file_offset -1) is given
 // each chunk by reference (vmsplice), and the chunk's pages are then dropped from this
 // process, never to be written again; write() where vmsplice is refused. With opt.threads
-// 1 everything runs on the calling thread (no pool); otherwise one more thread makes the
-// next chunks while the caller writes. Returns the bytes written: len, or fewer when progress() said stop.
+// 1 everything runs on the calling thread (no pool); otherwise up to 3 producer threads
+// (threads - 1, at most 3) make the next chunks while the caller writes. Returns the bytes
+// written: len, or fewer when progress() said stop.
 // Throws WriteError, and Interrupted (opt.interrupted, polled like progress).
 uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const WriteTarget& t,
                      const FillOptions& opt = {});

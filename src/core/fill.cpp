@@ -1,7 +1,6 @@
 // fill(): splits a range into blocks, runs them on the pool, and walks units and pages.
 #include <algorithm>
 #include <cstring>
-#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +8,7 @@
 #include "kernels/kernels.hpp"
 #include "blocks.hpp"
 #include "content.hpp"
+#include "dataset_detail.hpp"
 #include "model.hpp"
 #include "pool.hpp"
 
@@ -267,12 +267,9 @@ bool runs_on_caller(uint64_t offset, uint64_t len, const FillOptions& opt) {
   return len == 0 || (offset / block == (offset + len - 1) / block && !opt.numa_node);
 }
 
-uint64_t random_seed() {
-  std::random_device rd;  // getrandom()/urandom on Linux
-  return (uint64_t{rd()} << 32) | rd();
-}
-
 const char* isa_name() { return kernels::active().name; }
+
+void set_isa(std::string_view isa) { kernels::select(isa, "isa"); }
 
 unsigned available_cpus() { return unsigned(allowed_cpus().size()); }
 

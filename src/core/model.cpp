@@ -1,3 +1,6 @@
+// Dataset: the identity validated and the unit-to-unique-id layout of formats 1 to 3
+// (docs/data-model.md); generations in generations.cpp. Also the keyed permutations of model.hpp.
+#include "dataset_detail.hpp"
 #include "model.hpp"
 #include "text.hpp"
 
@@ -259,38 +262,38 @@ Dataset::Dataset(const Params& p) : params_(p) {
   const uint64_t run = p.dedup_run, runs = (units_ + run - 1) / run;
   const uint64_t last = units_ - (runs == 0 ? 0 : (runs - 1) * run);
   if (last == run || runs == 0) {
-    unique_ = distinct_runs(runs) * run;
+    unique_ = Detail::distinct_runs(*this, runs) * run;
   } else {
-    const uint64_t before = distinct_runs(runs - 1);
-    unique_ = before * run + (distinct_runs(runs) > before ? last : 0);
+    const uint64_t before = Detail::distinct_runs(*this, runs - 1);
+    unique_ = before * run + (Detail::distinct_runs(*this, runs) > before ? last : 0);
   }
-  if (hot_ > 0 && p.generation > 0 && p.change_rate < 1.0) make_early();
+  if (hot_ > 0 && p.generation > 0 && p.change_rate < 1.0) Detail::make_early(*this);
 }
 
-void Dataset::make_early() {
+void Dataset::Detail::make_early(Dataset& d) {
   // In order, so every window is tabulated once; early_ is still empty, so version() makes
   // each entry as it would without the table.
-  const uint64_t g = params_.generation;
-  const uint64_t born = params_.format_version >= 3 ? kEarlyWindows * kChangeGroup
-                                                    : unique_before(kEarlyWindows * kWindowUnits);
-  const uint64_t runs = std::min(born, (units_ + params_.dedup_run - 1) / params_.dedup_run);
+  const uint64_t g = d.params_.generation;
+  const uint64_t born = d.params_.format_version >= 3 ? kEarlyWindows * kChangeGroup
+                                                    : d.unique_before(kEarlyWindows * kWindowUnits);
+  const uint64_t runs = std::min(born, (d.units_ + d.params_.dedup_run - 1) / d.params_.dedup_run);
   auto early = std::make_shared<Early>();
   early->version.resize(runs);
   VersionCache in_order;
   for (uint64_t q = 0; q < runs; ++q)
-    early->version[q] = uint32_t(version(q * params_.dedup_run, g, in_order));
-  early_ = std::move(early);
+    early->version[q] = uint32_t(d.version(q * d.params_.dedup_run, g, in_order));
+  d.early_ = std::move(early);
 }
 
-uint64_t Dataset::distinct_runs(uint64_t n) const {
+uint64_t Dataset::Detail::distinct_runs(const Dataset& d, uint64_t n) {
   // Every full window adds to the count; a partial last one adds the new ids among the
   // slots it shows.
-  const uint64_t full = n / window_ * window_;
-  const uint64_t before = unique_before(full);
+  const uint64_t full = n / d.window_ * d.window_;
+  const uint64_t before = d.unique_before(full);
   uint64_t seen = 0;  // bit k: id before + k occurs (a window adds at most 64 ids)
   SlotCache cache;
   for (uint64_t q = full; q < n; ++q)
-    if (const uint64_t id = locate(q, cache).id; id >= before) seen |= 1ull << (id - before);
+    if (const uint64_t id = locate(d, q, cache).id; id >= before) seen |= 1ull << (id - before);
   return before + uint64_t(std::popcount(seen));
 }
 
@@ -300,20 +303,20 @@ uint64_t Dataset::unique_before(uint64_t n) const {
   // multiples of it and a range of whole windows cuts none (format 2's rounding,
   // floor(n / r + 1/2), leaves an id astride every such boundary: a third of the ids of a
   // file of 8 runs at dedup 4).
-  if (params_.format_version >= 3) return floor_quotient(n - 1, 0.0) + 1;
-  return std::clamp<uint64_t>(floor_quotient(n, 0.5), 1, n);
+  if (params_.format_version >= 3) return Detail::floor_quotient(*this, n - 1, 0.0) + 1;
+  return std::clamp<uint64_t>(Detail::floor_quotient(*this, n, 0.5), 1, n);
 }
 
-uint64_t Dataset::floor_quotient(uint64_t n, double add) const {
+uint64_t Dataset::Detail::floor_quotient(const Dataset& d, uint64_t n, double add) {
   // A product with the reciprocal is the quotient when the ratio is a power of two, else
   // within a few ulps of it, so that its floor is the quotient's unless it lies that close
   // to an integer; only then divide. (Positive values below 2^63: truncation is floor.)
-  const double x = double(n) * inverse_ratio_ + add;
+  const double x = double(n) * d.inverse_ratio_ + add;
   const auto t = int64_t(x);
-  const double d = x - double(t), margin = double(n) * 0x1p-48;
-  return exact_inverse_ || (d > margin && 1 - d > margin)
+  const double frac = x - double(t), margin = double(n) * 0x1p-48;
+  return d.exact_inverse_ || (frac > margin && 1 - frac > margin)
              ? uint64_t(t)
-             : uint64_t(int64_t(double(n) / params_.dedup_ratio + add));
+             : uint64_t(int64_t(double(n) / d.params_.dedup_ratio + add));
 }
 
 uint64_t Dataset::unit_key(uint64_t id) const {
@@ -333,165 +336,6 @@ Dataset Dataset::at_generation(uint64_t g) const {
   return Dataset(p);
 }
 
-// Exactly round(change_rate * n) of the first n runs change in each generation, n counted
-// at the end of each window: the runs born in window w, [a, b), get floor(c b + 1/2) -
-// floor(c a + 1/2) changes, the runs at the first positions of a permutation keyed by the
-// generation. A unit's version is the latest generation that changed its run.
-Dataset::BirthWindow Dataset::birth_window(uint64_t r) const {
-  // Format 3 counts changes in groups of kChangeGroup births whatever the window (a window
-  // of one run has at most one birth: the same runs would change in every generation), few
-  // enough that a dataset of a few groups changes its share exactly.
-  if (params_.format_version >= 3) {
-    const uint64_t w = r / kChangeGroup;
-    return {w, w * kChangeGroup, (w + 1) * kChangeGroup};
-  }
-  if (params_.dedup_ratio == 1.0) {
-    const uint64_t w = r / kWindowUnits;
-    return {w, w * kWindowUnits, (w + 1) * kWindowUnits};
-  }
-  uint64_t w = uint64_t(double(r) * params_.dedup_ratio / double(kWindowUnits));
-  while (w > 0 && unique_before(w * kWindowUnits) > r) --w;
-  while (unique_before((w + 1) * kWindowUnits) <= r) ++w;
-  return {w, unique_before(w * kWindowUnits), unique_before((w + 1) * kWindowUnits)};
-}
-
-uint64_t Dataset::changes(const BirthWindow& bw) const {
-  const double c = params_.change_rate;
-  return uint64_t(std::floor(c * double(bw.end) + 0.5)) -
-         uint64_t(std::floor(c * double(bw.first) + 0.5));
-}
-
-uint64_t Dataset::change_key(uint64_t h, uint64_t w) const {
-  return model::mix64(key_ ^ model::mix64(h * 0x9FB21C651E98DF25ull + w));
-}
-
-bool Dataset::changed_at(uint64_t id, uint64_t h) const {
-  if (h == 0 || h >= kMaxGeneration)
-    throw std::invalid_argument("generation must be in [1, " +
-                                std::to_string(kMaxGeneration - 1) + "], got " +
-                                std::to_string(h));
-  if (params_.format_version < 2) return false;  // format 1 has no generations
-  if (params_.change_rate == 1.0) return true;
-  const uint64_t r = id / params_.dedup_run;
-  const BirthWindow bw = birth_window(r);
-  return model::permute(r - bw.first, bw.end - bw.first, change_key(h, bw.index)) < changes(bw);
-}
-
-std::vector<std::pair<uint64_t, uint64_t>> Dataset::changed_units(uint64_t begin, uint64_t end,
-                                                                  uint64_t h) const {
-  end = std::min(end, units_);
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  // A run's units change together (the ids of run q are one run of unique units).
-  const uint64_t run = params_.dedup_run;
-  for (uint64_t i = begin; i < end;) {
-    const uint64_t next = std::min(end, (i / run + 1) * run);
-    if (changed_at(unique_id(i), h)) {
-      if (!out.empty() && out.back().second == i)
-        out.back().second = next;
-      else
-        out.emplace_back(i, next);
-    }
-    i = next;
-  }
-  return out;
-}
-
-uint64_t Dataset::version(uint64_t id, uint64_t g) const {
-  VersionCache cache;
-  return version(id, g, cache);
-}
-
-uint64_t Dataset::version(uint64_t id, uint64_t g, VersionCache& cache) const {
-  if (params_.change_rate == 1.0 || g == 0) return g;
-  const uint64_t r = id / params_.dedup_run;
-  for (const auto& c : cache.windows)
-    if (c.generation == g && r >= c.first && r < c.first + c.count) return c.version[r - c.first];
-  const BirthWindow bw = birth_window(r);
-  const uint64_t n = bw.end - bw.first;  // at most 64: a window's slots
-  const uint64_t m = changes(bw);
-  // A run born well before the windows a sequential caller is in (a hot unit of
-  // dedup_skew) is looked up alone: one permutation per generation back to its latest
-  // change, instead of a whole window's table used once.
-  if (bw.index + 1 < cache.ahead) {
-    if (early_ && g == params_.generation && bw.index < kEarlyWindows &&
-        r < early_->version.size())
-      return early_->version[r];
-    if (m == 0) return 0;  // no rewrite changes a run of this window
-    VersionCache::Alone& a = cache.alone[r % VersionCache::kAlone];
-    if (a.run == r && a.generation == g) return a.version;
-    // A few generations at a time: about as many as a run goes between changes.
-    constexpr uint64_t kGroup = 8;
-    const auto per_group = uint64_t(std::clamp(std::round(1 / params_.change_rate), 1.0, 8.0));
-    uint64_t h = g;
-    while (h > 0) {
-      uint64_t keys[kGroup], at[kGroup];
-      const uint64_t group = std::min(per_group, h);
-      for (uint64_t i = 0; i < group; ++i) keys[i] = change_key(h - i, bw.index), at[i] = r - bw.first;
-      model::permute_many<true>(n, keys, at, group);
-      uint64_t i = 0;
-      while (i < group && at[i] >= m) ++i;
-      h -= i;
-      if (i < group) break;  // generation h changed it
-    }
-    a = {r, g, h};
-    return h;
-  }
-  cache.ahead = std::max(cache.ahead, bw.index);
-  // Every run of the window at once, from generation g down; a run's version is the first
-  // generation met that changed it. Each generation costs the cheaper of: its m changes
-  // inverted, or the runs still without a version permuted forward. Eight values or more
-  // go through the permutation's table (a hash per round value to make it, then lookups);
-  // fewer through the hashes, a few generations at once. The values of one call go
-  // through side by side.
-  auto& slot = cache.windows[cache.next];
-  cache.next ^= 1;
-  slot = {g, bw.first, n, {}};
-  uint8_t open[kWindowUnits];  // the runs without a version yet, once going forward
-  uint64_t left = n;
-  bool listed = false;
-  constexpr uint64_t kTable = 8;
-  for (uint64_t h = g; h > 0 && m > 0 && left > 0;) {
-    const bool forward = left <= m;
-    if (forward && !listed) {
-      left = 0;
-      for (uint64_t x = 0; x < n; ++x)
-        if (slot.version[x] == 0) open[left++] = uint8_t(x);
-      listed = true;
-    }
-    const uint64_t count = forward ? left : m;
-    uint8_t values[kWindowUnits];
-    uint64_t group = 1;
-    if (count >= kTable) {
-      for (uint64_t i = 0; i < count; ++i) values[i] = uint8_t(forward ? open[i] : i);
-      const model::SmallPermutation p(n, change_key(h, bw.index));
-      forward ? p.apply<true>(values, count) : p.apply<false>(values, count);
-    } else {
-      group = forward ? 1 : std::min(h, kTable / count);
-      uint64_t keys[kTable], wide[kTable];
-      for (uint64_t i = 0; i < group * count; ++i)
-        keys[i] = change_key(h - i / count, bw.index),
-        wide[i] = forward ? open[i] : i % count;
-      forward ? model::permute_many<true>(n, keys, wide, count)
-              : model::permute_many<false>(n, keys, wide, group * count);
-      for (uint64_t i = 0; i < group * count; ++i) values[i] = uint8_t(wide[i]);
-    }
-    if (forward) {
-      uint64_t kept = 0;
-      for (uint64_t i = 0; i < left; ++i)
-        if (values[i] < m)
-          slot.version[open[i]] = uint32_t(h);
-        else
-          open[kept++] = open[i];
-      left = kept;
-    } else {
-      for (uint64_t i = 0; i < group * count; ++i)
-        if (uint32_t& v = slot.version[values[i]]; v == 0) v = uint32_t(h - i / count), --left;
-    }
-    h -= group;
-  }
-  return slot.version[r - bw.first];
-}
-
 uint64_t Dataset::unique_id(uint64_t i) const {
   SlotCache cache;
   return unique_id(i, cache);
@@ -502,7 +346,7 @@ uint64_t Dataset::unique_id(uint64_t i, SlotCache& cache) const {
     if (params_.dedup_ratio == 1.0) return i;
     // Runs of dedup_run units repeat runs of consecutive unique units.
     const uint64_t run = params_.dedup_run;
-    return locate(i / run, cache).id * run + i % run;
+    return Detail::locate(*this, i / run, cache).id * run + i % run;
   }
   if (unique_ == units_) return i;
   // Each period of `unique_` consecutive units shows every unique unit exactly once, in a
@@ -536,14 +380,14 @@ uint64_t zipf_rank(double u, uint64_t n, double s, const ZipfLaw& law) {
 }  // namespace
 
 // (Skew) the id slot `slot` of the cached window shows.
-uint64_t Dataset::slot_id(uint64_t slot, const SlotCache& c) const {
+uint64_t Dataset::Detail::slot_id(const Dataset& d, uint64_t slot, const SlotCache& c) {
   // The first W - hot slots of a window show its births, spread evenly; the rest repeat
   // hot units of all those born by the window's end.
-  const uint64_t k = slot & (window_ - 1), local = window_ - hot_;
+  const uint64_t k = slot & (d.window_ - 1), local = d.window_ - d.hot_;
   if (k < local) return c.first + ((k + 1) * (c.upto - c.first) + local - 1) / local - 1;
-  const uint64_t draw = model::mix64(key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
+  const uint64_t draw = model::mix64(d.key_ ^ model::mix64(slot + 0x7A2C1B3D5E4F6071ull));
   const ZipfLaw law{c.zipf_base, c.zipf_span};
-  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, params_.dedup_skew, law) - 1;
+  return zipf_rank(double(draw >> 11) * 0x1.0p-53, c.upto, d.params_.dedup_skew, law) - 1;
 }
 
 uint64_t Dataset::shift(uint64_t unit_index) const {
@@ -553,14 +397,14 @@ uint64_t Dataset::shift(uint64_t unit_index) const {
 
 uint64_t Dataset::shift(uint64_t unit_index, SlotCache& cache) const {
   if (!params_.dedup_shift || params_.dedup_ratio == 1.0) return 0;
-  const SlotCache& c = locate(unit_index / params_.dedup_run, cache);
+  const SlotCache& c = Detail::locate(*this, unit_index / params_.dedup_run, cache);
   if (c.born) return 0;  // the run's first slot
   const uint64_t bytes = params_.dedup_run * params_.dedup_unit;
   const uint64_t s = 1 + model::mix64(key_ ^ model::mix64(c.slot ^ 0x3C6EF372FE94F82Bull)) % (bytes - 1);
   return s % kPageSize ? s : s - 1;
 }
 
-const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
+const SlotCache& Dataset::Detail::locate(const Dataset& d, uint64_t i, SlotCache& c) {
   // (i counts runs; with dedup_run 1 a run is a unit.)
   // Window w holds slots [wW, wW + W); slot s shows the id born last at or before it,
   // ids being born as unique_before() counts them, so each id has floor(r) or ceil(r)
@@ -574,27 +418,27 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
   // ids' first occurrences.
   if (c.run == i) return c;
   // (Powers of two: shifts and masks, not divisions, on this path of every run.)
-  const uint64_t W = window_, n = side_;
-  const uint64_t w = i >> (2 * side_shift_), j = i & (W - 1);
+  const uint64_t W = d.window_, n = d.side_;
+  const uint64_t w = i >> (2 * d.side_shift_), j = i & (W - 1);
   if (c.window != w) {
-    const uint64_t key = model::mix64(key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
+    const uint64_t key = model::mix64(d.key_ ^ model::mix64(w + 0x5851F42D4C957F2Dull));
     model::shuffle(key, c.diagonal, unsigned(n));
     model::shuffle(model::mix64(key + 1), c.column, unsigned(n));
-    if (hot_ > 0) {
-      c.first = unique_before(w * W), c.upto = unique_before((w + 1) * W);
-      const ZipfLaw law = zipf_law(c.upto, params_.dedup_skew);
+    if (d.hot_ > 0) {
+      c.first = d.unique_before(w * W), c.upto = d.unique_before((w + 1) * W);
+      const ZipfLaw law = zipf_law(c.upto, d.params_.dedup_skew);
       c.zipf_base = law.base, c.zipf_span = law.span;
     }
     std::fill(std::begin(c.before), std::end(c.before), ~0ull);
     c.window = w;
   }
   const uint64_t x = c.column[j & (n - 1)];
-  const uint64_t slot = w * W + n * x + ((c.diagonal[j >> side_shift_] + n - x) & (n - 1));
+  const uint64_t slot = w * W + n * x + ((c.diagonal[j >> d.side_shift_] + n - x) & (n - 1));
   c.run = i;
   c.slot = slot;
-  if (hot_ == 0) {
+  if (d.hot_ == 0) {
     const auto before = [&](uint64_t k) {  // unique_before(w W + k), once per window
-      if (c.before[k] == ~0ull) c.before[k] = unique_before(w * W + k);
+      if (c.before[k] == ~0ull) c.before[k] = d.unique_before(w * W + k);
       return c.before[k];
     };
     const uint64_t k = slot & (W - 1);
@@ -603,8 +447,8 @@ const SlotCache& Dataset::locate(uint64_t i, SlotCache& c) const {
     return c;
   }
   const uint64_t k = slot & (W - 1);
-  c.id = slot_id(slot, c);
-  c.born = k < W - hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(slot - 1, c));
+  c.id = slot_id(d, slot, c);
+  c.born = k < W - d.hot_ && (k == 0 ? c.id == c.first : c.id != slot_id(d, slot - 1, c));
   return c;
 }
 

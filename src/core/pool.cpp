@@ -45,7 +45,7 @@
 // Not process-wide, and why they need no handler: a Job's locks and write_range's
 // producer lock live on a caller's stack (the call does not exist in the child); a
 // Stream's lock is taken only with Python's GIL held, which the forking thread holds; a
-// Python Verifier's lock is replaced on first use in the child (src/python/module.cpp). No
+// Python Verifier's lock is replaced on first use in the child (src/python/protocol.cpp). No
 // table is made on first use under a lock (a Dataset makes its early versions when it is
 // made): a child could share such a lock, taken for good, with the parent's objects.
 #include "pool.hpp"

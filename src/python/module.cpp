@@ -1,38 +1,7 @@
-// dgen_py._core: argument conversion, buffer checks, GIL release. No logic of its own.
-//
-// Concurrency protocol (the pool's own, and the fork protocol of every process-wide lock of
-// the core, are at the top of src/core/pool.cpp). Each rule names the test in
-// tests/python/test_concurrency.py that breaks it.
-// - GIL: a call that may take more than a block, or needs the pool, releases the GIL
-//   (Released) and polls for signals every 20 ms by taking it back briefly; smaller calls
-//   keep it. No thread waits for a lock of ours while holding the GIL
-//   [test_a_verifier_shared_by_threads_does_not_deadlock,
-//   test_small_calls_do_not_deadlock_behind_a_busy_pool].
-// - Pool: calls from several threads run at once [test_a_small_call_does_not_wait_for_
-//   another_generators_large_one]; a failed or interrupted call gives its range back
-//   [test_an_interrupted_or_failed_read_gives_its_range_back].
-// - Verifier lock: held for a whole add() or `result`; waiting for it is done without the
-//   GIL, retaking it every 20 ms to answer Ctrl-C [test_ctrl_c_interrupts_a_wait_for_a_
-//   verifiers_lock]. A forked child replaces the lock on first use; a Verifier that another
-//   thread held at the fork raises RuntimeError there, its state being unknown
-//   [test_a_child_forked_while_a_verifier_is_locked_gets_a_clear_error].
-// - A BufferPool's lock (Python's, python/dgen_py/_buffer_pool.py) is made anew in a forked
-//   child, as the Verifier's is [test_a_child_forked_while_another_thread_holds_a_buffer_
-//   pools_lock_can_use_the_pool].
-// - In flight: calls_in_flight counts threads between releasing and retaking the GIL
-//   (calls and lock waits). In a forked child it restarts at this thread's own count
-//   [test_forks_under_load_never_hang_and_every_child_exits_promptly, test_a_child_forked_
-//   while_a_verifier_is_locked_exits_promptly].
-// - Exit: the atexit hook sets shutting_down and waits (up to 5 s) for calls in flight; the
-//   polls of other threads then stop their calls, and every thread other than the exiting
-//   one parks without the GIL instead of taking it back or starting a call (taking it
-//   after finalization ends the thread by unwinding C++ frames: "terminate called without
-//   an active exception"; raising printed tracebacks) [test_exit_with_daemon_threads_
-//   sharing_a_verifier_and_a_generator_is_clean]. The exiting thread's calls still run
-//   [test_the_exiting_threads_own_calls_still_run_in_atexit_handlers].
-// - Signals: Python runs handlers in a poll, inside a call; a handler's dgen call would
-//   wait for what that call holds, so any nested call raises RuntimeError naming both
-//   [test_a_dgen_call_from_a_signal_handler_during_a_long_call_raises].
+// dgen_py._core: the bindings of the core (argument conversion, buffer checks, the Python
+// types). The calls that release the GIL run under the protocol of protocol.cpp (GIL,
+// Ctrl-C, exit, fork, signal handlers), where its rules are written down; byte_histogram
+// and Stream.changed_units still release it directly (nb::gil_scoped_release), outside it.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/array.h>
 #include <nanobind/stl/optional.h>
@@ -40,16 +9,12 @@
 #include <nanobind/stl/vector.h>
 #include <nanobind/stl/pair.h>
 #include <dlfcn.h>
-#include <pthread.h>
 
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <exception>
-#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "dgen/dgen.hpp"
@@ -58,11 +23,17 @@
 #include "dgen/memory.hpp"
 #include "dgen/tensor.hpp"
 #include "dgen/topology.hpp"
+#include "protocol.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace {
+
+using dgen::py::CallScope;
+using dgen::py::PyVerifier;
+using dgen::py::run_released;
+using dgen::py::released_write;
 
 // A caller's buffer, held for the length of one call: C-contiguous, and writable if asked.
 class Buffer {
@@ -125,116 +96,6 @@ class BytesView {
 };
 
 PyType_Slot bytesview_slots[] = {{Py_bf_getbuffer, (void*)BytesView::getbuffer}, {0, nullptr}};
-
-// Calls this small that run on the calling thread keep the GIL: releasing it would cost
-// more than the work.
-constexpr uint64_t kKeepGil = 256 * 1024;
-constexpr auto kPollEvery = std::chrono::milliseconds(20);
-
-std::atomic<bool> shutting_down{false};
-std::atomic<int> calls_in_flight{0};   // threads between releasing and retaking the GIL
-thread_local int in_flight_here = 0;   // this thread's share of calls_in_flight
-thread_local bool finalizing_here = false;  // this thread runs the interpreter's exit
-thread_local const char* call_here = nullptr;  // the dgen call this thread is inside
-uint64_t fork_epoch = 0;  // forks that led to this process (read and changed under the GIL)
-
-// A thread that must not take the GIL again (the interpreter is exiting) waits here until
-// the process ends, as CPython's own daemon threads do.
-[[noreturn]] void park() {
-  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-}
-
-bool stopping_this_thread() { return shutting_down && !finalizing_here; }
-
-// Called with the GIL held, which shutting_down is set under: the check is exact.
-void park_if_exiting() {
-  if (!stopping_this_thread()) return;
-  PyEval_SaveThread();
-  park();
-}
-
-// Marks this thread as inside one dgen call; a second one from a signal handler that runs
-// during its poll would wait for what the first holds, so it is refused.
-class CallScope {
- public:
-  explicit CallScope(const char* name) {
-    if (call_here)
-      throw std::runtime_error(std::string("dgen: ") + name +
-                               " was called from a signal handler during " + call_here +
-                               " on the same thread; dgen calls cannot nest");
-    park_if_exiting();  // a daemon thread's new call at exit
-    call_here = name;
-  }
-  ~CallScope() { call_here = nullptr; }
-  CallScope(const CallScope&) = delete;
-  CallScope& operator=(const CallScope&) = delete;
-};
-
-// The GIL released for the scope, counted in calls_in_flight until it is taken back; at
-// interpreter exit the thread parks instead of taking it back.
-class Released {
- public:
-  Released() {
-    ++calls_in_flight;
-    ++in_flight_here;
-    state_ = PyEval_SaveThread();
-  }
-  ~Released() { reacquire(); }
-  void reacquire() {
-    if (!state_) return;
-    if (stopping_this_thread()) {
-      --calls_in_flight;
-      park();
-    }
-    PyEval_RestoreThread(std::exchange(state_, nullptr));
-    --in_flight_here;
-    --calls_in_flight;
-    park_if_exiting();  // the exit began while this thread waited for the GIL
-  }
-  Released(const Released&) = delete;
-  Released& operator=(const Released&) = delete;
-
- private:
-  PyThreadState* state_;
-};
-
-void stop_calls_at_exit() {
-  shutting_down = true;
-  finalizing_here = true;
-  PyThreadState* state = PyEval_SaveThread();
-  for (int i = 0; i < 5000 && calls_in_flight > 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  PyEval_RestoreThread(state);
-}
-
-void after_fork_in_child() {
-  calls_in_flight = in_flight_here;  // the other threads' calls do not exist here
-  ++fork_epoch;
-}
-
-dgen::FillOptions interruptible(dgen::FillOptions opt) {
-  opt.interrupted = [] {
-    if (stopping_this_thread()) return true;
-    nb::gil_scoped_acquire gil;
-    return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt set for the caller
-  };
-  return opt;
-}
-
-// Runs a core call on [offset, offset + bytes), without the GIL unless it is small and
-// stays on this thread; a signal's exception propagates.
-template <class F>
-auto run_released(uint64_t offset, uint64_t bytes, const dgen::FillOptions& opt, F&& call) {
-  if (bytes <= kKeepGil && dgen::runs_on_caller(offset, bytes, opt)) return call(opt);
-  Released unlocked;
-  try {
-    return call(interruptible(opt));
-  } catch (const dgen::Interrupted&) {
-    unlocked.reacquire();
-    if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
-    throw nb::python_error();
-  }
-}
 
 // Fills a claimed range; on any failure the claim is given back, so no range is lost.
 void fill_claim(dgen::Stream& s, const dgen::Stream::Claim& c, uint8_t* out) {
@@ -304,47 +165,6 @@ dgen::VerifyResult stream_verify(dgen::Stream& s, nb::handle buf, uint64_t offse
     return dgen::verify(ds, offset, {b.data(), b.size()}, o, max_ranges);
   });
 }
-
-// A Verifier shared by Python threads (see the protocol above).
-struct PyVerifier {
-  dgen::Verifier v;
-  dgen::FillOptions opt;
-  std::timed_mutex mu;
-  bool held = false;  // under mu: a thread is inside add() or result
-  uint64_t epoch = fork_epoch;
-  bool lost = false;  // held by another thread when the process forked into this one
-
-  class Lock {
-   public:
-    explicit Lock(PyVerifier& pv) : pv_(pv), lock_(pv.mu, std::defer_lock) {
-      if (pv.epoch != fork_epoch) {  // first use in a forked child
-        pv.epoch = fork_epoch;
-        new (&pv.mu) std::timed_mutex;  // the parent's may be held by a thread not here
-        pv.lost = pv.lost || pv.held;
-        pv.held = false;
-      }
-      if (pv.lost)
-        throw std::runtime_error(
-            "dgen: this Verifier was in use by another thread when the process forked, so "
-            "its state is unknown here; make a new one in the child");
-      while (!lock_.try_lock()) {
-        {
-          Released unlocked;
-          if (lock_.try_lock_for(kPollEvery)) break;
-        }
-        if (PyErr_CheckSignals() != 0) throw nb::python_error();
-        if (shutting_down)  // the exiting thread: the holder is parked for good
-          throw std::runtime_error("dgen: the interpreter is shutting down");
-      }
-      pv.held = true;
-    }
-    ~Lock() { pv_.held = false; }  // then lock_ unlocks
-
-   private:
-    PyVerifier& pv_;
-    std::unique_lock<std::timed_mutex> lock_;
-  };
-};
 
 PyVerifier* stream_verifier(dgen::Stream& s, size_t max_ranges) {
   return new PyVerifier{dgen::Verifier(s.dataset_copy(), max_ranges), s.options()};
@@ -429,44 +249,12 @@ void normalize_f64_buffer(nb::handle buf, uint64_t dim, unsigned threads) {
   });
 }
 
-// Runs write(target) without the GIL; tick(n) is called with the GIL every few tens of
-// milliseconds with the bytes written since, and a true result (or an exception) stops the
-// write. Returns what write() does.
-template <class Write>
-uint64_t released_write(dgen::Stream& s, dgen::WriteTarget t, nb::object tick, Write write) {
-  if (!tick.is_none())
-    t.progress = [&tick](uint64_t n) {
-      nb::gil_scoped_acquire gil;
-      try {
-        const int stop = PyObject_IsTrue(tick(n).ptr());
-        if (stop < 0) throw nb::python_error();
-        return stop == 0;
-      } catch (nb::python_error& e) {
-        e.restore();  // raised once the GIL is back
-        return false;
-      }
-    };
-  uint64_t done;
-  {
-    Released unlocked;
-    try {
-      done = write(t, interruptible(s.options()));
-    } catch (const dgen::Interrupted&) {
-      unlocked.reacquire();
-      if (!PyErr_Occurred()) throw std::runtime_error("dgen: the interpreter is shutting down");
-      throw nb::python_error();
-    }
-  }
-  if (PyErr_Occurred()) throw nb::python_error();
-  return done;
-}
-
 // Writes stream bytes [offset, offset + length) to fd (see released_write).
 uint64_t stream_write(dgen::Stream& s, int fd, uint64_t offset, uint64_t length,
                       int64_t file_offset, bool direct, uint64_t chunk, nb::object tick) {
   CallScope scope("write");
   const dgen::Dataset ds = s.dataset_copy();
-  return released_write(s, {fd, file_offset, direct, chunk, {}}, tick,
+  return released_write(s.options(), {fd, file_offset, direct, chunk, {}}, tick,
                         [&](const dgen::WriteTarget& t, const dgen::FillOptions& o) {
                           return dgen::write_range(ds, offset, length, t, o);
                         });
@@ -506,7 +294,7 @@ uint64_t stream_write_tfrecords(dgen::Stream& s, int fd, nb::bytes before, uint3
     return std::span(reinterpret_cast<const uint8_t*>(b.c_str()), b.size());
   };
   const dgen::TfRecords r{bytes(before), head_crc, bytes(after), offset, size, count, stride};
-  return released_write(s, {fd, file_offset, false, chunk, {}}, tick,
+  return released_write(s.options(), {fd, file_offset, false, chunk, {}}, tick,
                         [&](const dgen::WriteTarget& t, const dgen::FillOptions& o) {
                           return dgen::write_tfrecords(ds, r, crc, t, o);
                         });
@@ -530,8 +318,7 @@ NB_MODULE(_core, m) {
       PyErr_SetObject(PyExc_OSError, nb::make_tuple(e.code().value(), msg).ptr());
     }
   });
-  nb::module_::import_("atexit").attr("register")(nb::cpp_function(&stop_calls_at_exit));
-  pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+  dgen::py::install_protocol();
   // Objects held by daemon threads at exit are not leaks worth a warning.
   nb::set_leak_warnings(false);
   m.attr("FORMAT_VERSION") = dgen::kFormatVersion;
@@ -750,7 +537,10 @@ NB_MODULE(_core, m) {
     }
     return counts;
   }, "buffer"_a, "The count of each byte value 0..255 in the buffer (any C-contiguous one).");
-  m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar' or 'avx2'.");
+  m.def("isa", &dgen::isa_name, "The SIMD path in use: 'scalar', 'avx2' or 'avx512'.");
+  m.def("set_isa", [](const std::string& isa) { dgen::set_isa(isa); }, "isa"_a,
+        "Chooses the SIMD path, over DGEN_ISA: 'scalar', 'avx2' or 'avx512' (ValueError for "
+        "one unknown or not usable here). Never changes the bytes.");
   m.def("available_cpus", &dgen::available_cpus,
         "CPUs in this process's affinity mask (taskset, cgroup cpusets).");
 }

@@ -1,5 +1,6 @@
-// Chooses the kernel table once per process from CPU features and DGEN_ISA.
+// Chooses the kernel table from CPU features and DGEN_ISA at first use, or from set_isa().
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -52,6 +53,17 @@ const Table* supported_avx512() {
 #endif
 }
 
+// The refusal of a name that picks no usable path, naming the accepted ones.
+[[noreturn]] void refuse(const char* param, std::string_view w, const char* unset) {
+  std::string unusable;  // the accepted names this CPU, OS or build cannot run
+  if (!supported_avx2()) unusable += ", avx2";
+  if (!supported_avx512()) unusable += ", avx512";
+  throw std::invalid_argument(
+      std::string(param) + " must be " + unset + "one of scalar, avx2, avx512" +
+      (unusable.empty() ? "" : " (not usable here: " + unusable.substr(2) + ")") + "; got '" +
+      std::string(w) + "'");
+}
+
 // An unset or empty DGEN_ISA picks the best path; a value naming no usable path is refused
 // (a typo would otherwise measure another path than the one asked for).
 const Table& choose() {
@@ -62,14 +74,12 @@ const Table& choose() {
     return best ? *best : scalar();
   }
   if (const Table* t = usable(w)) return *t;
-  std::string unusable;  // the accepted names this CPU, OS or build cannot run
-  if (!supported_avx2()) unusable += ", avx2";
-  if (!supported_avx512()) unusable += ", avx512";
-  throw std::invalid_argument(
-      "DGEN_ISA must be unset or one of scalar, avx2, avx512" +
-      (unusable.empty() ? "" : " (not usable here: " + unusable.substr(2) + ")") + "; got '" +
-      std::string(w) + "'");
+  refuse("DGEN_ISA", w, "unset or ");
 }
+
+// nullptr until the first use or select(). Every path makes the same bytes, so a call that
+// read the old table before a select() may finish on it.
+std::atomic<const Table*> chosen{nullptr};
 
 }  // namespace
 
@@ -94,8 +104,16 @@ const Table* usable(std::string_view isa) {
 }
 
 const Table& active() {
-  static const Table& t = choose();  // a throw leaves it unset: every call throws again
-  return t;
+  if (const Table* t = chosen.load(std::memory_order_acquire)) return *t;
+  const Table* mine = &choose();  // a throw leaves it unset: every call throws again
+  const Table* first = nullptr;    // a select() since the load wins over the environment
+  return chosen.compare_exchange_strong(first, mine, std::memory_order_acq_rel) ? *mine : *first;
+}
+
+void select(std::string_view isa, const char* param) {
+  const Table* t = usable(isa);
+  if (!t) refuse(param, isa, "");
+  chosen.store(t, std::memory_order_release);
 }
 
 }  // namespace dgen::kernels

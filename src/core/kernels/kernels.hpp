@@ -96,8 +96,12 @@ const Table* avx2();    // nullptr when not compiled in
 const Table* avx512();  // nullptr when not compiled in
 // The table named scalar, avx2 or avx512 if this build, CPU and OS can run it, else nullptr.
 const Table* usable(std::string_view isa);
-// Chosen once: DGEN_ISA override, else the best the CPU supports. Throws
-// std::invalid_argument for a DGEN_ISA naming no path usable here.
+// The table in use: the one select() chose, else (chosen at first use) DGEN_ISA's, else the
+// best the CPU supports. Throws std::invalid_argument for a DGEN_ISA naming no path usable
+// here (and again at every call until select() or a good DGEN_ISA).
 const Table& active();
+// Makes the table named isa the one in use (dgen::set_isa). Throws std::invalid_argument,
+// naming `param`, the value and the accepted names, where usable(isa) is nullptr.
+void select(std::string_view isa, const char* param);
 
 }  // namespace dgen::kernels

@@ -104,6 +104,7 @@ class Field:
     recorded: Callable[[dict], bool] = lambda values: True
     verify_help: str = "default: from the manifest"  # verify takes it as an override
     required: bool = False  # a manifest must list it
+    given: bool = False  # the command line asks it for a new dataset
 
     @property
     def option(self) -> str:
@@ -127,7 +128,7 @@ FIELDS: tuple[Field, ...] = (
           "seed {}", "--seed {}", always=True, required=True),
     Field("size", None, (0, _checks.MAX_SIZE), _checks.size, parse_size, "SIZE",
           f"dataset size in bytes ({SIZE_EXAMPLES})", None, 0, "size {}", "--size {}",
-          always=True, required=True,
+          always=True, required=True, given=True,
           verify_help="default: from the manifest, else the file's size"),
     _ratio_field("dedup_ratio", 1, "dedup", "no duplicates"),
     _ratio_field("compress_ratio", 2, "compress", "incompressible"),
@@ -140,7 +141,7 @@ FIELDS: tuple[Field, ...] = (
           "content-defined chunkers find them (default 1; see docs/data-model.md for the run "
           "an engine needs)", 1, 5, "dedup run {}", "--dedup-run {}"),
     Field("dedup_shift", False, (False, True), lambda v: _checks.flag("dedup_shift", v), None,
-          None, _SHIFT_HELP, False, 6, lambda v: "shifted copies", "--dedup-shift",
+          None, _SHIFT_HELP, False, 6, "shifted copies", "--dedup-shift",
           verify_help=_SHIFT_HELP + "; default: from the manifest"),
     Field("dedup_skew", "uniform", (0.0, _core.MAX_DEDUP_SKEW), _checks.dedup_skew,
           _skew_text, "S", "'uniform' (default) or a Zipf exponent: a hot set of units with "
@@ -171,11 +172,11 @@ FIELDS: tuple[Field, ...] = (
 )
 
 # A preset, not a value of its own: it becomes the unit, run, window and format it picks.
-DEDUP_FOR = Field(
-    "dedup_for", None, (), _checks.dedup_for, _dedup_for_text, "ENGINE",
-    "format 3 with the dedup unit, run and window an engine sees the ratio with: cdc:SIZE "
-    "(content-defined, average chunk SIZE, e.g. cdc:1MiB) or fixed:SIZE (fixed blocks, e.g. "
-    "fixed:4KiB); the values chosen are recorded", None, 12)
+_PRESET_HELP = ("format 3 with the dedup unit, run and window an engine sees the ratio with: "
+                "cdc:SIZE (content-defined, average chunk SIZE, e.g. cdc:1MiB) or fixed:SIZE "
+                "(fixed blocks, e.g. fixed:4KiB); the values chosen are recorded")
+DEDUP_FOR = Field("dedup_for", None, (), _checks.dedup_for, _dedup_for_text, "ENGINE",
+                  _PRESET_HELP, None, 12, verify_help=_PRESET_HELP)
 PRESET_PICKS = ("dedup_unit", "dedup_run", "dedup_window", "format_version")
 
 NAMES = tuple(f.name for f in FIELDS)
@@ -202,6 +203,17 @@ def bounds(name: str) -> tuple:
 def options() -> list[Field]:
     """The rows in the order of their command-line options (the preset included)."""
     return sorted((*FIELDS, DEDUP_FOR), key=lambda f: f.place)
+
+
+def shown(values: dict, form: str) -> list[str]:
+    """values as a report shows them: form "shown" (seed 1, size 4096, ...) or "flag"
+    (--seed 1 --size 4096 ...); fields at their plain value only where `always`."""
+    out = []
+    for f in FIELDS:
+        if f.always or values.get(f.name, f.plain) != f.plain:
+            text = getattr(f, form)
+            out.append(text(values[f.name]) if callable(text) else text.format(values[f.name]))
+    return out
 
 
 def apply_preset(values: dict) -> dict:

@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from .. import _core, files
-from .._units import human, parse_size  # noqa: F401 (dgen_py.cli.parse_size, .human)
+from .._units import human, parse_size  # noqa: F401 (still imported from dgen_py.cli)
 from . import analyze, bench, dataset, generate, info, verify, write
 from .args import Parser, resolve_dedup_for
 from .report import say

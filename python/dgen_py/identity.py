@@ -217,12 +217,19 @@ def shown(values: dict, form: str) -> list[str]:
 
 
 def apply_preset(values: dict) -> dict:
-    """values with a dedup_for preset (key removed) turned into the values it picks."""
+    """values with a dedup_for preset (key removed) turned into the values it picks; one of
+    those given away from its default beside it is refused (format_version 3 may be)."""
     values = dict(values)
     preset = values.pop("dedup_for", None)
-    picked = _checks.apply_dedup_for(preset, *(values.get(k, field(k).default)
-                                                for k in PRESET_PICKS))
-    return {**values, **dict(zip(PRESET_PICKS, picked))}
+    if preset is None:
+        return values
+    chosen = _checks.dedup_for(preset)
+    for name in PRESET_PICKS:
+        given = values.get(name, field(name).default)
+        if given != field(name).default and not (name == "format_version" and given == 3):
+            raise ValueError(f"dedup_for={preset!r} chooses {name} itself "
+                             f"({chosen[name]}): give dedup_for or {name}={given!r}, not both")
+    return {**values, **{name: chosen[name] for name in PRESET_PICKS}}
 
 
 class _Identity:

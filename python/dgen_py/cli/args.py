@@ -99,16 +99,16 @@ def resolve_dedup_for(args) -> None:
     --dedup-unit, --dedup-run or --dedup-window given beside it is refused."""
     if getattr(args, "dedup_for", None) is None:
         return
-    plain = {k: identity.field(k).plain for k in identity.PRESET_PICKS}
-    given = {k: plain[k] if getattr(args, k) is None else getattr(args, k) for k in plain}
+    given = {k: getattr(args, k) for k in identity.PRESET_PICKS
+             if getattr(args, k) is not None}
     try:
-        chosen = _checks.apply_dedup_for(args.dedup_for, **given)
+        chosen = identity.apply_preset({**given, "dedup_for": args.dedup_for})
     except ValueError as e:
-        flag = next(k for k in plain if f" {k}" in str(e)).replace("_", "-")
+        flag = next(k for k in identity.PRESET_PICKS if f" {k}" in str(e)).replace("_", "-")
         raise ValueError(f"--dedup-for {args.dedup_for} chooses --{flag} itself: give one "
                          f"of them, not both") from None
-    for k, v in zip(identity.PRESET_PICKS, chosen):
-        setattr(args, k, v)
+    for k in identity.PRESET_PICKS:
+        setattr(args, k, chosen[k])
 
 
 def threads(c) -> None:

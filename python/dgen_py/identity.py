@@ -182,17 +182,17 @@ PRESET_PICKS = ("dedup_unit", "dedup_run", "dedup_window", "format_version")
 NAMES = tuple(f.name for f in FIELDS)
 # A manifest must list these; it may leave the others out where they are `plain`.
 REQUIRED = tuple(f.name for f in FIELDS if f.required)
-_BY_NAME = {f.name: f for f in (*FIELDS, DEDUP_FOR)}
 DEFAULT = types.SimpleNamespace(**{f.name: f.default for f in FIELDS})
 
 
 def field(name: str) -> Field:
     """The table's row for `name` (dedup_for included); KeyError names those there are."""
+    rows = {f.name: f for f in (*FIELDS, DEDUP_FOR)}
     try:
-        return _BY_NAME[name]
+        return rows[name]
     except KeyError:
         raise KeyError(f"{name!r} is not an identity field; they are "
-                       f"{', '.join(_BY_NAME)}") from None
+                       f"{', '.join(rows)}") from None
 
 
 def bounds(name: str) -> tuple:

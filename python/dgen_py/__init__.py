@@ -1,38 +1,35 @@
 """dgen_py — synthetic data at memory speed with exact dedup and compression ratios.
 
 A drop-in for the dgen-py API: Generator, generate_buffer, fill_buffer, BytesView, ...
-The bytes are a pure function of (seed, size, dedup_ratio, compress_ratio, dedup_unit)
-and the offset; see the project's docs/data-model.md.
+The bytes are a pure function of the dataset identity (Identity: seed, size, ratios and
+the other fields of identity.FIELDS) and the offset; see the project's docs/data-model.md.
 """
 
 import importlib
-from importlib.metadata import version  # dgen-py 0.3.0 exports it
+from importlib.metadata import version  # noqa: F401 (dgen-py 0.3.0 exports it)
 
-from .ml.buffer_pool import BufferPool, bench_rolling_pool
+from ._buffer_pool import BufferPool, bench_rolling_pool
 from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult
-from ._generator import (
-    Generator,
-    StreamingGenerator,
-    Verifier,
+from ._generator import Generator, StreamingGenerator, Verifier
+from ._oneshot import (
     create_bytearrays,
     fill_buffer,
     generate_buffer,
     generate_data,
     generate_into_buffer,
 )
+from .identity import Identity
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
-from .ml.uniform import generate_uniform, generate_uniform_vectors, normalize_rows
+from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
 from .files import verify_file, write_dataset
 from ._shares import split
 from ._version import __version__
 
-
-
 # Names whose modules need numpy (and analyze: zstandard, lz4): imported on first use, so
 # that `dgen` and plain generation start fast.
-_LAZY = {"analyze": "analysis", "clustered_vectors": "ml.tensor", "fill_tensor": "ml.tensor",
-         "tensor": "ml.tensor"}
+_LAZY = {"analyze": "analysis", "clustered_vectors": "_tensor", "fill_tensor": "_tensor",
+         "tensor": "_tensor"}
 
 
 def __getattr__(name):
@@ -48,6 +45,7 @@ __all__ = [
     "BufferPool",
     "BytesView",
     "Generator",
+    "Identity",
     "Mismatch",
     "Verifier",
     "VerifyResult",

@@ -1,26 +1,30 @@
-"""Generator and the one-shot helpers, over the core's Stream."""
+"""Generator and Verifier, over the core's Stream (_oneshot.py: the one-shot helpers)."""
 
 from __future__ import annotations
 
 import io
+import operator
 import secrets
 
-from . import _checks, _core
+from . import _checks, _core, identity
+from .identity import DEFAULT, Identity
 from ._core import BytesView, VerifyResult
 
 DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
-DEFAULT_DEDUP_UNIT = 128 * 1024
-ALL_CHANGE = 1.0  # the default change_rate, one object, so that _stream can test it by identity
-_FORMAT, _ONE, _ZERO, _UNIFORM = _core.FORMAT_VERSION, 1, 0, "uniform"  # the defaults
-_WINDOW = _core.WINDOW_UNITS
-_FLAT = "flat"
+DEFAULT_DEDUP_UNIT = DEFAULT.dedup_unit
+ALL_CHANGE = identity.ALL_CHANGE  # change_rate's default object, tested by `is` below
+# The identity fields the core takes by keyword after numa_node (callers pass their values
+# as a tuple in this order), and their defaults: left at those (the same objects), they need
+# no checks, which keeps a 4 KiB call as cheap as before they existed.
+_OPTIONS = tuple(f for f in identity.FIELDS if f.name not in
+                 ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit"))
+_NAMES = tuple(f.name for f in _OPTIONS)
+_DEFAULTS = tuple(f.default for f in _OPTIONS)
 
 
 def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
-            dedup_unit, block_size=None, format_version=_core.FORMAT_VERSION,
-            dedup_run=1, generation=0, change_rate=ALL_CHANGE, dedup_shift=False,
-            dedup_skew="uniform", dedup_window=_WINDOW, dedup_for=None,
-            content=_FLAT) -> _core.Stream:
+            dedup_unit, block_size=None, dedup_for=None, options=_DEFAULTS) -> _core.Stream:
+    """A core Stream; `options` are the values of the fields of _OPTIONS, in their order."""
     size = _checks.size(size)
     dedup_ratio = _checks.ratio("dedup_ratio", dedup_ratio)
     compress_ratio = _checks.ratio("compress_ratio", compress_ratio)
@@ -31,33 +35,26 @@ def _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node
     if seed is None:
         seed = secrets.randbits(64)
     if dedup_for is not None:
-        dedup_unit, dedup_run, dedup_window, format_version = _checks.apply_dedup_for(
-            dedup_for, dedup_unit, dedup_run, dedup_window, format_version)
+        picked = identity.apply_preset({**dict(zip(_NAMES, options)),
+                                        "dedup_unit": dedup_unit, "dedup_for": dedup_for})
+        dedup_unit, options = picked["dedup_unit"], tuple(map(picked.get, _NAMES))
     dedup_unit = _checks.dedup_unit(dedup_unit)
     block = (0 if block_size is None
              else _checks.integer("block_size", block_size, 4096, _core.MAX_BLOCK_SIZE))
-    # Left at their defaults (the same objects), the format 2 options need no checks: that
-    # keeps a 4 KiB call as cheap as before they existed.
-    if (format_version is _FORMAT and dedup_run is _ONE and generation is _ZERO
-            and change_rate is ALL_CHANGE and dedup_shift is False and dedup_skew is _UNIFORM
-            and dedup_window is _WINDOW and content is _FLAT):
+    if all(map(operator.is_, options, _DEFAULTS)):
         return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
                             numa_mode, numa_node)
-    options = (_checks.format_version(format_version), _checks.dedup_run(dedup_run),
-               _checks.generation(generation), _checks.change_rate(change_rate),
-               _checks.flag("dedup_shift", dedup_shift), _checks.dedup_skew(dedup_skew),
-               _checks.dedup_window(dedup_window), _checks.content(content))
+    checked = {f.name: f.check(v) for f, v in zip(_OPTIONS, options)}
     return _core.Stream(size, dedup_ratio, compress_ratio, seed, dedup_unit, threads, block,
-                        numa_mode, numa_node, *options)
-
-
+                        numa_mode, numa_node, **checked)
 
 
 class Generator(io.RawIOBase):
     """A dataset of `size` bytes, read sequentially (fill_chunk, get_chunk) or as a file.
 
-    The bytes depend only on (seed, size, dedup_ratio, compress_ratio, dedup_unit) and the
-    offset: chunk sizes, threads and call patterns never change them. With seed=None a seed
+    The bytes depend only on the identity (`identity`: seed, size, ratios and every other
+    field of identity.FIELDS) and the offset: chunk sizes, threads and call patterns never
+    change them. With seed=None a seed
     is drawn from the OS; `seed` tells which, so the run can be reproduced.
     content="binary" or "text" makes LZ-structured pages that compress like shared
     libraries or source files (compress_ratio: what zstd -3 measures over 1 MiB frames);
@@ -75,15 +72,17 @@ class Generator(io.RawIOBase):
     def __init__(self, size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
                  max_threads=None, numa_node=None, chunk_size=None, block_size=None,
                  seed=None, method="parallel", *, dedup_unit=DEFAULT_DEDUP_UNIT,
-                 dedup_run=1, dedup_shift=False, dedup_skew="uniform", generation=0,
-                 change_rate=ALL_CHANGE, format_version=_core.FORMAT_VERSION, start=0, stop=None,
-                 dedup_window=_WINDOW, dedup_for=None, content=_FLAT):
+                 dedup_run=DEFAULT.dedup_run, dedup_shift=DEFAULT.dedup_shift,
+                 dedup_skew=DEFAULT.dedup_skew, generation=DEFAULT.generation,
+                 change_rate=ALL_CHANGE, format_version=DEFAULT.format_version, start=0,
+                 stop=None, dedup_window=DEFAULT.dedup_window, dedup_for=None,
+                 content=DEFAULT.content):
         super().__init__()
         _checks.method(method)
         self._s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads,
-                          numa_node, seed, dedup_unit, block_size, format_version, dedup_run,
-                          generation, change_rate, dedup_shift, dedup_skew, dedup_window,
-                          dedup_for, content)
+                          numa_node, seed, dedup_unit, block_size, dedup_for,
+                          (dedup_run, dedup_shift, dedup_skew, generation, change_rate,
+                           dedup_window, content, format_version))
         self._args = dict(size=size, dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
                           numa_mode=numa_mode, max_threads=max_threads, numa_node=numa_node,
                           chunk_size=chunk_size, block_size=block_size, dedup_unit=dedup_unit,
@@ -156,6 +155,13 @@ class Generator(io.RawIOBase):
     @property
     def seed(self) -> int:
         return self._s.seed
+
+    @property
+    def identity(self) -> Identity:
+        """The dataset identity these bytes follow (the seed as drawn, a dedup_for preset
+        as the values it picked): what a manifest of them records."""
+        given = {name: self._args[name] for name in identity.NAMES if name != "seed"}
+        return Identity.of(**given, seed=self._s.seed, dedup_for=self._args["dedup_for"])
 
     def fill_chunk(self, buffer) -> int:
         """Write the next min(len(buffer), remaining) bytes into buffer; 0 once complete."""
@@ -345,59 +351,3 @@ class Verifier:
         """The last range found, listed in result.ranges or not; None when none was (what a
         range of the next piece may join, when several Verifiers check adjacent pieces)."""
         return self._v.last
-
-
-def generate_buffer(size, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
-                    max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                    dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
-                    dedup_skew="uniform", generation=0, change_rate=ALL_CHANGE,
-                    format_version=_core.FORMAT_VERSION, dedup_window=_WINDOW,
-                    dedup_for=None, content=_FLAT) -> BytesView:
-    """`size` bytes of a dataset as a read-only, zero-copy BytesView."""
-    _checks.method(method)
-    s = _stream(size, dedup_ratio, compress_ratio, numa_mode, max_threads, numa_node, seed,
-                dedup_unit, format_version=format_version, dedup_run=dedup_run,
-                generation=generation, change_rate=change_rate, dedup_shift=dedup_shift,
-                dedup_skew=dedup_skew, dedup_window=dedup_window, dedup_for=dedup_for,
-                content=content)
-    return s.read(s.size)
-
-
-generate_data = generate_buffer
-
-
-def fill_buffer(buffer, dedup_ratio=1.0, compress_ratio=1.0, numa_mode="auto",
-                max_threads=None, numa_node=None, method="parallel", seed=None, *,
-                dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
-                dedup_skew="uniform", generation=0, change_rate=ALL_CHANGE,
-                format_version=_core.FORMAT_VERSION, dedup_window=_WINDOW,
-                dedup_for=None, content=_FLAT) -> int:
-    """Fill a writable buffer in place with a dataset of len(buffer) bytes; returns the count."""
-    _checks.method(method)
-    try:
-        view = memoryview(buffer)
-    except TypeError:
-        raise TypeError(f"buffer must be a writable buffer (bytearray, memoryview, numpy array, "
-                        f"mmap, array.array), got {type(buffer).__name__}") from None
-    with view:  # held until filled, so that buffer cannot be resized in between
-        s = _stream(view.nbytes, dedup_ratio, compress_ratio, numa_mode, max_threads,
-                    numa_node, seed, dedup_unit, format_version=format_version,
-                    dedup_run=dedup_run, generation=generation, change_rate=change_rate,
-                    dedup_shift=dedup_shift, dedup_skew=dedup_skew, dedup_window=dedup_window,
-                    dedup_for=dedup_for, content=content)
-        return s.fill(buffer)
-
-
-generate_into_buffer = fill_buffer
-
-
-def create_bytearrays(count, size) -> list[bytearray]:
-    """`count` zeroed bytearrays of `size` bytes each, for fill_chunk/fill_buffer."""
-    count = _checks.integer("count", count, 0, 2**31)
-    size = _checks.integer("size", size, 0, _checks.MAX_SIZE)
-    _core.check_memory(count * size)
-    try:
-        return [bytearray(size) for _ in range(count)]
-    except MemoryError:
-        raise MemoryError(f"asked {count * size} bytes ({count} bytearrays of {size}); Python "
-                          f"could not allocate them") from None

@@ -15,19 +15,19 @@ import errno
 import json
 import os
 import re
-import secrets
 import stat
 
 from . import _checks, _core
 from ._fs import Refused, reading, refuse_not_regular, write_atomically
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 from ._holds import holds
+from .identity import REQUIRED, Identity
 from ._version import __version__
 
 ALIGN = 4096
 MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
-IDENTITY = ("seed", "size", "dedup_ratio", "compress_ratio", "dedup_unit")
+IDENTITY = REQUIRED  # what a manifest's identity must list
 PART = re.compile(r"part-\d{5,}")
 MAX_FILES = 1_000_000  # files of one dataset: each is listed in memory and in the manifest
 
@@ -64,44 +64,12 @@ def make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
                   format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
                   change_rate=1.0, dedup_shift=False, dedup_skew=0.0,
                   dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
-    """The identity's values, checked; a dedup_for preset becomes the values it picks.
-    dedup_window is listed in format 3 only, content only when it is not "flat" (manifests
-    of flat data stay as they were)."""
-    seed = _checks.seed(seed)
-    dedup_unit, dedup_run, dedup_window, format_version = _checks.apply_dedup_for(
-        dedup_for, dedup_unit, dedup_run, dedup_window, format_version)
-    window = _checks.dedup_window(dedup_window)
-    version = _checks.format_version(format_version)
-    content = _checks.content(content)
-    if version < 3 and window != _core.WINDOW_UNITS:  # not listed there: it would be dropped
-        raise ValueError(f"dedup_window must be {_core.WINDOW_UNITS} in format_version "
-                         f"{version} (format 3 sets it), got {window}")
-    return {"seed": secrets.randbits(64) if seed is None else seed,
-            "size": _checks.size(size),
-            "dedup_ratio": _checks.ratio("dedup_ratio", dedup_ratio),
-            "compress_ratio": _checks.ratio("compress_ratio", compress_ratio),
-            "dedup_unit": _checks.dedup_unit(dedup_unit),
-            "dedup_run": _checks.dedup_run(dedup_run),
-            "dedup_shift": _checks.flag("dedup_shift", dedup_shift),
-            "dedup_skew": _checks.dedup_skew(dedup_skew),
-            "generation": _checks.generation(generation),
-            "change_rate": _checks.change_rate(change_rate),
-            **({"dedup_window": window} if version >= 3 else {}),
-            **({"content": content} if content != "flat" else {}),
-            "format_version": version}
+    """The identity's values, checked, as a manifest records them (Identity.record())."""
+    return Identity.of(**locals()).record()
 
 
 def make_generator(identity: dict, threads) -> Generator:
-    """The Generator of the dataset `identity` (make_identity's dict), on `threads`."""
-    return Generator(identity["size"], identity["dedup_ratio"], identity["compress_ratio"],
-                     seed=identity["seed"], dedup_unit=identity["dedup_unit"],
-                     dedup_run=identity["dedup_run"], dedup_shift=identity["dedup_shift"],
-                     dedup_skew=identity["dedup_skew"],
-                     generation=identity["generation"],
-                     change_rate=identity["change_rate"],
-                     dedup_window=identity.get("dedup_window", _core.WINDOW_UNITS),
-                     format_version=identity["format_version"],
-                     content=identity.get("content", "flat"), max_threads=threads)
+    return Generator(**Identity.from_record(identity).keywords(), max_threads=threads)
 
 
 def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
@@ -245,14 +213,7 @@ def check_manifest(record, where: str) -> dict:
     if given["seed"] is None:
         bad("identity.seed", "is null")
     try:
-        identity = make_identity(**{k: given[k] for k in IDENTITY}, format_version=version,
-                             dedup_run=given.get("dedup_run", 1),
-                             generation=given.get("generation", 0),
-                             change_rate=given.get("change_rate", 1.0),
-                             dedup_shift=given.get("dedup_shift", False),
-                             dedup_skew=given.get("dedup_skew", 0.0),
-                             dedup_window=given.get("dedup_window", _core.WINDOW_UNITS),
-                             content=given.get("content", "flat"))
+        identity = Identity.from_record({**given, "format_version": version}).record()
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     layout = record["files"]

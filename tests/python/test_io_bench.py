@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dgen_py import io_bench
+from dgen_py.bench import io as io_bench
 
 IO = Path(__file__).resolve().parents[2] / "benchmarks" / "io.py"
 

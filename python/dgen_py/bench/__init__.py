@@ -1,4 +1,5 @@
-"""Generation and verification throughput beside memset and memcmp on the same buffer.
+"""Generation and verification throughput beside memset and memcmp on the same buffer
+(dgen bench); bench.io runs the I/O jobs beside fio (dgen bench --io).
 
 memset and memcmp run as ctypes calls from the same number of threads, each on one
 contiguous share of the buffer (ctypes releases the GIL), so both sides touch the same
@@ -18,9 +19,9 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _checks, _core
-from ._generator import Generator
-from ._system import get_system_info
+from .. import _checks, _core
+from .._generator import Generator
+from .._system import get_system_info
 
 SETTINGS = ((1, 1), (2, 2))  # (compress_ratio, dedup_ratio)
 # In L2, in the last-level cache (or just past it) and well past it.

@@ -1,0 +1,97 @@
+"""What commands print: messages on stderr, JSON, progress bars, rates and identities."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from .. import identity
+from .._holds import TOLERANCE
+from .._units import human
+
+
+def say(message: str) -> None:
+    print(f"dgen: {message}", file=sys.stderr)
+
+
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2))
+
+
+@contextlib.contextmanager
+def progress(args, total: int, what: str):
+    """A progress bar with rate and ETA on a terminal; None in pipes and with --json."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # sizes and rate in the units of the summaries: 1.5 GiB, 0.55 GB/s
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            d["done"] = human(d["n"]) + (f"/{human(d['total'])}" if d["total"] else "")
+            d["speed"] = rate(d["n"], d["elapsed"]) if d["elapsed"] else "? GB/s"
+            return d
+    shape = ("{desc}: {percentage:3.0f}%|{bar}| {done} [{elapsed}<{remaining}, {speed}]"
+             if total else "{desc}: {done} [{elapsed}, {speed}]")
+    with Bar(total=total, desc=what, bar_format=shape, file=sys.stderr, leave=False,
+             dynamic_ncols=True) as bar:
+        yield bar.update
+
+
+def rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / max(seconds, 1e-9) / 1e9:.2f} GB/s"
+
+
+def identity_line(i: dict) -> str:
+    """'seed 1, size 4096, dedup 2, ...': the fields at their plain value left out."""
+    return ", ".join(identity.shown(i, "shown"))
+
+
+def identity_flags(i: dict) -> str:
+    """'--seed 1 --size 4096 ...': the options that make this identity again."""
+    return " ".join(identity.shown(i, "flag"))
+
+
+def held_line(i: dict, held: dict) -> str:
+    """What a report adds: the dedup ratio the size holds, where dedup was asked for."""
+    return "" if i["dedup_ratio"] == 1 else f", holds dedup {held['dedup_ratio']:.3f}"
+
+
+def warn_held(i: dict, held: dict) -> None:
+    """Warn where the size holds the dedup ratio off the request by more than 1%."""
+    want = i["dedup_ratio"]
+    if abs(held["dedup_ratio"] / want - 1) <= TOLERANCE:
+        return
+    size = i["size"]
+    where = (f"; {human(held['smallest_size'])} ({held['smallest_size']} bytes) is the "
+             f"smallest size from {human(size)} up that holds it within 1%"
+             if held["smallest_size"] else "")
+    say(f"warning: {human(size)} holds dedup {held['dedup_ratio']:.3f}, not the "
+        f"{want:g} requested ({held['unique_units']} unique units of {held['units']}: the "
+        f"ratio shows over whole windows of runs, docs/data-model.md){where}")
+
+
+def report_written(args, m: dict, line, shown: dict | None = None) -> int:
+    """What a command that wrote a dataset prints: its manifest (`shown`, when given) as
+    JSON, or line(m) and where the manifest is; and a warning where its size holds less
+    dedup than requested."""
+    if "holds" in m:
+        warn_held(m["identity"], m["holds"])
+    if args.json:
+        print_json(m if shown is None else shown)
+    else:
+        print(line(m))
+        print(f"manifest {m['manifest']}")
+    return 0
+
+
+def report_checked(args, r: dict, text) -> int:
+    """What a command that verified prints: its warnings, then r as JSON or text(r); the
+    exit code 0 when every byte matched, else 1."""
+    for warning in r["warnings"]:
+        say(f"warning: {warning}")
+    print_json(r) if args.json else print(text(r))
+    return 0 if r["ok"] else 1

@@ -8,7 +8,7 @@ namespace dgen::content {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kSlack = 128;     // a token writes up to 96 bytes past its end
+constexpr size_t kSlack = 128;     // a token writes up to 127 bytes past the page end
 constexpr size_t kDictSize = 1 << 15;  // bytes of a profile's shared dictionary
 constexpr size_t kFarSize = 1 << 20;   // bytes of its rare dictionary
 
@@ -243,12 +243,27 @@ struct Wy {
   }
 };
 
+// 32 bytes, in one register where there are 32-byte ones (GCC's generic tuning splits a
+// 32-byte memcpy in two, not a move of this type).
+typedef uint8_t Half __attribute__((vector_size(32)));
+
 // 32 bytes from s to d; the ranges never overlap (matches are 32 or more bytes back).
-inline void copy32(uint8_t* d, const uint8_t* s) { std::memcpy(d, s, 32); }
-// 64 bytes, 32 at a time: a match 32..63 bytes back reads bytes the first half wrote.
-inline void copy64(uint8_t* d, const uint8_t* s) {
-  copy32(d, s);
-  copy32(d + 32, s + 32);
+inline void copy32(uint8_t* d, const uint8_t* s) {
+  Half v;
+  std::memcpy(&v, s, 32);
+  std::memcpy(d, &v, 32);
+}
+// 64 bytes from s to d, as if 32 at a time: a match `back` = 32..63 bytes back repeats its
+// first back bytes. Both halves are read before any store and the repeat is stored again
+// at d + back (for other copies, back = 64: 32 bytes past the end, rewritten later):
+// reading back the bytes just stored would wait for them to reach the cache.
+inline void copy64(uint8_t* d, const uint8_t* s, size_t back) {
+  Half lo, hi;
+  std::memcpy(&lo, s, 32);
+  std::memcpy(&hi, s + 32, 32);
+  std::memcpy(d, &lo, 32);
+  std::memcpy(d + 32, &hi, 32);
+  std::memcpy(d + back, &lo, 32);
 }
 
 // Where each copy kind reads, as masks, so that a token selects its source with no
@@ -275,8 +290,10 @@ inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
   last = (d & s.rep_set) | (last & ~s.rep_set);
   // Dictionary offsets favour its start; run buffers sit 64 bytes apart (table bits 6-7).
   const size_t off = (x * x) >> p.dict_shift;
+  const size_t back = d & s.back;  // 0 for copies that do not read the page
   copy64(out + pos,
-         s.base + (pos & s.at) - (d & s.back) + (off & s.table) + ((size_t{x} << 4) & s.spread));
+         s.base + (pos & s.at) - back + (off & s.table) + ((size_t{x} << 4) & s.spread),
+         back - 1 < 63 ? back : 64);
   return pos + n;
 }
 

@@ -8,7 +8,7 @@ namespace dgen::content {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kSlack = 128;     // a token writes up to 96 bytes past its end
+constexpr size_t kSlack = 128;     // a token writes up to 127 bytes past the page end
 constexpr size_t kDictSize = 1 << 15;  // bytes of a profile's shared dictionary
 constexpr size_t kFarSize = 1 << 20;   // bytes of its rare dictionary
 
@@ -107,8 +107,13 @@ inline uint64_t literal_word(uint64_t a, const Literals& l) {
          ((a | b) & bytes8(l.or2)) | bytes8(l.set);
 }
 
-// The page's literal bytes from its random bytes.
-inline void literal_bytes(uint64_t* lit, const uint64_t* random, Literals l) {
+// The page's literal bytes from its random bytes. The AVX-512 clone rotates with one
+// instruction (AVX2 has none); all write the same bytes. Called from pages(), not from
+// page(): inside page()'s AVX2 clone, GCC would call this one's AVX2 clone.
+#ifndef __SANITIZE_THREAD__
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void literal_bytes(uint64_t* lit, const uint64_t* random, Literals l) {
   for (size_t i = 0; i < kPage / 8; ++i) lit[i] = literal_word(random[i], l);
 }
 
@@ -238,12 +243,27 @@ struct Wy {
   }
 };
 
+// 32 bytes, in one register where there are 32-byte ones (GCC's generic tuning splits a
+// 32-byte memcpy in two, not a move of this type).
+typedef uint8_t Half __attribute__((vector_size(32)));
+
 // 32 bytes from s to d; the ranges never overlap (matches are 32 or more bytes back).
-inline void copy32(uint8_t* d, const uint8_t* s) { std::memcpy(d, s, 32); }
-// 64 bytes, 32 at a time: a match 32..63 bytes back reads bytes the first half wrote.
-inline void copy64(uint8_t* d, const uint8_t* s) {
-  copy32(d, s);
-  copy32(d + 32, s + 32);
+inline void copy32(uint8_t* d, const uint8_t* s) {
+  Half v;
+  std::memcpy(&v, s, 32);
+  std::memcpy(d, &v, 32);
+}
+// 64 bytes from s to d, as if 32 at a time: a match `back` = 32..63 bytes back repeats its
+// first back bytes. Both halves are read before any store and the repeat is stored again
+// at d + back (for other copies, back = 64: 32 bytes past the end, rewritten later):
+// reading back the bytes just stored would wait for them to reach the cache.
+inline void copy64(uint8_t* d, const uint8_t* s, size_t back) {
+  Half lo, hi;
+  std::memcpy(&lo, s, 32);
+  std::memcpy(&hi, s + 32, 32);
+  std::memcpy(d, &lo, 32);
+  std::memcpy(d + 32, &hi, 32);
+  std::memcpy(d + back, &lo, 32);
 }
 
 // Where each copy kind reads, as masks, so that a token selects its source with no
@@ -270,23 +290,23 @@ inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
   last = (d & s.rep_set) | (last & ~s.rep_set);
   // Dictionary offsets favour its start; run buffers sit 64 bytes apart (table bits 6-7).
   const size_t off = (x * x) >> p.dict_shift;
+  const size_t back = d & s.back;  // 0 for copies that do not read the page
   copy64(out + pos,
-         s.base + (pos & s.at) - (d & s.back) + (off & s.table) + ((size_t{x} << 4) & s.spread));
+         s.base + (pos & s.at) - back + (off & s.table) + ((size_t{x} << 4) & s.spread),
+         back - 1 < 63 ? back : 64);
   return pos + n;
 }
 
 // One page into out (kPage + kSlack bytes) from its random bytes (kPage + kSlack, the
-// slack zero) and key; lit: scratch of the same size, slack zero. Integer operations and
+// slack zero), its literal bytes (the same size, slack zero) and key. Integer operations and
 // copies only: the AVX2 clone (32-byte moves, vector literal bytes) writes the same bytes.
 // Not under ThreadSanitizer: the clone's ifunc resolver runs before TSan is set up and
 // crashes the program at load.
 #ifndef __SANITIZE_THREAD__
 __attribute__((target_clones("avx2", "default")))
 #endif
-void page(uint8_t* out, uint8_t* lit, const uint8_t* random, uint64_t key, const Profile& p,
+void page(uint8_t* out, const uint8_t* lit, const uint8_t* random, uint64_t key, const Profile& p,
           int level) {
-  literal_bytes(reinterpret_cast<uint64_t*>(lit), reinterpret_cast<const uint64_t*>(random),
-                p.lit);
   Wy wy{key ^ 0x5F0A3C1B2D4E6978ull};
   uint64_t w = wy.next();
   const int spread = p.spread[w & 7];
@@ -365,9 +385,11 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
            const kernels::Table& k) {
   constexpr size_t kBatch = 4;  // pages whose random bytes are made in one kernel call
   const Profile& p = profile(m.kind);
-  alignas(64) uint8_t random[kBatch * kPage + kSlack] = {};
-  alignas(64) uint8_t lit[kPage + kSlack] = {};
+  // Only the slacks must read as zeros (set below); the rest is written before it is read.
+  alignas(64) uint8_t random[kBatch * kPage + kSlack];
+  alignas(64) uint8_t lit[kPage + kSlack];
   alignas(64) uint8_t last[kPage + kSlack];
+  std::memset(lit + kPage, 0, kSlack);
   for (size_t i = 0; i < count; i += kBatch) {
     const size_t n = std::min(kBatch, count - i);
     k.pages(random, keys + i, n, kPage, false);
@@ -379,6 +401,8 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
       // place in dst, which is written after, except for the last page.
       const bool tail = i + j + 1 == count;
       uint8_t* out = tail ? last : dst + kPage * (i + j);
+      literal_bytes(reinterpret_cast<uint64_t*>(lit),
+                    reinterpret_cast<const uint64_t*>(random + kPage * j), p.lit);
       page(out, lit, random + kPage * j, keys[i + j], p, m.level);
       if (tail) std::memcpy(dst + kPage * (i + j), last, kPage);
     }

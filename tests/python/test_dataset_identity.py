@@ -86,19 +86,37 @@ def test_the_manifest_lists_the_fields_as_write_dataset_does(tmp_path):
     assert m["identity"] == w["identity"]  # format 2, flat: no dedup_window, no content
 
 
-@pytest.mark.parametrize("preset", ["fixed:8KiB", "fixed:64KiB", "fixed:1MiB"])
-def test_a_fixed_block_preset_over_4_kib_is_refused_naming_it(tmp_path, preset):
-    with pytest.raises(ValueError, match=f"dedup_for: '{preset}' names fixed blocks over "
-                                         f"4096 bytes"):
-        datasets.write_training_dataset(tmp_path / "d", "npz", dedup_for=preset,
-                                        **{k: v for k, v in SHAPE.items() if k != "dedup_unit"})
+@pytest.mark.parametrize("fmt, preset, shape, why", [
+    ("npz", "fixed:8KiB", {}, "4096-byte aligned file offsets only"),
+    ("npz", "fixed:64KiB", {}, "4096-byte aligned file offsets only"),
+    ("tfrecord", "fixed:1MiB", {}, "4096-byte aligned file offsets only"),
+    ("tfrecord", "fixed:4KiB", {"record_length": 60000}, "packed off the 4096-byte grid"),
+    ("tfrecord", "cdc:64KiB", {"record_length": 114_660},  # resnet50's 338 x 338 samples
+     "a TFRecord sample of 114244 bytes holds fewer than two 65536-byte chunks"),
+])
+def test_a_preset_the_files_would_hide_the_ratio_from_is_refused_naming_it(tmp_path, fmt,
+                                                                           preset, shape,
+                                                                           why):
+    if fmt == "tfrecord":
+        pytest.importorskip("crc32c")
+    shape = {**{k: v for k, v in SHAPE.items() if k != "dedup_unit"}, **shape}
+    with pytest.raises(ValueError, match=f"^dedup_for: '{preset}' cannot be honoured by this "
+                                         f"{fmt} training dataset: .*{why}"):
+        datasets.write_training_dataset(tmp_path / "d", fmt, dedup_for=preset, **shape)
     assert not (tmp_path / "d").exists()
 
 
-def test_the_4_kib_fixed_preset_is_honoured(tmp_path):
-    shape = {k: v for k, v in SHAPE.items() if k != "dedup_unit"}
-    m = datasets.write_training_dataset(tmp_path / "d", "npz", dedup_for="fixed:4KiB", **shape)
-    assert (m["identity"]["dedup_unit"], m["identity"]["format_version"]) == (128 << 10, 3)
+@pytest.mark.parametrize("fmt, preset, shape", [
+    ("npz", "fixed:4KiB", {}), ("npz", "cdc:1MiB", {"record_length": 1000}),
+    ("tfrecord", "fixed:4KiB", {"record_length": 65536}),
+    ("tfrecord", "cdc:32KiB", {"record_length": 114_660}),
+])
+def test_a_preset_the_files_show_is_honoured(tmp_path, fmt, preset, shape):
+    if fmt == "tfrecord":
+        pytest.importorskip("crc32c")
+    shape = {**{k: v for k, v in SHAPE.items() if k != "dedup_unit"}, **shape}
+    m = datasets.write_training_dataset(tmp_path / "d", fmt, dedup_for=preset, **shape)
+    assert m["identity"]["format_version"] == 3
     assert datasets.verify_training_dataset(tmp_path / "d")["ok"]
 
 

@@ -26,7 +26,8 @@ file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed
 
 Modules: spec (the spec and plan), parts (the kinds of part), one per container format
 (npy, npz, hdf5, tfrecord, parquet, images, csv) and formats (by name), engine (the stream
-window, Writer and Checker), claim (the directory before writing), manifest, write, verify,
+window, Writer and Checker), claim (the directory before writing), presets (the dedup_for
+presets the files can honour), manifest, write, verify,
 ranks (MPI).
 """
 

@@ -16,7 +16,8 @@ from .engine import Writer
 from .formats import side_files, side_paths
 from .manifest import manifest_record
 from .ranks import collective
-from .spec import ALIGN, plan, require, resolve_spec
+from .presets import refuse_unhonoured
+from .spec import plan, require, resolve_spec
 
 
 def write_training_dataset(path, format=None, *, workload=None, files=None, eval_files=None,
@@ -33,11 +34,11 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
 
     format (or workload, a preset of MLPerf Storage: unet3d, resnet50, cosmoflow) and the
     counts as in DLIO's dataset section; see dgen_py.datasets' docstring for the bytes. The
-    identity keywords are write_dataset's and name the stream the payloads are cut from;
-    dedup_for="fixed:SIZE" with SIZE over 4 KiB is refused (see refuse_unhonoured). With comm
-    (an mpi4py communicator; collective) file i is written by rank i % comm.size and rank 0
-    claims the directory and writes the manifest after every rank finished; every rank
-    returns the same manifest. Files under train/, valid/ and index/ that the new dataset
+    identity keywords are write_dataset's and name the stream the payloads are cut from; a
+    dedup_for preset whose engine would not see the ratio in these files is refused (see
+    datasets.presets). With comm (an mpi4py communicator; collective) file i is written
+    by rank i % comm.size and rank 0 claims the directory and writes the manifest after
+    every rank finished; every rank returns the same manifest. Files under train/, valid/ and index/ that the new dataset
     does not have are refused, or deleted with force=True. jobs files are written at once
     (default: one per thread, at most the files); fsync=True fsyncs every file and
     directory before the manifest. progress(n) is called with the payload bytes written
@@ -65,7 +66,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         count = _checks.threads(threads) or share or _core.available_cpus()
         planned["entries"], size = plan(spec)
-        refuse_unhonoured(dedup_for)
+        refuse_unhonoured(dedup_for, spec, planned["entries"])
         identity = _files._identity(size=size, **fields)
         return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count, synced
     checked = agree(check)
@@ -99,27 +100,6 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         for release in held:
             release()
     return {**record, "manifest": manifest, "seconds": seconds}
-
-
-def refuse_unhonoured(dedup_for) -> None:
-    """ValueError for an identity value a training dataset cannot honour. Every field makes
-    the stream the payloads are cut from (a generation is that stream written whole, as
-    dgen write without --changed-only), but payloads lie at 4 KiB-aligned file offsets
-    only (after a container header, from 4 KiB-aligned stream offsets): a fixed-block
-    engine of larger blocks sees them off the stream's units (at dedup 2, 128 KiB blocks
-    measured 1.29), so a preset naming one would promise what the files do not hold."""
-    if dedup_for is None:
-        return
-    _checks.dedup_for(dedup_for)  # a malformed preset is refused as write_dataset does
-    engine, _, size = dedup_for.strip().partition(":")
-    num = size.strip().rstrip("bBiI").lower()  # read as _checks.dedup_for reads it
-    digits = num.rstrip("km")
-    if engine == "fixed" and int(digits) * _checks._SIZE_UNITS[num[len(digits):]] > ALIGN:
-        raise ValueError(f"dedup_for: {dedup_for!r} names fixed blocks over {ALIGN} bytes, "
-                         f"but a training dataset places its payloads at {ALIGN}-byte "
-                         f"aligned file offsets only: blocks of that size lie off the "
-                         f"stream's units and would not see the ratio; give fixed:4KiB "
-                         f"or cdc:SIZE")
 
 
 def _write_files(root, spec, identity, mine, threads, progress, jobs=None, fsync=False):

@@ -38,11 +38,11 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     dedup_for preset whose engine would not see the ratio in these files is refused (see
     datasets.presets). With comm (an mpi4py communicator; collective) file i is written
     by rank i % comm.size and rank 0 claims the directory and writes the manifest after
-    every rank finished; every rank returns the same manifest. Files under train/, valid/ and index/ that the new dataset
-    does not have are refused, or deleted with force=True. jobs files are written at once
-    (default: one per thread, at most the files); fsync=True fsyncs every file and
-    directory before the manifest. progress(n) is called with the payload bytes written
-    (on rank 0, scaled to the dataset's size, under MPI).
+    every rank finished; every rank returns the same manifest. Files under train/, valid/
+    and index/ that the new dataset does not have are refused, or deleted with force=True.
+    jobs files are written at once (default: one per thread, at most the files);
+    fsync=True fsyncs every file and directory before the manifest. progress(n) is called
+    with the payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
     """
     agree, rank, world, share = collective(comm)
     planned = {}

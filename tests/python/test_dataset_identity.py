@@ -28,6 +28,12 @@ FIELDS = [
      {"dedup_unit": 8192, "dedup_run": 32, "dedup_window": 64, "format_version": 3}),
     ("content", "text", {}, {"content": "text"}),
 ]
+PRESET_SHAPE = {k: v for k, v in SHAPE.items() if k != "dedup_unit"}  # a preset picks it
+
+
+def needs(fmt) -> None:
+    if fmt == "tfrecord":
+        pytest.importorskip("crc32c")
 
 
 def stream(identity, offset, length) -> bytes:
@@ -57,8 +63,7 @@ def payloads(root, m) -> list[bytes]:
                          ids=[f[0] for f in FIELDS])
 def test_every_identity_field_is_recorded_changes_the_payload_and_verifies(
         tmp_path, fmt, field, value, baseline, recorded):
-    if fmt == "tfrecord":
-        pytest.importorskip("crc32c")
+    needs(fmt)
     base = {**SHAPE, **baseline}
     given = {**base, field: value}
     if field == "dedup_for":
@@ -97,9 +102,8 @@ def test_the_manifest_lists_the_fields_as_write_dataset_does(tmp_path):
 def test_a_preset_the_files_would_hide_the_ratio_from_is_refused_naming_it(tmp_path, fmt,
                                                                            preset, shape,
                                                                            why):
-    if fmt == "tfrecord":
-        pytest.importorskip("crc32c")
-    shape = {**{k: v for k, v in SHAPE.items() if k != "dedup_unit"}, **shape}
+    needs(fmt)
+    shape = {**PRESET_SHAPE, **shape}
     with pytest.raises(ValueError, match=f"^dedup_for: '{preset}' cannot be honoured by this "
                                          f"{fmt} training dataset: .*{why}"):
         datasets.write_training_dataset(tmp_path / "d", fmt, dedup_for=preset, **shape)
@@ -112,9 +116,8 @@ def test_a_preset_the_files_would_hide_the_ratio_from_is_refused_naming_it(tmp_p
     ("tfrecord", "cdc:32KiB", {"record_length": 114_660}),
 ])
 def test_a_preset_the_files_show_is_honoured(tmp_path, fmt, preset, shape):
-    if fmt == "tfrecord":
-        pytest.importorskip("crc32c")
-    shape = {**{k: v for k, v in SHAPE.items() if k != "dedup_unit"}, **shape}
+    needs(fmt)
+    shape = {**PRESET_SHAPE, **shape}
     m = datasets.write_training_dataset(tmp_path / "d", fmt, dedup_for=preset, **shape)
     assert m["identity"]["format_version"] == 3
     assert datasets.verify_training_dataset(tmp_path / "d")["ok"]
@@ -122,9 +125,7 @@ def test_a_preset_the_files_show_is_honoured(tmp_path, fmt, preset, shape):
 
 @pytest.mark.parametrize("options", [{}, {"dedup_for": "cdc:8KiB"}])
 def test_the_manifest_says_what_the_payload_stream_holds(tmp_path, options):
-    shape = {**SHAPE, **options}
-    if options:
-        del shape["dedup_unit"]
+    shape = {**PRESET_SHAPE, **options} if options else SHAPE
     m = datasets.write_training_dataset(tmp_path / "d", "npz", **shape)
     assert m["holds"] == _holds.holds(m["identity"])
     on_disk = json.loads((tmp_path / "d" / "dgen-manifest.json").read_text())

@@ -507,6 +507,32 @@ def test_dataset_ranks_given_other_settings_all_refuse_before_writing(tmp_path, 
 
 
 @needs_mpi
+@pytest.mark.parametrize("key, value", [("content", "'text'"), ("dedup_run", "2"),
+                                        ("generation", "1")])
+def test_dataset_ranks_given_another_identity_field_all_refuse_before_writing(tmp_path, key,
+                                                                            value):
+    job = script(tmp_path, f"""
+        from dgen_py import datasets
+        d = sys.argv[1]
+        other = {{"{key}": {value}}} if comm.rank == 1 else {{}}
+        try:
+            datasets.write_training_dataset(d, "npy", files=2, record_length=4096, seed=1,
+                                             dedup_ratio=2, comm=comm, **other)
+            out = "no error"
+        except ValueError as e:
+            out = str(e)
+        with open(d + f".{{comm.rank}}", "w") as f:
+            f.write(out)
+    """)
+    d = str(tmp_path / "d")
+    r = mpirun(2, sys.executable, job, d)
+    assert r.returncode == 0, r.stderr.decode()
+    out = [open(f"{d}.{rank}").read() for rank in range(2)]
+    assert out[0] == out[1] and out[0].startswith(f"rank 1: {key} is "), out
+    assert not os.path.exists(d)
+
+
+@needs_mpi
 def test_training_dataset_write_and_verify_use_the_rank_thread_share(tmp_path):
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one CPU: the share of 2 ranks is every CPU")

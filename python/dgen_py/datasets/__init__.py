@@ -3,7 +3,7 @@
 write_training_dataset() writes DIR/train/<prefix>_<i>_of_<N>.<format> (and valid/, and
 index/ for TFRecord's DALI index files) in one of the formats DLIO and MLPerf Storage
 read; verify_training_dataset() reads them back. Every sample's bytes come from one
-logical stream, the identity (seed, ratios, dedup unit, format version) of files.py:
+logical stream, the dataset identity (every field of write_dataset's) of files.py:
 file g's payload is stream bytes [payload_offset(g), payload_offset(g) + payload(g)),
 files in DLIO's order (train 0..N-1, then eval) with each start rounded up to 4 KiB
 (TFRecord samples of ALIGNED_RECORD bytes and more each at a 4 KiB-aligned offset, and at
@@ -26,7 +26,8 @@ file; per-file dims are drawn, as DLIO does, from a normal seeded with dims_seed
 
 Modules: spec (the spec and plan), parts (the kinds of part), one per container format
 (npy, npz, hdf5, tfrecord, parquet, images, csv) and formats (by name), engine (the stream
-window, Writer and Checker), claim (the directory before writing), manifest, write, verify,
+window, Writer and Checker), claim (the directory before writing), presets (the dedup_for
+presets the files can honour), manifest, write, verify,
 ranks (MPI).
 """
 

@@ -8,6 +8,7 @@ import errno
 import os
 
 from .. import _checks, files as _files
+from .._holds import holds
 from .._version import __version__
 from .formats import encoders, side_paths
 from .spec import PARQUET_ROW_GROUP, parquet_rows, plan, resolve_spec
@@ -16,6 +17,11 @@ from .spec import PARQUET_ROW_GROUP, parquet_rows, plan, resolve_spec
 # tfrecord files end at 4 KiB, TFRecord samples of 64 KiB and more start at 4 KiB, and
 # parquet samples over 64 KiB go in row groups of fewer than 1024 rows.
 LAYOUT = 2
+# The identity's fields a manifest must record, and those an older one may lack (read with
+# their defaults where absent; dedup_window is listed in format 3 only, content when not flat).
+REQUIRED = ("size", "dedup_ratio", "compress_ratio", "seed", "dedup_unit", "format_version")
+OPTIONAL = ("dedup_run", "dedup_shift", "dedup_skew", "generation", "change_rate",
+            "dedup_window", "content")
 
 
 def _check_layout(record, where, spec, entries) -> None:
@@ -48,7 +54,8 @@ def manifest_record(spec, identity, entries, sizes) -> dict:
     index = sorted(p for f in entries for p in side_paths(spec, f))
     return {"dgen_dataset": 1, "dgen_version": __version__, "layout": LAYOUT,
             "format_version": identity["format_version"], "identity": identity,
-            "dataset": spec, "encoders": encoders(spec["format"]), "files": listed,
+            "holds": holds(identity), "dataset": spec, "encoders": encoders(spec["format"]),
+            "files": listed,
             "index_files": [{"path": p, "length": sizes[p]} for p in index],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
@@ -82,13 +89,13 @@ def read_manifest(path) -> dict:
             raise ValueError(f"{where}: {key} " + ("is missing" if key not in record else
                              f"must be a JSON object, got {type(record[key]).__name__}"))
     ident = record["identity"]
-    names = ("size", "dedup_ratio", "compress_ratio", "seed", "dedup_unit", "format_version")
-    for name in names:
+    for name in REQUIRED:
         if ident.get(name) is None:  # a null seed would draw one at random
             raise ValueError(f"{where}: identity.{name} is "
                              f"{'missing' if name not in ident else 'null'}")
     try:
-        identity = _files._identity(*(ident[name] for name in names))
+        identity = _files._identity(**{name: ident[name] for name in REQUIRED},
+                                    **{name: ident[name] for name in OPTIONAL if name in ident})
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     try:

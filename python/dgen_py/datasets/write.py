@@ -16,6 +16,7 @@ from .engine import Writer
 from .formats import side_files, side_paths
 from .manifest import manifest_record
 from .ranks import collective
+from .presets import refuse_unhonoured
 from .spec import plan, require, resolve_spec
 
 
@@ -24,22 +25,32 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
                            record_length_stdev=None, subfolders=0, file_prefix="img",
                            dlio="2.0", hdf5_datasets=1, dims_seed=10, seed=None,
                            dedup_ratio=1.0, compress_ratio=1.0, dedup_unit=DEFAULT_DEDUP_UNIT,
-                           format_version=_core.FORMAT_VERSION, threads=None, force=False,
-                           jobs=None, fsync=False, progress=None, comm=None) -> dict:
+                           dedup_run=1, dedup_shift=False, dedup_skew="uniform",
+                           generation=0, change_rate=1.0, format_version=_core.FORMAT_VERSION,
+                           dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat",
+                           threads=None, force=False, jobs=None, fsync=False, progress=None,
+                           comm=None) -> dict:
     """Write a DLIO training dataset into directory `path`; returns its manifest.
 
     format (or workload, a preset of MLPerf Storage: unet3d, resnet50, cosmoflow) and the
-    counts as in DLIO's dataset section; see dgen_py.datasets' docstring for the bytes. With comm
-    (an mpi4py communicator; collective) file i is written by rank i % comm.size and rank 0
-    claims the directory and writes the manifest after every rank finished; every rank
-    returns the same manifest. Files under train/, valid/ and index/ that the new dataset
-    does not have are refused, or deleted with force=True. jobs files are written at once
-    (default: one per thread, at most the files); fsync=True fsyncs every file and
-    directory before the manifest. progress(n) is called with the payload bytes written
-    (on rank 0, scaled to the dataset's size, under MPI).
+    counts as in DLIO's dataset section; see dgen_py.datasets' docstring for the bytes. The
+    identity keywords are write_dataset's and name the stream the payloads are cut from; a
+    dedup_for preset whose engine would not see the ratio in these files is refused (see
+    datasets.presets). With comm (an mpi4py communicator; collective) file i is written
+    by rank i % comm.size and rank 0 claims the directory and writes the manifest after
+    every rank finished; every rank returns the same manifest. Files under train/, valid/
+    and index/ that the new dataset does not have are refused, or deleted with force=True.
+    jobs files are written at once (default: one per thread, at most the files);
+    fsync=True fsyncs every file and directory before the manifest. progress(n) is called
+    with the payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
     """
     agree, rank, world, share = collective(comm)
     planned = {}
+    fields = {"seed": seed, "dedup_ratio": dedup_ratio, "compress_ratio": compress_ratio,
+              "dedup_unit": dedup_unit, "dedup_run": dedup_run, "dedup_shift": dedup_shift,
+              "dedup_skew": dedup_skew, "generation": generation, "change_rate": change_rate,
+              "format_version": format_version, "dedup_window": dedup_window,
+              "dedup_for": dedup_for, "content": content}
 
     def check():  # on every rank, each rank's settings gathered to compare them
         spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,
@@ -55,8 +66,8 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
             _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         count = _checks.threads(threads) or share or _core.available_cpus()
         planned["entries"], size = plan(spec)
-        identity = _files._identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                                    format_version)
+        refuse_unhonoured(dedup_for, spec, planned["entries"])
+        identity = _files._identity(size=size, **fields)
         return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count, synced
     checked = agree(check)
     if comm is not None:  # fsync too: the manifest is durable only if every rank synced

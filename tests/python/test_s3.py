@@ -230,11 +230,12 @@ def test_interrupt_aborts_the_multipart_upload_and_leaves_no_manifest(s3, server
 
 
 @local_only
+@pytest.mark.parametrize("part", [2, 4])
 @pytest.mark.parametrize("fault", ["500", "reset"])
 def test_a_failed_part_aborts_the_upload_names_the_object_and_leaves_no_manifest(
-        s3, proxy, server, fault):
+        s3, proxy, server, fault, part):
     url = s3 + "/big"
-    proxy.fault, proxy.match = fault, r"^PUT .*partNumber=2&"
+    proxy.fault, proxy.match = fault, rf"^PUT .*partNumber={part}&"
     store = _store_of(url, retries=0)
     with pytest.raises(OSError, match=f"writing {url}: .*no manifest was written"):
         write_objects(url, 16 * MIB, seed=1, part_size=PART, concurrency=1, store=store)

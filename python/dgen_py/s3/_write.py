@@ -4,8 +4,8 @@ of write_dataset() on a file system.
 Each object is streamed from a Generator seeked to its offset: objects up to part_size go
 up in one PUT, larger ones as multipart uploads of part_size parts, `concurrency` parts in
 flight. Every part is a fresh buffer handed to the client without a copy and dropped once
-uploaded, so an upload holds concurrency + 1 parts at most (the next one is made while
-the others go up); no object is ever held whole.
+uploaded; the next part is made as soon as one has gone up, so at most `concurrency`
+parts are held at once and no object is ever held whole.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import errno
 import json
 import threading
 import time
+import weakref
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -27,6 +28,7 @@ from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, MAX_PART, MAX_PARTS, MIN_PAR
 
 PART_SIZE = 16 << 20
 CONCURRENCY = 8
+SLOT_WAIT = 600.0  # seconds; past it a part is made anyway (a client that holds parts)
 
 
 def layout(key: str, size: int, files: int) -> tuple[str, str, list[dict]]:
@@ -165,16 +167,28 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
     gen = _generator(identity, threads)
     gen.seek(o["offset"])
 
-    def made():  # one fresh part at a time: the client keeps it until uploaded
+    # The client drops each part once uploaded: a part is made only when one of `parts`
+    # slots is free, so no more than `parts` are held (all uploading, or the next made).
+    slots = threading.Semaphore(parts)
+
+    def made():
         left = length
         while left:
+            waited = 0.0
+            while not slots.acquire(timeout=0.1):
+                waited += 0.1
+                if stop.is_set() or waited > SLOT_WAIT:
+                    break
             if stop.is_set():
                 raise InterruptedError("stopped: another upload failed or was interrupted")
             buf = np.empty(min(part_size, left), np.uint8)
+            weakref.finalize(buf, slots.release)
             gen.readinto(buf)
             left -= len(buf)
             tick(len(buf))
             yield buf
+            del buf  # the client holds it now, and frees the slot when it is uploaded
+
     try:
         if length <= part_size:  # one PUT
             buf = next(made(), b"")

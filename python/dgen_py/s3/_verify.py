@@ -163,7 +163,7 @@ def verify_objects(url, *, seed=None, size=None, files=None, dedup_ratio=None,
         dataset = resolve(store, url, given, size, files)
     except (ValueError, OSError):
         raise
-    except Exception as e:
+    except Exception as e:  # the client's own errors: one line, naming the URL
         raise OSError(f"reading {url}: {_store.described(e)}") from None
     identity, base, objects = dataset["identity"], dataset["base"], dataset["objects"]
     names = [_store.join(base, o["path"]) for o in objects]
@@ -180,8 +180,8 @@ def verify_objects(url, *, seed=None, size=None, files=None, dedup_ratio=None,
     with ThreadPoolExecutor(concurrency) as pool:
         try:
             sizes = list(pool.map(lambda n: _named(head, store, n, where), names))
-            extra = _extra(store, base, {o["path"] for o in objects}) if dataset["prefix"] \
-                else []
+            extra = _extra(store, base, {o["path"] for o in objects}, where) \
+                if dataset["prefix"] else []
             parts = _parts(objects, sizes, concurrency, window)
             each = max(1, threads // max(1, min(concurrency, len(parts))))
             done = list(pool.map(lambda p: _check(store, names[p[0]], objects[p[0]], p[1],
@@ -224,12 +224,12 @@ def _named(call, store, name, where, *args):
         raise OSError(f"reading {where}{name}: {_store.described(e)}") from None
 
 
-def _extra(store, base: str, names: set) -> list[dict]:
+def _extra(store, base: str, names: set, where: str) -> list[dict]:
     import obstore
     try:
         listed = obstore.list_with_delimiter(store, base or None)["objects"]
     except Exception as e:
-        raise OSError(f"listing {SCHEME}…/{base}: {_store.described(e)}") from None
+        raise OSError(f"listing {where}{base}: {_store.described(e)}") from None
     return sorted(({"path": o["path"], "size": o["size"]} for o in listed
                    if PART.fullmatch(o["path"].rpartition("/")[2])
                    and o["path"].rpartition("/")[2] not in names), key=lambda o: o["path"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import threading
 import time
 import weakref
@@ -181,7 +182,9 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
                     break
             if stop.is_set():
                 raise InterruptedError("stopped: another upload failed or was interrupted")
-            buf = np.empty(min(part_size, left), np.uint8)
+            # Its own mapping, unmapped when freed: from malloc, freed parts can stay in
+            # the heap (glibc raises its mmap threshold) and resident memory grows.
+            buf = np.frombuffer(mmap.mmap(-1, min(part_size, left)), np.uint8)
             weakref.finalize(buf, slots.release)
             gen.readinto(buf)
             left -= len(buf)

@@ -313,3 +313,50 @@ def test_bad_urls_are_refused(url):
 def test_too_small_a_part_is_refused(s3):
     with pytest.raises(ValueError, match="part_size must be in"):
         write_objects(s3, MIB, part_size=MIB)
+
+
+def test_a_write_holds_at_most_concurrency_parts(s3, monkeypatch):
+    from dgen_py.s3 import _write
+    import weakref
+    live, most = [0], [0]
+
+    class Counting:  # numpy, with each part made counted while it lives
+        def __getattr__(self, name):
+            return getattr(np_, name)
+
+        @staticmethod
+        def frombuffer(*args, **kw):
+            a = np_.frombuffer(*args, **kw)
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+            weakref.finalize(a, lambda: live.__setitem__(0, live[0] - 1))
+            return a
+    import numpy as np_
+    monkeypatch.setattr(_write, "np", Counting())
+    url = s3 + "/held"
+    write_objects(url, 8 * PART + 1, seed=2, part_size=PART, concurrency=3)
+    assert most[0] == 3
+    assert verify_objects(url)["ok"]
+
+
+def test_a_unit_moved_within_its_window_is_named(s3):
+    url = s3 + "/moved"
+    write_objects(url, 4 * MIB, seed=4, dedup_unit=65536)
+    data = bytearray(_get(url))
+    data[MIB:MIB + 65536] = data[0:65536]
+    _put(url, bytes(data))
+    r = verify_objects(url)["ranges"]
+    assert [(x["offset"], x["length"], x["kind"], x["belongs_at"]) for x in r] == \
+        [(MIB, 65536, "moved", 0)]
+
+
+def test_damage_across_the_cut_between_two_readers_is_one_range(s3):
+    url = s3 + "/cut"
+    write_objects(url, 66 * MIB, seed=6, part_size=16 * MIB)
+    data = bytearray(_get(url))
+    at = 64 * MIB - 100
+    data[at:at + 200] = bytes(200)
+    _put(url, bytes(data))
+    report = verify_objects(url, concurrency=2)
+    assert [(x["offset"], x["length"], x["kind"]) for x in report["ranges"]] == \
+        [(at, 200, "zeros")]

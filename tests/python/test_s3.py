@@ -229,6 +229,21 @@ def test_interrupt_aborts_the_multipart_upload_and_leaves_no_manifest(s3, server
         assert _uploads(server, url) == []
 
 
+def test_interrupt_while_objects_go_up_side_by_side_aborts_them_all(s3, server):
+    seen = [0]
+
+    def progress(n):
+        seen[0] += n
+        if seen[0] > 3 * PART:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt, match="no manifest"):
+        write_objects(s3, 36 * MIB, files=3, seed=1, part_size=PART, concurrency=6,
+                      progress=progress)
+    assert not _exists(s3 + "/dgen-manifest.json")
+    if not EXTERNAL:
+        assert _uploads(server, s3) == []
+
+
 @local_only
 @pytest.mark.parametrize("part", [2, 4])
 @pytest.mark.parametrize("fault", ["500", "reset"])

@@ -15,7 +15,8 @@ obstore = pytest.importorskip("obstore")
 
 import dgen_py  # noqa: E402
 from dgen_py import files as dfiles  # noqa: E402
-from dgen_py.s3 import ConfigError, open_store, verify_objects, write_objects  # noqa: E402
+from dgen_py.s3 import (ConfigError, open_object, open_store, verify_objects,  # noqa: E402
+                        write_objects)
 from dgen_py.s3 import _store  # noqa: E402
 
 from conftest import reference  # noqa: E402
@@ -375,3 +376,20 @@ def test_damage_across_the_cut_between_two_readers_is_one_range(s3):
     report = verify_objects(url, concurrency=2)
     assert [(x["offset"], x["length"], x["kind"]) for x in report["ranges"]] == \
         [(at, 200, "zeros")]
+
+
+def test_an_object_range_reads_as_a_seekable_file(s3):
+    url = s3 + "/f"
+    write_objects(url, 3 * MIB, seed=8)
+    want = reference(3 * MIB, 8)
+    with open_object(url) as f:
+        assert f.read() == want
+        f.seek(MIB + 5)
+        assert f.read(10) == want[MIB + 5:MIB + 15] and f.tell() == MIB + 15
+    with open_object(url, 1000, 9000, buffer_size=4096) as f:
+        assert f.read() == want[1000:9000]
+        assert f.seek(-10, 2) == 7990 and f.read() == want[8990:9000]
+    with pytest.raises(FileNotFoundError, match="no such object"):
+        open_object(s3 + "/none")
+    with pytest.raises(ValueError, match="stop must be in"):
+        open_object(url, 10, 3 * MIB + 1)

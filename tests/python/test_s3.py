@@ -13,7 +13,6 @@ import pytest
 
 obstore = pytest.importorskip("obstore")
 
-import dgen_py  # noqa: E402
 from dgen_py import files as dfiles  # noqa: E402
 from dgen_py.s3 import (ConfigError, open_object, open_store, verify_objects,  # noqa: E402
                         write_objects)

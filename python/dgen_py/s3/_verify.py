@@ -146,7 +146,6 @@ def verify_objects(url, *, seed=None, size=None, files=None, dedup_ratio=None,
     ([{path, size}]: part-* objects under the prefix that the dataset does not have, which
     also make ok false).
     """
-    import obstore
     given = {"seed": seed, "dedup_ratio": dedup_ratio, "compress_ratio": compress_ratio,
              "dedup_unit": dedup_unit, "dedup_run": dedup_run, "dedup_shift": dedup_shift,
              "dedup_skew": dedup_skew, "generation": generation, "change_rate": change_rate,

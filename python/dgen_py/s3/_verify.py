@@ -1,0 +1,293 @@
+"""verify_objects(): a dataset of S3 objects read back with ranged GETs and compared with
+the bytes its identity defines, as verify_file() does on a file system."""
+
+from __future__ import annotations
+
+import errno
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import _checks, _core
+from ..files import (ALIGN, MANIFEST_VERSION, MAX_MANIFEST, PART, VERIFY_CHUNK, Refused,
+                     _generator, _identity, check_manifest)
+from . import _store
+from ._report import Tally
+from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, SCHEME
+from ._write import CONCURRENCY, PART_SIZE, layout
+
+OVERRIDES = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit", "dedup_run",
+             "dedup_shift", "dedup_skew", "generation", "change_rate", "format_version",
+             "dedup_window", "content")
+DEFAULTS = {"seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
+            "dedup_unit": 131072, "dedup_run": 1, "dedup_shift": False, "dedup_skew": 0.0,
+            "generation": 0, "change_rate": 1.0, "format_version": _core.FORMAT_VERSION,
+            "dedup_window": _core.WINDOW_UNITS, "content": "flat"}
+
+
+def _missing(e) -> bool:
+    import obstore.exceptions  # it raises FileNotFoundError for 404s
+    return isinstance(e, (FileNotFoundError, obstore.exceptions.NotFoundError))
+
+
+def head(store, name):
+    """The object's size, or None when there is none."""
+    import obstore
+    try:
+        return obstore.head(store, name)["size"]
+    except Exception as e:
+        if _missing(e):
+            return None
+        raise
+
+
+def load_manifest(store, name: str, where: str):
+    """The manifest object `name` as a checked record, or None if there is none."""
+    import obstore
+    size = head(store, name)
+    if size is None:
+        return None
+    if size > MAX_MANIFEST:
+        raise Refused(errno.EFBIG, f"{where} holds {size} bytes: a manifest may hold at most "
+                      f"{MAX_MANIFEST} bytes")
+    try:
+        record = json.loads(bytes(obstore.get(store, name).bytes()))
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: not a JSON manifest ({e})") from None
+    if isinstance(record, dict) and record.get("dgen_manifest") != MANIFEST_VERSION:
+        raise ValueError(f"{where}: dgen_manifest is {record.get('dgen_manifest')!r}: this "
+                         f"dgen reads manifest version {MANIFEST_VERSION} only")
+    record = check_manifest(record, where)
+    if name.endswith(MANIFEST_SUFFIX):
+        own = name[:-len(MANIFEST_SUFFIX)].rpartition("/")[2]
+        if [f["path"] for f in record["files"]] not in ([own], []):
+            raise ValueError(f"{where}: files must list only {own!r}, the object this "
+                             f"manifest is beside")
+    return record
+
+
+def resolve(store, url: str, given: dict, size, files) -> dict:
+    """{identity, base, objects, manifest (URL or None), prefix, sized_by_object}."""
+    bucket, key = _store.parse_url(url)
+    where = f"{SCHEME}{bucket}/"
+    last = key.rpartition("/")[2]
+    if key.endswith(MANIFEST_SUFFIX):
+        tries = [key]
+    elif last == MANIFEST_NAME:
+        tries, key = [key], key[:-len(MANIFEST_NAME)]
+    elif not key or key.endswith("/"):
+        tries = [_store.join(key, MANIFEST_NAME)]
+    else:
+        tries = [key + MANIFEST_SUFFIX, _store.join(key, MANIFEST_NAME)]
+    record = manifest = None
+    for name in tries:
+        record = load_manifest(store, name, where + name)
+        if record is not None:
+            manifest = name
+            break
+    count = None if files is None else _checks.integer("files", files, 1, 1_000_000)
+    known = {**DEFAULTS, **(record["identity"] if record else {})}
+    merged = {k: known[k] if given.get(k) is None else given[k] for k in DEFAULTS}
+    if merged["seed"] is None:
+        raise ValueError(f"{url} has no manifest ({', '.join(where + t for t in tries)}): "
+                         f"give the seed and the other identity values it was written with")
+    if record:
+        for name, value, recorded in (("size", size, known["size"]),
+                                      ("files", count, len(record["files"]))):
+            if value is not None and value != recorded:
+                raise ValueError(f"{name} {value} differs from the {recorded} of the manifest "
+                                 f"{where}{manifest}: leave it out to verify the dataset the "
+                                 f"manifest describes")
+        identity = _identity(**{**merged, "size": known["size"]})
+        single = manifest.endswith(MANIFEST_SUFFIX)
+        base = manifest.rpartition("/")[0]
+        return {"identity": identity, "base": base, "objects": record["files"],
+                "manifest": where + manifest, "prefix": not single, "sized_by_object": False}
+    sized = size is None
+    prefix = bool(count and count > 1) or not key or key.endswith("/")
+    if sized:
+        if prefix:
+            raise ValueError(f"{url} has no manifest: give the size of the dataset")
+        size = head(store, key)
+        if size is None:
+            raise FileNotFoundError(f"no such object: {url}")
+        if size == 0:
+            raise ValueError(f"{url} is empty: give size=0 (--size 0) to verify an empty "
+                             f"dataset")
+    identity = _identity(**{**merged, "size": size})
+    base, _, objects = layout(key, identity["size"], count or 1)
+    return {"identity": identity, "base": base, "objects": objects, "manifest": None,
+            "prefix": prefix, "sized_by_object": sized}
+
+
+def verify_objects(url, *, seed=None, size=None, files=None, dedup_ratio=None,
+                   compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
+                   dedup_skew=None, generation=None, change_rate=None, format_version=None,
+                   dedup_window=None, content=None, threads=None, concurrency=CONCURRENCY,
+                   read_size=PART_SIZE, max_ranges=20, progress=None, store=None) -> dict:
+    """Read the dataset at `url` (s3://bucket/key, as write_objects() wrote it) back with
+    ranged GETs and compare it with the bytes its identity defines.
+
+    The manifest object (key.dgen.json, else key/dgen-manifest.json; or the URL of a
+    manifest) gives the identity and objects; the identity keywords override its values,
+    size and files must agree with it. Without one they give everything, as for
+    verify_file(). Every object's size is taken by HEAD; up to `concurrency` GETs of
+    read_size bytes run at once (objects, and 64 MiB windows of one object, side by side),
+    each checked where it lands and, from a mismatch on, its window checked whole, so
+    moved and stale units are named. `threads` (default: every CPU) are shared by them.
+
+    Returns verify_file()'s report: ok, verdict, warnings, path (the URL), manifest,
+    identity, files (each with size_on_store: None when missing), bytes, bytes_read,
+    mismatched_bytes, range_count, ranges (kinds differs, zeros, moved, stale, missing:
+    the object is short or absent, extra: it is longer), seconds; and extra_objects
+    ([{path, size}]: part-* objects under the prefix that the dataset does not have, which
+    also make ok false).
+    """
+    given = {"seed": seed, "dedup_ratio": dedup_ratio, "compress_ratio": compress_ratio,
+             "dedup_unit": dedup_unit, "dedup_run": dedup_run, "dedup_shift": dedup_shift,
+             "dedup_skew": dedup_skew, "generation": generation, "change_rate": change_rate,
+             "format_version": format_version, "dedup_window": dedup_window,
+             "content": content}
+    bucket, _ = _store.parse_url(url)
+    concurrency = _checks.integer("concurrency", concurrency, 1, 1024)
+    read_size = _checks.integer("read_size", read_size, ALIGN, 1 << 30)
+    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+    threads = _checks.threads(threads) or _core.available_cpus()
+    store = store or _store.open_store(bucket)
+    where = f"{SCHEME}{bucket}/"
+    try:
+        dataset = resolve(store, url, given, size, files)
+    except (ValueError, OSError):
+        raise
+    except Exception as e:  # the client's own errors: one line, naming the URL
+        raise OSError(f"reading {url}: {_store.described(e)}") from None
+    identity, base, objects = dataset["identity"], dataset["base"], dataset["objects"]
+    names = [_store.join(base, o["path"]) for o in objects]
+    window = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+    started = time.perf_counter()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def tick(n):
+        if progress:
+            with lock:
+                progress(n)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        try:
+            sizes = list(pool.map(lambda n: _named(head, store, n, where), names))
+            extra = _extra(store, base, {o["path"] for o in objects}, where) \
+                if dataset["prefix"] else []
+            parts = _parts(objects, sizes, concurrency, window)
+            each = max(1, threads // max(1, min(concurrency, len(parts))))
+            done = list(pool.map(lambda p: _check(store, names[p[0]], objects[p[0]], p[1],
+                                                  p[2], identity, each, window, read_size,
+                                                  max_ranges, tick, stop, where), parts))
+        finally:
+            stop.set()
+    report = Tally(max_ranges)
+    for i, o in enumerate(objects):
+        mine = [t for p, t in zip(parts, done) if p[0] == i]
+        for t in mine:
+            report.merge(t)
+        held = sizes[i]
+        if held is None:
+            report.add_gap(o, 0, o["length"], "missing")
+        elif held < o["length"] and not (mine and mine[-1].short):
+            report.add_gap(o, held, o["length"] - held, "missing")
+        elif held > o["length"]:
+            report.add_gap(o, o["length"], held - o["length"], "extra")
+    ok = report.count == 0 and report.read == identity["size"] and not extra
+    verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
+    return {
+        "ok": ok, "verdict": verdict, "path": url, "manifest": dataset["manifest"],
+        "identity": identity,
+        "files": [{**o, "size_on_store": s} for o, s in zip(objects, sizes)],
+        "bytes": identity["size"], "bytes_read": report.read,
+        "mismatched_bytes": report.mismatched, "range_count": report.count,
+        "ranges": report.ranges, "extra_objects": extra,
+        "warnings": [f"{url} has no manifest and no size was given: the size was taken from "
+                     f"the object, so a truncated object cannot be detected"]
+        if dataset["sized_by_object"] else [],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _named(call, store, name, where, *args):
+    try:
+        return call(store, name, *args)
+    except Exception as e:
+        raise OSError(f"reading {where}{name}: {_store.described(e)}") from None
+
+
+def _extra(store, base: str, names: set, where: str) -> list[dict]:
+    import obstore
+    try:
+        listed = obstore.list_with_delimiter(store, base or None)["objects"]
+    except Exception as e:
+        raise OSError(f"listing {where}{base}: {_store.described(e)}") from None
+    return sorted(({"path": o["path"], "size": o["size"]} for o in listed
+                   if PART.fullmatch(o["path"].rpartition("/")[2])
+                   and o["path"].rpartition("/")[2] not in names), key=lambda o: o["path"])
+
+
+def _parts(objects, sizes, workers: int, window: int) -> list[tuple[int, int, int]]:
+    """(object index, start, end): the bytes of each object there are to read (up to its
+    stored size), cut at dataset offsets that are multiples of the window so that objects
+    with fewer than `workers` siblings are read by several workers."""
+    each = -(-workers // max(1, len(objects)))
+    out = []
+    for i, (o, held) in enumerate(zip(objects, sizes)):
+        end = min(o["length"], held or 0)
+        a0 = o["offset"]
+        cuts = sorted({0, end, *(min(end, max(0, (a0 + j * end // each) // window * window
+                                              - a0)) for j in range(1, each))})
+        out += [(i, a, b) for a, b in zip(cuts, cuts[1:])]
+    return out
+
+
+def _check(store, name, o, at, end, identity, threads, window, read_size, max_ranges, tick,
+           stop, where) -> Tally:
+    """Object bytes [at, end) read in read_size GETs and checked, window by window."""
+    import obstore
+    gen = _generator(identity, threads)
+    verifier = gen.verifier(max_ranges=max(1, max_ranges))
+    mine, clean = Tally(max(1, max_ranges)), 0
+    try:
+        while at < end and not stop.is_set():
+            start = o["offset"] + at
+            want = min(window - start % window, end - at)
+            n, dirty = 0, None
+            while n < want:
+                k = min(read_size, want - n)
+                data = _named(lambda s, p: obstore.get_range(s, p, start=at + n, length=k),
+                              store, name, where)
+                got = len(data)
+                if dirty is None and not gen.verify(data, start + n, max_ranges=0).ok:
+                    # from a mismatch on, the window is gathered and checked whole
+                    dirty = np.empty(want, np.uint8)
+                    gen.seek(start)
+                    gen.readinto(dirty[:n])
+                if dirty is not None:
+                    dirty[n:n + got] = np.frombuffer(data, np.uint8)
+                n += got
+                if got < k:
+                    break
+            if dirty is not None:
+                verifier.add(dirty[:n], start)
+            else:
+                clean += n
+            tick(n)
+            at += n
+            if n < want:  # the object shrank since its HEAD
+                mine.short = True
+                break
+        mine.add_file(o, verifier, clean)
+        if mine.short:
+            mine.add_gap(o, at, o["length"] - at, "missing")
+        return mine
+    finally:
+        gen.close()

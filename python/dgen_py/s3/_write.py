@@ -1,0 +1,214 @@
+"""write_objects(): a dataset written as S3 objects, with the names, offsets and manifest
+of write_dataset() on a file system.
+
+Each object is streamed from a Generator seeked to its offset: objects up to part_size go
+up in one PUT, larger ones as multipart uploads of part_size parts, `concurrency` parts in
+flight. Every part is a fresh buffer handed to the client without a copy and dropped once
+uploaded; the next part is made as soon as one has gone up, so at most `concurrency`
+parts are held at once and no object is ever held whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import mmap
+import threading
+import time
+import weakref
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+import numpy as np
+
+from .. import _checks, _core
+from .._generator import DEFAULT_DEDUP_UNIT
+from ..files import PART, Refused, _generator, _identity, file_names, manifest_record, \
+    split_points
+from . import _store
+from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, MAX_PART, MAX_PARTS, MIN_PART, SCHEME
+
+PART_SIZE = 16 << 20
+CONCURRENCY = 8
+SLOT_WAIT = 600.0  # seconds; past it a part is made anyway (a client that holds parts)
+
+
+def layout(key: str, size: int, files: int) -> tuple[str, str, list[dict]]:
+    """(prefix the object names are under, manifest key, [{path, offset, length}]): one
+    object at `key` for files=1 (unless key is a bucket or ends with /), else part-NNNNN
+    objects under the prefix `key`, as write_dataset() names files in a directory."""
+    if files == 1 and key and not key.endswith("/"):
+        base, _, name = key.rpartition("/")
+        names, manifest = [name], key + MANIFEST_SUFFIX
+    else:
+        base, names = key.rstrip("/"), file_names(files)
+        manifest = _store.join(base, MANIFEST_NAME)
+    cuts = split_points(size, files)
+    return base, manifest, [{"path": n, "offset": cuts[i], "length": cuts[i + 1] - cuts[i]}
+                            for i, n in enumerate(names)]
+
+
+def _stale_parts(store, base: str, names: set) -> list[str]:
+    """Keys of part-* objects right under the prefix that the new dataset does not have."""
+    import obstore
+    listed = obstore.list_with_delimiter(store, base or None)["objects"]
+    return sorted(o["path"] for o in listed
+                  if PART.fullmatch(o["path"].rpartition("/")[2])
+                  and o["path"].rpartition("/")[2] not in names)
+
+
+def write_objects(url, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
+                  dedup_unit=DEFAULT_DEDUP_UNIT, dedup_run=1, dedup_shift=False,
+                  dedup_skew="uniform", generation=0, change_rate=1.0,
+                  format_version=_core.FORMAT_VERSION, dedup_window=_core.WINDOW_UNITS,
+                  dedup_for=None, content="flat", part_size=PART_SIZE,
+                  concurrency=CONCURRENCY, threads=None, force=False, progress=None,
+                  store=None) -> dict:
+    """Write a dataset of `size` bytes as objects at `url` (s3://bucket/key) and return its
+    manifest, with "manifest" (its URL) and "seconds" added.
+
+    files=1: the object s3://bucket/key, manifest key.dgen.json (a bucket alone or a key
+    ending with / is a prefix: part-00000 in it). files=N: part-00000 ... under the prefix,
+    manifest prefix/dgen-manifest.json. Names, offsets and manifest are those of
+    write_dataset() (the same identity gives the same bytes, object by object).
+
+    Objects above part_size (5 MiB .. 5 GiB) are multipart uploads of part_size parts;
+    `concurrency` parts upload at once (objects go up side by side when there are several:
+    each gets concurrency / objects). After each object a HEAD must give the size sent,
+    else OSError naming it. An earlier manifest is deleted before any object is written and
+    the new one is written last, so none claims data that is not there; on an error or
+    KeyboardInterrupt the multipart upload in progress is aborted and the exception names
+    the object. Refused when part-* objects the new dataset lacks are under the prefix
+    (force=True deletes them). store: an open store of the bucket (see open_store).
+    """
+    import obstore
+    bucket, key = _store.parse_url(url)
+    identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
+                         dedup_run, generation, change_rate, dedup_shift, dedup_skew,
+                         dedup_window, dedup_for, content)
+    files = _checks.integer("files", files, 1, 1_000_000)
+    part_size = _checks.integer("part_size", part_size, MIN_PART, MAX_PART)
+    concurrency = _checks.integer("concurrency", concurrency, 1, 1024)
+    threads = _checks.threads(threads) or _core.available_cpus()
+    force = _checks.flag("force", force)
+    base, manifest, objects = layout(key, identity["size"], files)
+    biggest = max(o["length"] for o in objects)
+    if -(-biggest // part_size) > MAX_PARTS:
+        raise ValueError(f"part_size {part_size} makes {-(-biggest // part_size)} parts of an "
+                         f"object of {biggest} bytes; S3 allows {MAX_PARTS}: give a part_size "
+                         f"of at least {-(-biggest // MAX_PARTS)}")
+    store = store or _store.open_store(bucket)
+    where = f"{SCHEME}{bucket}/"
+    if files > 1 or not key or key.endswith("/"):
+        stale = _stale_parts(store, base, {o["path"] for o in objects})
+        if stale and not force:
+            raise Refused(errno.EEXIST, f"{where}{base} holds {len(stale)} part object(s) that a dataset of "
+                          f"{files} objects does not have ({stale[0]} ...); force=True "
+                          f"(--force) deletes them")
+    else:
+        stale = []
+    try:  # a manifest left from before must not outlive the data it describes
+        obstore.delete(store, [manifest, *stale])
+    except Exception as e:
+        raise OSError(f"deleting {where}{manifest}: {_store.described(e)}") from None
+    todo = [o for o in objects if o["length"]] + [o for o in objects if not o["length"]]
+    workers = max(1, min(concurrency, len(todo)))
+    each_threads = max(1, threads // workers)
+    each_parts = max(1, concurrency // workers)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def one(o):
+        name = _store.join(base, o["path"])
+        _upload(store, name, o, identity, part_size, each_parts, each_threads, stop,
+                lambda n: progress and _locked(lock, progress, n), where)
+
+    started = time.perf_counter()
+    try:
+        if workers == 1:
+            for o in todo:
+                one(o)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(one, o) for o in todo]
+                try:
+                    wait(futures, return_when=FIRST_EXCEPTION)
+                finally:  # on an error or Ctrl-C the other uploads abort at their next part
+                    stop.set()
+                    pool.shutdown(cancel_futures=True)
+                errors = [f.exception() for f in futures if f.done() and not f.cancelled()]
+                errors = [e for e in errors if e is not None]
+                # the first real cause, not the uploads it stopped
+                real = [e for e in errors if not isinstance(e, InterruptedError)] or errors
+                if real:
+                    raise real[0]
+    except KeyboardInterrupt:
+        stop.set()
+        raise KeyboardInterrupt(f"interrupted writing {where}{key}: uploads in progress "
+                                f"were aborted, no manifest was written") from None
+    seconds = time.perf_counter() - started
+    record = manifest_record(identity, objects)
+    try:
+        obstore.put(store, manifest, json.dumps(record, indent=1).encode(),
+                    use_multipart=False)
+    except Exception as e:
+        raise OSError(f"writing the manifest {where}{manifest}: {_store.described(e)}") \
+            from None
+    return {**record, "manifest": where + manifest, "seconds": seconds}
+
+
+def _locked(lock, progress, n):
+    with lock:
+        progress(n)
+
+
+def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, where):
+    """Object `name` holding dataset bytes [o.offset, o.offset + o.length), checked by HEAD."""
+    import obstore
+    length, shown = o["length"], where + name
+    gen = _generator(identity, threads)
+    gen.seek(o["offset"])
+
+    # The client drops each part once uploaded: a part is made only when one of `parts`
+    # slots is free, so no more than `parts` are held (all uploading, or the next made).
+    slots = threading.Semaphore(parts)
+
+    def made():
+        left = length
+        while left:
+            waited = 0.0
+            while not slots.acquire(timeout=0.1):
+                waited += 0.1
+                if stop.is_set() or waited > SLOT_WAIT:
+                    break
+            if stop.is_set():
+                raise InterruptedError("stopped: another upload failed or was interrupted")
+            # Its own mapping, unmapped when freed: from malloc, freed parts can stay in
+            # the heap (glibc raises its mmap threshold) and resident memory grows.
+            buf = np.frombuffer(mmap.mmap(-1, min(part_size, left)), np.uint8)
+            weakref.finalize(buf, slots.release)
+            gen.readinto(buf)
+            left -= len(buf)
+            tick(len(buf))
+            yield buf
+            del buf  # the client holds it now, and frees the slot when it is uploaded
+
+    try:
+        if length <= part_size:  # one PUT
+            buf = next(made(), b"")
+            obstore.put(store, name, buf, use_multipart=False)
+        else:
+            obstore.put(store, name, made(), chunk_size=part_size, max_concurrency=parts)
+        held = obstore.head(store, name)["size"]
+    except KeyboardInterrupt:
+        raise
+    except InterruptedError:
+        raise
+    except Exception as e:
+        raise OSError(f"writing {shown}: {_store.described(e)}; the upload was aborted and "
+                      f"no manifest was written") from None
+    finally:
+        gen.close()
+    if held != length:
+        raise OSError(f"writing {shown}: the store holds {held} bytes after the upload, but "
+                      f"{length} were sent (a short or failed multipart upload); no manifest "
+                      f"was written")

@@ -8,7 +8,7 @@ the other fields of identity.FIELDS) and the offset; see the project's docs/data
 import importlib
 from importlib.metadata import version  # noqa: F401 (dgen-py 0.3.0 exports it)
 
-from ._buffer_pool import BufferPool, bench_rolling_pool
+from .ml.buffer_pool import BufferPool, bench_rolling_pool
 from ._core import FORMAT_VERSION, BytesView, Mismatch, VerifyResult
 from ._generator import Generator, StreamingGenerator, Verifier
 from ._oneshot import (
@@ -20,16 +20,17 @@ from ._oneshot import (
 )
 from .identity import Identity
 from ._system import detect_numa_nodes, get_numa_info, get_system_info
-from ._uniform import generate_uniform, generate_uniform_vectors, normalize_rows
+from .ml.uniform import generate_uniform, generate_uniform_vectors, normalize_rows
 from .numa import run_per_node
-from .files import verify_file, write_dataset
+from .verify import verify_file
+from .write import write_dataset
 from ._shares import split
 from ._version import __version__
 
 # Names whose modules need numpy (and analyze: zstandard, lz4): imported on first use, so
 # that `dgen` and plain generation start fast.
-_LAZY = {"analyze": "analysis", "clustered_vectors": "_tensor", "fill_tensor": "_tensor",
-         "tensor": "_tensor"}
+_LAZY = {"analyze": "analysis", "clustered_vectors": "ml.tensor", "fill_tensor": "ml.tensor",
+         "tensor": "ml.tensor"}
 
 
 def __getattr__(name):

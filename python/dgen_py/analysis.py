@@ -22,7 +22,8 @@ import zstandard
 from . import _checks, _core
 from ._cdc import Chunker, cdc_sizes
 from ._generator import Generator
-from .files import MANIFEST_NAME, MANIFEST_SUFFIX, DatasetTree, load_manifest
+from ._fs import DatasetTree
+from .manifest import MANIFEST_NAME, MANIFEST_SUFFIX, load_manifest
 
 PAGE = 4096
 MAX_BLOCK = 2**30

@@ -358,6 +358,36 @@ def test_exit_with_daemon_threads_sharing_a_verifier_and_a_generator_is_clean():
         assert err == "", err                      # no abort, no traceback from a thread
 
 
+EXIT_IN_UNPOOLED_CALLS = """
+    import threading, time, dgen_py
+    from dgen_py import _core
+    buf = bytearray(b"\\x01" * (256 << 20))
+    g = dgen_py.Generator(1 << 40, seed=1, dedup_ratio=2, format_version=2, generation=3,
+                          change_rate=0.5)
+    def histogram():
+        while True:
+            _core.byte_histogram(buf)
+    def changed():
+        while True:
+            g._s.changed_units(0, g._s.unit_count() if hasattr(g._s, "unit_count") else 1 << 20, 3)
+    for target in (histogram, histogram, changed):
+        threading.Thread(target=target, daemon=True).start()
+    time.sleep(0.3)
+    print("exiting", flush=True)
+"""
+
+
+def test_exit_with_daemon_threads_in_histogram_and_changed_units_calls_is_clean():
+    # These calls release the GIL outside the pool: they too must park at exit.
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(EXIT_IN_UNPOOLED_CALLS)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(10)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and out == "exiting\n", err
+        assert err == "", err
+
+
 def test_ctrl_c_interrupts_a_wait_for_a_verifiers_lock():
     r = run_script("""
         import os, signal, threading, time, dgen_py

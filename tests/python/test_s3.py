@@ -13,7 +13,7 @@ import pytest
 
 obstore = pytest.importorskip("obstore")
 
-from dgen_py import files as dfiles  # noqa: E402
+from dgen_py.write import write_dataset  # noqa: E402
 from dgen_py.s3 import (ConfigError, open_object, open_store, verify_objects,  # noqa: E402
                         write_objects)
 from dgen_py.s3 import _store  # noqa: E402
@@ -122,7 +122,7 @@ def test_one_object_round_trips_byte_exact(s3, size):
 @pytest.mark.parametrize("files,size", [(4, 13 * MIB + 5), (2, 12 * MIB)])
 def test_many_objects_have_the_names_offsets_and_manifest_of_files(s3, tmp_path, files, size):
     record = write_objects(s3, size, files=files, seed=3, dedup_ratio=2, part_size=PART)
-    on_fs = dfiles.write_dataset(tmp_path / "d", size, files=files, seed=3, dedup_ratio=2)
+    on_fs = write_dataset(tmp_path / "d", size, files=files, seed=3, dedup_ratio=2)
     assert record["files"] == on_fs["files"]
     assert record["identity"] == on_fs["identity"]
     for f in record["files"]:

@@ -16,11 +16,12 @@ import os
 import sys
 import traceback
 
-from .. import _core, files
+from .. import _core
 from .._units import human, parse_size  # noqa: F401 (still imported from dgen_py.cli)
 from . import analyze, bench, dataset, generate, info, verify, write
 from .args import Parser, resolve_dedup_for
 from .report import say
+from .. import _fs
 
 COMMANDS = (generate, write, dataset, verify, analyze, bench, info)  # in --help's order
 
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
         if (code := start_mpi(args)) is not None:
             return code
         return args.run(args)
-    except files.Refused as e:  # O_DIRECT refused, not a regular file, a writer holds it
+    except _fs.Refused as e:  # O_DIRECT refused, not a regular file, a writer holds it
         return fail(2, e.strerror)
     except (ValueError, TypeError, OverflowError) as e:
         return fail(2, str(e))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .. import _checks, files
+from .. import _checks
 from .._units import human
 from .args import add_identity, integer, json_flag, mpi_flags, size, threads
 from .report import identity_line, progress, rate, report_written
+from .. import manifest as manifests
 
 # The identity options dgen dataset takes (datasets.write_training_dataset's keywords).
 IDENTITY = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit")
@@ -27,10 +28,10 @@ def add(command) -> None:
     c.add_argument("--workload", metavar="W", type=str.lower, help="an MLPerf Storage "
                    "preset: unet3d, resnet50 or cosmoflow (the options below override its "
                    "values)")
-    count = integer(0, files.MAX_FILES)  # --files 0: resolve_spec names [1, ...]
+    count = integer(0, manifests.MAX_FILES)  # --files 0: resolve_spec names [1, ...]
     c.add_argument("--files", metavar="N", type=count,
                    help=f"training files (default 1; with --eval-files at most "
-                   f"{files.MAX_FILES})")
+                   f"{manifests.MAX_FILES})")
     c.add_argument("--eval-files", metavar="N", type=count, help="eval files (default 0)")
     c.add_argument("--samples-per-file", metavar="N", type=integer(0, 1 << 32),
                    help="samples per file (default 1)")

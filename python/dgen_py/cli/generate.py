@@ -12,12 +12,13 @@ import sys
 import tempfile
 import time
 
-from .. import _checks, _core, files
+from .. import _checks, _core
 from .._generator import Generator
 from .._holds import holds
 from .._units import human
 from .args import add_identity, identity_options, threads
 from .report import identity_flags, progress, rate, say, warn_held
+from .. import manifest as manifests
 
 PIPE_SIZE = 1 << 20  # what `dgen generate` enlarges a pipe on stdout to
 
@@ -54,10 +55,10 @@ def check_options(args, to_stdout: bool) -> None:
                          "give -o FILE")
     if args.manifest and not to_stdout:
         raise ValueError(f"--manifest is for a stream to stdout; -o {args.output} writes "
-                         f"{args.output}{files.MANIFEST_SUFFIX} itself")
-    if args.manifest and not args.manifest.endswith(files.MANIFEST_SUFFIX):
+                         f"{args.output}{manifests.MANIFEST_SUFFIX} itself")
+    if args.manifest and not args.manifest.endswith(manifests.MANIFEST_SUFFIX):
         raise ValueError(f"--manifest: {args.manifest!r} must end in "
-                         f"{files.MANIFEST_SUFFIX}, after the name of the file that will "
+                         f"{manifests.MANIFEST_SUFFIX}, after the name of the file that will "
                          f"hold the data, where dgen verify looks for it")
     if args.manifest:  # written after the stream: make sure now that it can be
         check_writable(args.manifest)
@@ -83,9 +84,9 @@ def run(args) -> int:
     # A regular file gets a manifest (not /dev/null, nor a symlink, which verify refuses).
     if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):
         if not os.path.islink(args.output):
-            manifest = args.output + files.MANIFEST_SUFFIX
+            manifest = args.output + manifests.MANIFEST_SUFFIX
         with contextlib.suppress(FileNotFoundError):  # before the data it describes goes
-            os.unlink(args.output + files.MANIFEST_SUFFIX)
+            os.unlink(args.output + manifests.MANIFEST_SUFFIX)
         os.ftruncate(fd, 0)
     if stat.S_ISFIFO(os.fstat(fd).st_mode):
         enlarge_pipe(fd)
@@ -103,10 +104,10 @@ def run(args) -> int:
         if not to_stdout:
             os.close(fd)
     if manifest:
-        data = os.path.basename(manifest[:-len(files.MANIFEST_SUFFIX)])
-        record = files.manifest_record(identity, [{"path": data, "offset": 0,
+        data = os.path.basename(manifest[:-len(manifests.MANIFEST_SUFFIX)])
+        record = manifests.manifest_record(identity, [{"path": data, "offset": 0,
                                                    "length": args.size}])
-        files.write_manifest(manifest, record)
+        manifests.write_manifest(manifest, record)
     held = record["holds"] if manifest else holds(identity)
     warn_held(identity, held)
     seconds = time.perf_counter() - t0

@@ -7,10 +7,12 @@ import errno
 import functools
 import os
 
-from .. import files
 from .._units import human
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
 from .report import identity_line, progress, rate, report_checked
+from .. import _fs
+from .. import manifest as manifests
+from ..verify import verify_file
 
 
 def add(command) -> None:
@@ -36,18 +38,18 @@ def target(path: str) -> tuple[str, tuple[int, int, int] | None]:
     """What `dgen verify PATH` checks: (dataset path, None), or for one file of a dataset
     directory that has no manifest of its own, (directory, (file index, 0, length))."""
     name = os.path.basename(path)
-    named = name == files.MANIFEST_NAME or (path.endswith(files.MANIFEST_SUFFIX)
-                                            and len(name) > len(files.MANIFEST_SUFFIX))
+    named = name == manifests.MANIFEST_NAME or (path.endswith(manifests.MANIFEST_SUFFIX)
+                                            and len(name) > len(manifests.MANIFEST_SUFFIX))
     if named and not os.path.lexists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
-    if name == files.MANIFEST_NAME:  # a manifest stands for what it describes
+    if name == manifests.MANIFEST_NAME:  # a manifest stands for what it describes
         return os.path.dirname(path) or ".", None
     if named:
-        return path[:-len(files.MANIFEST_SUFFIX)], None
+        return path[:-len(manifests.MANIFEST_SUFFIX)], None
     directory = os.path.dirname(path) or "."
-    if (os.path.isfile(path) and not os.path.lexists(path + files.MANIFEST_SUFFIX)
-            and os.path.isfile(os.path.join(directory, files.MANIFEST_NAME))):
-        record = files.read_manifest(directory)
+    if (os.path.isfile(path) and not os.path.lexists(path + manifests.MANIFEST_SUFFIX)
+            and os.path.isfile(os.path.join(directory, manifests.MANIFEST_NAME))):
+        record = manifests.read_manifest(directory)
         listed = [i for i, f in enumerate(record["files"]) if f["path"] == name]
         if listed:
             return directory, (listed[0], 0, record["files"][listed[0]]["length"])
@@ -76,9 +78,9 @@ def run(args) -> int:
         if args.comm:  # each rank resolves the dataset itself, collectively
             verify, total = functools.partial(args.mpi_module.verify, args.comm), None
         else:  # resolved once, under the shared lock kept until verify_file is done
-            held.enter_context(files.reading(args.path))
-            dataset = files.resolve_dataset(args.path, **overrides)
-            verify = functools.partial(files.verify_file, _dataset=dataset)
+            held.enter_context(_fs.reading(args.path))
+            dataset = manifests.resolve_dataset(args.path, **overrides)
+            verify = functools.partial(verify_file, _dataset=dataset)
             total = dataset["identity"]["size"]
         with progress(args, total, "verify") as advance:
             r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
@@ -93,7 +95,7 @@ def one_file(args, overrides, piece) -> int:
                          f"run without mpirun/srun, or verify the directory")
     directory, length = args.path, piece[2]
     with progress(args, length, "verify") as advance:
-        r = files.verify_file(directory, **overrides, direct=args.direct,
+        r = verify_file(directory, **overrides, direct=args.direct,
                               threads=args.threads, max_ranges=args.max_ranges,
                               progress=advance, pieces=[piece])
     r.update(path=os.path.join(directory, r["files"][0]["path"]), bytes=length)

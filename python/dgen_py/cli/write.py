@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import functools
 
-from .. import _checks, _core, files
+from .. import _checks, _core
 from .._units import human
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
 from .report import held_line, identity_line, progress, rate, report_written
+from ..rewrite import rewrite_changed
+from ..write import write_dataset, writer_buffer
 
 
 def add(command) -> None:
@@ -23,8 +25,8 @@ def add(command) -> None:
                    help="cut the dataset into N files part-00000 ... in directory PATH")
     c.add_argument("--jobs", metavar="J", type=integer(1, _checks.MAX_THREADS), default=1,
                    help=f"parallel writers (default 1); each holds "
-                   f"{human(files.writer_buffer(1))} of buffer when it has one thread "
-                   f"(--threads/J), {human(files.writer_buffer(_checks.MAX_THREADS))} "
+                   f"{human(writer_buffer(1))} of buffer when it has one thread "
+                   f"(--threads/J), {human(writer_buffer(_checks.MAX_THREADS))} "
                    f"at most with more")
     c.add_argument("--force", action="store_true", help="delete part-* files in PATH that "
                    "the new dataset does not have (else they are refused)")
@@ -47,7 +49,7 @@ def _settings(args) -> dict:
 def run(args) -> int:
     if args.changed_only:
         return rewrite(args)
-    write = files.write_dataset
+    write = write_dataset
     if args.comm:
         write = functools.partial(args.mpi_module.write, args.comm)
     with progress(args, args.size, "write") as advance:
@@ -71,7 +73,7 @@ def rewrite(args) -> int:
         raise ValueError(f"--generation must be in [1, {_core.MAX_GENERATION}] with "
                          f"--changed-only, got 0")
     with progress(args, args.size, "rewrite") as advance:
-        m = files.rewrite_changed(args.path, args.size, **_settings(args), progress=advance)
+        m = rewrite_changed(args.path, args.size, **_settings(args), progress=advance)
 
     def line(m):
         r, size, unit = m["rewritten"], m["identity"]["size"], m["identity"]["dedup_unit"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import errno
 import os
 
-from .. import files as _files
 from .formats import side_paths
 from .spec import INDEX_DIR, SPLITS
+from .. import _fs
 
 
 def targets(spec, entries) -> tuple[set, set]:
@@ -34,13 +34,13 @@ def claim_directory(root: str, manifest: str, new: set, new_dirs: set, force: bo
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     unlock = None
     try:
-        unlock = _files._lock(fd, root)
+        unlock = _fs.lock(fd, root)
         existing = _existing(root)
         _refuse_in_the_way(root, existing, new, new_dirs | set(SPLITS))
         stale, stale_dirs = _stale(existing, new | new_dirs | {*SPLITS, INDEX_DIR})
         if (stale or stale_dirs) and not force:
             listed = stale + stale_dirs
-            raise _files.Refused(errno.EEXIST, f"{root} holds {len(listed)} file(s) that "
+            raise _fs.Refused(errno.EEXIST, f"{root} holds {len(listed)} file(s) that "
                                  f"are not part of the new dataset ({', '.join(listed[:3])}"
                                  f"{', ...' if len(listed) > 3 else ''}): remove them, or "
                                  f"pass --force (force=True) to delete them")
@@ -74,7 +74,7 @@ def _stale(existing: dict, kept: set) -> tuple[list, list]:
 def _replace_tree(fd, root, stale, stale_dirs, dirs) -> None:
     """Delete files `stale`, then directories `stale_dirs`, then make directories `dirs`
     (every one a file goes in, before the other ranks open them)."""
-    tree = _files.DatasetTree(fd, root)
+    tree = _fs.DatasetTree(fd, root)
     try:
         for name in stale:
             parent, leaf = os.path.split(name)
@@ -126,11 +126,11 @@ def _refuse_in_the_way(root: str, existing: dict, files: set, dirs: set) -> None
     symlink where a directory goes): the write would fail after the old manifest went."""
     for rel in sorted(dirs):
         if existing.get(rel, "dir") != "dir":
-            raise _files.Refused(errno.EINVAL, f"{os.path.join(root, rel)} is not a "
+            raise _fs.Refused(errno.EINVAL, f"{os.path.join(root, rel)} is not a "
                                  f"directory: dgen reads and writes only inside real "
                                  f"directories of the dataset")
     for rel in sorted(files):
         if existing.get(rel, "file") != "file":
             full = os.path.join(root, rel)
-            _files._refuse_not_regular(os.lstat(full), full)
+            _fs.refuse_not_regular(os.lstat(full), full)
 

@@ -7,10 +7,11 @@ import mmap
 import os
 import zlib
 
-from .. import _core, files as _files
+from .. import _core
 from .formats import parts
 from .parts import Payload
 from .tfrecord import Records, core_crc32c
+from .. import manifest as manifests
 
 WINDOW = 4 << 20  # stream bytes generated at once for payloads that pass through Python
 # (small enough that what is written next is still in cache, as in the core's write loop)
@@ -26,7 +27,7 @@ class Window:
 
     def __init__(self, identity, threads, before_refill=None):
         from concurrent.futures import ThreadPoolExecutor
-        self.gen, self.before_refill = _files._generator(identity, threads), before_refill
+        self.gen, self.before_refill = manifests.make_generator(identity, threads), before_refill
         self.views = [memoryview(mmap.mmap(-1, WINDOW)) for _ in range(2)]
         self.start = self.end = 0
         self.sums, self.key = {}, None
@@ -125,7 +126,7 @@ class Writer:
     payloads and TFRecord records written by the core)."""
 
     def __init__(self, identity, threads, progress):
-        self.gen = _files._generator(identity, threads)
+        self.gen = manifests.make_generator(identity, threads)
         self.window = Window(identity, threads, self.flush)
         self.progress = progress
         self.pending, self.pending_bytes, self.fd, self.at = [], 0, None, 0
@@ -204,7 +205,7 @@ class Checker:
     """Compares one file at a time with its parts, recording mismatching ranges."""
 
     def __init__(self, identity, threads, max_ranges, progress):
-        self.gen = _files._generator(identity, threads)
+        self.gen = manifests.make_generator(identity, threads)
         self.window = Window(identity, threads)
         self.max_ranges, self.progress = max_ranges, progress
         self.ranges, self.count, self.mismatched, self.read = [], 0, 0, 0

@@ -7,11 +7,12 @@ import datetime
 import errno
 import os
 
-from .. import _checks, files as _files
+from .. import _checks
 from .._holds import holds
 from .._version import __version__
 from .formats import encoders, side_paths
 from .spec import PARQUET_ROW_GROUP, parquet_rows, plan, resolve_spec
+from .. import manifest as manifests
 
 # The container layout of the files dgen dataset writes. 2 (dgen 0.6.0): npz, hdf5 and
 # tfrecord files end at 4 KiB, TFRecord samples of 64 KiB and more start at 4 KiB, and
@@ -67,7 +68,7 @@ def is_training_dataset(path) -> bool:
     if not os.path.isdir(path):
         return False
     try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
-        record = _files.load_manifest(os.path.join(os.fspath(path), _files.MANIFEST_NAME))
+        record = manifests.load_manifest(os.path.join(os.fspath(path), manifests.MANIFEST_NAME))
     except (ValueError, OSError):
         return False
     return isinstance(record, dict) and "dgen_dataset" in record
@@ -75,8 +76,8 @@ def is_training_dataset(path) -> bool:
 
 def read_manifest(path) -> dict:
     """The checked manifest of the training dataset in directory `path`."""
-    where = os.path.join(os.fspath(path), _files.MANIFEST_NAME)
-    record = _files._load_manifest(path)  # refuses a FIFO or device instead of hanging
+    where = os.path.join(os.fspath(path), manifests.MANIFEST_NAME)
+    record = manifests.load_dataset_manifest(path)  # refuses a FIFO or device instead of hanging
     if record is None:
         raise FileNotFoundError(errno.ENOENT, "no manifest", where)
     if not isinstance(record, dict) or record.get("dgen_dataset") != 1:
@@ -94,7 +95,7 @@ def read_manifest(path) -> dict:
             raise ValueError(f"{where}: identity.{name} is "
                              f"{'missing' if name not in ident else 'null'}")
     try:
-        identity = _files._identity(**{name: ident[name] for name in REQUIRED},
+        identity = manifests.make_identity(**{name: ident[name] for name in REQUIRED},
                                     **{name: ident[name] for name in OPTIONAL if name in ident})
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None

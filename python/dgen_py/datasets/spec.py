@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .. import _checks, files as _files
+from .. import _checks
+from .. import manifest as manifests
 
 FORMATS = ("npz", "npy", "hdf5", "tfrecord", "parquet", "indexed_binary", "jpeg", "png", "csv")
 DLIO_VERSIONS = ("2.0", "head")
@@ -30,8 +31,8 @@ PARQUET_GROUP_BYTES = 64 << 20
 SPLITS = ("train", "valid")
 INDEX_DIR = "index"
 # Files of a training dataset, train and eval together: the plan and the manifest hold each
-# one in memory (about 1 KiB), and the manifest must stay readable (files.MAX_MANIFEST).
-MAX_FILES = _files.MAX_FILES
+# one in memory (about 1 KiB), and the manifest must stay readable (manifests.MAX_MANIFEST).
+MAX_FILES = manifests.MAX_FILES
 ALIGNED_RECORD = 16 * ALIGN  # TFRecord samples this long and longer are 4 KiB-aligned
 
 

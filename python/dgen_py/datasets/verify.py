@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import time
 
-from .. import _checks, _core, files as _files
+from .. import _checks, _core
 from .engine import Checker
 from .formats import encoders, parts, side_files
 from .manifest import read_manifest
 from .ranks import collective
 from .spec import require
+from .. import _fs
 
 
 def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
@@ -64,7 +65,7 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
 def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progress) -> dict:
     """Compare files `mine` with what they should hold; `lengths`: the manifest's, by path."""
     checker = Checker(identity, threads, max_ranges, progress)
-    tree = _files.DatasetTree.at(root)
+    tree = _fs.DatasetTree.at(root)
     count = 0
     try:
         for f in mine:

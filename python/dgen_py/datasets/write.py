@@ -9,7 +9,7 @@ import os
 import threading
 import time
 
-from .. import _checks, _core, files as _files
+from .. import _checks, _core
 from .._generator import DEFAULT_DEDUP_UNIT
 from .claim import claim_directory, targets
 from .engine import Writer
@@ -18,6 +18,8 @@ from .manifest import manifest_record
 from .ranks import collective
 from .presets import refuse_unhonoured
 from .spec import plan, require, resolve_spec
+from .. import _fs
+from .. import manifest as manifests
 
 
 def write_training_dataset(path, format=None, *, workload=None, files=None, eval_files=None,
@@ -67,7 +69,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         count = _checks.threads(threads) or share or _core.available_cpus()
         planned["entries"], size = plan(spec)
         refuse_unhonoured(dedup_for, spec, planned["entries"])
-        identity = _files._identity(size=size, **fields)
+        identity = manifests.make_identity(size=size, **fields)
         return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count, synced
     checked = agree(check)
     if comm is not None:  # fsync too: the manifest is durable only if every rank synced
@@ -79,7 +81,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     entries, root = planned["entries"], _checks.path(path)
     force, fsync = bool(force), bool(fsync)
     new, new_dirs = targets(spec, entries)
-    manifest = os.path.join(root, _files.MANIFEST_NAME)
+    manifest = os.path.join(root, manifests.MANIFEST_NAME)
     held = []  # rank 0: the claim's release()
 
     try:
@@ -95,7 +97,7 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         for written, _ in sizes:
             sized.update(written)
         record = manifest_record(spec, identity, entries, sized)
-        agree(lambda: _files.write_manifest(manifest, record) if rank == 0 else None)
+        agree(lambda: manifests.write_manifest(manifest, record) if rank == 0 else None)
     finally:
         for release in held:
             release()
@@ -109,7 +111,7 @@ def _write_files(root, spec, identity, mine, threads, progress, jobs=None, fsync
     generation. fsync: every file, then every directory, reaches the device."""
     from concurrent.futures import ThreadPoolExecutor
     started = time.perf_counter()
-    tree = _files.DatasetTree.at(root)
+    tree = _fs.DatasetTree.at(root)
     jobs = max(1, min(len(mine), threads if jobs is None else jobs))
     if progress and jobs > 1:
         lock, report = threading.Lock(), progress

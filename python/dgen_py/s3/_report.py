@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..files import ALIGN, joined
+from ..manifest import ALIGN
+from ..verify import joined
 
 
 class Tally:

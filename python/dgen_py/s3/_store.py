@@ -13,11 +13,11 @@ import datetime
 import os
 import re
 
-from .. import files as _files
+from .. import manifest as manifests
 
 SCHEME = "s3://"
-MANIFEST_NAME = _files.MANIFEST_NAME      # beside the objects of a prefix
-MANIFEST_SUFFIX = _files.MANIFEST_SUFFIX  # beside a single object
+MANIFEST_NAME = manifests.MANIFEST_NAME      # beside the objects of a prefix
+MANIFEST_SUFFIX = manifests.MANIFEST_SUFFIX  # beside a single object
 # Bucket names as S3 allows them (3-63 of a-z 0-9 . -); dgen refuses others before any request.
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 MIN_PART = 5 << 20  # S3 refuses smaller parts (but the last)

@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import _checks, _core
-from ..files import (ALIGN, MANIFEST_VERSION, MAX_MANIFEST, PART, VERIFY_CHUNK, Refused,
-                     _generator, _identity, check_manifest)
+from .._fs import Refused
+from ..manifest import (ALIGN, MANIFEST_VERSION, MAX_MANIFEST, PART, check_manifest,
+                        make_generator, make_identity)
+from ..verify import VERIFY_CHUNK
 from . import _store
 from ._report import Tally
 from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, SCHEME
@@ -101,7 +103,7 @@ def resolve(store, url: str, given: dict, size, files) -> dict:
                 raise ValueError(f"{name} {value} differs from the {recorded} of the manifest "
                                  f"{where}{manifest}: leave it out to verify the dataset the "
                                  f"manifest describes")
-        identity = _identity(**{**merged, "size": known["size"]})
+        identity = make_identity(**{**merged, "size": known["size"]})
         single = manifest.endswith(MANIFEST_SUFFIX)
         base = manifest.rpartition("/")[0]
         return {"identity": identity, "base": base, "objects": record["files"],
@@ -117,7 +119,7 @@ def resolve(store, url: str, given: dict, size, files) -> dict:
         if size == 0:
             raise ValueError(f"{url} is empty: give size=0 (--size 0) to verify an empty "
                              f"dataset")
-    identity = _identity(**{**merged, "size": size})
+    identity = make_identity(**{**merged, "size": size})
     base, _, objects = layout(key, identity["size"], count or 1)
     return {"identity": identity, "base": base, "objects": objects, "manifest": None,
             "prefix": prefix, "sized_by_object": sized}
@@ -253,7 +255,7 @@ def _check(store, name, o, at, end, identity, threads, window, read_size, max_ra
            stop, where) -> Tally:
     """Object bytes [at, end) read in read_size GETs and checked, window by window."""
     import obstore
-    gen = _generator(identity, threads)
+    gen = make_generator(identity, threads)
     verifier = gen.verifier(max_ranges=max(1, max_ranges))
     mine, clean = Tally(max(1, max_ranges)), 0
     try:

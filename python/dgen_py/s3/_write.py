@@ -22,8 +22,9 @@ import numpy as np
 
 from .. import _checks, _core
 from .._generator import DEFAULT_DEDUP_UNIT
-from ..files import PART, Refused, _generator, _identity, file_names, manifest_record, \
-    split_points
+from .._fs import Refused
+from ..manifest import (PART, file_names, make_generator, make_identity, manifest_record,
+                        split_points)
 from . import _store
 from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, MAX_PART, MAX_PARTS, MIN_PART, SCHEME
 
@@ -82,7 +83,7 @@ def write_objects(url, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, se
     """
     import obstore
     bucket, key = _store.parse_url(url)
-    identity = _identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
+    identity = make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
                          dedup_run, generation, change_rate, dedup_shift, dedup_skew,
                          dedup_window, dedup_for, content)
     files = _checks.integer("files", files, 1, 1_000_000)
@@ -165,7 +166,7 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
     """Object `name` holding dataset bytes [o.offset, o.offset + o.length), checked by HEAD."""
     import obstore
     length, shown = o["length"], where + name
-    gen = _generator(identity, threads)
+    gen = make_generator(identity, threads)
     gen.seek(o["offset"])
 
     # The client drops each part once uploaded: a part is made only when one of `parts`

@@ -1,7 +1,6 @@
 // dgen_py._core: the bindings of the core (argument conversion, buffer checks, the Python
-// types). The calls that release the GIL run under the protocol of protocol.cpp (GIL,
-// Ctrl-C, exit, fork, signal handlers), where its rules are written down; byte_histogram
-// and Stream.changed_units still release it directly (nb::gil_scoped_release), outside it.
+// types). Every call that releases the GIL runs under the protocol of protocol.cpp (GIL,
+// Ctrl-C, exit, fork, signal handlers), where its rules are written down.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/array.h>
 #include <nanobind/stl/optional.h>
@@ -32,6 +31,7 @@ namespace {
 
 using dgen::py::CallScope;
 using dgen::py::PyVerifier;
+using dgen::py::Released;
 using dgen::py::run_released;
 using dgen::py::released_write;
 
@@ -397,7 +397,7 @@ NB_MODULE(_core, m) {
            }, "unit"_a)
       .def("changed_units", [](dgen::Stream& s, uint64_t begin, uint64_t end, uint64_t generation) {
              const dgen::Dataset ds = s.dataset_copy();
-             nb::gil_scoped_release release;
+             const Released unlocked;  // parks at interpreter exit (protocol.cpp)
              return ds.changed_units(begin, end, generation);
            }, "begin"_a, "end"_a, "generation"_a,
            "Unit ranges [first, last) in [begin, end) that rewrite `generation` changed.");
@@ -532,7 +532,7 @@ NB_MODULE(_core, m) {
     Buffer b(buf, /*writable=*/false);
     std::array<uint64_t, 256> counts{};
     {
-      nb::gil_scoped_release released;
+      const Released unlocked;  // parks at interpreter exit (protocol.cpp)
       dgen::add_byte_histogram({b.data(), b.size()}, counts);
     }
     return counts;

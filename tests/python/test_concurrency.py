@@ -347,15 +347,19 @@ EXIT_WITH_DAEMONS = """
 """
 
 
-def test_exit_with_daemon_threads_sharing_a_verifier_and_a_generator_is_clean():
-    # Aborted ("terminate called without an active exception") in about half the runs.
-    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(EXIT_WITH_DAEMONS)],
+def exits_cleanly_ten_times(script: str) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(10)]
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0 and out == "exiting\n", err
         assert err == "", err                      # no abort, no traceback from a thread
+
+
+def test_exit_with_daemon_threads_sharing_a_verifier_and_a_generator_is_clean():
+    # Aborted ("terminate called without an active exception") in about half the runs.
+    exits_cleanly_ten_times(EXIT_WITH_DAEMONS)
 
 
 EXIT_IN_UNPOOLED_CALLS = """
@@ -369,7 +373,7 @@ EXIT_IN_UNPOOLED_CALLS = """
             _core.byte_histogram(buf)
     def changed():
         while True:
-            g._s.changed_units(0, g._s.unit_count() if hasattr(g._s, "unit_count") else 1 << 20, 3)
+            g._s.changed_units(0, 1 << 20, 3)
     for target in (histogram, histogram, changed):
         threading.Thread(target=target, daemon=True).start()
     time.sleep(0.3)
@@ -379,13 +383,7 @@ EXIT_IN_UNPOOLED_CALLS = """
 
 def test_exit_with_daemon_threads_in_histogram_and_changed_units_calls_is_clean():
     # These calls release the GIL outside the pool: they too must park at exit.
-    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(EXIT_IN_UNPOOLED_CALLS)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(10)]
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0 and out == "exiting\n", err
-        assert err == "", err
+    exits_cleanly_ten_times(EXIT_IN_UNPOOLED_CALLS)
 
 
 def test_ctrl_c_interrupts_a_wait_for_a_verifiers_lock():

@@ -4,7 +4,7 @@ FIELDS is the one table of them, in the order a manifest lists them. Each row gi
 field's API default, its bounds, its check, its command-line flag and help, how it shows in
 a report, and when a manifest records it. The argparse options, the manifest's "identity",
 the Generator's keywords and reports are all made from it, so a field is added here alone.
-Query it as zstd's ZSTD_cParam_getBounds is queried: bounds("dedup_run") -> (1, 1024).
+Query it as zstd's ZSTD_cParam_getBounds is queried: bounds("dedup_run") -> (1, 1048576).
 """
 
 from __future__ import annotations

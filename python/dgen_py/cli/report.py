@@ -60,16 +60,18 @@ def held_line(i: dict, held: dict) -> str:
     return "" if i["dedup_ratio"] == 1 else f", holds dedup {held['dedup_ratio']:.3f}"
 
 
-def warn_held(i: dict, held: dict) -> None:
-    """Warn where the size holds the dedup ratio off the request by more than 1%."""
+def warn_held(i: dict, held: dict, payload: bool = False) -> None:
+    """Warn where the size holds the dedup ratio off the request by more than 1%; with
+    payload (a training dataset) the size is that of its samples' bytes together."""
     want = i["dedup_ratio"]
     if abs(held["dedup_ratio"] / want - 1) <= TOLERANCE:
         return
     size = i["size"]
+    of, what = (" of payload", "payload (samples' bytes together)") if payload else ("", "size")
     where = (f"; {human(held['smallest_size'])} ({held['smallest_size']} bytes) is the "
-             f"smallest size from {human(size)} up that holds it within 1%"
+             f"smallest {what} from {human(size)} up that holds it within 1%"
              if held["smallest_size"] else "")
-    say(f"warning: {human(size)} holds dedup {held['dedup_ratio']:.3f}, not the "
+    say(f"warning: {human(size)}{of} holds dedup {held['dedup_ratio']:.3f}, not the "
         f"{want:g} requested ({held['unique_units']} unique units of {held['units']}: the "
         f"ratio shows over whole windows of runs, docs/data-model.md){where}")
 
@@ -79,7 +81,7 @@ def report_written(args, m: dict, line, shown: dict | None = None) -> int:
     JSON, or line(m) and where the manifest is; and a warning where its size holds less
     dedup than requested."""
     if "holds" in m:
-        warn_held(m["identity"], m["holds"])
+        warn_held(m["identity"], m["holds"], payload="dgen_dataset" in m)
     if args.json:
         print_json(m if shown is None else shown)
     else:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from .. import identity
+from .. import _holds
 from .._holds import TOLERANCE
 from .._units import human
 
@@ -76,12 +77,32 @@ def warn_held(i: dict, held: dict, payload: bool = False) -> None:
         f"ratio shows over whole windows of runs, docs/data-model.md){where}")
 
 
+def warn_files(i: dict, files: list[dict]) -> None:
+    """One warning for the files that, read alone, hold the dedup ratio off the request by
+    more than 1% (a manifest of dgen write gives each file's holds); a note where the
+    dataset has too many units to count them per file."""
+    want, units = i["dedup_ratio"], -(-i["size"] // i["dedup_unit"])
+    if len(files) > 1 and want != 1 and units > _holds.MAX_COUNTED:
+        say(f"note: the dedup each file holds read alone is not counted: {units} units, more "
+            f"than the {_holds.MAX_COUNTED} a manifest counts one by one")
+    held = [(f["holds"]["dedup_ratio"], f["path"]) for f in files if "holds" in f]
+    off = sorted(h for h in held if abs(h[0] / want - 1) > TOLERANCE)
+    if not off:
+        return
+    worst = max(off, key=lambda h: abs(h[0] / want - 1))
+    say(f"warning: {len(off)} of {len(files)} files hold dedup {off[0][0]:.2f}-"
+        f"{off[-1][0]:.2f} read alone, not the {want:g} requested (worst {worst[1]}: "
+        f"{worst[0]:.3f}; the ratio shows over whole windows of runs, docs/data-model.md)")
+
+
 def report_written(args, m: dict, line, shown: dict | None = None) -> int:
     """What a command that wrote a dataset prints: its manifest (`shown`, when given) as
     JSON, or line(m) and where the manifest is; and a warning where its size holds less
     dedup than requested."""
     if "holds" in m:
         warn_held(m["identity"], m["holds"], payload="dgen_dataset" in m)
+    if "dgen_manifest" in m:
+        warn_files(m["identity"], m["files"])
     if args.json:
         print_json(m if shown is None else shown)
     else:

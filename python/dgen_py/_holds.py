@@ -4,10 +4,13 @@ A dataset shows its dedup ratio over whole windows of runs (64 runs in format 2,
 dedup_window in format 3); a size that ends inside the first windows holds less (2 GiB of
 1 MiB units in runs of 64: 1.33 for a requested 2).
 Reports give the ratio held, and, where it is off by more than TOLERANCE, the smallest
-size from the requested one up that holds the request.
+size from the requested one up that holds the request; a manifest of several files gives
+what each file holds read alone (file_holds).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ._generator import Generator
 
@@ -62,10 +65,17 @@ def file_holds(identity: dict, layout: list[dict]) -> list[dict] | None:
     out = []
     for f in layout:
         first, end = f["offset"] // unit, -(-(f["offset"] + f["length"]) // unit)
-        unique = len(set(map(unique_id, range(first, end))))
-        out.append({"dedup_ratio": (end - first) / unique if unique else 1.0,
-                    "units": end - first, "unique_units": unique})
+        out.append(_counted(np.fromiter(map(unique_id, range(first, end)), np.uint64,
+                                        end - first)))
     return out
+
+
+def _counted(ids) -> dict:
+    """holds of units with these unique ids (sorted in place: 8 bytes a unit, no set)."""
+    ids.sort()
+    unique = int(np.count_nonzero(ids[1:] != ids[:-1])) + 1 if len(ids) else 0
+    return {"dedup_ratio": len(ids) / unique if unique else 1.0, "units": len(ids),
+            "unique_units": unique}
 
 
 def counted_per_file(identity: dict, files: int) -> bool:

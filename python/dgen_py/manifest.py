@@ -74,10 +74,12 @@ def make_generator(identity: dict, threads) -> Generator:
 
 def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
     """The manifest of a completely written dataset (see docs/cli.md); each file of
-    `layout` ({path, offset, length}) with its holds, where file_holds() gives them."""
-    held = file_holds(identity, layout) or [None] * len(layout)
-    layout = [{**{k: v for k, v in f.items() if k != "holds"}, **({"holds": h} if h else {})}
-              for f, h in zip(layout, held)]
+    `layout` ({path, offset, length}) with its holds, where file_holds() gives them. A
+    layout that has them (a rewrite's, from the manifest) keeps them: the generation does
+    not change which units are copies."""
+    if not all("holds" in f for f in layout):
+        held = file_holds(identity, layout) or [None] * len(layout)
+        layout = [{**f, "holds": h} if h else f for f, h in zip(layout, held)]
     return {
         "dgen_manifest": 1,
         "format_version": identity["format_version"],

@@ -138,3 +138,13 @@ def test_files_of_a_dataset_too_large_to_count_get_a_note_instead(tmp_path, monk
         "more than the 255 a manifest counts one by one\n" in capsys.readouterr().err
     m = json.loads((tmp_path / "d" / "dgen-manifest.json").read_text())
     assert all("holds" not in f for f in m["files"])
+
+
+def test_a_rewrite_keeps_each_files_holds(tmp_path):
+    from dgen_py.rewrite import rewrite_changed
+    first = dgen_py.write_dataset(tmp_path / "d", 16 << 20, files=4, change_rate=0.5,
+                                  **IDENTITY)
+    again = rewrite_changed(tmp_path / "d", 16 << 20, files=4, generation=1, change_rate=0.5,
+                            **IDENTITY)
+    assert again["rewritten"]["units"] > 0
+    assert [f["holds"] for f in again["files"]] == [f["holds"] for f in first["files"]]

@@ -20,7 +20,7 @@ import stat
 from . import _checks, _core
 from ._fs import Refused, reading, refuse_not_regular, write_atomically
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
-from ._holds import holds
+from ._holds import file_holds, holds
 from .identity import REQUIRED, Identity
 from ._version import __version__
 
@@ -73,7 +73,13 @@ def make_generator(identity: dict, threads) -> Generator:
 
 
 def manifest_record(identity: dict, layout: list[dict], *, direct=False, fsync=False) -> dict:
-    """The manifest of a completely written dataset (see docs/cli.md)."""
+    """The manifest of a completely written dataset (see docs/cli.md); each file of
+    `layout` ({path, offset, length}) with its holds, where file_holds() gives them. A
+    layout that has them (a rewrite's, from the manifest) keeps them: the generation does
+    not change which units are copies."""
+    if not all("holds" in f for f in layout):
+        held = file_holds(identity, layout) or [None] * len(layout)
+        layout = [{**f, "holds": h} if h else f for f, h in zip(layout, held)]
     return {
         "dgen_manifest": 1,
         "format_version": identity["format_version"],
@@ -237,10 +243,23 @@ def check_manifest(record, where: str) -> dict:
         if offset != at:
             bad(f"files[{i}].offset", f"is {offset}: the files must follow each other without "
                 f"gap or overlap, so it must be {at}")
+        if "holds" in f:
+            _check_file_holds(f["holds"], f"files[{i}].holds", bad)
         at += length
     if at != identity["size"]:
         bad("files", f"total {at} bytes, but identity.size is {identity['size']}")
     return {**record, "identity": identity}
+
+
+def _check_file_holds(held, field: str, bad) -> None:
+    """A file's holds (what _holds.file_holds records): counts and the ratio between them."""
+    if not isinstance(held, dict):
+        bad(field, f"must be a JSON object, got {type(held).__name__}")
+    units, unique, ratio = (held.get(k) for k in ("units", "unique_units", "dedup_ratio"))
+    if not all(type(n) is int and 0 <= n <= _checks.MAX_SIZE for n in (units, unique)) \
+            or unique > units or type(ratio) not in (int, float) or ratio < 1:
+        bad(field, f"must give integer units >= unique_units >= 0 and a dedup_ratio >= 1, "
+            f"got {held!r:.80}")
 
 
 def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,

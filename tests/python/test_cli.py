@@ -474,6 +474,30 @@ def test_analyze_json_reports_its_time_and_samples_the_slow_compressors_by_defau
     assert {v["frames_compressed"] for v in every.values()} == {8}
 
 
+def test_analyze_text_gives_each_compressors_cpu_speed_and_the_block_spread(dataset):
+    path, _ = dataset
+    out = dgen("analyze", path, check=0).stdout.decode()
+    assert re.search(r"compression of 1 MiB frames .*\n +ratio +CPU MB/s\n", out), out
+    for name in ("zstd-1", "zstd-3", "lz4", "zlib-6"):
+        assert re.search(rf"\n +{name} +\d+\.\d{{3}} +\d+\b", out), out
+    shown = re.search(r"\n  4 KiB blocks alone \(zstd-3, every 16th\): p10 (\S+), p50 (\S+), "
+                      r"p90 (\S+)\n", out)
+    assert shown, out
+    spread = dgen_py.analyze(str(path))["block_spread"]
+    assert [float(v) for v in shown.groups()] == [round(spread[p], 3)
+                                                  for p in ("p10", "p50", "p90")]
+
+
+def test_analyze_json_gives_each_compressors_cpu_speed_and_the_block_spread(dataset):
+    path, _ = dataset
+    a = dgen_json("analyze", path)["files"][0]
+    speeds = a["compression"]["cpu_mb_per_s"]
+    assert set(speeds) == {"zstd-1", "zstd-3", "lz4", "zlib-6"}
+    assert all(v > 0 for v in speeds.values())
+    assert a["block_spread"]["blocks"] == (8 << 20) // 4096 // 16
+    assert a["block_spread"]["p10"] <= a["block_spread"]["p50"] <= a["block_spread"]["p90"]
+
+
 def test_analyze_shows_progress_only_on_a_terminal(dataset):
     path, _ = dataset
     assert b"%|" in stderr_on_a_terminal("analyze", str(path))

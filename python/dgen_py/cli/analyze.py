@@ -49,7 +49,7 @@ def run(args) -> int:
                                    frame_size=args.frame_size,
                                    sample=CLI_SAMPLE if args.sample is None
                                    else args.sample, threads=args.threads,
-                                   progress=advance, cdc=args.cdc))
+                                   progress=advance, cdc=args.cdc, timing=True))
         results[-1]["seconds"] = round(time.perf_counter() - t0, 3)
         if not args.json:
             print(report(results[-1]))
@@ -59,6 +59,7 @@ def run(args) -> int:
 
 
 def report(a: dict) -> str:
+    from ..analysis import SPREAD_EVERY
     def fmt(v):
         return "-" if v is None else f"{v:.3f}"
     z = a["zero_pages"]
@@ -75,10 +76,17 @@ def report(a: dict) -> str:
                   f"{fmt(d['ratio']):>8}" for size, d in a["cdc"].items()]
     lines.append(f"  compression of {human(c['frame_size'])} frames "
                  f"({c['frames_compressed']} of {c['frames']} compressed):")
-    lines += [f"  {name:>11} {fmt(ratio):>8}"
+    speed = c.get("cpu_mb_per_s", {})
+    lines.append(f"  {'':>11} {'ratio':>8} {'CPU MB/s':>9}")
+    lines += [f"  {name:>11} {fmt(ratio):>8} "
+              + ("-" if speed.get(name) is None else f"{speed[name]:.0f}").rjust(9)
               + (f"  ({n} of {c['frames']} frames)"
                  if (n := c["sampled"][name]["frames_compressed"]) != c["frames_compressed"]
                  else "") for name, ratio in c["ratios"].items()]
+    b = a["block_spread"]
+    lines.append(f"  {human(b['block_size'])} blocks alone ({b['compressor']}, every "
+                 f"{SPREAD_EVERY}th): p10 {fmt(b['p10'])}, p50 {fmt(b['p50'])}, "
+                 f"p90 {fmt(b['p90'])}")
     if "seconds" in a:
         lines.append(f"  measured in {a['seconds']:.2f} s ({rate(a['bytes'], a['seconds'])})")
     return "\n".join(lines)

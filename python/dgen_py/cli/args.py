@@ -96,7 +96,9 @@ def identity_options(args) -> dict:
 
 def resolve_dedup_for(args) -> None:
     """--dedup-for becomes the values it picks (what every command and manifest then sees);
-    --dedup-unit, --dedup-run or --dedup-window given beside it is refused."""
+    --dedup-unit, --dedup-run or --dedup-window given beside it is refused. A command that
+    sets keep_dedup_for (dgen dataset: its writer refuses presets its files cannot honour)
+    keeps the preset as given, checked alone."""
     if getattr(args, "dedup_for", None) is None:
         return
     given = {k: getattr(args, k) for k in identity.PRESET_PICKS
@@ -107,7 +109,7 @@ def resolve_dedup_for(args) -> None:
         flag = next(k for k in identity.PRESET_PICKS if f" {k}" in str(e)).replace("_", "-")
         raise ValueError(f"--dedup-for {args.dedup_for} chooses --{flag} itself: give one "
                          f"of them, not both") from None
-    for k in identity.PRESET_PICKS:
+    for k in () if getattr(args, "keep_dedup_for", False) else identity.PRESET_PICKS:
         setattr(args, k, chosen[k])
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from .. import _checks
+from .. import _checks, identity
 from .._units import human
 from .args import add_identity, integer, json_flag, mpi_flags, size, threads
-from .report import identity_line, progress, rate, report_written
+from .report import held_line, identity_line, progress, rate, report_written
 from .. import manifest as manifests
 
-# The identity options dgen dataset takes (datasets.write_training_dataset's keywords).
-IDENTITY = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit")
+# The identity options dgen dataset takes: every one but the size, which the samples make
+# (datasets.write_training_dataset's keywords; dedup_for goes as given, for the writer to
+# refuse a preset its files cannot honour).
+IDENTITY = tuple(f.name for f in identity.options() if f.name != "size")
 LAYOUT = ("workload", "files", "eval_files", "samples_per_file", "record_length",
           "record_length_stdev", "subfolders", "file_prefix", "dlio", "hdf5_datasets")
 
@@ -60,7 +62,7 @@ def add(command) -> None:
     threads(c)
     json_flag(c)
     mpi_flags(c)
-    c.set_defaults(run=run)
+    c.set_defaults(run=run, keep_dedup_for=True)
 
 
 def run(args) -> int:
@@ -76,14 +78,19 @@ def run(args) -> int:
         total = datasets.plan(datasets.resolve_spec(args.format, **layout))[1]
     except ValueError:
         total = None
-    with progress(args, total, "dataset") as advance:
-        m = datasets.write_training_dataset(args.path, args.format, **options,
-                                            progress=advance, comm=args.comm)
+    try:
+        with progress(args, total, "dataset") as advance:
+            m = datasets.write_training_dataset(args.path, args.format, **options,
+                                                progress=advance, comm=args.comm)
+    except ValueError as e:  # a preset these files cannot honour: name the option
+        if not str(e).startswith("dedup_for: "):
+            raise
+        raise ValueError(f"--dedup-for{str(e)[len('dedup_for'):]}") from None
 
     def line(m):
         size = sum(f["length"] for f in m["files"] + m["index_files"])
         index = f" and {len(m['index_files'])} index file(s)" if m["index_files"] else ""
         return (f"wrote {m['dataset']['format']} dataset of {len(m['files'])} file(s){index}, "
                 f"{human(size)} ({size} bytes) at {rate(size, m['seconds'])}; "
-                f"{identity_line(m['identity'])}")
+                f"{identity_line(m['identity'])}{held_line(m['identity'], m['holds'])}")
     return report_written(args, m, line, {k: v for k, v in m.items() if k != "files"})

@@ -7,6 +7,7 @@ import json
 import sys
 
 from .. import identity
+from .. import _holds
 from .._holds import TOLERANCE
 from .._units import human
 
@@ -60,18 +61,38 @@ def held_line(i: dict, held: dict) -> str:
     return "" if i["dedup_ratio"] == 1 else f", holds dedup {held['dedup_ratio']:.3f}"
 
 
-def warn_held(i: dict, held: dict) -> None:
-    """Warn where the size holds the dedup ratio off the request by more than 1%."""
+def warn_held(i: dict, held: dict, payload: bool = False) -> None:
+    """Warn where the size holds the dedup ratio off the request by more than 1%; with
+    payload (a training dataset) the size is that of its samples' bytes together."""
     want = i["dedup_ratio"]
     if abs(held["dedup_ratio"] / want - 1) <= TOLERANCE:
         return
     size = i["size"]
+    of, what = (" of payload", "payload (samples' bytes together)") if payload else ("", "size")
     where = (f"; {human(held['smallest_size'])} ({held['smallest_size']} bytes) is the "
-             f"smallest size from {human(size)} up that holds it within 1%"
+             f"smallest {what} from {human(size)} up that holds it within 1%"
              if held["smallest_size"] else "")
-    say(f"warning: {human(size)} holds dedup {held['dedup_ratio']:.3f}, not the "
+    say(f"warning: {human(size)}{of} holds dedup {held['dedup_ratio']:.3f}, not the "
         f"{want:g} requested ({held['unique_units']} unique units of {held['units']}: the "
         f"ratio shows over whole windows of runs, docs/data-model.md){where}")
+
+
+def warn_files(i: dict, files: list[dict]) -> None:
+    """One warning for the files that, read alone, hold the dedup ratio off the request by
+    more than 1% (a manifest of dgen write gives each file's holds); a note where the
+    dataset has too many units to count them per file."""
+    want, units = i["dedup_ratio"], -(-i["size"] // i["dedup_unit"])
+    if len(files) > 1 and want != 1 and units > _holds.MAX_COUNTED:
+        say(f"note: the dedup each file holds read alone is not counted: {units} units, more "
+            f"than the {_holds.MAX_COUNTED} a manifest counts one by one")
+    held = [(f["holds"]["dedup_ratio"], f["path"]) for f in files if "holds" in f]
+    off = sorted(h for h in held if abs(h[0] / want - 1) > TOLERANCE)
+    if not off:
+        return
+    worst = max(off, key=lambda h: abs(h[0] / want - 1))
+    say(f"warning: {len(off)} of {len(files)} files hold dedup {off[0][0]:.2f}-"
+        f"{off[-1][0]:.2f} read alone, not the {want:g} requested (worst {worst[1]}: "
+        f"{worst[0]:.3f}; the ratio shows over whole windows of runs, docs/data-model.md)")
 
 
 def report_written(args, m: dict, line, shown: dict | None = None) -> int:
@@ -79,7 +100,9 @@ def report_written(args, m: dict, line, shown: dict | None = None) -> int:
     JSON, or line(m) and where the manifest is; and a warning where its size holds less
     dedup than requested."""
     if "holds" in m:
-        warn_held(m["identity"], m["holds"])
+        warn_held(m["identity"], m["holds"], payload="dgen_dataset" in m)
+    if "dgen_manifest" in m:
+        warn_files(m["identity"], m["files"])
     if args.json:
         print_json(m if shown is None else shown)
     else:

@@ -1,0 +1,116 @@
+"""dgen write/verify on s3://bucket/prefix: the dataset as objects (dgen_py.s3, docs/s3.md),
+reported as a dataset of files is."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+
+from ..s3._store import is_url  # noqa: F401 (write and verify branch on it)
+
+from .._units import human
+from .args import identity_options, integer, size
+from .report import held_line, identity_line, progress, rate, report_checked, report_written
+
+# Options of a file system that S3 has no use for: (attribute, value when not given).
+FILE_ONLY = {"write": (("direct", False), ("fsync", False), ("jobs", None),
+                       ("changed_only", False)),
+             "verify": (("direct", False),)}
+S3_ONLY = (("part_size", "--part-size"), ("concurrency", "--concurrency"))
+
+
+def add_write_options(c) -> None:
+    c.add_argument("--part-size", metavar="SIZE", type=size,
+                   help="s3:// only: multipart part size (default 16MiB; 5MiB..5GiB)")
+    c.add_argument("--concurrency", metavar="N", type=integer(1, 1024),
+                   help="s3:// only: parts uploaded at once (default 8)")
+
+
+def add_verify_options(c) -> None:
+    c.add_argument("--concurrency", metavar="N", type=integer(1, 1024),
+                   help="s3:// only: ranged GETs at once (default 8)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def refuse(args) -> None:
+    """ValueError naming an option given for the other kind of target (file or s3://)."""
+    if is_url(args.path):
+        given = [n for n, plain in FILE_ONLY[args.command] if getattr(args, n) != plain]
+        if given:
+            raise ValueError(f"{_flag(given[0])}: has no meaning for an s3:// target "
+                             f"({args.path}); it applies to files only")
+    else:
+        given = [f for n, f in S3_ONLY if getattr(args, n, None) is not None]
+        if given:
+            raise ValueError(f"{given[0]}: applies to s3:// targets only, not {args.path}")
+
+
+@contextlib.contextmanager
+def _missing_is_exit_3():
+    """A bucket or object that is not there: OSError with ENOENT, which dgen exits 3 on."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None and (isinstance(e, FileNotFoundError) or "NoSuchBucket" in str(e)):
+            e.errno = errno.ENOENT
+        raise
+    except ImportError as e:  # obstore, the optional client
+        raise ValueError(str(e)) from None
+
+
+def _keywords(args) -> dict:
+    return {k: v for k, v in (("concurrency", args.concurrency),
+                              ("part_size", getattr(args, "part_size", None)))
+            if v is not None}
+
+
+def write(args) -> int:
+    refuse(args)
+    with _missing_is_exit_3():
+        from ..s3 import write_objects
+        if args.comm:
+            from ..s3._mpi import write_objects as write_objects_mpi
+            write_objects = _on(args.comm, write_objects_mpi)
+        with progress(args, args.size, "write") as advance:
+            m = write_objects(args.path, args.size, files=args.files, **identity_options(args),
+                              **_keywords(args), threads=args.threads, force=args.force,
+                              progress=advance)
+
+    def line(m):
+        n = m["identity"]["size"]
+        ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
+        return (f"wrote {human(n)} ({n} bytes) in {len(m['files'])} object(s){ranks} at "
+                f"{rate(n, m['seconds'])}; {identity_line(m['identity'])}"
+                f"{held_line(m['identity'], m['holds'])}")
+    return report_written(args, m, line)
+
+
+def verify(args, overrides: dict, report_files) -> int:
+    """report_files: cli.verify.report, which this report extends (passed: no import circle)."""
+    refuse(args)
+    with _missing_is_exit_3():
+        from ..s3 import verify_objects
+        if args.comm:
+            from ..s3._mpi import verify_objects as verify_objects_mpi
+            verify_objects = _on(args.comm, verify_objects_mpi)
+        with progress(args, None, "verify") as advance:
+            r = verify_objects(args.path, **overrides, **_keywords(args),
+                               threads=args.threads, max_ranges=args.max_ranges,
+                               progress=advance)
+    return report_checked(args, r, lambda r: report(r, report_files))
+
+
+def _on(comm, fn):
+    return lambda *a, **kw: fn(comm, *a, **kw)
+
+
+def report(r: dict, report_files) -> str:
+    text = report_files({**r, "files": [{**f, "size_on_disk": f["size_on_store"]}
+                                        for f in r["files"]]}, noun="object")
+    extra = [f"extra object s3://{r['path'][5:].partition('/')[0]}/{o['path']} "
+             f"({o['size']} bytes): not in this dataset (delete it, or write with --force)"
+             for o in r["extra_objects"]]
+    return "\n".join([text, *extra])

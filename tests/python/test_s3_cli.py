@@ -117,9 +117,10 @@ def test_a_missing_object_without_a_manifest_exits_3(s3):
     assert "no such object" in r.stderr.decode()
 
 
-def test_a_missing_bucket_exits_3(s3):
+@pytest.mark.parametrize("files", ["1", "2"])
+def test_a_missing_bucket_exits_3(s3, files):
     url = f"s3://dgen-no-such-bucket-{uuid.uuid4().hex[:8]}/x"
-    r = dgen("write", url, "--size", "4096", "--seed", "1", check=3)
+    r = dgen("write", url, "--size", "8192", "--files", files, "--seed", "1", check=3)
     assert "dgen-no-such-bucket" in r.stderr.decode()
 
 

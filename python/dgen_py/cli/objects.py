@@ -16,6 +16,7 @@ from .report import held_line, identity_line, progress, rate, report_checked, re
 FILE_ONLY = {"write": (("direct", False), ("fsync", False), ("jobs", None),
                        ("changed_only", False)),
              "verify": (("direct", False),)}
+MISSING = ("NoSuchBucket", "no such object")  # what the store and dgen_py.s3 say
 S3_ONLY = (("part_size", "--part-size"), ("concurrency", "--concurrency"))
 
 
@@ -54,7 +55,8 @@ def _missing_is_exit_3():
     try:
         yield
     except OSError as e:
-        if e.errno is None and (isinstance(e, FileNotFoundError) or "NoSuchBucket" in str(e)):
+        # (under MPI the error comes from another rank, as an OSError naming it)
+        if isinstance(e, FileNotFoundError) or any(t in str(e) for t in MISSING):
             e.errno = errno.ENOENT
         raise
     except ImportError as e:  # obstore, the optional client

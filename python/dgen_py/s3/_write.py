@@ -48,10 +48,13 @@ def layout(key: str, size: int, files: int) -> tuple[str, str, list[dict]]:
                             for i, n in enumerate(names)]
 
 
-def _stale_parts(store, base: str, names: set) -> list[str]:
+def _stale_parts(store, base: str, names: set, where: str) -> list[str]:
     """Keys of part-* objects right under the prefix that the new dataset does not have."""
     import obstore
-    listed = obstore.list_with_delimiter(store, base or None)["objects"]
+    try:
+        listed = obstore.list_with_delimiter(store, base or None)["objects"]
+    except Exception as e:
+        raise OSError(f"listing {where}{base}: {_store.described(e)}") from None
     return sorted(o["path"] for o in listed
                   if PART.fullmatch(o["path"].rpartition("/")[2])
                   and o["path"].rpartition("/")[2] not in names)
@@ -122,7 +125,8 @@ class Plan:
         import obstore
         key, files, where = self.key, self.files, self.where
         if files > 1 or not key or key.endswith("/"):
-            stale = _stale_parts(self.store, self.base, {o["path"] for o in self.objects})
+            stale = _stale_parts(self.store, self.base, {o["path"] for o in self.objects},
+                                 where)
             if stale and not self.force:
                 raise Refused(errno.EEXIST, f"{where}{self.base} holds {len(stale)} part "
                               f"object(s) that a dataset of {files} objects does not have "

@@ -129,3 +129,21 @@ def test_help_names_s3_and_its_options():
                              ("verify", ("--concurrency",))):
         text = dgen(command, "--help", check=0).stdout.decode()
         assert "s3://BUCKET/PREFIX" in text and all(o in text for o in options)
+
+
+def test_analyze_of_objects_measures_what_it_measures_on_files(s3, tmp_path):
+    options = ("--size", "6MiB", "--files", "3", "--seed", "2", "--dedup-ratio", "2",
+               "--compress-ratio", "2")
+    dgen("write", s3, *options, check=0)
+    dgen("write", tmp_path / "ds", *options, check=0)
+    on_store = dgen_json("analyze", s3, "--sample", "1")["files"][0]
+    on_files = dgen_json("analyze", tmp_path / "ds", "--sample", "1")["files"][0]
+    assert on_store["source"] == s3 and on_store["bytes"] == 6 * MIB
+    for key in ("source", "seconds"):
+        on_store.pop(key), on_files.pop(key)
+    assert on_store == on_files
+
+
+def test_analyze_of_a_missing_object_exits_3(s3):
+    r = dgen("analyze", s3 + "/nothing", check=3)
+    assert "no such object" in r.stderr.decode()

@@ -1,5 +1,5 @@
-"""dgen write/verify on s3://bucket/prefix: the dataset as objects (dgen_py.s3, docs/s3.md),
-reported as a dataset of files is."""
+"""dgen write/verify/analyze on s3://bucket/prefix: the dataset as objects (dgen_py.s3,
+docs/s3.md), reported as a dataset of files is."""
 
 from __future__ import annotations
 
@@ -103,6 +103,14 @@ def verify(args, overrides: dict, report_files) -> int:
                                threads=args.threads, max_ranges=args.max_ranges,
                                progress=advance)
     return report_checked(args, r, lambda r: report(r, report_files))
+
+
+def stream(url: str):
+    """(binary stream, its size) of the object or dataset of objects at `url`."""
+    with _missing_is_exit_3():
+        from ..s3 import open_dataset
+        f = open_dataset(url)
+    return f, f.raw.size
 
 
 def _on(comm, fn):

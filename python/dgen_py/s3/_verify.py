@@ -71,10 +71,9 @@ def load_manifest(store, name: str, where: str):
     return record
 
 
-def resolve(store, url: str, given: dict, size, files) -> dict:
-    """{identity, base, objects, manifest (URL or None), prefix, sized_by_object}."""
-    bucket, key = _store.parse_url(url)
-    where = f"{SCHEME}{bucket}/"
+def find_manifest(store, key: str, where: str):
+    """(record or None, its key, the keys tried, the dataset's key) of the dataset at
+    `key`: key.dgen.json, else key/dgen-manifest.json, or a manifest's own key."""
     last = key.rpartition("/")[2]
     if key.endswith(MANIFEST_SUFFIX):
         tries = [key]
@@ -84,12 +83,18 @@ def resolve(store, url: str, given: dict, size, files) -> dict:
         tries = [_store.join(key, MANIFEST_NAME)]
     else:
         tries = [key + MANIFEST_SUFFIX, _store.join(key, MANIFEST_NAME)]
-    record = manifest = None
     for name in tries:
         record = load_manifest(store, name, where + name)
         if record is not None:
-            manifest = name
-            break
+            return record, name, tries, key
+    return None, None, tries, key
+
+
+def resolve(store, url: str, given: dict, size, files) -> dict:
+    """{identity, base, objects, manifest (URL or None), prefix, sized_by_object}."""
+    bucket, key = _store.parse_url(url)
+    where = f"{SCHEME}{bucket}/"
+    record, manifest, tries, key = find_manifest(store, key, where)
     count = None if files is None else _checks.integer("files", files, 1, 1_000_000)
     known = {**DEFAULTS, **(record["identity"] if record else {})}
     merged = {k: known[k] if given.get(k) is None else given[k] for k in DEFAULTS}

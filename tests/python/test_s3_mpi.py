@@ -4,6 +4,7 @@ runs it), against the S3 server of s3_server.py."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_a_clean_dataset_verifies_ok_on_two_ranks(s3):
 
 
 def test_a_missing_bucket_fails_every_rank_with_exit_3(s3):
-    url = s3.replace("dgen-test", "dgen-no-such-bucket-mpi", 1)
+    url = f"s3://dgen-no-such-bucket-mpi-{uuid.uuid4().hex[:8]}/ds"
     r = mpirun(2, DGEN, "write", url, "--size", "1MiB", "--files", "2", "--seed", "1",
                env=clean_env())
     assert r.returncode == 3 and "dgen-no-such-bucket-mpi" in r.stderr.decode()

@@ -147,3 +147,11 @@ def test_analyze_of_objects_measures_what_it_measures_on_files(s3, tmp_path):
 def test_analyze_of_a_missing_object_exits_3(s3):
     r = dgen("analyze", s3 + "/nothing", check=3)
     assert "no such object" in r.stderr.decode()
+
+
+def test_bench_io_on_s3_times_dgen_beside_plain_puts_and_gets(s3):
+    r = dgen_json("bench", "--io", s3, "--size", "6MiB", "--rounds", "1")
+    assert set(r["median"]) == {"dgen write", "plain put", "dgen verify", "plain GETs"}
+    assert r["size"] == 6 * MIB and r["write_ratio"] > 0 and r["verify_ratio"] > 0
+    bucket, key = _store.parse_url(s3)
+    assert list(obstore.list(open_store(bucket), key + "/")) in ([], [[]])  # cleaned up

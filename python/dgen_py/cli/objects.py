@@ -10,7 +10,8 @@ from ..s3._store import is_url  # noqa: F401 (write and verify branch on it)
 
 from .._units import human
 from .args import identity_options, integer, size
-from .report import held_line, identity_line, progress, rate, report_checked, report_written
+from .report import (held_line, identity_line, print_json, progress, rate, report_checked,
+                     report_written)
 
 # Options of a file system that S3 has no use for: (attribute, value when not given).
 FILE_ONLY = {"write": (("direct", False), ("fsync", False), ("jobs", None),
@@ -72,10 +73,11 @@ def _keywords(args) -> dict:
 def write(args) -> int:
     refuse(args)
     with _missing_is_exit_3():
-        from ..s3 import write_objects
+        from .. import s3
+        write_objects = s3.write_objects
         if args.comm:
-            from ..s3._mpi import write_objects as write_objects_mpi
-            write_objects = _on(args.comm, write_objects_mpi)
+            from ..s3 import _mpi
+            write_objects = _on(args.comm, _mpi.write_objects)
         with progress(args, args.size, "write") as advance:
             m = write_objects(args.path, args.size, files=args.files, **identity_options(args),
                               **_keywords(args), threads=args.threads, force=args.force,
@@ -94,10 +96,11 @@ def verify(args, overrides: dict, report_files) -> int:
     """report_files: cli.verify.report, which this report extends (passed: no import circle)."""
     refuse(args)
     with _missing_is_exit_3():
-        from ..s3 import verify_objects
+        from .. import s3
+        verify_objects = s3.verify_objects
         if args.comm:
-            from ..s3._mpi import verify_objects as verify_objects_mpi
-            verify_objects = _on(args.comm, verify_objects_mpi)
+            from ..s3 import _mpi
+            verify_objects = _on(args.comm, _mpi.verify_objects)
         with progress(args, None, "verify") as advance:
             r = verify_objects(args.path, **overrides, **_keywords(args),
                                threads=args.threads, max_ranges=args.max_ranges,
@@ -111,6 +114,17 @@ def stream(url: str):
         from ..s3 import open_dataset
         f = open_dataset(url)
     return f, f.raw.size
+
+
+def bench(args, size: int) -> int:
+    """dgen bench --io s3://...: write and verify beside plain puts and ranged GETs."""
+    if args.direct:
+        raise ValueError(f"--direct: has no meaning for an s3:// target ({args.io})")
+    with _missing_is_exit_3():
+        from ..bench import s3
+        r = s3.measure(args.io, size, rounds=args.rounds)
+    print_json(r) if args.json else print(s3.report(r))
+    return 0
 
 
 def _on(comm, fn):

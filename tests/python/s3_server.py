@@ -52,3 +52,18 @@ def s3(server, monkeypatch):
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     return f"s3://{bucket}/t-{uuid.uuid4().hex[:12]}"
+
+
+def get(url) -> bytes:
+    """The object at url (the client settings in the environment)."""
+    import obstore
+    from dgen_py.s3 import _store, open_store
+    bucket, key = _store.parse_url(url)
+    return bytes(obstore.get(open_store(bucket), key).bytes())
+
+
+def put(url, data) -> None:
+    import obstore
+    from dgen_py.s3 import _store, open_store
+    bucket, key = _store.parse_url(url)
+    obstore.put(open_store(bucket), key, data, use_multipart=False)

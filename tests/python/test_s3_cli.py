@@ -14,20 +14,10 @@ from dgen_py.s3 import open_store, verify_objects  # noqa: E402
 from dgen_py.s3 import _store  # noqa: E402
 
 from conftest import reference  # noqa: E402
-from s3_server import s3, server  # noqa: E402,F401 (fixtures)
+from s3_server import get as _get, put as _put, s3, server  # noqa: E402,F401
 from test_cli import dgen, dgen_json  # noqa: E402
 
 MIB = 1 << 20
-
-
-def _get(url):
-    bucket, key = _store.parse_url(url)
-    return bytes(obstore.get(open_store(bucket), key).bytes())
-
-
-def _put(url, data):
-    bucket, key = _store.parse_url(url)
-    obstore.put(open_store(bucket), key, data, use_multipart=False)
 
 
 def test_write_then_verify_round_trips_through_the_cli(s3):

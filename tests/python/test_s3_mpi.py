@@ -10,25 +10,13 @@ import pytest
 
 obstore = pytest.importorskip("obstore")
 
-from dgen_py.s3 import open_store  # noqa: E402
-from dgen_py.s3 import _store  # noqa: E402
 
 from conftest import reference  # noqa: E402
-from s3_server import s3, server  # noqa: E402,F401 (fixtures)
+from s3_server import get as _get, put as _put, s3, server  # noqa: E402,F401
 from test_mpi import DGEN, clean_env, mpirun, needs_mpi  # noqa: E402
 
 MIB = 1 << 20
 pytestmark = needs_mpi
-
-
-def _get(url):
-    bucket, key = _store.parse_url(url)
-    return bytes(obstore.get(open_store(bucket), key).bytes())
-
-
-def _put(url, data):
-    bucket, key = _store.parse_url(url)
-    obstore.put(open_store(bucket), key, data, use_multipart=False)
 
 
 def _run(*args, code=0):

@@ -24,13 +24,13 @@ CASES = ("dgen write", "plain put", "dgen verify", "plain GETs")
 
 def measure(url: str, size: int, *, part_size: int = 16 << 20, concurrency: int = 8,
             rounds: int = 3) -> dict:
-    """{url, size, part_size, concurrency, rounds, seconds: {case: [...]}, median:
+    """{url, endpoint, size, part_size, concurrency, rounds, seconds: {case: [...]}, median:
     {case: s}, gbps: {case: GB/s of the median}, write_ratio, verify_ratio (dgen / plain:
     1.0 is as fast)}."""
     import obstore
     from .._oneshot import generate_buffer
     from ..s3 import open_store, verify_objects, write_objects
-    from ..s3._store import join, parse_url
+    from ..s3._store import join, parse_url, settings
     bucket, key = parse_url(url)
     store = open_store(bucket)
     base = join(key, f"dgen-bench-{uuid.uuid4().hex[:8]}")
@@ -70,7 +70,7 @@ def measure(url: str, size: int, *, part_size: int = 16 << 20, concurrency: int 
         names = [o["path"] for batch in obstore.list(store, base + "/") for o in batch]
         obstore.delete(store, names)
     med = {n: statistics.median(t) for n, t in times.items()}
-    return {"url": url, "size": size, "part_size": part_size, "concurrency": concurrency,
+    return {"url": url, "endpoint": settings()["endpoint"] or "AWS", "size": size, "part_size": part_size, "concurrency": concurrency,
             "rounds": rounds, "seconds": times, "median": med,
             "gbps": {n: size / t / 1e9 for n, t in med.items()},
             "write_ratio": med["plain put"] / med["dgen write"],
@@ -79,7 +79,7 @@ def measure(url: str, size: int, *, part_size: int = 16 << 20, concurrency: int 
 
 def report(r: dict) -> str:
     lines = [f"{human(r['size'])}, parts of {human(r['part_size'])} x {r['concurrency']}, "
-             f"{r['rounds']} rounds, {r['url']}"]
+             f"{r['rounds']} rounds, {r['url']} at {r['endpoint']}"]
     lines += [f"  {n:12s} median {r['median'][n]:6.2f} s  {r['gbps'][n]:5.2f} GB/s  (all: "
               f"{', '.join(f'{x:.2f}' for x in r['seconds'][n])})" for n in CASES]
     lines.append(f"write  ratio dgen/plain: {r['write_ratio']:.3f}")

@@ -57,13 +57,14 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     """Measure what a dedup engine and a compressor would make of `source`.
 
     `source` is a path (str or os.PathLike), any bytes-like object (bytes, bytearray,
-    memoryview, numpy array, BytesView: the buffer protocol), a Generator, read in full
-    from offset 0 (its position is left at the end), or a binary file read to its end. A path may be a dataset: a directory
-    or a manifest (see dataset_files()); its files are read in dataset order as one
-    stream, so duplicates across files count and pages and frames run on across file
+    memoryview, numpy array, BytesView: the buffer protocol), a Generator, read in full from
+    offset 0 (its position is left at the end), or a binary file (anything with readinto:
+    open(), dgen_py.s3.open_dataset()), read to its end. A path may be a dataset: a
+    directory or a manifest (see dataset_files()); its files are read in dataset order as
+    one stream, so duplicates across files count and pages and frames run on across file
     boundaries. Files and Generators are streamed in 64 MiB chunks (or one frame, if
-    larger), so memory stays at two chunks plus 16 bytes per 4 KiB page; buffers are read
-    in place. `progress`, if given, is called with the number of bytes measured as work
+    larger), so memory stays at two chunks plus 16 bytes per 4 KiB page; buffers are read in
+    place. `progress`, if given, is called with the number of bytes measured as work
     completes.
 
     Every aligned 4 KiB page is hashed once with XXH3-128 (a dedup engine's SHA-256 finds

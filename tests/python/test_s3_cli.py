@@ -4,6 +4,9 @@ the S3 server of s3_server.py."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 import uuid
 
 import pytest
@@ -14,8 +17,8 @@ from dgen_py.s3 import open_store, verify_objects  # noqa: E402
 from dgen_py.s3 import _store  # noqa: E402
 
 from conftest import reference  # noqa: E402
-from s3_server import get as _get, put as _put, s3, server  # noqa: E402,F401
-from test_cli import dgen, dgen_json  # noqa: E402
+from s3_server import _client, get as _get, put as _put, s3, server  # noqa: E402,F401
+from test_cli import DGEN, dgen, dgen_json  # noqa: E402
 
 MIB = 1 << 20
 
@@ -145,3 +148,24 @@ def test_bench_io_on_s3_times_dgen_beside_plain_puts_and_gets(s3):
     assert r["size"] == 6 * MIB and r["write_ratio"] > 0 and r["verify_ratio"] > 0
     bucket, key = _store.parse_url(s3)
     assert list(obstore.list(open_store(bucket), key + "/")) in ([], [[]])  # cleaned up
+
+
+def test_ctrl_c_exits_130_aborts_the_upload_and_writes_no_manifest(s3, server):
+    bucket, key = _store.parse_url(s3)
+    client = _client(server[0], server[2])
+    p = subprocess.Popen([DGEN, "write", s3 + "/big", "--size", "1GiB", "--seed", "1",
+                          "--part-size", "5MiB", "--concurrency", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads"):
+            assert time.monotonic() < deadline and p.poll() is None, "no upload started"
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "interrupted" in err.decode()
+    assert client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", []) == []
+    assert not any(o["Key"].endswith(".dgen.json") for o in
+                   client.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))

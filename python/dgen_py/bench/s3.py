@@ -70,8 +70,9 @@ def measure(url: str, size: int, *, part_size: int = 16 << 20, concurrency: int 
         names = [o["path"] for batch in obstore.list(store, base + "/") for o in batch]
         obstore.delete(store, names)
     med = {n: statistics.median(t) for n, t in times.items()}
-    return {"url": url, "endpoint": settings()["endpoint"] or "AWS", "size": size, "part_size": part_size, "concurrency": concurrency,
-            "rounds": rounds, "seconds": times, "median": med,
+    return {"url": url, "endpoint": settings()["endpoint"] or "AWS", "size": size,
+            "part_size": part_size, "concurrency": concurrency, "rounds": rounds,
+            "seconds": times, "median": med,
             "gbps": {n: size / t / 1e9 for n, t in med.items()},
             "write_ratio": med["plain put"] / med["dgen write"],
             "verify_ratio": med["plain GETs"] / med["dgen verify"]}

@@ -6,9 +6,8 @@ from __future__ import annotations
 import contextlib
 import errno
 
-from ..s3._store import is_url  # noqa: F401 (write and verify branch on it)
-
 from .._units import human
+from ..s3._store import SCHEME, is_url, parse_url
 from .args import identity_options, integer, size
 from .report import (held_line, identity_line, print_json, progress, rate, report_checked,
                      report_written)
@@ -71,7 +70,6 @@ def _keywords(args) -> dict:
 
 
 def write(args) -> int:
-    refuse(args)
     with _missing_is_exit_3():
         from .. import s3
         write_objects = s3.write_objects
@@ -94,7 +92,6 @@ def write(args) -> int:
 
 def verify(args, overrides: dict, report_files) -> int:
     """report_files: cli.verify.report, which this report extends (passed: no import circle)."""
-    refuse(args)
     with _missing_is_exit_3():
         from .. import s3
         verify_objects = s3.verify_objects
@@ -134,7 +131,8 @@ def _on(comm, fn):
 def report(r: dict, report_files) -> str:
     text = report_files({**r, "files": [{**f, "size_on_disk": f["size_on_store"]}
                                         for f in r["files"]]}, noun="object")
-    extra = [f"extra object s3://{r['path'][5:].partition('/')[0]}/{o['path']} "
+    bucket = parse_url(r["path"])[0]
+    extra = [f"extra object {SCHEME}{bucket}/{o['path']} "
              f"({o['size']} bytes): not in this dataset (delete it, or write with --force)"
              for o in r["extra_objects"]]
     return "\n".join([text, *extra])

@@ -15,7 +15,7 @@ import json
 import time
 
 from .._shares import split
-from ..mpi import agree, same_settings, threads_per_rank
+from ..mpi import _scaled, agree, same_settings, threads_per_rank
 from ._verify import Check
 from ._write import CONCURRENCY, PART_SIZE, Plan
 
@@ -26,7 +26,8 @@ def write_objects(comm, url, size, *, threads=None, progress=None, seed=None,
     """write_objects() from every rank of `comm` (collective); every rank returns the same
     dict: the manifest, "manifest" (its URL), "seconds" (the slowest rank, from a common
     barrier), "ranks" ([{rank, bytes, seconds}]) and "gbps". threads and concurrency are
-    per rank; progress(n) is called on rank 0 only, with its own bytes."""
+    per rank; progress(n) is called on rank 0 only, with its own bytes scaled to the
+    dataset's size."""
     default_threads = threads_per_rank(comm)
 
     def planned(seed):
@@ -47,8 +48,10 @@ def write_objects(comm, url, size, *, threads=None, progress=None, seed=None,
     mine = [plan.objects[i] for i in split([o["length"] for o in plan.objects],
                                            comm.size)[comm.rank]]
     comm.Barrier()
-    rows = agree(comm, lambda: (sum(o["length"] for o in mine),
-                                plan.upload(mine, progress if comm.rank == 0 else None)))
+    # rank 0's bar: its own bytes scaled to the dataset's size, as mpi.write shows it
+    shown = _scaled(progress, plan.identity["size"], [(0, 0, o["length"]) for o in mine]) \
+        if comm.rank == 0 else None
+    rows = agree(comm, lambda: (sum(o["length"] for o in mine), plan.upload(mine, shown)))
     record = agree(comm, lambda: plan.finish() if comm.rank == 0 else None)[0]
     seconds = max(s for _, s in rows)
     return {**record, "seconds": seconds,

@@ -1,4 +1,5 @@
-"""dgen's S3 write and verify beside the client's plain upload and ranged GETs.
+"""dgen's S3 write and verify beside the client's plain upload and ranged GETs
+(dgen_py.bench.s3, as `dgen bench --io s3://...` runs it), and a write's peak memory.
 
     python benchmarks/s3.py [--size-mib 256] [--part-mib 16] [--concurrency 4] [--rounds 3]
                             [--memory-gib 2] [--memory-concurrency 8]
@@ -22,12 +23,10 @@ import argparse
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 MIB = 1 << 20
 
@@ -98,50 +97,11 @@ def main() -> None:
 
 
 def run(a, bucket: str) -> None:
-    import obstore
-    from dgen_py.s3 import open_store, verify_objects, write_objects
-    store = open_store(bucket)
-    size, part, conc = a.size_mib * MIB, a.part_mib * MIB, a.concurrency
-    import dgen_py
-    buf = bytes(dgen_py.generate_buffer(size, seed=2))  # prebuilt, in memory
-    key = f"bench-{uuid.uuid4().hex[:8]}"
-
-    def dgen_write():
-        write_objects(f"s3://{bucket}/{key}/dgen", size, seed=1, part_size=part,
-                      concurrency=conc)
-
-    def plain_write():
-        obstore.put(store, f"{key}/plain", buf, chunk_size=part, max_concurrency=conc)
-
-    def dgen_verify():
-        assert verify_objects(f"s3://{bucket}/{key}/dgen", concurrency=conc,
-                              read_size=part)["ok"]
-
-    def plain_read():
-        def one(at):
-            return len(obstore.get_range(store, f"{key}/dgen", start=at,
-                                         length=min(part, size - at)))
-        with ThreadPoolExecutor(conc) as pool:
-            assert sum(pool.map(one, range(0, size, part))) == size
-
-    for fn in (dgen_write, plain_write, dgen_verify, plain_read):  # warm-up, not timed
-        fn()
-    times = {n: [] for n in ("dgen write", "plain put", "dgen verify", "plain GETs")}
-    for r in range(a.rounds):
-        pairs = [("dgen write", dgen_write), ("plain put", plain_write)]
-        reads = [("dgen verify", dgen_verify), ("plain GETs", plain_read)]
-        for group in (pairs, reads):
-            for name, fn in (group if r % 2 == 0 else group[::-1]):
-                times[name].append(timed(fn))
-    med = {n: statistics.median(t) for n, t in times.items()}
-    where = os.environ["AWS_ENDPOINT_URL"]
-    print(f"{a.size_mib} MiB, parts of {a.part_mib} MiB x {conc}, {a.rounds} rounds, "
-          f"server {where}")
-    for n, t in med.items():
-        print(f"  {n:12s} median {t:6.2f} s  {size / t / 1e9:5.2f} GB/s  "
-              f"(all: {', '.join(f'{x:.2f}' for x in times[n])})")
-    print(f"write  ratio dgen/plain: {med['plain put'] / med['dgen write']:.3f}")
-    print(f"verify ratio dgen/plain: {med['plain GETs'] / med['dgen verify']:.3f}")
+    from dgen_py.bench import s3
+    part = a.part_mib * MIB
+    r = s3.measure(f"s3://{bucket}/bench", a.size_mib * MIB, part_size=part,
+                   concurrency=a.concurrency, rounds=a.rounds)
+    print(s3.report(r))
     if a.memory_gib:
         out = subprocess.run([sys.executable, __file__, "--memory-child", bucket,
                               str(a.memory_gib), str(part), str(a.memory_concurrency)],

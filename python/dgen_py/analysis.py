@@ -57,13 +57,14 @@ def analyze(source, *, block_sizes=None, frame_size=1048576,
     """Measure what a dedup engine and a compressor would make of `source`.
 
     `source` is a path (str or os.PathLike), any bytes-like object (bytes, bytearray,
-    memoryview, numpy array, BytesView: the buffer protocol) or a Generator, read in full
-    from offset 0 (its position is left at the end). A path may be a dataset: a directory
-    or a manifest (see dataset_files()); its files are read in dataset order as one
-    stream, so duplicates across files count and pages and frames run on across file
+    memoryview, numpy array, BytesView: the buffer protocol), a Generator, read in full from
+    offset 0 (its position is left at the end), or a binary file (anything with readinto:
+    open(), dgen_py.s3.open_dataset()), read to its end. A path may be a dataset: a
+    directory or a manifest (see dataset_files()); its files are read in dataset order as
+    one stream, so duplicates across files count and pages and frames run on across file
     boundaries. Files and Generators are streamed in 64 MiB chunks (or one frame, if
-    larger), so memory stays at two chunks plus 16 bytes per 4 KiB page; buffers are read
-    in place. `progress`, if given, is called with the number of bytes measured as work
+    larger), so memory stays at two chunks plus 16 bytes per 4 KiB page; buffers are read in
+    place. `progress`, if given, is called with the number of bytes measured as work
     completes.
 
     Every aligned 4 KiB page is hashed once with XXH3-128 (a dedup engine's SHA-256 finds
@@ -296,11 +297,14 @@ def _open(source, chunk, stack):
     if isinstance(source, Generator):
         source.seek(0)
         return "Generator", _read_chunks([source.readinto], chunk)
+    if hasattr(source, "readinto"):  # a binary file: open(), dgen_py.s3.open_dataset()
+        return getattr(source, "name", type(source).__name__), _read_chunks([source.readinto],
+                                                                            chunk)
     try:
         view = memoryview(source)
     except TypeError:
-        raise TypeError(f"source must be a path, a bytes-like object or a dgen_py.Generator, "
-                        f"got {type(source).__name__}") from None
+        raise TypeError(f"source must be a path, a bytes-like object, a dgen_py.Generator or "
+                        f"a binary file, got {type(source).__name__}") from None
     view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
     return type(source).__name__, (view[o:o + chunk] for o in range(0, len(view), chunk))
 

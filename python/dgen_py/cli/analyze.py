@@ -6,6 +6,7 @@ import os
 import time
 
 from .._units import human
+from . import objects
 from .args import block_sizes, json_flag, number, size, threads
 from .report import print_json, progress, rate
 
@@ -20,7 +21,8 @@ def add(command) -> None:
                 "and zlib-6 1 in 16 (the slow ones); --sample 1: every frame with all four.")
     c.add_argument("paths", nargs="+", metavar="PATH",
                    help="a file, or a dataset directory or manifest (its files in dataset "
-                   "order, as one dataset)")
+                   "order, as one dataset); or s3://BUCKET/KEY, an object or a dataset "
+                   "of objects")
     c.add_argument("--block-sizes", metavar="SIZES", type=block_sizes,
                    help="dedup block sizes, comma-separated (default 4KiB..1MiB)")
     c.add_argument("--frame-size", metavar="SIZE", type=size, default=1 << 20,
@@ -41,11 +43,15 @@ def run(args) -> int:
     from ..analysis import CLI_SAMPLE, analyze, dataset_files
     results = []
     for path in args.paths:
-        listed = dataset_files(path)
-        total = sum(map(os.path.getsize, [path] if listed is None else listed))
+        if objects.is_url(path):  # its objects as one stream of ranged GETs
+            source, total = objects.stream(path)
+        else:
+            listed = dataset_files(path)
+            source, total = path, sum(map(os.path.getsize,
+                                          [path] if listed is None else listed))
         t0 = time.perf_counter()
         with progress(args, total or None, f"analyze {os.path.basename(path)}") as advance:
-            results.append(analyze(path, block_sizes=args.block_sizes,
+            results.append(analyze(source, block_sizes=args.block_sizes,
                                    frame_size=args.frame_size,
                                    sample=CLI_SAMPLE if args.sample is None
                                    else args.sample, threads=args.threads,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from .. import bench
+from . import objects
 from .args import buffer_size, integer, json_flag, mpi_flags, number, thread_list
 from .report import print_json
 
@@ -25,7 +26,8 @@ def add(command) -> None:
                    help="buffer size (default 2MiB, 32MiB and 256MiB; 32MiB under MPI); with "
                    "--io the dataset size (default 2GiB), twice that through the pipe")
     c.add_argument("--io", metavar="DIR", help="run the I/O jobs (benchmarks/io.py) on "
-                   "the directory DIR, e.g. /dev/shm or a mounted device")
+                   "the directory DIR, e.g. /dev/shm or a mounted device; or on "
+                   "s3://BUCKET/PREFIX: write and verify beside plain puts and GETs")
     c.add_argument("--rounds", metavar="N", type=integer(1, 1000), default=3,
                    help="with --io: alternating rounds (default 3)")
     c.add_argument("--direct", action="store_true",
@@ -62,6 +64,8 @@ def io(args) -> int:
     if args.threads:
         raise ValueError("--threads: not with --io (the jobs use every CPU, as fio's do)")
     size = args.size or 2 << 30
+    if objects.is_url(args.io):
+        return objects.bench(args, size)
     a = io.options(args.io, size=size, pipe_size=2 * size, rounds=args.rounds,
                    direct=args.direct)
     return io.execute(a, args.json, "dgen")

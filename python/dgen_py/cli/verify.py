@@ -8,6 +8,7 @@ import functools
 import os
 
 from .._units import human
+from . import objects
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
 from .report import identity_line, progress, rate, report_checked
 from .. import _fs
@@ -21,7 +22,8 @@ def add(command) -> None:
                 "  dgen verify copy.bin --seed 42 --dedup-ratio 2    # no manifest\n"
                 "Exit code 1 when any byte differs or is missing.")
     c.add_argument("path", metavar="PATH", help="a file, a dataset directory, one file of "
-                   "it (checked against the directory's manifest) or a manifest")
+                   "it (checked against the directory's manifest) or a manifest; or "
+                   "s3://BUCKET/PREFIX (docs/s3.md)")
     add_identity(c, new=False)
     threads(c)
     c.add_argument("--files", metavar="N", type=integer(1, 1_000_000),
@@ -29,6 +31,7 @@ def add(command) -> None:
     c.add_argument("--direct", action="store_true", help="read with O_DIRECT")
     c.add_argument("--max-ranges", metavar="N", type=integer(0, 2**31), default=20,
                    help="ranges to list (default 20; all are counted)")
+    objects.add_verify_options(c)
     json_flag(c)
     mpi_flags(c)
     c.set_defaults(run=run)
@@ -59,6 +62,9 @@ def target(path: str) -> tuple[str, tuple[int, int, int] | None]:
 def run(args) -> int:
     overrides = {"seed": args.seed, "size": args.size, "files": args.files,
                  **identity_options(args)}
+    objects.refuse(args)
+    if objects.is_url(args.path):
+        return objects.verify(args, overrides, report)
     args.path, piece = target(args.path)
     if piece:
         return one_file(args, overrides, piece)
@@ -104,11 +110,11 @@ def one_file(args, overrides, piece) -> int:
     return report_checked(args, r, report)
 
 
-def report(r: dict) -> str:
-    where = f"{r['path']}: {human(r['bytes'])} in {len(r['files'])} file(s)"
+def report(r: dict, noun: str = "file") -> str:
+    where = f"{r['path']}: {human(r['bytes'])} in {len(r['files'])} {noun}(s)"
     if r["ok"]:
         return (f"OK {r['path']}: {human(r['bytes_read'])} ({r['bytes_read']} bytes) read "
-                f"and verified in {len(r['files'])} file(s) at "
+                f"and verified in {len(r['files'])} {noun}(s) at "
                 f"{rate(r['bytes_read'], r['seconds'])}; {identity_line(r['identity'])}")
     lines = [f"FAILED {where}, {r['bytes_read']} bytes read: {r['range_count']} "
              f"mismatching range(s), {r['mismatched_bytes']} byte(s) differ or are missing; "
@@ -117,26 +123,26 @@ def report(r: dict) -> str:
         lines.insert(0, "FAILED: nothing here matches this dataset identity (seed, ratios, "
                      "unit, size): written with other settings?")
     absent = {f["path"] for f in r["files"] if f["size_on_disk"] is None}
-    width = max(len("file"), *(len(x["file"]) for x in r["ranges"])) if r["ranges"] else 4
-    lines.append(f"{'file':<{width}} {'file offset':>14} {'dataset offset':>16} "
+    width = max(len(noun), *(len(x["file"]) for x in r["ranges"])) if r["ranges"] else len(noun)
+    lines.append(f"{noun:<{width}} {noun + ' offset':>14} {'dataset offset':>16} "
                  f"{'length':>12}  what")
     for x in r["ranges"]:
         lines.append(f"{x['file']:<{width}} {x['file_offset']:>14} {x['offset']:>16} "
-                     f"{x['length']:>12}  {describe(x, absent)}")
+                     f"{x['length']:>12}  {describe(x, absent, noun)}")
     if r["range_count"] > len(r["ranges"]):
         lines.append(f"... and {r['range_count'] - len(r['ranges'])} more range(s) "
                      f"(--max-ranges lists more)")
     return "\n".join(lines)
 
 
-def describe(x: dict, absent=()) -> str:
+def describe(x: dict, absent=(), noun: str = "file") -> str:
     if x["kind"] == "missing" and x["file"] in absent:
-        return "missing: file absent"
+        return f"missing: {noun} absent"
     return {"differs": "differs",
             "zeros": "reads as zeros",
             "stale": f"stale: holds its generation {x.get('stale_generation')} content "
                      f"(a lost write)",
             "moved": f"holds the unit that belongs at file offset "
                      f"{x['belongs_at_file_offset']} (dataset offset {x['belongs_at']})",
-            "missing": "missing: the file ends early",
-            "extra": "extra: the file is longer than the dataset says"}[x["kind"]]
+            "missing": f"missing: the {noun} ends early",
+            "extra": f"extra: the {noun} is longer than the dataset says"}[x["kind"]]

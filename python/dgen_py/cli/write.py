@@ -7,6 +7,7 @@ import functools
 
 from .. import _checks, _core
 from .._units import human
+from . import objects
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
 from .report import held_line, identity_line, progress, rate, report_written
 from ..rewrite import rewrite_changed
@@ -18,12 +19,13 @@ def add(command) -> None:
                 "examples:\n  dgen write /mnt/test/file.bin --size 10GiB --direct\n"
                 "  dgen write /mnt/test/dir --size 1TiB --files 1024 --jobs 16 --fsync\n"
                 "The manifest (FILE.dgen.json, or DIR/dgen-manifest.json) is written last.")
-    c.add_argument("path", metavar="PATH", help="the file, or the directory for --files > 1")
+    c.add_argument("path", metavar="PATH", help="the file, or the directory for --files > 1; or "
+                   "s3://BUCKET/PREFIX for objects (docs/s3.md)")
     add_identity(c, new=True)
     threads(c)
     c.add_argument("--files", metavar="N", type=integer(1, 1_000_000), default=1,
                    help="cut the dataset into N files part-00000 ... in directory PATH")
-    c.add_argument("--jobs", metavar="J", type=integer(1, _checks.MAX_THREADS), default=1,
+    c.add_argument("--jobs", metavar="J", type=integer(1, _checks.MAX_THREADS),
                    help=f"parallel writers (default 1); each holds "
                    f"{human(writer_buffer(1))} of buffer when it has one thread "
                    f"(--threads/J), {human(writer_buffer(_checks.MAX_THREADS))} "
@@ -35,6 +37,7 @@ def add(command) -> None:
                    "the manifest")
     c.add_argument("--changed-only", action="store_true", help="rewrite in place a dataset "
                    "written as generation G-1: only the units generation G changed")
+    objects.add_write_options(c)
     json_flag(c)
     mpi_flags(c)
     c.set_defaults(run=run)
@@ -43,10 +46,13 @@ def add(command) -> None:
 def _settings(args) -> dict:
     """The keywords write_dataset and rewrite_changed share."""
     return dict(files=args.files, **identity_options(args), direct=args.direct,
-                fsync=args.fsync, jobs=args.jobs, threads=args.threads)
+                fsync=args.fsync, jobs=args.jobs or 1, threads=args.threads)
 
 
 def run(args) -> int:
+    objects.refuse(args)
+    if objects.is_url(args.path):
+        return objects.write(args)
     if args.changed_only:
         return rewrite(args)
     write = write_dataset

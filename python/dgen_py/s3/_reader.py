@@ -1,4 +1,5 @@
-"""open_object(): a byte range of an object as a read-only, seekable file (ranged GETs)."""
+"""open_object(): a byte range of an object as a read-only, seekable file (ranged GETs);
+open_dataset(): the objects of a dataset as one stream."""
 
 from __future__ import annotations
 
@@ -72,3 +73,39 @@ def open_object(url: str, start: int = 0, stop: int | None = None, *,
     buffer_size bytes. FileNotFoundError when there is no such object."""
     buffer_size = _checks.integer("buffer_size", buffer_size, 1, 1 << 30)
     return io.BufferedReader(ObjectRange(url, start, stop, store=store), buffer_size)
+
+
+class Objects(io.RawIOBase):
+    """ObjectRanges read one after another as one stream (not seekable)."""
+
+    def __init__(self, parts: list[ObjectRange], name: str):
+        super().__init__()
+        self._parts, self.name = list(parts), name
+        self.size = sum(p.size for p in parts)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._parts:
+            if n := self._parts[0].readinto(b):
+                return n
+            self._parts.pop(0)
+        return 0
+
+
+def open_dataset(url: str, *, buffer_size: int = BUFFER, store=None) -> io.BufferedReader:
+    """The dataset at s3://bucket/key as one buffered binary stream, read with ranged GETs:
+    its manifest's objects in dataset order (key.dgen.json, key/dgen-manifest.json or a
+    manifest's URL), else the object at the URL. The stream's .raw.size is its bytes.
+    FileNotFoundError when there is neither."""
+    from ._verify import find_manifest
+    buffer_size = _checks.integer("buffer_size", buffer_size, 1, 1 << 30)
+    bucket, key = _store.parse_url(url)
+    store = store or _store.open_store(bucket)
+    where = f"{_store.SCHEME}{bucket}/"
+    record, manifest, _, _ = find_manifest(store, key, where)
+    names = [key] if record is None else [
+        _store.join(manifest.rpartition("/")[0], f["path"]) for f in record["files"]]
+    parts = [ObjectRange(where + n, store=store) for n in names]
+    return io.BufferedReader(Objects(parts, url), buffer_size)

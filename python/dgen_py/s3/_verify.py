@@ -71,10 +71,9 @@ def load_manifest(store, name: str, where: str):
     return record
 
 
-def resolve(store, url: str, given: dict, size, files) -> dict:
-    """{identity, base, objects, manifest (URL or None), prefix, sized_by_object}."""
-    bucket, key = _store.parse_url(url)
-    where = f"{SCHEME}{bucket}/"
+def find_manifest(store, key: str, where: str):
+    """(record or None, its key, the keys tried, the dataset's key) of the dataset at
+    `key`: key.dgen.json, else key/dgen-manifest.json, or a manifest's own key."""
     last = key.rpartition("/")[2]
     if key.endswith(MANIFEST_SUFFIX):
         tries = [key]
@@ -84,12 +83,18 @@ def resolve(store, url: str, given: dict, size, files) -> dict:
         tries = [_store.join(key, MANIFEST_NAME)]
     else:
         tries = [key + MANIFEST_SUFFIX, _store.join(key, MANIFEST_NAME)]
-    record = manifest = None
     for name in tries:
         record = load_manifest(store, name, where + name)
         if record is not None:
-            manifest = name
-            break
+            return record, name, tries, key
+    return None, None, tries, key
+
+
+def resolve(store, url: str, given: dict, size, files) -> dict:
+    """{identity, base, objects, manifest (URL or None), prefix, sized_by_object}."""
+    bucket, key = _store.parse_url(url)
+    where = f"{SCHEME}{bucket}/"
+    record, manifest, tries, key = find_manifest(store, key, where)
     count = None if files is None else _checks.integer("files", files, 1, 1_000_000)
     known = {**DEFAULTS, **(record["identity"] if record else {})}
     merged = {k: known[k] if given.get(k) is None else given[k] for k in DEFAULTS}
@@ -153,69 +158,96 @@ def verify_objects(url, *, seed=None, size=None, files=None, dedup_ratio=None,
              "dedup_skew": dedup_skew, "generation": generation, "change_rate": change_rate,
              "format_version": format_version, "dedup_window": dedup_window,
              "content": content}
-    bucket, _ = _store.parse_url(url)
-    concurrency = _checks.integer("concurrency", concurrency, 1, 1024)
-    read_size = _checks.integer("read_size", read_size, ALIGN, 1 << 30)
-    max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
-    threads = _checks.threads(threads) or _core.available_cpus()
-    store = store or _store.open_store(bucket)
-    where = f"{SCHEME}{bucket}/"
-    try:
-        dataset = resolve(store, url, given, size, files)
-    except (ValueError, OSError):
-        raise
-    except Exception as e:  # the client's own errors: one line, naming the URL
-        raise OSError(f"reading {url}: {_store.described(e)}") from None
-    identity, base, objects = dataset["identity"], dataset["base"], dataset["objects"]
-    names = [_store.join(base, o["path"]) for o in objects]
-    window = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+    job = Check(url, given, size, files, threads=threads, concurrency=concurrency,
+                read_size=read_size, max_ranges=max_ranges, store=store)
     started = time.perf_counter()
-    stop = threading.Event()
-    lock = threading.Lock()
+    tally, sizes, extra = job.run(range(len(job.objects)), progress, extra=True)
+    return job.report(tally, sizes, extra, time.perf_counter() - started)
 
-    def tick(n):
-        if progress:
-            with lock:
-                progress(n)
 
-    with ThreadPoolExecutor(concurrency) as pool:
+class Check:
+    """verify_objects() in its steps, for one process or the ranks of an MPI job
+    (s3/_mpi.py): the dataset resolved (its manifest read), run(indices) checking some of
+    its objects, report() of every object's results."""
+
+    def __init__(self, url, given, size, files, *, threads, concurrency, read_size,
+                 max_ranges, store):
+        bucket, _ = _store.parse_url(url)
+        self.url = url
+        self.concurrency = _checks.integer("concurrency", concurrency, 1, 1024)
+        self.read_size = _checks.integer("read_size", read_size, ALIGN, 1 << 30)
+        self.max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
+        self.threads = _checks.threads(threads) or _core.available_cpus()
+        self.store = store or _store.open_store(bucket)
+        self.where = f"{SCHEME}{bucket}/"
         try:
-            sizes = list(pool.map(lambda n: _named(head, store, n, where), names))
-            extra = _extra(store, base, {o["path"] for o in objects}, where) \
-                if dataset["prefix"] else []
-            parts = _parts(objects, sizes, concurrency, window)
-            each = max(1, threads // max(1, min(concurrency, len(parts))))
-            done = list(pool.map(lambda p: _check(store, names[p[0]], objects[p[0]], p[1],
-                                                  p[2], identity, each, window, read_size,
-                                                  max_ranges, tick, stop, where), parts))
-        finally:
-            stop.set()
-    report = Tally(max_ranges)
-    for i, o in enumerate(objects):
-        mine = [t for p, t in zip(parts, done) if p[0] == i]
-        for t in mine:
-            report.merge(t)
-        held = sizes[i]
-        if held is None:
-            report.add_gap(o, 0, o["length"], "missing")
-        elif held < o["length"] and not (mine and mine[-1].short):
-            report.add_gap(o, held, o["length"] - held, "missing")
-        elif held > o["length"]:
-            report.add_gap(o, o["length"], held - o["length"], "extra")
-    ok = report.count == 0 and report.read == identity["size"] and not extra
-    verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
-    return {
-        "ok": ok, "verdict": verdict, "path": url, "manifest": dataset["manifest"],
-        "identity": identity,
-        "files": [{**o, "size_on_store": s} for o, s in zip(objects, sizes)],
-        "bytes": identity["size"], "bytes_read": report.read,
-        "mismatched_bytes": report.mismatched, "range_count": report.count,
-        "ranges": report.ranges, "extra_objects": extra,
-        "warnings": [f"{url} has no manifest and no size was given: the size was taken from "
-                     f"the object, so a truncated object cannot be detected"]
-        if dataset["sized_by_object"] else [],
-        "seconds": time.perf_counter() - started,
-    }
+            self.dataset = resolve(self.store, url, given, size, files)
+        except (ValueError, OSError):
+            raise
+        except Exception as e:  # the client's own errors: one line, naming the URL
+            raise OSError(f"reading {url}: {_store.described(e)}") from None
+        self.identity = self.dataset["identity"]
+        self.objects = self.dataset["objects"]
+
+    def run(self, indices, progress=None, extra=False):
+        """(Tally, {index: size on the store or None}, extra objects or []): the objects
+        `indices` checked; extra=True lists part-* objects the dataset does not have."""
+        store, where, identity, objects = self.store, self.where, self.identity, self.objects
+        indices = list(indices)
+        names = {i: _store.join(self.dataset["base"], objects[i]["path"]) for i in indices}
+        window = max(VERIFY_CHUNK, 4 * identity["dedup_unit"])
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def tick(n):
+            if progress:
+                with lock:
+                    progress(n)
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            try:
+                sizes = dict(zip(indices, pool.map(lambda i: _named(head, store, names[i],
+                                                                    where), indices)))
+                extra = _extra(store, self.dataset["base"], {o["path"] for o in objects},
+                               where) if extra and self.dataset["prefix"] else []
+                parts = _parts(indices, objects, sizes, self.concurrency, window)
+                each = max(1, self.threads // max(1, min(self.concurrency, len(parts))))
+                done = list(pool.map(lambda p: _check(
+                    store, names[p[0]], objects[p[0]], p[1], p[2], identity, each, window,
+                    self.read_size, self.max_ranges, tick, stop, where), parts))
+            finally:
+                stop.set()
+        tally = Tally(self.max_ranges)
+        for i in indices:
+            o = objects[i]
+            mine = [t for p, t in zip(parts, done) if p[0] == i]
+            for t in mine:
+                tally.merge(t)
+            held = sizes[i]
+            if held is None:
+                tally.add_gap(o, 0, o["length"], "missing")
+            elif held < o["length"] and not (mine and mine[-1].short):
+                tally.add_gap(o, held, o["length"] - held, "missing")
+            elif held > o["length"]:
+                tally.add_gap(o, o["length"], held - o["length"], "extra")
+        return tally, sizes, extra
+
+    def report(self, tally, sizes: dict, extra: list, seconds: float) -> dict:
+        identity, url = self.identity, self.url
+        ok = tally.count == 0 and tally.read == identity["size"] and not extra
+        verdict = "ok" if ok else "other identity" if tally.other_identity() else "mismatch"
+        return {
+            "ok": ok, "verdict": verdict, "path": url, "manifest": self.dataset["manifest"],
+            "identity": identity,
+            "files": [{**o, "size_on_store": sizes.get(i)} for i, o in enumerate(self.objects)],
+            "bytes": identity["size"], "bytes_read": tally.read,
+            "mismatched_bytes": tally.mismatched, "range_count": tally.count,
+            "ranges": tally.ranges, "extra_objects": extra,
+            "warnings": [f"{url} has no manifest and no size was given: the size was taken "
+                         f"from the object, so a truncated object cannot be detected"]
+            if self.dataset["sized_by_object"] else [],
+            "seconds": seconds,
+        }
 
 
 def _named(call, store, name, where, *args):
@@ -236,13 +268,14 @@ def _extra(store, base: str, names: set, where: str) -> list[dict]:
                    and o["path"].rpartition("/")[2] not in names), key=lambda o: o["path"])
 
 
-def _parts(objects, sizes, workers: int, window: int) -> list[tuple[int, int, int]]:
-    """(object index, start, end): the bytes of each object there are to read (up to its
+def _parts(indices, objects, sizes, workers: int, window: int) -> list[tuple[int, int, int]]:
+    """(object index, start, end): the bytes of objects `indices` there are to read (up to its
     stored size), cut at dataset offsets that are multiples of the window so that objects
     with fewer than `workers` siblings are read by several workers."""
-    each = -(-workers // max(1, len(objects)))
+    each = -(-workers // max(1, len(indices)))
     out = []
-    for i, (o, held) in enumerate(zip(objects, sizes)):
+    for i in indices:
+        o, held = objects[i], sizes[i]
         end = min(o["length"], held or 0)
         a0 = o["offset"]
         cuts = sorted({0, end, *(min(end, max(0, (a0 + j * end // each) // window * window

@@ -48,10 +48,13 @@ def layout(key: str, size: int, files: int) -> tuple[str, str, list[dict]]:
                             for i, n in enumerate(names)]
 
 
-def _stale_parts(store, base: str, names: set) -> list[str]:
+def _stale_parts(store, base: str, names: set, where: str) -> list[str]:
     """Keys of part-* objects right under the prefix that the new dataset does not have."""
     import obstore
-    listed = obstore.list_with_delimiter(store, base or None)["objects"]
+    try:
+        listed = obstore.list_with_delimiter(store, base or None)["objects"]
+    except Exception as e:
+        raise OSError(f"listing {where}{base}: {_store.described(e)}") from None
     return sorted(o["path"] for o in listed
                   if PART.fullmatch(o["path"].rpartition("/")[2])
                   and o["path"].rpartition("/")[2] not in names)
@@ -81,80 +84,115 @@ def write_objects(url, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, se
     the object. Refused when part-* objects the new dataset lacks are under the prefix
     (force=True deletes them). store: an open store of the bucket (see open_store).
     """
-    import obstore
-    bucket, key = _store.parse_url(url)
-    identity = make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
-                         dedup_run, generation, change_rate, dedup_shift, dedup_skew,
-                         dedup_window, dedup_for, content)
-    files = _checks.integer("files", files, 1, 1_000_000)
-    part_size = _checks.integer("part_size", part_size, MIN_PART, MAX_PART)
-    concurrency = _checks.integer("concurrency", concurrency, 1, 1024)
-    threads = _checks.threads(threads) or _core.available_cpus()
-    force = _checks.flag("force", force)
-    base, manifest, objects = layout(key, identity["size"], files)
-    biggest = max(o["length"] for o in objects)
-    if -(-biggest // part_size) > MAX_PARTS:
-        raise ValueError(f"part_size {part_size} makes {-(-biggest // part_size)} parts of an "
-                         f"object of {biggest} bytes; S3 allows {MAX_PARTS}: give a part_size "
-                         f"of at least {-(-biggest // MAX_PARTS)}")
-    store = store or _store.open_store(bucket)
-    where = f"{SCHEME}{bucket}/"
-    if files > 1 or not key or key.endswith("/"):
-        stale = _stale_parts(store, base, {o["path"] for o in objects})
-        if stale and not force:
-            raise Refused(errno.EEXIST, f"{where}{base} holds {len(stale)} part object(s) that a dataset of "
-                          f"{files} objects does not have ({stale[0]} ...); force=True "
-                          f"(--force) deletes them")
-    else:
-        stale = []
-    try:  # a manifest left from before must not outlive the data it describes
-        obstore.delete(store, [manifest, *stale])
-    except Exception as e:
-        raise OSError(f"deleting {where}{manifest}: {_store.described(e)}") from None
-    todo = [o for o in objects if o["length"]] + [o for o in objects if not o["length"]]
-    workers = max(1, min(concurrency, len(todo)))
-    each_threads = max(1, threads // workers)
-    each_parts = max(1, concurrency // workers)
-    stop = threading.Event()
-    lock = threading.Lock()
+    plan = Plan(url, size, files=files, dedup_ratio=dedup_ratio,
+                compress_ratio=compress_ratio, seed=seed, dedup_unit=dedup_unit,
+                dedup_run=dedup_run, dedup_shift=dedup_shift, dedup_skew=dedup_skew,
+                generation=generation, change_rate=change_rate,
+                format_version=format_version, dedup_window=dedup_window,
+                dedup_for=dedup_for, content=content, part_size=part_size,
+                concurrency=concurrency, threads=threads, force=force, store=store)
+    plan.claim()
+    seconds = plan.upload(plan.objects, progress)
+    return {**plan.finish(), "seconds": seconds}
 
-    def one(o):
-        name = _store.join(base, o["path"])
-        _upload(store, name, o, identity, part_size, each_parts, each_threads, stop,
-                lambda n: progress and _locked(lock, progress, n), where)
 
-    started = time.perf_counter()
-    try:
-        if workers == 1:
-            for o in todo:
-                one(o)
+class Plan:
+    """write_objects() in its steps, for one process or the ranks of an MPI job
+    (s3/_mpi.py): the checked settings and layout (no request yet), claim() (the old
+    manifest deleted, stale parts refused or deleted), upload(objects), finish() (the
+    manifest put, its record returned)."""
+
+    def __init__(self, url, size, *, files, part_size, concurrency, threads, force, store,
+                 **identity):
+        self.bucket, self.key = _store.parse_url(url)
+        self.identity = make_identity(size=size, **identity)
+        self.files = _checks.integer("files", files, 1, 1_000_000)
+        self.part_size = _checks.integer("part_size", part_size, MIN_PART, MAX_PART)
+        self.concurrency = _checks.integer("concurrency", concurrency, 1, 1024)
+        self.threads = _checks.threads(threads) or _core.available_cpus()
+        self.force = _checks.flag("force", force)
+        self.base, self.manifest, self.objects = layout(self.key, self.identity["size"],
+                                                        self.files)
+        biggest = max(o["length"] for o in self.objects)
+        if -(-biggest // self.part_size) > MAX_PARTS:
+            raise ValueError(f"part_size {self.part_size} makes {-(-biggest // self.part_size)} "
+                             f"parts of an object of {biggest} bytes; S3 allows {MAX_PARTS}: "
+                             f"give a part_size of at least {-(-biggest // MAX_PARTS)}")
+        self.store = store or _store.open_store(self.bucket)
+        self.where = f"{SCHEME}{self.bucket}/"
+
+    def claim(self) -> None:
+        import obstore
+        key, files, where = self.key, self.files, self.where
+        if files > 1 or not key or key.endswith("/"):
+            stale = _stale_parts(self.store, self.base, {o["path"] for o in self.objects},
+                                 where)
+            if stale and not self.force:
+                raise Refused(errno.EEXIST, f"{where}{self.base} holds {len(stale)} part "
+                              f"object(s) that a dataset of {files} objects does not have "
+                              f"({stale[0]} ...); force=True (--force) deletes them")
         else:
-            with ThreadPoolExecutor(workers) as pool:
-                futures = [pool.submit(one, o) for o in todo]
-                try:
-                    wait(futures, return_when=FIRST_EXCEPTION)
-                finally:  # on an error or Ctrl-C the other uploads abort at their next part
-                    stop.set()
-                    pool.shutdown(cancel_futures=True)
-                errors = [f.exception() for f in futures if f.done() and not f.cancelled()]
-                errors = [e for e in errors if e is not None]
-                # the first real cause, not the uploads it stopped
-                real = [e for e in errors if not isinstance(e, InterruptedError)] or errors
-                if real:
-                    raise real[0]
-    except KeyboardInterrupt:
-        stop.set()
-        raise KeyboardInterrupt(f"interrupted writing {where}{key}: uploads in progress "
-                                f"were aborted, no manifest was written") from None
-    seconds = time.perf_counter() - started
-    record = manifest_record(identity, objects)
-    try:
-        obstore.put(store, manifest, json.dumps(record, indent=1).encode(),
-                    use_multipart=False)
-    except Exception as e:
-        raise OSError(f"writing the manifest {where}{manifest}: {_store.described(e)}") \
-            from None
-    return {**record, "manifest": where + manifest, "seconds": seconds}
+            stale = []
+        try:  # a manifest left from before must not outlive the data it describes
+            obstore.delete(self.store, [self.manifest, *stale])
+        except Exception as e:
+            raise OSError(f"deleting {where}{self.manifest}: {_store.described(e)}") from None
+
+    def upload(self, objects: list[dict], progress=None) -> float:
+        """Put `objects` (of self.objects); the seconds it took."""
+        todo = [o for o in objects if o["length"]] + [o for o in objects if not o["length"]]
+        workers = max(1, min(self.concurrency, len(todo)))
+        each_threads = max(1, self.threads // workers)
+        each_parts = max(1, self.concurrency // workers)
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def one(o):
+            name = _store.join(self.base, o["path"])
+            _upload(self.store, name, o, self.identity, self.part_size, each_parts,
+                    each_threads, stop, lambda n: progress and _locked(lock, progress, n),
+                    self.where)
+
+        started = time.perf_counter()
+        try:
+            if workers == 1:
+                for o in todo:
+                    one(o)
+            else:
+                _side_by_side(one, todo, workers, stop)
+        except KeyboardInterrupt:
+            stop.set()
+            raise KeyboardInterrupt(f"interrupted writing {self.where}{self.key}: uploads in "
+                                    f"progress were aborted, no manifest was written") from None
+        return time.perf_counter() - started
+
+    def finish(self) -> dict:
+        """Put the manifest (every object is there); its record, with "manifest" (its URL)."""
+        import obstore
+        record = manifest_record(self.identity, self.objects)
+        try:
+            obstore.put(self.store, self.manifest, json.dumps(record, indent=1).encode(),
+                        use_multipart=False)
+        except Exception as e:
+            raise OSError(f"writing the manifest {self.where}{self.manifest}: "
+                          f"{_store.described(e)}") from None
+        return {**record, "manifest": self.where + self.manifest}
+
+
+def _side_by_side(one, todo, workers, stop) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(one, o) for o in todo]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:  # on an error or Ctrl-C the other uploads abort at their next part
+            stop.set()
+            pool.shutdown(cancel_futures=True)
+        errors = [f.exception() for f in futures if f.done() and not f.cancelled()]
+        errors = [e for e in errors if e is not None]
+        # the first real cause, not the uploads it stopped
+        real = [e for e in errors if not isinstance(e, InterruptedError)] or errors
+        if real:
+            raise real[0]
 
 
 def _locked(lock, progress, n):

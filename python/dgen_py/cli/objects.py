@@ -1,0 +1,138 @@
+"""dgen write/verify/analyze on s3://bucket/prefix: the dataset as objects (dgen_py.s3,
+docs/s3.md), reported as a dataset of files is."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+
+from .._units import human
+from ..s3._store import SCHEME, is_url, parse_url
+from .args import identity_options, integer, size
+from .report import (held_line, identity_line, print_json, progress, rate, report_checked,
+                     report_written)
+
+# Options of a file system that S3 has no use for: (attribute, value when not given).
+FILE_ONLY = {"write": (("direct", False), ("fsync", False), ("jobs", None),
+                       ("changed_only", False)),
+             "verify": (("direct", False),)}
+MISSING = ("NoSuchBucket", "no such object")  # what the store and dgen_py.s3 say
+S3_ONLY = (("part_size", "--part-size"), ("concurrency", "--concurrency"))
+
+
+def add_write_options(c) -> None:
+    c.add_argument("--part-size", metavar="SIZE", type=size,
+                   help="s3:// only: multipart part size (default 16MiB; 5MiB..5GiB)")
+    c.add_argument("--concurrency", metavar="N", type=integer(1, 1024),
+                   help="s3:// only: parts uploaded at once (default 8)")
+
+
+def add_verify_options(c) -> None:
+    c.add_argument("--concurrency", metavar="N", type=integer(1, 1024),
+                   help="s3:// only: ranged GETs at once (default 8)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def refuse(args) -> None:
+    """ValueError naming an option given for the other kind of target (file or s3://)."""
+    if is_url(args.path):
+        given = [n for n, plain in FILE_ONLY[args.command] if getattr(args, n) != plain]
+        if given:
+            raise ValueError(f"{_flag(given[0])}: has no meaning for an s3:// target "
+                             f"({args.path}); it applies to files only")
+    else:
+        given = [f for n, f in S3_ONLY if getattr(args, n, None) is not None]
+        if given:
+            raise ValueError(f"{given[0]}: applies to s3:// targets only, not {args.path}")
+
+
+@contextlib.contextmanager
+def _missing_is_exit_3():
+    """A bucket or object that is not there: OSError with ENOENT, which dgen exits 3 on."""
+    try:
+        yield
+    except OSError as e:
+        # (under MPI the error comes from another rank, as an OSError naming it)
+        if isinstance(e, FileNotFoundError) or any(t in str(e) for t in MISSING):
+            e.errno = errno.ENOENT
+        raise
+    except ImportError as e:  # obstore, the optional client
+        raise ValueError(str(e)) from None
+
+
+def _keywords(args) -> dict:
+    return {k: v for k, v in (("concurrency", args.concurrency),
+                              ("part_size", getattr(args, "part_size", None)))
+            if v is not None}
+
+
+def write(args) -> int:
+    with _missing_is_exit_3():
+        from .. import s3
+        write_objects = s3.write_objects
+        if args.comm:
+            from ..s3 import _mpi
+            write_objects = _on(args.comm, _mpi.write_objects)
+        with progress(args, args.size, "write") as advance:
+            m = write_objects(args.path, args.size, files=args.files, **identity_options(args),
+                              **_keywords(args), threads=args.threads, force=args.force,
+                              progress=advance)
+
+    def line(m):
+        n = m["identity"]["size"]
+        ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
+        return (f"wrote {human(n)} ({n} bytes) in {len(m['files'])} object(s){ranks} at "
+                f"{rate(n, m['seconds'])}; {identity_line(m['identity'])}"
+                f"{held_line(m['identity'], m['holds'])}")
+    return report_written(args, m, line)
+
+
+def verify(args, overrides: dict, report_files) -> int:
+    """report_files: cli.verify.report, which this report extends (passed: no import circle)."""
+    with _missing_is_exit_3():
+        from .. import s3
+        verify_objects = s3.verify_objects
+        if args.comm:
+            from ..s3 import _mpi
+            verify_objects = _on(args.comm, _mpi.verify_objects)
+        with progress(args, None, "verify") as advance:
+            r = verify_objects(args.path, **overrides, **_keywords(args),
+                               threads=args.threads, max_ranges=args.max_ranges,
+                               progress=advance)
+    return report_checked(args, r, lambda r: report(r, report_files))
+
+
+def stream(url: str):
+    """(binary stream, its size) of the object or dataset of objects at `url`."""
+    with _missing_is_exit_3():
+        from ..s3 import open_dataset
+        f = open_dataset(url)
+    return f, f.raw.size
+
+
+def bench(args, size: int) -> int:
+    """dgen bench --io s3://...: write and verify beside plain puts and ranged GETs."""
+    if args.direct:
+        raise ValueError(f"--direct: has no meaning for an s3:// target ({args.io})")
+    with _missing_is_exit_3():
+        from ..bench import s3
+        r = s3.measure(args.io, size, rounds=args.rounds)
+    print_json(r) if args.json else print(s3.report(r))
+    return 0
+
+
+def _on(comm, fn):
+    return lambda *a, **kw: fn(comm, *a, **kw)
+
+
+def report(r: dict, report_files) -> str:
+    text = report_files({**r, "files": [{**f, "size_on_disk": f["size_on_store"]}
+                                        for f in r["files"]]}, noun="object")
+    bucket = parse_url(r["path"])[0]
+    extra = [f"extra object {SCHEME}{bucket}/{o['path']} "
+             f"({o['size']} bytes): not in this dataset (delete it, or write with --force)"
+             for o in r["extra_objects"]]
+    return "\n".join([text, *extra])

@@ -8,6 +8,7 @@ import errno
 import os
 
 from .. import _checks
+from ..identity import NAMES, REQUIRED as LISTED
 from .._holds import holds
 from .._version import __version__
 from .formats import encoders, side_paths
@@ -18,11 +19,9 @@ from .. import manifest as manifests
 # tfrecord files end at 4 KiB, TFRecord samples of 64 KiB and more start at 4 KiB, and
 # parquet samples over 64 KiB go in row groups of fewer than 1024 rows.
 LAYOUT = 2
-# The identity's fields a manifest must record, and those an older one may lack (read with
+# The identity's fields a manifest must record; an older one may lack the others (read with
 # their defaults where absent; dedup_window is listed in format 3 only, content when not flat).
-REQUIRED = ("size", "dedup_ratio", "compress_ratio", "seed", "dedup_unit", "format_version")
-OPTIONAL = ("dedup_run", "dedup_shift", "dedup_skew", "generation", "change_rate",
-            "dedup_window", "content")
+REQUIRED = (*LISTED, "format_version")
 
 
 def _check_layout(record, where, spec, entries) -> None:
@@ -95,8 +94,8 @@ def read_manifest(path) -> dict:
             raise ValueError(f"{where}: identity.{name} is "
                              f"{'missing' if name not in ident else 'null'}")
     try:
-        identity = manifests.make_identity(**{name: ident[name] for name in REQUIRED},
-                                    **{name: ident[name] for name in OPTIONAL if name in ident})
+        identity = manifests.make_identity(**{name: ident[name] for name in NAMES
+                                              if name in ident})
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     try:

@@ -23,6 +23,7 @@ import numpy as np
 from .. import _checks, _core
 from .._generator import DEFAULT_DEDUP_UNIT
 from .._fs import Refused
+from ..identity import keywords_in
 from ..manifest import (PART, file_names, make_generator, make_identity, manifest_record,
                         split_points)
 from . import _store
@@ -83,9 +84,7 @@ def write_objects(url, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, se
     """
     import obstore
     bucket, key = _store.parse_url(url)
-    identity = make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit, format_version,
-                         dedup_run, generation, change_rate, dedup_shift, dedup_skew,
-                         dedup_window, dedup_for, content)
+    identity = make_identity(**keywords_in(locals()))
     files = _checks.integer("files", files, 1, 1_000_000)
     part_size = _checks.integer("part_size", part_size, MIN_PART, MAX_PART)
     concurrency = _checks.integer("concurrency", concurrency, 1, 1024)

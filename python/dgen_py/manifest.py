@@ -92,10 +92,14 @@ def write_manifest(path: str, record: dict) -> None:
     write_atomically(path, json.dumps(record, indent=2) + "\n")
 
 
-def read_manifest(path) -> dict | None:
+UNREAD = object()  # a private _loaded or _record keyword's default: still to be read
+
+
+def read_manifest(path, *, _loaded=UNREAD) -> dict | None:
     """The checked manifest of the dataset at `path` (file or directory), or None if it has
-    none; ValueError naming the field when it is malformed (see check_manifest)."""
-    record = load_dataset_manifest(path)
+    none; ValueError naming the field when it is malformed (see check_manifest). _loaded:
+    load_dataset_manifest(path)'s answer, where the caller read it already."""
+    record = load_dataset_manifest(path) if _loaded is UNREAD else _loaded
     return None if record is None else check_manifest(record, manifest_path(path))
 
 
@@ -242,10 +246,7 @@ def check_manifest(record, where: str) -> dict:
     return {**record, "identity": identity}
 
 
-UNREAD = object()  # resolve_dataset's _loaded: the manifest is still to be read
-
-
-def resolve_dataset(path, *, files=None, _loaded=UNREAD, **given) -> dict:
+def resolve_dataset(path, *, files=None, _record=UNREAD, **given) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
     (True when the size was taken from the file: truncation cannot be detected), "strict"
@@ -253,13 +254,13 @@ def resolve_dataset(path, *, files=None, _loaded=UNREAD, **given) -> dict:
     names them, not the user)}. given: identity values by name (None: not given).
 
     With a manifest, its file list is what is checked; size and files, when given, must
-    agree with it. The other identity values given replace the manifest's. _loaded:
-    load_dataset_manifest(path)'s answer, from a caller that read it under reading(path)."""
+    agree with it. The other identity values given replace the manifest's. _record:
+    read_manifest(path)'s answer, from a caller that read it under reading(path)."""
     path = os.fspath(path)
-    if _loaded is UNREAD:
+    record = _record
+    if record is UNREAD:
         with reading(path):  # a running writer is named, not taken for a missing manifest
-            _loaded = load_dataset_manifest(path)
-    record = None if _loaded is None else check_manifest(_loaded, manifest_path(path))
+            record = read_manifest(path)
     refuse_replaced_by_directory(path, record)
     if record is None and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")

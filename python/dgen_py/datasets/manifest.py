@@ -62,21 +62,25 @@ def manifest_record(spec, identity, entries, sizes) -> dict:
             "complete": True}
 
 
-def is_training_dataset(path) -> bool:
-    """Whether `path` is a directory whose manifest describes a training dataset."""
+def is_training_dataset(path, *, _loaded=manifests.UNREAD) -> bool:
+    """Whether `path` is a directory whose manifest describes a training dataset. _loaded:
+    manifest.load_dataset_manifest(path)'s answer, where the caller read it already."""
     if not os.path.isdir(path):
         return False
-    try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
-        record = manifests.load_manifest(os.path.join(os.fspath(path), manifests.MANIFEST_NAME))
-    except (ValueError, OSError):
-        return False
-    return isinstance(record, dict) and "dgen_dataset" in record
+    if _loaded is manifests.UNREAD:
+        try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
+            _loaded = manifests.load_dataset_manifest(path)
+        except (ValueError, OSError):
+            return False
+    return isinstance(_loaded, dict) and "dgen_dataset" in _loaded
 
 
-def read_manifest(path) -> dict:
-    """The checked manifest of the training dataset in directory `path`."""
+def read_manifest(path, *, _loaded=manifests.UNREAD) -> dict:
+    """The checked manifest of the training dataset in directory `path` (_loaded: as for
+    is_training_dataset)."""
     where = os.path.join(os.fspath(path), manifests.MANIFEST_NAME)
-    record = manifests.load_dataset_manifest(path)  # refuses a FIFO or device instead of hanging
+    # loaded as every manifest is: a FIFO or device in its place is refused, not waited on
+    record = manifests.load_dataset_manifest(path) if _loaded is manifests.UNREAD else _loaded
     if record is None:
         raise FileNotFoundError(errno.ENOENT, "no manifest", where)
     if not isinstance(record, dict) or record.get("dgen_dataset") != 1:

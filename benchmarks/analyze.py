@@ -27,7 +27,7 @@ import time
 import dgen_py
 import xxhash
 from dgen_py import analysis
-from dgen_py.cli import parse_size
+from dgen_py._units import parse_size
 
 
 def load_baseline(rev: str):

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from dgen_py.cli import parse_size
+from dgen_py._units import parse_size
 from dgen_py.datasets import core_crc32c
 
 RECORD = 338 * 338  # resnet50's sample

@@ -333,7 +333,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from dgen_py import get_system_info
-    from dgen_py.cli import parse_size
+    from dgen_py._units import parse_size
 
     try:
         args.size = parse_size(args.size)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import dgen_py
-from dgen_py.cli import parse_size
+from dgen_py._units import parse_size
 
 CASES = [(d, "uniform", {}) for d in ("float16", "bfloat16", "float32", "float64")] + \
         [(d, "normal", {"dist": "normal"}) for d in ("float16", "float32", "float64")] + \

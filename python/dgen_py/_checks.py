@@ -213,23 +213,6 @@ def dedup_for(value) -> dict:
             "dedup_window": window_for(unit * run)}
 
 
-def apply_dedup_for(value, dedup_unit, dedup_run, dedup_window, format_version) -> tuple:
-    """(dedup_unit, dedup_run, dedup_window, format_version): the preset's where value is
-    not None, refusing any of them set away from its default beside it."""
-    if value is None:
-        return dedup_unit, dedup_run, dedup_window, format_version
-    chosen = dedup_for(value)
-    for name, given, default in (("dedup_unit", dedup_unit, 128 << 10),
-                                 ("dedup_run", dedup_run, 1),
-                                 ("dedup_window", dedup_window, _core.WINDOW_UNITS),
-                                 ("format_version", format_version, _core.FORMAT_VERSION)):
-        if given != default and not (name == "format_version" and given == 3):
-            raise ValueError(f"dedup_for={value!r} chooses {name} itself "
-                             f"({chosen[name]}): give dedup_for or {name}={given!r}, not both")
-    return (chosen["dedup_unit"], chosen["dedup_run"], chosen["dedup_window"],
-            chosen["format_version"])
-
-
 FLOAT32_MAX = 3.4028234663852886e38
 
 

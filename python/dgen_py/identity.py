@@ -180,6 +180,7 @@ DEDUP_FOR = Field("dedup_for", None, (), _checks.dedup_for, _dedup_for_text, "EN
 PRESET_PICKS = ("dedup_unit", "dedup_run", "dedup_window", "format_version")
 
 NAMES = tuple(f.name for f in FIELDS)
+KEYWORDS = (*NAMES, DEDUP_FOR.name)  # the API keywords that say an identity
 # A manifest must list these; it may leave the others out where they are `plain`.
 REQUIRED = tuple(f.name for f in FIELDS if f.required)
 DEFAULT = types.SimpleNamespace(**{f.name: f.default for f in FIELDS})
@@ -193,6 +194,12 @@ def field(name: str) -> Field:
     except KeyError:
         raise KeyError(f"{name!r} is not an identity field; they are "
                        f"{', '.join(rows)}") from None
+
+
+def keywords_in(values: dict) -> dict:
+    """The identity's keywords among `values`: a function taking them all passes on its
+    own with keywords_in(locals())."""
+    return {name: values[name] for name in KEYWORDS if name in values}
 
 
 def bounds(name: str) -> tuple:

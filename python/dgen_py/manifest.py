@@ -19,9 +19,9 @@ import stat
 
 from . import _checks, _core
 from ._fs import Refused, reading, refuse_not_regular, write_atomically
-from ._generator import DEFAULT_DEDUP_UNIT, Generator
+from ._generator import Generator
 from ._holds import file_holds, holds
-from .identity import REQUIRED, Identity
+from .identity import FIELDS, NAMES, REQUIRED, Identity
 from ._version import __version__
 
 ALIGN = 4096
@@ -60,12 +60,11 @@ def file_layout(path: str, size: int, files: int) -> tuple[str, list[dict]]:
                   for i, name in enumerate(names)]
 
 
-def make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                  format_version=_core.FORMAT_VERSION, dedup_run=1, generation=0,
-                  change_rate=1.0, dedup_shift=False, dedup_skew=0.0,
-                  dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
-    """The identity's values, checked, as a manifest records them (Identity.record())."""
-    return Identity.of(**locals()).record()
+def make_identity(**fields) -> dict:
+    """The identity's values (keywords named as in identity.FIELDS, and dedup_for),
+    checked, as a manifest records them (Identity.record()); those left out take their
+    defaults and a seed left out is drawn."""
+    return Identity.of(**fields).record()
 
 
 def make_generator(identity: dict, threads) -> Generator:
@@ -99,10 +98,14 @@ def write_manifest(path: str, record: dict) -> None:
     write_atomically(path, json.dumps(record, indent=2) + "\n")
 
 
-def read_manifest(path) -> dict | None:
+UNREAD = object()  # a private _loaded or _record keyword's default: still to be read
+
+
+def read_manifest(path, *, _loaded=UNREAD) -> dict | None:
     """The checked manifest of the dataset at `path` (file or directory), or None if it has
-    none; ValueError naming the field when it is malformed (see check_manifest)."""
-    record = load_dataset_manifest(path)
+    none; ValueError naming the field when it is malformed (see check_manifest). _loaded:
+    load_dataset_manifest(path)'s answer, where the caller read it already."""
+    record = load_dataset_manifest(path) if _loaded is UNREAD else _loaded
     return None if record is None else check_manifest(record, manifest_path(path))
 
 
@@ -262,39 +265,25 @@ def _check_file_holds(held, field: str, bad) -> None:
             f"got {held!r:.80}")
 
 
-def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
-                    compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
-                    dedup_skew=None, generation=None, change_rate=None,
-                    format_version=None, dedup_window=None, content=None) -> dict:
+def resolve_dataset(path, *, files=None, _record=UNREAD, **given) -> dict:
     """What verify_file() will check: {"identity", "base" (directory of the files),
     "files" ([{path, offset, length}]), "manifest" (its path, or None), "sized_by_file"
     (True when the size was taken from the file: truncation cannot be detected), "strict"
     (the files are opened only as regular files in base: a manifest or directory layout
-    names them, not the user)}.
+    names them, not the user)}. given: identity values by name (None: not given).
 
     With a manifest, its file list is what is checked; size and files, when given, must
-    agree with it. The other identity values given replace the manifest's."""
+    agree with it. The other identity values given replace the manifest's. _record:
+    read_manifest(path)'s answer, from a caller that read it under reading(path)."""
     path = os.fspath(path)
-    with reading(path):  # a running writer is named, not taken for a missing manifest
-        record = read_manifest(path)
+    record = _record
+    if record is UNREAD:
+        with reading(path):  # a running writer is named, not taken for a missing manifest
+            record = read_manifest(path)
     refuse_replaced_by_directory(path, record)
     if record is None and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
-    given = {"seed": seed, "size": size, "dedup_ratio": dedup_ratio,
-             "compress_ratio": compress_ratio, "dedup_unit": dedup_unit,
-             "dedup_run": dedup_run, "dedup_shift": dedup_shift, "dedup_skew": dedup_skew,
-             "generation": generation,
-             "change_rate": change_rate,
-             "format_version": format_version, "dedup_window": dedup_window,
-             "content": content}
-    known = record["identity"] if record else {
-        "seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
-        "dedup_unit": DEFAULT_DEDUP_UNIT, "dedup_run": 1, "dedup_shift": False,
-        "dedup_skew": 0.0,
-        "generation": 0,
-        "change_rate": 1.0, "format_version": _core.FORMAT_VERSION}
-    known = {"dedup_window": _core.WINDOW_UNITS, "content": "flat", **known}
-    merged = {k: known[k] if given[k] is None else given[k] for k in given}
+    merged = overridden(record, given)
     if merged["seed"] is None and record is None and _training_layout(path):
         raise ValueError(f"{path} has no manifest ({manifest_path(path)}) but holds train/ "
                          f"or valid/ as a training dataset of dgen dataset does; its manifest "
@@ -305,13 +294,7 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                          f"and the other identity values the data was written with")
     count = None if files is None else _checks.integer("files", files, 1, 1_000_000)
     directory = os.path.isdir(path)
-    if record:
-        for name, value, recorded in (("size", size, known["size"]),
-                                      ("files", count, len(record["files"]))):
-            if value is not None and value != recorded:
-                raise ValueError(f"{name} {value} differs from the {recorded} of the manifest "
-                                 f"{manifest_path(path)}: leave it out to verify the dataset "
-                                 f"the manifest describes")
+    agrees(record, manifest_path(path), given.get("size"), count)
     sized_by_file = merged["size"] is None
     if sized_by_file:
         if count or directory:
@@ -325,6 +308,31 @@ def resolve_dataset(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     return {"identity": identity, "base": base, "files": listed,
             "manifest": manifest_path(path) if record else None,
             "sized_by_file": sized_by_file, "strict": bool(record) or directory}
+
+
+def overridden(record, given: dict) -> dict:
+    """The identity values a dataset is checked against: the checked manifest `record`'s
+    (None: there is none; the table's plain values), each replaced by the one `given`
+    (by name) that is not None."""
+    known = record["identity"] if record else {}
+    unknown = set(given) - set(NAMES)
+    if unknown:
+        raise TypeError(f"{sorted(unknown)[0]!r} is not an identity field; they are "
+                        f"{', '.join(NAMES)}")
+    return {f.name: known.get(f.name, f.plain) if given.get(f.name) is None
+            else given[f.name] for f in FIELDS}
+
+
+def agrees(record, where: str, size, files) -> None:
+    """ValueError where the size or count of files given differs from the manifest's
+    (`record`, read from `where`; None: nothing to agree with)."""
+    if record:
+        for name, value, recorded in (("size", size, record["identity"]["size"]),
+                                      ("files", files, len(record["files"]))):
+            if value is not None and value != recorded:
+                raise ValueError(f"{name} {value} differs from the {recorded} of the manifest "
+                                 f"{where}: leave it out to verify the dataset the manifest "
+                                 f"describes")
 
 
 def _training_layout(path: str) -> bool:

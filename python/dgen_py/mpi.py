@@ -35,6 +35,7 @@ from . import _checks, _core, bench as _bench
 from ._fs import DirectIOUnsupported, Refused, reading
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 from ._shares import split
+from .identity import keywords_in
 from .manifest import MAX_FILES, file_layout, make_identity, resolve_dataset
 from .verify import Report, joined, verify_file
 from .write import cut_pieces, write_dataset
@@ -183,12 +184,10 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     progress(n) is called on rank 0 only, with its own bytes scaled to the dataset's size
     (a bar of the dataset's size ends when rank 0's share is written).
     """
-    default_threads = threads_per_rank(comm)
+    default_threads, given = threads_per_rank(comm), keywords_in(locals())
 
     def check():
-        identity = make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                                 format_version, dedup_run, generation, change_rate,
-                                 dedup_shift, dedup_skew, dedup_window, dedup_for, content)
+        identity = make_identity(**given)
         count = _checks.integer("files", files, 1, MAX_FILES)
         _checks.integer("jobs", jobs, 1, _checks.MAX_THREADS)
         _checks.path(path)
@@ -389,12 +388,12 @@ def bench(comm, size=32 * 1024 * 1024, seconds=1.0, threads=None) -> dict:
 def bench_report(result: dict) -> str:
     """bench()'s result as a table of aggregate GB/s."""
     threads = sorted(set(result["threads_per_rank"]))
-    lines = [f"{result['ranks']} rank(s), {'/'.join(map(str, threads))} thread(s) each, "
-             f"buffer {result['buffer_bytes'] / 2**20:g} MiB per rank; aggregate GB/s = all "
-             f"ranks' bytes / slowest rank's seconds",
-             f"{'compress':>8} {'dedup':>5} {'fill GB/s':>10} {'memset GB/s':>12} "
-             f"{'fill/memset':>11}  per rank fill GB/s"]
-    lines += [f"{r['compress_ratio']:>8} {r['dedup_ratio']:>5} {r['fill_gbps']:>10.2f} "
-              f"{r['memset_gbps']:>12.2f} {r['ratio']:>11.3f}  "
-              f"{' '.join(f'{x:.2f}' for x in r['rank_fill_gbps'])}" for r in result["fill"]]
-    return "\n".join(lines)
+    ranks = lambda r: " " + " ".join(f"{x:.2f}" for x in r["rank_fill_gbps"])  # noqa: E731
+    return "\n".join([
+        f"{result['ranks']} rank(s), {'/'.join(map(str, threads))} thread(s) each, buffer "
+        f"{result['buffer_bytes'] / 2**20:g} MiB per rank; aggregate GB/s = all ranks' bytes "
+        f"/ slowest rank's seconds",
+        *_bench.table([("compress", 8, "compress_ratio", ""), ("dedup", 5, "dedup_ratio", ""),
+                       ("fill GB/s", 10, "fill_gbps", ".2f"), ("memset GB/s", 12,
+                       "memset_gbps", ".2f"), ("fill/memset", 11, "ratio", ".3f"),
+                       (" per rank fill GB/s", 1, ranks, "")], result["fill"])])

@@ -14,6 +14,7 @@ from . import _checks, _core
 from ._fs import Refused, check_direct, fsync_dir, lock, open_in
 from ._generator import DEFAULT_DEDUP_UNIT
 from ._workers import Progress
+from .identity import keywords_in
 from .manifest import (MAX_FILES, check_manifest, load_dataset_manifest, make_generator,
                        make_identity, manifest_path, manifest_record,
                        refuse_replaced_by_directory, write_manifest)
@@ -53,10 +54,8 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
         record = {**record, "complete": True}  # an earlier run of this rewrite, unfinished
     record = check_manifest(record, shown_manifest)
     old = record["identity"]
-    identity = make_identity(size, dedup_ratio, compress_ratio, old["seed"] if seed is None
-                             else seed, dedup_unit, format_version, dedup_run, generation,
-                             change_rate, dedup_shift, dedup_skew, dedup_window, dedup_for,
-                             content)
+    identity = make_identity(**{**keywords_in(locals()),
+                                "seed": old["seed"] if seed is None else seed})
     # content is recorded only when it is not flat: compared with that default.
     for field, value in {**identity, "content": identity.get("content", "flat")}.items():
         expected = generation - 1 if field == "generation" else value

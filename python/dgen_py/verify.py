@@ -16,6 +16,7 @@ import time
 from . import _checks, _core
 from ._fs import DirectIOUnsupported, Refused, kind, open_in, reading, refuse_not_regular
 from ._workers import Progress, run_all
+from .identity import keywords_in
 from .manifest import ALIGN, make_generator, resolve_dataset
 
 VERIFY_CHUNK = 64 * 1024 * 1024
@@ -73,13 +74,7 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     reading(path) since it resolved it: the manifest is not read and checked again.
     """
     path = _checks.path(path)
-    dataset = _dataset or resolve_dataset(path, seed=seed, size=size, files=files,
-                              dedup_ratio=dedup_ratio, compress_ratio=compress_ratio,
-                              dedup_unit=dedup_unit, dedup_run=dedup_run,
-                              dedup_shift=dedup_shift, dedup_skew=dedup_skew,
-                              generation=generation, change_rate=change_rate,
-                              format_version=format_version, dedup_window=dedup_window,
-                              content=content)
+    dataset = _dataset or resolve_dataset(path, files=files, **keywords_in(locals()))
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)
 

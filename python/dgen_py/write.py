@@ -19,6 +19,7 @@ from . import _checks, _core
 from ._fs import Refused, check_direct, claim_dataset, fsync_dir, open_in
 from ._generator import DEFAULT_DEDUP_UNIT
 from ._workers import Progress, run_all
+from .identity import keywords_in
 from .manifest import (ALIGN, MAX_FILES, PART, file_layout, make_generator,
                        make_identity, manifest_path, manifest_record, split_points,
                        write_manifest)
@@ -61,9 +62,7 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     job.ready() is called before writing, job.written(seconds) after; either may raise.
     """
     path = _checks.path(path)
-    identity = make_identity(size, dedup_ratio, compress_ratio, seed, dedup_unit,
-                             format_version, dedup_run, generation, change_rate, dedup_shift,
-                             dedup_skew, dedup_window, dedup_for, content)
+    identity = make_identity(**keywords_in(locals()))
     files = _checks.integer("files", files, 1, MAX_FILES)
     direct = _checks.flag("direct", direct)
     fsync = _checks.flag("fsync", fsync)

@@ -19,7 +19,7 @@ import pytest
 
 import dgen_py
 from dgen_py import verify
-from dgen_py.cli import parse_size
+from dgen_py._units import parse_size
 
 UNIT = 128 * 1024
 DGEN = shutil.which("dgen", path=os.path.dirname(sys.executable)) or shutil.which("dgen")

@@ -136,3 +136,21 @@ def test_a_drawn_seed_is_the_identitys_seed():
     gen = Generator(4096)
     assert gen.identity.seed == gen.seed
     assert Identity.of(size=4096).seed != Identity.of(size=4096).seed
+
+
+def test_a_manifest_and_overrides_resolve_every_field_given_by_name(tmp_path):
+    from dgen_py import manifest
+    dgen_py.write_dataset(tmp_path / "d.bin", SAMPLE["size"], seed=1)
+    assert manifest.resolve_dataset(tmp_path / "d.bin", **SAMPLE)["identity"] == \
+        Identity(**SAMPLE).record() == manifest.make_identity(**SAMPLE)
+    with pytest.raises(TypeError, match="'dedup_twist' is not an identity field"):
+        manifest.resolve_dataset(tmp_path / "d.bin", dedup_twist=1)
+
+
+def test_every_call_that_passes_its_identity_keywords_on_takes_every_field():
+    # They pass identity.keywords_in(locals()) on: a field missing here would be its default.
+    from dgen_py import datasets, rewrite, s3
+    for call in (dgen_py.write_dataset, dgen_py.verify_file, rewrite.rewrite_changed,
+                 datasets.write_training_dataset, s3.write_objects, s3.verify_objects):
+        missing = set(identity.NAMES) - {"size"} - set(inspect.signature(call).parameters)
+        assert not missing, (call.__name__, missing)

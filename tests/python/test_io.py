@@ -229,12 +229,37 @@ def test_one_file_verified_in_parts_by_several_threads_reports_what_one_pass_rep
         (0, 0, 4 << 20), (0, 4 << 20, 4 << 20)]
 
 
-def test_dgen_verify_reads_and_checks_the_manifest_once(tmp_path, monkeypatch, capsys):
-    dgen_py.write_dataset(tmp_path / "d.bin", 1 << 20, seed=1)
+def counting_manifest_reads(monkeypatch) -> list:
+    """The names of the manifest reads and checks made from now on, in order."""
     calls = []
     for name in ("load_manifest", "check_manifest"):
         real = getattr(manifests, name)
         monkeypatch.setattr(manifests, name, lambda *a, real=real, name=name:
                             calls.append(name) or real(*a))
+    return calls
+
+
+def test_dgen_verify_reads_and_checks_the_manifest_once(tmp_path, monkeypatch, capsys):
+    dgen_py.write_dataset(tmp_path / "d.bin", 1 << 20, seed=1)
+    calls = counting_manifest_reads(monkeypatch)
     assert cli.main(["verify", str(tmp_path / "d.bin"), "--json"]) == 0
     assert calls == ["load_manifest", "check_manifest"]
+
+
+@pytest.mark.parametrize("target", ["d", "d/part-00001"])
+def test_dgen_verify_of_a_directory_or_one_of_its_files_reads_and_checks_the_manifest_once(
+        tmp_path, monkeypatch, capsys, target):
+    dgen_py.write_dataset(tmp_path / "d", 1 << 20, seed=1, files=2)
+    calls = counting_manifest_reads(monkeypatch)
+    assert cli.main(["verify", str(tmp_path / target), "--json"]) == 0
+    assert calls == ["load_manifest", "check_manifest"]
+
+
+def test_dgen_verify_training_dataset_reads_the_manifest_once(tmp_path, monkeypatch,
+                                                              capsys):
+    from dgen_py import datasets
+    datasets.write_training_dataset(tmp_path / "t", "npy", files=2, eval_files=0,
+                                    samples_per_file=2, record_length=4096, seed=1)
+    calls = counting_manifest_reads(monkeypatch)
+    assert cli.main(["verify", str(tmp_path / "t"), "--json"]) == 0
+    assert calls == ["load_manifest"]

@@ -14,7 +14,7 @@ import dgen_py
 from dgen_py import _core, manifest as manifests, rewrite, write
 from dgen_py._fs import Refused
 from dgen_py.manifest import MANIFEST_NAME
-from dgen_py.cli import human
+from dgen_py._units import human
 from test_cli import DGEN, dgen, dgen_json, expected
 
 

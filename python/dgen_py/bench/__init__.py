@@ -177,33 +177,38 @@ def _small_calls(seconds: float) -> list[dict]:
     return out
 
 
+def table(columns, rows) -> list[str]:
+    """A table's lines: the headings, then one line per row. columns: (heading, width, the
+    row's key or a function of the row, format spec); cells right-aligned, one space apart."""
+    def cell(row, key):
+        return key(row) if callable(key) else row[key]
+    return [" ".join(format(h, f">{w}") for h, w, _, _ in columns)] + [
+        " ".join(format(cell(r, key), f">{w}{spec}") for _, w, key, spec in columns)
+        for r in rows]
+
+
 def report(result: dict) -> str:
     """run()'s result as tables: median GB/s and (min-max) over the rounds."""
-    def cell(r, name):
-        return f"{r[name]:>6.2f} ({r[name + '_min']:.2f}-{r[name + '_max']:.2f})"
-
-    def mib(r):
-        return f"{r['buffer_bytes'] / 2**20:g}"
+    def gbps(heading, name):
+        return (heading, 18, lambda r: f"{r[name]:>6.2f} ({r[name + '_min']:.2f}-"
+                                       f"{r[name + '_max']:.2f})", "")
     byte = result["memset_byte"]
+    mib = ("MiB", 5, lambda r: f"{r['buffer_bytes'] / 2**20:g}", "")
+    threads = ("threads", 7, "threads", "")
+    memset = gbps(f"memset({byte}) GB/s", "memset_gbps")
+    cpu = ("cpu-s/TB", 9, lambda r: r["cpu_s_per_tb"] or 0, ".1f")
     lines = [f"isa {result['isa']}; GB/s: median (min-max) over rounds; baseline "
              f"memset({byte}) (memset(0) is not: some CPUs store zeros faster); cpu-s/TB: "
              f"process CPU-seconds per 10^12 bytes",
-             f"{'MiB':>5} {'threads':>7} {'compress':>8} {'dedup':>5} {'fill GB/s':>18} "
-             f"{f'memset({byte}) GB/s':>18} {f'fill/memset({byte})':>14} {'cpu-s/TB':>9}"]
-    lines += [f"{mib(r):>5} {r['threads']:>7} {r['compress_ratio']:>8} {r['dedup_ratio']:>5} "
-              f"{cell(r, 'fill_gbps'):>18} {cell(r, 'memset_gbps'):>18} {r['ratio']:>14.3f} "
-              f"{r['cpu_s_per_tb'] or 0:>9.1f}" for r in result["fill"]]
-    lines += ["", f"{'MiB':>5} {'threads':>7} {'memset(0) GB/s':>18} "
-              f"{f'memset({byte}) GB/s':>18} {f'memset(0)/memset({byte})':>20}"]
-    lines += [f"{mib(r):>5} {r['threads']:>7} {cell(r, 'memset0_gbps'):>18} "
-              f"{cell(r, 'memset_gbps'):>18} {r['ratio']:>20.3f}" for r in result["memset0"]]
-    lines += ["", f"{'MiB':>5} {'threads':>7} {'verify GB/s':>18} {'memcmp GB/s':>18} "
-              f"{'verify/memcmp':>13} {'cpu-s/TB':>9}"]
-    lines += [f"{mib(r):>5} {r['threads']:>7} {cell(r, 'verify_gbps'):>18} "
-              f"{cell(r, 'memcmp_gbps'):>18} {r['ratio']:>13.3f} {r['cpu_s_per_tb'] or 0:>9.1f}"
-              for r in result["verify"]]
-    lines += ["", f"{'call bytes':>10} {'us/call':>8} {'GB/s':>6}"]
-    lines += [f"{r['bytes']:>10} {r['us_per_call']:>8.3f} {r['gbps']:>6.2f}"
-              for r in result["small_calls"]]
+             *table([mib, threads, ("compress", 8, "compress_ratio", ""),
+                     ("dedup", 5, "dedup_ratio", ""), gbps("fill GB/s", "fill_gbps"), memset,
+                     (f"fill/memset({byte})", 14, "ratio", ".3f"), cpu], result["fill"]), "",
+             *table([mib, threads, gbps("memset(0) GB/s", "memset0_gbps"), memset,
+                     (f"memset(0)/memset({byte})", 20, "ratio", ".3f")], result["memset0"]), "",
+             *table([mib, threads, gbps("verify GB/s", "verify_gbps"),
+                     gbps("memcmp GB/s", "memcmp_gbps"), ("verify/memcmp", 13, "ratio", ".3f"),
+                     cpu], result["verify"]), "",
+             *table([("call bytes", 10, "bytes", ""), ("us/call", 8, "us_per_call", ".3f"),
+                     ("GB/s", 6, "gbps", ".2f")], result["small_calls"])]
     lines += [""] * bool(result["warnings"]) + [f"warning: {w}" for w in result["warnings"]]
     return "\n".join(lines)

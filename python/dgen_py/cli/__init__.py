@@ -17,7 +17,6 @@ import sys
 import traceback
 
 from .. import _core
-from .._units import human, parse_size  # noqa: F401 (still imported from dgen_py.cli)
 from . import analyze, bench, dataset, generate, info, verify, write
 from .args import Parser, resolve_dedup_for
 from .report import say

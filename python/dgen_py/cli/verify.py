@@ -7,13 +7,13 @@ import errno
 import functools
 import os
 
+from .. import _fs
+from .. import manifest as manifests
 from .._units import human
+from ..verify import verify_file
 from . import objects
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
 from .report import identity_line, progress, rate, report_checked
-from .. import _fs
-from .. import manifest as manifests
-from ..verify import verify_file
 
 
 def add(command) -> None:
@@ -37,26 +37,28 @@ def add(command) -> None:
     c.set_defaults(run=run)
 
 
-def target(path: str) -> tuple[str, tuple[int, int, int] | None]:
-    """What `dgen verify PATH` checks: (dataset path, None), or for one file of a dataset
-    directory that has no manifest of its own, (directory, (file index, 0, length))."""
+def target(path: str, held) -> tuple[str, tuple[int, int, int] | None, dict | None]:
+    """What `dgen verify PATH` checks: (dataset path, None, None), or for one file of a
+    dataset directory that has no manifest of its own, (directory, (file index, 0, length),
+    the directory's manifest), read under the shared lock that `held` keeps."""
     name = os.path.basename(path)
     named = name == manifests.MANIFEST_NAME or (path.endswith(manifests.MANIFEST_SUFFIX)
                                             and len(name) > len(manifests.MANIFEST_SUFFIX))
     if named and not os.path.lexists(path):
         raise FileNotFoundError(errno.ENOENT, f"no such file or directory: {path}")
     if name == manifests.MANIFEST_NAME:  # a manifest stands for what it describes
-        return os.path.dirname(path) or ".", None
+        return os.path.dirname(path) or ".", None, None
     if named:
-        return path[:-len(manifests.MANIFEST_SUFFIX)], None
+        return path[:-len(manifests.MANIFEST_SUFFIX)], None, None
     directory = os.path.dirname(path) or "."
     if (os.path.isfile(path) and not os.path.lexists(path + manifests.MANIFEST_SUFFIX)
             and os.path.isfile(os.path.join(directory, manifests.MANIFEST_NAME))):
+        held.enter_context(_fs.reading(directory))
         record = manifests.read_manifest(directory)
         listed = [i for i, f in enumerate(record["files"]) if f["path"] == name]
         if listed:
-            return directory, (listed[0], 0, record["files"][listed[0]]["length"])
-    return path, None
+            return directory, (listed[0], 0, record["files"][listed[0]]["length"]), record
+    return path, None, None
 
 
 def run(args) -> int:
@@ -65,11 +67,21 @@ def run(args) -> int:
     objects.refuse(args)
     if objects.is_url(args.path):
         return objects.verify(args, overrides, report)
-    args.path, piece = target(args.path)
-    if piece:
-        return one_file(args, overrides, piece)
+    with contextlib.ExitStack() as held:
+        args.path, piece, record = target(args.path, held)
+        if piece:
+            return one_file(args, overrides, piece, record)
+        return verify_dataset(args, overrides, held)
+
+
+def verify_dataset(args, overrides, held) -> int:
+    """dgen verify PATH: a dataset, its manifest read and checked once."""
     from .. import datasets
-    if datasets.is_training_dataset(args.path):
+    loaded = manifests.UNREAD  # with MPI each rank reads it itself, collectively
+    if not args.comm:  # under the shared lock, kept until verify is done
+        held.enter_context(_fs.reading(args.path))
+        loaded = manifests.load_dataset_manifest(args.path)
+    if datasets.is_training_dataset(args.path, _loaded=loaded):
         given = [k for k, v in overrides.items() if v is not None]
         if given or args.direct:
             flag = "--" + (given[0] if given else "direct").replace("_", "-")
@@ -78,32 +90,32 @@ def run(args) -> int:
         with progress(args, None, "verify") as advance:
             r = datasets.verify_training_dataset(args.path, max_ranges=args.max_ranges,
                                                  threads=args.threads, progress=advance,
-                                                 comm=args.comm)
+                                                 comm=args.comm, _loaded=loaded)
         return report_checked(args, r, datasets.report)
-    with contextlib.ExitStack() as held:
-        if args.comm:  # each rank resolves the dataset itself, collectively
-            verify, total = functools.partial(args.mpi_module.verify, args.comm), None
-        else:  # resolved once, under the shared lock kept until verify_file is done
-            held.enter_context(_fs.reading(args.path))
-            dataset = manifests.resolve_dataset(args.path, **overrides)
-            verify = functools.partial(verify_file, _dataset=dataset)
-            total = dataset["identity"]["size"]
-        with progress(args, total, "verify") as advance:
-            r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
-                       max_ranges=args.max_ranges, progress=advance)
+    if args.comm:  # each rank resolves the dataset itself, collectively
+        verify, total = functools.partial(args.mpi_module.verify, args.comm), None
+    else:
+        dataset = manifests.resolve_dataset(
+            args.path, **overrides, _record=manifests.read_manifest(args.path, _loaded=loaded))
+        verify = functools.partial(verify_file, _dataset=dataset)
+        total = dataset["identity"]["size"]
+    with progress(args, total, "verify") as advance:
+        r = verify(args.path, **overrides, direct=args.direct, threads=args.threads,
+                   max_ranges=args.max_ranges, progress=advance)
     return report_checked(args, r, report)
 
 
-def one_file(args, overrides, piece) -> int:
-    """dgen verify DIR/FILE: that file alone, against the directory's manifest."""
+def one_file(args, overrides, piece, record) -> int:
+    """dgen verify DIR/FILE: that file alone, against the directory's manifest `record`."""
     if args.comm:
         raise ValueError(f"{args.path}: one file of a dataset is verified in one process: "
                          f"run without mpirun/srun, or verify the directory")
     directory, length = args.path, piece[2]
+    dataset = manifests.resolve_dataset(directory, **overrides, _record=record)
     with progress(args, length, "verify") as advance:
-        r = verify_file(directory, **overrides, direct=args.direct,
-                              threads=args.threads, max_ranges=args.max_ranges,
-                              progress=advance, pieces=[piece])
+        r = verify_file(directory, **overrides, direct=args.direct, threads=args.threads,
+                        max_ranges=args.max_ranges, progress=advance, pieces=[piece],
+                        _dataset=dataset)
     r.update(path=os.path.join(directory, r["files"][0]["path"]), bytes=length)
     for key in ("gap_bytes", "zeros"):
         r.pop(key, None)

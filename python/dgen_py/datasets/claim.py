@@ -23,32 +23,33 @@ def targets(spec, entries) -> tuple[set, set]:
 
 
 def claim_directory(root: str, manifest: str, new: set, new_dirs: set, force: bool):
-    """Lock directory `root` (made if missing) for a new dataset of files `new` and
-    directories `new_dirs`: refuse entries in their way, and the files under train/,
-    valid/ and index/ that it does not have unless force (then delete them), drop the old
-    manifest, make the directories. Returns release(), which unlocks and closes root."""
+    """Claim directory `root` (made if missing) for a new dataset of files `new` and
+    directories `new_dirs` (see _fs.claim_dataset): refuse entries in their way, and the
+    files under train/, valid/ and index/ that it does not have unless force (then delete
+    them), drop the old manifest, make the directories. Returns release(), which unlocks
+    and closes root."""
     if os.path.exists(root) and not os.path.isdir(root):
         raise ValueError(f"path must be a directory for a training dataset, got the "
                          f"file {root}")
     os.makedirs(root, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    dirs = new_dirs | set(SPLITS)
+
+    def survey():
+        existing = _existing(root)
+        _refuse_in_the_way(root, existing, new, dirs)
+        return _stale(existing, new | dirs | {INDEX_DIR})
+
     unlock = None
     try:
-        unlock = _fs.lock(fd, root)
-        existing = _existing(root)
-        _refuse_in_the_way(root, existing, new, new_dirs | set(SPLITS))
-        stale, stale_dirs = _stale(existing, new | new_dirs | {*SPLITS, INDEX_DIR})
-        if (stale or stale_dirs) and not force:
-            listed = stale + stale_dirs
-            raise _fs.Refused(errno.EEXIST, f"{root} holds {len(listed)} file(s) that "
-                                 f"are not part of the new dataset ({', '.join(listed[:3])}"
-                                 f"{', ...' if len(listed) > 3 else ''}): remove them, or "
-                                 f"pass --force (force=True) to delete them")
+        unlock = _fs.claim_dataset(fd, root, manifest, survey, force=force)
+        # every directory a file goes in, made before the other ranks open them
+        tree = _fs.DatasetTree(fd, root)
         try:
-            os.unlink(manifest)
-        except FileNotFoundError:
-            pass
-        _replace_tree(fd, root, stale, stale_dirs, new_dirs | set(SPLITS))
+            for d in sorted(dirs):
+                tree.dir(d, create=True)
+        finally:
+            tree.close()
     except BaseException:
         if unlock:
             unlock()
@@ -69,23 +70,6 @@ def _stale(existing: dict, kept: set) -> tuple[list, list]:
     dirs = sorted((p for p, kind in existing.items() if kind == "dir" and p not in kept),
                   key=lambda d: -d.count("/"))
     return files, dirs
-
-
-def _replace_tree(fd, root, stale, stale_dirs, dirs) -> None:
-    """Delete files `stale`, then directories `stale_dirs`, then make directories `dirs`
-    (every one a file goes in, before the other ranks open them)."""
-    tree = _fs.DatasetTree(fd, root)
-    try:
-        for name in stale:
-            parent, leaf = os.path.split(name)
-            os.unlink(leaf, dir_fd=tree.dir(parent))
-        for name in stale_dirs:
-            parent, leaf = os.path.split(name)
-            os.rmdir(leaf, dir_fd=tree.dir(parent))
-        for d in sorted(dirs):
-            tree.dir(d, create=True)
-    finally:
-        tree.close()
 
 
 def _parents(path: str) -> list[str]:

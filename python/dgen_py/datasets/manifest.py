@@ -8,6 +8,7 @@ import errno
 import os
 
 from .. import _checks
+from ..identity import NAMES, REQUIRED as LISTED
 from .._holds import holds
 from .._version import __version__
 from .formats import encoders, side_paths
@@ -18,11 +19,9 @@ from .. import manifest as manifests
 # tfrecord files end at 4 KiB, TFRecord samples of 64 KiB and more start at 4 KiB, and
 # parquet samples over 64 KiB go in row groups of fewer than 1024 rows.
 LAYOUT = 2
-# The identity's fields a manifest must record, and those an older one may lack (read with
+# The identity's fields a manifest must record; an older one may lack the others (read with
 # their defaults where absent; dedup_window is listed in format 3 only, content when not flat).
-REQUIRED = ("size", "dedup_ratio", "compress_ratio", "seed", "dedup_unit", "format_version")
-OPTIONAL = ("dedup_run", "dedup_shift", "dedup_skew", "generation", "change_rate",
-            "dedup_window", "content")
+REQUIRED = (*LISTED, "format_version")
 
 
 def _check_layout(record, where, spec, entries) -> None:
@@ -63,21 +62,25 @@ def manifest_record(spec, identity, entries, sizes) -> dict:
             "complete": True}
 
 
-def is_training_dataset(path) -> bool:
-    """Whether `path` is a directory whose manifest describes a training dataset."""
+def is_training_dataset(path, *, _loaded=manifests.UNREAD) -> bool:
+    """Whether `path` is a directory whose manifest describes a training dataset. _loaded:
+    manifest.load_dataset_manifest(path)'s answer, where the caller read it already."""
     if not os.path.isdir(path):
         return False
-    try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
-        record = manifests.load_manifest(os.path.join(os.fspath(path), manifests.MANIFEST_NAME))
-    except (ValueError, OSError):
-        return False
-    return isinstance(record, dict) and "dgen_dataset" in record
+    if _loaded is manifests.UNREAD:
+        try:  # a manifest the loader refuses is refused again, with its reason, as a plain one
+            _loaded = manifests.load_dataset_manifest(path)
+        except (ValueError, OSError):
+            return False
+    return isinstance(_loaded, dict) and "dgen_dataset" in _loaded
 
 
-def read_manifest(path) -> dict:
-    """The checked manifest of the training dataset in directory `path`."""
+def read_manifest(path, *, _loaded=manifests.UNREAD) -> dict:
+    """The checked manifest of the training dataset in directory `path` (_loaded: as for
+    is_training_dataset)."""
     where = os.path.join(os.fspath(path), manifests.MANIFEST_NAME)
-    record = manifests.load_dataset_manifest(path)  # refuses a FIFO or device instead of hanging
+    # loaded as every manifest is: a FIFO or device in its place is refused, not waited on
+    record = manifests.load_dataset_manifest(path) if _loaded is manifests.UNREAD else _loaded
     if record is None:
         raise FileNotFoundError(errno.ENOENT, "no manifest", where)
     if not isinstance(record, dict) or record.get("dgen_dataset") != 1:
@@ -95,8 +98,8 @@ def read_manifest(path) -> dict:
             raise ValueError(f"{where}: identity.{name} is "
                              f"{'missing' if name not in ident else 'null'}")
     try:
-        identity = manifests.make_identity(**{name: ident[name] for name in REQUIRED},
-                                    **{name: ident[name] for name in OPTIONAL if name in ident})
+        identity = manifests.make_identity(**{name: ident[name] for name in NAMES
+                                              if name in ident})
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: identity.{e}") from None
     try:

@@ -13,10 +13,11 @@ from .manifest import read_manifest
 from .ranks import collective
 from .spec import require
 from .. import _fs
+from .. import manifest as manifests
 
 
 def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
-                            comm=None) -> dict:
+                            comm=None, _loaded=manifests.UNREAD) -> dict:
     """Regenerate every file of the training dataset in `path` and compare it with what is
     there. Returns a JSON-ready dict: "ok", "path", "manifest", "identity", "dataset",
     "files" (data and index files checked), "bytes_read", "mismatched_bytes",
@@ -24,13 +25,14 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     ("payload", "container", "encoded": bytes an encoder made, "missing", "extra"),
     offset: the stream offset of a payload range}), "warnings" (encoders of another
     version than the one that wrote the files) and "seconds". With comm, rank r checks
-    files r, r + size, ... and every rank returns the same dict."""
+    files r, r + size, ... and every rank returns the same dict. _loaded: as for
+    is_training_dataset."""
     agree, rank, world, share = collective(comm)
 
     def check():
         return (_checks.integer("max_ranges", max_ranges, 0, 2**31),
                 _checks.threads(threads) or share or _core.available_cpus(),
-                read_manifest(path))
+                read_manifest(path, _loaded=_loaded))
     max_ranges, count, record = agree(check, share=False)
     path = os.fspath(path)
     if comm is not None:  # the manifest as read (not where, nor what it implies)

@@ -11,6 +11,7 @@ import time
 
 from .. import _checks, _core
 from .._generator import DEFAULT_DEDUP_UNIT
+from ..identity import keywords_in
 from .claim import claim_directory, targets
 from .engine import Writer
 from .formats import side_files, side_paths
@@ -46,13 +47,9 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     fsync=True fsyncs every file and directory before the manifest. progress(n) is called
     with the payload bytes written (on rank 0, scaled to the dataset's size, under MPI).
     """
+    fields = keywords_in(locals())
     agree, rank, world, share = collective(comm)
     planned = {}
-    fields = {"seed": seed, "dedup_ratio": dedup_ratio, "compress_ratio": compress_ratio,
-              "dedup_unit": dedup_unit, "dedup_run": dedup_run, "dedup_shift": dedup_shift,
-              "dedup_skew": dedup_skew, "generation": generation, "change_rate": change_rate,
-              "format_version": format_version, "dedup_window": dedup_window,
-              "dedup_for": dedup_for, "content": content}
 
     def check():  # on every rank, each rank's settings gathered to compare them
         spec = resolve_spec(format, workload=workload, files=files, eval_files=eval_files,

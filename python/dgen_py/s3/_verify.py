@@ -13,21 +13,21 @@ import numpy as np
 
 from .. import _checks, _core
 from .._fs import Refused
-from ..manifest import (ALIGN, MANIFEST_VERSION, MAX_MANIFEST, PART, check_manifest,
-                        make_generator, make_identity)
-from ..verify import VERIFY_CHUNK
+from ..identity import NAMES, keywords_in
+from ..manifest import (ALIGN, MANIFEST_VERSION, MAX_MANIFEST, PART, agrees, check_manifest,
+                        make_generator, make_identity, overridden)
+from ..verify import VERIFY_CHUNK, Report
 from . import _store
-from ._report import Tally
 from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, SCHEME
 from ._write import CONCURRENCY, PART_SIZE, layout
 
-OVERRIDES = ("seed", "dedup_ratio", "compress_ratio", "dedup_unit", "dedup_run",
-             "dedup_shift", "dedup_skew", "generation", "change_rate", "format_version",
-             "dedup_window", "content")
-DEFAULTS = {"seed": None, "size": None, "dedup_ratio": 1.0, "compress_ratio": 1.0,
-            "dedup_unit": 131072, "dedup_run": 1, "dedup_shift": False, "dedup_skew": 0.0,
-            "generation": 0, "change_rate": 1.0, "format_version": _core.FORMAT_VERSION,
-            "dedup_window": _core.WINDOW_UNITS, "content": "flat"}
+OVERRIDES = tuple(name for name in NAMES if name != "size")  # size must agree
+
+
+class Tally(Report):
+    """verify_file()'s Report over objects (or parts of them); short: the object ended
+    before the part did (it shrank since its HEAD)."""
+    short = False
 
 
 def _missing(e) -> bool:
@@ -96,19 +96,13 @@ def resolve(store, url: str, given: dict, size, files) -> dict:
     where = f"{SCHEME}{bucket}/"
     record, manifest, tries, key = find_manifest(store, key, where)
     count = None if files is None else _checks.integer("files", files, 1, 1_000_000)
-    known = {**DEFAULTS, **(record["identity"] if record else {})}
-    merged = {k: known[k] if given.get(k) is None else given[k] for k in DEFAULTS}
+    merged = overridden(record, given)
     if merged["seed"] is None:
         raise ValueError(f"{url} has no manifest ({', '.join(where + t for t in tries)}): "
                          f"give the seed and the other identity values it was written with")
     if record:
-        for name, value, recorded in (("size", size, known["size"]),
-                                      ("files", count, len(record["files"]))):
-            if value is not None and value != recorded:
-                raise ValueError(f"{name} {value} differs from the {recorded} of the manifest "
-                                 f"{where}{manifest}: leave it out to verify the dataset the "
-                                 f"manifest describes")
-        identity = make_identity(**{**merged, "size": known["size"]})
+        agrees(record, where + manifest, size, count)
+        identity = make_identity(**merged)
         single = manifest.endswith(MANIFEST_SUFFIX)
         base = manifest.rpartition("/")[0]
         return {"identity": identity, "base": base, "objects": record["files"],
@@ -153,11 +147,7 @@ def verify_objects(url, *, seed=None, size=None, files=None, dedup_ratio=None,
     ([{path, size}]: part-* objects under the prefix that the dataset does not have, which
     also make ok false).
     """
-    given = {"seed": seed, "dedup_ratio": dedup_ratio, "compress_ratio": compress_ratio,
-             "dedup_unit": dedup_unit, "dedup_run": dedup_run, "dedup_shift": dedup_shift,
-             "dedup_skew": dedup_skew, "generation": generation, "change_rate": change_rate,
-             "format_version": format_version, "dedup_window": dedup_window,
-             "content": content}
+    given = keywords_in(locals())
     job = Check(url, given, size, files, threads=threads, concurrency=concurrency,
                 read_size=read_size, max_ranges=max_ranges, store=store)
     started = time.perf_counter()

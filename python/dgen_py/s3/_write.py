@@ -23,6 +23,7 @@ import numpy as np
 from .. import _checks, _core
 from .._generator import DEFAULT_DEDUP_UNIT
 from .._fs import Refused
+from ..identity import keywords_in
 from ..manifest import (PART, file_names, make_generator, make_identity, manifest_record,
                         split_points)
 from . import _store
@@ -84,12 +85,7 @@ def write_objects(url, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, se
     the object. Refused when part-* objects the new dataset lacks are under the prefix
     (force=True deletes them). store: an open store of the bucket (see open_store).
     """
-    plan = Plan(url, size, files=files, dedup_ratio=dedup_ratio,
-                compress_ratio=compress_ratio, seed=seed, dedup_unit=dedup_unit,
-                dedup_run=dedup_run, dedup_shift=dedup_shift, dedup_skew=dedup_skew,
-                generation=generation, change_rate=change_rate,
-                format_version=format_version, dedup_window=dedup_window,
-                dedup_for=dedup_for, content=content, part_size=part_size,
+    plan = Plan(url, **keywords_in(locals()), files=files, part_size=part_size,
                 concurrency=concurrency, threads=threads, force=force, store=store)
     plan.claim()
     seconds = plan.upload(plan.objects, progress)

@@ -10,8 +10,6 @@ what each file holds read alone (file_holds).
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._generator import Generator
 
 TOLERANCE = 0.01
@@ -59,6 +57,7 @@ def file_holds(identity: dict, layout: list[dict]) -> list[dict] | None:
     units (counted_per_file())."""
     if not counted_per_file(identity, len(layout)):
         return None
+    import numpy as np  # here, so that `import dgen_py` stays without numpy
     unit = identity["dedup_unit"]
     options = {k: v for k, v in identity.items() if k != "size"}
     unique_id = Generator(identity["size"], **options, max_threads=1)._s.unique_id
@@ -72,6 +71,7 @@ def file_holds(identity: dict, layout: list[dict]) -> list[dict] | None:
 
 def _counted(ids) -> dict:
     """holds of units with these unique ids (sorted in place: 8 bytes a unit, no set)."""
+    import numpy as np
     ids.sort()
     unique = int(np.count_nonzero(ids[1:] != ids[:-1])) + 1 if len(ids) else 0
     return {"dedup_ratio": len(ids) / unique if unique else 1.0, "units": len(ids),

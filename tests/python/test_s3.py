@@ -15,6 +15,7 @@ from dgen_py.write import write_dataset  # noqa: E402
 from dgen_py.s3 import (ConfigError, open_object, open_store, verify_objects,  # noqa: E402
                         write_objects)
 from dgen_py.s3 import _store  # noqa: E402
+from dgen_py import identity  # noqa: E402
 
 from conftest import reference  # noqa: E402
 from s3_faults import FaultProxy  # noqa: E402
@@ -89,12 +90,27 @@ def test_many_objects_have_the_names_offsets_and_manifest_of_files(s3, tmp_path,
     assert verify_objects(s3)["ok"]
 
 
-@pytest.mark.parametrize("options", [
+IDENTITY_CASES = [
     {"dedup_ratio": 3, "dedup_unit": 65536},
     {"compress_ratio": 3},
     {"content": "text", "compress_ratio": 2},
     {"format_version": 3, "dedup_ratio": 2, "dedup_window": 4},
-])
+    {"dedup_ratio": 2, "dedup_run": 4},
+    {"dedup_ratio": 2, "dedup_shift": True},
+    {"dedup_ratio": 2, "dedup_skew": 1.0},
+    {"generation": 2, "change_rate": 0.3, "dedup_ratio": 2},
+    {"content": "binary", "compress_ratio": 3},
+    {"format_version": 1, "dedup_ratio": 2},
+    {"dedup_for": "fixed:4KiB", "dedup_ratio": 2},
+]
+
+
+def test_the_identity_cases_cover_every_field_of_the_table():
+    given = {name for case in IDENTITY_CASES for name in case}
+    assert set(identity.NAMES) - {"seed", "size"} - given == set()
+
+
+@pytest.mark.parametrize("options", IDENTITY_CASES)
 def test_identity_options_round_trip(s3, options):
     size = 7 * MIB + 4096
     url = s3 + "/x"

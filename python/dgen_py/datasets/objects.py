@@ -103,7 +103,7 @@ def _claim(store, base, where, manifest, new: set, force: bool) -> None:
     if stale and not force:
         raise Refused(errno.EEXIST, f"{where}{base} holds {len(stale)} object(s) under "
                       f"train/, valid/ or index/ that are not part of the new dataset "
-                      f"({', '.join(sorted(stale)[:3])}{', ...' if len(stale) > 3 else ''}): "
+                      f"({', '.join(sorted(k[len(prefix):] for k in stale)[:3])}{', ...' if len(stale) > 3 else ''}): "
                       f"delete them, or pass --force (force=True) to delete them")
     try:  # a manifest left from before must not outlive the objects it describes
         obstore.delete(store, [manifest, *stale])

@@ -13,7 +13,8 @@ import pytest
 obstore = pytest.importorskip("obstore")
 
 from dgen_py import datasets  # noqa: E402
-from dgen_py.datasets.objects import verify_training_objects, write_training_objects  # noqa: E402,E501
+from dgen_py.datasets.objects import (verify_training_objects,  # noqa: E402
+                                      write_training_objects)
 from dgen_py.s3 import _store, open_store  # noqa: E402
 
 from s3_faults import FaultProxy  # noqa: E402

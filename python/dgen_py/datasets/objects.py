@@ -101,9 +101,10 @@ def _claim(store, base, where, manifest, new: set, force: bool) -> None:
         except Exception as e:
             raise OSError(f"listing {where}{under}: {_store.described(e)}") from None
     if stale and not force:
+        named = sorted(k[len(prefix):] for k in stale)
         raise Refused(errno.EEXIST, f"{where}{base} holds {len(stale)} object(s) under "
                       f"train/, valid/ or index/ that are not part of the new dataset "
-                      f"({', '.join(sorted(k[len(prefix):] for k in stale)[:3])}{', ...' if len(stale) > 3 else ''}): "
+                      f"({', '.join(named[:3])}{', ...' if len(stale) > 3 else ''}): "
                       f"delete them, or pass --force (force=True) to delete them")
     try:  # a manifest left from before must not outlive the objects it describes
         obstore.delete(store, [manifest, *stale])

@@ -155,3 +155,14 @@ def test_a_failed_upload_leaves_no_manifest(s3, server, monkeypatch):
         proxy.close()
     monkeypatch.setenv("AWS_ENDPOINT_URL", server[0])
     assert "dgen-manifest.json" not in _objects(s3)
+
+
+def test_an_interrupt_leaves_no_manifest(s3):
+    write_training_objects(s3, "npz", **OPTIONS)
+
+    def progress(n):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match="no manifest was written"):
+        write_training_objects(s3, "npz", **OPTIONS, progress=progress)
+    assert "dgen-manifest.json" not in _objects(s3)

@@ -66,7 +66,7 @@ def write_training_objects(url, format=None, *, part_size=None, concurrency=None
     manifest = _store.join(base, MANIFEST_NAME)
     _claim(store, base, where, manifest, targets(spec, entries)[0], _checks.flag("force", force))
     sizes, started = {}, time.perf_counter()
-    _upload(Target(store, base, where, part_size), spec, identity, entries, sizes,
+    _upload(Target(store, base, where, part_size, threading.Event()), spec, identity, entries, sizes,
             threads, jobs, concurrency, progress)
     seconds = time.perf_counter() - started
     record = manifest_record(spec, identity, entries, sizes)
@@ -81,10 +81,12 @@ def write_training_objects(url, format=None, *, part_size=None, concurrency=None
 
 
 class Target:
-    """Where the objects go: the store, the prefix, its URL (for errors), the part size."""
+    """Where the objects go: the store, the prefix, its URL (for errors), the part size;
+    stop: set when an upload failed or was interrupted (the others abort at their next part)."""
 
-    def __init__(self, store, base, where, part_size):
+    def __init__(self, store, base, where, part_size, stop):
         self.store, self.base, self.where, self.part_size = store, base, where, part_size
+        self.stop = stop
 
 
 def _claim(store, base, where, manifest, new: set, force: bool) -> None:
@@ -118,14 +120,13 @@ def _upload(target, spec, identity, entries, sizes, threads, jobs, concurrency, 
     jobs = max(1, min(jobs, len(entries)))
     lock = threading.Lock()
     tick = (lambda n: _write._locked(lock, progress, n)) if progress else None
-    stop = threading.Event()
+    stop = target.stop
 
     def group(mine):
         writer = Writer(identity, max(1, threads // jobs), tick)
         try:
             for f in mine:
-                if stop.is_set():
-                    raise InterruptedError("stopped: another upload failed or was interrupted")
+                _unless(stop, None)
                 _one(target, spec, f, writer, sizes, max(1, concurrency // jobs))
         finally:
             writer.window.close()
@@ -159,9 +160,15 @@ def _put(target, rel, fd, length, parts, data=None) -> None:
     if data is None and length:
         data = memoryview(mmap.mmap(fd, length, prot=mmap.PROT_READ))
     step = target.part_size
-    pieces = (data[at:at + step] for at in range(0, length, step))
+    pieces = (_unless(target.stop, data[at:at + step]) for at in range(0, length, step))
     _write.put_checked(target.store, name, pieces, length, step, parts,
                        target.where + name)
+
+
+def _unless(stop, piece):
+    if stop.is_set():
+        raise InterruptedError("stopped: another upload failed or was interrupted")
+    return piece
 
 
 def training_manifest(url):

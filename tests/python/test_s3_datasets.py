@@ -37,10 +37,11 @@ def _files(root) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("fmt", ["npz", "tfrecord", "npy"])
-def test_every_object_is_the_file_of_the_same_dataset(s3, tmp_path, fmt):
-    local = datasets.write_training_dataset(tmp_path / fmt, fmt, **OPTIONS)
-    m = write_training_objects(s3, fmt, **OPTIONS)
+@pytest.mark.parametrize("fmt, subfolders", [("npz", 0), ("tfrecord", 0), ("npy", 2)])
+def test_every_object_is_the_file_of_the_same_dataset(s3, tmp_path, fmt, subfolders):
+    options = {**OPTIONS, "subfolders": subfolders}
+    local = datasets.write_training_dataset(tmp_path / fmt, fmt, **options)
+    m = write_training_objects(s3, fmt, **options)
     files = _files(tmp_path / fmt)
     assert set(_objects(s3)) == set(files)
     for rel, data in files.items():

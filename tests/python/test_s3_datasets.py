@@ -19,7 +19,8 @@ from dgen_py.s3 import _store, open_store  # noqa: E402
 
 from s3_faults import FaultProxy  # noqa: E402
 from s3_server import EXTERNAL, get, put, s3, server  # noqa: E402,F401 (fixtures)
-from test_cli import dgen, dgen_json  # noqa: E402
+from test_cli import DGEN, dgen, dgen_json  # noqa: E402
+from test_mpi import clean_env, mpirun, needs_mpi  # noqa: E402
 
 OPTIONS = {"files": 3, "eval_files": 2, "samples_per_file": 4, "record_length": 5000,
            "record_length_stdev": 1500, "seed": 11, "dedup_ratio": 2.0, "compress_ratio": 2.0}
@@ -167,3 +168,37 @@ def test_an_interrupt_leaves_no_manifest(s3):
     with pytest.raises(KeyboardInterrupt, match="no manifest was written"):
         write_training_objects(s3, "npz", **OPTIONS, progress=progress)
     assert "dgen-manifest.json" not in _objects(s3)
+
+
+CLI_OPTIONS = ("--format", "tfrecord", "--files", 3, "--eval-files", 2, "--samples-per-file",
+               4, "--record-length", 5000, "--record-length-stdev", 1500, "--seed", 11)
+
+
+def _ranks(*args, code=0):
+    r = mpirun(2, DGEN, *args, "--json", env=clean_env())
+    assert r.returncode == code, r.stderr.decode()[-2000:]
+    return json.loads(r.stdout)
+
+
+@needs_mpi
+def test_two_ranks_write_one_dataset_of_the_files_bytes(s3, tmp_path):
+    m = _ranks("dataset", s3, *CLI_OPTIONS)
+    dgen("dataset", tmp_path, *CLI_OPTIONS, check=0)
+    files = _files(tmp_path)
+    assert set(_objects(s3)) == set(files)
+    for rel in (f["path"] for f in m["index_files"]):
+        assert get(f"{s3}/{rel}") == files[rel]
+    for f in json.loads(get(m["manifest"]))["files"]:
+        assert get(f"{s3}/{f['path']}") == files[f["path"]]
+
+
+@needs_mpi
+def test_two_ranks_verify_a_dataset_into_one_report(s3):
+    m = write_training_objects(s3, "npz", **OPTIONS)
+    assert _ranks("verify", s3)["ok"]
+    name = m["files"][4]["path"]
+    data = bytearray(get(f"{s3}/{name}"))
+    data[4100] ^= 1
+    put(f"{s3}/{name}", bytes(data))
+    r = _ranks("verify", s3, code=1)
+    assert [(x["file"], x["file_offset"]) for x in r["ranges"]] == [(name, 4100)]

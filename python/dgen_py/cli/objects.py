@@ -93,11 +93,7 @@ def write(args) -> int:
 
 def training_writer(args):
     """dgen dataset s3://...: write_training_dataset's stand-in writing objects."""
-    if args.comm:
-        raise ValueError(f"{args.path}: a training dataset on s3:// is written by one process "
-                         f"(not yet under MPI): run it without mpirun/srun")
-
-    def write(path, fmt, *, fsync, comm, **options):
+    def write(path, fmt, *, fsync, **options):
         from ..datasets.objects import write_training_objects
         with _missing_is_exit_3():
             return write_training_objects(path, fmt, **_keywords(args), **options)
@@ -108,18 +104,18 @@ def _training(args, overrides: dict) -> int | None:
     """dgen verify of a training dataset on S3 (its manifest under the prefix); None when
     the URL holds none."""
     from ..datasets import objects, report
-    found = objects.training_manifest(args.path)
+    found = objects.training_manifest(args.path, args.comm)
     if found is None:
         return None
     given = [k for k, v in {**overrides, **_keywords(args)}.items() if v is not None]
-    if given or args.comm:
-        raise ValueError(f"{_flag(given[0]) if given else 'mpirun/srun'}: {args.path} is a "
-                         f"training dataset, verified against its manifest alone, in one "
-                         f"process (each object read whole, one at a time)")
+    if given:
+        raise ValueError(f"{_flag(given[0])}: {args.path} is a training dataset, verified "
+                         f"against its manifest alone (each object read whole, one at a "
+                         f"time)")
     with progress(args, None, "verify") as advance:
         r = objects.verify_training_objects(args.path, max_ranges=args.max_ranges,
                                             threads=args.threads, progress=advance,
-                                            found=found)
+                                            comm=args.comm, found=found)
     return report_checked(args, r, report)
 
 

@@ -26,6 +26,7 @@ from .engine import Writer
 from .formats import side_files
 from .manifest import check_record, manifest_record
 from .presets import refuse_unhonoured
+from .ranks import collective
 from .spec import INDEX_DIR, SPLITS, plan, require, resolve_spec
 
 LAYOUT = ("workload", "files", "eval_files", "samples_per_file", "record_length",
@@ -37,7 +38,7 @@ IDENTITY = {"dedup_ratio": 1.0, "compress_ratio": 1.0, "seed": None,
 
 def write_training_objects(url, format=None, *, part_size=None, concurrency=None,
                            threads=None, jobs=None, force=False, progress=None, store=None,
-                           **options) -> dict:
+                           comm=None, **options) -> dict:
     """Write a DLIO training dataset as objects under s3://bucket/prefix; returns its
     manifest (as write_training_dataset does), "manifest" its URL.
 
@@ -46,38 +47,69 @@ def write_training_objects(url, format=None, *, part_size=None, concurrency=None
     (force=True deletes them); the old manifest is deleted first and the new one put after
     every object is there. jobs files go up at once (default: concurrency, at most the
     files), each with concurrency / jobs parts in flight; part_size as write_objects'.
+    With comm (mpi4py; collective) file i goes up from rank i % comm.size, rank 0 claims
+    the prefix and puts the manifest after every rank succeeded.
     """
     from ..s3 import _store, _write
-    spec = resolve_spec(format, **{k: v for k, v in options.items() if k in LAYOUT})
-    require(spec["format"])
-    entries, size = plan(spec)
-    given = {k: v for k, v in options.items() if k not in LAYOUT}
-    refuse_unhonoured(given.get("dedup_for"), spec, entries)
-    identity = make_identity(size=size, **{**IDENTITY, **given})
-    part_size = _checks.integer("part_size", _write.PART_SIZE if part_size is None
-                                else part_size, _store.MIN_PART, _store.MAX_PART)
-    concurrency = _checks.integer("concurrency", _write.CONCURRENCY if concurrency is None
-                                  else concurrency, 1, 1024)
-    threads = _checks.threads(threads) or _core.available_cpus()
-    jobs = _checks.integer("jobs", jobs or concurrency, 1, _checks.MAX_THREADS)
-    bucket, key = _store.parse_url(url)
+    agree, rank, world, share = collective(comm)
+    planned = {}
+
+    def check():  # on every rank; rank 0's identity (its seed, where none is given) is used
+        planned["spec"] = spec = resolve_spec(
+            format, **{k: v for k, v in options.items() if k in LAYOUT})
+        require(spec["format"])
+        planned["entries"], size = plan(spec)
+        given = {**IDENTITY, **{k: v for k, v in options.items() if k not in LAYOUT}}
+        refuse_unhonoured(given.get("dedup_for"), spec, planned["entries"])
+        identity = make_identity(size=size, **given)
+        planned["url"] = _store.parse_url(url)
+        planned["part_size"] = _checks.integer(
+            "part_size", _write.PART_SIZE if part_size is None else part_size,
+            _store.MIN_PART, _store.MAX_PART)
+        planned["concurrency"] = _checks.integer(
+            "concurrency", _write.CONCURRENCY if concurrency is None else concurrency, 1, 1024)
+        planned["jobs"] = _checks.integer("jobs", planned["concurrency"] if jobs is None
+                                          else jobs, 1, _checks.MAX_THREADS)
+        return {**spec, **given, "seed": _checks.seed(given["seed"]), "url": url,
+                "force": _checks.flag("force", force)}, identity, \
+            _checks.threads(threads) or share or _core.available_cpus()
+    checked = agree(check)
+    if comm is not None:
+        from ..mpi import same_settings
+        same_settings([settings for settings, _, _ in checked])
+    spec, identity, entries = planned["spec"], checked[0][1], planned["entries"]
+    (bucket, key), concurrency = planned["url"], planned["concurrency"]
     base, where = key.rstrip("/"), f"{_store.SCHEME}{bucket}/"
-    store = store or _store.open_store(bucket)
     manifest = _store.join(base, MANIFEST_NAME)
-    _claim(store, base, where, manifest, targets(spec, entries)[0], _checks.flag("force", force))
-    sizes, started = {}, time.perf_counter()
-    _upload(Target(store, base, where, part_size, threading.Event()), spec, identity, entries, sizes,
-            threads, jobs, concurrency, progress)
-    seconds = time.perf_counter() - started
+    opened = agree(lambda: store or _store.open_store(bucket), share=False)
+    agree(lambda: _claim(opened, base, where, manifest, targets(spec, entries)[0],
+                         bool(force)) if rank == 0 else None)
+    mine = entries[rank::world]
+    scale = identity["size"] / max(1, sum(e["payload"] for e in mine))
+    tick = (lambda n: progress(n * scale)) if progress and rank == 0 else None
+    target = Target(opened, base, where, planned["part_size"], threading.Event())
+
+    def upload():
+        sizes, started = {}, time.perf_counter()
+        _upload(target, spec, identity, mine, sizes, checked[rank][2], planned["jobs"],
+                concurrency, tick)
+        return sizes, time.perf_counter() - started
+    done = agree(upload)
+    sizes = {path: n for written, _ in done for path, n in written.items()}
     record = manifest_record(spec, identity, entries, sizes)
+    agree(lambda: _put_manifest(opened, where, manifest, record) if rank == 0 else None)
+    return {**record, "manifest": where + manifest, "seconds": max(s for _, s in done)}
+
+
+def _put_manifest(store, where, manifest, record) -> None:
     import obstore
+    from ..s3 import _store
     try:
         obstore.put(store, manifest, json.dumps(record, indent=2).encode() + b"\n",
                     use_multipart=False)
     except Exception as e:
         raise OSError(f"writing the manifest {where}{manifest}: {_store.described(e)}") \
             from None
-    return {**record, "manifest": where + manifest, "seconds": seconds}
 
 
 class Target:
@@ -171,10 +203,15 @@ def _unless(stop, piece):
     return piece
 
 
-def training_manifest(url):
+def training_manifest(url, comm=None):
     """(checked training manifest record, store, prefix) of the dataset at `url` (its
     prefix, or its manifest's URL), or None where the manifest there is not a training
-    dataset's (or there is none)."""
+    dataset's (or there is none). With comm: read by every rank, an error on any raised
+    on all."""
+    return collective(comm)[0](lambda: _training_manifest(url), share=False)
+
+
+def _training_manifest(url):
     from ..s3 import _store, _verify
     bucket, key = _store.parse_url(url)
     if key.endswith(MANIFEST_SUFFIX):  # a single object's manifest
@@ -190,15 +227,16 @@ def training_manifest(url):
 
 
 def verify_training_objects(url, *, max_ranges=20, threads=None, progress=None,
-                            found=None) -> dict:
+                            comm=None, found=None) -> dict:
     """verify_training_dataset() of the training dataset on S3 at `url`: each object read
-    whole into a memfd (one at a time) and checked. found: training_manifest(url)."""
+    whole into a memfd (one at a time) and checked; with comm (collective) rank r checks
+    files r, r + size, ... found: training_manifest(url, comm)."""
     from . import verify
-    record, store, base = found or training_manifest(url) or (None, None, None)
+    record, store, base = found or training_manifest(url, comm) or (None, None, None)
     if record is None:
         raise FileNotFoundError(errno.ENOENT, f"{url}: no training dataset manifest")
     return verify.verify_training_dataset(
-        url, max_ranges=max_ranges, threads=threads, progress=progress,
+        url, max_ranges=max_ranges, threads=threads, progress=progress, comm=comm,
         _source=(record, lambda rel: _fetched(store, base, rel, url)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import _checks, identity
 from .._units import human
+from . import objects
 from .args import add_identity, integer, json_flag, mpi_flags, size, threads
 from .report import held_line, identity_line, progress, rate, report_written
 from .. import manifest as manifests
@@ -23,7 +24,8 @@ def add(command) -> None:
                 "--record-length 1MiB\n  dgen verify /mnt/test/ds\n"
                 "Files under DIR/train and DIR/valid as DLIO names them; the manifest is "
                 "written last.")
-    c.add_argument("path", metavar="DIR", help="the dataset directory (DLIO's data_folder)")
+    c.add_argument("path", metavar="DIR", help="the dataset directory (DLIO's data_folder), "
+                   "or s3://BUCKET/PREFIX (docs/s3.md)")
     c.add_argument("--format", metavar="F", type=str.lower, help="npz, npy, hdf5, tfrecord, "
                    "parquet, indexed_binary, jpeg, png or csv, in any case (default: the "
                    "workload's)")
@@ -59,6 +61,7 @@ def add(command) -> None:
                    "the manifest")
     c.add_argument("--direct", action="store_true", help="refused: the containers' headers "
                    "and framing sit off the block grid O_DIRECT needs")
+    objects.add_write_options(c)
     threads(c)
     json_flag(c)
     mpi_flags(c)
@@ -67,6 +70,10 @@ def add(command) -> None:
 
 def run(args) -> int:
     from .. import datasets
+    objects.refuse(args)
+    write = datasets.write_training_dataset
+    if objects.is_url(args.path):
+        write = objects.training_writer(args)
     if args.direct:
         raise ValueError("--direct: dgen dataset cannot write with O_DIRECT: container headers "
                          "and framing sit at offsets that are not multiples of the block size; "
@@ -80,8 +87,7 @@ def run(args) -> int:
         total = None
     try:
         with progress(args, total, "dataset") as advance:
-            m = datasets.write_training_dataset(args.path, args.format, **options,
-                                                progress=advance, comm=args.comm)
+            m = write(args.path, args.format, **options, progress=advance, comm=args.comm)
     except ValueError as e:  # a preset these files cannot honour: name the option
         if not str(e).startswith("dedup_for: "):
             raise

@@ -15,7 +15,8 @@ from .report import (held_line, identity_line, print_json, progress, rate, repor
 # Options of a file system that S3 has no use for: (attribute, value when not given).
 FILE_ONLY = {"write": (("direct", False), ("fsync", False), ("jobs", None),
                        ("changed_only", False)),
-             "verify": (("direct", False),)}
+             "verify": (("direct", False),),
+             "dataset": (("direct", False), ("fsync", False))}
 MISSING = ("NoSuchBucket", "no such object")  # what the store and dgen_py.s3 say
 S3_ONLY = (("part_size", "--part-size"), ("concurrency", "--concurrency"))
 
@@ -90,10 +91,41 @@ def write(args) -> int:
     return report_written(args, m, line)
 
 
+def training_writer(args):
+    """dgen dataset s3://...: write_training_dataset's stand-in writing objects."""
+    def write(path, fmt, *, fsync, **options):
+        from ..datasets.objects import write_training_objects
+        with _missing_is_exit_3():
+            return write_training_objects(path, fmt, **_keywords(args), **options)
+    return write
+
+
+def _training(args, overrides: dict) -> int | None:
+    """dgen verify of a training dataset on S3 (its manifest under the prefix); None when
+    the URL holds none."""
+    from ..datasets import objects, report
+    found = objects.training_manifest(args.path, args.comm)
+    if found is None:
+        return None
+    given = [k for k, v in {**overrides, **_keywords(args)}.items() if v is not None]
+    if given:
+        raise ValueError(f"{_flag(given[0])}: {args.path} is a training dataset, verified "
+                         f"against its manifest alone (each object read whole, one at a "
+                         f"time)")
+    with progress(args, None, "verify") as advance:
+        r = objects.verify_training_objects(args.path, max_ranges=args.max_ranges,
+                                            threads=args.threads, progress=advance,
+                                            comm=args.comm, found=found)
+    return report_checked(args, r, report)
+
+
 def verify(args, overrides: dict, report_files) -> int:
     """report_files: cli.verify.report, which this report extends (passed: no import circle)."""
     with _missing_is_exit_3():
         from .. import s3
+        code = _training(args, overrides)
+        if code is not None:
+            return code
         verify_objects = s3.verify_objects
         if args.comm:
             from ..s3 import _mpi

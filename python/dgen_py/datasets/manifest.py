@@ -83,6 +83,12 @@ def read_manifest(path, *, _loaded=manifests.UNREAD) -> dict:
     record = manifests.load_dataset_manifest(path) if _loaded is manifests.UNREAD else _loaded
     if record is None:
         raise FileNotFoundError(errno.ENOENT, "no manifest", where)
+    return check_record(record, where)
+
+
+def check_record(record, where: str) -> dict:
+    """A training dataset's manifest `record` (read from `where`), checked; with the plan's
+    "entries" and "manifest" (where) added."""
     if not isinstance(record, dict) or record.get("dgen_dataset") != 1:
         raise ValueError(f"{where}: not a training dataset manifest (dgen_dataset != 1)")
     if record.get("complete") is not True:

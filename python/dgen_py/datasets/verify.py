@@ -17,7 +17,7 @@ from .. import manifest as manifests
 
 
 def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
-                            comm=None, _loaded=manifests.UNREAD) -> dict:
+                            comm=None, _loaded=manifests.UNREAD, _source=None) -> dict:
     """Regenerate every file of the training dataset in `path` and compare it with what is
     there. Returns a JSON-ready dict: "ok", "path", "manifest", "identity", "dataset",
     "files" (data and index files checked), "bytes_read", "mismatched_bytes",
@@ -26,13 +26,14 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     offset: the stream offset of a payload range}), "warnings" (encoders of another
     version than the one that wrote the files) and "seconds". With comm, rank r checks
     files r, r + size, ... and every rank returns the same dict. _loaded: as for
-    is_training_dataset."""
+    is_training_dataset. _source: (manifest record, open(rel) -> fd to read) of a dataset
+    elsewhere than in a directory (on S3)."""
     agree, rank, world, share = collective(comm)
 
     def check():
         return (_checks.integer("max_ranges", max_ranges, 0, 2**31),
                 _checks.threads(threads) or share or _core.available_cpus(),
-                read_manifest(path, _loaded=_loaded))
+                read_manifest(path, _loaded=_loaded) if _source is None else _source[0])
     max_ranges, count, record = agree(check, share=False)
     path = os.fspath(path)
     if comm is not None:  # the manifest as read (not where, nor what it implies)
@@ -51,7 +52,8 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     lengths = {f["path"]: f["length"] for f in record["files"] + record["index_files"]}
     results = agree(lambda: _check_files(path, spec, identity, entries[rank::world], lengths,
                                          count, max_ranges,
-                                         progress if rank == 0 else None))
+                                         progress if rank == 0 else None,
+                                         _source and _source[1]))
     ranges = sorted((r for res in results for r in res["ranges"]),
                     key=lambda r: r["file"])[:max_ranges]
     count = sum(r["range_count"] for r in results)
@@ -64,10 +66,13 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
             "seconds": time.perf_counter() - started}
 
 
-def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progress) -> dict:
-    """Compare files `mine` with what they should hold; `lengths`: the manifest's, by path."""
+def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progress,
+                 opener=None) -> dict:
+    """Compare files `mine` with what they should hold; `lengths`: the manifest's, by path.
+    opener(rel): an fd to read file `rel` from (FileNotFoundError: missing), else root's."""
     checker = Checker(identity, threads, max_ranges, progress)
-    tree = _fs.DatasetTree.at(root)
+    tree = _fs.DatasetTree.at(root) if opener is None else None
+    opener = opener or (lambda rel: tree.open(rel, os.O_RDONLY))
     count = 0
     try:
         for f in mine:
@@ -76,7 +81,7 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
             for rel, expected, limit in targets:
                 count += 1
                 try:
-                    fd = tree.open(rel, os.O_RDONLY)
+                    fd = opener(rel)
                 except FileNotFoundError:
                     checker.add_range(rel, 0, lengths[rel], "missing")
                     continue
@@ -86,7 +91,8 @@ def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progr
                     os.close(fd)
     finally:
         checker.window.close()
-        tree.close()
+        if tree is not None:
+            tree.close()
     return {"files": count, "bytes_read": checker.read, "mismatched_bytes": checker.mismatched,
             "range_count": checker.count, "ranges": checker.ranges}
 

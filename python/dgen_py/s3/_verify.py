@@ -48,6 +48,23 @@ def head(store, name):
 
 def load_manifest(store, name: str, where: str):
     """The manifest object `name` as a checked record, or None if there is none."""
+    record = load_json(store, name, where)
+    if record is None:
+        return None
+    if isinstance(record, dict) and record.get("dgen_manifest") != MANIFEST_VERSION:
+        raise ValueError(f"{where}: dgen_manifest is {record.get('dgen_manifest')!r}: this "
+                         f"dgen reads manifest version {MANIFEST_VERSION} only")
+    record = check_manifest(record, where)
+    if name.endswith(MANIFEST_SUFFIX):
+        own = name[:-len(MANIFEST_SUFFIX)].rpartition("/")[2]
+        if [f["path"] for f in record["files"]] not in ([own], []):
+            raise ValueError(f"{where}: files must list only {own!r}, the object this "
+                             f"manifest is beside")
+    return record
+
+
+def load_json(store, name: str, where: str):
+    """The JSON value of manifest object `name` (at most MAX_MANIFEST bytes), or None."""
     import obstore
     size = head(store, name)
     if size is None:
@@ -59,15 +76,6 @@ def load_manifest(store, name: str, where: str):
         record = json.loads(bytes(obstore.get(store, name).bytes()))
     except (ValueError, RecursionError) as e:
         raise ValueError(f"{where}: not a JSON manifest ({e})") from None
-    if isinstance(record, dict) and record.get("dgen_manifest") != MANIFEST_VERSION:
-        raise ValueError(f"{where}: dgen_manifest is {record.get('dgen_manifest')!r}: this "
-                         f"dgen reads manifest version {MANIFEST_VERSION} only")
-    record = check_manifest(record, where)
-    if name.endswith(MANIFEST_SUFFIX):
-        own = name[:-len(MANIFEST_SUFFIX)].rpartition("/")[2]
-        if [f["path"] for f in record["files"]] not in ([own], []):
-            raise ValueError(f"{where}: files must list only {own!r}, the object this "
-                             f"manifest is beside")
     return record
 
 

@@ -198,7 +198,6 @@ def _locked(lock, progress, n):
 
 def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, where):
     """Object `name` holding dataset bytes [o.offset, o.offset + o.length), checked by HEAD."""
-    import obstore
     length, shown = o["length"], where + name
     gen = make_generator(identity, threads)
     gen.seek(o["offset"])
@@ -228,11 +227,21 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
             del buf  # the client holds it now, and frees the slot when it is uploaded
 
     try:
+        put_checked(store, name, made(), length, part_size, parts, shown)
+    finally:
+        gen.close()
+
+
+def put_checked(store, name, parts_made, length, part_size, parts, shown) -> None:
+    """Put object `name` from the iterator `parts_made` of buffers (one PUT up to
+    part_size, else a multipart upload, `parts` at once, aborted on an error) and check by
+    HEAD that the store holds `length` bytes; OSError naming `shown` otherwise."""
+    import obstore
+    try:
         if length <= part_size:  # one PUT
-            buf = next(made(), b"")
-            obstore.put(store, name, buf, use_multipart=False)
+            obstore.put(store, name, next(parts_made, b""), use_multipart=False)
         else:
-            obstore.put(store, name, made(), chunk_size=part_size, max_concurrency=parts)
+            obstore.put(store, name, parts_made, chunk_size=part_size, max_concurrency=parts)
         held = obstore.head(store, name)["size"]
     except KeyboardInterrupt:
         raise
@@ -241,8 +250,6 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
     except Exception as e:
         raise OSError(f"writing {shown}: {_store.described(e)}; the upload was aborted and "
                       f"no manifest was written") from None
-    finally:
-        gen.close()
     if held != length:
         raise OSError(f"writing {shown}: the store holds {held} bytes after the upload, but "
                       f"{length} were sent (a short or failed multipart upload); no manifest "

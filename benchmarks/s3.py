@@ -14,7 +14,10 @@ bucket in DGEN_S3_TEST_BUCKET). Each round, alternating which goes first, times:
 One untimed run of each comes first.
 It prints the medians and the ratios dgen / plain (1.0: as fast). Then, in a child
 process, the peak resident memory (VmHWM; ru_maxrss beside it) of writing --memory-gib GiB with
---memory-concurrency parts in flight, beside part size x concurrency + 64 MiB.
+--memory-concurrency parts in flight, beside part size x concurrency + 64 MiB. moto keeps
+every byte it is sent in memory: for sizes beyond the machine's, --memory-sink writes to
+benchmarks/s3_sink.py instead (it keeps sizes only), e.g.
+    python benchmarks/s3.py --rounds 0 --memory-gib 10 --memory-sink
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_moto():
+def start_server(sink: bool = False):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = ([os.path.join(os.path.dirname(os.path.abspath(__file__)), "s3_sink.py")] if sink
+               else ["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+    proc = subprocess.Popen([sys.executable, *command, str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -80,6 +85,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--memory-gib", type=int, default=2)
     ap.add_argument("--memory-concurrency", type=int, default=8)
+    ap.add_argument("--memory-sink", action="store_true",
+                    help="measure memory against benchmarks/s3_sink.py (sizes only)")
     ap.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.memory_child:
@@ -87,7 +94,7 @@ def main() -> None:
         memory_child(bucket, int(gib), int(part), int(conc))
         return
     proc, bucket = (None, os.environ.get("DGEN_S3_TEST_BUCKET", "dgen-test")) \
-        if os.environ.get("AWS_ENDPOINT_URL") else start_moto()
+        if os.environ.get("AWS_ENDPOINT_URL") else start_server()
     try:
         run(a, bucket)
     finally:
@@ -99,13 +106,23 @@ def main() -> None:
 def run(a, bucket: str) -> None:
     from dgen_py.bench import s3
     part = a.part_mib * MIB
-    r = s3.measure(f"s3://{bucket}/bench", a.size_mib * MIB, part_size=part,
-                   concurrency=a.concurrency, rounds=a.rounds)
-    print(s3.report(r))
+    if a.rounds:
+        r = s3.measure(f"s3://{bucket}/bench", a.size_mib * MIB, part_size=part,
+                       concurrency=a.concurrency, rounds=a.rounds)
+        print(s3.report(r))
     if a.memory_gib:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", bucket,
-                              str(a.memory_gib), str(part), str(a.memory_concurrency)],
-                             stdout=subprocess.PIPE, text=True, check=True)
+        env = dict(os.environ)
+        sink = start_server(sink=True) if a.memory_sink else None  # the child's endpoint
+        try:
+            out = subprocess.run([sys.executable, __file__, "--memory-child", bucket,
+                                  str(a.memory_gib), str(part), str(a.memory_concurrency)],
+                                 stdout=subprocess.PIPE, text=True, check=True)
+        finally:
+            os.environ.clear()
+            os.environ.update(env)
+            if sink:
+                sink[0].terminate()
+                sink[0].wait()
         maxrss, peak = map(int, out.stdout.split()[-2:])
         bound = part * a.memory_concurrency + 64 * MIB
         print(f"memory: {a.memory_gib} GiB write, parts of {a.part_mib} MiB x "

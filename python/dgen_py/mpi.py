@@ -36,7 +36,8 @@ from ._fs import DirectIOUnsupported, Refused, reading
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 from ._shares import split
 from .identity import keywords_in
-from .manifest import MAX_FILES, file_layout, make_identity, resolve_dataset
+from .manifest import (MAX_FILES, UNREAD, file_layout, make_identity, read_manifest,
+                       resolve_dataset)
 from .verify import Report, joined, verify_file
 from .write import cut_pieces, write_dataset
 
@@ -238,7 +239,8 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
            compress_ratio=None, dedup_unit=None, dedup_run=None, dedup_shift=None,
            dedup_skew=None, generation=None, change_rate=None, format_version=None,
            direct=False, threads=None,
-           max_ranges=20, progress=None, dedup_window=None, content=None) -> dict:
+           max_ranges=20, progress=None, dedup_window=None, content=None,
+           _loaded=UNREAD) -> dict:
     """Verify one dataset from every rank of `comm` (collective), each rank reading its
     share; every rank returns the same dict, as verify_file would return it for
     the whole dataset: ranges in dataset order, a range running across a share boundary
@@ -246,20 +248,16 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
     across a share boundary reads as "differs" (not "moved"), and where a rank found more
     than max_ranges ranges the count may keep a boundary range twice. "seconds" is the
     slowest rank's; "ranks" gives each rank's bytes and seconds. progress(n) is called
-    on rank 0 only, with its own bytes.
+    on rank 0 only, with its own bytes. _loaded: the manifest as this rank read it.
     """
-    overrides = dict(seed=seed, size=size, files=files, dedup_ratio=dedup_ratio,
-                     compress_ratio=compress_ratio, dedup_unit=dedup_unit,
-                     dedup_run=dedup_run, dedup_shift=dedup_shift, dedup_skew=dedup_skew,
-                     generation=generation, change_rate=change_rate,
-                     format_version=format_version, dedup_window=dedup_window,
-                     content=content)
+    overrides = {**keywords_in(locals()), "files": files}
     default_threads = threads_per_rank(comm)
     held = contextlib.ExitStack()  # the reading lock, from the resolve to the last read
 
     def check():
         held.enter_context(reading(_checks.path(path)))
-        dataset = resolve_dataset(path, **overrides)
+        dataset = resolve_dataset(path, **overrides,
+                                  _record=read_manifest(path, _loaded=_loaded))
         _checks.integer("max_ranges", max_ranges, 0, 2**31)
         return dataset, _checks.threads(threads) or default_threads
 

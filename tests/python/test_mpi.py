@@ -152,6 +152,28 @@ def test_each_rank_reads_and_checks_the_manifest_once_to_verify(tmp_path):
     assert calls == [["load_manifest", "check_manifest"]] * 2
 
 
+@needs_mpi
+@pytest.mark.parametrize("kind", ["files", "training"])
+def test_dgen_verify_under_mpi_reads_the_manifest_once_per_rank(tmp_path, kind):
+    job = script(tmp_path, """
+        from dgen_py import cli, manifest
+        calls = []
+        real = manifest.load_manifest
+        manifest.load_manifest = lambda *a: calls.append(1) or real(*a)
+        code = cli.main(["verify", sys.argv[1]])
+        with open(sys.argv[1] + f".calls.{comm.rank}", "w") as f:
+            json.dump([code, len(calls)], f)
+    """)
+    data = str(tmp_path / "d")
+    made = (dgen("write", data, "--size", "1MiB", "--files", "2", *IDENTITY) if kind == "files"
+            else dgen("dataset", data, "--format", "npz", "--files", "2",
+                      "--samples-per-file", "2", "--record-length", "4KiB", "--seed", "1"))
+    assert made.returncode == 0, made.stderr.decode()
+    r = mpirun(2, sys.executable, job, data)
+    assert r.returncode == 0, r.stderr.decode()
+    assert [json.loads(open(f"{data}.calls.{rank}").read()) for rank in range(2)] == [[0, 1]] * 2
+
+
 def damage(path, offsets):
     with open(path, "r+b") as f:
         for at in offsets:

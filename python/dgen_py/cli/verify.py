@@ -77,10 +77,12 @@ def run(args) -> int:
 def verify_dataset(args, overrides, held) -> int:
     """dgen verify PATH: a dataset, its manifest read and checked once."""
     from .. import datasets
-    loaded = manifests.UNREAD  # with MPI each rank reads it itself, collectively
-    if not args.comm:  # under the shared lock, kept until verify is done
+    def load():  # under the shared lock, kept until verify is done
         held.enter_context(_fs.reading(args.path))
-        loaded = manifests.load_dataset_manifest(args.path)
+        return manifests.load_dataset_manifest(args.path)
+
+    # Under MPI every rank reads it, and an error on one rank is raised on all of them.
+    loaded = args.mpi_module.agree(args.comm, load, share=False) if args.comm else load()
     if datasets.is_training_dataset(args.path, _loaded=loaded):
         given = [k for k, v in overrides.items() if v is not None]
         if given or args.direct:
@@ -93,7 +95,8 @@ def verify_dataset(args, overrides, held) -> int:
                                                  comm=args.comm, _loaded=loaded)
         return report_checked(args, r, datasets.report)
     if args.comm:  # each rank resolves the dataset itself, collectively
-        verify, total = functools.partial(args.mpi_module.verify, args.comm), None
+        verify = functools.partial(args.mpi_module.verify, args.comm, _loaded=loaded)
+        total = None
     else:
         dataset = manifests.resolve_dataset(
             args.path, **overrides, _record=manifests.read_manifest(args.path, _loaded=loaded))

@@ -19,6 +19,7 @@ from ._report import VERIFY_CHUNK, Report
 from ._workers import Progress, run_all
 from .identity import keywords_in
 from .manifest import ALIGN, make_generator, resolve_dataset
+from .s3 import _api as objects
 
 
 def _read_locked(verify):
@@ -26,6 +27,8 @@ def _read_locked(verify):
     is read, and none runs when it starts."""
     @functools.wraps(verify)
     def locked(path, *args, **kw):
+        if objects.is_url(path):  # a store has no locks
+            return verify(path, *args, **kw)
         with reading(_checks.path(path)):
             return verify(path, *args, **kw)
     return locked
@@ -37,7 +40,8 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
                 dedup_skew=None, generation=None, change_rate=None, format_version=None,
                 direct=False, threads=None, max_ranges=20, progress=None, pieces=None,
                 dedup_window=None, content=None, _dataset=None) -> dict:
-    """Read a dataset back and compare it with the bytes its identity defines.
+    """Read a dataset (or the objects at an s3:// URL) back and compare it with the bytes
+    its identity defines.
 
     The identity and file list come from the manifest beside `path` (see write_dataset),
     checked by check_manifest; seed and the ratios override its values, size and files
@@ -71,8 +75,16 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
 
     _dataset: resolve_dataset()'s answer for these arguments, from a caller that holds
     reading(path) since it resolved it: the manifest is not read and checked again.
+
+    An s3://bucket/key URL does what dgen_py.s3.verify_objects() does (docs/s3.md): ranged
+    GETs, and its report (files with "size_on_store", and "extra_objects"). direct, pieces
+    and _dataset have no meaning there: ValueError naming the option.
     """
     path = _checks.path(path)
+    if objects.is_url(path):
+        return objects.verify(path, direct=direct, pieces=pieces, dataset=_dataset,
+                              files=files, threads=threads, max_ranges=max_ranges,
+                              progress=progress, **keywords_in(locals()))
     dataset = _dataset or resolve_dataset(path, files=files, **keywords_in(locals()))
     identity, base, layout = dataset["identity"], dataset["base"], dataset["files"]
     max_ranges = _checks.integer("max_ranges", max_ranges, 0, 2**31)

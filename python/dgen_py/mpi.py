@@ -34,11 +34,12 @@ from mpi4py import MPI
 from . import _checks, _core, bench as _bench
 from ._fs import DirectIOUnsupported, Refused, reading
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
+from ._report import Report, joined
 from ._shares import split
 from .identity import keywords_in
 from .manifest import (MAX_FILES, UNREAD, file_layout, make_identity, read_manifest,
                        resolve_dataset)
-from .verify import Report, joined, verify_file
+from .verify import verify_file
 from .write import cut_pieces, write_dataset
 
 STEPS = 3  # ready, written, done (see the module docstring)

@@ -18,6 +18,7 @@ from .identity import keywords_in
 from .manifest import (MAX_FILES, check_manifest, load_dataset_manifest, make_generator,
                        make_identity, manifest_path, manifest_record,
                        refuse_replaced_by_directory, write_manifest)
+from .s3._store import is_url
 from .write import naming, write_span
 
 # Units whose changed ranges are listed at a time: bounds memory, and the listing (about
@@ -41,8 +42,12 @@ def rewrite_changed(path, size, *, dedup_ratio=1.0, compress_ratio=1.0, seed=Non
     manifest's) or its generation is not generation - 1, or when a data file has another
     length (FileNotFoundError where one is missing). While the data changes the manifest
     says so ("complete": false, "rewrite_generation"): verify refuses the dataset, and the
-    same rewrite can be run again to finish it."""
+    same rewrite can be run again to finish it. An s3:// URL is refused (ValueError):
+    objects are not rewritten in place (docs/s3.md)."""
     path = _checks.path(path)
+    if is_url(path):
+        raise ValueError(f"path {path}: rewrites in place are for file systems; a dataset "
+                         f"on S3 is written again whole (write_dataset with its generation)")
     generation = _checks.integer("generation", generation, 1, _core.MAX_GENERATION)
     shown_manifest = manifest_path(path)
     record = load_dataset_manifest(path)

@@ -23,6 +23,7 @@ from .identity import keywords_in
 from .manifest import (ALIGN, MAX_FILES, PART, file_layout, make_generator,
                        make_identity, manifest_path, manifest_record, split_points,
                        write_manifest)
+from .s3 import _api as objects
 
 
 def writer_buffer(threads: int = 1) -> int:
@@ -37,7 +38,8 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
                   format_version=_core.FORMAT_VERSION, direct=False, fsync=False, jobs=1,
                   threads=None, force=False, progress=None, job=None,
                   dedup_window=_core.WINDOW_UNITS, dedup_for=None, content="flat") -> dict:
-    """Write a dataset of `size` bytes to `path` and return its manifest.
+    """Write a dataset of `size` bytes to `path` (or as objects to an s3:// URL) and return
+    its manifest.
 
     files=1: `path` is the file, the manifest is `path`.dgen.json. files=N: `path` is a
     directory (created if needed) holding part-00000 ... and dgen-manifest.json. `jobs`
@@ -60,8 +62,16 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
     it writes job.pieces ([(file index, file offset, length)]); only where job.lead is
     the dataset claimed (locked, files created and emptied) and the manifest written.
     job.ready() is called before writing, job.written(seconds) after; either may raise.
+
+    An s3://bucket/key URL does what dgen_py.s3.write_objects() does (docs/s3.md; "manifest"
+    is then its URL): the same names, offsets and manifest as objects. direct, fsync, jobs
+    other than 1 and job have no meaning there: ValueError naming the option.
     """
     path = _checks.path(path)
+    if objects.is_url(path):
+        return objects.write(path, files=files, direct=direct, fsync=fsync, jobs=jobs, job=job,
+                             threads=threads, force=force, progress=progress,
+                             **keywords_in(locals()))
     identity = make_identity(**keywords_in(locals()))
     files = _checks.integer("files", files, 1, MAX_FILES)
     direct = _checks.flag("direct", direct)

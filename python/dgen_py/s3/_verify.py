@@ -13,10 +13,10 @@ import numpy as np
 
 from .. import _checks, _core
 from .._fs import Refused
+from .._report import VERIFY_CHUNK, Report
 from ..identity import NAMES, keywords_in
 from ..manifest import (ALIGN, MANIFEST_VERSION, MAX_MANIFEST, PART, agrees, check_manifest,
                         make_generator, make_identity, overridden)
-from ..verify import VERIFY_CHUNK, Report
 from . import _store
 from ._store import MANIFEST_NAME, MANIFEST_SUFFIX, SCHEME
 from ._write import CONCURRENCY, PART_SIZE, layout

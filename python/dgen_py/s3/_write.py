@@ -204,7 +204,14 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
 
     # The client drops each part once uploaded: a part is made only when one of `parts`
     # slots is free, so no more than `parts` are held (all uploading, or the next made).
+    # A dropped part's memory is made into a later part: fresh memory would cost a page
+    # fault per 4 KiB (0.57x the plain upload of a prebuilt buffer to a fast store).
     slots = threading.Semaphore(parts)
+    free = []  # mappings of part_size bytes no part uses (list.append/pop are atomic)
+
+    def dropped(mapping):
+        free.append(mapping)
+        slots.release()
 
     def made():
         left = length
@@ -216,10 +223,11 @@ def _upload(store, name, o, identity, part_size, parts, threads, stop, tick, whe
                     break
             if stop.is_set():
                 raise InterruptedError("stopped: another upload failed or was interrupted")
-            # Its own mapping, unmapped when freed: from malloc, freed parts can stay in
-            # the heap (glibc raises its mmap threshold) and resident memory grows.
-            buf = np.frombuffer(mmap.mmap(-1, min(part_size, left)), np.uint8)
-            weakref.finalize(buf, slots.release)
+            # Mappings of their own, not malloc's heap, where freed parts can stay
+            # resident beside new ones (glibc raises its mmap threshold).
+            mapping = free.pop() if free else mmap.mmap(-1, part_size)
+            buf = np.frombuffer(mapping, np.uint8, min(part_size, left))
+            weakref.finalize(buf, dropped, mapping)
             gen.readinto(buf)
             left -= len(buf)
             tick(len(buf))

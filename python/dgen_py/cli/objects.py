@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import errno
 
-from .._units import human
 from ..s3._store import SCHEME, is_url, parse_url
 from .args import identity_options, integer, size
-from .report import (held_line, identity_line, print_json, progress, rate, report_checked,
-                     report_written)
+from .report import print_json, progress, report_checked, report_written, written_line
 
 # Options of a file system that S3 has no use for: (attribute, value when not given).
 FILE_ONLY = {"write": (("direct", False), ("fsync", False), ("jobs", None),
@@ -81,14 +79,7 @@ def write(args) -> int:
             m = write_objects(args.path, args.size, files=args.files, **identity_options(args),
                               **_keywords(args), threads=args.threads, force=args.force,
                               progress=advance)
-
-    def line(m):
-        n = m["identity"]["size"]
-        ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
-        return (f"wrote {human(n)} ({n} bytes) in {len(m['files'])} object(s){ranks} at "
-                f"{rate(n, m['seconds'])}; {identity_line(m['identity'])}"
-                f"{held_line(m['identity'], m['holds'])}")
-    return report_written(args, m, line)
+    return report_written(args, m, lambda m: written_line(m, "object(s)"))
 
 
 def training_writer(args):

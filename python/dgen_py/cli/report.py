@@ -95,6 +95,15 @@ def warn_files(i: dict, files: list[dict]) -> None:
         f"{worst[0]:.3f}; the ratio shows over whole windows of runs, docs/data-model.md)")
 
 
+def written_line(m: dict, noun: str) -> str:
+    """The line of a dataset written as `noun`s ("file(s)", "object(s)")."""
+    n = m["identity"]["size"]
+    ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
+    return (f"wrote {human(n)} ({n} bytes) in {len(m['files'])} {noun}{ranks} at "
+            f"{rate(n, m['seconds'])}; {identity_line(m['identity'])}"
+            f"{held_line(m['identity'], m['holds'])}")
+
+
 def report_written(args, m: dict, line, shown: dict | None = None) -> int:
     """What a command that wrote a dataset prints: its manifest (`shown`, when given) as
     JSON, or line(m) and where the manifest is; and a warning where its size holds less

@@ -9,7 +9,7 @@ from .. import _checks, _core
 from .._units import human
 from . import objects
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
-from .report import held_line, identity_line, progress, rate, report_written
+from .report import identity_line, progress, rate, report_written, written_line
 from ..rewrite import rewrite_changed
 from ..write import write_dataset, writer_buffer
 
@@ -61,14 +61,7 @@ def run(args) -> int:
     with progress(args, args.size, "write") as advance:
         m = write(args.path, args.size, **_settings(args), force=args.force,
                   progress=advance)
-
-    def line(m):
-        size = m["identity"]["size"]
-        ranks = f" by {len(m['ranks'])} ranks" if "ranks" in m else ""
-        return (f"wrote {human(size)} ({size} bytes) in {len(m['files'])} file(s){ranks} at "
-                f"{rate(size, m['seconds'])}; {identity_line(m['identity'])}"
-                f"{held_line(m['identity'], m['holds'])}")
-    return report_written(args, m, line)
+    return report_written(args, m, lambda m: written_line(m, "file(s)"))
 
 
 def rewrite(args) -> int:

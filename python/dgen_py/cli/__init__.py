@@ -85,8 +85,9 @@ def main(argv=None) -> int:
         return 141
     except OSError as e:
         return fail(3 if e.errno in PATH_ERRORS else 1, str(e))
-    except KeyboardInterrupt:
-        return fail(130, "interrupted", args.comm)
+    except KeyboardInterrupt as e:  # what was left behind, where the job says it
+        return fail(130, str(e) if str(e).startswith("interrupted") else "interrupted",
+                    args.comm)
     except BaseException as e:
         if not args.comm:
             raise

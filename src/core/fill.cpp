@@ -16,13 +16,15 @@ namespace dgen {
 namespace detail {
 namespace {
 
-// Makes `count` whole pages from keys to out: flat pages with the kernel (streaming stores
-// if asked; true when it streamed), content pages with the content model (cached stores).
+using kernels::Stores;
+
+// Makes `count` whole pages from keys to out: flat pages with the kernel, stored as asked
+// (true when it streamed), content pages with the content model (cached stores).
 bool make_pages(const Dataset& ds, const kernels::Table& k, uint8_t* out, const uint64_t* keys,
-                uint64_t count, bool stream) {
+                uint64_t count, Stores stores) {
   if (ds.content_kind() == 0) {
-    k.pages(out, keys, count, ds.random_bytes_per_page(), stream);
-    return stream;
+    k.pages(out, keys, count, ds.random_bytes_per_page(), stores);
+    return stores == Stores::stream;
   }
   content::pages(out, keys, count,
                  content::model_at(content::Kind(ds.content_kind()), ds.content_level()), k);
@@ -31,7 +33,8 @@ bool make_pages(const Dataset& ds, const kernels::Table& k, uint8_t* out, const 
 
 }  // namespace
 
-void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, bool stream) {
+void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, Stores stores) {
+  const bool stream = stores == Stores::stream;
   constexpr uint64_t kRun = 32;  // pages handed to the kernel at once
   const kernels::Table& k = kernels::active();
   const uint64_t unit = ds.params().dedup_unit;
@@ -51,7 +54,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       if (whole > 0) {  // a run of whole pages, straight to `out`
         const uint64_t m = std::min(whole, kRun);
         for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
-        streamed |= make_pages(ds, k, out, keys, m, stream);
+        streamed |= make_pages(ds, k, out, keys, m, stores);
         at += m * kPageSize;
         out += m * kPageSize;
         continue;
@@ -60,7 +63,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       const uint64_t m = std::min(kPageSize - in_page, stop - at);
       alignas(64) uint8_t buf[kPageSize];
       keys[0] = model::page_key(ukey, page);
-      make_pages(ds, k, buf, keys, 1, false);
+      make_pages(ds, k, buf, keys, 1, Stores::paired);
       std::memcpy(out, buf + in_page, m);
       at += m;
       out += m;
@@ -111,7 +114,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
           held[slot + count] = (q + i + count) % run_pages;
           ++count;
         }
-        make_pages(ds, k, ring + slot * kPageSize, keys, count, false);
+        make_pages(ds, k, ring + slot * kPageSize, keys, count, Stores::paired);
         if (slot == 0) std::memcpy(ring + slots * kPageSize, ring, kernels::kRingPad);
         i += count;
       }
@@ -122,7 +125,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
       if (!stream && o == 0 && n >= kPageSize) {
         const uint64_t count = std::min({n / kPageSize, run_pages - q, kRun});
         for (uint64_t i = 0; i < count; ++i) keys[i] = key_of(q + i);
-        make_pages(ds, k, out, keys, count, false);
+        make_pages(ds, k, out, keys, count, stores);
         m = count * kPageSize;
       } else if (!stream) {
         hold(q, 1);
@@ -171,7 +174,7 @@ void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len, 
 }
 
 std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_t* data,
-                                uint64_t len) {
+                                uint64_t len, bool paired) {
   // fill_range()'s walk over units and pages, with compares for stores.
   const kernels::Table& k = kernels::active();
   const uint64_t unit = ds.params().dedup_unit, end = offset + len;
@@ -187,7 +190,7 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
   const auto equal_content = [&](const uint8_t* want, uint64_t m) {
     for (uint64_t i = 0; i < m; i += kBatch) {
       const uint64_t n = std::min(kBatch, m - i);
-      make_pages(ds, k, made, keys + i, n, false);
+      make_pages(ds, k, made, keys + i, n, Stores::paired);
       if (std::memcmp(made, want + i * kPageSize, n * kPageSize) != 0) return false;
     }
     return true;
@@ -204,7 +207,7 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
       if (whole > 0) {
         const uint64_t m = std::min(whole, kRun);
         for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
-        if (flat ? !k.equal(data, keys, m, random_len) : !equal_content(data, m)) return false;
+        if (flat ? !k.equal(data, keys, m, random_len, paired) : !equal_content(data, m)) return false;
         at += m * kPageSize;
         data += m * kPageSize;
         continue;
@@ -212,7 +215,7 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
       const uint64_t m = std::min(kPageSize - in_page, stop - at);
       alignas(64) uint8_t buf[kPageSize];
       keys[0] = model::page_key(ukey, page);
-      make_pages(ds, k, buf, keys, 1, false);
+      make_pages(ds, k, buf, keys, 1, Stores::paired);
       if (std::memcmp(buf + in_page, data, m) != 0) return false;
       at += m;
       data += m;
@@ -256,9 +259,9 @@ void for_each_block(uint64_t offset, uint64_t len, const FillOptions& opt,
 void fill(const Dataset& ds, uint64_t offset, std::span<uint8_t> out, const FillOptions& opt) {
   const uint64_t len = out.size();
   detail::check_range(ds, offset, len);
-  const bool stream = len >= kernels::stream_threshold();
+  const kernels::Stores stores = kernels::stores_for(len);
   detail::for_each_block(offset, len, opt, [&](uint64_t lo, uint64_t hi) {
-    detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stream);
+    detail::fill_range(ds, lo, out.data() + (lo - offset), hi - lo, stores);
   });
 }
 

@@ -70,7 +70,8 @@ int64_t stale_generation(const Dataset& ds, uint64_t start, const uint8_t* got, 
     if (v == last) continue;
     last = v;
     ++tried;
-    detail::fill_range(ds.at_generation(h), start, expected.data(), len, false);
+    detail::fill_range(ds.at_generation(h), start, expected.data(), len,
+                       kernels::cached_stores(len));
     if (std::memcmp(expected.data(), got, len) == 0) return int64_t(h);
   }
   return -1;
@@ -107,7 +108,7 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
   std::vector<uint8_t> expected(unit);
   for (const Unit& u : units) {
     const uint64_t n = std::min(u.len, kHead);
-    detail::fill_range(ds, u.start, expected.data(), n, false);
+    detail::fill_range(ds, u.start, expected.data(), n, kernels::Stores::paired);
     by_head.emplace(std::string(expected.begin(), expected.begin() + n), u);
   }
   // A damaged unit may hold another damaged unit's content (a swap), its own of an older
@@ -123,14 +124,14 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
       const uint64_t len = std::min(unit, ds.size() - start);
       if (start + len > offset + data.size()) break;
       const uint64_t head = std::min(len, kHead);
-      detail::fill_range(ds, start, expected.data(), head, false);
+      detail::fill_range(ds, start, expected.data(), head, kernels::Stores::paired);
       by_head.emplace(std::string(expected.begin(), expected.begin() + head), Unit{start, len});
     }
   };
   auto holds = [&](const Unit& u, const uint8_t* got) -> int64_t {
     const auto it = by_head.find(std::string(got, got + std::min(u.len, kHead)));
     if (it == by_head.end() || it->second.start == u.start || it->second.len < u.len) return -1;
-    detail::fill_range(ds, it->second.start, expected.data(), u.len, false);
+    detail::fill_range(ds, it->second.start, expected.data(), u.len, kernels::Stores::paired);
     return std::memcmp(expected.data(), got, u.len) == 0 ? int64_t(it->second.start) : -1;
   };
   std::vector<Mismatch> moved;
@@ -155,7 +156,7 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
     uint8_t want[kVerifyGap];
     while (lo < hi) {
       const uint64_t n = std::min(kVerifyGap, hi - lo);
-      detail::fill_range(ds, lo, want, n, false);
+      detail::fill_range(ds, lo, want, n, kernels::Stores::paired);
       uint64_t i = 0;
       while (i < n && want[i] == data[lo + i - offset]) ++i;
       lo += i;
@@ -163,7 +164,7 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
     }
     while (hi > lo) {
       const uint64_t n = std::min(kVerifyGap, hi - lo);
-      detail::fill_range(ds, hi - n, want, n, false);
+      detail::fill_range(ds, hi - n, want, n, kernels::Stores::paired);
       uint64_t i = n;
       while (i > 0 && want[i - 1] == data[hi - n + i - 1 - offset]) --i;
       hi -= n - i;
@@ -216,17 +217,20 @@ void Verifier::add(uint64_t offset, std::span<const uint8_t> data, const FillOpt
   const uint64_t block = opt.block_size ? opt.block_size : kDefaultBlockSize;
   const uint64_t first_block = offset / block;
   std::vector<BlockResult> blocks(data.empty() ? 0 : (offset + data.size() - 1) / block - first_block + 1);
+  const bool paired = data.size() <= kernels::kPairedLimit;
   detail::for_each_block(offset, data.size(), opt, [&](uint64_t lo, uint64_t hi) {
     alignas(64) static thread_local uint8_t expected[kScratch];
     BlockResult& r = blocks[lo / block - first_block];
     // The common case, data as it should be, compared as it is made, the whole block at
     // once; otherwise chunk by chunk, each that differs made in the scratch buffer to find
     // where.
-    if (detail::equal_range(ds_, lo, data.data() + (lo - offset), hi - lo).value_or(false)) return;
+    if (detail::equal_range(ds_, lo, data.data() + (lo - offset), hi - lo, paired).value_or(false))
+      return;
     for (uint64_t at = lo; at < hi; at += kScratch) {
       const uint64_t n = std::min(kScratch, hi - at);
-      if (detail::equal_range(ds_, at, data.data() + (at - offset), n).value_or(false)) continue;
-      detail::fill_range(ds_, at, expected, n, false);
+      if (detail::equal_range(ds_, at, data.data() + (at - offset), n, paired).value_or(false))
+        continue;
+      detail::fill_range(ds_, at, expected, n, kernels::Stores::paired);
       diff(expected, data.data() + (at - offset), n, at, r);
     }
   });

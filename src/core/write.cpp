@@ -173,6 +173,8 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
   Ticker ticker(t, opt);
   const unsigned producers = producers_for(opt);
   Memory mem(chunk * slots_for(producers), opt.numa_node);
+  const kernels::Stores stores = t.direct ? kernels::Stores::stream
+                                          : kernels::cached_stores(chunk * slots_for(producers));
   // A chunk goes to a pipe by reference where it can, else it is copied by write().
   auto put = [&](uint8_t* p, uint64_t n, uint64_t pos) {
     if (to_pipe) to_pipe = gift(t, p, n, ticker);  // refused: write() from now on
@@ -183,7 +185,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
   if (producers == 0) {  // all on this thread: no pool, no hand-off
     for (uint64_t k = 0; k < count; ++k) {
       const uint64_t n = hi(k) - lo(k);
-      detail::fill_range(ds, lo(k), mem.p, n, t.direct);
+      detail::fill_range(ds, lo(k), mem.p, n, stores);
       put(mem.p, n, lo(k));
       done += n;
       if (!ticker.tick(n, k + 1 == count)) break;
@@ -206,7 +208,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
         cv.wait(l, [&] { return stop || k < written + slots; });
         if (stop) return;
       }
-      detail::fill_range(ds, lo(k), mem.p + (k % slots) * chunk, hi(k) - lo(k), t.direct);
+      detail::fill_range(ds, lo(k), mem.p + (k % slots) * chunk, hi(k) - lo(k), stores);
       {
         std::lock_guard l(mu);
         ready[k % slots] = k;
@@ -296,7 +298,7 @@ uint64_t write_tfrecords(const Dataset& ds, const TfRecords& r, Crc32cExtend crc
       if (used == chunk) flush();
       const uint64_t n = std::min(end - at, chunk - used);
       uint8_t* p = mem.p + used;
-      detail::fill_range(ds, at, p, n, false);
+      detail::fill_range(ds, at, p, n, kernels::cached_stores(chunk));
       sum = crc(sum, p, n);  // while the bytes are in cache
       used += n;
       at += n;

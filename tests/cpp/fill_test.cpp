@@ -16,6 +16,8 @@
 
 namespace {
 
+using dgen::kernels::Stores;
+
 std::vector<uint8_t> whole(const dgen::Params& p, dgen::FillOptions opt = {1, 0}) {
   std::vector<uint8_t> v(p.size);
   dgen::fill(dgen::Dataset(p), 0, v, opt);
@@ -49,13 +51,15 @@ TEST(Kernels, EveryPathMatchesTheScalarReference) {
       uint64_t keys[kMax];
       for (auto& k : keys) k = rng();
       const uint32_t r = uint32_t(rng() % 4097);
-      // On the 64-byte grid, 16, 32 or 48 bytes off it, or unaligned; streamed or not.
+      // On the 64-byte grid, 16, 32 or 48 bytes off it, or unaligned; every way of storing
+      // (odd and even page counts for pairs).
       const size_t shift = std::array<size_t, 5>{0, 16, 32, 48, 5}[i % 5];
-      dgen::kernels::scalar().pages(a, keys, count, r, false);
+      const Stores stores = std::array<Stores, 3>{Stores::plain, Stores::paired, Stores::stream}[i % 3];
+      dgen::kernels::scalar().pages(a, keys, count, r, Stores::plain);
       std::memset(b, 0xA5, sizeof b);
-      simd.pages(b + shift, keys, count, r, i % 2 == 0);
+      simd.pages(b + shift, keys, count, r, stores);
       simd.fence();
-      ASSERT_EQ(0, std::memcmp(a, b + shift, 4096 * count)) << "random_len " << r << ", " << count << " pages, shift " << shift;
+      ASSERT_EQ(0, std::memcmp(a, b + shift, 4096 * count)) << "random_len " << r << ", " << count << " pages, shift " << shift << ", stores " << int(stores);
       ASSERT_TRUE(untouched(b, sizeof b, shift, shift + 4096 * count)) << "random_len " << r << ", shift " << shift;
     }
   }
@@ -87,7 +91,7 @@ TEST(Kernels, ShiftedAndRingCopyMatchTheScalarReference) {
       // ring_copy: a ring of one or two pages, wrapping, to any alignment.
       const size_t ring_size = 4096 * (1 + i % 2), start = rng() % ring_size;
       const size_t m = rng() % (4096 * 3), at = rng() % 64;
-      ref.pages(ring, keys, ring_size / 4096, r, false);
+      ref.pages(ring, keys, ring_size / 4096, r, Stores::plain);
       std::memcpy(ring + ring_size, ring, dgen::kernels::kRingPad);
       for (size_t x = 0; x < m; ++x) a[x] = ring[(start + x) % ring_size];
       std::memset(b, 0xA5, sizeof b);
@@ -112,11 +116,12 @@ TEST(Kernels, EqualFindsEveryChangedByteOnEveryPath) {
       uint64_t keys[kMax];
       for (auto& k : keys) k = rng();
       const uint32_t r = uint32_t(rng() % 4097);
-      dgen::kernels::scalar().pages(a + at, keys, count, r, false);
-      ASSERT_TRUE(t->equal(a + at, keys, count, r)) << count << " pages, random_len " << r;
+      const bool paired = i % 2 == 0;
+      dgen::kernels::scalar().pages(a + at, keys, count, r, Stores::plain);
+      ASSERT_TRUE(t->equal(a + at, keys, count, r, paired)) << count << " pages, random_len " << r << ", paired " << paired;
       const size_t flip = rng() % (4096 * count);
       a[at + flip] ^= uint8_t(1 + rng() % 255);
-      ASSERT_FALSE(t->equal(a + at, keys, count, r)) << "byte " << flip << " of " << count << " pages";
+      ASSERT_FALSE(t->equal(a + at, keys, count, r, paired)) << "byte " << flip << " of " << count << " pages, paired " << paired;
     }
   }
 }
@@ -129,16 +134,16 @@ TEST(Kernels, RandomLengthsCoverEveryValue) {
     alignas(64) static uint8_t a[8192], b[8192 + 64];
     for (uint32_t r = 0; r <= 4096; ++r) {
       const uint64_t keys[2] = {0x1234 + r, 0x99 * r};
-      dgen::kernels::scalar().pages(a, keys, 2, r, false);
-      for (size_t shift : {0, 16, 32, 48}) {  // every 16-byte aligned layout, streamed or not
-        for (bool stream : {true, false}) {
+      dgen::kernels::scalar().pages(a, keys, 2, r, Stores::plain);
+      for (size_t shift : {0, 16, 32, 48}) {  // every 16-byte aligned layout, every way of storing
+        for (Stores stream : {Stores::stream, Stores::plain, Stores::paired}) {
           std::memset(b, 0xA5, sizeof b);
           t->pages(b + shift, keys, 2, r, stream);
           t->fence();
           ASSERT_EQ(0, std::memcmp(a, b + shift, sizeof a))
-              << "random_len " << r << ", shift " << shift << ", stream " << stream;
+              << "random_len " << r << ", shift " << shift << ", stores " << int(stream);
           ASSERT_TRUE(untouched(b, sizeof b, shift, shift + sizeof a))
-              << "random_len " << r << ", shift " << shift << ", stream " << stream;
+              << "random_len " << r << ", shift " << shift << ", stores " << int(stream);
         }
       }
     }

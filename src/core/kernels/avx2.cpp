@@ -133,8 +133,10 @@ void pages_with(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t r) {
   }
 }
 
-void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len, bool stream) {
+// Stores::paired is plain here: 8 lanes are two registers, two chains already.
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len, Stores stores) {
   if (count == 0) return;
+  const bool stream = stores == Stores::stream;
   const auto addr = reinterpret_cast<uintptr_t>(dst);
   if (stream && addr % 32 == 0)
     pages_with<Store::Aligned32>(dst, keys, count, random_len);
@@ -251,7 +253,7 @@ void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
 }
 
 // Each page made in L1, then compared.
-bool equal(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len) {
+bool equal(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len, bool) {
   alignas(64) uint8_t buf[4096];
   for (size_t i = 0; i < count; ++i) {
     pages_with<Store::Unaligned>(buf, keys + i, 1, random_len);

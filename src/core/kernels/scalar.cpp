@@ -50,7 +50,7 @@ void page(uint8_t* dst, uint64_t key, uint32_t r) {
   for (; j < 4096; j += 8) std::memcpy(dst + j, pattern, 8);
 }
 
-void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len, bool) {
+void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len, Stores) {
   for (size_t i = 0; i < count; ++i) page(dst + 4096 * i, keys[i], random_len);
 }
 
@@ -95,7 +95,7 @@ void shifted(uint8_t* dst, const uint64_t* keys, size_t count, size_t skip, size
   }
 }
 
-bool equal(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len) {
+bool equal(const uint8_t* data, const uint64_t* keys, size_t count, uint32_t random_len, bool) {
   alignas(64) uint8_t buf[4096];
   for (size_t i = 0; i < count; ++i) {
     page(buf, keys[i], random_len);

@@ -124,9 +124,12 @@ class Generator(io.RawIOBase):
 
     def shard(self, rank, world) -> Generator:
         """Share `rank` of `world` of this Generator's bytes (dgen_py.split, cut at
-        multiples of the dedup unit), as a Generator sliced to it, at its start."""
+        multiples of the dedup unit), as a Generator sliced to it, at its start.
+
+        After set_seed at position P the shares cut the new seed's bytes from P on (the
+        stream's [start, _end)): those before P came from the old seed."""
         from ._shares import shard
-        a, b = shard(self._stop - self._start, rank, world, self._args["dedup_unit"])
+        a, b = shard(self._end - self._start, rank, world, self._args["dedup_unit"])
         return _rebuild({**self._args, "start": self._start + a,
                          "stop": self._start + b}, self._s.seed, 0)
 

@@ -27,6 +27,25 @@ def test_shards_are_the_ranges_of_the_whole(ref, world):
     assert b"".join(got) == whole
 
 
+@pytest.mark.parametrize("world", [1, 3])
+def test_shards_after_set_seed_split_the_new_seeds_stream_from_where_it_restarted(ref, world):
+    # set_seed at position P restarts the new seed's stream there; the bytes before P came
+    # from the old seed and cannot be had again, so the shards cut what seek(P) and read()
+    # give: the new seed's bytes of the slice from its start, as verify(buf, 0) counts them.
+    g = Generator(SIZE, 2, 2, seed=9, start=UNIT, stop=SIZE - 100)
+    g.fill_chunk(bytearray(5000))
+    g.set_seed(4)
+    g.seek(5000)
+    made = g.read()
+    assert made == ref(SIZE, 4, 2, 2)[UNIT:SIZE - 100 - 5000]
+    shards = [g.shard(rank, world) for rank in range(world)]
+    got = [bytes(s.read()) for s in shards]
+    assert b"".join(got) == made
+    for s, data in zip(shards, got):
+        assert s.verify(data, 0).mismatched_bytes == 0
+        assert g.verify(data, s.start - g.start).mismatched_bytes == 0
+
+
 def test_slice_counts_position_seek_and_verify_from_its_start(ref):
     whole = ref(SIZE, 4)
     s = Generator(SIZE, seed=4, start=UNIT, stop=3 * UNIT)

@@ -60,7 +60,8 @@ def write_dataset(path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, s
 
     job: this process is one of several writing the dataset together (see dgen_py.mpi):
     it writes job.pieces ([(file index, file offset, length)]); only where job.lead is
-    the dataset claimed (locked, files created and emptied) and the manifest written.
+    the dataset claimed (locked, files created and emptied) and the manifest made and
+    written: elsewhere it returns only "manifest" and "seconds".
     job.ready() is called before writing, job.written(seconds) after; either may raise.
 
     An s3://bucket/key URL does what dgen_py.s3.write_objects() does (docs/s3.md; "manifest"
@@ -146,7 +147,9 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
         if fsync:
             fsync_dir(base or ".")
         seconds = time.perf_counter() - started
-        record = manifest_record(identity, layout, direct=direct, fsync=fsync)
+        # Only the lead writes the manifest: the others skip its per-file holds, a count
+        # of every unit of the dataset (up to a second or two each).
+        record = manifest_record(identity, layout, direct=direct, fsync=fsync) if lead else {}
         if job:
             job.written(seconds)
         if lead:

@@ -132,6 +132,29 @@ def test_manifest_is_written_once_by_rank_0_after_every_rank_wrote(tmp_path, ref
 
 
 @needs_mpi
+def test_files_holds_are_counted_once_by_the_rank_that_writes_the_manifest(tmp_path):
+    size, count = (3 << 20) + 777, 10
+    job = script(tmp_path, f"""
+        from dgen_py import manifest
+        calls = []
+        real = manifest.file_holds  # the name manifest_record counts them with
+        manifest.file_holds = lambda *a: calls.append(1) or real(*a)
+        mpi.write(comm, sys.argv[1], {size}, files={count}, seed=7, dedup_ratio=2,
+                  compress_ratio=2)
+        with open(sys.argv[1] + f".calls.{{comm.rank}}", "w") as f:
+            json.dump(len(calls), f)
+    """)
+    mine, plain = str(tmp_path / "mpi"), str(tmp_path / "plain")
+    r = mpirun(3, sys.executable, job, mine)
+    assert r.returncode == 0, r.stderr.decode()
+    calls = [json.loads(open(f"{mine}.calls.{rank}").read()) for rank in range(3)]
+    assert calls == [1, 0, 0]
+    assert dgen("write", plain, "--size", size, "--files", count, *IDENTITY).returncode == 0
+    assert manifest(mine) == manifest(plain)
+    assert all("holds" in f for f in manifest(mine)["files"])
+
+
+@needs_mpi
 def test_each_rank_reads_and_checks_the_manifest_once_to_verify(tmp_path):
     job = script(tmp_path, """
         from dgen_py import manifest

@@ -1,5 +1,6 @@
 """The `dgen` command line, driven as installed (subprocess), and the file helpers behind it."""
 
+import ctypes
 import fcntl
 import json
 import os
@@ -580,13 +581,32 @@ def test_options_are_never_abbreviated(args, message, tmp_path):
     ("unreadable", ["analyze", "f"]),
 ])
 def test_a_missing_or_unreadable_path_exits_3(make, args, tmp_path):
+    run_as = {}
     if make:
-        if os.geteuid() == 0:
-            pytest.skip("root reads any file")
         (tmp_path / "f").write_bytes(bytes(4096))
+        if os.geteuid() == 0:  # root reads any file: dgen runs as root without capabilities
+            run_as = {"preexec_fn": without_capabilities}
+            # and so the file's mode alone refuses it: readable, the file is read
+            assert dgen(*args, cwd=tmp_path, **run_as).returncode != 3
         (tmp_path / "f").chmod(0)
-    r = dgen(*args, check=3, cwd=tmp_path)
+    r = dgen(*args, check=3, cwd=tmp_path, **run_as)
     assert len(r.stderr.decode().splitlines()) == 1
+
+
+# <linux/prctl.h>, <linux/securebits.h>
+PR_SET_SECUREBITS, SECBIT_NOROOT = 28, 1
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not dlopen
+
+
+def without_capabilities():
+    """preexec_fn: the command keeps uid 0 but gains no capabilities when executed, so
+    permission bits hold for it as for any file owner. (Switching to an unprivileged uid
+    would not do: that uid cannot run a Python installed under a 0700 /root.)"""
+    for option, value in ((PR_SET_SECUREBITS, SECBIT_NOROOT),
+                          (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)):
+        if LIBC.prctl(option, value, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl cannot drop root's capabilities")
 
 
 def test_a_file_of_a_dataset_directory_verifies_against_the_directorys_manifest(tmp_path):

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import socket
 import stat
 import tempfile
@@ -148,14 +149,37 @@ def refuse_not_regular(st: os.stat_result, shown: str) -> None:
 # Locks. A writer holds an exclusive flock on the dataset (the directory, or the single data
 # file) for its whole run; verify holds a shared one while it reads, so neither sees the
 # other's half-done work: each refuses while the other runs. Where the file system has no
-# flock() (Lustre mounted without -o flock answers ENOSYS), a writer creates PATH.dgen-lock
-# instead (O_EXCL, holding "host pid"), removes it when done, and verify refuses while it
-# is there; a lock file left by a dead process of this host is taken over.
+# flock() (Lustre mounted without -o flock answers ENOSYS), a writer holds a lock file
+# instead, removed when done, and verify refuses while it is there.
+#
+# The lock file L is NAME.dgen-lock beside the dataset's real path (symlinks resolved, so
+# that every spelling of one dataset gives the same L, as flock() locks the one inode). L
+# always has a second name, its owner name L.HOST.PID.N, which says the process that holds
+# it (N tells apart the locks of one process); L holds "HOST PID" for whoever looks. Every
+# decision is taken on names, as each change of a name is atomic:
+# - take: write a new owner name, then link() it as L, which fails while L is there (so L
+#   never appears empty or without its owner);
+# - release: unlink L, then the owner name;
+# - take over L when its owner name names a process of this host that is gone: rename() the
+#   owner name to one's own, then check that L is still that file. One rename() of a name
+#   succeeds, so of any number of takers one wins; the others find the name gone and look
+#   again (and find the winner alive). L is never removed meanwhile, so no writer can create
+#   it either. (Unlinking a stale L and creating it again let a taker that had judged the
+#   old file unlink the file the winner had just created: two writers at once.)
+# A writer gone at any step leaves either L with the owner name of a dead process, taken
+# over as above, or an owner name without L (one link), which nothing reads and may be
+# removed. L from another host, or without an owner name, must be removed by hand.
 NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
 
 
 def lock_file(path: str) -> str:
-    return os.fspath(path).rstrip("/") + ".dgen-lock"
+    """The lock file of the dataset at `path`, the same for every spelling of it."""
+    real = os.path.realpath(path)
+    if os.path.dirname(real) == real:
+        raise Refused(errno.EINVAL, f"{os.fspath(path)} is the root directory: without "
+                      f"flock() dgen locks a dataset with a lock file beside it, and / has "
+                      f"nothing beside it; use a directory below it")
+    return real + ".dgen-lock"
 
 
 def lock(fd: int, path: str):
@@ -180,41 +204,84 @@ def lock(fd: int, path: str):
 
 
 def _create_lock_file(path: str):
-    where, me = lock_file(path), f"{socket.gethostname()} {os.getpid()}\n"
-    for _ in range(2):
-        try:
-            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:
-            if not _stale(where):
-                raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it "
-                              f"holds the lock file {where}; this file system has no "
-                              f"flock()); wait for it to finish, or remove {where} if no "
-                              f"dgen runs") from None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(where)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-
-        def release():
-            with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
-                os.unlink(where)
-        return release
+    where = lock_file(path)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    mine = f"{where}.{me.replace(' ', '.')}.{secrets.token_hex(4)}"
+    for _ in range(3):
+        if _take(where, mine, me) or _take_over(where, mine, me, path):
+            def release():
+                for name in (where, mine):  # L first: L without its owner name is stuck
+                    with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+                        os.unlink(name)
+            return release
     raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
                   f"starting?")
 
 
-def _stale(where: str) -> bool:
-    """Whether the lock file was left by a process of this host that is gone."""
+def _take(where: str, mine: str, me: str) -> bool:
+    """Create the lock file `where` with its owner name `mine`: False if it is there."""
+    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(me + "\n")
+    linked = False
     try:
-        with open(where) as f:
-            host, pid = f.read().split()
+        os.link(mine, where)
+        linked = True
+    except FileExistsError:
+        pass
+    finally:
+        if not linked:
+            os.unlink(mine)
+    return linked
+
+
+def _take_over(where: str, mine: str, me: str, path: str) -> bool:
+    """Take over the lock file `where` if its owner is a gone process of this host: False
+    where it went, or another took it first (look again); Refused while it is held."""
+    try:
+        held = os.lstat(where)
+    except FileNotFoundError:
+        return False
+    owner = _owner(where, held)
+    if owner is None or not _gone(owner[len(where) + 1:]):  # HOST.PID.N
+        raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
+                      f"the lock file {where}; this file system has no flock()); wait for "
+                      f"it to finish, or remove {where} if no dgen runs")
+    try:
+        os.rename(owner, mine)
+    except FileNotFoundError:
+        return False
+    with contextlib.suppress(FileNotFoundError):  # L removed by hand meanwhile
+        if os.path.samestat(os.lstat(where), held):
+            with open(mine, "w") as f:
+                f.write(me + "\n")
+            return True
+    os.unlink(mine)
+    return False
+
+
+def _owner(where: str, held: os.stat_result) -> str | None:
+    """The owner name of the lock file `where` (stat `held`), None if it has none."""
+    directory, name = os.path.split(where)
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(name + "."):
+                with contextlib.suppress(FileNotFoundError):
+                    if os.path.samestat(entry.stat(follow_symlinks=False), held):
+                        return entry.path
+    return None
+
+
+def _gone(owner: str) -> bool:
+    """Whether the owner "HOST.PID.N" is a process of this host that is gone."""
+    try:
+        host, pid, _ = owner.rsplit(".", 2)
         if host != socket.gethostname():
             return False
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except (OSError, ValueError):  # unreadable, half written, or another user's process
+    except (OSError, ValueError):  # not an owner name, or another user's process
         return False
     return False
 

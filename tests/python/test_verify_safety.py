@@ -7,11 +7,12 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 
 import pytest
 
 import dgen_py
-from dgen_py import _core, manifest as manifests, rewrite, write
+from dgen_py import _core, _fs, manifest as manifests, rewrite, write
 from dgen_py._fs import Refused
 from dgen_py.manifest import MANIFEST_NAME
 from dgen_py._units import human
@@ -618,8 +619,92 @@ def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_
         write.write_dataset(target, 1 << 20, seed=2)
     with pytest.raises(Refused, match="is being written by dgen now"):
         dgen_py.verify_file(target)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    lock.write_text(f"{socket.gethostname()} {dead.pid}\n")  # left by a process now gone
+    lock.unlink()
+    die_holding_lock_file(target)
     write.write_dataset(target, 1 << 20, seed=2)
     assert not lock.exists() and dgen_py.verify_file(target)["identity"]["seed"] == 2
+    assert sorted(os.listdir(tmp_path)) == ["d.bin", "d.bin.dgen.json"]
+
+
+def die_holding_lock_file(target, first=""):
+    """Run a process that takes the lock file of the dataset `target` and is gone without
+    releasing it; `first` runs in it before (to make it die partway)."""
+    subprocess.run([sys.executable, "-c", f"import os\nfrom dgen_py import _fs\n{first}\n"
+                    f"_fs._create_lock_file({str(target)!r})\nos._exit(0)"], check=True)
+
+
+def test_without_flock_of_concurrent_takers_of_a_stale_lock_file_one_wins(tmp_path, no_flock,
+                                                                           monkeypatch):
+    target = tmp_path / "d.bin"
+    target.write_bytes(b"")
+    die_holding_lock_file(target)
+    fd = os.open(target, os.O_RDONLY)
+    won, refused, waiting, kill = [], [], 3, os.kill
+
+    def take():
+        try:
+            won.append(_fs.lock(fd, str(target)))
+        except Refused as e:
+            refused.append(e)
+
+    def kill_after_another_takes(pid, sig):  # the lock's owner is judged: the next taker runs
+        nonlocal waiting
+        if waiting:
+            waiting -= 1
+            take()
+        return kill(pid, sig)
+    monkeypatch.setattr(os, "kill", kill_after_another_takes)
+    try:
+        take()
+    finally:
+        for release in won:
+            release()
+        os.close(fd)
+    assert len(won) == 1 and len(refused) == 3, (won, refused)
+    assert all("is being written by another dgen" in str(e) for e in refused)
+    assert sorted(os.listdir(tmp_path)) == ["d.bin"]
+
+
+def test_without_flock_a_writer_gone_while_creating_its_lock_file_blocks_nobody(tmp_path,
+                                                                                no_flock):
+    target = tmp_path / "d.bin"
+    die_holding_lock_file(target, "os.fdopen = lambda *args: os._exit(0)")
+    write.write_dataset(target, 1 << 20, seed=1)
+    assert dgen_py.verify_file(target)["ok"]
+
+
+def test_without_flock_a_taker_gone_partway_is_taken_over_in_turn(tmp_path, no_flock):
+    target = tmp_path / "d.bin"
+    die_holding_lock_file(target)
+    die_holding_lock_file(target, "rename = os.rename\n"
+                                  "os.rename = lambda *args: (rename(*args), os._exit(0))")
+    write.write_dataset(target, 1 << 20, seed=1)
+    assert sorted(os.listdir(tmp_path)) == ["d.bin", "d.bin.dgen.json"]
+
+
+@pytest.mark.parametrize("cwd, spelling", [("set", "."), ("set", "./"), ("", "set/."),
+                                           ("", "set/../set"), ("", "link"), ("", "link/"),
+                                           ("link", "."), ("", "{tmp_path}/set")])
+def test_without_flock_every_spelling_of_a_dataset_shares_its_lock_file(tmp_path, no_flock,
+                                                                        monkeypatch, cwd,
+                                                                        spelling):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "link").symlink_to("set")
+    fd = os.open(tmp_path / "set", os.O_RDONLY)
+    release = _fs.lock(fd, str(tmp_path / "set"))
+    try:
+        monkeypatch.chdir(tmp_path / cwd)
+        path = spelling.format(tmp_path=tmp_path)
+        with pytest.raises(Refused, match=f"holds the lock file {tmp_path}/set.dgen-lock;"):
+            write.write_dataset(path, 1 << 20, files=2, seed=1)
+        with pytest.raises(Refused, match=f"the lock file {tmp_path}/set.dgen-lock is there"):
+            dgen_py.verify_file(path)
+    finally:
+        release()
+        os.close(fd)
+    assert sorted(os.listdir(tmp_path / "set")) == []
+
+
+def test_without_flock_a_dataset_at_the_root_is_refused(no_flock):
+    with pytest.raises(Refused, match="] / is the root directory: .* use a directory below it$"):
+        _fs.lock_file("/")

@@ -31,7 +31,25 @@ def test_rounds_that_vary_by_more_than_a_fifth_give_a_warning(monkeypatch):
     r = bench.run(1 << 20, threads=[1], seconds=0.01)
     assert len(r["warnings"]) == 4  # memset(0), two fill settings and verify
     assert "rounds vary 1.3x (max/min)" in r["warnings"][0]
-    assert "warning: fill compress 1 dedup 1, 1 MiB, 1 thread(s)" in bench.report(r)
+    assert "warning: fill compress 1 dedup 1 against memset(7), 1 MiB, 1 thread(s): fill " \
+        "compress 1 dedup 1's rounds vary 1.3x" in bench.report(r)
+
+
+def test_a_warning_names_the_side_whose_rounds_vary(monkeypatch):
+    # Rounds alternate the measured side and its baseline: the side sees 10 every time, the
+    # baseline 10 and 13 in turn.
+    fake_rates(monkeypatch, [10.0, 10.0, 10.0, 13.0])
+    r = bench.run(1 << 20, threads=[1], seconds=0.01)
+    byte = r["memset_byte"]
+    assert r["warnings"] == [
+        f"memset(0) against memset({byte}), 1 MiB, 1 thread(s): memset({byte})'s rounds vary "
+        "1.3x (max/min); a busy machine or a varying clock: rerun on a quiet one before "
+        "trusting this ratio"] + [
+        f"{what} against {base}, 1 MiB, 1 thread(s): {base}'s rounds vary 1.3x (max/min); a "
+        "busy machine or a varying clock: rerun on a quiet one before trusting this ratio"
+        for what, base in [("fill compress 1 dedup 1", f"memset({byte})"),
+                           ("fill compress 2 dedup 2", f"memset({byte})"),
+                           ("verify", "memcmp")]]
 
 
 def test_steady_rounds_give_no_warning(monkeypatch):

@@ -64,10 +64,10 @@ def figures(name: str, s: tuple[float, float, float]) -> dict:
             f"{name}_max": round(s[2], 2)}
 
 
-def noisy(*spreads) -> float | None:
-    """The largest max/min above NOISY among spreads, else None."""
-    worst = max(s[2] / s[0] for s in spreads)
-    return round(worst, 2) if worst > NOISY else None
+def noisy(sides: dict) -> tuple[str, float] | None:
+    """(name, max/min) of the side whose rounds vary most, {name: spread}, if above NOISY."""
+    name, worst = max(((n, s[2] / s[0]) for n, s in sides.items()), key=lambda x: x[1])
+    return (name, round(worst, 2)) if worst > NOISY else None
 
 
 def shares(buf: bytearray, threads: int) -> list[tuple[int, int]]:
@@ -116,11 +116,13 @@ def run(size=None, threads=None, seconds: float = 1.0) -> dict:
     _core.check_memory(2 * max(sizes))  # the buffer and the copy verify compares against
     fill, memset0, verify, warnings = [], [], [], []
 
-    def warn(row, what, *spreads):
-        if worst := noisy(*spreads):
-            warnings.append(f"{what}, {row['buffer_bytes'] / 2**20:g} MiB, {row['threads']} "
-                            f"thread(s): rounds vary {worst:g}x (max/min); a busy machine or "
-                            f"a varying clock: rerun on a quiet one before trusting this ratio")
+    def warn(row, what, ours, base, base_name):
+        if found := noisy({what: ours, base_name: base}):
+            who, worst = found
+            warnings.append(f"{what} against {base_name}, {row['buffer_bytes'] / 2**20:g} MiB, "
+                            f"{row['threads']} thread(s): {who}'s rounds vary {worst:g}x "
+                            f"(max/min); a busy machine or a varying clock: rerun on a quiet "
+                            f"one before trusting this ratio")
 
     for nbytes in sizes:
         buf = _checks.buffer(nbytes)
@@ -132,7 +134,7 @@ def run(size=None, threads=None, seconds: float = 1.0) -> dict:
                 memset0.append({**at, **figures("memset0_gbps", zero),
                                 **figures("memset_gbps", base),
                                 "ratio": round(zero[1] / base[1], 3)})
-                warn(memset0[-1], "memset(0)", zero, base)
+                warn(memset0[-1], "memset(0)", zero, base, f"memset({BASELINE_BYTE})")
                 for compress, dedup in SETTINGS:
                     g = Generator(2**62, dedup, compress, seed=1, max_threads=n)
                     ours, base, cpu = compare(lambda: g.fill_chunk(buf), memset, nbytes,
@@ -140,7 +142,8 @@ def run(size=None, threads=None, seconds: float = 1.0) -> dict:
                     fill.append({**at, "compress_ratio": compress, "dedup_ratio": dedup,
                                  **figures("fill_gbps", ours), **figures("memset_gbps", base),
                                  "ratio": round(ours[1] / base[1], 3), "cpu_s_per_tb": cpu})
-                    warn(fill[-1], f"fill compress {compress:g} dedup {dedup:g}", ours, base)
+                    warn(fill[-1], f"fill compress {compress:g} dedup {dedup:g}", ours, base,
+                         f"memset({BASELINE_BYTE})")
                 # Verify compares data read back with the regenerated dataset; memcmp of two
                 # copies is the least any check must do.
                 g = Generator(nbytes, 2, 2, seed=1, max_threads=n)
@@ -153,7 +156,7 @@ def run(size=None, threads=None, seconds: float = 1.0) -> dict:
                 verify.append({**at, **figures("verify_gbps", ours),
                                **figures("memcmp_gbps", base),
                                "ratio": round(ours[1] / base[1], 3), "cpu_s_per_tb": cpu})
-                warn(verify[-1], "verify", ours, base)
+                warn(verify[-1], "verify", ours, base, "memcmp")
         del buf
     return {"buffer_bytes": sizes, "isa": info["isa"], "memset_byte": BASELINE_BYTE,
             "fill": fill, "memset0": memset0, "verify": verify,

@@ -227,8 +227,8 @@ def noise(cases: dict) -> list[str]:
     out = []
     for name, case in cases.items():
         for row, v in case["rows"].items():
-            if worst := noisy((v["gb_per_s"][0], v["median"], v["gb_per_s"][-1])):
-                out.append(f"{name}, {row}: rounds vary {worst:g}x (max/min); a busy "
+            if found := noisy({row: (v["gb_per_s"][0], v["median"], v["gb_per_s"][-1])}):
+                out.append(f"{name}, {row}: rounds vary {found[1]:g}x (max/min); a busy "
                            f"machine or a varying clock: rerun on a quiet one before "
                            f"trusting its ratios")
     return out

@@ -708,3 +708,21 @@ def test_without_flock_every_spelling_of_a_dataset_shares_its_lock_file(tmp_path
 def test_without_flock_a_dataset_at_the_root_is_refused(no_flock):
     with pytest.raises(Refused, match="] / is the root directory: .* use a directory below it$"):
         _fs.lock_file("/")
+
+
+def test_without_flock_a_link_made_though_it_answered_eexist_holds_the_lock(tmp_path, no_flock,
+                                                                            monkeypatch):
+    # NFS: link() done on the server, its reply lost, the retransmission answers EEXIST.
+    link = os.link
+
+    def lost_reply(src, dst):
+        link(src, dst)
+        raise FileExistsError(errno.EEXIST, "File exists")
+    target = tmp_path / "d.bin"
+    with monkeypatch.context() as m:
+        m.setattr(os, "link", lost_reply)
+        write.write_dataset(target, 1 << 20, seed=1)
+    write.write_dataset(target, 1 << 20, seed=2)  # no lock file without an owner left behind
+    assert dgen_py.verify_file(target)["identity"]["seed"] == 2
+    assert sorted(os.listdir(tmp_path)) == ["d.bin", "d.bin.dgen.json"]
+

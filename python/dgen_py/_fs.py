@@ -227,8 +227,8 @@ def _take(where: str, mine: str, me: str) -> bool:
     try:
         os.link(mine, where)
         linked = True
-    except FileExistsError:
-        pass
+    except FileExistsError:  # or made, where a lost reply was sent again (NFS): open(2)
+        linked = os.lstat(mine).st_nlink == 2
     finally:
         if not linked:
             os.unlink(mine)

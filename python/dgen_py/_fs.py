@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import secrets
 import socket
@@ -154,12 +155,13 @@ def refuse_not_regular(st: os.stat_result, shown: str) -> None:
 #
 # The lock file L is NAME.dgen-lock beside the dataset's real path (symlinks resolved, so
 # that every spelling of one dataset gives the same L, as flock() locks the one inode). L
-# always has a second name, its owner name L.HOST.PID.N, which says the process that holds
-# it (N tells apart the locks of one process); L holds "HOST PID" for whoever looks. Every
-# decision is taken on names, as each change of a name is atomic:
+# always has a second name beside it, its owner name dgen-lock-owner.K.H.PID.N, which says
+# the process that holds it: K and H are hashes of L's name and of the host's (so the name
+# fits wherever L does), N tells apart the locks of one process; L holds "HOST PID" for
+# whoever looks. Every decision is taken on names, as each change of a name is atomic:
 # - take: write a new owner name, then link() it as L, which fails while L is there (so L
 #   never appears empty or without its owner);
-# - release: unlink L, then the owner name;
+# - release: unlink L if it is still the owner name's file, then the owner name;
 # - take over L when its owner name names a process of this host that is gone: rename() the
 #   owner name to one's own, then check that L is still that file. One rename() of a name
 #   succeeds, so of any number of takers one wins; the others find the name gone and look
@@ -203,16 +205,32 @@ def lock(fd: int, path: str):
     return _create_lock_file(path)
 
 
+def _owners(where: str) -> str:
+    """The start of the owner names of the lock file `where`: its directory/dgen-lock-owner.K."""
+    directory, name = os.path.split(where)
+    return os.path.join(directory, f"dgen-lock-owner.{_digest(name, 16)}.")
+
+
+def _digest(text: str, n: int) -> str:
+    return hashlib.sha256(text.encode(errors="surrogateescape")).hexdigest()[:n]
+
+
 def _create_lock_file(path: str):
     where = lock_file(path)
     me = f"{socket.gethostname()} {os.getpid()}"
-    mine = f"{where}.{me.replace(' ', '.')}.{secrets.token_hex(4)}"
+    mine = (f"{_owners(where)}{_digest(socket.gethostname(), 8)}.{os.getpid()}."
+            f"{secrets.token_hex(4)}")
     for _ in range(3):
         if _take(where, mine, me) or _take_over(where, mine, me, path):
             def release():
-                for name in (where, mine):  # L first: L without its owner name is stuck
-                    with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
-                        os.unlink(name)
+                # L first (L without its owner name is stuck), and only while it is ours: a
+                # taker that judged this process gone (another PID namespace on the same
+                # host name) holds it now.
+                with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+                    if os.path.samestat(os.lstat(where), os.lstat(mine)):
+                        os.unlink(where)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(mine)
             return release
     raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
                   f"starting?")
@@ -243,7 +261,13 @@ def _take_over(where: str, mine: str, me: str, path: str) -> bool:
     except FileNotFoundError:
         return False
     owner = _owner(where, held)
-    if owner is None or not _gone(owner[len(where) + 1:]):  # HOST.PID.N
+    if owner is None:
+        try:
+            if not os.path.samestat(os.lstat(where), held):
+                return False  # released (and maybe taken again) meanwhile: look again
+        except FileNotFoundError:
+            return False
+    if owner is None or not _gone(owner[len(_owners(where)):]):  # H.PID.N
         raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
                       f"the lock file {where}; this file system has no flock()); wait for "
                       f"it to finish, or remove {where} if no dgen runs")
@@ -262,10 +286,10 @@ def _take_over(where: str, mine: str, me: str, path: str) -> bool:
 
 def _owner(where: str, held: os.stat_result) -> str | None:
     """The owner name of the lock file `where` (stat `held`), None if it has none."""
-    directory, name = os.path.split(where)
+    directory, start = os.path.split(_owners(where))
     with os.scandir(directory) as entries:
         for entry in entries:
-            if entry.name.startswith(name + "."):
+            if entry.name.startswith(start):
                 with contextlib.suppress(FileNotFoundError):
                     if os.path.samestat(entry.stat(follow_symlinks=False), held):
                         return entry.path
@@ -273,10 +297,11 @@ def _owner(where: str, held: os.stat_result) -> str | None:
 
 
 def _gone(owner: str) -> bool:
-    """Whether the owner "HOST.PID.N" is a process of this host that is gone."""
+    """Whether the owner "H.PID.N" (H: the host name's digest) is a process of this host
+    that is gone."""
     try:
-        host, pid, _ = owner.rsplit(".", 2)
-        if host != socket.gethostname():
+        host, pid, _ = owner.split(".")
+        if host != _digest(socket.gethostname(), 8):
             return False
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -108,7 +108,7 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
   std::vector<uint8_t> expected(unit);
   for (const Unit& u : units) {
     const uint64_t n = std::min(u.len, kHead);
-    detail::fill_range(ds, u.start, expected.data(), n, kernels::Stores::paired);
+    detail::fill_range(ds, u.start, expected.data(), n, kernels::cached_stores(n));
     by_head.emplace(std::string(expected.begin(), expected.begin() + n), u);
   }
   // A damaged unit may hold another damaged unit's content (a swap), its own of an older
@@ -124,14 +124,14 @@ void find_moved_units(const Dataset& ds, uint64_t offset, std::span<const uint8_
       const uint64_t len = std::min(unit, ds.size() - start);
       if (start + len > offset + data.size()) break;
       const uint64_t head = std::min(len, kHead);
-      detail::fill_range(ds, start, expected.data(), head, kernels::Stores::paired);
+      detail::fill_range(ds, start, expected.data(), head, kernels::cached_stores(head));
       by_head.emplace(std::string(expected.begin(), expected.begin() + head), Unit{start, len});
     }
   };
   auto holds = [&](const Unit& u, const uint8_t* got) -> int64_t {
     const auto it = by_head.find(std::string(got, got + std::min(u.len, kHead)));
     if (it == by_head.end() || it->second.start == u.start || it->second.len < u.len) return -1;
-    detail::fill_range(ds, it->second.start, expected.data(), u.len, kernels::Stores::paired);
+    detail::fill_range(ds, it->second.start, expected.data(), u.len, kernels::cached_stores(u.len));
     return std::memcmp(expected.data(), got, u.len) == 0 ? int64_t(it->second.start) : -1;
   };
   std::vector<Mismatch> moved;

@@ -207,7 +207,8 @@ std::optional<bool> equal_range(const Dataset& ds, uint64_t offset, const uint8_
       if (whole > 0) {
         const uint64_t m = std::min(whole, kRun);
         for (uint64_t i = 0; i < m; ++i) keys[i] = model::page_key(ukey, page + i);
-        if (flat ? !k.equal(data, keys, m, random_len, paired) : !equal_content(data, m)) return false;
+        if (flat ? !k.equal(data, keys, m, random_len, paired) : !equal_content(data, m))
+          return false;
         at += m * kPageSize;
         data += m * kPageSize;
         continue;

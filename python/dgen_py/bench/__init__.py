@@ -201,8 +201,9 @@ def report(result: dict) -> str:
     memset = gbps(f"memset({byte}) GB/s", "memset_gbps")
     cpu = ("cpu-s/TB", 9, lambda r: r["cpu_s_per_tb"] or 0, ".1f")
     lines = [f"isa {result['isa']}; GB/s: median (min-max) over rounds; baseline "
-             f"memset({byte}) (memset(0) is not: some CPUs store zeros faster); cpu-s/TB: "
-             f"process CPU-seconds per 10^12 bytes",
+             f"memset({byte}) (memset(0) is not: some CPUs store zeros faster), measured "
+             f"again beside each row in alternating rounds; cpu-s/TB: process CPU-seconds "
+             f"per 10^12 bytes",
              *table([mib, threads, ("compress", 8, "compress_ratio", ""),
                      ("dedup", 5, "dedup_ratio", ""), gbps("fill GB/s", "fill_gbps"), memset,
                      (f"fill/memset({byte})", 14, "ratio", ".3f"), cpu], result["fill"]), "",

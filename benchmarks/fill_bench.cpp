@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
                           if (stream) t->fence();
                         }, 0});
       rows.push_back({std::string("uniform f32 ") + isa, [=, &keys] {
-                        t->uniform(reinterpret_cast<float*>(buf), keys.data(), keys.size(), unit, stream);
+                        t->uniform(reinterpret_cast<float*>(buf), keys.data(), keys.size(), unit, stores);
                         if (stream) t->fence();
                       }, 0});
     }

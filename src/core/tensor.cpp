@@ -37,7 +37,7 @@ kernels::UniformScale scale_for(float low, float high) {
 
 // Single-threaded: elements [first, first + n) of the typed stream keyed `key` into out.
 void typed_range(uint64_t key, uint64_t first, uint8_t* out, uint64_t n,
-                 const kernels::TypedSpec& t, bool stream) {
+                 const kernels::TypedSpec& t, kernels::Stores stores) {
   constexpr uint64_t kRun = 32;  // blocks handed to the kernel at once
   const kernels::Table& k = kernels::active();
   const uint64_t per_block = kernels::block_elements(t), width = element_size(t.dtype);
@@ -47,7 +47,7 @@ void typed_range(uint64_t key, uint64_t first, uint8_t* out, uint64_t n,
     if (skip == 0 && n >= per_block) {  // whole blocks, straight to `out`
       const uint64_t blocks = std::min(kRun, n / per_block);
       for (uint64_t i = 0; i < blocks; ++i) keys[i] = model::page_key(key, block + i);
-      k.typed(out, keys, blocks, t, stream);
+      k.typed(out, keys, blocks, t, stores);
       first += blocks * per_block;
       out += blocks * per_block * width;
       n -= blocks * per_block;
@@ -56,7 +56,7 @@ void typed_range(uint64_t key, uint64_t first, uint8_t* out, uint64_t n,
     // A block cut by the range: make all of it, keep the part asked for.
     alignas(64) uint8_t buf[4096];
     keys[0] = model::page_key(key, block);
-    k.typed(buf, keys, 1, t, false);
+    k.typed(buf, keys, 1, t, kernels::Stores::paired);
     const uint64_t m = std::min(n, per_block - skip);
     std::memcpy(out, buf + skip * width, m * width);
     first += m;
@@ -250,11 +250,11 @@ void fill_range(uint64_t seed, uint64_t first, const kernels::TypedSpec& t, uint
     throw std::out_of_range("elements [" + std::to_string(first) + ", +" + std::to_string(n) +
                             ") run past element 2^64 - 1");
   const uint64_t key = model::mix64(seed ^ domain(t)), width = element_size(t.dtype);
-  const bool stream = n >= kernels::stream_threshold() / width;
+  const kernels::Stores stores = kernels::stores_for(n * width);
   FillOptions o = opt;
   o.block_size = kWorkElements;  // element counts here, not bytes
   detail::for_each_block(first, n, o, [&](uint64_t lo, uint64_t hi) {
-    typed_range(key, lo, out + (lo - first) * width, hi - lo, t, stream);
+    typed_range(key, lo, out + (lo - first) * width, hi - lo, t, stores);
   });
 }
 
@@ -313,7 +313,8 @@ void uniform_vectors(uint64_t seed, std::span<float> out, uint64_t dim, float lo
   const uint64_t key = model::mix64(seed ^ kUniformDomain);
   detail::for_each_block(0, out.size() / dim, by_rows(opt, dim), [&](uint64_t lo, uint64_t hi) {
     float* rows = out.data() + lo * dim;
-    typed_range(key, lo * dim, reinterpret_cast<uint8_t*>(rows), (hi - lo) * dim, t, false);
+    typed_range(key, lo * dim, reinterpret_cast<uint8_t*>(rows), (hi - lo) * dim, t,
+                kernels::cached_stores(out.size() * sizeof(float)));
     normalize_range(rows, hi - lo, dim);
   });
 }

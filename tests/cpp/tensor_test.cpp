@@ -20,6 +20,9 @@
 
 namespace {
 
+using dgen::kernels::Stores;
+constexpr std::array kEveryStore{Stores::plain, Stores::paired, Stores::stream};
+
 std::vector<float> uniform(uint64_t seed, uint64_t first, size_t n, float low = 0, float high = 1,
                            unsigned threads = 1) {
   std::vector<float> v(n);
@@ -47,11 +50,11 @@ TEST(Kernels, UniformMatchesTheScalarReference) {
       const float low = float(int(rng() % 200) - 100) / 8, high = low + float(1 + rng() % 1000) / 16;
       const dgen::kernels::UniformScale s{low, (high - low) * 0x1p-24f, high,
                                           std::nextafter(high, -1e30f)};
-      // 64-, 32-, 16- and 4-byte aligned, each streamed and not.
+      // 64-, 32-, 16- and 4-byte aligned, each stored every way.
       const size_t shift = std::array<size_t, 4>{0, 8, 4, 1}[i % 4];
-      dgen::kernels::scalar().uniform(a, keys, count, s, false);
+      dgen::kernels::scalar().uniform(a, keys, count, s, Stores::plain);
       std::memset(b, 0xA5, sizeof b);
-      simd.uniform(b + shift, keys, count, s, i / 4 % 2 == 0);
+      simd.uniform(b + shift, keys, count, s, kEveryStore[i / 4 % 3]);
       simd.fence();
       ASSERT_EQ(0, std::memcmp(a, b + shift, 4 * kBlock * count))
           << count << " blocks, [" << low << ", " << high << "), shift " << shift;
@@ -263,8 +266,8 @@ TEST(Kernels, TypedMatchesTheScalarReference) {
       const size_t bytes = count * dgen::kernels::block_elements(t) * dgen::element_size(t.dtype);
       std::memset(a, 0x5A, sizeof a);
       std::memset(b, 0xA5, sizeof b);
-      dgen::kernels::scalar().typed(a, keys, count, t, false);
-      simd.typed(b, keys, count, t, i % 2 == 0);
+      dgen::kernels::scalar().typed(a, keys, count, t, Stores::plain);
+      simd.typed(b, keys, count, t, kEveryStore[i % 3]);
       ASSERT_EQ(0, std::memcmp(a, b, bytes))
           << dgen::dtype_name(t.dtype) << " dist " << int(t.dist) << ", " << count << " blocks";
     }

@@ -224,9 +224,10 @@ void uniform_with(float* dst, const uint64_t* keys, size_t count, const UniformS
   }
 }
 
-void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, bool stream) {
+void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s,
+             Stores stores) {
   if (count == 0) return;
-  const bool aligned = stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
+  const bool aligned = stores == Stores::stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
   if (top_below_high(s))
     aligned ? uniform_with<true, false>(dst, keys, count, s)
             : uniform_with<false, false>(dst, keys, count, s);
@@ -237,11 +238,11 @@ void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale&
 
 // Typed blocks: float32 uniform is uniform() itself; the rest makes each block's page in
 // an L1 buffer and converts it.
-void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, bool stream) {
+void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, Stores stores) {
   if (count == 0) return;
   if (t.dtype == Dtype::f32 && t.dist == Dist::uniform) {
-    uniform(reinterpret_cast<float*>(dst), keys, count, t.f, stream);
-    if (stream) fence();
+    uniform(reinterpret_cast<float*>(dst), keys, count, t.f, stores);
+    if (stores == Stores::stream) fence();
     return;
   }
   alignas(64) uint8_t random[4096];

@@ -66,15 +66,15 @@ struct Table {
   void (*fence)();
   // Writes `count` blocks of kUniformBlock float32 values in [low, high) to dst: block i
   // from the words of the page pages() makes from keys[i] with random_len 4096, each
-  // little-endian 32-bit word one value (uniform.hpp). With `stream`, non-temporal stores
-  // where dst allows; then fence().
+  // little-endian 32-bit word one value (uniform.hpp), stored as `stores` says (streaming:
+  // then fence()).
   void (*uniform)(float* dst, const uint64_t* keys, size_t count, const UniformScale& s,
-                  bool stream);
+                  Stores stores);
   // Writes `count` typed blocks (block_elements(t) elements each, element_size(t.dtype)
   // bytes per element) to dst: block i from the page of random length 4096 made from
-  // keys[i]. With `stream`, non-temporal stores where dst allows; then fence().
+  // keys[i], stored as `stores` says (streaming: then fence()).
   void (*typed)(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t,
-                bool stream);
+                Stores stores);
   // Copies n bytes of a ring of ring_size bytes to dst, starting at `start` (< ring_size)
   // and wrapping to its beginning, with non-temporal stores where dst allows (fence()
   // after the run): rotated pages of dedup_shift's copies, streaming. The ring's first

@@ -56,7 +56,7 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, uint32_t random_len
 
 void fence() {}
 
-void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, bool) {
+void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale& s, Stores) {
   alignas(64) uint8_t random[4 * kUniformBlock];
   for (size_t i = 0; i < count; ++i) {
     page(random, keys[i], sizeof random);
@@ -64,7 +64,7 @@ void uniform(float* dst, const uint64_t* keys, size_t count, const UniformScale&
   }
 }
 
-void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, bool) {
+void typed(uint8_t* dst, const uint64_t* keys, size_t count, const TypedSpec& t, Stores) {
   alignas(64) uint8_t random[4096];
   const size_t block_bytes = block_elements(t) * element_size(t.dtype);
   for (size_t i = 0; i < count; ++i) {

@@ -223,7 +223,8 @@ class Generator(io.RawIOBase):
         a range that reads as zeros, or a whole unit that belongs elsewhere, says so.
         Does not move the position. In a slice, `offset` counts from its start and the
         ranges reported carry dataset offsets (start + offset), so that the results of
-        every shard of a dataset read alike.
+        every shard of a dataset read alike. After a restarting set_seed at position P,
+        `offset` counts from the new seed's bytes, which position P holds.
         """
         if self.closed:
             _closed()

@@ -261,13 +261,12 @@ def _take_over(where: str, mine: str, me: str, path: str) -> bool:
     except FileNotFoundError:
         return False
     owner = _owner(where, held)
-    if owner is None:
+    if owner is None or not _gone(owner[len(_owners(where)):]):  # H.PID.N
         try:
             if not os.path.samestat(os.lstat(where), held):
                 return False  # released (and maybe taken again) meanwhile: look again
         except FileNotFoundError:
             return False
-    if owner is None or not _gone(owner[len(_owners(where)):]):  # H.PID.N
         raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
                       f"the lock file {where}; this file system has no flock()); wait for "
                       f"it to finish, or remove {where} if no dgen runs")

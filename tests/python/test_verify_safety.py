@@ -750,6 +750,28 @@ def test_without_flock_a_writer_racing_a_release_takes_the_freed_lock(tmp_path, 
         os.close(fd)
 
 
+def test_without_flock_a_writer_racing_a_half_done_release_takes_the_freed_lock(tmp_path,
+                                                                               no_flock,
+                                                                               monkeypatch):
+    target = tmp_path / "d.bin"
+    target.write_bytes(b"")
+    fd = os.open(target, os.O_RDONLY)
+    release, scandir = _fs.lock(fd, str(target)), os.scandir
+
+    def lock_file_removed(path):  # the owner is between its release's two unlinks
+        os.unlink(tmp_path / "d.bin.dgen-lock")
+        return scandir(path)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(os, "scandir", lock_file_removed)
+            second = _fs.lock(fd, str(target))
+        release()
+        second()
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(tmp_path)) == ["d.bin"]
+
+
 def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp_path, no_flock,
                                                                              monkeypatch):
     # Containers sharing a host name and the file system but not their PIDs: a taker judges

@@ -239,10 +239,10 @@ def _create_lock_file(path: str):
 def _take(where: str, mine: str, me: str) -> bool:
     """Create the lock file `where` with its owner name `mine`: False if it is there."""
     fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(me + "\n")
     linked = False
     try:
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
         os.link(mine, where)
         linked = True
     except FileExistsError:  # or made, where a lost reply was sent again (NFS): open(2)

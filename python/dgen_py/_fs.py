@@ -239,10 +239,10 @@ def _create_lock_file(path: str):
 def _take(where: str, mine: str, me: str) -> bool:
     """Create the lock file `where` with its owner name `mine`: False if it is there."""
     fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(me + "\n")
     linked = False
     try:
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
         os.link(mine, where)
         linked = True
     except FileExistsError:  # or made, where a lost reply was sent again (NFS): open(2)
@@ -261,13 +261,12 @@ def _take_over(where: str, mine: str, me: str, path: str) -> bool:
     except FileNotFoundError:
         return False
     owner = _owner(where, held)
-    if owner is None:
+    if owner is None or not _gone(owner[len(_owners(where)):]):  # H.PID.N
         try:
             if not os.path.samestat(os.lstat(where), held):
                 return False  # released (and maybe taken again) meanwhile: look again
         except FileNotFoundError:
             return False
-    if owner is None or not _gone(owner[len(_owners(where)):]):  # H.PID.N
         raise Refused(errno.EBUSY, f"{path} is being written by another dgen (it holds "
                       f"the lock file {where}; this file system has no flock()); wait for "
                       f"it to finish, or remove {where} if no dgen runs")

@@ -673,6 +673,20 @@ def test_without_flock_a_writer_gone_while_creating_its_lock_file_blocks_nobody(
     assert dgen_py.verify_file(target)["ok"]
 
 
+def test_without_flock_a_writer_failing_to_write_its_owner_name_leaves_nothing(tmp_path,
+                                                                               no_flock,
+                                                                               monkeypatch):
+    def full(fd, mode):  # a full file system or quota: the owner name's write fails
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    target = tmp_path / "d.bin"
+    with monkeypatch.context() as m:
+        m.setattr(os, "fdopen", full)
+        with pytest.raises(OSError, match="No space left on device"):
+            write.write_dataset(target, 1 << 20, seed=1)
+    assert sorted(os.listdir(tmp_path)) == ["d.bin"]
+
+
 def test_without_flock_a_taker_gone_partway_is_taken_over_in_turn(tmp_path, no_flock):
     target = tmp_path / "d.bin"
     die_holding_lock_file(target)
@@ -748,6 +762,28 @@ def test_without_flock_a_writer_racing_a_release_takes_the_freed_lock(tmp_path, 
         _fs.lock(fd, str(target))()
     finally:
         os.close(fd)
+
+
+def test_without_flock_a_writer_racing_a_half_done_release_takes_the_freed_lock(tmp_path,
+                                                                               no_flock,
+                                                                               monkeypatch):
+    target = tmp_path / "d.bin"
+    target.write_bytes(b"")
+    fd = os.open(target, os.O_RDONLY)
+    release, scandir = _fs.lock(fd, str(target)), os.scandir
+
+    def lock_file_removed(path):  # the owner is between its release's two unlinks
+        os.unlink(tmp_path / "d.bin.dgen-lock")
+        return scandir(path)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(os, "scandir", lock_file_removed)
+            second = _fs.lock(fd, str(target))
+        release()
+        second()
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(tmp_path)) == ["d.bin"]
 
 
 def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp_path, no_flock,

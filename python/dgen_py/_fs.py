@@ -222,18 +222,20 @@ def _create_lock_file(path: str):
             f"{secrets.token_hex(4)}")
     for _ in range(3):
         if _take(where, mine, me) or _take_over(where, mine, me, path):
-            def release():
-                # L first (L without its owner name is stuck), and only while it is ours: a
-                # taker that judged this process gone (another PID namespace on the same
-                # host name) holds it now.
-                with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
-                    if os.path.samestat(os.lstat(where), os.lstat(mine)):
-                        os.unlink(where)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(mine)
-            return release
+            return lambda: _release(where, mine)
     raise Refused(errno.EBUSY, f"{path}: the lock file {where} came back; is another dgen "
                   f"starting?")
+
+
+def _release(where: str, mine: str) -> None:
+    """Give up the lock file `where` held through the owner name `mine`: L first (L without
+    its owner name is stuck), and only while it is ours: a taker that judged this process
+    gone (another PID namespace on the same host name) holds it now."""
+    with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+        if os.path.samestat(os.lstat(where), os.lstat(mine)):
+            os.unlink(where)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(mine)
 
 
 def _take(where: str, mine: str, me: str) -> bool:
@@ -274,12 +276,18 @@ def _take_over(where: str, mine: str, me: str, path: str) -> bool:
         os.rename(owner, mine)
     except FileNotFoundError:
         return False
-    with contextlib.suppress(FileNotFoundError):  # L removed by hand meanwhile
+    try:
         if os.path.samestat(os.lstat(where), held):
             with open(mine, "w") as f:
                 f.write(me + "\n")
             return True
-    os.unlink(mine)
+    except FileNotFoundError:  # L removed by hand meanwhile
+        pass
+    except BaseException:  # the lock is this process's now: give it up, then the error
+        _release(where, mine)
+        raise
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(mine)
     return False
 
 

@@ -811,3 +811,23 @@ def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp
         assert sorted(os.listdir(tmp_path)) == ["d.bin"]
     finally:
         os.close(fd)
+
+
+def test_without_flock_a_takeover_failing_to_write_gives_the_lock_up(tmp_path, no_flock,
+                                                                     monkeypatch):
+    # The rename made the stale lock this process's; writing its "host pid" into it fails
+    # (a full file system): the error goes on, and the lock must not stay held by nobody.
+    target = tmp_path / "d.bin"
+    die_holding_lock_file(target)
+
+    def full(path, mode="r", *args, **kwargs):
+        if "dgen-lock-owner." in os.fspath(path) and "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(_fs, "open", full, raising=False)
+        with pytest.raises(OSError, match="No space left on device"):
+            write.write_dataset(target, 1 << 20, seed=1)
+    write.write_dataset(target, 1 << 20, seed=2)
+    assert dgen_py.verify_file(target)["identity"]["seed"] == 2
+    assert sorted(os.listdir(tmp_path)) == ["d.bin", "d.bin.dgen.json"]

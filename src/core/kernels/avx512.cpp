@@ -127,7 +127,7 @@ inline void touch_ahead(const void* base, size_t i) {
 
 // Two pages at once, their steps alternating. One page's steps are a chain of dependent
 // vector operations that leaves the units idle part of the time; a second, independent
-// chain fills them (a 1 MiB fill: 37 GB/s one page at a time, 43 in pairs). Meanwhile the
+// chain fills them (fill_bench, 1 MiB: 38 GB/s one page at a time, 42 in pairs). Meanwhile the
 // two pages after them (`next` of them, 0..2) are seeded from next_keys into na and nb.
 template <class Sink>
 inline void pair_with(Sink& oa, Sink& ob, const uint64_t (&wa)[kSeedWords],

@@ -11,7 +11,8 @@
 namespace dgen::detail {
 
 // Single-threaded: writes bytes [offset, offset + len) of the dataset to out, flat pages
-// stored as `stores` says (kernels::stores_for() of the whole destination).
+// stored as `stores` says (kernels::stores_for() or cached_stores() of the whole
+// destination, which may be more than this range).
 void fill_range(const Dataset& ds, uint64_t offset, uint8_t* out, uint64_t len,
                 kernels::Stores stores);
 

@@ -173,8 +173,7 @@ uint64_t write_range(const Dataset& ds, uint64_t offset, uint64_t len, const Wri
   Ticker ticker(t, opt);
   const unsigned producers = producers_for(opt);
   Memory mem(chunk * slots_for(producers), opt.numa_node);
-  const kernels::Stores stores = t.direct ? kernels::Stores::stream
-                                          : kernels::cached_stores(chunk * slots_for(producers));
+  const kernels::Stores stores = t.direct ? kernels::Stores::stream : kernels::cached_stores(mem.n);
   // A chunk goes to a pipe by reference where it can, else it is copied by write().
   auto put = [&](uint8_t* p, uint64_t n, uint64_t pos) {
     if (to_pipe) to_pipe = gift(t, p, n, ticker);  // refused: write() from now on

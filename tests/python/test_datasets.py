@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import dgen_py
 from dgen_py import cli, datasets
@@ -572,6 +573,50 @@ def test_verify_names_encoded_bytes(tmp_path):
     flip(root / m["files"][0]["path"], 700)
     (x,) = datasets.verify_training_dataset(root)["ranges"]
     assert (x["file"], x["file_offset"], x["kind"]) == (m["files"][0]["path"], 700, "encoded")
+
+
+def test_verify_reads_encoded_bytes_in_bounded_pieces_and_joins_ranges_across_them(
+        tmp_path, monkeypatch):
+    # A parquet row group is encoded whole (up to 256 MiB of file bytes); verify compares it
+    # COMPARE bytes at a time, and a damaged range that crosses pieces is still one range.
+    pytest.importorskip("pyarrow")
+    root, m = write(tmp_path, "parquet", samples_per_file=1, record_length_stdev=0)
+    path = root / m["files"][0]["path"]
+    reads = []
+    pread = os.pread
+    monkeypatch.setattr(engine, "COMPARE", 1000)
+    monkeypatch.setattr(engine.os, "pread", lambda fd, n, at: reads.append(n) or
+                        pread(fd, n, at))
+    data = bytearray(path.read_bytes())
+    data[1990:3010] = bytes(b ^ 0xFF for b in data[1990:3010])
+    path.write_bytes(data)
+    (x,) = datasets.verify_training_dataset(root, threads=1)["ranges"]
+    assert (x["file_offset"], x["length"], x["kind"]) == (1990, 1020, "encoded")
+    assert reads and max(reads) <= 1000
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 64), st.lists(st.tuples(st.integers(0, 299), st.integers(1, 40)),
+                                    max_size=6), st.integers(250, 300))
+def test_compare_in_pieces_finds_the_ranges_a_whole_compare_finds(piece, damage, size):
+    expected = np.random.default_rng(piece).integers(0, 256, 300, np.uint8)
+    held = expected.copy()
+    for at, n in damage:
+        held[at:at + n] ^= 0x5A
+    held = held[:size]  # a file that ends early: the rest is not compared
+    bad = np.flatnonzero(held != expected[:size])
+    want = [(int(g[0]), len(g)) for g in np.split(bad, np.flatnonzero(np.diff(bad) > 1) + 1)
+            if len(g)]
+    checker = engine.Checker({"seed": 1, "size": 1}, 1, 1000, None)
+    fd = os.memfd_create("held")
+    try:
+        os.write(fd, held.tobytes())
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(engine, "COMPARE", piece)
+            assert checker._compare(fd, "f", 0, expected.tobytes(), "encoded") == size
+    finally:
+        os.close(fd)
+    assert [(x["file_offset"], x["length"]) for x in checker.ranges] == want
 
 
 def test_verify_warns_of_another_encoder_version(tmp_path):

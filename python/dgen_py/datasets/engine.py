@@ -18,6 +18,7 @@ WINDOW = 4 << 20  # stream bytes generated at once for payloads that pass throug
 FLUSH = 1 << 20  # gathered writes go out at this many bytes ...
 IOV_MAX = 512  # ... or this many pieces
 DIRECT_WRITE = 1 << 20  # payload extents at least this long are written by the core
+COMPARE = 8 << 20  # file bytes verify reads and compares at once
 
 
 class Window:
@@ -221,22 +222,41 @@ class Checker:
                                 "kind": kind, "offset": stream})
 
     def _compare(self, fd, path, at, expected, kind, stream=None) -> int:
-        """File bytes at `at` against `expected`; the bytes the file had of them."""
+        """File bytes at `at` against `expected`; the bytes the file had of them. Read and
+        compared COMPARE bytes at a time (an encoded row group can be 256 MiB); a damaged
+        range that crosses pieces is recorded once."""
         import numpy as np
         expected = memoryview(expected).cast("B")
-        got = os.pread(fd, len(expected), at)
-        self.read += len(got)
-        a = np.frombuffer(expected[:len(got)], np.uint8)
-        b = np.frombuffer(got, np.uint8)
-        diff = np.flatnonzero(a != b)
-        if diff.size:
-            breaks = np.flatnonzero(np.diff(diff) > 1)
-            starts = np.concatenate(([diff[0]], diff[breaks + 1]))
-            ends = np.concatenate((diff[breaks], [diff[-1]])) + 1
-            for s, e in zip(starts.tolist(), ends.tolist()):
-                self.add_range(path, at + s, e - s, kind,
-                            None if stream is None else stream + s)
-        return len(got)
+        done, run = 0, None  # run: the last damaged [start, end); the next piece may go on
+        while done < len(expected):
+            got = os.pread(fd, min(COMPARE, len(expected) - done), at + done)
+            self.read += len(got)
+            if not got:
+                break
+            a = np.frombuffer(expected[done:done + len(got)], np.uint8)
+            diff = np.flatnonzero(a != np.frombuffer(got, np.uint8))
+            if diff.size:
+                breaks = np.flatnonzero(np.diff(diff) > 1)
+                starts = (np.concatenate(([diff[0]], diff[breaks + 1])) + done).tolist()
+                ends = (np.concatenate((diff[breaks], [diff[-1]])) + done + 1).tolist()
+                if run and starts[0] == run[1]:
+                    starts[0] = run[0]
+                elif run:
+                    self._damaged(path, at, run, kind, stream)
+                run = [starts[-1], ends[-1]]
+                for s, e in zip(starts[:-1], ends[:-1]):
+                    self._damaged(path, at, (s, e), kind, stream)
+            elif run:
+                self._damaged(path, at, run, kind, stream)
+                run = None
+            done += len(got)
+        if run:
+            self._damaged(path, at, run, kind, stream)
+        return done
+
+    def _damaged(self, path, at, run, kind, stream):
+        s, e = run
+        self.add_range(path, at + s, e - s, kind, None if stream is None else stream + s)
 
     def check(self, fd, path, expected_parts, limit=0, size=0) -> None:
         """Compare the file with its parts. Where the file ends early the parts left are

@@ -9,21 +9,21 @@ from .spec import parquet_rows
 
 
 class _Sink(io.RawIOBase):
-    """A file that keeps what is written until take() hands it out."""
+    """A file that keeps what is written until take() hands it out: in one growing buffer
+    that take() passes on without a copy (a row group's bytes can be 256 MiB)."""
 
     def __init__(self):
         super().__init__()
-        self.pieces = []
+        self.buffer = io.BytesIO()
 
     def writable(self):
         return True
 
     def write(self, b):
-        self.pieces.append(bytes(b))
-        return len(b)
+        return self.buffer.write(b)
 
     def take(self) -> bytes:
-        out, self.pieces = b"".join(self.pieces), []
+        out, self.buffer = self.buffer.getvalue(), io.BytesIO()
         return out
 
 

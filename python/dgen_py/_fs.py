@@ -162,8 +162,9 @@ def refuse_not_regular(st: os.stat_result, shown: str) -> None:
 # - take: write a new owner name, then link() it as L, which fails while L is there (so L
 #   never appears empty or without its owner);
 # - release: unlink L if it is still the owner name's file, then the owner name;
-# - take over L when its owner name names a process of this host that is gone: rename() the
-#   owner name to one's own, then check that L is still that file. One rename() of a name
+# - take over L when its owner name names a process of this host that is gone (H and the
+#   host name L holds both this host's: names can share H): rename() the owner name to
+#   one's own, then check that L is still that file. One rename() of a name
 #   succeeds, so of any number of takers one wins; the others find the name gone and look
 #   again (and find the winner alive). L is never removed meanwhile, so no writer can create
 #   it either. (Unlinking a stale L and creating it again let a taker that had judged the
@@ -263,7 +264,7 @@ def _take_over(where: str, mine: str, me: str, path: str) -> bool:
     except FileNotFoundError:
         return False
     owner = _owner(where, held)
-    if owner is None or not _gone(owner[len(_owners(where)):]):  # H.PID.N
+    if owner is None or not _gone(owner):
         try:
             if not os.path.samestat(os.lstat(where), held):
                 return False  # released (and maybe taken again) meanwhile: look again
@@ -304,16 +305,26 @@ def _owner(where: str, held: os.stat_result) -> str | None:
 
 
 def _gone(owner: str) -> bool:
-    """Whether the owner "H.PID.N" (H: the host name's digest) is a process of this host
-    that is gone."""
+    """Whether the owner name `owner` (...H.PID.N, H: the host name's digest) is a process of
+    this host that is gone. The file holds "HOST PID": the host is judged by its full name
+    too (two names can share H)."""
     try:
-        host, pid, _ = owner.split(".")
+        host, pid, _ = os.path.basename(owner).split(".")[-3:]
         if host != _digest(socket.gethostname(), 8):
+            return False
+        # (A taker gone before writing its own "HOST PID" leaves its giver's.) Not opened
+        # to wait: where something else stands at the name, it is not a dgen's.
+        fd = os.open(owner, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        try:
+            held = os.read(fd, 4096).decode(errors="replace").split()
+        finally:
+            os.close(fd)
+        if held[:1] != [socket.gethostname()]:
             return False
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except (OSError, ValueError):  # not an owner name, or another user's process
+    except (OSError, ValueError):  # not an owner name, gone meanwhile, another user's process
         return False
     return False
 

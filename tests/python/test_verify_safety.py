@@ -696,6 +696,19 @@ def test_without_flock_a_taker_gone_partway_is_taken_over_in_turn(tmp_path, no_f
     assert sorted(os.listdir(tmp_path)) == ["d.bin", "d.bin.dgen.json"]
 
 
+def test_without_flock_a_gone_owner_is_judged_by_its_full_host_name(tmp_path, no_flock):
+    # The owner name carries 8 hex digits of the host name's hash: another host whose name
+    # shares them must not have its live writer's lock taken over from here.
+    target = tmp_path / "d.bin"
+    die_holding_lock_file(target)
+    lock = tmp_path / "d.bin.dgen-lock"
+    pid = lock.read_text().split()[1]
+    lock.write_text(f"{socket.gethostname()}-elsewhere {pid}\n")  # the owner name's too
+    with pytest.raises(Refused, match=f"holds the lock file {lock}"):
+        write.write_dataset(target, 1 << 20, seed=1)
+    assert lock.read_text() == f"{socket.gethostname()}-elsewhere {pid}\n"
+
+
 @pytest.mark.parametrize("cwd, spelling", [("set", "."), ("set", "./"), ("", "set/."),
                                            ("", "set/../set"), ("", "link"), ("", "link/"),
                                            ("link", "."), ("", "{tmp_path}/set")])

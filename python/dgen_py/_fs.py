@@ -161,7 +161,8 @@ def refuse_not_regular(st: os.stat_result, shown: str) -> None:
 # whoever looks. Every decision is taken on names, as each change of a name is atomic:
 # - take: write a new owner name, then link() it as L, which fails while L is there (so L
 #   never appears empty or without its owner);
-# - release: unlink L if it is still the owner name's file, then the owner name;
+# - release: rename the owner name to dgen-lock-going.K.H.PID.N (failing, L was taken
+#   over: leave it), unlink L if it is still that name's file, then that name;
 # - take over L when its owner name names a process of this host that is gone (H and the
 #   host name L holds both this host's: names can share H): rename() the owner name to
 #   one's own, then check that L is still that file. One rename() of a name
@@ -170,9 +171,11 @@ def refuse_not_regular(st: os.stat_result, shown: str) -> None:
 #   it either. (Unlinking a stale L and creating it again let a taker that had judged the
 #   old file unlink the file the winner had just created: two writers at once.)
 # A writer gone at any step leaves either L with the owner name of a dead process, taken
-# over as above, or an owner name without L (one link), which nothing reads and may be
-# removed. L from another host, or without an owner name, must be removed by hand.
+# over as above, or a name without L (one link), which nothing reads and may be removed;
+# gone in the middle of its release, L with its going name, removed by hand like L from
+# another host or without an owner name.
 NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+OWNER, RELEASE = "dgen-lock-owner.", "dgen-lock-going."  # of equal length
 
 
 def lock_file(path: str) -> str:
@@ -209,7 +212,7 @@ def lock(fd: int, path: str):
 def _owners(where: str) -> str:
     """The start of the owner names of the lock file `where`: its directory/dgen-lock-owner.K."""
     directory, name = os.path.split(where)
-    return os.path.join(directory, f"dgen-lock-owner.{_digest(name, 16)}.")
+    return os.path.join(directory, f"{OWNER}{_digest(name, 16)}.")
 
 
 def _digest(text: str, n: int) -> str:
@@ -229,14 +232,22 @@ def _create_lock_file(path: str):
 
 
 def _release(where: str, mine: str) -> None:
-    """Give up the lock file `where` held through the owner name `mine`: L first (L without
-    its owner name is stuck), and only while it is ours: a taker that judged this process
-    gone (another PID namespace on the same host name) holds it now."""
+    """Give up the lock file `where` held through the owner name `mine`, unless a taker that
+    judged this process gone (another PID namespace on the same host name) holds it now.
+    The owner name is renamed to a release name first, which no taker acts on: a taker
+    either took the owner name before (the rename fails; L is its own now) or finds no
+    owner to take over until L is gone."""
+    directory, name = os.path.split(mine)
+    leaving = os.path.join(directory, RELEASE + name[len(OWNER):])
+    try:
+        os.rename(mine, leaving)
+    except FileNotFoundError:  # taken over, or removed by hand
+        return
     with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
-        if os.path.samestat(os.lstat(where), os.lstat(mine)):
+        if os.path.samestat(os.lstat(where), os.lstat(leaving)):
             os.unlink(where)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(mine)
+        os.unlink(leaving)
 
 
 def _take(where: str, mine: str, me: str) -> bool:

@@ -826,6 +826,41 @@ def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp
         os.close(fd)
 
 
+def test_without_flock_a_takeover_during_a_release_cannot_lose_its_lock(tmp_path, no_flock,
+                                                                       monkeypatch):
+    # The same containers, the taker's look falling between the release's check that the
+    # lock file is still its own and its unlink: the release must not remove a lock file
+    # the taker holds by then (two writers would be free to start).
+    target = tmp_path / "d.bin"
+    target.write_bytes(b"")
+    lock = tmp_path / "d.bin.dgen-lock"
+    fd = os.open(target, os.O_RDONLY)
+    unlink, took, refused = os.unlink, [], []
+
+    def take_over_then_unlink(path, *args, **kwargs):
+        if os.fspath(path) == str(lock) and not took + refused:
+            with monkeypatch.context() as m:
+                m.setattr(os, "kill", lambda pid, sig: (_ for _ in ()).throw(
+                    ProcessLookupError(errno.ESRCH, "No such process")))
+                try:
+                    took.append(_fs.lock(fd, str(target)))
+                except Refused as e:
+                    refused.append(e)
+        return unlink(path, *args, **kwargs)
+    try:
+        release = _fs.lock(fd, str(target))
+        monkeypatch.setattr(os, "unlink", take_over_then_unlink)
+        release()
+        monkeypatch.setattr(os, "unlink", unlink)
+        for other in took:  # a taker that got the lock keeps it until it releases
+            assert lock.exists()
+            other()
+        assert len(took + refused) == 1
+        assert sorted(os.listdir(tmp_path)) == ["d.bin"]
+    finally:
+        os.close(fd)
+
+
 def test_without_flock_a_takeover_failing_to_write_gives_the_lock_up(tmp_path, no_flock,
                                                                      monkeypatch):
     # The rename made the stale lock this process's; writing its "host pid" into it fails

@@ -233,10 +233,8 @@ def _create_lock_file(path: str):
 
 def _release(where: str, mine: str) -> None:
     """Give up the lock file `where` held through the owner name `mine`, unless a taker that
-    judged this process gone (another PID namespace on the same host name) holds it now.
-    The owner name is renamed to a release name first, which no taker acts on: a taker
-    either took the owner name before (the rename fails; L is its own now) or finds no
-    owner to take over until L is gone."""
+    judged this process gone (another PID namespace, same host name) took it: the owner name
+    goes first, to a name no taker acts on (failing, it was taken)."""
     directory, name = os.path.split(mine)
     leaving = os.path.join(directory, RELEASE + name[len(OWNER):])
     try:
@@ -323,15 +321,10 @@ def _gone(owner: str) -> bool:
         host, pid, _ = os.path.basename(owner).split(".")[-3:]
         if host != _digest(socket.gethostname(), 8):
             return False
-        # (A taker gone before writing its own "HOST PID" leaves its giver's.) Not opened
-        # to wait: where something else stands at the name, it is not a dgen's.
-        fd = os.open(owner, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        try:
-            held = os.read(fd, 4096).decode(errors="replace").split()
-        finally:
-            os.close(fd)
-        if held[:1] != [socket.gethostname()]:
-            return False
+        fd = os.open(owner, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)  # waits for no FIFO
+        with os.fdopen(fd, "rb") as f:  # a taker gone before writing leaves its giver's
+            if f.read(4096).split()[:1] != [socket.gethostname().encode()]:
+                return False
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True

@@ -8,15 +8,17 @@
 #include <vector>
 
 #include "../src/core/content.hpp"
+#include "dgen/dgen.hpp"
 #include "../src/core/model.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: content_bench PROFILE RATIO BYTES   write BYTES of content to stdout\n"
-    "       content_bench PROFILE @LEVEL BYTES  the same at a model level (0..255)\n"
+    "usage: content_bench PROFILE RATIO BYTES [FORMAT]   write BYTES of content to stdout\n"
+    "       content_bench PROFILE @LEVEL BYTES [FORMAT]  the same at a model level (0..255)\n"
     "       content_bench speed [MiB] [seconds]\n"
-    "PROFILE is binary or text. The pages are those of unit 0 of seed 1 onwards (unit key\n"
+    "PROFILE is binary or text; FORMAT the format version whose pages they are (1 to 4,\n"
+    "default 4). The pages are those of unit 0 of seed 1 onwards (unit key\n"
     "mix64(1 + phi * (unit + 1)), 128 KiB units). speed fills a reused buffer of MiB\n"
     "(default 8) with each profile (at two ratios) and with memset of a non-zero byte on one\n"
     "thread, in alternating rounds for seconds (default 1) of its CPU time in all, and prints\n"
@@ -75,10 +77,11 @@ int main(int argc, char** argv) {
       double t = 0;
     };
     using dgen::content::model_for;
-    Case cases[] = {{"binary 2", model_for(Kind::binary, 2)},
-                    {"binary 2.9", model_for(Kind::binary, 2.9)},
-                    {"text 2", model_for(Kind::text, 2)},
-                    {"text 4.6", model_for(Kind::text, 4.6)}};
+    const int v = dgen::content::kVersions;  // the latest pages
+    Case cases[] = {{"binary 2", model_for(Kind::binary, 2, v)},
+                    {"binary 2.9", model_for(Kind::binary, 2.9, v)},
+                    {"text 2", model_for(Kind::text, 2, v)},
+                    {"text 4.5", model_for(Kind::text, 4.5, v)}};
     double mem = 0, spent = 0;
     // Rounds alternate memset and every case until `secs` have passed.
     while (spent < secs) {
@@ -97,13 +100,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   Kind kind;
-  if (argc != 4 || !dgen::content::parse(argv[1], kind) || kind == Kind::flat) {
+  const int format = argc == 5 ? std::atoi(argv[4]) : dgen::kMaxFormatVersion;
+  if ((argc != 4 && argc != 5) || !dgen::content::parse(argv[1], kind) || kind == Kind::flat ||
+      format < dgen::kMinFormatVersion || format > dgen::kMaxFormatVersion) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  const int version = dgen::content::version_of_format(format);
   const dgen::content::Model m =
-      argv[2][0] == '@' ? dgen::content::model_at(kind, std::atoi(argv[2] + 1))
-                        : dgen::content::model_for(kind, std::atof(argv[2]));
+      argv[2][0] == '@' ? dgen::content::model_at(kind, std::atoi(argv[2] + 1), version)
+                        : dgen::content::model_for(kind, std::atof(argv[2]), version);
   const size_t bytes = std::strtoull(argv[3], nullptr, 10);
   const size_t pages = (bytes + 4095) / 4096;
   std::vector<uint8_t> buf(pages * 4096);

@@ -1,10 +1,13 @@
-"""Fit the content profiles' calibration table: zstd -3 over 1 MiB frames at every 8th level.
+"""Fit the content profiles' calibration table: zstd -3 over 1 MiB frames at every level.
 
     python benchmarks/texture_fit.py [--bench build/test/content_bench] [--size-mib 8]
+                                     [--format 4]
 
-Runs `content_bench PROFILE @LEVEL BYTES` (benchmarks/content_bench.cpp) for levels 0, 8,
-..., 248, 255 of each profile and prints the measured ratios as the C++ rows of kCalibration
-in src/core/content.cpp, which model_for() interpolates (in log ratio) to pick a level.
+Runs `content_bench PROFILE @LEVEL BYTES FORMAT` (benchmarks/content_bench.cpp) for every
+level 0..255 of each profile (0, 8, ..., 248, 255 for formats 1 to 3, whose table was fit
+so) and prints the measured ratios as the C++ rows of the calibration tables in
+src/core/content.cpp (the pages of format --format: one version of the profiles), from
+which model_for() picks a level.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import subprocess
 import zstandard
 
 FRAME = 1 << 20
-LEVELS = list(range(0, 256, 8)) + [255]
 
 
 def ratio(data: bytes) -> float:
@@ -27,15 +29,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", default="build/test/content_bench")
     ap.add_argument("--size-mib", type=int, default=8)
+    ap.add_argument("--format", type=int, default=4, help="format version of the pages")
     args = ap.parse_args()
+    levels = list(range(256)) if args.format >= 4 else list(range(0, 256, 8)) + [255]
     for profile in ("binary", "text"):
         rs = []
-        for level in LEVELS:
-            data = subprocess.run([args.bench, profile, f"@{level}", str(args.size_mib << 20)],
-                                  check=True, capture_output=True).stdout
+        for level in levels:
+            data = subprocess.run([args.bench, profile, f"@{level}", str(args.size_mib << 20),
+                                   str(args.format)], check=True, capture_output=True).stdout
             rs.append(ratio(data))
-        print(f"    // {profile}: zstd -3 over 1 MiB frames at levels {LEVELS[0]}, "
-              f"{LEVELS[1]}, ..., {LEVELS[-2]}, {LEVELS[-1]}")
+        print(f"    // {profile}: zstd -3 over 1 MiB frames at levels {levels[0]}, "
+              f"{levels[1]}, ..., {levels[-2]}, {levels[-1]}")
         for i in range(0, len(rs), 8):
             print("    " + " ".join(f"{r:.3f}," for r in rs[i:i + 8]))
 

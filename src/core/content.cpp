@@ -2,6 +2,7 @@
 #include "content.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace dgen::content {
@@ -60,6 +61,13 @@ struct Spec {
   Anchor sparse;
   int dict_bits;  // the dictionary used: its first 2^dict_bits bytes (at most 15)
   int far_bits;   // the rare dictionary used: its first 2^far_bits bytes (at most 20)
+  // A page's dictionary strings come from a window of 2^window_bits bytes of it at a keyed
+  // offset (0: from all of it), as a file uses some of a language's words, often.
+  int window_bits;
+  // Literal runs that are the bytes at the last distance with a bit in 16 flipped, this
+  // many in 256: what LZMA codes against its match byte (machine code differs from code
+  // before it in a register or an offset).
+  int matched_literals;
 };
 constexpr int16_t kSparse = 999;
 
@@ -78,6 +86,8 @@ constexpr Spec kBinary = {
     {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 1.0},
     13,
     17,
+    0,
+    0,
 };
 
 constexpr Spec kText = {
@@ -94,6 +104,48 @@ constexpr Spec kText = {
     {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 2},
     13,
     17,
+    0,
+    0,
+};
+
+// Version 2 (format 4): what bzip2 and xz find in real files is material repeated across
+// pages with steady statistics, as a language's words are: the dictionary copied more
+// often and in longer strings (docs/data-model.md, "Content profiles").
+//                 match rep  dict short near run  raw  far
+constexpr Spec kBinary2 = {
+    {0xF0, 0x0E, 0x01, 0x00, 0x00},
+    {0x00, 0x00, 0xFF, 0xCC},
+    {12, 16, 48, 3.5, 2.5, 48, 48, 16},
+    {1, 1, 6, 3, 2, 8, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{0.2, 0.1, 0.2, 1.0, 1.5, 0.02, 0.15, 0.1}, 14},
+     {{1.5, 1.0, 2.5, 0.5, 1.0, 0.3, 0.1, 0.5}, 2},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
+    {-24, -12, -4, 0, 0, 8, 24, kSparse},
+    100,
+    {{0.0, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 1.0},
+    13,
+    17,
+    0,
+    160,
+};
+
+constexpr Spec kText2 = {
+    {0x00, 0x1F, 0x00, 0x40, 0x20},
+    {' ', ' ', ' ', '-'},
+    {20, 16, 60, 3.5, 2.5, 12, 48, 16},
+    {1, 1, 6, 3, 2, 4, 8, 8},
+    {{{0.5, 0.2, 0.5, 0.3, 0.3, 0.0, 8, 0}, 2},
+     {{0.2, 0.1, 0.2, 1.0, 1.5, 0.02, 0.15, 0.1}, 14},
+     {{1.5, 1.0, 4.0, 0.3, 0.0, 0.3, 0.0, 0.5}, 2.5},
+     {{0.3, 12.0, 0.2, 0.0, 0.0, 4.0, 0.0, 0}, 0.1}},
+    {-24, -12, -4, 0, 0, 8, 32, 64},
+    999,
+    {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 2},
+    13,
+    17,
+    9,
+    0,
 };
 
 inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -163,7 +215,9 @@ struct Profile {
   int16_t spread[8];
   int sparse_from;
   int dict_shift;  // a dictionary offset is (x * x) >> dict_shift, x 16 random bits
+  size_t window_mask;  // a page's dictionary window starts at its key's bits 24.. & this
   size_t far_mask;  // a rare dictionary offset is (16 x) & far_mask
+  int matched_literals;  // Spec::matched_literals
 };
 
 // 32 lengths in lo..hi of a geometric variable of the mean (lo + floor(log(1 - u) /
@@ -221,16 +275,32 @@ Profile* build(const Spec& s, uint64_t seed) {
     lengths(p->levels[l].literal_len, lo.literal_mean * (1 - f) + hi.literal_mean * f, 0, 32);
   }
   p->sparse_from = s.sparse_from;
-  p->dict_shift = 32 - s.dict_bits;
+  p->matched_literals = s.matched_literals;
+  p->dict_shift = 32 - (s.window_bits ? s.window_bits : s.dict_bits);
+  p->window_mask = s.window_bits
+                       ? ((size_t{1} << s.dict_bits) - (size_t{1} << s.window_bits)) & ~size_t{15}
+                       : 0;
   p->far_mask = ((size_t{1} << s.far_bits) - 1) & ~size_t{15};
   std::memcpy(p->spread, s.spread, sizeof p->spread);
   return p;
 }
 
-const Profile& profile(Kind k) {
+// Each built on first use (2 MiB of tables apiece).
+const Profile& profile(Kind k, int version) {
+  if (version >= 2) {
+    if (k == Kind::text) {
+      static const Profile* text2 = build(kText2, 0x74657874ull);
+      return *text2;
+    }
+    static const Profile* binary2 = build(kBinary2, 0x62696E617279ull);
+    return *binary2;
+  }
+  if (k == Kind::text) {
+    static const Profile* text = build(kText, 0x74657874ull);
+    return *text;
+  }
   static const Profile* binary = build(kBinary, 0x62696E617279ull);
-  static const Profile* text = build(kText, 0x74657874ull);
-  return k == Kind::text ? *text : *binary;
+  return *binary;
 }
 
 // The token source: wyrand (a 64-bit multiply per word, two tokens), seeded by the key.
@@ -278,9 +348,26 @@ struct Source {
 // One token from 32 random bits: bits 0-4 the literal length, 5-10 the copy kind, 11-15
 // its length, 16-31 its distance, dictionary offset or run byte.
 inline size_t token(uint8_t* out, size_t pos, uint32_t c, const uint8_t* lit,
-                    const Source* sources, const Profile& p, const Profile::Level& L,
-                    size_t& last) {
-  copy32(out + pos, lit + pos);
+                    const uint8_t* random, const Source* sources, const Profile& p,
+                    const Profile::Level& L, size_t& last) {
+  if (p.matched_literals) {  // the same for every token of the page: predicted
+    // Byte i of the run is either literal i, or (a run in Spec::matched_literals of 256)
+    // the byte at the last distance with each bit flipped where the page's random bytes i,
+    // i - 8, i - 16 and i - 32 all have it. Reads the page's own bytes only, as all parts do.
+    Half l, near, a, b, e, f;
+    std::memcpy(&l, lit + pos, 32);
+    std::memcpy(&near, out + pos - (last < pos ? last : pos), 32);
+    std::memcpy(&a, random + pos, 32);
+    std::memcpy(&b, random + pos - 8, 32);
+    std::memcpy(&e, random + pos - 16, 32);
+    std::memcpy(&f, random + pos - 32, 32);
+    const uint8_t matched = random[pos - 24] < p.matched_literals ? 0xFF : 0;
+    const Half take = Half{} + matched;
+    const Half v = ((near ^ (a & b & e & f)) & take) | (l & ~take);
+    std::memcpy(out + pos, &v, 32);
+  } else {
+    copy32(out + pos, lit + pos);
+  }
   pos += L.literal_len[c & 31];
   const Source& s = sources[L.copy[(c >> 5) & 63]];
   const size_t n = p.copy_len[L.copy[(c >> 5) & 63]][(c >> 11) & 31];
@@ -319,15 +406,16 @@ void page(uint8_t* out, const uint8_t* lit, const uint8_t* random, uint64_t key,
   constexpr size_t all = ~size_t{0};
   const Source sources[kCopies] = {
       {out, all, all, 0, 0, all, 0}, {out, all, all, all, 0, all, 0},
-      {p.dict, 0, 0, 0, ~size_t{15}, 0, 0}, {out, all, all, 0, 0, 0, 0},
+      {p.dict + ((key >> 24) & p.window_mask), 0, 0, 0, ~size_t{15}, 0, 0},
+      {out, all, all, 0, 0, 0, 0},
       {out, all, all, all, 0, all, 0}, {p.runs[0], 0, 0, 0, 0xC0, 0, 0},
       {random, all, 0, 0, 0, 0, 0}, {p.far, 0, 0, 0, 0, 0, p.far_mask}};
   size_t pos = 32, last = 64;
   while (pos < kPage) {
     w = wy.next();
-    pos = token(out, pos, uint32_t(w), lit, sources, p, L, last);
+    pos = token(out, pos, uint32_t(w), lit, random, sources, p, L, last);
     if (pos >= kPage) break;
-    pos = token(out, pos, uint32_t(w >> 32), lit, sources, p, L, last);
+    pos = token(out, pos, uint32_t(w >> 32), lit, random, sources, p, L, last);
   }
 }
 
@@ -348,13 +436,17 @@ bool parse(const char* s, Kind& out) {
   return false;
 }
 
-Model model_at(Kind kind, int level) { return Model{kind, std::clamp(level, 0, kLevels - 1)}; }
+Model model_at(Kind kind, int level, int version) {
+  return Model{kind, std::clamp(level, 0, kLevels - 1), std::clamp(version, 1, kVersions)};
+}
 
-// The calibration: zstd -3 over 1 MiB frames of each profile at levels 0, 8, ..., 248 and
-// 255, measured by benchmarks/texture_fit.py on 8 MiB of pages. model_for() interpolates it
-// linearly (plain arithmetic: the same level on every platform).
-constexpr int kFitPoints = 33;
-constexpr double kCalibration[2][kFitPoints] = {
+// The calibration: zstd -3 over 1 MiB frames of each profile, measured by
+// benchmarks/texture_fit.py on 8 MiB of pages. Version 1: at every 8th level and 255,
+// interpolated linearly (plain arithmetic: the same level on every platform). Version 2:
+// at every level; its ratio dips a little every 8 levels (the kinds' slots move at once), so
+// a request gets the level of the nearest ratio among those above every level before
+// them, and stays within half the largest step between them.
+constexpr double kCalibration1[2][33] = {
     {1.030, 1.035, 1.038, 1.055, 1.083, 1.095, 1.121, 1.160,
      1.197, 1.256, 1.328, 1.407, 1.481, 1.734, 1.820, 1.886,
      2.012, 2.130, 2.285, 2.501, 2.691, 2.952, 3.210, 3.431,
@@ -366,25 +458,103 @@ constexpr double kCalibration[2][kFitPoints] = {
      4.141, 4.347, 4.589, 4.912, 5.363, 5.907, 6.829, 8.010,
      9.489},
 };
+constexpr double kCalibration2[2][kLevels] = {
+    {1.052, 1.051, 1.053, 1.054, 1.054, 1.059, 1.061, 1.059,
+     1.060, 1.060, 1.061, 1.062, 1.063, 1.064, 1.074, 1.069,
+     1.067, 1.072, 1.073, 1.072, 1.074, 1.076, 1.078, 1.087,
+     1.083, 1.082, 1.089, 1.087, 1.089, 1.095, 1.096, 1.096,
+     1.105, 1.107, 1.105, 1.112, 1.110, 1.112, 1.113, 1.113,
+     1.116, 1.128, 1.130, 1.127, 1.138, 1.137, 1.140, 1.143,
+     1.144, 1.153, 1.163, 1.165, 1.171, 1.177, 1.176, 1.180,
+     1.187, 1.197, 1.196, 1.208, 1.211, 1.218, 1.215, 1.220,
+     1.223, 1.232, 1.251, 1.248, 1.262, 1.266, 1.281, 1.281,
+     1.286, 1.301, 1.314, 1.328, 1.331, 1.348, 1.347, 1.374,
+     1.368, 1.389, 1.391, 1.408, 1.430, 1.434, 1.431, 1.459,
+     1.463, 1.470, 1.488, 1.494, 1.511, 1.521, 1.531, 1.542,
+     1.563, 1.585, 1.587, 1.612, 1.778, 1.797, 1.800, 1.825,
+     1.830, 1.867, 1.866, 1.894, 1.920, 1.933, 1.943, 1.952,
+     1.972, 1.981, 1.993, 2.014, 2.024, 2.075, 2.087, 2.104,
+     2.131, 2.136, 2.152, 2.171, 2.183, 2.211, 2.214, 2.253,
+     2.273, 2.301, 2.316, 2.338, 2.368, 2.396, 2.411, 2.434,
+     2.454, 2.490, 2.510, 2.535, 2.561, 2.612, 2.638, 2.667,
+     2.692, 2.739, 2.761, 2.779, 2.817, 2.836, 2.861, 2.901,
+     2.932, 2.997, 3.011, 3.050, 3.083, 3.114, 3.185, 3.201,
+     3.247, 3.294, 3.322, 3.318, 3.346, 3.441, 3.465, 3.500,
+     3.537, 3.576, 3.629, 3.638, 3.660, 3.702, 3.822, 3.864,
+     3.890, 3.911, 3.946, 3.936, 3.967, 4.003, 4.122, 4.143,
+     4.157, 4.194, 4.273, 4.211, 4.245, 4.277, 4.369, 4.435,
+     4.461, 4.514, 4.600, 4.629, 4.636, 4.642, 4.775, 4.772,
+     4.811, 4.834, 4.883, 4.934, 4.967, 4.988, 4.979, 5.196,
+     5.210, 5.228, 5.291, 5.301, 5.348, 5.378, 5.416, 5.694,
+     5.727, 5.775, 5.661, 5.824, 5.853, 5.900, 6.008, 6.387,
+     6.479, 6.545, 6.351, 6.595, 6.651, 6.721, 6.581, 7.088,
+     7.115, 7.177, 7.247, 7.589, 7.683, 7.753, 7.563, 8.159,
+     8.210, 8.295, 8.392, 8.767, 8.875, 9.079, 8.897, 9.677,
+     9.880, 10.033, 9.643, 10.135, 10.335, 10.558, 10.711, 11.466},
+    {1.081, 1.082, 1.085, 1.085, 1.087, 1.088, 1.093, 1.090,
+     1.093, 1.100, 1.100, 1.103, 1.105, 1.107, 1.110, 1.113,
+     1.113, 1.117, 1.120, 1.121, 1.127, 1.129, 1.132, 1.138,
+     1.139, 1.142, 1.146, 1.151, 1.151, 1.161, 1.165, 1.166,
+     1.174, 1.178, 1.188, 1.189, 1.197, 1.198, 1.205, 1.206,
+     1.213, 1.224, 1.232, 1.237, 1.243, 1.249, 1.253, 1.262,
+     1.264, 1.273, 1.278, 1.286, 1.294, 1.298, 1.305, 1.313,
+     1.321, 1.330, 1.336, 1.346, 1.350, 1.359, 1.367, 1.372,
+     1.381, 1.391, 1.410, 1.415, 1.426, 1.435, 1.454, 1.461,
+     1.472, 1.487, 1.507, 1.520, 1.535, 1.550, 1.566, 1.586,
+     1.596, 1.620, 1.623, 1.652, 1.667, 1.684, 1.692, 1.720,
+     1.733, 1.750, 1.767, 1.794, 1.801, 1.824, 1.848, 1.859,
+     1.891, 1.908, 1.948, 1.962, 1.982, 1.997, 2.034, 2.055,
+     2.074, 2.100, 2.145, 2.158, 2.202, 2.205, 2.244, 2.266,
+     2.295, 2.321, 2.340, 2.374, 2.385, 2.418, 2.450, 2.474,
+     2.498, 2.523, 2.551, 2.574, 2.588, 2.624, 2.659, 2.690,
+     2.715, 2.736, 2.790, 2.808, 2.853, 2.869, 2.955, 2.972,
+     3.028, 3.060, 3.117, 3.142, 3.173, 3.198, 3.242, 3.260,
+     3.355, 3.386, 3.443, 3.479, 3.530, 3.578, 3.601, 3.642,
+     3.675, 3.721, 3.765, 3.799, 3.874, 3.918, 3.991, 4.042,
+     4.075, 4.144, 4.194, 4.222, 4.270, 4.298, 4.358, 4.380,
+     4.476, 4.510, 4.563, 4.596, 4.627, 4.672, 4.698, 4.723,
+     4.745, 4.771, 4.801, 4.822, 4.848, 4.891, 4.935, 4.955,
+     4.988, 5.029, 5.050, 5.054, 5.099, 5.151, 5.181, 5.226,
+     5.251, 5.265, 5.296, 5.307, 5.313, 5.333, 5.351, 5.358,
+     5.373, 5.359, 5.373, 5.382, 5.407, 5.421, 5.448, 5.479,
+     5.495, 5.535, 5.555, 5.573, 5.590, 5.635, 5.668, 5.671,
+     5.725, 5.788, 5.826, 5.839, 5.868, 5.959, 5.970, 6.084,
+     6.091, 6.161, 6.201, 6.221, 6.238, 6.305, 6.385, 6.429,
+     6.430, 6.491, 6.541, 6.561, 6.631, 6.737, 6.842, 6.891,
+     6.987, 7.012, 7.124, 7.177, 7.273, 7.571, 7.728, 7.905,
+     8.108, 8.314, 8.493, 8.566, 8.849, 9.014, 9.187, 9.696},
+};
 
-Model model_for(Kind kind, double compress_ratio) {
-  const double* r = kCalibration[kind == Kind::text ? 1 : 0];
+Model model_for(Kind kind, double compress_ratio, int version) {
+  version = std::clamp(version, 1, kVersions);
+  const int t = kind == Kind::text ? 1 : 0;
+  if (version == 2) {
+    const double* r = kCalibration2[t];
+    int best = 0;
+    for (int l = 1, top = 0; l < kLevels; ++l) {
+      if (r[l] <= r[top]) continue;  // a dip: never picked
+      if (std::abs(r[l] - compress_ratio) < std::abs(r[best] - compress_ratio)) best = l;
+      top = l;
+    }
+    return model_at(kind, best, version);
+  }
+  const double* r = kCalibration1[t];
   const auto level_of = [](int i) { return std::min(8 * i, kLevels - 1); };
-  if (!(compress_ratio > r[0])) return model_at(kind, 0);
-  for (int i = 1; i < kFitPoints; ++i) {
+  if (!(compress_ratio > r[0])) return model_at(kind, 0, version);
+  for (int i = 1; i < 33; ++i) {
     if (compress_ratio <= r[i]) {
       const double f = (compress_ratio - r[i - 1]) / (r[i] - r[i - 1]);
       const double l = level_of(i - 1) + f * (level_of(i) - level_of(i - 1));
-      return model_at(kind, int(l + 0.5));
+      return model_at(kind, int(l + 0.5), version);
     }
   }
-  return model_at(kind, kLevels - 1);
+  return model_at(kind, kLevels - 1, version);
 }
 
 void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
            const kernels::Table& k) {
   constexpr size_t kBatch = 4;  // pages whose random bytes are made in one kernel call
-  const Profile& p = profile(m.kind);
+  const Profile& p = profile(m.kind, m.version);
   // Only the slacks must read as zeros (set below); the rest is written before it is read.
   alignas(64) uint8_t random[kBatch * kPage + kSlack];
   alignas(64) uint8_t lit[kPage + kSlack];

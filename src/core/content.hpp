@@ -1,4 +1,4 @@
-// Content profiles (docs/data-model.md, "Content profiles"; not yet selectable): 4 KiB
+// Content profiles (docs/data-model.md, "Content profiles"): 4 KiB
 // pages of LZ-structured bytes that compress like real files. A page is a function of its
 // page key only: its 4096 random bytes (the page of random length 4096 that every kernel
 // makes identically) feed its literals, and a scalar generator seeded by the key draws its
@@ -23,18 +23,24 @@ bool parse(const char* s, Kind& out);
 // Levels of compressibility: 0 is the least compressible, kLevels - 1 the most.
 inline constexpr int kLevels = 256;
 
-// What a dataset's pages of one profile need: the profile and the level that gives the
-// requested compress_ratio (the calibration table in content.cpp).
+// Versions of the profiles' pages: 1 in formats 1 to 3, 2 (dictionaries made for bzip2 and
+// xz too) from format 4 on.
+inline constexpr int kVersions = 2;
+inline constexpr int version_of_format(int format_version) { return format_version >= 4 ? 2 : 1; }
+
+// What a dataset's pages of one profile need: the profile, its version and the level that
+// gives the requested compress_ratio (the calibration table in content.cpp).
 struct Model {
   Kind kind = Kind::flat;
   int level = 0;
+  int version = 1;
 };
 
 // The model whose pages measure `compress_ratio` with zstd -3 over 1 MiB frames (kind
-// binary or text; compress_ratio >= 1).
-Model model_for(Kind kind, double compress_ratio);
+// binary or text; compress_ratio >= 1; version 1 or 2).
+Model model_for(Kind kind, double compress_ratio, int version);
 // The model at an explicit level (calibration and tests).
-Model model_at(Kind kind, int level);
+Model model_at(Kind kind, int level, int version);
 
 // Writes `count` 4 KiB pages to dst, page i from keys[i], with the kernel table k making
 // the random bytes (any table: all make the same).

@@ -27,7 +27,9 @@ bool make_pages(const Dataset& ds, const kernels::Table& k, uint8_t* out, const 
     return stores == Stores::stream;
   }
   content::pages(out, keys, count,
-                 content::model_at(content::Kind(ds.content_kind()), ds.content_level()), k);
+                 content::model_at(content::Kind(ds.content_kind()), ds.content_level(),
+                                   content::version_of_format(ds.params().format_version)),
+                 k);
   return false;
 }
 

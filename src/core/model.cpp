@@ -1,4 +1,4 @@
-// Dataset: the identity validated and the unit-to-unique-id layout of formats 1 to 3
+// Dataset: the identity validated and the unit-to-unique-id layout of formats 1 to 4
 // (docs/data-model.md); generations in generations.cpp. Also the keyed permutations of model.hpp.
 #include "dataset_detail.hpp"
 #include "model.hpp"
@@ -204,7 +204,7 @@ Dataset::Dataset(const Params& p) : params_(p) {
     bad("dedup_window must be 1, 4, 16 or 64, got " + std::to_string(p.dedup_window));
   if (p.format_version < 3 && p.dedup_window != kWindowUnits)
     bad("dedup_window must be 64 in format_version " + std::to_string(p.format_version) +
-        " (format 3 sets it), got " + std::to_string(p.dedup_window));
+        " (formats 3 and 4 set it), got " + std::to_string(p.dedup_window));
   if (p.dedup_run < 1 || p.dedup_run > kMaxDedupRun)
     bad("dedup_run must be in [1, " + std::to_string(kMaxDedupRun) + "], got " +
         std::to_string(p.dedup_run));
@@ -228,7 +228,9 @@ Dataset::Dataset(const Params& p) : params_(p) {
   if (!content::parse(p.content.c_str(), kind))
     bad("content must be flat, binary or text, got '" + p.content + "'");
   content_kind_ = uint8_t(kind);
-  if (kind != content::Kind::flat) content_level_ = content::model_for(kind, p.compress_ratio).level;
+  if (kind != content::Kind::flat)
+    content_level_ = content::model_for(kind, p.compress_ratio,
+                                        content::version_of_format(p.format_version)).level;
   kernels::active();  // a bad DGEN_ISA is refused here, to the caller, not in a worker
   unit_shift_ = std::countr_zero(p.dedup_unit);
   units_ = (p.size + p.dedup_unit - 1) >> unit_shift_;

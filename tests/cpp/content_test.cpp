@@ -27,12 +27,14 @@ std::vector<uint64_t> some_keys(size_t n, uint64_t seed) {
 }
 
 std::vector<uint8_t> make(Kind kind, int level, const std::vector<uint64_t>& keys,
-                          const dgen::kernels::Table& t) {
+                          const dgen::kernels::Table& t, int version) {
   std::vector<uint8_t> out(4096 * keys.size());
-  dgen::content::pages(out.data(), keys.data(), keys.size(), dgen::content::model_at(kind, level),
-                       t);
+  dgen::content::pages(out.data(), keys.data(), keys.size(),
+                       dgen::content::model_at(kind, level, version), t);
   return out;
 }
+
+constexpr int kVersions[] = {1, 2};
 
 TEST(Content, NamesParseAndOthersAreRefused) {
   for (Kind k : {Kind::flat, Kind::binary, Kind::text}) {
@@ -49,13 +51,14 @@ TEST(Content, NamesParseAndOthersAreRefused) {
 TEST(Content, APageDependsOnItsKeyOnly) {
   const auto& t = dgen::kernels::scalar();
   const auto keys = some_keys(13, 1);
-  for (Kind kind : {Kind::binary, Kind::text}) {
-    const auto all = make(kind, 128, keys, t);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      const auto one = make(kind, 128, {keys[i]}, t);
-      EXPECT_EQ(0, std::memcmp(one.data(), all.data() + 4096 * i, 4096)) << "page " << i;
+  for (int v : kVersions)
+    for (Kind kind : {Kind::binary, Kind::text}) {
+      const auto all = make(kind, 128, keys, t, v);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const auto one = make(kind, 128, {keys[i]}, t, v);
+        EXPECT_EQ(0, std::memcmp(one.data(), all.data() + 4096 * i, 4096)) << "page " << i;
+      }
     }
-  }
 }
 
 TEST(Content, ScalarAndSimdPathsWriteTheSameBytes) {
@@ -63,41 +66,59 @@ TEST(Content, ScalarAndSimdPathsWriteTheSameBytes) {
   if (tables.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
   const auto keys = some_keys(37, 2);
   for (const dgen::kernels::Table* t : tables)
-    for (Kind kind : {Kind::binary, Kind::text})
-      for (int level : {0, 1, 64, 128, 200, 255})
-        EXPECT_EQ(make(kind, level, keys, dgen::kernels::scalar()), make(kind, level, keys, *t))
-            << t->name << " " << dgen::content::name(kind) << " level " << level;
+    for (int v : kVersions)
+      for (Kind kind : {Kind::binary, Kind::text})
+        for (int level : {0, 1, 64, 128, 200, 255})
+          EXPECT_EQ(make(kind, level, keys, dgen::kernels::scalar(), v),
+                    make(kind, level, keys, *t, v))
+              << t->name << " " << dgen::content::name(kind) << " level " << level << " v" << v;
 }
 
 TEST(Content, DistinctKeysGiveDistinctPagesAndNoneIsZeros) {
   const auto keys = some_keys(2000, 3);
   const std::vector<uint8_t> zeros(4096, 0);
-  for (Kind kind : {Kind::binary, Kind::text}) {
-    for (int level : {0, 255}) {
-      const auto all = make(kind, level, keys, dgen::kernels::active());
-      std::set<std::string> seen;
-      for (size_t i = 0; i < keys.size(); ++i) {
-        const char* p = reinterpret_cast<const char*>(all.data() + 4096 * i);
-        EXPECT_NE(0, std::memcmp(p, zeros.data(), 4096));
-        seen.emplace(p, 4096);
+  for (int v : kVersions) {
+    for (Kind kind : {Kind::binary, Kind::text}) {
+      for (int level : {0, 255}) {
+        const auto all = make(kind, level, keys, dgen::kernels::active(), v);
+        std::set<std::string> seen;
+        for (size_t i = 0; i < keys.size(); ++i) {
+          const char* p = reinterpret_cast<const char*>(all.data() + 4096 * i);
+          EXPECT_NE(0, std::memcmp(p, zeros.data(), 4096));
+          seen.emplace(p, 4096);
+        }
+        EXPECT_EQ(seen.size(), keys.size());
       }
-      EXPECT_EQ(seen.size(), keys.size());
     }
   }
 }
 
 TEST(Content, LevelGrowsWithTheRequestedRatio) {
-  for (Kind kind : {Kind::binary, Kind::text}) {
-    int last = -1;
-    for (double r = 1.0; r <= 12; r += 0.25) {
-      const int level = dgen::content::model_for(kind, r).level;
-      EXPECT_GE(level, last) << r;
-      EXPECT_LT(level, dgen::content::kLevels);
-      last = level;
+  for (int v : kVersions)
+    for (Kind kind : {Kind::binary, Kind::text}) {
+      int last = -1;
+      for (double r = 1.0; r <= 12; r += 0.25) {
+        const auto m = dgen::content::model_for(kind, r, v);
+        EXPECT_GE(m.level, last) << r;
+        EXPECT_LT(m.level, dgen::content::kLevels);
+        EXPECT_EQ(m.version, v);
+        last = m.level;
+      }
+      EXPECT_EQ(dgen::content::model_for(kind, 1.0, v).level, 0);
+      EXPECT_EQ(dgen::content::model_for(kind, 100.0, v).level, dgen::content::kLevels - 1);
     }
-    EXPECT_EQ(dgen::content::model_for(kind, 1.0).level, 0);
-    EXPECT_EQ(dgen::content::model_for(kind, 100.0).level, dgen::content::kLevels - 1);
-  }
+}
+
+TEST(Content, FormatFourHasVersionTwoPagesAndEarlierFormatsVersionOne) {
+  EXPECT_EQ(dgen::content::version_of_format(1), 1);
+  EXPECT_EQ(dgen::content::version_of_format(3), 1);
+  EXPECT_EQ(dgen::content::version_of_format(4), 2);
+  const auto keys = some_keys(8, 6);
+  for (Kind kind : {Kind::binary, Kind::text})
+    for (int level : {0, 128, 255})
+      EXPECT_NE(make(kind, level, keys, dgen::kernels::scalar(), 1),
+                make(kind, level, keys, dgen::kernels::scalar(), 2))
+          << dgen::content::name(kind) << " level " << level;
 }
 
 // The bytes of each profile at three levels, pinned: a change here is a new format.
@@ -107,6 +128,7 @@ TEST(Content, GoldenDigests) {
     Kind kind;
     int level;
     const char* sha256;
+    int version = 1;
   };
   const Row rows[] = {
       {Kind::binary, 0, "6895f3b6b2724bea219f1ec5dcd9bd0bc8ff2b508f162e9068acffd9e82ddc9b"},
@@ -115,11 +137,23 @@ TEST(Content, GoldenDigests) {
       {Kind::text, 0, "dcc8b46d7a9ba16ef4d4632083deb4225e1de496a0b6d5f8d1de59a06975ba6b"},
       {Kind::text, 128, "cf7d1c1162a77277bd1d9f5c6d575c67cb9bb7353f2284635d1d61c80d73f4b1"},
       {Kind::text, 255, "89711d6875dbb1511b7e0d71466da3ec92da2ee6fc900ca5dfe3a16af0150757"},
+      {Kind::binary, 0,
+       "9bf9752a8de869e9aca978f172a6bc538bbf611a2071794449ddf0b9c918f1dc", 2},
+      {Kind::binary, 128,
+       "988199191fdd8ed37ddef15455475e07f24b1faf311b1c4c7b5d31820df298e9", 2},
+      {Kind::binary, 255,
+       "f7113af2b5a8c94db5ea25116c7fe517245aaa09acae70b523d0a7a6342f4065", 2},
+      {Kind::text, 0,
+       "ec71f6bd1ae7deff6fae018f48f8ce99c864cafa49a45e833cc4a9e9614ce8fd", 2},
+      {Kind::text, 128,
+       "e5adb326661fa23d84c9c9cc2119231dc1d5cb4d21529326fb481dcb6ef3bcff", 2},
+      {Kind::text, 255,
+       "bce55b299b02285bc8e016f55739aa22305b48f4b318ad74009a1d5d84a6e0ea", 2},
   };
   for (const Row& r : rows) {
-    const auto bytes = make(r.kind, r.level, keys, dgen::kernels::active());
+    const auto bytes = make(r.kind, r.level, keys, dgen::kernels::active(), r.version);
     EXPECT_EQ(sha256_hex(bytes.data(), bytes.size()), r.sha256)
-        << dgen::content::name(r.kind) << " level " << r.level;
+        << dgen::content::name(r.kind) << " level " << r.level << " version " << r.version;
   }
 }
 
@@ -156,21 +190,26 @@ TEST(Content, FlatIsTheDefaultAndGivesTodaysBytes) {
 // A unit's page j is the profile's page of page_key(unit_key, j), at the level the
 // compress ratio maps to: a page depends on its key only, as flat pages do.
 TEST(Content, DatasetPagesAreTheProfilesPagesOfTheUsualKeys) {
-  for (const char* name : {"binary", "text"}) {
-    const auto p = with_content(name, 1 << 20, 2, 3, 65536, 5);
-    const dgen::Dataset ds(p);
-    const auto got = fill_all(p);
-    Kind kind{};
-    ASSERT_TRUE(dgen::content::parse(name, kind));
-    const auto model = dgen::content::model_for(kind, 3);
-    std::vector<uint64_t> keys;
-    for (uint64_t u = 0; u < ds.unit_count(); ++u)
-      for (uint64_t j = 0; j < 16; ++j)
-        keys.push_back(dgen::model::page_key(ds.unit_key(ds.unique_id(u)), j));
-    std::vector<uint8_t> want(4096 * keys.size());
-    dgen::content::pages(want.data(), keys.data(), keys.size(), model, dgen::kernels::scalar());
-    EXPECT_EQ(got, want) << name;
-    EXPECT_NE(got, fill_all(with_content("flat", 1 << 20, 2, 3, 65536, 5))) << name;
+  for (int format : {2, 3, 4}) {
+    for (const char* name : {"binary", "text"}) {
+      auto p = with_content(name, 1 << 20, 2, 3, 65536, 5);
+      p.format_version = format;
+      const dgen::Dataset ds(p);
+      const auto got = fill_all(p);
+      Kind kind{};
+      ASSERT_TRUE(dgen::content::parse(name, kind));
+      const auto model =
+          dgen::content::model_for(kind, 3, dgen::content::version_of_format(format));
+      std::vector<uint64_t> keys;
+      for (uint64_t u = 0; u < ds.unit_count(); ++u)
+        for (uint64_t j = 0; j < 16; ++j)
+          keys.push_back(dgen::model::page_key(ds.unit_key(ds.unique_id(u)), j));
+      std::vector<uint8_t> want(4096 * keys.size());
+      dgen::content::pages(want.data(), keys.data(), keys.size(), model,
+                           dgen::kernels::scalar());
+      EXPECT_EQ(got, want) << name << " format " << format;
+      EXPECT_NE(got, fill_all(with_content("flat", 1 << 20, 2, 3, 65536, 5))) << name;
+    }
   }
 }
 
@@ -186,6 +225,8 @@ TEST(Content, ChunkingThreadsBlocksAndStreamingDoNotChangeBytes) {
     all.push_back(p);
     p.format_version = 3, p.dedup_window = 16, p.dedup_shift = false;
     all.push_back(p);
+    p.format_version = 4;
+    all.push_back(p);
     auto big = with_content(name, streamed, 2, 2, 131072, 4);
     all.push_back(big);
     big.dedup_shift = true, big.dedup_run = 5;
@@ -194,7 +235,8 @@ TEST(Content, ChunkingThreadsBlocksAndStreamingDoNotChangeBytes) {
     all.push_back(big);
   }
   for (const auto& p : all) {
-    const std::string what = p.content + " unit " + std::to_string(p.dedup_unit) + " run " +
+    const std::string what = p.content + " format " + std::to_string(p.format_version) +
+                             " unit " + std::to_string(p.dedup_unit) + " run " +
                              std::to_string(p.dedup_run) + " shift " + std::to_string(p.dedup_shift);
     const auto ref = fill_all(p);
     ASSERT_EQ(ref, fill_all(p, {3, 4096 * 3})) << what;
@@ -225,7 +267,7 @@ TEST(Content, AShiftedCopyIsItsRunsContentRotated) {
   const dgen::Dataset ds(p);
   const auto bytes = fill_all(p);
   const uint64_t unit = p.dedup_unit, run = p.dedup_run, run_bytes = unit * run;
-  const auto model = dgen::content::model_for(Kind::binary, 3);
+  const auto model = dgen::content::model_for(Kind::binary, 3, 1);
   int copies = 0;
   for (uint64_t r = 0; r + 1 <= ds.unit_count() / run; ++r) {
     const uint64_t shift = ds.shift(r * run);

@@ -35,6 +35,7 @@ void check_vectors(int version) {
 TEST(Golden, FormatV1Vectors) { check_vectors(1); }
 TEST(Golden, FormatV2Vectors) { check_vectors(2); }
 TEST(Golden, FormatV3Vectors) { check_vectors(3); }
+TEST(Golden, FormatV4Vectors) { check_vectors(4); }
 
 // The content profiles (Params::content) in every format version; flat rows are the files
 // above.

@@ -163,7 +163,7 @@ TEST(Model, InvalidIdentitiesNameTheParameter) {
            {{0, 10, 1, 1, 3 * 4096}, "dedup_unit"},
            {{0, 10, 1, 1, 128ull << 20}, "dedup_unit"},
            {{0, 10, 1, 1, 131072, 0}, "format_version"},
-           {{0, 10, 1, 1, 131072, 4}, "format_version"}}) {
+           {{0, 10, 1, 1, 131072, dgen::kMaxFormatVersion + 1}, "format_version"}}) {
     try {
       dgen::Dataset ds(b.p);
       FAIL() << "accepted " << b.needle;

@@ -19,7 +19,7 @@ from . import _checks, _core
 from ._units import SIZE_EXAMPLES, human, parse_size
 
 ALL_CHANGE = 1.0  # change_rate's default: one object, so that a fast path can test it by `is`
-WINDOW = _core.WINDOW_UNITS  # format 3's default runs per window (and formats 1, 2's only)
+WINDOW = _core.WINDOW_UNITS  # formats 3, 4's default runs per window (and 1, 2's only)
 
 
 # --- the command line's text -> value, each error naming the value and what is accepted ---
@@ -155,24 +155,27 @@ FIELDS: tuple[Field, ...] = (
           "change rate {:g}", "--change-rate {:g}"),
     Field("dedup_window", WINDOW, _checks.WINDOWS, _checks.dedup_window,
           lambda text: _checks.dedup_window(integer_text(1, 64)(text)), "N",
-          "format 3: runs per window, 1, 4, 16 or 64 (default); the ratio is exact at whole "
-          "windows", WINDOW, 10, "dedup window {}", "--dedup-window {}",
+          "format 3 and 4: runs per window, 1, 4, 16 or 64 (default); the ratio is exact at "
+          "whole windows", WINDOW, 10, "dedup window {}", "--dedup-window {}",
           recorded=lambda values: values["format_version"] >= 3),
     Field("content", "flat", _checks.CONTENTS, _checks.content, _checks.content, "KIND",
           "what pages look like to a compressor: flat (default: random bytes then a repeated "
           "byte), binary or text (LZ-structured like executables or source; zstd -3 measures "
-          "--compress-ratio)", "flat", 11, "content {}", "--content {}",
+          "--compress-ratio; format 4 makes them for bzip2 and xz too)", "flat", 11,
+          "content {}", "--content {}",
           recorded=lambda values: values["content"] != "flat"),
     Field("format_version", _FORMAT, (_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION),
           _checks.format_version,
           integer_text(_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION), "V",
           f"data format, default {_FORMAT}; 1 reproduces datasets of dgen 0.4.0 and before; "
-          f"3 sizes windows (--dedup-window, --dedup-for)", _FORMAT, 13, "format {}",
+          f"3 sizes windows (--dedup-window, --dedup-for); 4 is 3 with binary and text pages "
+          f"that bzip2 and xz see as real files", _FORMAT, 13, "format {}",
           "--format-version {}", always=True),
 )
 
 # A preset, not a value of its own: it becomes the unit, run, window and format it picks.
-_PRESET_HELP = ("format 3 with the dedup unit, run and window an engine sees the ratio with: "
+_PRESET_HELP = ("format 3 (or 4, if given) with the dedup unit, run and window an engine "
+                "sees the ratio with: "
                 "cdc:SIZE (content-defined, average chunk SIZE, e.g. cdc:1MiB) or fixed:SIZE "
                 "(fixed blocks, e.g. fixed:4KiB); the values chosen are recorded")
 DEDUP_FOR = Field("dedup_for", None, (), _checks.dedup_for, _dedup_for_text, "ENGINE",
@@ -225,7 +228,8 @@ def shown(values: dict, form: str) -> list[str]:
 
 def apply_preset(values: dict) -> dict:
     """values with a dedup_for preset (key removed) turned into the values it picks; one of
-    those given away from its default beside it is refused (format_version 3 may be)."""
+    those given away from its default beside it is refused (format_version 3 or 4 may be:
+    the preset keeps it)."""
     values = dict(values)
     preset = values.pop("dedup_for", None)
     if preset is None:
@@ -233,7 +237,10 @@ def apply_preset(values: dict) -> dict:
     chosen = _checks.dedup_for(preset)
     for name in PRESET_PICKS:
         given = values.get(name, field(name).default)
-        if given != field(name).default and not (name == "format_version" and given == 3):
+        later = range(chosen[name], _core.MAX_FORMAT_VERSION + 1)
+        if name == "format_version" and given in later:
+            chosen[name] = given
+        elif given != field(name).default:
             raise ValueError(f"dedup_for={preset!r} chooses {name} itself "
                              f"({chosen[name]}): give dedup_for or {name}={given!r}, not both")
     return {**values, **{name: chosen[name] for name in PRESET_PICKS}}
@@ -252,7 +259,7 @@ class _Identity:
             object.__setattr__(self, f.name, f.check(getattr(self, f.name)))
         if self.format_version < 3 and self.dedup_window != WINDOW:
             raise ValueError(f"dedup_window must be {WINDOW} in format_version "
-                             f"{self.format_version} (format 3 sets it), got "
+                             f"{self.format_version} (formats 3 and 4 set it), got "
                              f"{self.dedup_window}")
 
     @classmethod

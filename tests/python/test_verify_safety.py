@@ -799,6 +799,16 @@ def test_without_flock_a_writer_racing_a_half_done_release_takes_the_freed_lock(
     assert sorted(os.listdir(tmp_path)) == ["d.bin"]
 
 
+def lock_from_another_pid_namespace(monkeypatch, fd, target):
+    """_fs.lock as a process that sees none of this one's (a container sharing the host name
+    and the file system)."""
+    def gone(pid, sig):
+        raise ProcessLookupError(errno.ESRCH, "No such process")
+    with monkeypatch.context() as m:
+        m.setattr(os, "kill", gone)
+        return _fs.lock(fd, str(target))
+
+
 def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp_path, no_flock,
                                                                              monkeypatch):
     # Containers sharing a host name and the file system but not their PIDs: a taker judges
@@ -810,12 +820,7 @@ def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp
     fd = os.open(target, os.O_RDONLY)
     try:
         first = _fs.lock(fd, str(target))
-
-        def gone(pid, sig):
-            raise ProcessLookupError(errno.ESRCH, "No such process")
-        with monkeypatch.context() as m:
-            m.setattr(os, "kill", gone)
-            second = _fs.lock(fd, str(target))
+        second = lock_from_another_pid_namespace(monkeypatch, fd, target)
         first()
         assert lock.exists()
         with pytest.raises(Refused, match="is being written by another dgen"):
@@ -839,13 +844,10 @@ def test_without_flock_a_takeover_during_a_release_cannot_lose_its_lock(tmp_path
 
     def take_over_then_unlink(path, *args, **kwargs):
         if os.fspath(path) == str(lock) and not took + refused:
-            with monkeypatch.context() as m:
-                m.setattr(os, "kill", lambda pid, sig: (_ for _ in ()).throw(
-                    ProcessLookupError(errno.ESRCH, "No such process")))
-                try:
-                    took.append(_fs.lock(fd, str(target)))
-                except Refused as e:
-                    refused.append(e)
+            try:
+                took.append(lock_from_another_pid_namespace(monkeypatch, fd, target))
+            except Refused as e:
+                refused.append(e)
         return unlink(path, *args, **kwargs)
     try:
         release = _fs.lock(fd, str(target))

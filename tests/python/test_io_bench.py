@@ -111,6 +111,45 @@ def test_bench_io_removes_its_files_when_stopped_by_a_signal(tmp_path, sig):
     assert list(tmp_path.iterdir()) == []
 
 
+def processes_naming(path, program=b"") -> list[int]:
+    """The processes whose command line names `path` (and starts with `program`)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read()
+        except OSError:
+            continue
+        if str(path).encode() in line and line.startswith(program):
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.skipif(not shutil.which("fio"), reason="needs fio")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_bench_io_stopped_while_fio_runs_leaves_no_fio_behind(tmp_path, sig):
+    # fio's job processes start sessions of their own: killing fio's process group alone
+    # left them waiting forever on their dead parent.
+    p = subprocess.Popen([*DGEN, "bench", "--io", str(tmp_path), "--size", "64MiB",
+                          "--rounds", "1000"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(processes_naming(tmp_path, b"fio")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # fio and its job
+        assert len(processes_naming(tmp_path, b"fio")) >= 2, "fio never ran"
+        p.send_signal(sig)
+        p.wait(timeout=30)
+        time.sleep(0.5)
+        assert processes_naming(tmp_path) == []
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        p.kill()
+        p.wait()
+        for pid in processes_naming(tmp_path):  # none are left to other tests
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not shutil.which("fio"), reason="needs fio")
 def test_a_directory_name_with_a_colon_reaches_fio_whole(tmp_path):
     where = tmp_path / "a:b"

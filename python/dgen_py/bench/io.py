@@ -72,8 +72,8 @@ NO_FIO = ("fio not found on PATH: its rows and the ratios against it are left ou
 
 def timed(cmd: str) -> tuple[float, float]:
     """(seconds, CPU seconds of the children) of one shell command. It runs in a process
-    group of its own, killed whole when this one stops (an error, Ctrl-C, SIGTERM), so that
-    nothing writes on into the directory being removed."""
+    group of its own, killed whole with every process it started when this one stops (an
+    error, Ctrl-C, SIGTERM), so that nothing writes on into the directory being removed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -81,8 +81,7 @@ def timed(cmd: str) -> tuple[float, float]:
     try:
         err = p.communicate()[1]
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
+        kill_tree(p.pid)
         p.wait()
         raise
     seconds = time.perf_counter() - t0
@@ -90,6 +89,31 @@ def timed(cmd: str) -> tuple[float, float]:
     if p.returncode:
         raise OSError(f"`{cmd}` failed ({p.returncode}): {err.decode().strip()[-300:]}")
     return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def kill_tree(leader: int) -> None:
+    """SIGKILL the process group of `leader` and every process below it, also those in
+    sessions of their own: fio's job processes call setsid(), and outlive a killed group
+    waiting forever on their parent. The group is stopped first, so that none starts one
+    more while the tree is read from /proc."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader, signal.SIGSTOP)
+    children = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])  # after the name: state, ppid
+            children.setdefault(parent, []).append(int(pid))
+    below, todo = [], [leader]
+    while todo:
+        below += (found := children.get(todo.pop(), []))
+        todo += found
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader, signal.SIGKILL)
 
 
 def percent(ratio: float) -> int:

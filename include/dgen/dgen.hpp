@@ -72,8 +72,8 @@ struct Params {
   // "flat" (random bytes then one repeated byte; every compressor measures compress_ratio),
   // "binary" or "text" (LZ-structured, like executables or source; zstd -3 over 1 MiB frames
   // measures compress_ratio). Any format version; the keys of units and pages stay. Format
-  // 4 is format 3 with the profiles' version 2 pages (they compress like those files with
-  // bzip2 and xz too); flat pages are format 3's.
+  // 4 is format 3 with the profiles' version 2 pages (binary compresses like shared
+  // libraries with bzip2 and xz too; text comes closer); flat pages are format 3's.
   std::string content = "flat";
 };
 inline constexpr double kMaxDedupSkew = 4.0;

@@ -161,7 +161,7 @@ FIELDS: tuple[Field, ...] = (
     Field("content", "flat", _checks.CONTENTS, _checks.content, _checks.content, "KIND",
           "what pages look like to a compressor: flat (default: random bytes then a repeated "
           "byte), binary or text (LZ-structured like executables or source; zstd -3 measures "
-          "--compress-ratio; format 4 makes them for bzip2 and xz too)", "flat", 11,
+          "--compress-ratio; format 4 makes them closer for bzip2 and xz)", "flat", 11,
           "content {}", "--content {}",
           recorded=lambda values: values["content"] != "flat"),
     Field("format_version", _FORMAT, (_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION),
@@ -169,7 +169,7 @@ FIELDS: tuple[Field, ...] = (
           integer_text(_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION), "V",
           f"data format, default {_FORMAT}; 1 reproduces datasets of dgen 0.4.0 and before; "
           f"3 sizes windows (--dedup-window, --dedup-for); 4 is 3 with binary and text pages "
-          f"that bzip2 and xz see as real files", _FORMAT, 13, "format {}",
+          f"closer to real files for bzip2 and xz", _FORMAT, 13, "format {}",
           "--format-version {}", always=True),
 )
 

@@ -23,8 +23,8 @@ bool parse(const char* s, Kind& out);
 // Levels of compressibility: 0 is the least compressible, kLevels - 1 the most.
 inline constexpr int kLevels = 256;
 
-// Versions of the profiles' pages: 1 in formats 1 to 3, 2 (dictionaries made for bzip2 and
-// xz too) from format 4 on.
+// Versions of the profiles' pages: 1 in formats 1 to 3, 2 (made for bzip2 and xz too:
+// docs/data-model.md, "Version 2") from format 4 on.
 inline constexpr int kVersions = 2;
 inline constexpr int version_of_format(int format_version) { return format_version >= 4 ? 2 : 1; }
 

@@ -281,6 +281,23 @@ def test_a_second_writer_is_refused(tmp_path, count):
     assert dgen_json("verify", target)["identity"]["seed"] == 1
 
 
+@pytest.mark.parametrize("held", [fcntl.LOCK_EX, fcntl.LOCK_SH])
+def test_generate_to_a_file_is_refused_while_a_writer_or_verify_holds_it(tmp_path, held):
+    target = tmp_path / "d.bin"
+    dgen("write", target, "--size", "64KiB", "--seed", 1, check=0)
+    before = target.read_bytes()
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, held)  # as a running writer (verify) holds it
+        r = dgen("generate", "-o", target, "--size", "4KiB", "--seed", 2, check=2)
+    finally:
+        os.close(fd)
+    doing = "written by another dgen" if held == fcntl.LOCK_EX else "verified by dgen"
+    assert f"{target} is being {doing}" in one_error_line(r)
+    assert target.read_bytes() == before  # neither emptied nor written
+    assert dgen_json("verify", target)["identity"]["seed"] == 1
+
+
 def test_a_failed_overwrite_keeps_the_old_manifest(tmp_path, monkeypatch):
     dgen_py.write_dataset(tmp_path / "set", 1 << 20, files=2, seed=1)
     real_open = os.open

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from .. import _checks, _core
+from .. import _checks, _core, _fs
 from .._generator import Generator
 from .._holds import holds
 from .._units import human
@@ -81,16 +81,39 @@ def run(args) -> int:
     fd = sys.stdout.fileno() if to_stdout else \
         os.open(args.output, os.O_WRONLY | os.O_CREAT, 0o644)
     manifest = args.manifest
-    # A regular file gets a manifest (not /dev/null, nor a symlink, which verify refuses).
-    if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):
-        if not os.path.islink(args.output):
-            manifest = args.output + manifests.MANIFEST_SUFFIX
-        with contextlib.suppress(FileNotFoundError):  # before the data it describes goes
-            os.unlink(args.output + manifests.MANIFEST_SUFFIX)
-        os.ftruncate(fd, 0)
-    if stat.S_ISFIFO(os.fstat(fd).st_mode):
-        enlarge_pipe(fd)
-    t0 = time.perf_counter()
+    release = lambda: None  # noqa: E731
+    try:
+        # A regular file gets a manifest (not /dev/null, nor a symlink, which verify
+        # refuses), under the writer's lock, as `dgen write` takes it.
+        if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):
+            release = _fs.lock(fd, args.output)
+            if not os.path.islink(args.output):
+                manifest = args.output + manifests.MANIFEST_SUFFIX
+            with contextlib.suppress(FileNotFoundError):  # before the data it describes
+                os.unlink(args.output + manifests.MANIFEST_SUFFIX)
+            os.ftruncate(fd, 0)
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            enlarge_pipe(fd)
+        t0 = time.perf_counter()
+        record = write_out(args, gen, fd, name, manifest, identity)
+    finally:
+        release()
+        if not to_stdout:
+            os.close(fd)
+    held = record["holds"] if manifest else holds(identity)
+    warn_held(identity, held)
+    seconds = time.perf_counter() - t0
+    if args.json:  # stdout may carry the data itself
+        print(json.dumps({"path": args.output, "manifest": manifest, "identity": identity,
+                          "holds": held, "bytes": args.size, "seconds": seconds}, indent=2),
+              file=sys.stderr if to_stdout else sys.stdout)
+    elif sys.stderr.isatty():  # the bar was shown; it goes away when done
+        say(f"generated {human(args.size)} at {rate(args.size, seconds)}")
+    return 0
+
+
+def write_out(args, gen, fd, name, manifest, identity):
+    """The data to fd, then its manifest (the record; None without one)."""
     try:
         with progress(args, args.size, "generate") as advance:
             def tick(n):
@@ -100,24 +123,13 @@ def run(args) -> int:
             gen._s.write(fd, 0, args.size, tick=tick if advance else None)
     except OSError as e:  # a full disk, /dev/full: name what was being written
         raise OSError(e.errno, f"writing {name}: {e.strerror}") from None
-    finally:
-        if not to_stdout:
-            os.close(fd)
-    if manifest:
-        data = os.path.basename(manifest[:-len(manifests.MANIFEST_SUFFIX)])
-        record = manifests.manifest_record(identity, [{"path": data, "offset": 0,
-                                                   "length": args.size}])
-        manifests.write_manifest(manifest, record)
-    held = record["holds"] if manifest else holds(identity)
-    warn_held(identity, held)
-    seconds = time.perf_counter() - t0
-    if args.json:  # stdout may carry the data itself
-        print(json.dumps({"path": args.output, "manifest": manifest, "identity": identity,
-                          "holds": held, "bytes": args.size, "seconds": seconds}, indent=2),
-              file=sys.stderr if to_stdout else sys.stdout)
-    elif advance:  # on a terminal, where the bar goes away when done
-        say(f"generated {human(args.size)} at {rate(args.size, seconds)}")
-    return 0
+    if not manifest:
+        return None
+    data = os.path.basename(manifest[:-len(manifests.MANIFEST_SUFFIX)])
+    record = manifests.manifest_record(identity, [{"path": data, "offset": 0,
+                                               "length": args.size}])
+    manifests.write_manifest(manifest, record)
+    return record
 
 
 def check_writable(manifest: str) -> None:

@@ -18,7 +18,8 @@ import re
 import stat
 
 from . import _checks, _core
-from ._fs import Refused, reading, refuse_not_regular, write_atomically
+from ._fs import Refused, refuse_not_regular, write_atomically
+from ._locks import reading
 from ._generator import Generator
 from ._holds import file_holds, holds
 from .identity import FIELDS, NAMES, REQUIRED, Identity

@@ -32,7 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from mpi4py import MPI
 
 from . import _checks, _core, bench as _bench
-from ._fs import DirectIOUnsupported, Refused, reading
+from ._fs import DirectIOUnsupported, Refused
+from ._locks import reading
 from ._generator import DEFAULT_DEDUP_UNIT, Generator
 from ._report import Report, joined
 from ._shares import split

@@ -11,7 +11,8 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from . import _checks, _core
-from ._fs import Refused, check_direct, fsync_dir, lock, open_in
+from ._fs import Refused, check_direct, fsync_dir, open_in
+from ._locks import lock
 from ._generator import DEFAULT_DEDUP_UNIT
 from ._workers import Progress
 from .identity import keywords_in

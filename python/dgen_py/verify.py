@@ -14,7 +14,8 @@ import threading
 import time
 
 from . import _checks, _core
-from ._fs import DirectIOUnsupported, Refused, kind, open_in, reading, refuse_not_regular
+from ._fs import DirectIOUnsupported, Refused, kind, open_in, refuse_not_regular
+from ._locks import reading
 from ._report import VERIFY_CHUNK, Report
 from ._workers import Progress, run_all
 from .identity import keywords_in

@@ -3,7 +3,7 @@
 Each writer has its own Generator seeked to its range (the bytes depend only on the
 offset) and writes from cache-sized chunks in the core, without the GIL. The dataset is
 claimed first (locked, files checked, stale files refused or deleted; see
-_fs.claim_dataset), and the manifest is written last, so that no manifest ever claims data
+_locks.claim_dataset), and the manifest is written last, so that no manifest ever claims data
 that is not there.
 """
 
@@ -16,7 +16,8 @@ import threading
 import time
 
 from . import _checks, _core
-from ._fs import Refused, check_direct, claim_dataset, fsync_dir, open_in
+from ._fs import Refused, check_direct, fsync_dir, open_in
+from ._locks import claim_dataset
 from ._generator import DEFAULT_DEDUP_UNIT
 from ._workers import Progress, run_all
 from .identity import keywords_in

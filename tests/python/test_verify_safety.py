@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import dgen_py
-from dgen_py import _core, _fs, manifest as manifests, rewrite, write
+from dgen_py import _core, _locks, manifest as manifests, rewrite, write
 from dgen_py._fs import Refused
 from dgen_py.manifest import MANIFEST_NAME
 from dgen_py._units import human
@@ -646,8 +646,8 @@ def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_
 def die_holding_lock_file(target, first=""):
     """Run a process that takes the lock file of the dataset `target` and is gone without
     releasing it; `first` runs in it before (to make it die partway)."""
-    subprocess.run([sys.executable, "-c", f"import os\nfrom dgen_py import _fs\n{first}\n"
-                    f"_fs._create_lock_file({str(target)!r})\nos._exit(0)"], check=True)
+    subprocess.run([sys.executable, "-c", f"import os\nfrom dgen_py import _locks\n{first}\n"
+                    f"_locks._create_lock_file({str(target)!r})\nos._exit(0)"], check=True)
 
 
 def test_without_flock_of_concurrent_takers_of_a_stale_lock_file_one_wins(tmp_path, no_flock,
@@ -660,7 +660,7 @@ def test_without_flock_of_concurrent_takers_of_a_stale_lock_file_one_wins(tmp_pa
 
     def take():
         try:
-            won.append(_fs.lock(fd, str(target)))
+            won.append(_locks.lock(fd, str(target)))
         except Refused as e:
             refused.append(e)
 
@@ -735,7 +735,7 @@ def test_without_flock_every_spelling_of_a_dataset_shares_its_lock_file(tmp_path
     (tmp_path / "set").mkdir()
     (tmp_path / "link").symlink_to("set")
     fd = os.open(tmp_path / "set", os.O_RDONLY)
-    release = _fs.lock(fd, str(tmp_path / "set"))
+    release = _locks.lock(fd, str(tmp_path / "set"))
     try:
         monkeypatch.chdir(tmp_path / cwd)
         path = spelling.format(tmp_path=tmp_path)
@@ -751,7 +751,7 @@ def test_without_flock_every_spelling_of_a_dataset_shares_its_lock_file(tmp_path
 
 def test_without_flock_a_dataset_at_the_root_is_refused(no_flock):
     with pytest.raises(Refused, match="] / is the root directory: .* use a directory below it$"):
-        _fs.lock_file("/")
+        _locks.lock_file("/")
 
 
 def test_without_flock_a_link_made_though_it_answered_eexist_holds_the_lock(tmp_path, no_flock,
@@ -782,14 +782,14 @@ def test_without_flock_a_writer_racing_a_release_takes_the_freed_lock(tmp_path, 
     target = tmp_path / "d.bin"
     target.write_bytes(b"")
     fd = os.open(target, os.O_RDONLY)
-    release, scandir = _fs.lock(fd, str(target)), os.scandir
+    release, scandir = _locks.lock(fd, str(target)), os.scandir
 
     def released_first(path):  # the owner releases between the taker's lstat and its scan
         release()
         return scandir(path)
     monkeypatch.setattr(os, "scandir", released_first)
     try:
-        _fs.lock(fd, str(target))()
+        _locks.lock(fd, str(target))()
     finally:
         os.close(fd)
 
@@ -800,7 +800,7 @@ def test_without_flock_a_writer_racing_a_half_done_release_takes_the_freed_lock(
     target = tmp_path / "d.bin"
     target.write_bytes(b"")
     fd = os.open(target, os.O_RDONLY)
-    release, scandir = _fs.lock(fd, str(target)), os.scandir
+    release, scandir = _locks.lock(fd, str(target)), os.scandir
 
     def lock_file_removed(path):  # the owner is between its release's two unlinks
         os.unlink(tmp_path / "d.bin.dgen-lock")
@@ -808,7 +808,7 @@ def test_without_flock_a_writer_racing_a_half_done_release_takes_the_freed_lock(
     try:
         with monkeypatch.context() as m:
             m.setattr(os, "scandir", lock_file_removed)
-            second = _fs.lock(fd, str(target))
+            second = _locks.lock(fd, str(target))
         release()
         second()
     finally:
@@ -817,13 +817,13 @@ def test_without_flock_a_writer_racing_a_half_done_release_takes_the_freed_lock(
 
 
 def lock_from_another_pid_namespace(monkeypatch, fd, target):
-    """_fs.lock as a process that sees none of this one's (a container sharing the host name
+    """_locks.lock as a process that sees none of this one's (a container sharing the host name
     and the file system)."""
     def gone(pid, sig):
         raise ProcessLookupError(errno.ESRCH, "No such process")
     with monkeypatch.context() as m:
         m.setattr(os, "kill", gone)
-        return _fs.lock(fd, str(target))
+        return _locks.lock(fd, str(target))
 
 
 def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp_path, no_flock,
@@ -836,12 +836,12 @@ def test_without_flock_a_writer_taken_over_leaves_the_takers_lock_file_alone(tmp
     lock = tmp_path / "d.bin.dgen-lock"
     fd = os.open(target, os.O_RDONLY)
     try:
-        first = _fs.lock(fd, str(target))
+        first = _locks.lock(fd, str(target))
         second = lock_from_another_pid_namespace(monkeypatch, fd, target)
         first()
         assert lock.exists()
         with pytest.raises(Refused, match="is being written by another dgen"):
-            _fs.lock(fd, str(target))
+            _locks.lock(fd, str(target))
         second()
         assert sorted(os.listdir(tmp_path)) == ["d.bin"]
     finally:
@@ -867,7 +867,7 @@ def test_without_flock_a_takeover_during_a_release_cannot_lose_its_lock(tmp_path
                 refused.append(e)
         return unlink(path, *args, **kwargs)
     try:
-        release = _fs.lock(fd, str(target))
+        release = _locks.lock(fd, str(target))
         monkeypatch.setattr(os, "unlink", take_over_then_unlink)
         release()
         monkeypatch.setattr(os, "unlink", unlink)
@@ -892,7 +892,7 @@ def test_without_flock_a_takeover_failing_to_write_gives_the_lock_up(tmp_path, n
             raise OSError(errno.ENOSPC, "No space left on device")
         return open(path, mode, *args, **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(_fs, "open", full, raising=False)
+        m.setattr(_locks, "open", full, raising=False)
         with pytest.raises(OSError, match="No space left on device"):
             write.write_dataset(target, 1 << 20, seed=1)
     write.write_dataset(target, 1 << 20, seed=2)

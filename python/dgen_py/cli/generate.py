@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from .. import _checks, _core, _fs
+from .. import _checks, _core, _locks
 from .._generator import Generator
 from .._holds import holds
 from .._units import human
@@ -86,7 +86,7 @@ def run(args) -> int:
         # A regular file gets a manifest (not /dev/null, nor a symlink, which verify
         # refuses), under the writer's lock, as `dgen write` takes it.
         if not to_stdout and stat.S_ISREG(os.fstat(fd).st_mode):
-            release = _fs.lock(fd, args.output)
+            release = _locks.lock(fd, args.output)
             if not os.path.islink(args.output):
                 manifest = args.output + manifests.MANIFEST_SUFFIX
             with contextlib.suppress(FileNotFoundError):  # before the data it describes

@@ -7,7 +7,7 @@ import errno
 import functools
 import os
 
-from .. import _fs
+from .. import _locks
 from .. import manifest as manifests
 from .._units import human
 from ..verify import verify_file
@@ -53,7 +53,7 @@ def target(path: str, held) -> tuple[str, tuple[int, int, int] | None, dict | No
     directory = os.path.dirname(path) or "."
     if (os.path.isfile(path) and not os.path.lexists(path + manifests.MANIFEST_SUFFIX)
             and os.path.isfile(os.path.join(directory, manifests.MANIFEST_NAME))):
-        held.enter_context(_fs.reading(directory))
+        held.enter_context(_locks.reading(directory))
         record = manifests.read_manifest(directory)
         listed = [i for i, f in enumerate(record["files"]) if f["path"] == name]
         if listed:
@@ -78,7 +78,7 @@ def verify_dataset(args, overrides, held) -> int:
     """dgen verify PATH: a dataset, its manifest read and checked once."""
     from .. import datasets
     def load():  # under the shared lock, kept until verify is done
-        held.enter_context(_fs.reading(args.path))
+        held.enter_context(_locks.reading(args.path))
         return manifests.load_dataset_manifest(args.path)
 
     # Under MPI every rank reads it, and an error on one rank is raised on all of them.

@@ -8,7 +8,7 @@ import os
 
 from .formats import side_paths
 from .spec import INDEX_DIR, SPLITS
-from .. import _fs
+from .. import _fs, _locks
 
 
 def targets(spec, entries) -> tuple[set, set]:
@@ -24,7 +24,7 @@ def targets(spec, entries) -> tuple[set, set]:
 
 def claim_directory(root: str, manifest: str, new: set, new_dirs: set, force: bool):
     """Claim directory `root` (made if missing) for a new dataset of files `new` and
-    directories `new_dirs` (see _fs.claim_dataset): refuse entries in their way, and the
+    directories `new_dirs` (see _locks.claim_dataset): refuse entries in their way, and the
     files under train/, valid/ and index/ that it does not have unless force (then delete
     them), drop the old manifest, make the directories. Returns release(), which unlocks
     and closes root."""
@@ -42,7 +42,7 @@ def claim_directory(root: str, manifest: str, new: set, new_dirs: set, force: bo
 
     unlock = None
     try:
-        unlock = _fs.claim_dataset(fd, root, manifest, survey, force=force)
+        unlock = _locks.claim_dataset(fd, root, manifest, survey, force=force)
         # every directory a file goes in, made before the other ranks open them
         tree = _fs.DatasetTree(fd, root)
         try:

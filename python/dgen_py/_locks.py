@@ -59,16 +59,17 @@ def lock_file(path: str) -> str:
 
 
 def lock(fd: int, path: str):
-    """Take the writer's lock on the dataset `path` (open as fd); returns the function that
-    releases it (closing fd releases a flock, but not a lock file)."""
+    """Take the writer's lock on the dataset `path` (open as fd), and the shared locks above
+    it (see above); returns the function that releases them (closing fd releases a flock,
+    but not a lock file)."""
+    release = lambda: None  # noqa: E731
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return lambda: None
     except BlockingIOError:
-        try:  # only readers hold it: a verify
+        try:  # only shared locks held: a verify, or a writer of a dataset inside it
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
-            holder = "verified by dgen (it holds the dataset's shared lock)"
+            holder = "verified, or written inside, by dgen (it holds the dataset's shared lock)"
         except BlockingIOError:
             holder = "written by another dgen (it holds the dataset's lock)"
         raise Refused(errno.EBUSY, f"{path} is being {holder}; wait for it to "
@@ -76,7 +77,55 @@ def lock(fd: int, path: str):
     except OSError as e:
         if e.errno not in NO_FLOCK:
             raise
-    return _create_lock_file(path)
+        release = _create_lock_file(path)
+    try:
+        leave = above(path)
+    except BaseException:
+        release()
+        raise
+    return lambda: (leave(), release())
+
+
+def above(path: str):
+    """Hold a shared lock on every directory above the dataset `path` (real path) that this
+    process can open; returns the function that lets them go. Refused where one is a
+    dataset a writer holds (without flock(): where its lock file is there)."""
+    fds = []
+    try:
+        real = os.path.realpath(path)
+        directory = os.path.dirname(real)
+        while True:
+            try:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
+            except OSError:  # not readable by this user: no dataset of ours
+                fd = None
+            if fd is not None:
+                fds.append(fd)
+                _share(fd, directory, path)
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                break
+            directory = parent
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return lambda: [os.close(fd) for fd in fds]
+
+
+def _share(fd: int, directory: str, path: str) -> None:
+    busy = (f"{path} is inside {directory}, which is being written by another dgen (it "
+            f"holds that dataset's lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise Refused(errno.EBUSY, f"{busy}); wait for it to finish") from None
+    except OSError as e:
+        if e.errno not in NO_FLOCK:
+            raise
+        if os.path.dirname(directory) != directory and os.path.lexists(lock_file(directory)):
+            raise Refused(errno.EBUSY, f"{busy} file {lock_file(directory)}); wait for it "
+                          f"to finish") from None
 
 
 def _owners(where: str) -> str:
@@ -246,10 +295,14 @@ def reading(path: str):
     verify reads it: Refused while a writer holds it."""
     busy = (f"{path} is being written by dgen now (it holds the dataset's lock): verify it "
             f"once that is done")
+    leave = above(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:  # absent, or not for us to lock: verify says what it is
-        yield
+        try:
+            yield
+        finally:
+            leave()
         return
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode):
@@ -266,3 +319,4 @@ def reading(path: str):
         yield
     finally:
         os.close(fd)
+        leave()

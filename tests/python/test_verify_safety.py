@@ -292,10 +292,54 @@ def test_generate_to_a_file_is_refused_while_a_writer_or_verify_holds_it(tmp_pat
         r = dgen("generate", "-o", target, "--size", "4KiB", "--seed", 2, check=2)
     finally:
         os.close(fd)
-    doing = "written by another dgen" if held == fcntl.LOCK_EX else "verified by dgen"
+    doing = "written by another dgen" if held == fcntl.LOCK_EX else "verified, or written inside,"
     assert f"{target} is being {doing}" in one_error_line(r)
     assert target.read_bytes() == before  # neither emptied nor written
     assert dgen_json("verify", target)["identity"]["seed"] == 1
+
+
+@pytest.mark.parametrize("inside", ["part-00000", "sub/x.bin"])
+def test_a_file_inside_a_dataset_being_written_is_refused(tmp_path, inside):
+    outer = tmp_path / "set"
+    dgen("write", outer, "--size", "64KiB", "--files", 2, "--seed", 1, check=0)
+    (outer / "sub").mkdir()
+    fd = os.open(outer, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the writer of the dataset `outer` holds it
+        for args in (["write", outer / inside, "--size", "4KiB", "--seed", 2],
+                     ["generate", "-o", outer / inside, "--size", "4KiB", "--seed", 2],
+                     ["verify", outer / "sub" / "y.bin", "--size", "4KiB", "--seed", 2]):
+            r = dgen(*args, check=2)
+            assert one_error_line(r) == (
+                f"dgen: error: {args[-5]} is inside {outer}, which is being written by "
+                f"another dgen (it holds that dataset's lock); wait for it to finish"), args
+        # a part of the dataset itself: verify reads it as part of the dataset
+        assert f"{outer} is being written by dgen now" in one_error_line(
+            dgen("verify", outer / "part-00000", check=2))
+    finally:
+        os.close(fd)
+    assert dgen_json("verify", outer)["identity"]["seed"] == 1
+
+
+def test_a_dataset_around_a_file_being_written_is_refused(tmp_path):
+    outer = tmp_path / "set"
+    dgen("write", outer, "--size", "64KiB", "--files", 2, "--seed", 1, check=0)
+    (outer / "sub").mkdir()
+    inner = outer / "sub" / "x.bin"
+    fd = os.open(inner, os.O_WRONLY | os.O_CREAT, 0o644)
+    release = _locks.lock(fd, str(inner))  # as a writer of the file holds it
+    try:
+        for args in (["write", outer, "--size", "64KiB", "--files", 2, "--seed", 3],
+                     ["dataset", outer, "--format", "npy", "--record-length", "4KiB",
+                      "--force"]):
+            r = dgen(*args, check=2)
+            assert one_error_line(r) == (
+                f"dgen: error: {outer} is being verified, or written inside, by dgen (it "
+                f"holds the dataset's shared lock); wait for it to finish"), args
+    finally:
+        release()
+        os.close(fd)
+    assert dgen_json("verify", outer)["identity"]["seed"] == 1
 
 
 def test_a_failed_overwrite_keeps_the_old_manifest(tmp_path, monkeypatch):
@@ -578,9 +622,9 @@ def test_a_rewrite_refuses_while_verify_reads_the_dataset(tmp_path):
             tried.append(dgen("write", path, *args, "--generation", 1, "--changed-only"))
     assert dgen_py.verify_file(path, progress=progress, threads=1)["ok"]
     assert tried[0].returncode == 2
-    assert one_error_line(tried[0]) == (f"dgen: error: {path} is being verified by dgen (it "
-                                        f"holds the dataset's shared lock); wait for it to "
-                                        f"finish")
+    assert one_error_line(tried[0]) == (f"dgen: error: {path} is being verified, or written "
+                                        f"inside, by dgen (it holds the dataset's shared "
+                                        f"lock); wait for it to finish")
 
 
 def test_verify_during_a_rewrite_names_the_rewrite(tmp_path):

@@ -64,7 +64,8 @@ class Generator(io.RawIOBase):
     [start, stop), identical to that range of the whole, and position, size, seek, fill
     and verify count from `start` (shard(rank, world) cuts balanced slices).
 
-    set_seed(s) at position P restarts, as dgen-py 0.3.0 does: position p then holds byte
+    set_seed(s) at position P restarts (dgen-py 0.3.0 does at P a multiple of 1 MiB;
+    README, "Differences from dgen-py 0.3"): position p then holds byte
     p - P of seed s's dataset (of the slice), up to the same total size; `_shift` is P.
     The stream itself reads dataset offsets in [start, _end), _end = stop - P.
     """
@@ -203,9 +204,10 @@ class Generator(io.RawIOBase):
     def set_seed(self, seed, *, restart=True) -> None:
         """Use a new seed (None: drawn from the OS, as dgen-py does).
 
-        As in dgen-py 0.3.0 the bytes from here on are the new seed's stream from its
-        beginning, while position() counts on to the same total size (so seeding each
-        object gives it its seed's bytes). restart=False instead goes on at the current
+        The bytes from here on are the new seed's stream from its beginning, while
+        position() counts on to the same total size (so seeding each object gives it its
+        seed's bytes; dgen-py 0.3.0 does so only at a multiple of 1 MiB, elsewhere going on
+        at the new stream's offset position() % 1 MiB). restart=False instead goes on at the current
         offset of the new seed's dataset.
         """
         if self.closed:

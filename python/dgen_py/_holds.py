@@ -39,6 +39,15 @@ def holds(identity: dict) -> dict:
     return out
 
 
+def content_ratio(identity: dict, compress_ratio: float | None = None) -> float:
+    """What zstd -3 measures over 1 MiB frames of the identity's content (its profile's
+    calibration; flat: the request), or of that content at `compress_ratio`."""
+    options = {k: v for k, v in identity.items() if k != "size"}
+    if compress_ratio is not None:
+        options["compress_ratio"] = compress_ratio
+    return Generator(identity["size"], **options, max_threads=1)._s.content_ratio
+
+
 def _unique(identity: dict, size: int) -> int:
     options = {k: v for k, v in identity.items() if k != "size"}
     return Generator(size, **options, max_threads=1).unique_units

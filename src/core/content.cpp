@@ -537,6 +537,15 @@ Model model_for(Kind kind, double compress_ratio, int version) {
   return model_at(kind, kLevels - 1, version);
 }
 
+double calibrated_ratio(const Model& m) {
+  const int t = m.kind == Kind::text ? 1 : 0;
+  if (m.version == 2) return kCalibration2[t][m.level];
+  const int i = std::min(m.level / 8, 31);  // between table entries i and i + 1
+  const int lo = 8 * i, hi = std::min(8 * (i + 1), kLevels - 1);
+  const double f = double(m.level - lo) / (hi - lo);
+  return kCalibration1[t][i] + f * (kCalibration1[t][i + 1] - kCalibration1[t][i]);
+}
+
 void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
            const kernels::Table& k) {
   constexpr size_t kBatch = 4;  // pages whose random bytes are made in one kernel call

@@ -41,6 +41,9 @@ struct Model {
 Model model_for(Kind kind, double compress_ratio, int version);
 // The model at an explicit level (calibration and tests).
 Model model_at(Kind kind, int level, int version);
+// The ratio zstd -3 measures over 1 MiB frames of m's pages, from the calibration: the
+// request where the profile reaches it (model_for), else the nearest it reaches.
+double calibrated_ratio(const Model& m);
 
 // Writes `count` 4 KiB pages to dst, page i from keys[i], with the kernel table k making
 // the random bytes (any table: all make the same).

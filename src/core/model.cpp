@@ -338,6 +338,13 @@ Dataset Dataset::at_generation(uint64_t g) const {
   return Dataset(p);
 }
 
+double Dataset::content_ratio() const {
+  const auto kind = content::Kind(content_kind_);
+  if (kind == content::Kind::flat) return params_.compress_ratio;
+  return content::calibrated_ratio(content::model_at(
+      kind, content_level_, content::version_of_format(params_.format_version)));
+}
+
 uint64_t Dataset::unique_id(uint64_t i) const {
   SlotCache cache;
   return unique_id(i, cache);

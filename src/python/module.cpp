@@ -388,6 +388,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("unique_units", [](dgen::Stream& s) { return s.dataset_copy().unique_count(); })
       .def_prop_ro("format_version",
                    [](dgen::Stream& s) { return s.dataset_copy().params().format_version; })
+      .def_prop_ro("content_ratio", [](dgen::Stream& s) { return s.dataset_copy().content_ratio(); })
       .def("unique_id", [](dgen::Stream& s, uint64_t unit) {
              const dgen::Dataset ds = s.dataset_copy();
              if (unit >= ds.unit_count())

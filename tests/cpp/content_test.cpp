@@ -109,6 +109,35 @@ TEST(Content, LevelGrowsWithTheRequestedRatio) {
     }
 }
 
+// The calibration's ratio of the level a request picks: the request (within half a step of
+// the table) inside the profile's range, its ends outside; what a dataset reports.
+TEST(Content, CalibratedRatioIsTheRequestInsideTheRangeAndTheEndsOutside) {
+  for (int v : kVersions)
+    for (Kind kind : {Kind::binary, Kind::text}) {
+      using dgen::content::calibrated_ratio, dgen::content::model_for;
+      const double lo = calibrated_ratio(model_for(kind, 1.0, v));
+      const double hi = calibrated_ratio(model_for(kind, 1000.0, v));
+      EXPECT_GT(lo, 1.0);
+      EXPECT_LT(lo, 1.1);
+      EXPECT_GT(hi, 9.0);
+      EXPECT_LT(hi, 12.0);
+      for (double r = 1.5; r <= 8; r += 0.5)
+        EXPECT_NEAR(calibrated_ratio(model_for(kind, r, v)), r, 0.03 * r)
+            << dgen::content::name(kind) << " v" << v << " " << r;
+      for (double r : {hi * 1.5, 50.0, 128.0})
+        EXPECT_EQ(calibrated_ratio(model_for(kind, r, v)), hi);
+    }
+  for (int format : {2, 4}) {
+    dgen::Params p;
+    p.size = 1 << 20, p.compress_ratio = 50, p.format_version = format, p.content = "binary";
+    const double top = dgen::content::calibrated_ratio(
+        dgen::content::model_for(Kind::binary, 1000.0, dgen::content::version_of_format(format)));
+    EXPECT_EQ(dgen::Dataset(p).content_ratio(), top);
+    p.content = "flat";
+    EXPECT_EQ(dgen::Dataset(p).content_ratio(), 50);
+  }
+}
+
 TEST(Content, FormatFourHasVersionTwoPagesAndEarlierFormatsVersionOne) {
   EXPECT_EQ(dgen::content::version_of_format(1), 1);
   EXPECT_EQ(dgen::content::version_of_format(3), 1);

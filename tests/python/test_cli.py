@@ -216,6 +216,24 @@ def test_generate_to_stdout_is_exactly_the_python_api_bytes():
     assert r.stdout == expected(16 << 20, 42, 2, 3)
 
 
+@pytest.mark.parametrize("command", ["generate", "write"])
+def test_a_compress_ratio_beyond_the_contents_reach_is_warned_of(tmp_path, command):
+    def run(ratio, content="binary", format_version=4):
+        out = ["-o", tmp_path / "c.bin"] if command == "generate" else [tmp_path / "c.bin"]
+        return dgen(command, *out, "--size", "1MiB", "--seed", 1, "--content", content,
+                    "--format-version", format_version, "--compress-ratio", ratio,
+                    check=0).stderr.decode()
+    top = dgen_py.Generator(1 << 20, compress_ratio=128, content="binary",
+                            format_version=4)._s.content_ratio
+    assert 11 < top < 12
+    assert run(50).splitlines() == [
+        f"dgen: warning: binary content in format 4 compresses 1.05 to {top:.2f} (zstd -3 over "
+        f"1 MiB frames): 50 requested gives {top:.2f}"]
+    low = run(1, "text", 2)
+    assert "text content in format 2 compresses 1.0" in low and ": 1 requested gives 1.0" in low
+    assert run(3) == run(8, "text") == run(50, "flat") == ""
+
+
 def test_generate_prints_its_rate_when_done_on_a_terminal(tmp_path):
     out = stderr_on_a_terminal("generate", "--size", "64MiB", "--seed", "1", "-o",
                                str(tmp_path / "g.bin")).decode()

@@ -153,7 +153,8 @@ def test_bench_io_on_s3_times_dgen_beside_plain_puts_and_gets(s3):
     assert list(obstore.list(open_store(bucket), key + "/")) in ([], [[]])  # cleaned up
 
 
-def test_ctrl_c_exits_130_aborts_the_upload_and_writes_no_manifest(s3, server):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_aborts_the_upload_and_writes_no_manifest(s3, server, sig, code):
     bucket, key = _store.parse_url(s3)
     client = _client(server[0], server[2])
     p = subprocess.Popen([DGEN, "write", s3 + "/big", "--size", "1GiB", "--seed", "1",
@@ -164,11 +165,11 @@ def test_ctrl_c_exits_130_aborts_the_upload_and_writes_no_manifest(s3, server):
         while not client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads"):
             assert time.monotonic() < deadline and p.poll() is None, "no upload started"
             time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         _, err = p.communicate(timeout=60)
     finally:
         p.kill()
-    assert p.returncode == 130
+    assert p.returncode == code
     assert err.decode().splitlines()[-1] == (f"dgen: interrupted writing {s3}/big: uploads in "
                                               f"progress were aborted, no manifest was written")
     assert client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", []) == []

@@ -4,10 +4,12 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -685,6 +687,36 @@ def test_without_flock_a_held_lock_file_refuses_writers_and_verify(tmp_path, no_
     write.write_dataset(target, 1 << 20, seed=2)
     assert not lock.exists() and dgen_py.verify_file(target)["identity"]["seed"] == 2
     assert sorted(os.listdir(tmp_path)) == ["d.bin", "d.bin.dgen.json"]
+
+
+@pytest.mark.parametrize("command", ["write", "generate"])
+def test_without_flock_a_writer_stopped_by_sigterm_removes_its_lock_file(tmp_path, command):
+    """A batch system's time limit sends SIGTERM: the writer's lock file goes, as on Ctrl-C
+    (left behind, a writer on another host would need it removed by hand)."""
+    target = tmp_path / "d.bin"
+    lock = tmp_path / "d.bin.dgen-lock"
+    argv = [command, *(["-o"] if command == "generate" else []), str(target), "--size",
+            "16GiB", "--threads", "1"]
+    script = ("import errno, fcntl, sys\n"
+              "def flock(fd, op):\n"
+              "    raise OSError(errno.ENOSYS, 'Function not implemented')\n"
+              "fcntl.flock = flock\n"
+              "from dgen_py.cli import main\n"
+              f"sys.exit(main({argv!r}))\n")
+    p = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not lock.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock.exists()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 143 and err.decode().splitlines()[-1] == "dgen: terminated"
+    assert not lock.exists() and not (tmp_path / "d.bin.dgen.json").exists()
+    assert sorted(os.listdir(tmp_path)) == ["d.bin"]
 
 
 def die_holding_lock_file(target, first=""):

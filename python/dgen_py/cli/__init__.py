@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 verification found a mismatch, or an I/O error stopped the run;
 2 usage error (one line on stderr); 3 a path that is missing or cannot be read or made;
-130 interrupted (Ctrl-C); 141 stdout closed early.
+130 interrupted (Ctrl-C); 141 stdout closed early; 143 terminated (SIGTERM, which stops a
+command as Ctrl-C does: locks released, nothing claimed).
 See docs/cli.md. One module per command (its options and its run); args.py holds the
 argument types and the options commands share, the identity's made from identity.FIELDS;
 report.py what they print.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 import traceback
 
@@ -36,7 +38,7 @@ examples:
 
 sizes: 4096, 4KiB (=4K, 1024-based, like dd and fio), 4KB (1000-based), 1.5TiB
 exit codes: 0 ok, 1 mismatch or I/O error, 2 usage error, 3 missing or unreadable path,
-130 interrupted
+130 interrupted, 143 terminated
 """
 
 
@@ -68,6 +70,7 @@ def main(argv=None) -> int:
         parser.error("a command is required: generate, write, dataset, verify, analyze, "
                      "bench or info (see dgen --help)")
     try:
+        signal.signal(signal.SIGTERM, _terminate)
         args.comm = args.mpi_module = None
         resolve_dedup_for(args)
         if (code := start_mpi(args)) is not None:
@@ -86,8 +89,8 @@ def main(argv=None) -> int:
     except OSError as e:
         return fail(3 if e.errno in PATH_ERRORS else 1, str(e))
     except KeyboardInterrupt as e:  # what was left behind, where the job says it
-        return fail(130, str(e) if str(e).startswith("interrupted") else "interrupted",
-                    args.comm)
+        code, word = (143, "terminated") if _terminated else (130, "interrupted")
+        return fail(code, str(e) if str(e).startswith("interrupted") else word, args.comm)
     except BaseException as e:
         if not args.comm:
             raise
@@ -101,6 +104,16 @@ def main(argv=None) -> int:
         raise
 
 
+_terminated = []  # the SIGTERM received, if one was
+
+
+def _terminate(signum, frame):
+    """SIGTERM (a batch system's time limit, `kill`) stops a command as Ctrl-C does, so that
+    the same handlers release locks, abort uploads and claim nothing; exit code 143."""
+    _terminated.append(signum)
+    raise KeyboardInterrupt
+
+
 # A path that is missing or cannot be read or made: exit code 3, apart from data that
 # differs (1) and bad arguments (2).
 PATH_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
@@ -108,8 +121,8 @@ PATH_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EP
 
 
 def fail(code: int, message: str, comm=None) -> int:
-    say(f"error: {message}" if code != 130 else message)
-    if comm is not None and code == 130:  # ranks may be waiting on this one
+    say(f"error: {message}" if code not in (130, 143) else message)
+    if comm is not None and code in (130, 143):  # ranks may be waiting on this one
         comm.Abort(code)
     return code
 

@@ -8,7 +8,8 @@ import sys
 
 from .. import identity
 from .. import _holds
-from .._holds import TOLERANCE
+from .._core import MAX_COMPRESS_RATIO
+from .._holds import TOLERANCE, content_ratio
 from .._units import human
 
 
@@ -62,8 +63,11 @@ def held_line(i: dict, held: dict) -> str:
 
 
 def warn_held(i: dict, held: dict, payload: bool = False) -> None:
-    """Warn where the size holds the dedup ratio off the request by more than 1%; with
-    payload (a training dataset) the size is that of its samples' bytes together."""
+    """Warn where the content compresses off the request by more than 3% (binary and text
+    reach a range of ratios), and where the size holds the dedup ratio off the request by
+    more than 1%; with payload (a training dataset) the size is that of its samples' bytes
+    together."""
+    warn_content(i)
     want = i["dedup_ratio"]
     if abs(held["dedup_ratio"] / want - 1) <= TOLERANCE:
         return
@@ -75,6 +79,20 @@ def warn_held(i: dict, held: dict, payload: bool = False) -> None:
     say(f"warning: {human(size)}{of} holds dedup {held['dedup_ratio']:.3f}, not the "
         f"{want:g} requested ({held['unique_units']} unique units of {held['units']}: the "
         f"ratio shows over whole windows of runs, docs/data-model.md){where}")
+
+
+CONTENT_TOLERANCE = 0.03  # the calibration's promise within a profile's range
+
+
+def warn_content(i: dict) -> None:
+    if i.get("content", "flat") == "flat":
+        return
+    want, got = i["compress_ratio"], content_ratio(i)
+    if abs(got / want - 1) > CONTENT_TOLERANCE:
+        low, high = content_ratio(i, 1), content_ratio(i, MAX_COMPRESS_RATIO)
+        say(f"warning: {i['content']} content in format {i['format_version']} compresses "
+            f"{low:.2f} to {high:.2f} (zstd -3 over 1 MiB frames): {want:g} requested gives "
+            f"{got:.2f}")
 
 
 def warn_files(i: dict, files: list[dict]) -> None:

@@ -4,6 +4,9 @@ import ctypes
 import fcntl
 import json
 import os
+import time
+import threading
+import signal
 import pty
 import random
 import re
@@ -214,6 +217,33 @@ def test_generate_to_stdout_is_exactly_the_python_api_bytes():
              "--compress-ratio", 3, check=0)  # 128 units: holds dedup 2, no warning
     assert len(r.stdout) == 16 << 20 and r.stderr == b""
     assert r.stdout == expected(16 << 20, 42, 2, 3)
+
+
+def test_main_runs_from_a_thread_and_puts_sigterm_back(tmp_path):
+    from dgen_py.cli import main
+    before = signal.getsignal(signal.SIGTERM)
+    got = []
+    t = threading.Thread(target=lambda: got.append(main(
+        ["generate", "--size", "4096", "--seed", "1", "-o", str(tmp_path / "t.bin")])))
+    t.start()
+    t.join(60)
+    assert got == [0]
+    assert main(["generate", "--size", "4096", "--seed", "1", "-o", str(tmp_path / "m.bin")]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_sigterm_stays_ignored():
+    script = ("import signal, sys\n"
+              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "from dgen_py.cli import main\n"
+              "sys.exit(main(['generate', '--size', '64MiB', '--seed', '1']))\n")
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    first = p.stdout.read(1 << 20)  # it runs, held up by the pipe until read
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert len(first) + len(rest) == 64 << 20
 
 
 @pytest.mark.parametrize("command", ["generate", "write"])

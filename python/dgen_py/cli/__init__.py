@@ -16,6 +16,7 @@ import errno
 import os
 import signal
 import sys
+import threading
 import traceback
 
 from .. import _core
@@ -69,8 +70,15 @@ def main(argv=None) -> int:
     if not args.command:
         parser.error("a command is required: generate, write, dataset, verify, analyze, "
                      "bench or info (see dgen --help)")
+    restore = _on_sigterm()
     try:
-        signal.signal(signal.SIGTERM, _terminate)
+        return _run(args)
+    finally:
+        restore()
+
+
+def _run(args) -> int:
+    try:
         args.comm = args.mpi_module = None
         resolve_dedup_for(args)
         if (code := start_mpi(args)) is not None:
@@ -104,12 +112,25 @@ def main(argv=None) -> int:
         raise
 
 
-_terminated = []  # the SIGTERM received, if one was
+_terminated = []  # the SIGTERM received during this command, if one was
+
+
+def _on_sigterm():
+    """While a command runs, SIGTERM (a batch system's time limit, `kill`) stops it as
+    Ctrl-C does, so that the same handlers release locks, abort uploads and claim nothing
+    (exit code 143). Only in the main thread (the only one Python runs handlers in), and
+    not where SIGTERM is ignored. Returns what puts the caller's handler back."""
+    _terminated.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = signal.getsignal(signal.SIGTERM)
+    if old == signal.SIG_IGN:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _terminate)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
 def _terminate(signum, frame):
-    """SIGTERM (a batch system's time limit, `kill`) stops a command as Ctrl-C does, so that
-    the same handlers release locks, abort uploads and claim nothing; exit code 143."""
     _terminated.append(signum)
     raise KeyboardInterrupt
 

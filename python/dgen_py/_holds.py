@@ -39,13 +39,13 @@ def holds(identity: dict) -> dict:
     return out
 
 
-def content_ratio(identity: dict, compress_ratio: float | None = None) -> float:
-    """What zstd -3 measures over 1 MiB frames of the identity's content (its profile's
-    calibration; flat: the request), or of that content at `compress_ratio`."""
-    options = {k: v for k, v in identity.items() if k != "size"}
-    if compress_ratio is not None:
-        options["compress_ratio"] = compress_ratio
-    return Generator(identity["size"], **options, max_threads=1)._s.content_ratio
+def content_ratio(content: str, compress_ratio: float, format_version=None) -> tuple:
+    """(what zstd -3 measures over 1 MiB frames of `content` pages asked for compress_ratio,
+    from its profile's calibration (flat: the request); the format version that holds)."""
+    given = {} if format_version is None else {"format_version": format_version}
+    s = Generator(4096, compress_ratio=compress_ratio, content=content, **given,
+                  max_threads=1)._s
+    return s.content_ratio, s.format_version
 
 
 def _unique(identity: dict, size: int) -> int:

@@ -1,7 +1,8 @@
 """The locks of a dataset: a writer holds an exclusive lock on the dataset (the directory,
 or the single data file) for the whole run, and verify a shared one while it reads, so
-neither sees the other's half-done work; both hold shared locks on every directory above
-it, so a dataset inside one being written (or around one) is refused too."""
+neither sees the other's half-done work. A path inside a directory dataset being written
+is refused (inside), and the files of a directory dataset are probed (probe): a writer or
+verify of one meets a writer of the other."""
 
 from __future__ import annotations
 
@@ -59,17 +60,17 @@ def lock_file(path: str) -> str:
 
 
 def lock(fd: int, path: str):
-    """Take the writer's lock on the dataset `path` (open as fd), and the shared locks above
-    it (see above); returns the function that releases them (closing fd releases a flock,
-    but not a lock file)."""
+    """Take the writer's lock on the dataset `path` (open as fd); returns the function that
+    releases it (closing fd releases a flock, but not a lock file). Refused while another
+    writer or a verify holds it, or a writer holds a dataset around it (see inside)."""
     release = lambda: None  # noqa: E731
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:  # only shared locks held: a verify, or a writer of a dataset inside it
+        try:  # only readers hold it: a verify
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
-            holder = "verified, or written inside, by dgen (it holds the dataset's shared lock)"
+            holder = "verified by dgen (it holds the dataset's shared lock)"
         except BlockingIOError:
             holder = "written by another dgen (it holds the dataset's lock)"
         raise Refused(errno.EBUSY, f"{path} is being {holder}; wait for it to "
@@ -79,53 +80,78 @@ def lock(fd: int, path: str):
             raise
         release = _create_lock_file(path)
     try:
-        leave = above(path)
+        inside(path)
     except BaseException:
         release()
         raise
-    return lambda: (leave(), release())
+    return release
 
 
-def above(path: str):
-    """Hold a shared lock on every directory above the dataset `path` (real path) that this
-    process can open; returns the function that lets them go. Refused where one is a
-    dataset a writer holds (without flock(): where its lock file is there)."""
-    fds = []
+def inside(path: str) -> None:
+    """Refused where `path` lies inside a dgen directory dataset that a writer holds: what
+    is written or read there that writer writes too. Only directories above that look like
+    a dataset (a manifest, a first part file, train/) are asked, and nothing is held, so
+    another program's lock on a directory above (`flock DIR cmd`) means nothing to dgen."""
+    from .manifest import MANIFEST_NAME  # manifest.py reads under this module's locks
+    directory = os.path.dirname(os.path.realpath(path))
+    while True:
+        if any(os.path.lexists(os.path.join(directory, name))
+               for name in (MANIFEST_NAME, "part-00000", "train")):
+            _refuse_if_written(directory, path)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return
+        directory = parent
+
+
+def _refuse_if_written(directory: str, path: str) -> None:
     try:
-        real = os.path.realpath(path)
-        directory = os.path.dirname(real)
-        while True:
-            try:
-                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
-            except OSError:  # not readable by this user: no dataset of ours
-                fd = None
-            if fd is not None:
-                fds.append(fd)
-                _share(fd, directory, path)
-            parent = os.path.dirname(directory)
-            if parent == directory:
-                break
-            directory = parent
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return lambda: [os.close(fd) for fd in fds]
-
-
-def _share(fd: int, directory: str, path: str) -> None:
-    busy = (f"{path} is inside {directory}, which is being written by another dgen (it "
-            f"holds that dataset's lock")
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
+    except OSError:  # not for this user to read
+        return
+    busy = f"{path} is inside the dataset {directory}, which is being written by another dgen"
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go with the close
     except BlockingIOError:
-        raise Refused(errno.EBUSY, f"{busy}); wait for it to finish") from None
+        raise Refused(errno.EBUSY, f"{busy} (it holds the dataset's lock); wait for it to "
+                      f"finish") from None
     except OSError as e:
         if e.errno not in NO_FLOCK:
             raise
-        if os.path.dirname(directory) != directory and os.path.lexists(lock_file(directory)):
-            raise Refused(errno.EBUSY, f"{busy} file {lock_file(directory)}); wait for it "
-                          f"to finish") from None
+        where = lock_file(directory) if os.path.dirname(directory) != directory else None
+        if where and _held(where):
+            raise Refused(errno.EBUSY, f"{busy} (it holds the lock file {where}; this file "
+                          f"system has no flock()); wait for it to finish, or remove {where} "
+                          f"if no dgen runs") from None
+    finally:
+        os.close(fd)
+
+
+def probe(fd: int, shown: str, shared: bool) -> None:
+    """Refused where a writer holds the file open as fd (a single-file dataset inside a
+    directory dataset): for a writer of the directory dataset a probe (shared=False, the
+    lock let go at once), for verify a shared lock held until fd closes."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise Refused(errno.EBUSY, f"{shown} is being written by another dgen (it holds "
+                      f"that file's lock); wait for it to finish") from None
+    except OSError as e:
+        if e.errno not in NO_FLOCK:
+            raise
+        return
+    if not shared:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _held(where: str) -> bool:
+    """Whether the lock file `where` is there and its owner not a gone process."""
+    try:
+        held = os.lstat(where)
+    except FileNotFoundError:
+        return False
+    owner = _owner(where, held)
+    return owner is None or not _gone(owner)
 
 
 def _owners(where: str) -> str:
@@ -295,14 +321,11 @@ def reading(path: str):
     verify reads it: Refused while a writer holds it."""
     busy = (f"{path} is being written by dgen now (it holds the dataset's lock): verify it "
             f"once that is done")
-    leave = above(path)
+    inside(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:  # absent, or not for us to lock: verify says what it is
-        try:
-            yield
-        finally:
-            leave()
+        yield
         return
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode):
@@ -319,4 +342,3 @@ def reading(path: str):
         yield
     finally:
         os.close(fd)
-        leave()

@@ -15,7 +15,7 @@ import time
 
 from . import _checks, _core
 from ._fs import DirectIOUnsupported, Refused, kind, open_in, refuse_not_regular
-from ._locks import reading
+from ._locks import probe, reading
 from ._report import VERIFY_CHUNK, Report
 from ._workers import Progress, run_all
 from .identity import keywords_in
@@ -201,6 +201,12 @@ def _verify_one(directory, base, f, gen, views, direct, report, progress, part, 
         if direct and e.errno == errno.EINVAL and not isinstance(e, Refused):
             raise DirectIOUnsupported(errno.EINVAL, f"the filesystem of {path} does not "
                                       f"support O_DIRECT (--direct)") from None
+        raise
+    try:
+        if directory is not None:  # a writer of this file alone: refused while verify reads
+            probe(fd, path, shared=True)
+    except BaseException:
+        os.close(fd)
         raise
     try:
         on_disk = os.lseek(fd, 0, os.SEEK_END)  # st_size is 0 for a block device

@@ -17,7 +17,7 @@ import time
 
 from . import _checks, _core
 from ._fs import Refused, check_direct, fsync_dir, open_in
-from ._locks import claim_dataset
+from ._locks import claim_dataset, inside, probe
 from ._generator import DEFAULT_DEDUP_UNIT
 from ._workers import Progress, run_all
 from .identity import keywords_in
@@ -108,13 +108,19 @@ def _write(path, base, directory, layout, identity, direct, fsync, jobs, threads
     single = not os.path.isdir(path)
     flags = os.O_WRONLY | os.O_CREAT
     lead = job is None or job.lead  # claims the dataset and writes the manifest
+    if lead:
+        inside(path)  # before a refused write creates the file
     held = open_in(directory, layout[0]["path"], flags, shown(layout[0]["path"])) \
         if single and lead else os.dup(directory)
     manifest = manifest_path(path)
 
-    def survey():  # opening the new files refuses any that is not a regular file
-        for f in layout[1:] if single else layout:
-            os.close(open_in(directory, f["path"], flags, shown(f["path"])))
+    def survey():  # opening the new files refuses any that is not a regular file, or that
+        for f in layout[1:] if single else layout:  # a writer of that file alone holds
+            fd = open_in(directory, f["path"], flags, shown(f["path"]))
+            try:
+                probe(fd, shown(f["path"]), shared=False)
+            finally:
+                os.close(fd)
         new = {f["path"] for f in layout}
         return [] if single else sorted(n for n in os.listdir(directory)
                                         if PART.fullmatch(n) and n not in new), []

@@ -258,9 +258,10 @@ def test_a_compress_ratio_beyond_the_contents_reach_is_warned_of(tmp_path, comma
     assert 11 < top < 12
     assert run(50).splitlines() == [
         f"dgen: warning: binary content in format 4 compresses 1.05 to {top:.2f} (zstd -3 over "
-        f"1 MiB frames): 50 requested gives {top:.2f}"]
-    low = run(1, "text", 2)
-    assert "text content in format 2 compresses 1.0" in low and ": 1 requested gives 1.0" in low
+        f"1 MiB frames, in steps): 50 requested gives {top:.2f}"]
+    assert "binary content in format 4 compresses" in run(1.7)  # a step: 1.61 or 1.78
+    # 1, the default, asks for no ratio; 1.03 is format 2's least, on the 3% line
+    assert run(1) == run(1, "text", 2) == run(1.03, "binary", 2) == ""
     assert run(3) == run(8, "text") == run(50, "flat") == ""
 
 

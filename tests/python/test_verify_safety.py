@@ -294,7 +294,7 @@ def test_generate_to_a_file_is_refused_while_a_writer_or_verify_holds_it(tmp_pat
         r = dgen("generate", "-o", target, "--size", "4KiB", "--seed", 2, check=2)
     finally:
         os.close(fd)
-    doing = "written by another dgen" if held == fcntl.LOCK_EX else "verified, or written inside,"
+    doing = "written by another dgen" if held == fcntl.LOCK_EX else "verified by dgen"
     assert f"{target} is being {doing}" in one_error_line(r)
     assert target.read_bytes() == before  # neither emptied nor written
     assert dgen_json("verify", target)["identity"]["seed"] == 1
@@ -313,35 +313,61 @@ def test_a_file_inside_a_dataset_being_written_is_refused(tmp_path, inside):
                      ["verify", outer / "sub" / "y.bin", "--size", "4KiB", "--seed", 2]):
             r = dgen(*args, check=2)
             assert one_error_line(r) == (
-                f"dgen: error: {args[-5]} is inside {outer}, which is being written by "
-                f"another dgen (it holds that dataset's lock); wait for it to finish"), args
+                f"dgen: error: {args[-5]} is inside the dataset {outer}, which is being "
+                f"written by another dgen (it holds the dataset's lock); wait for it to "
+                f"finish"), args
         # a part of the dataset itself: verify reads it as part of the dataset
         assert f"{outer} is being written by dgen now" in one_error_line(
             dgen("verify", outer / "part-00000", check=2))
     finally:
         os.close(fd)
+    assert not (outer / "sub" / "x.bin").exists()  # refused before it was made
     assert dgen_json("verify", outer)["identity"]["seed"] == 1
 
 
-def test_a_dataset_around_a_file_being_written_is_refused(tmp_path):
+def test_a_lock_on_a_directory_above_that_is_no_dataset_is_not_dgens(tmp_path):
+    """`flock DIR cmd` serialises jobs; a dgen writing into DIR is not refused for it."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        dgen("write", tmp_path / "f.bin", "--size", "4KiB", "--seed", 1, check=0)
+        assert dgen_json("verify", tmp_path / "f.bin")["ok"]
+    finally:
+        os.close(fd)
+
+
+def test_a_directory_dataset_meets_a_writer_of_one_of_its_files(tmp_path):
     outer = tmp_path / "set"
     dgen("write", outer, "--size", "64KiB", "--files", 2, "--seed", 1, check=0)
-    (outer / "sub").mkdir()
-    inner = outer / "sub" / "x.bin"
-    fd = os.open(inner, os.O_WRONLY | os.O_CREAT, 0o644)
-    release = _locks.lock(fd, str(inner))  # as a writer of the file holds it
+    inner = outer / "part-00001"
+    fd = os.open(inner, os.O_WRONLY)
+    release = _locks.lock(fd, str(inner))  # as `dgen write set/part-00001` holds it
     try:
-        for args in (["write", outer, "--size", "64KiB", "--files", 2, "--seed", 3],
-                     ["dataset", outer, "--format", "npy", "--record-length", "4KiB",
-                      "--force"]):
-            r = dgen(*args, check=2)
-            assert one_error_line(r) == (
-                f"dgen: error: {outer} is being verified, or written inside, by dgen (it "
-                f"holds the dataset's shared lock); wait for it to finish"), args
+        busy = (f"dgen: error: {inner} is being written by another dgen (it holds that "
+                f"file's lock); wait for it to finish")
+        r = dgen("write", outer, "--size", "64KiB", "--files", 2, "--seed", 3, check=2)
+        assert one_error_line(r) == busy
+        assert one_error_line(dgen("verify", outer, check=2)) == busy
     finally:
         release()
         os.close(fd)
     assert dgen_json("verify", outer)["identity"]["seed"] == 1
+
+
+def test_without_flock_a_file_inside_a_dataset_meets_its_lock_file(tmp_path, no_flock):
+    outer = tmp_path / "set"
+    write.write_dataset(outer, 1 << 16, files=2, seed=1)
+    release = _locks._create_lock_file(str(outer))  # a writer of `outer`, running
+    try:
+        with pytest.raises(Refused, match=f"is inside the dataset {outer}, which is being "
+                           f"written by another dgen \\(it holds the lock file "
+                           f"{outer}.dgen-lock; .* or remove {outer}.dgen-lock if no dgen "
+                           f"runs$"):
+            write.write_dataset(outer / "x.bin", 4096, seed=2)
+    finally:
+        release()
+    die_holding_lock_file(outer)  # a writer gone: its lock file stays, and holds nothing
+    assert write.write_dataset(outer / "x.bin", 4096, seed=2)["identity"]["seed"] == 2
 
 
 def test_a_failed_overwrite_keeps_the_old_manifest(tmp_path, monkeypatch):
@@ -624,9 +650,9 @@ def test_a_rewrite_refuses_while_verify_reads_the_dataset(tmp_path):
             tried.append(dgen("write", path, *args, "--generation", 1, "--changed-only"))
     assert dgen_py.verify_file(path, progress=progress, threads=1)["ok"]
     assert tried[0].returncode == 2
-    assert one_error_line(tried[0]) == (f"dgen: error: {path} is being verified, or written "
-                                        f"inside, by dgen (it holds the dataset's shared "
-                                        f"lock); wait for it to finish")
+    assert one_error_line(tried[0]) == (f"dgen: error: {path} is being verified by dgen (it "
+                                        f"holds the dataset's shared lock); wait for it to "
+                                        f"finish")
 
 
 def test_verify_during_a_rewrite_names_the_rewrite(tmp_path):

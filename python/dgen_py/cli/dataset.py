@@ -6,7 +6,7 @@ from .. import _checks, identity
 from .._units import human
 from . import objects
 from .args import add_identity, integer, json_flag, mpi_flags, size, threads
-from .report import held_line, identity_line, progress, rate, report_written
+from .report import held_line, identity_line, progress, rate, report_written, warn_content
 from .. import manifest as manifests
 
 # The identity options dgen dataset takes: every one but the size, which the samples make
@@ -79,6 +79,7 @@ def run(args) -> int:
                          "and framing sit at offsets that are not multiples of the block size; "
                          "write without it (add --fsync to have the data on the device)")
     layout = {k: getattr(args, k) for k in LAYOUT}
+    warn_content({k: getattr(args, k) for k in IDENTITY})
     options = {**layout, **{k: getattr(args, k) for k in (
         *IDENTITY, "threads", "force", "jobs", "fsync")}}
     try:  # the bar's total; bad options are refused by the write (under MPI on every rank)

@@ -17,7 +17,7 @@ from .._generator import Generator
 from .._holds import holds
 from .._units import human
 from .args import add_identity, identity_options, threads
-from .report import identity_flags, progress, rate, say, warn_held
+from .report import identity_flags, progress, rate, say, warn_content, warn_held
 from .. import manifest as manifests
 
 PIPE_SIZE = 1 << 20  # what `dgen generate` enlarges a pipe on stdout to
@@ -74,10 +74,13 @@ def run(args) -> int:
         threads = max(1, _core.available_cpus() - 1)
     gen = Generator(args.size, **identity_options(args), max_threads=threads)
     identity = gen.identity.record()
+    warn_content(identity)
     if args.seed is None and not args.json:
         say(f"seed {gen.seed} drawn; to reproduce or verify this data: "
             f"{identity_flags(identity)}")
     name = "stdout" if to_stdout else args.output
+    if not to_stdout:
+        _locks.inside(args.output)  # before a refused write creates the file
     fd = sys.stdout.fileno() if to_stdout else \
         os.open(args.output, os.O_WRONLY | os.O_CREAT, 0o644)
     manifest = args.manifest

@@ -9,7 +9,7 @@ from .. import _checks, _core
 from .._units import human
 from . import objects
 from .args import add_identity, identity_options, integer, json_flag, mpi_flags, threads
-from .report import identity_line, progress, rate, report_written, written_line
+from .report import identity_line, progress, rate, report_written, warn_content, written_line
 from ..rewrite import rewrite_changed
 from ..write import write_dataset, writer_buffer
 
@@ -51,6 +51,7 @@ def _settings(args) -> dict:
 
 def run(args) -> int:
     objects.refuse(args)
+    warn_content(identity_options(args))
     if objects.is_url(args.path):
         return objects.write(args)
     if args.changed_only:

@@ -26,6 +26,7 @@ import errno
 import hashlib
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -139,11 +140,13 @@ _agree = agree  # the name datasets.py imports
 
 
 class _Job:
-    """This rank's part in write_dataset (see write.write_dataset's job=)."""
+    """This rank's part in write_dataset (see write.write_dataset's job=) of the dataset in
+    `directory`."""
 
-    def __init__(self, comm, pieces):
+    def __init__(self, comm, pieces, directory):
         self.comm, self.lead, self.pieces = comm, comm.rank == 0, pieces
         self.steps, self.failed, self.values, self.rows = 0, False, [], []
+        self.directory = directory
 
     def step(self, error=None, value=None) -> list:
         self.steps += 1
@@ -157,6 +160,7 @@ class _Job:
         return self.values
 
     def ready(self) -> None:
+        same_storage(self.comm, self.directory)
         self.step()
         self.comm.Barrier()  # write_dataset times from here
 
@@ -169,6 +173,33 @@ class _Job:
         while self.steps < STEPS:
             self.step(error, value)
         return self.values
+
+
+def same_storage(comm, directory: str) -> None:
+    """Every rank must see the file rank 0 makes in `directory` (the dataset's, or the one
+    that holds it), or every rank raises ValueError: ranks given one path on storage of
+    their own (a node-local disk) would each hold a part of a dataset that rank 0's
+    manifest says is complete. The file is gone when this returns."""
+    def make():
+        if comm.rank:
+            return None
+        fd, name = tempfile.mkstemp(prefix=".dgen-ranks-", dir=directory)
+        os.close(fd)
+        return name
+    name = agree(comm, make)[0]
+    try:
+        agree(comm, lambda: _sees(name))
+    finally:
+        if comm.rank == 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+
+def _sees(name: str) -> None:
+    if not os.path.exists(name):
+        raise ValueError(f"does not see {name}, which rank 0 made: give every rank the same "
+                         f"path on a filesystem they share (on storage of each node's own, "
+                         f"each would hold a part of the dataset)")
 
 
 def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, seed=None,
@@ -196,6 +227,7 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
         _checks.path(path)
         # direct and fsync too: the manifest (rank 0's) records them for every rank's files
         settings = {**identity, "seed": _checks.seed(seed), "files": count,
+                    "path": os.path.abspath(path),
                     "direct": _checks.flag("direct", direct),
                     "fsync": _checks.flag("fsync", fsync)}
         return settings, identity["seed"], _checks.threads(threads) or default_threads
@@ -203,12 +235,12 @@ def write(comm, path, size, *, files=1, dedup_ratio=1.0, compress_ratio=1.0, see
     values = agree(comm, check)  # small values only: every rank gets every rank's
     same_settings([v[0] for v in values])
     identity = {k: v for k, v in values[0][0].items()
-                if k not in ("files", "direct", "fsync")}
+                if k not in ("files", "direct", "fsync", "path")}
     identity["seed"] = values[0][1]  # rank 0 drew it, where none was given
     mine = values[comm.rank][2]
-    layout = file_layout(_checks.path(path), identity["size"], files)[1]
+    base, layout = file_layout(_checks.path(path), identity["size"], files)
     pieces = _for_jobs(shares(layout, comm.size, identity["dedup_unit"])[comm.rank], jobs)
-    job = _Job(comm, pieces)
+    job = _Job(comm, pieces, base or ".")
     try:
         m = write_dataset(  # every identity field is a keyword of write_dataset
             path, identity["size"], files=files,
@@ -265,7 +297,8 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
 
     with held:
         dataset, count = agree(comm, check, share=False)
-        same_dataset(comm, [dataset["identity"], dataset["files"]], path)
+        same_dataset(comm, [dataset["identity"], dataset["files"], os.path.abspath(path),
+                            sizes_seen(dataset["base"], dataset["files"])], path)
         layout = dataset["files"]
         pieces = shares(layout, comm.size, dataset["identity"]["dedup_unit"])[comm.rank]
         comm.Barrier()
@@ -275,6 +308,18 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
             progress=progress if comm.rank == 0 else None, pieces=pieces, _dataset=dataset))
         seconds = comm.allgather(time.perf_counter() - started)
     return _combine(results, layout, max_ranges, seconds)
+
+
+def sizes_seen(base: str, files: list[dict]) -> list:
+    """The size of each of `files` (paths relative to directory `base`) as this rank sees
+    it (None: not there)."""
+    out = []
+    for f in files:
+        try:
+            out.append(os.stat(os.path.join(base, f["path"])).st_size)
+        except OSError:
+            out.append(None)
+    return out
 
 
 def same_dataset(comm, seen, path) -> None:
@@ -287,8 +332,8 @@ def same_dataset(comm, seen, path) -> None:
 
 def _same(mine: bytes, lead: bytes, path) -> None:
     if mine != lead:
-        raise ValueError(f"sees another dataset at {path} than rank 0 (another manifest "
-                         f"or file size): give every rank the same path on a shared "
+        raise ValueError(f"sees another dataset at {path} than rank 0 (another manifest, "
+                         f"path or file size): give every rank the same path on a shared "
                          f"filesystem")
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+from pathlib import Path
+
 import pytest
 
 MPIRUN = shutil.which("mpirun")
@@ -447,7 +449,7 @@ def test_a_rank_that_sees_another_dataset_fails_every_rank(tmp_path):
     """)
     assert mpirun(2, sys.executable, job, path).returncode == 0
     assert {open(f"{path}.{rank}").read() for rank in range(2)} == {
-        f"rank 1: sees another dataset at {path} than rank 0 (another manifest or file "
+        f"rank 1: sees another dataset at {path} than rank 0 (another manifest, path or file "
         f"size): give every rank the same path on a shared filesystem"}
 
 
@@ -486,6 +488,83 @@ def test_bad_arguments_of_the_mpi_api_raise_alike_on_every_rank(tmp_path):
         "FileNotFoundError", "ValueError", "ValueError", "ValueError"], out[0]
     assert "size must be in [0, " in out[0][0] and "files must be in [1, " in out[0][1]
     assert "max_ranges must be in [0, " in out[0][6]
+
+
+@needs_mpi
+@pytest.mark.parametrize("command", ["write", "dataset"])
+def test_ranks_given_other_paths_all_refuse_before_writing(tmp_path, command):
+    """A node-local path on each node, or a typo on one rank: each rank would write a part
+    of the dataset into its own place, and rank 0's manifest call it complete."""
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["--size", "1MiB", "--files", 2] if command == "write" else \
+        ["--format", "npy", "--files", 2, "--record-length", "64KiB"]
+
+    def rank(path):
+        return ["sh", "-c", f'"$@"; echo $? > {codes}/$OMPI_COMM_WORLD_RANK', "sh", DGEN,
+                command, path, *args, "--seed", 7]
+    r = mpirun(1, *rank(a), ":", "-n", 1, *rank(b))
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
+    assert f"rank 1: path is '{b}' there but '{a}' on rank 0" in r.stderr.decode()
+    assert not a.exists() and not b.exists()
+
+
+def can_unshare_mounts() -> bool:
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                          capture_output=True).returncode == 0
+
+
+def on_own_storage(mount: Path, *cmd, stage: Path | None = None) -> list:
+    """cmd run with an empty tmpfs of its own at `mount` (a node-local disk under a path
+    every node has), holding a copy of `stage` if given."""
+    fill = f'cp -a "{stage}/." "$1" && ' if stage else ""
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            f'mount -t tmpfs none "$1" && {fill}shift && exec "$@"', "sh", mount, *cmd]
+
+
+@needs_mpi
+@pytest.mark.skipif(not can_unshare_mounts(), reason="needs unshare -m (mount namespaces)")
+@pytest.mark.parametrize("command", ["write", "dataset"])
+def test_ranks_on_storage_of_their_own_all_refuse_before_writing(tmp_path, command):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    place = tmp_path / "place"
+    place.mkdir()
+    data = place / "d"
+    args = ["--size", "1MiB", "--files", 2] if command == "write" else \
+        ["--format", "npy", "--files", 2, "--record-length", "64KiB"]
+    run = [DGEN, command, data, *args, "--seed", 7]
+    code = ["sh", "-c", f'"$@"; echo $? > {codes}/$OMPI_COMM_WORLD_RANK', "sh"]
+    r = mpirun(1, *code, *run, ":", "-n", 1, *code, *on_own_storage(place, *run))
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
+    err = r.stderr.decode()
+    assert "rank 1: does not see " in err and "which rank 0 made: give every rank the same " \
+        "path on a filesystem they share" in err, err
+    assert not (data / "dgen-manifest.json").exists()
+    assert [n for n in os.listdir(data) if n.startswith(".dgen-ranks-")] == []
+
+
+@needs_mpi
+@pytest.mark.skipif(not can_unshare_mounts(), reason="needs unshare -m (mount namespaces)")
+@pytest.mark.parametrize("command", ["write", "dataset"])
+def test_verify_by_ranks_that_see_other_files_at_one_path_fails_every_rank(tmp_path, command):
+    place, stage = tmp_path / "place", tmp_path / "stage"
+    place.mkdir()
+    args = ["--size", "4MiB", "--files", 4] if command == "write" else \
+        ["--format", "npy", "--files", 4, "--record-length", "64KiB"]
+    assert dgen(command, place / "v", *args, "--seed", 2).returncode == 0
+    shutil.copytree(place, stage)  # rank 1's own copy, one file cut short
+    last = manifest(place / "v")["files"][-1]["path"]
+    os.truncate(stage / "v" / last, 0)
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    code = ["sh", "-c", f'"$@"; echo $? > {codes}/$OMPI_COMM_WORLD_RANK', "sh"]
+    run = [DGEN, "verify", place / "v"]
+    r = mpirun(1, *code, *run, ":", "-n", 1, *code,
+               *on_own_storage(place, *run, stage=stage))
+    assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
+    assert f"rank 1: sees another dataset at {place / 'v'} than rank 0" in r.stderr.decode()
 
 
 def on_rank_1(codes, extra: str) -> list[str]:
@@ -626,7 +705,7 @@ def test_training_dataset_verify_refuses_ranks_that_see_another_dataset(tmp_path
     """)
     assert mpirun(2, sys.executable, job, a, b).returncode == 0
     assert {open(f"{a}.{rank}").read() for rank in range(2)} == {
-        f"rank 1: sees another dataset at {b} than rank 0 (another manifest or file "
+        f"rank 1: sees another dataset at {b} than rank 0 (another manifest, path or file "
         f"size): give every rank the same path on a shared filesystem"}
 
 

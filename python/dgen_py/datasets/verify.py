@@ -36,10 +36,13 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
                 read_manifest(path, _loaded=_loaded) if _source is None else _source[0])
     max_ranges, count, record = agree(check, share=False)
     path = os.fspath(path)
-    if comm is not None:  # the manifest as read (not where, nor what it implies)
-        from ..mpi import same_dataset
-        same_dataset(comm, {k: v for k, v in record.items()
-                            if k not in ("manifest", "entries")}, path)
+    if comm is not None:  # the manifest as read (not what it implies); where, on a
+        from ..mpi import same_dataset, sizes_seen  # filesystem, and the files' sizes there
+        seen = {k: v for k, v in record.items() if k not in ("manifest", "entries")}
+        if _source is None:
+            seen = [seen, os.path.abspath(path),
+                    sizes_seen(path, record["files"] + record["index_files"])]
+        same_dataset(comm, seen, path)
     spec, identity, entries = record["dataset"], record["identity"], record["entries"]
     warnings = []
     now = agree(lambda: require(spec["format"]) and encoders(spec["format"]),

@@ -67,12 +67,13 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
         planned["entries"], size = plan(spec)
         refuse_unhonoured(dedup_for, spec, planned["entries"])
         identity = manifests.make_identity(size=size, **fields)
-        return spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count, synced
+        return (spec, {**identity, "seed": _checks.seed(seed)}, identity["seed"], count, synced,
+                os.path.abspath(path))
     checked = agree(check)
     if comm is not None:  # fsync too: the manifest is durable only if every rank synced
         from ..mpi import same_settings
-        same_settings([{**spec, **given, "fsync": synced}
-                       for spec, given, _, _, synced in checked])
+        same_settings([{**spec, **given, "fsync": synced, "path": where}
+                       for spec, given, _, _, synced, where in checked])
     spec, identity, threads = checked[0][0], dict(checked[0][1]), checked[rank][3]
     identity["seed"] = checked[0][2]  # rank 0 drew it, where none was given
     entries, root = planned["entries"], _checks.path(path)
@@ -84,6 +85,9 @@ def write_training_dataset(path, format=None, *, workload=None, files=None, eval
     try:
         agree(lambda: held.append(claim_directory(root, manifest, new, new_dirs, force))
               if rank == 0 else None)
+        if comm is not None:
+            from ..mpi import same_storage
+            same_storage(comm, root)
         mine = entries[rank::world]
         scale = identity["size"] / max(1, sum(e["payload"] for e in mine))
         tick = (lambda n: progress(n * scale)) if progress and rank == 0 else None

@@ -340,6 +340,11 @@ def dgen(*args):
     (["--format", "jpeg", "--samples-per-file", "2"], "--samples-per-file"),
     (["--format", "npy", "--hdf5-datasets", "2"], "--hdf5-datasets"),
     (["--format", "npy", "--file-prefix", "a/b"], "--file-prefix"),
+    # names of 256 bytes: the data file's (npy), or only its index file's
+    (["--format", "npy", "--file-prefix", "x" * 245, "--files", "2"], "--file-prefix"),
+    (["--format", "tfrecord", "--file-prefix", "x" * 239, "--files", "2"], "--file-prefix"),
+    (["--format", "indexed_binary", "--file-prefix", "x" * 228, "--files", "2"],
+     "--file-prefix"),
 ])
 def test_bad_input_exits_2_naming_the_option(tmp_path, args, names, capsys):
     assert cli.main(["dataset", str(tmp_path / "d"), *args]) == 2
@@ -357,6 +362,20 @@ def test_missing_dependency_names_the_extra(tmp_path, monkeypatch, capsys, fmt, 
     err = capsys.readouterr().err
     assert module in err and f"pip install '.[{extra}]'" in err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_prefix_too_long_for_a_name_is_refused_before_an_old_dataset_goes(tmp_path, capsys):
+    root = tmp_path / "d"
+    args = ["dataset", str(root), "--format", "tfrecord", "--files", "2", "--record-length",
+            "4096", "--seed", "1"]
+    assert cli.main(args) == 0
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    # 239 + len("_1_of_2.tfrecord") = 255: the data file's name fits, its .idx does not
+    assert cli.main([*args, "--file-prefix", "x" * 239, "--force"]) == 2
+    assert "--file-prefix" in capsys.readouterr().err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert cli.main(["verify", str(root)]) == 0
+    assert cli.main([*args, "--file-prefix", "x" * 235, "--force"]) == 0  # 255 with .idx
 
 
 def test_nothing_half_written_looks_complete(tmp_path):

@@ -4,6 +4,7 @@ version) and its plan, every data file's path, dims and place in the stream."""
 from __future__ import annotations
 
 import math
+import os
 
 from .. import _checks
 from .. import manifest as manifests
@@ -31,7 +32,7 @@ PARQUET_GROUP_BYTES = 64 << 20
 SPLITS = ("train", "valid")
 INDEX_DIR = "index"
 # Files of a training dataset, train and eval together: the plan and the manifest hold each
-# one in memory (about 1 KiB), and the manifest must stay readable (manifests.MAX_MANIFEST).
+# one in memory (3 to 5 KiB), and the manifest must stay readable (manifests.MAX_MANIFEST).
 MAX_FILES = manifests.MAX_FILES
 ALIGNED_RECORD = 16 * ALIGN  # TFRecord samples this long and longer are 4 KiB-aligned
 
@@ -75,7 +76,7 @@ def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
     if spec["files"] + spec["eval_files"] > MAX_FILES:
         raise ValueError(f"--files + --eval-files: {spec['files'] + spec['eval_files']} files; "
                          f"a training dataset holds at most {MAX_FILES} (its plan and "
-                         f"manifest hold every file in memory, about 1 KiB each)")
+                         f"manifest hold every file in memory, 3 to 5 KiB each)")
     if spec["record_length_stdev"] > spec["record_length"]:
         raise ValueError(f"--record-length-stdev: {spec['record_length_stdev']} is larger than "
                          f"--record-length {spec['record_length']}")
@@ -83,6 +84,11 @@ def resolve_spec(format=None, *, workload=None, files=None, eval_files=None,
             or "\0" in file_prefix or file_prefix.startswith("."):
         raise ValueError(f"--file-prefix: {file_prefix!r} must be a file name part without "
                          f"'/' and not starting with '.'")
+    longest = _longest_name(spec)
+    if len(os.fsencode(longest)) > NAME_MAX:
+        raise ValueError(f"--file-prefix: {file_prefix!r} makes file names of up to "
+                         f"{len(os.fsencode(longest))} bytes ({longest[:40]}...), more than "
+                         f"the {NAME_MAX} a file name may hold: give a shorter prefix")
     if dlio not in DLIO_VERSIONS:
         raise ValueError(f"--dlio: {dlio!r} is not one of {', '.join(DLIO_VERSIONS)}")
     if spec["hdf5_datasets"] > 1 and (fmt != "hdf5" or dlio != "head"):
@@ -112,6 +118,17 @@ def require(fmt: str):
     except ImportError:
         raise ValueError(f"--format {fmt} needs the Python package {module}: pip install "
                          f"'.[{extra}]' in dgen's source tree") from None
+
+
+NAME_MAX = 255  # bytes in a file name (Linux file systems)
+
+
+def _longest_name(spec) -> str:
+    """The longest name of a data or index file (its last path part)."""
+    side = {"indexed_binary": ".off.idx", "tfrecord": ".idx"}.get(spec["format"], "")
+    count = max(spec["files"], spec["eval_files"])
+    width = len(str(count))
+    return f"{spec['file_prefix']}_{'9' * width}_of_{count}.{spec['format']}{side}"
 
 
 def _file_names(spec) -> list[str]:

@@ -4,6 +4,8 @@ verify_file(), the S3 verify (s3/_verify.py) and the ranks of an MPI verify (mpi
 
 from __future__ import annotations
 
+import os
+
 from . import _core
 from .manifest import ALIGN
 
@@ -103,3 +105,10 @@ class Report:
                      "belongs_at_file_offset": None, "stale_generation": None}
         if self.room > 0:
             self.ranges.append(self.last)
+
+
+def extra_lines(path: str, extra: list[dict]) -> list[str]:
+    """What verify prints of the files a directory dataset holds and its manifest does not
+    list ([{path, size}], paths relative to `path`)."""
+    return [f"extra file {os.path.join(path, f['path'])} ({f['size']} bytes): not in this "
+            f"dataset (delete it, or write with --force)" for f in extra]

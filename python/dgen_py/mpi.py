@@ -41,7 +41,7 @@ from ._shares import split
 from .identity import keywords_in
 from .manifest import (MAX_FILES, UNREAD, file_layout, make_identity, read_manifest,
                        resolve_dataset)
-from .verify import verify_file
+from .verify import stray_parts, verify_file
 from .write import cut_pieces, write_dataset
 
 STEPS = 3  # ready, written, done (see the module docstring)
@@ -307,7 +307,9 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
             path, **overrides, direct=direct, threads=count, max_ranges=max_ranges,
             progress=progress if comm.rank == 0 else None, pieces=pieces, _dataset=dataset))
         seconds = comm.allgather(time.perf_counter() - started)
-    return _combine(results, layout, max_ranges, seconds)
+        extra = agree(comm, lambda: stray_parts(path, layout)
+                      if comm.rank == 0 and dataset["manifest"] else None)[0]
+    return _combine(results, layout, max_ranges, seconds, extra)
 
 
 def sizes_seen(base: str, files: list[dict]) -> list:
@@ -337,7 +339,8 @@ def _same(mine: bytes, lead: bytes, path) -> None:
                          f"filesystem")
 
 
-def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds) -> dict:
+def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds,
+             extra: list[dict]) -> dict:
     first = results[0]
     ranges, count, complete = [], 0, False
     for r in results:
@@ -355,7 +358,7 @@ def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds) 
     report.read, report.mismatched, report.gaps = (
         sum(r[key] for r in results) for key in ("bytes_read", "mismatched_bytes", "gap_bytes"))
     size = first["identity"]["size"]
-    ok = count == 0 and report.read == size
+    ok = count == 0 and report.read == size and not extra
     seen = {}
     for r in results:
         for f in r["files"]:
@@ -372,6 +375,7 @@ def _combine(results: list[dict], layout: list[dict], max_ranges: int, seconds) 
         "mismatched_bytes": report.mismatched,
         "range_count": count,
         "ranges": ranges[:max_ranges],
+        "extra_files": extra,
         "warnings": first["warnings"],
         "seconds": max(seconds),
         "ranks": [{"rank": i, "bytes": r["bytes_read"], "seconds": s}

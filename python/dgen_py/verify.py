@@ -19,7 +19,7 @@ from ._locks import probe, reading
 from ._report import VERIFY_CHUNK, Report
 from ._workers import Progress, run_all
 from .identity import keywords_in
-from .manifest import ALIGN, make_generator, resolve_dataset
+from .manifest import ALIGN, PART, make_generator, resolve_dataset
 from .s3 import _api as objects
 
 
@@ -135,7 +135,9 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
     for (i, _, _), (size, mine) in zip(parts, done):  # in dataset order, as one pass lists them
         sizes[i] = size
         report.merge(mine)
-    ok = report.count == 0 and report.read == sum(length for _, _, length in parts)
+    extra = stray_parts(path, layout) if pieces is None and dataset["manifest"] else []
+    ok = (report.count == 0 and report.read == sum(length for _, _, length in parts)
+          and not extra)
     verdict = "ok" if ok else "other identity" if report.other_identity() else "mismatch"
     return {
         "ok": ok,
@@ -149,12 +151,26 @@ def verify_file(path, *, seed=None, size=None, files=None, dedup_ratio=None,
         "mismatched_bytes": report.mismatched,
         "range_count": report.count,
         "ranges": report.ranges,
+        "extra_files": extra,
         "warnings": [f"{path} has no manifest and no size was given: the size was taken "
                      f"from the file, so a truncated file cannot be detected"]
         if dataset["sized_by_file"] else [],
         "seconds": time.perf_counter() - started,
         **({} if pieces is None else {"gap_bytes": report.gaps, "zeros": report.zeros}),
     }
+
+
+def stray_parts(path: str, layout: list[dict]) -> list[dict]:
+    """[{path, size}] of the part files in directory dataset `path` that `layout` does not
+    have: a larger dataset's leftovers, which its writer refuses and a reader of the
+    directory reads (none for a single-file dataset)."""
+    if not os.path.isdir(path):
+        return []
+    names = {f["path"] for f in layout}
+    with os.scandir(path) as entries:
+        return sorted(({"path": e.name, "size": e.stat(follow_symlinks=False).st_size}
+                       for e in entries if PART.fullmatch(e.name) and e.name not in names),
+                      key=lambda f: f["path"])
 
 
 def _verify_parts(layout: list[dict], threads: int, window: int) -> list[tuple[int, int, int]]:

@@ -378,6 +378,22 @@ def test_a_prefix_too_long_for_a_name_is_refused_before_an_old_dataset_goes(tmp_
     assert cli.main([*args, "--file-prefix", "x" * 235, "--force"]) == 0  # 255 with .idx
 
 
+def test_a_file_under_train_the_manifest_does_not_list_fails_verify(tmp_path, capsys):
+    """DLIO reads every file of its format under train/: one the manifest does not list is
+    data no verify checked."""
+    root = tmp_path / "d"
+    assert cli.main(["dataset", str(root), "--format", "npy", "--files", "2",
+                     "--record-length", "4096", "--seed", "1"]) == 0
+    (root / "train" / "img_9_of_9.npy").write_bytes(b"x" * 7)
+    capsys.readouterr()
+    assert cli.main(["verify", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"extra file {root}/train/img_9_of_9.npy (7 bytes): not in this dataset (delete " \
+        f"it, or write with --force)" in out
+    r = datasets.verify_training_dataset(root)
+    assert not r["ok"] and r["extra_files"] == [{"path": "train/img_9_of_9.npy", "size": 7}]
+
+
 def test_nothing_half_written_looks_complete(tmp_path):
     root, _ = write(tmp_path, "npy", record_length=2000, record_length_stdev=0)
     manifest = root / "dgen-manifest.json"

@@ -249,6 +249,18 @@ def test_mpirun_verify_of_an_intact_dataset_exits_0_on_every_rank(tmp_path):
 
 
 @needs_mpi
+def test_mpirun_verify_names_a_part_file_the_manifest_does_not_list(tmp_path):
+    path = tmp_path / "d"
+    assert mpirun(2, DGEN, "write", path, "--size", 1 << 20, "--files", 3,
+                  *IDENTITY).returncode == 0
+    (path / "part-00009").write_bytes(b"x" * 5)
+    r = mpirun(2, DGEN, "verify", path)
+    assert r.returncode == 1
+    assert f"extra file {path / 'part-00009'} (5 bytes): not in this dataset" in \
+        r.stdout.decode()
+
+
+@needs_mpi
 def test_dedup_holds_across_ranks(tmp_path):
     unit = 16384
     path = str(tmp_path / "d.bin")

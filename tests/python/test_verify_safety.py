@@ -403,6 +403,22 @@ def test_an_absent_file_is_reported_absent(four):
     assert "missing: file absent" in out and "ends early" not in out
 
 
+def test_a_part_file_the_manifest_does_not_list_fails_verify(four):
+    """A larger dataset's leftover: the writer refuses it, a reader of the directory reads
+    it; verify names it, as it names an extra object on S3."""
+    path, _ = four
+    (path / "part-00007").write_bytes(b"x" * 10)
+    (path / "notes.txt").write_bytes(b"not dgen's")  # not a part file: left alone
+    r = dgen_json("verify", path, check=1)
+    assert not r["ok"] and r["range_count"] == 0
+    assert r["extra_files"] == [{"path": "part-00007", "size": 10}]
+    out = dgen("verify", path, check=1).stdout.decode()
+    assert f"extra file {path / 'part-00007'} (10 bytes): not in this dataset (delete it, " \
+        f"or write with --force)" in out
+    os.unlink(path / "part-00007")
+    assert dgen_json("verify", path)["extra_files"] == []
+
+
 # --- 8: malformed input is one line, never a traceback -----------------------------------
 def replace(value):
     return lambda m: value

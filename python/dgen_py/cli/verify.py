@@ -9,6 +9,7 @@ import os
 
 from .. import _locks
 from .. import manifest as manifests
+from .._report import extra_lines
 from .._units import human
 from ..verify import verify_file
 from . import objects
@@ -147,7 +148,7 @@ def report(r: dict, noun: str = "file") -> str:
     if r["range_count"] > len(r["ranges"]):
         lines.append(f"... and {r['range_count'] - len(r['ranges'])} more range(s) "
                      f"(--max-ranges lists more)")
-    return "\n".join(lines)
+    return "\n".join([*lines, *extra_lines(r["path"], r.get("extra_files", []))])
 
 
 def describe(x: dict, absent=(), noun: str = "file") -> str:

@@ -11,8 +11,9 @@ from .engine import Checker
 from .formats import encoders, parts, side_files
 from .manifest import read_manifest
 from .ranks import collective
-from .spec import require
+from .spec import INDEX_DIR, SPLITS, require
 from .. import _fs
+from .._report import extra_lines
 from .. import manifest as manifests
 
 
@@ -60,13 +61,30 @@ def verify_training_dataset(path, *, max_ranges=20, threads=None, progress=None,
     ranges = sorted((r for res in results for r in res["ranges"]),
                     key=lambda r: r["file"])[:max_ranges]
     count = sum(r["range_count"] for r in results)
-    return {"ok": count == 0, "path": path, "manifest": record["manifest"],
+    extra = agree(lambda: _strays(path, lengths) if rank == 0 and _source is None
+                  else [])[0]
+    return {"ok": count == 0 and not extra, "path": path, "manifest": record["manifest"],
             "identity": identity, "dataset": spec,
             "files": sum(r["files"] for r in results),
             "bytes_read": sum(r["bytes_read"] for r in results),
             "mismatched_bytes": sum(r["mismatched_bytes"] for r in results),
-            "range_count": count, "ranges": ranges, "warnings": warnings,
-            "seconds": time.perf_counter() - started}
+            "range_count": count, "ranges": ranges, "extra_files": extra,
+            "warnings": warnings, "seconds": time.perf_counter() - started}
+
+
+def _strays(root: str, listed) -> list[dict]:
+    """[{path, size}] of the files under DIR's train/, valid/ and index/ that the manifest
+    does not list (`listed`: its paths): DLIO reads every file of its format there."""
+    out = []
+    for top in (*SPLITS, INDEX_DIR):
+        for folder, dirs, names in os.walk(os.path.join(root, top)):
+            dirs.sort()
+            for name in sorted(names):
+                full = os.path.join(folder, name)
+                rel = os.path.relpath(full, root)
+                if rel not in listed:
+                    out.append({"path": rel, "size": os.lstat(full).st_size})
+    return out
 
 
 def _check_files(root, spec, identity, mine, lengths, threads, max_ranges, progress,
@@ -117,4 +135,4 @@ def report(r: dict) -> str:
                      f"{x['kind']}{where}")
     if r["range_count"] > len(r["ranges"]):
         lines.append(f"... and {r['range_count'] - len(r['ranges'])} more range(s)")
-    return "\n".join(lines)
+    return "\n".join([*lines, *extra_lines(r["path"], r.get("extra_files", []))])

@@ -160,7 +160,13 @@ class _Job:
         return self.values
 
     def ready(self) -> None:
-        same_storage(self.comm, self.directory)
+        try:
+            same_storage(self.comm, self.directory)
+        except Exception:
+            # raised on every rank at once, or here paired with the one step a rank that
+            # failed before takes: no rank has a step left to take
+            self.failed = True
+            raise
         self.step()
         self.comm.Barrier()  # write_dataset times from here
 
@@ -180,17 +186,20 @@ def same_storage(comm, directory: str) -> None:
     that holds it), or every rank raises ValueError: ranks given one path on storage of
     their own (a node-local disk) would each hold a part of a dataset that rank 0's
     manifest says is complete. The file is gone when this returns."""
+    made = []
+
     def make():
         if comm.rank:
             return None
         fd, name = tempfile.mkstemp(prefix=".dgen-ranks-", dir=directory)
         os.close(fd)
+        made.append(name)
         return name
-    name = agree(comm, make)[0]
     try:
+        name = agree(comm, make)[0]
         agree(comm, lambda: _sees(name))
     finally:
-        if comm.rank == 0:
+        for name in made:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
 
@@ -312,15 +321,25 @@ def verify(comm, path, *, seed=None, size=None, files=None, dedup_ratio=None,
     return _combine(results, layout, max_ranges, seconds, extra)
 
 
+SIZES_SEEN = 64  # files whose sizes ranks compare before a verify
+
+
 def sizes_seen(base: str, files: list[dict]) -> list:
-    """The size of each of `files` (paths relative to directory `base`) as this rank sees
-    it (None: not there)."""
+    """The sizes of up to SIZES_SEEN of `files` (paths relative to directory `base`, taken
+    evenly), as this rank finds them (None: not there). Each is opened, as on NFS an open
+    fetches the size anew where a stat may give one cached from before another node
+    wrote."""
     out = []
-    for f in files:
+    for f in files[::max(1, -(-len(files) // SIZES_SEEN))]:
         try:
-            out.append(os.stat(os.path.join(base, f["path"])).st_size)
+            fd = os.open(os.path.join(base, f["path"]), os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
             out.append(None)
+            continue
+        try:
+            out.append(os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
     return out
 
 

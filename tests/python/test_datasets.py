@@ -328,6 +328,14 @@ def dgen(*args):
                           capture_output=True, timeout=120, env=clean_env())
 
 
+def exit_code(argv) -> int:
+    """cli.main's exit code: returned, or (argparse's refusals) raised as SystemExit."""
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
 @pytest.mark.parametrize("args, names", [
     (["--format", "tiff"], "--format"),
     (["--format", "npy", "--files", "0"], "--files"),
@@ -347,7 +355,7 @@ def dgen(*args):
      "--file-prefix"),
 ])
 def test_bad_input_exits_2_naming_the_option(tmp_path, args, names, capsys):
-    assert cli.main(["dataset", str(tmp_path / "d"), *args]) == 2
+    assert exit_code(["dataset", str(tmp_path / "d"), *args]) == 2
     err = capsys.readouterr().err
     assert names in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
@@ -362,6 +370,17 @@ def test_missing_dependency_names_the_extra(tmp_path, monkeypatch, capsys, fmt, 
     err = capsys.readouterr().err
     assert module in err and f"pip install '.[{extra}]'" in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("option, bad, accepted", [
+    ("--files", ["0", "-1"], "[1, 1000000]"), ("--samples-per-file", ["0", "-1"], "[1, "),
+    ("--hdf5-datasets", ["0", "-1"], "[1, 1024]"), ("--eval-files", ["-1"], "[0, 1000000]")])
+def test_a_count_out_of_range_names_one_range(tmp_path, capsys, option, bad, accepted):
+    for value in bad:
+        assert exit_code(["dataset", str(tmp_path / "d"), "--format", "npy", option,
+                          value]) == 2
+        err = capsys.readouterr().err
+        assert option in err and accepted in err, err
 
 
 def test_a_prefix_too_long_for_a_name_is_refused_before_an_old_dataset_goes(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """One dataset written, verified and measured by several MPI ranks (real mpirun, with
 --oversubscribe: the test machine has 2 cores), against one-process runs."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -520,6 +521,28 @@ def test_ranks_given_other_paths_all_refuse_before_writing(tmp_path, command):
     assert sorted(p.read_text() for p in codes.iterdir()) == ["2\n"] * 2, r.stderr.decode()
     assert f"rank 1: path is '{b}' there but '{a}' on rank 0" in r.stderr.decode()
     assert not a.exists() and not b.exists()
+
+
+@needs_mpi
+@pytest.mark.parametrize("held", [False, True])
+def test_a_claim_refused_on_rank_0_ends_every_rank(tmp_path, held):
+    """Stale part files, or another writer holding the dataset: rank 0 refuses before the
+    ranks check their storage together, and no rank may wait for it."""
+    path = tmp_path / "st"
+    assert dgen("write", path, "--size", "1MiB", "--files", 4, "--seed", 1).returncode == 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if held:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        r = mpirun(2, DGEN, "write", path, "--size", "1MiB", "--files", 2 if not held else 4,
+                   "--seed", 2, timeout=60)
+    finally:
+        os.close(fd)
+    assert r.returncode == 2, r.stderr.decode()
+    err = r.stderr.decode()
+    assert ("holds 2 part file(s)" if not held else "is being written by another dgen") in err
+    assert [n for n in os.listdir(path) if n.startswith(".dgen-ranks-")] == []
+    assert dgen("verify", path).returncode == 0  # the old dataset, untouched
 
 
 def can_unshare_mounts() -> bool:

@@ -32,12 +32,13 @@ def add(command) -> None:
     c.add_argument("--workload", metavar="W", type=str.lower, help="an MLPerf Storage "
                    "preset: unet3d, resnet50 or cosmoflow (the options below override its "
                    "values)")
-    count = integer(0, manifests.MAX_FILES)  # --files 0: resolve_spec names [1, ...]
-    c.add_argument("--files", metavar="N", type=count,
+    # resolve_spec's ranges: a value outside one is refused in the same words either way
+    c.add_argument("--files", metavar="N", type=integer(1, manifests.MAX_FILES),
                    help=f"training files (default 1; with --eval-files at most "
                    f"{manifests.MAX_FILES})")
-    c.add_argument("--eval-files", metavar="N", type=count, help="eval files (default 0)")
-    c.add_argument("--samples-per-file", metavar="N", type=integer(0, 1 << 32),
+    c.add_argument("--eval-files", metavar="N", type=integer(0, manifests.MAX_FILES),
+                   help="eval files (default 0)")
+    c.add_argument("--samples-per-file", metavar="N", type=integer(1, 1 << 32),
                    help="samples per file (default 1)")
     c.add_argument("--record-length", metavar="SIZE", type=size,
                    help="bytes per sample, as DLIO's record_length_bytes (default 1MiB); "
@@ -50,7 +51,7 @@ def add(command) -> None:
     c.add_argument("--dlio", metavar="V", default="2.0",
                    help="2.0 (default, the layout MLPerf Storage v2.0 reads) or head (DLIO "
                    "HEAD: hdf5 records_0..k, tfrecord size in bytes)")
-    c.add_argument("--hdf5-datasets", metavar="K", type=integer(0, 1024), default=1,
+    c.add_argument("--hdf5-datasets", metavar="K", type=integer(1, 1024), default=1,
                    help="with --dlio head: datasets records_0..K-1 per hdf5 file")
     add_identity(c, new=True, names=IDENTITY, helps={"dedup_unit": "default 128KiB"})
     c.add_argument("--force", action="store_true", help="delete files under train/, valid/ "

@@ -874,7 +874,7 @@ def test_more_files_than_a_plan_holds_are_refused_up_front_naming_the_limit(tmp_
              "--record-length", 4096, check=2)
     assert time.perf_counter() - started < 10
     assert r.stderr.decode().splitlines() == [
-        "dgen: error: --files: '16777216' is not an integer in [0, 1000000]"]
+        "dgen: error: --files: '16777216' is not an integer in [1, 1000000]"]
     with pytest.raises(ValueError, match="--files \\+ --eval-files: 1100000 files; a training "
                                          "dataset holds at most 1000000"):
         datasets.resolve_spec("npy", files=600_000, eval_files=500_000)

@@ -110,19 +110,14 @@ def _refuse_if_written(directory: str, path: str) -> None:
     except OSError:  # not for this user to read
         return
     busy = f"{path} is inside the dataset {directory}, which is being written by another dgen"
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go with the close
-    except BlockingIOError:
-        raise Refused(errno.EBUSY, f"{busy} (it holds the dataset's lock); wait for it to "
-                      f"finish") from None
-    except OSError as e:
-        if e.errno not in NO_FLOCK:
-            raise
+    try:  # the shared lock goes with the close
+        if _shared(fd, f"{busy} (it holds the dataset's lock); wait for it to finish"):
+            return
         where = lock_file(directory) if os.path.dirname(directory) != directory else None
         if where and _held(where):
             raise Refused(errno.EBUSY, f"{busy} (it holds the lock file {where}; this file "
                           f"system has no flock()); wait for it to finish, or remove {where} "
-                          f"if no dgen runs") from None
+                          f"if no dgen runs")
     finally:
         os.close(fd)
 
@@ -131,17 +126,23 @@ def probe(fd: int, shown: str, shared: bool) -> None:
     """Refused where a writer holds the file open as fd (a single-file dataset inside a
     directory dataset): for a writer of the directory dataset a probe (shared=False, the
     lock let go at once), for verify a shared lock held until fd closes."""
+    if _shared(fd, f"{shown} is being written by another dgen (it holds that file's lock); "
+                   f"wait for it to finish") and not shared:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _shared(fd: int, busy: str) -> bool:
+    """Take a shared flock on fd: Refused(busy) while a writer holds it, False where the
+    file system has no flock()."""
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise Refused(errno.EBUSY, f"{shown} is being written by another dgen (it holds "
-                      f"that file's lock); wait for it to finish") from None
+        raise Refused(errno.EBUSY, busy) from None
     except OSError as e:
         if e.errno not in NO_FLOCK:
             raise
-        return
-    if not shared:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    return True
 
 
 def _held(where: str) -> bool:

@@ -329,17 +329,9 @@ def reading(path: str):
         yield
         return
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Refused(errno.EBUSY, busy) from None
-            except OSError as e:
-                if e.errno not in NO_FLOCK:
-                    raise
-                if os.path.lexists(lock_file(path)):
-                    raise Refused(errno.EBUSY, f"{busy} (the lock file "
-                                  f"{lock_file(path)} is there)") from None
+        if (stat.S_ISDIR(os.fstat(fd).st_mode) or stat.S_ISREG(os.fstat(fd).st_mode)) \
+                and not _shared(fd, busy) and os.path.lexists(lock_file(path)):
+            raise Refused(errno.EBUSY, f"{busy} (the lock file {lock_file(path)} is there)")
         yield
     finally:
         os.close(fd)

@@ -14,6 +14,8 @@ import stat
 import tempfile
 
 
+MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory (manifest.py)
+
 class Refused(OSError):
     """dgen will not touch this dataset as asked (the CLI's usage error, exit 2)."""
 

@@ -15,7 +15,7 @@ import secrets
 import socket
 import stat
 
-from ._fs import DatasetTree, Refused
+from ._fs import MANIFEST_NAME, DatasetTree, Refused
 
 
 # Locks. A writer holds an exclusive flock on the dataset (the directory, or the single data
@@ -92,7 +92,6 @@ def inside(path: str) -> None:
     is written or read there that writer writes too. Only directories above that look like
     a dataset (a manifest, a first part file, train/) are asked, and nothing is held, so
     another program's lock on a directory above (`flock DIR cmd`) means nothing to dgen."""
-    from .manifest import MANIFEST_NAME  # manifest.py reads under this module's locks
     directory = os.path.dirname(os.path.realpath(path))
     while True:
         if any(os.path.lexists(os.path.join(directory, name))

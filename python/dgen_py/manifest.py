@@ -18,7 +18,7 @@ import re
 import stat
 
 from . import _checks, _core
-from ._fs import Refused, refuse_not_regular, write_atomically
+from ._fs import MANIFEST_NAME, Refused, refuse_not_regular, write_atomically
 from ._locks import reading
 from ._generator import Generator
 from ._holds import file_holds, holds
@@ -26,7 +26,6 @@ from .identity import FIELDS, NAMES, REQUIRED, Identity
 from ._version import __version__
 
 ALIGN = 4096
-MANIFEST_NAME = "dgen-manifest.json"  # inside a dataset directory
 MANIFEST_SUFFIX = ".dgen.json"  # beside a single data file
 IDENTITY = REQUIRED  # what a manifest's identity must list
 PART = re.compile(r"part-\d{5,}")

@@ -13,7 +13,9 @@ python zstandard; --ratio overrides): for each real command-line tool (zstd -1/-
 lz4 -1, gzip -6, bzip2 -9, xz -6, one thread) the ratio of the whole input and the CPU MB/s
 of the tool (user + sys of the child); the slow tools (zstd -19, xz -6) see only the first
 --slow-mib of each input, as the header says. Last column group: the zstd -3 ratio of each
-4 KiB block on its own, p10/p50/p90.
+4 KiB block on its own, p10/p50/p90. Then each input's conditional entropies H0..H5 (bits
+of a byte given the k before it, first 4 MiB): where the corpus is lower at small k it
+has short-context structure (words) that bzip2 codes and LZ compressors do not.
 
 Generated content comes from dgen_py (generate_buffer(..., content=PROFILE,
 format_version=--format-version)), or, with --generator CMD, from `CMD PROFILE RATIO BYTES
@@ -104,6 +106,26 @@ def block_ratios(data: bytes) -> tuple[float, float, float]:
     return q[0], q[4], q[8]
 
 
+def context_entropy(data: bytes, orders: int = 5, size: int = 4 << 20) -> list[float]:
+    """H0..H(orders): bits of a byte given the k bytes before it, over the first `size`
+    bytes (empirical: what an order-k model that has seen all of them would spend). Where
+    the corpus is lower at small k, it has structure in short contexts (words) that LZ
+    compressors code alike and bzip2 does not."""
+    import numpy as np
+    a = np.frombuffer(data[:size], np.uint8).astype(np.uint64)
+    out = []
+    for k in range(orders + 1):
+        ctx = np.zeros(len(a) - k, np.uint64)
+        for i in range(k):
+            ctx = ctx * 256 + a[i:len(a) - k + i]
+        n = len(ctx)
+        joint = np.unique(ctx * 256 + a[k:], return_counts=True)[1]
+        given = np.unique(ctx, return_counts=True)[1] if k else np.array([n])
+        out.append(float((-(joint * np.log2(joint / n)).sum()
+                          + (given * np.log2(given / n)).sum()) / n))
+    return out
+
+
 def run_tool(cmd: list[str], path: str, work: str) -> tuple[float, float]:
     """(ratio, CPU MB/s) of one tool on one file: the child's user + sys time."""
     out = os.path.join(work, "out.tmp")
@@ -182,6 +204,9 @@ def table(profile: str, args, work: str) -> None:
         print(f"{name:<22} {frame_ratio(blob):>7.3f} "
               + " ".join(f"{res[name][t][0]:>6.2f} /{res[name][t][1]:>6.0f}" for t, _, _ in TOOLS)
               + f"   {p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f}")
+    print("\nbits of a byte given the k bytes before it, first 4 MiB (H0 .. H5)")
+    for name, blob in blobs.items():
+        print(f"{name:<22} " + " ".join(f"{h:5.2f}" for h in context_entropy(blob)))
     if len(blobs) > 1:
         ref = res[f"{profile} corpus"]
         for name in list(res)[1:]:

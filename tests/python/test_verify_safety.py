@@ -316,6 +316,12 @@ def test_a_file_inside_a_dataset_being_written_is_refused(tmp_path, inside):
                 f"dgen: error: {args[-5]} is inside the dataset {outer}, which is being "
                 f"written by another dgen (it holds the dataset's lock); wait for it to "
                 f"finish"), args
+        # a training dataset inside: refused by the writer's lock itself
+        inner = outer / "sub" / "ds"
+        r = dgen("dataset", inner, "--format", "npy", "--record-length", "4KiB", check=2)
+        assert f"{inner} is inside the dataset {outer}, which is being written" in \
+            one_error_line(r)
+        assert not inner.exists()
         # a part of the dataset itself: verify reads it as part of the dataset
         assert f"{outer} is being written by dgen now" in one_error_line(
             dgen("verify", outer / "part-00000", check=2))

@@ -89,7 +89,7 @@ def warn_content(i: dict) -> None:
     if kind == "flat" or want == 1:
         return
     got, version = content_ratio(kind, want, i.get("format_version"))
-    if abs(got / want - 1) > CONTENT_TOLERANCE + 1e-9:  # 1.03 for 1 is on the line
+    if abs(got / want - 1) > CONTENT_TOLERANCE + 1e-9:  # a table value on the line is in
         low, high = (content_ratio(kind, r, version)[0] for r in (1, MAX_COMPRESS_RATIO))
         say(f"warning: {kind} content in format {version} compresses {low:.2f} to "
             f"{high:.2f} (zstd -3 over 1 MiB frames, in steps): {want:g} requested gives "

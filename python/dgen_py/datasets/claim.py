@@ -31,6 +31,7 @@ def claim_directory(root: str, manifest: str, new: set, new_dirs: set, force: bo
     if os.path.exists(root) and not os.path.isdir(root):
         raise ValueError(f"path must be a directory for a training dataset, got the "
                          f"file {root}")
+    _locks.inside(root)  # before a refused write makes the directory
     os.makedirs(root, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     dirs = new_dirs | set(SPLITS)

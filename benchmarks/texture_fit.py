@@ -1,7 +1,7 @@
 """Fit the content profiles' calibration table: zstd -3 over 1 MiB frames at every level.
 
     python benchmarks/texture_fit.py [--bench build/test/content_bench] [--size-mib 8]
-                                     [--format 4]
+                                     [--format 5] [--profile text]
 
 Runs `content_bench PROFILE @LEVEL BYTES FORMAT` (benchmarks/content_bench.cpp) for every
 level 0..255 of each profile (0, 8, ..., 248, 255 for formats 1 to 3, whose table was fit
@@ -29,10 +29,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", default="build/test/content_bench")
     ap.add_argument("--size-mib", type=int, default=8)
-    ap.add_argument("--format", type=int, default=4, help="format version of the pages")
+    ap.add_argument("--format", type=int, default=5, help="format version of the pages")
+    ap.add_argument("--profile", choices=("binary", "text"), action="append",
+                    help="fit this profile only (repeatable; default both)")
     args = ap.parse_args()
     levels = list(range(256)) if args.format >= 4 else list(range(0, 256, 8)) + [255]
-    for profile in ("binary", "text"):
+    for profile in args.profile or ("binary", "text"):
         rs = []
         for level in levels:
             data = subprocess.run([args.bench, profile, f"@{level}", str(args.size_mib << 20),

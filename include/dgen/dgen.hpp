@@ -27,7 +27,7 @@ namespace dgen {
 // The default data format; format 1 stays reproducible byte for byte (Params::format_version).
 inline constexpr int kFormatVersion = 2;
 inline constexpr int kMinFormatVersion = 1;
-inline constexpr int kMaxFormatVersion = 4;
+inline constexpr int kMaxFormatVersion = 5;
 // Format 2 places copies inside windows of this many runs (docs/data-model.md); format 3
 // takes the count from Params::dedup_window, at most this.
 inline constexpr uint64_t kWindowUnits = 64;
@@ -49,7 +49,7 @@ struct Params {
   double dedup_ratio = 1.0;     // >= 1; fractional values are exact
   double compress_ratio = 1.0;  // >= 1
   uint64_t dedup_unit = kDefaultDedupUnit;  // power of two in [4 KiB, 64 MiB]
-  int format_version = kFormatVersion;      // 1 to 4
+  int format_version = kFormatVersion;      // 1 to 5
   // Format 2: copies come in runs of this many units that repeat as many consecutive
   // unique units, as copied files and VM images do (1: every unit on its own).
   uint64_t dedup_run = 1;

@@ -45,7 +45,7 @@ def same_settings(settings: list[dict]) -> None:
     """Raise ValueError (on every rank alike: each has every rank's settings) naming the
     first setting in which a rank differs from rank 0: ranks given other options would
     write or check other bytes than the manifest claims. Ranks may hold other keys
-    (dedup_window is listed in formats 3 and 4): rank 0's come first, so that its
+    (dedup_window is listed from format 3 on): rank 0's come first, so that its
     format_version is the one named."""
     for rank, mine in enumerate(settings):
         for key in dict.fromkeys([*settings[0], *mine]):

@@ -258,7 +258,7 @@ class Generator(io.RawIOBase):
 
     @property
     def format_version(self) -> int:
-        """The data format these bytes follow (1, 2, the default, 3 or 4)."""
+        """The data format these bytes follow (1, 2, the default, 3, 4 or 5)."""
         return self._s.format_version
 
     # --- file-like: shutil.copyfileobj, io.BufferedReader, boto3 upload_fileobj ----------

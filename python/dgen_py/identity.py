@@ -155,13 +155,13 @@ FIELDS: tuple[Field, ...] = (
           "change rate {:g}", "--change-rate {:g}"),
     Field("dedup_window", WINDOW, _checks.WINDOWS, _checks.dedup_window,
           lambda text: _checks.dedup_window(integer_text(1, 64)(text)), "N",
-          "format 3 and 4: runs per window, 1, 4, 16 or 64 (default); the ratio is exact at "
+          "format 3 to 5: runs per window, 1, 4, 16 or 64 (default); the ratio is exact at "
           "whole windows", WINDOW, 10, "dedup window {}", "--dedup-window {}",
           recorded=lambda values: values["format_version"] >= 3),
     Field("content", "flat", _checks.CONTENTS, _checks.content, _checks.content, "KIND",
           "what pages look like to a compressor: flat (default: random bytes then a repeated "
           "byte), binary or text (LZ-structured like executables or source; zstd -3 measures "
-          "--compress-ratio; format 4 makes them closer for bzip2 and xz)", "flat", 11,
+          "--compress-ratio; formats 4 and 5 make them closer for bzip2 and xz)", "flat", 11,
           "content {}", "--content {}",
           recorded=lambda values: values["content"] != "flat"),
     Field("format_version", _FORMAT, (_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION),
@@ -169,12 +169,12 @@ FIELDS: tuple[Field, ...] = (
           integer_text(_core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION), "V",
           f"data format, default {_FORMAT}; 1 reproduces datasets of dgen 0.4.0 and before; "
           f"3 sizes windows (--dedup-window, --dedup-for); 4 is 3 with binary and text pages "
-          f"closer to real files for bzip2 and xz", _FORMAT, 13, "format {}",
-          "--format-version {}", always=True),
+          f"closer to real files for bzip2 and xz; 5 is 4 with text made of words", _FORMAT,
+          13, "format {}", "--format-version {}", always=True),
 )
 
 # A preset, not a value of its own: it becomes the unit, run, window and format it picks.
-_PRESET_HELP = ("format 3 (or 4, if given) with the dedup unit, run and window an engine "
+_PRESET_HELP = ("format 3 (or 4 or 5, if given) with the dedup unit, run and window an engine "
                 "sees the ratio with: "
                 "cdc:SIZE (content-defined, average chunk SIZE, e.g. cdc:1MiB) or fixed:SIZE "
                 "(fixed blocks, e.g. fixed:4KiB); the values chosen are recorded")
@@ -228,7 +228,7 @@ def shown(values: dict, form: str) -> list[str]:
 
 def apply_preset(values: dict) -> dict:
     """values with a dedup_for preset (key removed) turned into the values it picks; one of
-    those given away from its default beside it is refused (format_version 3 or 4 may be:
+    those given away from its default beside it is refused (format_version 3 to 5 may be:
     the preset keeps it)."""
     values = dict(values)
     preset = values.pop("dedup_for", None)
@@ -259,7 +259,7 @@ class _Identity:
             object.__setattr__(self, f.name, f.check(getattr(self, f.name)))
         if self.format_version < 3 and self.dedup_window != WINDOW:
             raise ValueError(f"dedup_window must be {WINDOW} in format_version "
-                             f"{self.format_version} (formats 3 and 4 set it), got "
+                             f"{self.format_version} (formats 3 to 5 set it), got "
                              f"{self.dedup_window}")
 
     @classmethod

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace dgen::content {
@@ -12,6 +13,8 @@ constexpr size_t kPage = 4096;
 constexpr size_t kSlack = 128;     // a token writes up to 127 bytes past the page end
 constexpr size_t kDictSize = 1 << 15;  // bytes of a profile's shared dictionary
 constexpr size_t kFarSize = 1 << 20;   // bytes of its rare dictionary
+constexpr size_t kStarts = 8192;       // word starts a page's literal slots copy from
+constexpr size_t kWordText = 1 << 16;  // bytes of the text those starts are in
 
 // A page is a run of tokens, each a literal run (0..32 of the page's literal bytes at the
 // same position) then a copy (1..64 bytes) of one kind. Each part copies 32 (64) bytes and
@@ -68,6 +71,9 @@ struct Spec {
   // many in 256: what LZMA codes against its match byte (machine code differs from code
   // before it in a register or an offset).
   int matched_literals;
+  // Words (0: none): literals and both dictionaries made of a vocabulary of 2^words words
+  // (see Words below).
+  int words;
 };
 constexpr int16_t kSparse = 999;
 
@@ -88,6 +94,7 @@ constexpr Spec kBinary = {
     17,
     0,
     0,
+    0,
 };
 
 constexpr Spec kText = {
@@ -104,6 +111,7 @@ constexpr Spec kText = {
     {{0.2, 0.2, 0.2, 0.0, 0, 3.0, 0, 0}, 2},
     13,
     17,
+    0,
     0,
     0,
 };
@@ -134,6 +142,15 @@ constexpr Spec kText2 = [] {
   return s;
 }();
 
+// Version 3 of text (format 5): version 2 made of words, as source is: short contexts
+// that predict the next byte (what bzip2 and the order-1 models see) and repeats of
+// words rather than long exact copies.
+constexpr Spec kText3 = [] {
+  Spec s = kText2;
+  s.words = 8;
+  return s;
+}();
+
 inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 inline uint64_t bytes8(uint8_t b) { return 0x0101010101010101ull * b; }
@@ -153,6 +170,16 @@ __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 void literal_bytes(uint64_t* lit, const uint64_t* random, Literals l) {
   for (size_t i = 0; i < kPage / 8; ++i) lit[i] = literal_word(random[i], l);
+}
+
+// The page's literal bytes as 16-byte slots of the profile's words (Profile::starts): slot
+// k from the start its random bytes 2k and 2k + 1 pick, x skewed to the first by x * x.
+void word_literals(uint8_t* lit, const uint8_t* random, const uint32_t* starts,
+                   const uint8_t* words) {
+  for (size_t k = 0; k < kPage / 16; ++k) {
+    const uint32_t x = random[2 * k] | uint32_t{random[2 * k + 1]} << 8;
+    std::memcpy(lit + 16 * k, words + starts[(x * x) >> 19], 16);
+  }
 }
 
 // New match distances by 8 random bits: floor(2^(5 + 7 u^2)) for u = (i + 0.5) / 256, from
@@ -204,6 +231,11 @@ struct Profile {
   size_t window_mask;  // a page's dictionary window starts at its key's bits 24.. & this
   size_t far_mask;  // a rare dictionary offset is (16 x) & far_mask
   int matched_literals;  // Spec::matched_literals
+  // Words: a page's literal bytes are 16-byte slots of `words`, each from one of its first
+  // kStarts word starts, skewed to the first (as a file uses some words often).
+  bool word_literals;
+  uint32_t starts[kStarts];
+  alignas(64) uint8_t words[kWordText];
 };
 
 // 32 lengths in lo..hi of a geometric variable of the mean (lo + floor(log(1 - u) /
@@ -223,17 +255,75 @@ void lengths(uint8_t (&out)[32], double mean, int lo, int hi) {
   }
 }
 
+// Words (text version 3): a vocabulary of 2^bits words of 2 to 9 letters, each letter after
+// the first one of 16 successors of the letter before (an order-1 chain, as the letters of
+// a language follow each other), and texts of them: words drawn by a skewed draw (the
+// first words most often), each followed by a separator (a space 10 times in 16).
+class Words {
+ public:
+  Words(int bits, const Literals& lit, Mix& mix) : bits_(bits) {
+    uint8_t next[256][16];  // the successors of each letter
+    for (auto& row : next)
+      for (size_t j = 0; j < 16; j += 8) {
+        const uint64_t v = literal_word(mix.next(), lit);
+        std::memcpy(row + j, &v, 8);
+        for (size_t k = j; k < j + 8; ++k)
+          if (row[k] == ' ') row[k] = 'e';  // a space ends a word: never inside one
+      }
+    for (size_t w = 0; w < (size_t{1} << bits); ++w) {
+      const uint64_t first = literal_word(mix.next(), lit), r = mix.next();
+      uint8_t c = uint8_t(first) == ' ' ? 'e' : uint8_t(first);
+      len_[w] = uint8_t(2 + r % 8);
+      for (size_t k = 0; k < len_[w]; ++k) {
+        word_[w][k] = c;
+        c = next[c][(r >> (8 + 4 * k)) & 15];
+      }
+    }
+  }
+  // n bytes of words and separators into out; each word's start into starts (up to
+  // max_starts of them) when given. Returns the number of starts written.
+  size_t text(uint8_t* out, size_t n, Mix& mix, uint32_t* starts = nullptr,
+              size_t max_starts = 0) const {
+    static constexpr uint8_t kSeparators[16] = {' ', ' ',  ' ', ' ', ' ', ' ', ' ', ' ',
+                                                ' ', ' ', '\n', '(', '.', ',', ':', '_'};
+    size_t i = 0, found = 0;
+    while (i < n) {
+      const uint64_t x = mix.next() & 0xFFFF;
+      const size_t w = (x * x) >> (32 - bits_);
+      if (found < max_starts) starts[found++] = uint32_t(i);
+      for (size_t k = 0; k < len_[w] && i < n; ++k) out[i++] = word_[w][k];
+      if (i < n) out[i++] = kSeparators[(x >> 3) & 15];
+    }
+    return found;
+  }
+
+ private:
+  int bits_;
+  uint8_t word_[256][9];
+  uint8_t len_[256];
+};
+
 Profile* build(const Spec& s, uint64_t seed) {
   Profile* p = new Profile{};
   Mix mix{seed};
   p->lit = s.lit;
-  for (size_t i = 0; i < kDictSize + kSlack; i += 8) {
-    const uint64_t v = literal_word(mix.next(), s.lit);
-    std::memcpy(p->dict + i, &v, 8);
-  }
-  for (size_t i = 0; i < kFarSize + kSlack; i += 8) {
-    const uint64_t v = literal_word(mix.next(), s.lit);
-    std::memcpy(p->far + i, &v, 8);
+  if (s.words) {
+    const Words words(s.words, s.lit, mix);
+    words.text(p->dict, kDictSize + kSlack, mix);
+    words.text(p->far, kFarSize + kSlack, mix);
+    // A constant text: the check fails only if the construction changes.
+    const size_t found = words.text(p->words, kWordText, mix, p->starts, kStarts);
+    if (found < kStarts || p->starts[kStarts - 1] + 16 > kWordText) std::abort();
+    p->word_literals = true;
+  } else {
+    for (size_t i = 0; i < kDictSize + kSlack; i += 8) {
+      const uint64_t v = literal_word(mix.next(), s.lit);
+      std::memcpy(p->dict + i, &v, 8);
+    }
+    for (size_t i = 0; i < kFarSize + kSlack; i += 8) {
+      const uint64_t v = literal_word(mix.next(), s.lit);
+      std::memcpy(p->far + i, &v, 8);
+    }
   }
   for (int r = 0; r < 4; ++r) std::memset(p->runs[r], s.run_bytes[r], 64);
   for (int t = 0; t < kCopies; ++t) {
@@ -273,6 +363,10 @@ Profile* build(const Spec& s, uint64_t seed) {
 
 // Each built on first use (2 MiB of tables apiece).
 const Profile& profile(Kind k, int version) {
+  if (version >= 3 && k == Kind::text) {  // binary's version 3 is its version 2
+    static const Profile* text3 = build(kText3, 0x74657874ull);
+    return *text3;
+  }
   if (version >= 2) {
     if (k == Kind::text) {
       static const Profile* text2 = build(kText2, 0x74657874ull);
@@ -428,8 +522,8 @@ Model model_at(Kind kind, int level, int version) {
 
 // The calibration: zstd -3 over 1 MiB frames of each profile, measured by
 // benchmarks/texture_fit.py on 8 MiB of pages. Version 1: at every 8th level and 255,
-// interpolated linearly (plain arithmetic: the same level on every platform). Version 2:
-// at every level; its ratio dips a little every 8 levels (the kinds' slots move at once), so
+// interpolated linearly (plain arithmetic: the same level on every platform). Versions 2
+// and 3: at every level; the ratio dips a little every 8 levels (the kinds' slots move at once), so
 // a request gets the level of the nearest ratio among those above every level before
 // them, and stays within half the largest step between them.
 constexpr double kCalibration1[2][33] = {
@@ -511,11 +605,52 @@ constexpr double kCalibration2[2][kLevels] = {
      8.108, 8.314, 8.493, 8.566, 8.849, 9.014, 9.187, 9.696},
 };
 
+// Version 3 of text, at every level (measured as version 2's).
+constexpr double kCalibration3[kLevels] = {
+    1.111, 1.114, 1.119, 1.120, 1.123, 1.125, 1.129, 1.130,
+    1.134, 1.139, 1.141, 1.147, 1.148, 1.153, 1.157, 1.163,
+    1.163, 1.169, 1.174, 1.178, 1.185, 1.189, 1.195, 1.202,
+    1.205, 1.210, 1.214, 1.223, 1.225, 1.236, 1.240, 1.246,
+    1.254, 1.261, 1.274, 1.278, 1.288, 1.291, 1.301, 1.304,
+    1.314, 1.329, 1.341, 1.349, 1.358, 1.368, 1.376, 1.390,
+    1.393, 1.408, 1.416, 1.430, 1.442, 1.453, 1.460, 1.472,
+    1.483, 1.496, 1.509, 1.524, 1.531, 1.544, 1.556, 1.566,
+    1.579, 1.596, 1.625, 1.636, 1.652, 1.666, 1.697, 1.709,
+    1.729, 1.751, 1.782, 1.805, 1.829, 1.854, 1.878, 1.909,
+    1.926, 1.963, 1.967, 2.012, 2.037, 2.065, 2.074, 2.113,
+    2.128, 2.154, 2.175, 2.207, 2.214, 2.242, 2.270, 2.285,
+    2.327, 2.346, 2.396, 2.413, 2.433, 2.450, 2.492, 2.517,
+    2.535, 2.566, 2.620, 2.637, 2.692, 2.691, 2.733, 2.753,
+    2.786, 2.808, 2.824, 2.856, 2.864, 2.893, 2.928, 2.950,
+    2.970, 2.992, 3.019, 3.036, 3.045, 3.076, 3.112, 3.140,
+    3.164, 3.180, 3.236, 3.249, 3.288, 3.300, 3.395, 3.404,
+    3.463, 3.487, 3.545, 3.566, 3.591, 3.609, 3.639, 3.653,
+    3.757, 3.784, 3.836, 3.869, 3.920, 3.960, 3.969, 4.005,
+    4.032, 4.065, 4.099, 4.130, 4.202, 4.244, 4.318, 4.352,
+    4.378, 4.434, 4.476, 4.495, 4.538, 4.556, 4.608, 4.620,
+    4.719, 4.746, 4.793, 4.818, 4.845, 4.874, 4.894, 4.914,
+    4.931, 4.952, 4.976, 4.995, 5.021, 5.054, 5.092, 5.107,
+    5.141, 5.171, 5.190, 5.188, 5.235, 5.279, 5.308, 5.357,
+    5.386, 5.389, 5.418, 5.429, 5.429, 5.446, 5.454, 5.465,
+    5.481, 5.467, 5.477, 5.479, 5.514, 5.517, 5.538, 5.566,
+    5.580, 5.611, 5.637, 5.650, 5.675, 5.716, 5.747, 5.748,
+    5.801, 5.858, 5.896, 5.905, 5.943, 6.025, 6.040, 6.166,
+    6.177, 6.234, 6.284, 6.291, 6.309, 6.365, 6.436, 6.480,
+    6.473, 6.545, 6.593, 6.617, 6.696, 6.790, 6.883, 6.949,
+    7.039, 7.067, 7.189, 7.237, 7.331, 7.612, 7.782, 7.978,
+    8.173, 8.351, 8.553, 8.614, 8.902, 9.096, 9.246, 9.814};
+
+// The ratio at every level of version 2 and later (binary's version 3 is its version 2).
+const double* levels_ratio(Kind kind, int version) {
+  if (kind == Kind::text) return version >= 3 ? kCalibration3 : kCalibration2[1];
+  return kCalibration2[0];
+}
+
 Model model_for(Kind kind, double compress_ratio, int version) {
   version = std::clamp(version, 1, kVersions);
   const int t = kind == Kind::text ? 1 : 0;
-  if (version == 2) {
-    const double* r = kCalibration2[t];
+  if (version >= 2) {
+    const double* r = levels_ratio(kind, version);
     int best = 0;
     for (int l = 1, top = 0; l < kLevels; ++l) {
       if (r[l] <= r[top]) continue;  // a dip: never picked
@@ -538,8 +673,8 @@ Model model_for(Kind kind, double compress_ratio, int version) {
 }
 
 double calibrated_ratio(const Model& m) {
+  if (m.version >= 2) return levels_ratio(m.kind, m.version)[m.level];
   const int t = m.kind == Kind::text ? 1 : 0;
-  if (m.version == 2) return kCalibration2[t][m.level];
   const int i = std::min(m.level / 8, 31);  // between table entries i and i + 1
   const int lo = 8 * i, hi = std::min(8 * (i + 1), kLevels - 1);
   const double f = double(m.level - lo) / (hi - lo);
@@ -566,8 +701,11 @@ void pages(uint8_t* dst, const uint64_t* keys, size_t count, const Model& m,
       // place in dst, which is written after, except for the last page.
       const bool tail = i + j + 1 == count;
       uint8_t* out = tail ? last : dst + kPage * (i + j);
-      literal_bytes(reinterpret_cast<uint64_t*>(lit),
-                    reinterpret_cast<const uint64_t*>(random + kPage * j), p.lit);
+      if (p.word_literals)
+        word_literals(lit, random + kPage * j, p.starts, p.words);
+      else
+        literal_bytes(reinterpret_cast<uint64_t*>(lit),
+                      reinterpret_cast<const uint64_t*>(random + kPage * j), p.lit);
       page(out, lit, random + kPage * j, keys[i + j], p, m.level);
       if (tail) std::memcpy(dst + kPage * (i + j), last, kPage);
     }

@@ -24,9 +24,12 @@ bool parse(const char* s, Kind& out);
 inline constexpr int kLevels = 256;
 
 // Versions of the profiles' pages: 1 in formats 1 to 3, 2 (made for bzip2 and xz too:
-// docs/data-model.md, "Version 2") from format 4 on.
-inline constexpr int kVersions = 2;
-inline constexpr int version_of_format(int format_version) { return format_version >= 4 ? 2 : 1; }
+// docs/data-model.md, "Version 2") in format 4, 3 (text made of words; binary as in 2:
+// "Version 3") from format 5 on.
+inline constexpr int kVersions = 3;
+inline constexpr int version_of_format(int format_version) {
+  return format_version >= 5 ? 3 : format_version == 4 ? 2 : 1;
+}
 
 // What a dataset's pages of one profile need: the profile, its version and the level that
 // gives the requested compress_ratio (the calibration table in content.cpp).
@@ -37,7 +40,7 @@ struct Model {
 };
 
 // The model whose pages measure `compress_ratio` with zstd -3 over 1 MiB frames (kind
-// binary or text; compress_ratio >= 1; version 1 or 2).
+// binary or text; compress_ratio >= 1; version 1 to 3).
 Model model_for(Kind kind, double compress_ratio, int version);
 // The model at an explicit level (calibration and tests).
 Model model_at(Kind kind, int level, int version);

@@ -36,6 +36,7 @@ TEST(Golden, FormatV1Vectors) { check_vectors(1); }
 TEST(Golden, FormatV2Vectors) { check_vectors(2); }
 TEST(Golden, FormatV3Vectors) { check_vectors(3); }
 TEST(Golden, FormatV4Vectors) { check_vectors(4); }
+TEST(Golden, FormatV5Vectors) { check_vectors(5); }
 
 // The content profiles (Params::content) in every format version; flat rows are the files
 // above.

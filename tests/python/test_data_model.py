@@ -25,7 +25,7 @@ def golden_rows(version):
                    extra)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_golden_vectors_pin_every_format_version(version):
     rows = list(golden_rows(version))
     assert len(rows) >= 8
@@ -53,7 +53,7 @@ def content_rows():
 def test_golden_vectors_pin_every_content_profile():
     rows = list(content_rows())
     assert {r["content"] for r, *_ in rows} == {"binary", "text"}
-    assert {r["format_version"] for r, *_ in rows} == {1, 2, 3, 4}
+    assert {r["format_version"] for r, *_ in rows} == {1, 2, 3, 4, 5}
     for identity, off, n, digest in rows:
         g = dgen_py.Generator(**identity)
         g.seek(off)

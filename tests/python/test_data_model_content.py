@@ -14,7 +14,7 @@ from dgen_py.manifest import MANIFEST_NAME
 from test_cli import dgen, dgen_json
 
 PROFILES = ("binary", "text")
-FORMATS = (2, 4)  # 4: version 2 of the profiles' pages (1 to 3: version 1)
+FORMATS = (2, 4, 5)  # the profiles' pages: version 1 in 1 to 3, 2 in 4, 3 in 5
 
 
 def test_flat_is_the_default_and_gives_todays_bytes():
@@ -31,6 +31,15 @@ def test_format_4_is_format_3_but_for_the_profiles_pages():
     assert make(4, "flat") == make(3, "flat")
     for content in PROFILES:
         assert make(4, content) != make(3, content)
+
+
+def test_format_5_is_format_4_but_for_the_text_pages():
+    def make(fmt, content):
+        return bytes(dgen_py.generate_buffer(1 << 20, 2.0, 3.0, seed=4, content=content,
+                                             format_version=fmt))
+    assert make(5, "flat") == make(4, "flat")
+    assert make(5, "binary") == make(4, "binary")
+    assert make(5, "text") != make(4, "text")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -143,6 +152,7 @@ def test_fastcdc_at_16kib_finds_at_least_what_it_finds_on_flat():
     flat = cdc_found("flat", fmt=4)
     for content in PROFILES:
         assert cdc_found(content, fmt=4) >= flat, (content, 4)
+    assert cdc_found("text", fmt=5) >= flat, ("text", 5)  # binary's pages are format 4's
 
 
 # --- manifests and the CLI ----------------------------------------------------------------

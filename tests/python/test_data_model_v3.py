@@ -99,17 +99,19 @@ def test_presets_choose_format_3_unit_run_and_window():
         8 * MIB, 2.0, seed=1, format_version=3, dedup_unit=131072, dedup_window=64))
 
 
-def test_a_preset_keeps_format_4_where_it_is_given():
-    # Format 4 is format 3 with version 2 content pages: a preset must not turn it into 3.
+@pytest.mark.parametrize("fmt", [4, 5])
+def test_a_preset_keeps_a_later_format_where_it_is_given(fmt):
+    # Formats 4 and 5 are format 3 with later content pages: a preset must not turn them
+    # into 3.
     g = dgen_py.Generator(64 * MIB, 2.0, seed=1, dedup_for="cdc:1MiB", content="text",
-                          format_version=4)
-    assert g.format_version == 4
-    same = dgen_py.Generator(64 * MIB, 2.0, seed=1, format_version=4, dedup_unit=MIB,
+                          format_version=fmt)
+    assert g.format_version == fmt
+    same = dgen_py.Generator(64 * MIB, 2.0, seed=1, format_version=fmt, dedup_unit=MIB,
                              dedup_run=32, dedup_window=1, content="text")
-    four = bytes(g.read(4 * MIB))
-    assert four == bytes(same.read(4 * MIB))
+    later = bytes(g.read(4 * MIB))
+    assert later == bytes(same.read(4 * MIB))
     three = dgen_py.Generator(64 * MIB, 2.0, seed=1, dedup_for="cdc:1MiB", content="text")
-    assert three.format_version == 3 and bytes(three.read(4 * MIB)) != four
+    assert three.format_version == 3 and bytes(three.read(4 * MIB)) != later
 
 
 @pytest.mark.parametrize("extra, named", [({"dedup_unit": 4096}, "dedup_unit"),

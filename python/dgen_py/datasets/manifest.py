@@ -20,7 +20,7 @@ from .. import manifest as manifests
 # parquet samples over 64 KiB go in row groups of fewer than 1024 rows.
 LAYOUT = 2
 # The identity's fields a manifest must record; an older one may lack the others (read with
-# their defaults where absent; dedup_window is listed in formats 3 and 4, content when not flat).
+# their defaults where absent; dedup_window is listed from format 3 on, content when not flat).
 REQUIRED = (*LISTED, "format_version")
 
 

@@ -119,7 +119,7 @@ TEST(Content, CalibratedRatioIsTheRequestInsideTheRangeAndTheEndsOutside) {
       const double lo = calibrated_ratio(model_for(kind, 1.0, v));
       const double hi = calibrated_ratio(model_for(kind, 1000.0, v));
       EXPECT_GT(lo, 1.0);
-      EXPECT_LT(lo, 1.12);
+      EXPECT_LT(lo, 1.1);
       EXPECT_GT(hi, 9.0);
       EXPECT_LT(hi, 12.0);
       for (double r = 1.5; r <= 8; r += 0.5)
@@ -176,10 +176,11 @@ double order1_entropy(const std::vector<uint8_t>& bytes) {
 TEST(Content, TextVersionThreeIsWordsThatTheByteBeforePredicts) {
   const auto keys = some_keys(256, 7);
   const auto& t = dgen::kernels::scalar();
-  for (int level : {100, 128, 170}) {  // the corpora's ratios (raw bytes dominate below)
+  for (int level : {160, 170, 200}) {  // literals all words (fewer below), as at the corpus's
+                                       // ratio
     const double v2 = order1_entropy(make(Kind::text, level, keys, t, 2));
     const double v3 = order1_entropy(make(Kind::text, level, keys, t, 3));
-    EXPECT_LT(v3, v2 - 0.5) << "level " << level << ": v2 " << v2 << " v3 " << v3;
+    EXPECT_LT(v3, v2 - 0.3) << "level " << level << ": v2 " << v2 << " v3 " << v3;
   }
 }
 
@@ -212,9 +213,9 @@ TEST(Content, GoldenDigests) {
       {Kind::text, 255,
        "bce55b299b02285bc8e016f55739aa22305b48f4b318ad74009a1d5d84a6e0ea", 2},
       {Kind::text, 0,
-       "94fdfade325c5458e707d1f2e766ec23feed04d98de0aa5505e0ffedc9f84fe4", 3},
+       "c0487678a24cdd73587051a63d7a9ceae9ed044fe4cdfa59c7a7c857affad1e4", 3},
       {Kind::text, 128,
-       "a08566919c75126c693569f7e5a95fc5e9da91c502d1e81b4afeefdca3c13ad3", 3},
+       "477fcec91d7074d48681cc80330064db645f489a48a4f0995e05a16b879031eb", 3},
       {Kind::text, 255,
        "259986975063e0ab5c2e6f5ccc66eedaee765c9a8f951852b41e3ebde0224f46", 3},
   };

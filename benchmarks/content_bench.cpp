@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: content_bench PROFILE RATIO BYTES [FORMAT]   write BYTES of content to stdout\n"
     "       content_bench PROFILE @LEVEL BYTES [FORMAT]  the same at a model level (0..255)\n"
-    "       content_bench speed [MiB] [seconds]\n"
+    "       content_bench speed [MiB] [seconds] [FORMAT]\n"
     "PROFILE is binary or text; FORMAT the format version whose pages they are (1 to 5,\n"
     "default 5). The pages are those of unit 0 of seed 1 onwards (unit key\n"
     "mix64(1 + phi * (unit + 1)), 128 KiB units). speed fills a reused buffer of MiB\n"
@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
   if (!std::strcmp(argv[1], "speed")) {
     const double mib = argc > 2 ? std::atof(argv[2]) : 8;
     const double secs = argc > 3 ? std::atof(argv[3]) : 1;
-    if (!(mib >= 1 && mib <= 4096) || !(secs > 0 && secs <= 3600)) {
+    const int format = argc > 4 ? std::atoi(argv[4]) : dgen::kMaxFormatVersion;
+    if (!(mib >= 1 && mib <= 4096) || !(secs > 0 && secs <= 3600) ||
+        format < dgen::kMinFormatVersion || format > dgen::kMaxFormatVersion) {
       std::fputs(kUsage, stderr);
       return 2;
     }
@@ -77,7 +79,7 @@ int main(int argc, char** argv) {
       double t = 0;
     };
     using dgen::content::model_for;
-    const int v = dgen::content::kVersions;  // the latest pages
+    const int v = dgen::content::version_of_format(format);
     Case cases[] = {{"binary 2", model_for(Kind::binary, 2, v)},
                     {"binary 2.9", model_for(Kind::binary, 2.9, v)},
                     {"text 2", model_for(Kind::text, 2, v)},
@@ -90,9 +92,9 @@ int main(int argc, char** argv) {
         spent += best([&] { dgen::content::pages(buf.data(), ks.data(), pages, c.m, k); }, c.t);
     }
     const double n = double(buf.size());
-    std::printf("%s path, %.0f MiB buffer, one thread, fastest of alternating rounds, "
-                "GB per CPU-second\n",
-                k.name, mib);
+    std::printf("%s path, %.0f MiB buffer, format %d, one thread, fastest of alternating "
+                "rounds, GB per CPU-second\n",
+                k.name, mib, format);
     std::printf("memset of 0x5A   %6.2f GB/s\n", n / mem / 1e9);
     for (const Case& c : cases)
       std::printf("%-10s level %3d  %6.2f GB/s  %.3f of memset\n", c.label, c.m.level,

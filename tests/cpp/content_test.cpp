@@ -213,9 +213,9 @@ TEST(Content, GoldenDigests) {
       {Kind::text, 255,
        "bce55b299b02285bc8e016f55739aa22305b48f4b318ad74009a1d5d84a6e0ea", 2},
       {Kind::text, 0,
-       "c0487678a24cdd73587051a63d7a9ceae9ed044fe4cdfa59c7a7c857affad1e4", 3},
+       "d6d1480e80fe6d823213cee7e42834d85969078be0c063878664e90e2310a826", 3},
       {Kind::text, 128,
-       "477fcec91d7074d48681cc80330064db645f489a48a4f0995e05a16b879031eb", 3},
+       "00909f41f2d739eda0095b54bc484c988dcfa91d33c7616d9347173f4729a13f", 3},
       {Kind::text, 255,
        "259986975063e0ab5c2e6f5ccc66eedaee765c9a8f951852b41e3ebde0224f46", 3},
   };

@@ -73,7 +73,8 @@ struct Params {
   // "binary" or "text" (LZ-structured, like executables or source; zstd -3 over 1 MiB frames
   // measures compress_ratio). Any format version; the keys of units and pages stay. Format
   // 4 is format 3 with the profiles' version 2 pages (binary compresses like shared
-  // libraries with bzip2 and xz too; text comes closer); flat pages are format 3's.
+  // libraries with bzip2 and xz too; text comes closer), format 5 is format 4 with text's
+  // version 3 (words: like source with every compressor); flat pages are format 3's.
   std::string content = "flat";
 };
 inline constexpr double kMaxDedupSkew = 4.0;

@@ -150,7 +150,7 @@ def format_version(value) -> int:
     return integer("format_version", value, _core.MIN_FORMAT_VERSION, _core.MAX_FORMAT_VERSION)
 
 
-WINDOWS = (1, 4, 16, 64)  # runs per window in formats 3, 4: grids of 1, 2, 4 and 8 a side
+WINDOWS = (1, 4, 16, 64)  # runs per window from format 3 on: grids of 1, 2, 4 and 8 a side
 
 
 def dedup_window(value) -> int:

@@ -1,7 +1,7 @@
 """What a dataset's size holds of its dedup ratio (docs/data-model.md, "What a size holds").
 
 A dataset shows its dedup ratio over whole windows of runs (64 runs in format 2,
-dedup_window in formats 3, 4); a size that ends inside the first windows holds less (2 GiB of
+dedup_window from format 3 on); a size that ends inside the first windows holds less (2 GiB of
 1 MiB units in runs of 64: 1.33 for a requested 2).
 Reports give the ratio held, and, where it is off by more than TOLERANCE, the smallest
 size from the requested one up that holds the request; a manifest of several files gives

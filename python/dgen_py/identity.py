@@ -19,7 +19,7 @@ from . import _checks, _core
 from ._units import SIZE_EXAMPLES, human, parse_size
 
 ALL_CHANGE = 1.0  # change_rate's default: one object, so that a fast path can test it by `is`
-WINDOW = _core.WINDOW_UNITS  # formats 3, 4's default runs per window (and 1, 2's only)
+WINDOW = _core.WINDOW_UNITS  # formats 3 to 5's default runs per window (and 1, 2's only)
 
 
 # --- the command line's text -> value, each error naming the value and what is accepted ---

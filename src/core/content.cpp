@@ -163,6 +163,7 @@ constexpr Spec kText3 = [] {
   s.anchors[1].literal_mean = 24;
   return s;
 }();
+static_assert(kText3.words <= 8, "Words holds at most 256 words");
 
 inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 

@@ -1,4 +1,4 @@
-// Dataset: the identity validated and the unit-to-unique-id layout of formats 1 to 4
+// Dataset: the identity validated and the unit-to-unique-id layout of formats 1 to 5
 // (docs/data-model.md); generations in generations.cpp. Also the keyed permutations of model.hpp.
 #include "dataset_detail.hpp"
 #include "model.hpp"
@@ -204,7 +204,7 @@ Dataset::Dataset(const Params& p) : params_(p) {
     bad("dedup_window must be 1, 4, 16 or 64, got " + std::to_string(p.dedup_window));
   if (p.format_version < 3 && p.dedup_window != kWindowUnits)
     bad("dedup_window must be 64 in format_version " + std::to_string(p.format_version) +
-        " (formats 3 and 4 set it), got " + std::to_string(p.dedup_window));
+        " (formats 3 to 5 set it), got " + std::to_string(p.dedup_window));
   if (p.dedup_run < 1 || p.dedup_run > kMaxDedupRun)
     bad("dedup_run must be in [1, " + std::to_string(kMaxDedupRun) + "], got " +
         std::to_string(p.dedup_run));

@@ -128,15 +128,20 @@ TEST(Content, CalibratedRatioIsTheRequestInsideTheRangeAndTheEndsOutside) {
       for (double r : {hi * 1.5, 50.0, 128.0})
         EXPECT_EQ(calibrated_ratio(model_for(kind, r, v)), hi);
     }
-  for (int format : {2, 4, 5}) {
-    dgen::Params p;
-    p.size = 1 << 20, p.compress_ratio = 50, p.format_version = format, p.content = "binary";
-    const double top = dgen::content::calibrated_ratio(
-        dgen::content::model_for(Kind::binary, 1000.0, dgen::content::version_of_format(format)));
-    EXPECT_EQ(dgen::Dataset(p).content_ratio(), top);
-    p.content = "flat";
-    EXPECT_EQ(dgen::Dataset(p).content_ratio(), 50);
-  }
+  for (int format : {2, 4, 5})
+    for (Kind kind : {Kind::binary, Kind::text}) {
+      dgen::Params p;
+      p.size = 1 << 20, p.compress_ratio = 50, p.format_version = format;
+      p.content = dgen::content::name(kind);
+      const double top = dgen::content::calibrated_ratio(
+          dgen::content::model_for(kind, 1000.0, dgen::content::version_of_format(format)));
+      EXPECT_EQ(dgen::Dataset(p).content_ratio(), top) << p.content << " format " << format;
+      p.content = "flat";
+      EXPECT_EQ(dgen::Dataset(p).content_ratio(), 50);
+    }
+  // Each version's own table: text's top differs between versions 2 and 3.
+  EXPECT_NE(dgen::content::calibrated_ratio(dgen::content::model_for(Kind::text, 1000.0, 2)),
+            dgen::content::calibrated_ratio(dgen::content::model_for(Kind::text, 1000.0, 3)));
 }
 
 TEST(Content, EachFormatHasItsVersionOfThePages) {

@@ -589,6 +589,36 @@ def test_tfrecord_written_by_the_core_is_the_python_path_byte_for_byte(tmp_path,
     assert datasets.verify_training_dataset(root)["ok"]
 
 
+def test_tfrecord_verify_by_the_core_reports_what_the_parts_report(tmp_path, monkeypatch):
+    """verify makes TFRecord records with the core's writer, COMPARE bytes at a time: each
+    damaged range, cut at the pieces a record is made of (framing and head, payload, tail
+    and CRC) and at records, and a file that ends in a record are reported as the parts
+    made here report them."""
+    core_crc32c()
+    root, m = write(tmp_path, "tfrecord", samples_per_file=40, record_length=300,
+                    record_length_stdev=90)
+    files = [root / f["path"] for f in m["files"][:2]]
+    size = files[0].stat().st_size
+    with open(files[0], "r+b") as fh:  # ranges over every kind of boundary
+        for at, n in ((0, 3), (50, 200), (size // 3, 900), (size - 10, 10)):
+            fh.seek(at)
+            damaged = bytes(b ^ 0x21 for b in fh.read(n))
+            fh.seek(at)
+            fh.write(damaged)
+    os.truncate(files[1], files[1].stat().st_size * 2 // 3 + 7)  # ends inside a record
+
+    def report():
+        r = datasets.verify_training_dataset(root, max_ranges=1000)
+        return r["ok"], r["range_count"], r["ranges"], r["bytes_read"]
+    monkeypatch.setattr(engine, "COMPARE", 1000)  # several batches a run of records
+    by_core = report()
+    monkeypatch.setattr(tfrecord, "_CORE_CRC32C", [False])
+    by_parts = report()
+    assert not by_core[0] and by_core[1] > 8
+    assert {x["kind"] for x in by_core[2]} == {"payload", "container", "missing"}
+    assert by_core == by_parts
+
+
 def test_core_tfrecord_crcs_are_crc32cs_across_pieces(tmp_path):
     """Stream.write_tfrecords with the smallest chunk: every record's masked CRC is
     crc32c's of the Example (continued from head_crc) for payloads cut into pieces at

@@ -6,7 +6,7 @@
 Runs `content_bench PROFILE @LEVEL BYTES FORMAT` (benchmarks/content_bench.cpp) for every
 level 0..255 of each profile (0, 8, ..., 248, 255 for formats 1 to 3, whose table was fit
 so) and prints the measured ratios as the C++ rows of the calibration tables in
-src/core/content.cpp (the pages of format --format: one version of the profiles), from
+src/core/calibration.cpp (the pages of format --format: one version of the profiles), from
 which model_for() picks a level.
 """
 

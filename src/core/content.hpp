@@ -32,7 +32,7 @@ inline constexpr int version_of_format(int format_version) {
 }
 
 // What a dataset's pages of one profile need: the profile, its version and the level that
-// gives the requested compress_ratio (the calibration table in content.cpp).
+// gives the requested compress_ratio (the calibration tables in calibration.cpp).
 struct Model {
   Kind kind = Kind::flat;
   int level = 0;
